@@ -1,0 +1,42 @@
+# Atelier: `make demo` runs the image loop end to end, `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.atelier-installed
+PROMPT ?= A lighthouse on a rocky coast at sunset, orange and purple sky, calm blue sea
+
+.PHONY: install demo test stop server worker lint clean
+
+install: $(STAMP)
+
+# torch first, pinned, so pip takes the local CPU wheel; everything else then accepts that version.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+demo: install
+	@$(PY) -m starter up
+	@$(PY) -m starter image "$(PROMPT)"
+
+stop:
+	@$(PY) -m starter down
+
+server: install
+	$(PY) -m starter server
+
+worker: install
+	$(PY) -m workers
+
+test: install
+	@$(PY) -m pytest -q
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+clean: stop
+	rm -rf .atelier

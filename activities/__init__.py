@@ -1,0 +1,1 @@
+"""Temporal activities: every model call and every byte of I/O lives here."""

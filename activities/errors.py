@@ -1,0 +1,81 @@
+"""Map provider failures onto Temporal's retry model.
+
+Temporal owns retries: transient failures stay retryable (honouring Retry-After through
+`next_retry_delay`), permanent ones become non-retryable errors with the provider's message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+
+import openai
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+RETRYABLE_STATUS = {408, 409, 429}
+PERMANENT_CODES = {"insufficient_quota", "content_policy_violation", "moderation_blocked", "invalid_api_key"}
+INVALID_OUTPUT_ATTEMPTS = 3
+
+
+def retry_after(headers: Mapping[str, str] | None) -> timedelta | None:
+    """Parse `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
+    if not headers:
+        return None
+    if ms := headers.get("retry-after-ms"):
+        try:
+            return timedelta(milliseconds=max(0.0, float(ms)))
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return timedelta(seconds=max(0.0, float(value)))
+    except ValueError:
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is None:
+            return None
+        return timedelta(seconds=max(0.0, email.utils.mktime_tz(parsed) - time.time()))
+
+
+def _error_code(exc: openai.APIStatusError) -> str | None:
+    code = getattr(exc, "code", None)
+    if code:
+        return str(code)
+    body = exc.body if isinstance(exc.body, dict) else {}
+    inner = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
+    return inner.get("code") or inner.get("type")
+
+
+def provider_error(exc: Exception, what: str) -> ApplicationError:
+    """Translate an openai SDK exception into a (non-)retryable ApplicationError."""
+    if isinstance(exc, openai.APITimeoutError):
+        return ApplicationError(f"{what}: provider timed out", type="ProviderTimeout")
+    if isinstance(exc, openai.APIConnectionError):
+        return ApplicationError(f"{what}: cannot reach provider ({exc})", type="ProviderUnavailable")
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        code = _error_code(exc)
+        message = (
+            f"{what}: provider answered HTTP {status}" + (f" [{code}]" if code else "") + f": {exc.message}"
+        )
+        if code in PERMANENT_CODES or not (status in RETRYABLE_STATUS or status >= 500):
+            return ApplicationError(message, type=f"ProviderHTTP{status}", non_retryable=True)
+        return ApplicationError(
+            message, type=f"ProviderHTTP{status}", next_retry_delay=retry_after(exc.response.headers)
+        )
+    return ApplicationError(f"{what}: {type(exc).__name__}: {exc}", type="ProviderError")
+
+
+def invalid_output(what: str, detail: str) -> ApplicationError:
+    """Malformed model output: retried a bounded number of attempts, then permanent."""
+    attempt = activity.info().attempt if activity.in_activity() else INVALID_OUTPUT_ATTEMPTS
+    return ApplicationError(
+        f"{what}: model returned invalid output "
+        f"(attempt {attempt}/{INVALID_OUTPUT_ATTEMPTS}): {detail[:300]}",
+        type="InvalidModelOutput",
+        non_retryable=attempt >= INVALID_OUTPUT_ATTEMPTS,
+    )

@@ -1,0 +1,45 @@
+"""What every model provider offers the activities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from models.image import Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
+
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class ReferenceInput:
+    data: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
+class GeneratedBytes:
+    data: bytes
+    content_type: str
+    response_id: str
+
+
+class Provider(Protocol):
+    name: str
+
+    async def structured(self, schema: type[T], instructions: str, prompt: str) -> T:
+        """Chat completion whose reply is validated against `schema`."""
+        ...
+
+    async def generate_image(
+        self,
+        prompt: str,
+        options: ImageOptions,
+        references: list[ReferenceInput],
+        previous_response_id: str | None,
+    ) -> GeneratedBytes: ...
+
+    async def evaluate_image(self, image: bytes, content_type: str, prompt: str) -> Evaluation: ...
+
+    async def refine_prompt(self, request: RefinePromptRequest) -> RefinedPrompt: ...

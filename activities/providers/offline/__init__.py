@@ -1,0 +1,50 @@
+"""The built-in offline provider: deterministic, no network, labelled `offline` everywhere."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+
+from PIL import Image
+
+from activities.providers.base import GeneratedBytes, ReferenceInput, T
+from activities.providers.offline import judge, render, writer
+from activities.providers.offline.vocabulary import parse
+from models.image import CONTENT_TYPES, Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
+
+_RESPONSE_ID = re.compile(r"^offline-([0-9a-f]{16})-")
+
+
+def _average_colour(data: bytes) -> tuple[int, int, int]:
+    with Image.open(io.BytesIO(data)) as image:
+        r, g, b = image.convert("RGB").resize((1, 1)).getpixel((0, 0))
+    return r, g, b
+
+
+class OfflineProvider:
+    name = "offline"
+
+    async def structured(self, schema: type[T], instructions: str, prompt: str) -> T:
+        return writer.SchemaFiller(prompt).build(schema)  # type: ignore[return-value]
+
+    async def generate_image(
+        self,
+        prompt: str,
+        options: ImageOptions,
+        references: list[ReferenceInput],
+        previous_response_id: str | None,
+    ) -> GeneratedBytes:
+        # The layout seed follows the conversation: a refinement keeps the first image's layout.
+        match = _RESPONSE_ID.match(previous_response_id or "")
+        seed = int(match.group(1), 16) if match else int(hashlib.sha256(prompt.encode()).hexdigest()[:16], 16)
+        extra = [_average_colour(r.data) for r in references]
+        data = render.render(parse(prompt), options, seed, extra, prompt)
+        digest = hashlib.sha256(data).hexdigest()[:12]
+        return GeneratedBytes(data, CONTENT_TYPES[options.format], f"offline-{seed:016x}-{digest}")
+
+    async def evaluate_image(self, image: bytes, content_type: str, prompt: str) -> Evaluation:
+        return judge.evaluate(image, prompt)
+
+    async def refine_prompt(self, request: RefinePromptRequest) -> RefinedPrompt:
+        return writer.refine(request)

@@ -1,0 +1,164 @@
+"""Any OpenAI-compatible endpoint (OpenAI, OpenRouter, Ollama, vLLM) through the openai SDK.
+
+The client never retries by itself (`max_retries=0`): Temporal owns retries.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+import openai
+from openai import AsyncOpenAI
+from pydantic import ValidationError
+
+from activities.errors import invalid_output, provider_error
+from activities.providers import prompts
+from activities.providers.base import GeneratedBytes, ReferenceInput, T
+from models.image import CONTENT_TYPES, Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
+from models.settings import Settings
+
+
+def data_url(data: bytes, content_type: str) -> str:
+    return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
+
+
+def json_schema_format(schema: type[T]) -> dict[str, Any]:
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": False},
+    }
+
+
+class OpenAIProvider:
+    name = "openai"
+
+    def __init__(self, settings: Settings) -> None:
+        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else "not-needed"
+        self.settings = settings
+        self.client = AsyncOpenAI(
+            api_key=key, base_url=settings.llm_base_url, max_retries=0, timeout=settings.llm_timeout_s
+        )
+        self._responses_api = True
+
+    async def _structured_call(self, schema: type[T], model: str, messages: list[dict[str, Any]]) -> T:
+        what = f"{schema.__name__} from {model}"
+        try:
+            completion = await self.client.chat.completions.create(
+                model=model, messages=messages, response_format=json_schema_format(schema)
+            )
+        except openai.OpenAIError as exc:
+            raise provider_error(exc, what) from exc
+        if not completion.choices:
+            raise invalid_output(what, "no choices in reply")
+        content = completion.choices[0].message.content or ""
+        try:
+            return schema.model_validate_json(content)
+        except ValidationError as exc:
+            raise invalid_output(what, str(exc).splitlines()[0] + f" in {content[:120]!r}") from exc
+
+    async def structured(self, schema: type[T], instructions: str, prompt: str) -> T:
+        messages = [{"role": "system", "content": instructions}, {"role": "user", "content": prompt}]
+        return await self._structured_call(schema, self.settings.llm_model, messages)
+
+    async def evaluate_image(self, image: bytes, content_type: str, prompt: str) -> Evaluation:
+        messages = [
+            {"role": "system", "content": prompts.EVALUATOR},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": f"Prompt: {prompt}"},
+                    {"type": "image_url", "image_url": {"url": data_url(image, content_type)}},
+                ],
+            },
+        ]
+        return await self._structured_call(Evaluation, self.settings.eval_model, messages)
+
+    async def refine_prompt(self, request: RefinePromptRequest) -> RefinedPrompt:
+        text = prompts.refine_request_text(
+            request.original_prompt, request.current_prompt, request.feedback, request.human_feedback
+        )
+        return await self.structured(RefinedPrompt, prompts.PROMPTER, text)
+
+    async def generate_image(
+        self,
+        prompt: str,
+        options: ImageOptions,
+        references: list[ReferenceInput],
+        previous_response_id: str | None,
+    ) -> GeneratedBytes:
+        if self._responses_api:
+            try:
+                return await self._generate_with_responses(prompt, options, references, previous_response_id)
+            except openai.NotFoundError:
+                # The endpoint has no Responses API (404): use images.generate from now on.
+                self._responses_api = False
+        return await self._generate_with_images_api(prompt, options)
+
+    async def _generate_with_responses(
+        self,
+        prompt: str,
+        options: ImageOptions,
+        references: list[ReferenceInput],
+        previous_response_id: str | None,
+    ) -> GeneratedBytes:
+        content: list[dict[str, Any]] = [{"type": "input_text", "text": prompt}]
+        if previous_response_id is None:
+            content += [
+                {"type": "input_image", "image_url": data_url(r.data, r.content_type)} for r in references
+            ]
+        tool = {
+            "type": "image_generation",
+            "quality": options.quality,
+            "size": options.size,
+            "background": options.background,
+            "output_format": options.format,
+        }
+        kwargs: dict[str, Any] = {}
+        if previous_response_id:
+            kwargs["previous_response_id"] = previous_response_id
+        what = f"image from {self.settings.llm_model}"
+        try:
+            response = await self.client.responses.create(
+                model=self.settings.llm_model,
+                input=[{"role": "user", "content": content}],
+                tools=[tool],
+                **kwargs,
+            )
+        except openai.NotFoundError:
+            raise
+        except openai.OpenAIError as exc:
+            raise provider_error(exc, what) from exc
+        for item in response.output or []:
+            if getattr(item, "type", None) == "image_generation_call" and getattr(item, "result", None):
+                return GeneratedBytes(_b64(item.result, what), CONTENT_TYPES[options.format], response.id)
+        raise invalid_output(what, "reply has no image_generation_call with a result")
+
+    async def _generate_with_images_api(self, prompt: str, options: ImageOptions) -> GeneratedBytes:
+        what = f"image from {self.settings.image_model}"
+        try:
+            result = await self.client.images.generate(
+                model=self.settings.image_model,
+                prompt=prompt,
+                size=options.size,
+                quality=options.quality,
+                background=options.background,
+                output_format=options.format,
+                n=1,
+            )
+        except openai.OpenAIError as exc:
+            raise provider_error(exc, what) from exc
+        if not result.data or not result.data[0].b64_json:
+            raise invalid_output(what, "reply has no b64_json image")
+        data = _b64(result.data[0].b64_json, what)
+        return GeneratedBytes(
+            data, CONTENT_TYPES[options.format], "images-" + hashlib.sha256(data).hexdigest()[:24]
+        )
+
+
+def _b64(value: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError as exc:
+        raise invalid_output(what, "image is not valid base64") from exc

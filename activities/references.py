@@ -1,0 +1,134 @@
+"""Reference images: local files and http(s) URLs, checked before anything uses them.
+
+Guards: 20 MB cap, a timeout, Pillow verification, a decompression-bomb limit, http/https
+only, and no loopback/private/link-local targets (checked after DNS resolution and on every
+redirect) unless ATELIER_ALLOW_PRIVATE_URLS=1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import ipaddress
+import socket
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+from PIL import Image
+
+MAX_BYTES = 20 * 1024 * 1024
+MAX_PIXELS = 64 * 1024 * 1024
+MAX_REDIRECTS = 5
+FETCH_TIMEOUT_S = 20.0
+_CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
+
+
+class BadReference(ValueError):
+    """A reference image that can never be used; retrying will not help."""
+
+
+@dataclass(frozen=True)
+class ReferenceImage:
+    name: str
+    data: bytes
+    content_type: str
+    extension: str
+
+
+def is_url(ref: str) -> bool:
+    return urlsplit(ref).scheme.lower() in {"http", "https"} or "://" in ref
+
+
+def _blocked(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
+def check_url(url: str, allow_private: bool = False) -> None:
+    """Refuse non-http(s) URLs and, unless allowed, hosts that resolve to non-public addresses."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in {"http", "https"}:
+        raise BadReference(f"reference {url!r}: only http and https URLs are allowed")
+    if not parts.hostname:
+        raise BadReference(f"reference {url!r}: URL has no host")
+    if allow_private:
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise BadReference(f"reference {url!r}: host {parts.hostname!r} does not resolve ({exc})") from exc
+    for info in infos:
+        if _blocked(str(info[4][0])):
+            raise BadReference(
+                f"reference {url!r}: host {parts.hostname!r} resolves to non-public address {info[4][0]} "
+                "(set ATELIER_ALLOW_PRIVATE_URLS=1 to allow)"
+            )
+
+
+def verify_image(data: bytes, name: str) -> ReferenceImage:
+    """Check that bytes are a real, reasonably sized image; return it with its type."""
+    if len(data) > MAX_BYTES:
+        raise BadReference(f"reference {name!r}: larger than {MAX_BYTES // (1024 * 1024)} MB")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                fmt = img.format or ""
+                if img.width * img.height > MAX_PIXELS:
+                    raise BadReference(f"reference {name!r}: {img.width}x{img.height} pixels is too large")
+                img.verify()
+    except BadReference:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadReference(f"reference {name!r}: image too large ({exc})") from exc
+    except Exception as exc:
+        raise BadReference(f"reference {name!r}: not a readable image") from exc
+    if fmt not in _CONTENT_TYPES:
+        raise BadReference(f"reference {name!r}: unsupported image format {fmt or 'unknown'}")
+    return ReferenceImage(name, data, _CONTENT_TYPES[fmt], fmt.lower().replace("jpeg", "jpg"))
+
+
+def read_local(path: str) -> ReferenceImage:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise BadReference(f"reference {path!r}: no such file")
+    if p.stat().st_size > MAX_BYTES:
+        raise BadReference(f"reference {path!r}: larger than {MAX_BYTES // (1024 * 1024)} MB")
+    return verify_image(p.read_bytes(), path)
+
+
+async def fetch_url(
+    url: str, allow_private: bool = False, timeout: float = FETCH_TIMEOUT_S
+) -> ReferenceImage:
+    """Download an image URL, re-checking the target on every redirect and capping the size."""
+    current = url
+    async with httpx.AsyncClient(follow_redirects=False, timeout=timeout) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            await asyncio.to_thread(check_url, current, allow_private)
+            async with client.stream("GET", current) as response:
+                if response.is_redirect:
+                    current = urljoin(current, response.headers.get("location", ""))
+                    continue
+                if response.status_code >= 400:
+                    message = f"reference {url!r}: HTTP {response.status_code}"
+                    if response.status_code in {408, 429} or response.status_code >= 500:
+                        raise httpx.HTTPStatusError(message, request=response.request, response=response)
+                    raise BadReference(message)
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body.extend(chunk)
+                    if len(body) > MAX_BYTES:
+                        raise BadReference(f"reference {url!r}: larger than {MAX_BYTES // (1024 * 1024)} MB")
+                return verify_image(bytes(body), url)
+    raise BadReference(f"reference {url!r}: more than {MAX_REDIRECTS} redirects")
+
+
+async def load_reference(ref: str, allow_private: bool = False) -> ReferenceImage:
+    if is_url(ref):
+        return await fetch_url(ref, allow_private)
+    return await asyncio.to_thread(read_local, ref)

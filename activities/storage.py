@@ -1,0 +1,161 @@
+"""Artifact store (claim check): local folder by default, MinIO/S3 when configured.
+
+Keys are deterministic (run id + step), so a retried activity overwrites its own
+artifact instead of leaving a duplicate behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from models.artifacts import ArtifactRef
+from models.settings import Settings
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_segment(value: str) -> str:
+    """A key segment made of safe characters only (workflow ids may hold anything)."""
+    cleaned = _UNSAFE.sub("_", value).strip("._") or "_"
+    return cleaned[:120]
+
+
+def run_key(run_id: str, *parts: str) -> str:
+    """Deterministic key for an artifact of one run: `runs/<run>/<part>/...`."""
+    return "/".join(["runs", safe_segment(run_id), *(safe_segment(p) for p in parts)])
+
+
+def make_ref(key: str, data: bytes, content_type: str) -> ArtifactRef:
+    return ArtifactRef(
+        key=key, sha256=hashlib.sha256(data).hexdigest(), size=len(data), content_type=content_type
+    )
+
+
+class ArtifactIntegrityError(Exception):
+    """The stored bytes do not match the reference's sha256."""
+
+
+class ArtifactStore(Protocol):
+    async def put(self, key: str, data: bytes, content_type: str) -> ArtifactRef: ...
+
+    async def read(self, key: str) -> bytes: ...
+
+    async def exists(self, key: str) -> bool: ...
+
+
+async def load(store: ArtifactStore, ref: ArtifactRef) -> bytes:
+    """Read an artifact and check it is the one the reference names."""
+    data = await store.read(ref.key)
+    if hashlib.sha256(data).hexdigest() != ref.sha256:
+        raise ArtifactIntegrityError(f"artifact {ref.key} does not match its sha256")
+    return data
+
+
+class LocalStore:
+    """Artifacts as files under one folder; writes are atomic (temp file + rename)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise ValueError(f"artifact key escapes the store: {key}")
+        return path
+
+    def path_of(self, key: str) -> Path:
+        return self._path(key)
+
+    async def put(self, key: str, data: bytes, content_type: str) -> ArtifactRef:
+        await asyncio.to_thread(self._write, self._path(key), data)
+        return make_ref(key, data, content_type)
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    async def read(self, key: str) -> bytes:
+        return await asyncio.to_thread(self._path(key).read_bytes)
+
+    async def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+
+class S3Store:
+    """Artifacts in a MinIO/S3 bucket through the minio SDK (blocking calls run in threads)."""
+
+    def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str, secure: bool) -> None:
+        from minio import Minio
+
+        self.bucket = bucket
+        self.client = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure)
+        self._bucket_ready = False
+
+    def _ensure_bucket(self) -> None:
+        if not self._bucket_ready:
+            if not self.client.bucket_exists(self.bucket):
+                self.client.make_bucket(self.bucket)
+            self._bucket_ready = True
+
+    def _put(self, key: str, data: bytes, content_type: str) -> None:
+        self._ensure_bucket()
+        self.client.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+
+    def _read(self, key: str) -> bytes:
+        response = self.client.get_object(self.bucket, key)
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    def _exists(self, key: str) -> bool:
+        from minio.error import S3Error
+
+        try:
+            self.client.stat_object(self.bucket, key)
+            return True
+        except S3Error as exc:
+            if exc.code in {"NoSuchKey", "NoSuchBucket", "NoSuchObject"}:
+                return False
+            raise
+
+    async def put(self, key: str, data: bytes, content_type: str) -> ArtifactRef:
+        await asyncio.to_thread(self._put, key, data, content_type)
+        return make_ref(key, data, content_type)
+
+    async def read(self, key: str) -> bytes:
+        return await asyncio.to_thread(self._read, key)
+
+    async def exists(self, key: str) -> bool:
+        return await asyncio.to_thread(self._exists, key)
+
+
+def make_store(settings: Settings) -> ArtifactStore:
+    """The store the settings select."""
+    if settings.storage == "s3":
+        if not (settings.s3_endpoint and settings.s3_access_key and settings.s3_secret_key):
+            raise ValueError("ATELIER_STORAGE=s3 needs S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY")
+        return S3Store(
+            settings.s3_endpoint,
+            settings.s3_access_key.get_secret_value(),
+            settings.s3_secret_key.get_secret_value(),
+            settings.s3_bucket,
+            settings.s3_secure,
+        )
+    return LocalStore(settings.artifact_dir)

@@ -1,0 +1,1 @@
+"""Pydantic schemas shared by workflows, activities and the starter."""

@@ -1,0 +1,140 @@
+"""Schemas of the image refinement loop (prompt → generate → evaluate → refine)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from models.artifacts import ArtifactRef
+
+Quality = Literal["auto", "low", "medium", "high"]
+Size = Literal["auto", "1024x1024", "1024x1536", "1536x1024"]
+Background = Literal["auto", "opaque", "transparent"]
+ImageFormat = Literal["png", "jpeg", "webp"]
+
+CONTENT_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+class ImageOptions(BaseModel):
+    """Rendering options passed to the image model (seed 004's CLI flags)."""
+
+    quality: Quality = "high"
+    size: Size = "1024x1024"
+    background: Background = "transparent"
+    format: ImageFormat = "png"
+
+
+class ImageJob(BaseModel):
+    """Input of ImageRefinementWorkflow."""
+
+    prompt: str = Field(min_length=1, max_length=8000)
+    references: list[str] = Field(default_factory=list, max_length=8)
+    options: ImageOptions = Field(default_factory=ImageOptions)
+    max_iterations: int = Field(default=4, ge=1, le=20)
+    threshold: int = Field(default=85, ge=0, le=100)
+
+
+class StoreReferencesRequest(BaseModel):
+    run_id: str
+    references: list[str]
+
+
+class GenerateImageRequest(BaseModel):
+    run_id: str
+    iteration: int = Field(ge=1)
+    prompt: str
+    options: ImageOptions
+    references: list[ArtifactRef] = Field(default_factory=list)
+    previous_response_id: str | None = None
+
+
+class GeneratedImage(BaseModel):
+    image: ArtifactRef
+    response_id: str
+    provider: str
+
+
+class EvaluateImageRequest(BaseModel):
+    run_id: str
+    iteration: int = Field(ge=1)
+    prompt: str
+    image: ArtifactRef
+
+
+class Evaluation(BaseModel):
+    """The evaluator's verdict on one image: a 0–100 score and actionable feedback."""
+
+    score: int = Field(ge=0, le=100)
+    feedback: str = Field(min_length=1)
+
+
+class ScoredEvaluation(Evaluation):
+    provider: str
+
+
+class RefinePromptRequest(BaseModel):
+    original_prompt: str
+    current_prompt: str
+    feedback: list[str]
+    human_feedback: list[str] = Field(default_factory=list)
+
+
+class RefinedPrompt(BaseModel):
+    prompt: str = Field(min_length=1)
+
+
+class ProviderRefinedPrompt(RefinedPrompt):
+    provider: str
+
+
+class Phase(StrEnum):
+    STARTING = "starting"
+    REFERENCES = "references"
+    GENERATING = "generating"
+    EVALUATING = "evaluating"
+    REFINING = "refining"
+    DONE = "done"
+
+
+class StopReason(StrEnum):
+    THRESHOLD = "threshold"
+    MAX_ITERATIONS = "max_iterations"
+    CANCELLED = "cancelled"
+
+
+class Iteration(BaseModel):
+    """One finished pass of the loop."""
+
+    number: int
+    prompt: str
+    image: ArtifactRef
+    response_id: str
+    score: int
+    feedback: str
+    human_feedback: list[str] = Field(default_factory=list)
+
+
+class LoopState(BaseModel):
+    """What the `state` query returns while the loop runs."""
+
+    iteration: int = 0
+    max_iterations: int
+    threshold: int
+    phase: Phase = Phase.STARTING
+    prompt: str
+    scores: list[int] = Field(default_factory=list)
+    best_score: int | None = None
+    pending_feedback: list[str] = Field(default_factory=list)
+
+
+class ImageJobResult(BaseModel):
+    """Output of ImageRefinementWorkflow: artifact keys, never bytes."""
+
+    workflow_id: str
+    provider: str
+    stopped_because: StopReason
+    best_iteration: int
+    final_score: int
+    iterations: list[Iteration]

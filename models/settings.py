@@ -1,0 +1,66 @@
+"""The one configuration object, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+WORKFLOW_QUEUE = "atelier-workflows"
+PROVIDER_QUEUE = "atelier-providers"
+SCORING_QUEUE = "atelier-scoring"
+
+
+class Settings(BaseSettings):
+    """Atelier settings. Secrets are `SecretStr` and never leave the worker process."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    temporal_address: str = Field("localhost:7233", validation_alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field("default", validation_alias="TEMPORAL_NAMESPACE")
+    temporal_ui_url: str = Field("http://localhost:8233", validation_alias="TEMPORAL_UI_URL")
+    data_dir: Path = Field(Path(".atelier"), validation_alias="ATELIER_DATA_DIR")
+
+    provider: Literal["auto", "openai", "offline"] = Field("auto", validation_alias="ATELIER_PROVIDER")
+    llm_base_url: str | None = Field(None, validation_alias="LLM_BASE_URL")
+    llm_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("LLM_API_KEY", "OPENAI_API_KEY")
+    )
+    llm_model: str = Field("gpt-4o", validation_alias="LLM_MODEL")
+    image_model: str = Field("gpt-image-1", validation_alias="IMAGE_MODEL")
+    eval_model: str = Field("gpt-4o", validation_alias="EVAL_MODEL")
+    llm_timeout_s: float = Field(120.0, gt=0, validation_alias="LLM_TIMEOUT_S")
+
+    storage: Literal["local", "s3"] = Field("local", validation_alias="ATELIER_STORAGE")
+    s3_endpoint: str | None = Field(None, validation_alias="S3_ENDPOINT")
+    s3_access_key: SecretStr | None = Field(None, validation_alias="S3_ACCESS_KEY")
+    s3_secret_key: SecretStr | None = Field(None, validation_alias="S3_SECRET_KEY")
+    s3_bucket: str = Field("atelier", validation_alias="S3_BUCKET")
+    s3_secure: bool = Field(True, validation_alias="S3_SECURE")
+
+    allow_private_urls: bool = Field(False, validation_alias="ATELIER_ALLOW_PRIVATE_URLS")
+
+    @cached_property
+    def resolved_provider(self) -> Literal["openai", "offline"]:
+        """`auto` means openai when a key is set, else the built-in offline provider."""
+        if self.provider == "auto":
+            return "openai" if self.llm_api_key else "offline"
+        return self.provider
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def artifact_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    def workflow_ui_link(self, workflow_id: str) -> str:
+        return f"{self.temporal_ui_url}/namespaces/{self.temporal_namespace}/workflows/{workflow_id}"

@@ -1,0 +1,46 @@
+"""Turn a finished run's artifact keys into local files and the result JSON users read."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from activities.storage import ArtifactStore, load
+from models.image import ImageJobResult
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+async def image_result_json(result: ImageJobResult, store: ArtifactStore, out_dir: Path) -> dict[str, Any]:
+    """Copy every iteration's image (checked against its sha256) under `out_dir`; build the contract."""
+    paths: dict[int, Path] = {}
+    for it in result.iterations:
+        path = (out_dir / f"iteration-{it.number:02d}.{it.image.extension}").resolve()
+        _write_atomic(path, await load(store, it.image))
+        paths[it.number] = path
+    best = next(it for it in result.iterations if it.number == result.best_iteration)
+    best_path = (out_dir / f"best.{best.image.extension}").resolve()
+    _write_atomic(best_path, paths[best.number].read_bytes())
+    payload = {
+        "best_image_url": str(best_path),
+        "final_score": result.final_score,
+        "prompt_history": [it.prompt for it in result.iterations],
+        "image_history": [str(paths[it.number]) for it in result.iterations],
+        "feedback_history": [it.feedback for it in result.iterations],
+        "score_history": [it.score for it in result.iterations],
+        "response_ids": [it.response_id for it in result.iterations],
+        "workflow_id": result.workflow_id,
+        "provider": result.provider,
+        "stopped_because": result.stopped_because.value,
+    }
+    _write_atomic(out_dir / "result.json", json.dumps(payload, indent=2).encode())
+    return payload

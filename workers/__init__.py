@@ -1,0 +1,1 @@
+"""Worker processes: poll Atelier's task queues and run workflows and activities."""

@@ -1,0 +1,45 @@
+"""Which workflows and activities run on which task queue."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.image import ImageActivities
+from activities.providers import Provider
+from activities.storage import ArtifactStore
+from models.settings import PROVIDER_QUEUE, WORKFLOW_QUEUE
+from workflows.image_refinement import ImageRefinementWorkflow
+
+WORKFLOWS = [ImageRefinementWorkflow]
+QUEUES = (WORKFLOW_QUEUE, PROVIDER_QUEUE)
+
+
+def provider_activities(provider: Provider, store: ArtifactStore, allow_private_urls: bool) -> list:
+    image = ImageActivities(provider, store, allow_private_urls)
+    return [image.store_references, image.generate_image, image.evaluate_image, image.refine_prompt]
+
+
+def build_workers(
+    client: Client,
+    queues: list[str],
+    provider: Provider,
+    store: ArtifactStore,
+    allow_private_urls: bool = False,
+) -> list[Worker]:
+    workers = []
+    if WORKFLOW_QUEUE in queues:
+        workers.append(Worker(client, task_queue=WORKFLOW_QUEUE, workflows=WORKFLOWS))
+    if PROVIDER_QUEUE in queues:
+        workers.append(
+            Worker(
+                client,
+                task_queue=PROVIDER_QUEUE,
+                activities=provider_activities(provider, store, allow_private_urls),
+                max_concurrent_activities=16,
+                graceful_shutdown_timeout=timedelta(seconds=10),
+            )
+        )
+    return workers

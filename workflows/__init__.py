@@ -1,0 +1,1 @@
+"""Deterministic Temporal workflows: the business processes of Atelier."""

@@ -1,0 +1,151 @@
+"""The agentic image loop: generate → evaluate → refine, until good enough or out of turns."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.image import ImageActivities
+    from models.artifacts import ArtifactRef
+    from models.image import (
+        EvaluateImageRequest,
+        GenerateImageRequest,
+        ImageJob,
+        ImageJobResult,
+        Iteration,
+        LoopState,
+        Phase,
+        RefinePromptRequest,
+        StopReason,
+        StoreReferencesRequest,
+    )
+    from models.settings import PROVIDER_QUEUE
+
+MODEL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    maximum_attempts=8,
+)
+
+
+def _model_call(minutes: int) -> dict:
+    """Options for one model call: bounded time, heartbeats, Temporal-owned retries."""
+    return {
+        "task_queue": PROVIDER_QUEUE,
+        "start_to_close_timeout": timedelta(minutes=minutes),
+        "heartbeat_timeout": timedelta(seconds=15),
+        "retry_policy": MODEL_RETRY,
+    }
+
+
+@workflow.defn
+class ImageRefinementWorkflow:
+    def __init__(self) -> None:
+        self._state: LoopState | None = None
+        self._pending_feedback: list[str] = []
+
+    @workflow.query
+    def state(self) -> LoopState | None:
+        """Iteration, phase and scores so far."""
+        if self._state is not None:
+            self._state.pending_feedback = list(self._pending_feedback)
+        return self._state
+
+    @workflow.signal
+    def feedback(self, text: str) -> None:
+        """Human in the loop: the next refinement must take this into account."""
+        if text.strip():
+            self._pending_feedback.append(text.strip())
+
+    @workflow.run
+    async def run(self, job: ImageJob) -> ImageJobResult:
+        run_id = workflow.info().workflow_id
+        state = self._state = LoopState(
+            max_iterations=job.max_iterations, threshold=job.threshold, prompt=job.prompt
+        )
+        iterations: list[Iteration] = []
+        provider = "unknown"
+        stopped = StopReason.MAX_ITERATIONS
+        try:
+            references: list[ArtifactRef] = []
+            if job.references:
+                state.phase = Phase.REFERENCES
+                references = await workflow.execute_activity_method(
+                    ImageActivities.store_references,
+                    StoreReferencesRequest(run_id=run_id, references=job.references),
+                    **_model_call(5),
+                )
+            prompt, human, previous_response_id = job.prompt, [], None
+            for number in range(1, job.max_iterations + 1):
+                state.iteration, state.prompt, state.phase = number, prompt, Phase.GENERATING
+                generated = await workflow.execute_activity_method(
+                    ImageActivities.generate_image,
+                    GenerateImageRequest(
+                        run_id=run_id,
+                        iteration=number,
+                        prompt=prompt,
+                        options=job.options,
+                        references=references,
+                        previous_response_id=previous_response_id,
+                    ),
+                    **_model_call(10),
+                )
+                provider, previous_response_id = generated.provider, generated.response_id
+                state.phase = Phase.EVALUATING
+                verdict = await workflow.execute_activity_method(
+                    ImageActivities.evaluate_image,
+                    EvaluateImageRequest(
+                        run_id=run_id, iteration=number, prompt=prompt, image=generated.image
+                    ),
+                    **_model_call(3),
+                )
+                iterations.append(
+                    Iteration(
+                        number=number,
+                        prompt=prompt,
+                        image=generated.image,
+                        response_id=generated.response_id,
+                        score=verdict.score,
+                        feedback=verdict.feedback,
+                        human_feedback=human,
+                    )
+                )
+                state.scores.append(verdict.score)
+                state.best_score = max(state.scores)
+                if verdict.score >= job.threshold:
+                    stopped = StopReason.THRESHOLD
+                    break
+                if number == job.max_iterations:
+                    break
+                state.phase = Phase.REFINING
+                human, self._pending_feedback = self._pending_feedback, []
+                refined = await workflow.execute_activity_method(
+                    ImageActivities.refine_prompt,
+                    RefinePromptRequest(
+                        original_prompt=job.prompt,
+                        current_prompt=prompt,
+                        feedback=[it.feedback for it in iterations],
+                        human_feedback=human,
+                    ),
+                    **_model_call(2),
+                )
+                prompt = refined.prompt
+        except asyncio.CancelledError:
+            if not iterations:
+                raise
+            stopped = StopReason.CANCELLED
+        state.phase = Phase.DONE
+        best = max(iterations, key=lambda it: it.score)  # max() keeps the earliest of equal scores
+        return ImageJobResult(
+            workflow_id=run_id,
+            provider=provider,
+            stopped_because=stopped,
+            best_iteration=best.number,
+            final_score=best.score,
+            iterations=iterations,
+        )
