@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.image import ImageActivities
@@ -135,8 +136,8 @@ class ImageRefinementWorkflow:
                     **_model_call(2),
                 )
                 prompt = refined.prompt
-        except asyncio.CancelledError:
-            if not iterations:
+        except (asyncio.CancelledError, Exception) as err:
+            if not is_cancelled_exception(err) or not iterations:
                 raise
             stopped = StopReason.CANCELLED
         state.phase = Phase.DONE

@@ -1,0 +1,193 @@
+"""A local OpenAI-compatible server for tests: chat (JSON schema), Responses image generation,
+images.generate, with scriptable faults (status + headers, delays, malformed JSON).
+
+Run it by hand with `python -m tests.fake_openai --port 8099`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from PIL import Image
+
+
+@dataclass
+class Fault:
+    """What to do instead of (or before) a normal reply."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] | None = None
+    delay: float = 0.0
+    malformed: bool = False
+
+
+@dataclass
+class Recorded:
+    path: str
+    body: dict[str, Any]
+    at: float
+
+
+def png(index: int, size: int = 64) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (size, size), ((index * 70) % 256, 120, 200)).save(out, "PNG")
+    return out.getvalue()
+
+
+def error_body(message: str, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "invalid_request_error", "code": code}}
+
+
+class FakeOpenAI:
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.faults: dict[str, deque[Fault]] = {}
+        self.scores: deque[int] = deque()
+        self.delays: dict[str, float] = {}
+        self.responses_api = True
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    # --- scripting -------------------------------------------------------------------------------
+    def fail(self, route: str, *faults: Fault) -> None:
+        """Queue faults for a route ('chat', 'responses', 'images'), used one per request."""
+        self.faults.setdefault(route, deque()).extend(faults)
+
+    def script_scores(self, *scores: int) -> None:
+        self.scores.extend(scores)
+
+    def calls(self, route: str) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.requests if r.path.endswith(ROUTES[route])]
+
+    def generation_prompts(self) -> list[str]:
+        return [r.body["input"][0]["content"][0]["text"] for r in self.calls("responses")]
+
+    def evaluated_prompts(self) -> list[str]:
+        prompts = []
+        for r in self.calls("chat"):
+            if r.body.get("response_format", {}).get("json_schema", {}).get("name") == "Evaluation":
+                prompts.append(r.body["messages"][1]["content"][0]["text"].removeprefix("Prompt: "))
+        return prompts
+
+    # --- replies ---------------------------------------------------------------------------------
+    def reply(self, route: str, body: dict[str, Any], index: int) -> dict[str, Any]:
+        if route == "chat":
+            return self._chat(body, index)
+        if route == "responses":
+            return {
+                "id": f"resp_{index}",
+                "object": "response",
+                "created_at": 0,
+                "status": "completed",
+                "model": body.get("model", "fake"),
+                "output": [
+                    {
+                        "type": "image_generation_call",
+                        "id": f"ig_{index}",
+                        "status": "completed",
+                        "result": base64.b64encode(png(index)).decode(),
+                    }
+                ],
+                "parallel_tool_calls": True,
+                "tool_choice": "auto",
+                "tools": [],
+            }
+        return {"created": 0, "data": [{"b64_json": base64.b64encode(png(index)).decode()}]}
+
+    def _chat(self, body: dict[str, Any], index: int) -> dict[str, Any]:
+        name = body.get("response_format", {}).get("json_schema", {}).get("name")
+        if name == "Evaluation":
+            with self._lock:
+                score = self.scores.popleft() if self.scores else 50
+            content = json.dumps({"score": score, "feedback": f"fake feedback {index}: scored {score}"})
+        elif name == "RefinedPrompt":
+            text = body["messages"][-1]["content"]
+            current = re.search(r"Current prompt: (.*)", text)
+            content = json.dumps({"prompt": f"{current.group(1) if current else 'prompt'} +r{index}"})
+        else:
+            content = json.dumps({"text": f"reply {index}"})
+        return self.chat_envelope(body, index, content)
+
+    @staticmethod
+    def chat_envelope(body: dict[str, Any], index: int, content: str) -> dict[str, Any]:
+        return {
+            "id": f"chatcmpl-{index}",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model", "fake"),
+            "choices": [
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+            ],
+        }
+
+    # --- server ----------------------------------------------------------------------------------
+    def start(self, port: int = 0) -> str:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                route = next((r for r, suffix in ROUTES.items() if self.path.endswith(suffix)), None)
+                with fake._lock:
+                    fake.requests.append(Recorded(self.path, body, time.monotonic()))
+                    index = len(fake.requests)
+                    queue = fake.faults.get(route or "")
+                    fault = queue.popleft() if queue else Fault()
+                if route is None or (route == "responses" and not fake.responses_api):
+                    return self._send(404, error_body(f"no route {self.path}", "not_found"))
+                time.sleep(fault.delay + fake.delays.get(route, 0.0))
+                if fault.status != 200:
+                    return self._send(fault.status, fault.body or error_body(f"injected {fault.status}"), fault.headers)
+                if fault.malformed:
+                    return self._send(200, fake.chat_envelope(body, index, '{"score": "high", "feedback": '))
+                self._send(200, fake.reply(route, body, index))
+
+            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    for key, value in (headers or {}).items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout tests)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+ROUTES = {"chat": "/chat/completions", "responses": "/responses", "images": "/images/generations"}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Local OpenAI-compatible test server")
+    parser.add_argument("--port", type=int, default=8099)
+    url = FakeOpenAI().start(parser.parse_args().port)
+    print(f"fake OpenAI at {url} (Ctrl-C to stop)")
+    threading.Event().wait()
