@@ -34,7 +34,7 @@ class Measures:
 
 def _opaque_pixels(image: Image.Image) -> list[tuple[int, int, int]]:
     small = image.convert("RGBA").resize((96, 96))
-    return [(r, g, b) for r, g, b, a in small.getdata() if a > 128]
+    return [(r, g, b) for r, g, b, a in small.get_flattened_data() if a > 128]
 
 
 def measure(image: Image.Image, colours: list[str]) -> Measures:

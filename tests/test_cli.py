@@ -1,0 +1,125 @@
+"""The real CLI against an embedded dev server and a worker subprocess (offline provider)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from PIL import Image
+
+from tests.conftest import address_of, atelier_env, run_cli, start_worker
+from tests.fake_openai import png
+
+PROMPT = "A red barn under a starry night sky with a blue river"
+
+
+async def list_ids(env) -> list[str]:
+    return [wf.id async for wf in env.client.list_workflows()]
+
+
+@pytest.fixture
+def cli_env(dev_env, tmp_path):
+    return atelier_env(tmp_path, address_of(dev_env))
+
+
+async def test_image_command_end_to_end(dev_env, cli_env, tmp_path):
+    worker = start_worker(cli_env, tmp_path / "worker.log")
+    try:
+        out_dir = tmp_path / "out"
+        args = ["image", PROMPT, "--max-iterations", "3", "--threshold", "100", "--out", str(out_dir),
+                "--id", "e2e-1", "--size", "1536x1024", "--format", "webp"]  # fmt: skip
+        done = run_cli(*args, env=cli_env)
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert set(result) == {
+            "best_image_url", "final_score", "prompt_history", "image_history", "feedback_history",
+            "score_history", "response_ids", "workflow_id", "provider", "stopped_because",
+        }  # fmt: skip
+        assert result["workflow_id"] == "e2e-1"
+        assert result["provider"] == "offline"
+        assert result["stopped_because"] == "max_iterations"
+        assert result["prompt_history"][0] == PROMPT
+        n = len(result["score_history"])
+        assert n == 3
+        assert all(
+            len(result[k]) == n
+            for k in ("prompt_history", "image_history", "feedback_history", "response_ids")
+        )
+        assert result["final_score"] == max(result["score_history"])
+        assert all(0 <= s <= 100 for s in result["score_history"])
+        best_index = result["score_history"].index(result["final_score"])
+        for path in [*result["image_history"], result["best_image_url"]]:
+            with Image.open(path) as image:
+                assert image.format == "WEBP" and image.size == (1536, 1024)
+            assert path.startswith(str(out_dir))
+        with open(result["best_image_url"], "rb") as a, open(result["image_history"][best_index], "rb") as b:
+            assert a.read() == b.read()
+        assert (
+            "iteration" in done.stderr
+            and "http://localhost:8233/namespaces/default/workflows/e2e-1" in done.stderr
+        )
+
+        again = run_cli(*args, env=cli_env)
+        assert again.returncode == 0 and json.loads(again.stdout) == result
+        assert "already exists" in again.stderr
+
+        status = run_cli("status", "e2e-1", env=cli_env)
+        assert json.loads(status.stdout)["status"] == "completed"
+        assert json.loads(status.stdout)["state"]["scores"] == result["score_history"]
+        assert run_cli("cancel", "e2e-1", env=cli_env).returncode == 2
+        detached = run_cli("image", "a green tree", "--detach", "--id", "e2e-2", env=cli_env)
+        assert detached.stdout.strip() == "e2e-2"
+        fetched = run_cli("result", "e2e-2", env=cli_env)
+        assert fetched.returncode == 0 and json.loads(fetched.stdout)["workflow_id"] == "e2e-2"
+    finally:
+        worker.terminate()
+        assert worker.wait(timeout=30) == 0, "worker shuts down gracefully on SIGTERM"
+
+
+@pytest.fixture
+def ref_files(tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    good = tmp_path / "good.png"
+    good.write_bytes(png(2))
+    return {"text": str(text), "good": str(good), "missing": str(tmp_path / "missing.png")}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["image", ""], "the prompt is empty"),
+        (["image", "   "], "the prompt is empty"),
+        (["image", "a cat", "--refs", "{missing}"], "no such file"),
+        (["image", "a cat", "--refs", "{text}"], "not a readable image"),
+        (["image", "a cat", "--refs", "{good}", "http://127.0.0.1:9/cat.png"], "non-public address"),
+        (["image", "a cat", "--refs", "file:///etc/passwd"], "only http and https"),
+        (["image", "a cat", "--size", "999x999"], "invalid choice"),
+        (["image", "a cat", "--threshold", "101"], "--threshold"),
+        (["image", "a cat", "--max-iterations", "0"], "--max-iterations"),
+        (["image", "a cat", "--max-iterations", "many"], "invalid int value"),
+        (["image", "a cat", "--format", "jpeg", "--background", "transparent"], "transparent"),
+        (["status", "no-such-run"], "no run with id"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+async def test_bad_input_is_one_line_exit_2_and_starts_nothing(dev_env, cli_env, ref_files, args, message):
+    args = [a.format(**ref_files) for a in args]
+    done = run_cli(*args, env=cli_env)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert await list_ids(dev_env) == []
+
+
+def test_unreachable_server_is_a_clear_error(tmp_path):
+    env = atelier_env(tmp_path, "127.0.0.1:1")
+    done = run_cli("status", "x", env=env, timeout=60)
+    assert done.returncode == 1 and "cannot reach Temporal" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_console_script_is_installed():
+    assert (__import__("pathlib").Path(sys.executable).parent / "atelier").exists()

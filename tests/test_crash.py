@@ -1,0 +1,64 @@
+"""Kill -9 the worker mid-run: a new worker finishes the run and finished steps are not redone."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from models.image import ImageJob, ImageOptions, Phase, StopReason
+from models.settings import WORKFLOW_QUEUE
+from tests.conftest import address_of, atelier_env, start_worker
+from workflows.image_refinement import ImageRefinementWorkflow
+
+
+async def test_worker_killed_during_generation_resumes_without_repeating_work(dev_env, fake_openai, tmp_path):
+    fake_openai.script_scores(10, 20, 30)
+    fake_openai.delays["responses"] = 1.5  # every image takes a while, so the kill lands mid-call
+    env = atelier_env(tmp_path, address_of(dev_env), LLM_BASE_URL=fake_openai.url, LLM_API_KEY="test-key")
+    job = ImageJob(
+        prompt="a castle on a hill",
+        options=ImageOptions(background="opaque"),
+        max_iterations=3,
+        threshold=100,
+    )
+
+    first = start_worker(env, tmp_path / "worker-1.log")
+    handle = await dev_env.client.start_workflow(
+        ImageRefinementWorkflow.run, job, id="crash-1", task_queue=WORKFLOW_QUEUE
+    )
+    for _ in range(600):
+        state = await handle.query(ImageRefinementWorkflow.state)
+        if (
+            state
+            and state.iteration == 2
+            and state.phase == Phase.GENERATING
+            and len(fake_openai.calls("responses")) == 2
+        ):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("run never reached iteration 2")
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    calls_at_kill = len(fake_openai.calls("chat"))
+
+    second = start_worker(env, tmp_path / "worker-2.log")
+    try:
+        result = await asyncio.wait_for(handle.result(), timeout=120)
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+
+    assert result.stopped_because == StopReason.MAX_ITERATIONS
+    assert [it.score for it in result.iterations] == [10, 20, 30]
+    generated = fake_openai.generation_prompts()
+    evaluated = fake_openai.evaluated_prompts()
+    first_prompt, second_prompt, third_prompt = (it.prompt for it in result.iterations)
+    # iteration 1 finished before the crash: not generated, evaluated or refined again
+    assert generated.count(first_prompt) == 1
+    assert evaluated.count(first_prompt) == 1
+    assert calls_at_kill == 2  # evaluation 1 + refinement 1, both before the kill
+    # the interrupted generation is retried; everything after it runs exactly once
+    assert generated.count(second_prompt) == 2
+    assert evaluated == [first_prompt, second_prompt, third_prompt]
+    assert generated.count(third_prompt) == 1

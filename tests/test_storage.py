@@ -1,0 +1,73 @@
+"""Claim-check storage: the local backend and the MinIO backend against moto's S3 server."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from moto.server import ThreadedMotoServer
+
+from activities.storage import ArtifactIntegrityError, LocalStore, S3Store, load, make_store, run_key
+from models.settings import Settings
+from tests.conftest import free_port
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path):
+    if request.param == "local":
+        return LocalStore(tmp_path / "artifacts")
+    endpoint = request.getfixturevalue("s3_endpoint")
+    settings = Settings(
+        ATELIER_STORAGE="s3", S3_ENDPOINT=endpoint, S3_ACCESS_KEY="test", S3_SECRET_KEY="test-secret",
+        S3_BUCKET=f"atelier-{tmp_path.name.lower().replace('_', '-')[-30:]}", S3_SECURE=False,
+    )  # fmt: skip
+    built = make_store(settings)
+    assert isinstance(built, S3Store)
+    return built
+
+
+async def test_put_read_roundtrip_with_sha256(store):
+    ref = await store.put(run_key("wf-1", "iteration-01.png"), b"image-bytes", "image/png")
+    assert ref.key == "runs/wf-1/iteration-01.png"
+    assert ref.sha256 == hashlib.sha256(b"image-bytes").hexdigest() and ref.size == 11
+    assert await load(store, ref) == b"image-bytes"
+    assert await store.exists(ref.key)
+    assert not await store.exists("runs/wf-1/missing.png")
+
+
+async def test_retried_put_overwrites_instead_of_duplicating(store):
+    key = run_key("wf-2", "iteration-01.png")
+    await store.put(key, b"first attempt", "image/png")
+    ref = await store.put(key, b"second attempt", "image/png")
+    assert await load(store, ref) == b"second attempt"
+
+
+async def test_integrity_is_checked(store):
+    ref = await store.put(run_key("wf-3", "a.png"), b"one", "image/png")
+    await store.put(ref.key, b"two", "image/png")
+    with pytest.raises(ArtifactIntegrityError):
+        await load(store, ref)
+
+
+def test_keys_are_deterministic_and_safe():
+    assert run_key("image/../../etc", "x y.png") == "runs/image_.._.._etc/x_y.png"
+    assert run_key("wf", "refs", "00.png") == run_key("wf", "refs", "00.png")
+
+
+async def test_local_store_refuses_escaping_keys(tmp_path):
+    with pytest.raises(ValueError):
+        await LocalStore(tmp_path).put("../outside.png", b"x", "image/png")
+
+
+def test_s3_settings_are_required():
+    with pytest.raises(ValueError, match="S3_ENDPOINT"):
+        make_store(Settings(ATELIER_STORAGE="s3"))
