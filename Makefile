@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 demo: install
 	@$(PY) -m starter up
-	@$(PY) -m starter image "$(PROMPT)"
+	@$(PY) -m starter image "$(PROMPT)" --background opaque
 
 stop:
 	@$(PY) -m starter down
