@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -27,7 +27,7 @@ from starter.results import image_result_json
 from workers.connection import connect
 from workflows.image_refinement import ImageRefinementWorkflow
 
-stderr = Console(stderr=True, highlight=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class UsageError(Exception):
@@ -121,6 +121,16 @@ async def _connect(settings: Settings) -> Client:
         ) from exc
 
 
+async def query_state(handle: WorkflowHandle) -> LoopState | None:
+    """The loop's state, or None when no worker answers within a couple of seconds."""
+    try:
+        return await handle.query(
+            ImageRefinementWorkflow.state, result_type=LoopState | None, rpc_timeout=timedelta(seconds=2)
+        )
+    except RPCError:
+        return None
+
+
 def _describe_state(state: LoopState) -> str:
     scores = ", ".join(map(str, state.scores)) or "-"
     return f"iteration {state.iteration}/{state.max_iterations} · {state.phase.value} · scores [{scores}]"
@@ -132,10 +142,7 @@ async def follow(handle: WorkflowHandle) -> Any:
     last = ""
     with stderr.status("waiting for the run…") as status:
         while not result.done():
-            try:
-                state = await handle.query(ImageRefinementWorkflow.state, result_type=LoopState | None)
-            except RPCError:
-                state = None
+            state = await query_state(handle)
             if state is not None and (line := _describe_state(state)) != last:
                 stderr.print(f"[dim]{handle.id}[/] {line}")
                 status.update(line)
@@ -199,8 +206,10 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         "ui": settings.workflow_ui_link(info.id),
     }
     if info.workflow_type == ImageRefinementWorkflow.__name__:
-        state = await handle.query(ImageRefinementWorkflow.state, result_type=LoopState | None)
+        state = await query_state(handle)
         payload["state"] = state.model_dump(mode="json") if state else None
+        if state is None and info.status == WorkflowExecutionStatus.RUNNING:
+            payload["note"] = "no worker answered the state query: is `python -m workers` running?"
     print(json.dumps(payload, indent=2))
     return 0
 
