@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 
 from models.image import ImageJob, ImageOptions, Phase, StopReason
 from models.settings import WORKFLOW_QUEUE
-from tests.conftest import address_of, atelier_env, start_worker
+from tests.conftest import address_of, atelier_env, run_cli, start_worker, wait_for
+from tests.fake_openai import Fault
 from workflows.image_refinement import ImageRefinementWorkflow
+
+SECRET = "sk-crash-test-secret-4242"
 
 
 async def test_worker_killed_during_generation_resumes_without_repeating_work(dev_env, fake_openai, tmp_path):
     fake_openai.script_scores(10, 20, 30)
     fake_openai.delays["responses"] = 1.5  # every image takes a while, so the kill lands mid-call
-    env = atelier_env(tmp_path, address_of(dev_env), LLM_BASE_URL=fake_openai.url, LLM_API_KEY="test-key")
+    env = atelier_env(tmp_path, address_of(dev_env), LLM_BASE_URL=fake_openai.url, LLM_API_KEY=SECRET)
     job = ImageJob(
         prompt="a castle on a hill",
         options=ImageOptions(background="opaque"),
@@ -62,3 +66,29 @@ async def test_worker_killed_during_generation_resumes_without_repeating_work(de
     assert generated.count(second_prompt) == 2
     assert evaluated == [first_prompt, second_prompt, third_prompt]
     assert generated.count(third_prompt) == 1
+    # the key reached the provider, and nothing else: not the history, not the worker logs
+    history = (await handle.fetch_history()).to_json()
+    logs = (tmp_path / "worker-1.log").read_text() + (tmp_path / "worker-2.log").read_text()
+    assert SECRET not in history and SECRET not in logs
+
+
+async def test_cli_cancel_of_a_running_run_prints_best_so_far(dev_env, fake_openai, tmp_path):
+    fake_openai.script_scores(42)
+    fake_openai.fail("responses", Fault(), Fault(delay=20.0))
+    env = atelier_env(tmp_path, address_of(dev_env), LLM_BASE_URL=fake_openai.url, LLM_API_KEY=SECRET)
+    worker = start_worker(env, tmp_path / "worker.log")
+    try:
+        started = run_cli("image", "a tiny boat", "--id", "cancel-me", "--detach", env=env)
+        assert started.returncode == 0, started.stderr
+        wait_for(lambda: len(fake_openai.calls("responses")) == 2, 60, "the second generation")
+        cancelled = run_cli("cancel", "cancel-me", env=env)
+        assert cancelled.returncode == 0 and json.loads(cancelled.stdout)["cancel_requested"] is True
+        result = run_cli("result", "cancel-me", "--out", str(tmp_path / "out"), env=env)
+        assert result.returncode == 0, result.stderr
+        payload = json.loads(result.stdout)
+        assert payload["stopped_because"] == "cancelled"
+        assert payload["score_history"] == [42] and payload["final_score"] == 42
+        assert payload["provider"] == "openai"
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)

@@ -15,7 +15,7 @@ from activities.storage import LocalStore
 from models.image import ImageJob, ImageJobResult, ImageOptions, Phase, StopReason
 from models.settings import WORKFLOW_QUEUE, Settings
 from tests.conftest import running_workers
-from tests.fake_openai import FakeOpenAI, Fault
+from tests.fake_openai import FakeOpenAI, Fault, png
 from workflows.image_refinement import ImageRefinementWorkflow
 
 
@@ -144,3 +144,35 @@ async def test_offline_provider_runs_the_loop(time_env, tmp_path):
     scores = [it.score for it in result.iterations]
     assert len(set(scores)) > 1, "offline scores must change as the prompt is refined"
     assert all(it.response_id.startswith("offline-") for it in result.iterations)
+
+
+async def test_malformed_output_gives_up_after_three_attempts(time_env, fake_openai, tmp_path):
+    fake_openai.fail("chat", *(Fault(malformed=True) for _ in range(5)))
+    with pytest.raises(WorkflowFailureError) as failure:
+        await run_job(time_env, openai_provider(fake_openai), LocalStore(tmp_path), job())
+    assert "InvalidModelOutput" in str(failure.value.cause.cause) or "invalid output" in str(
+        failure.value.cause.cause
+    )
+    assert len(fake_openai.calls("chat")) == 3
+
+
+async def test_reference_images_are_stored_once_and_sent_on_iteration_one(time_env, fake_openai, tmp_path):
+    ref = tmp_path / "style.png"
+    ref.write_bytes(png(7))
+    fake_openai.script_scores(10, 95)
+    refs_job = job().model_copy(update={"references": [str(ref)]})
+    store = LocalStore(tmp_path / "store")
+    result = await run_job(time_env, openai_provider(fake_openai), store, refs_job)
+    first, second = (c.body["input"][0]["content"] for c in fake_openai.calls("responses"))
+    assert first[1]["type"] == "input_image" and len(second) == 1
+    stored = list((tmp_path / "store" / "runs" / result.workflow_id / "refs").iterdir())
+    assert [p.name for p in stored] == ["00.png"] and stored[0].read_bytes() == png(7)
+
+
+async def test_bad_reference_fails_at_once_without_retries(time_env, tmp_path):
+    missing = job().model_copy(update={"references": [str(tmp_path / "gone.png")]})
+    with pytest.raises(WorkflowFailureError) as failure:
+        await run_job(time_env, OfflineProvider(), LocalStore(tmp_path), missing)
+    activity_error = failure.value.cause
+    assert activity_error.retry_state.name == "NON_RETRYABLE_FAILURE"
+    assert "gone.png" in str(activity_error.cause) and "no such file" in str(activity_error.cause)
