@@ -59,9 +59,7 @@ def provider_error(exc: Exception, what: str) -> ApplicationError:
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         code = _error_code(exc)
-        message = (
-            f"{what}: provider answered HTTP {status}" + (f" [{code}]" if code else "") + f": {exc.message}"
-        )
+        message = f"{what}: provider answered HTTP {status}" + (f" [{code}]" if code else "") + f": {exc.message}"
         if code in PERMANENT_CODES or not (status in RETRYABLE_STATUS or status >= 500):
             return ApplicationError(message, type=f"ProviderHTTP{status}", non_retryable=True)
         return ApplicationError(
@@ -74,8 +72,7 @@ def invalid_output(what: str, detail: str) -> ApplicationError:
     """Malformed model output: retried a bounded number of attempts, then permanent."""
     attempt = activity.info().attempt if activity.in_activity() else INVALID_OUTPUT_ATTEMPTS
     return ApplicationError(
-        f"{what}: model returned invalid output "
-        f"(attempt {attempt}/{INVALID_OUTPUT_ATTEMPTS}): {detail[:300]}",
+        f"{what}: model returned invalid output (attempt {attempt}/{INVALID_OUTPUT_ATTEMPTS}): {detail[:300]}",
         type="InvalidModelOutput",
         non_retryable=attempt >= INVALID_OUTPUT_ATTEMPTS,
     )

@@ -102,9 +102,7 @@ def read_local(path: str) -> ReferenceImage:
     return verify_image(p.read_bytes(), path)
 
 
-async def fetch_url(
-    url: str, allow_private: bool = False, timeout: float = FETCH_TIMEOUT_S
-) -> ReferenceImage:
+async def fetch_url(url: str, allow_private: bool = False, timeout: float = FETCH_TIMEOUT_S) -> ReferenceImage:
     """Download an image URL, re-checking the target on every redirect and capping the size."""
     current = url
     async with httpx.AsyncClient(follow_redirects=False, timeout=timeout) as client:

@@ -27,15 +27,23 @@ def safe_segment(value: str) -> str:
     return cleaned[:120]
 
 
+def artifact_key(*segments: str) -> str:
+    """A deterministic key made of safe segments."""
+    return "/".join(safe_segment(s) for s in segments)
+
+
 def run_key(run_id: str, *parts: str) -> str:
-    """Deterministic key for an artifact of one run: `runs/<run>/<part>/...`."""
-    return "/".join(["runs", safe_segment(run_id), *(safe_segment(p) for p in parts)])
+    """Key of an artifact of one image run: `runs/<run>/<part>/...`."""
+    return artifact_key("runs", run_id, *parts)
+
+
+def world_key(world_id: str, *parts: str) -> str:
+    """Key of an artifact of one world: `worlds/<world>/<part>/...`."""
+    return artifact_key("worlds", world_id, *parts)
 
 
 def make_ref(key: str, data: bytes, content_type: str) -> ArtifactRef:
-    return ArtifactRef(
-        key=key, sha256=hashlib.sha256(data).hexdigest(), size=len(data), content_type=content_type
-    )
+    return ArtifactRef(key=key, sha256=hashlib.sha256(data).hexdigest(), size=len(data), content_type=content_type)
 
 
 class ArtifactIntegrityError(Exception):

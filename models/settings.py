@@ -26,9 +26,7 @@ class Settings(BaseSettings):
 
     provider: Literal["auto", "openai", "offline"] = Field("auto", validation_alias="ATELIER_PROVIDER")
     llm_base_url: str | None = Field(None, validation_alias="LLM_BASE_URL")
-    llm_api_key: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("LLM_API_KEY", "OPENAI_API_KEY")
-    )
+    llm_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("LLM_API_KEY", "OPENAI_API_KEY"))
     llm_model: str = Field("gpt-4o", validation_alias="LLM_MODEL")
     image_model: str = Field("gpt-image-1", validation_alias="IMAGE_MODEL")
     eval_model: str = Field("gpt-4o", validation_alias="EVAL_MODEL")
@@ -42,6 +40,8 @@ class Settings(BaseSettings):
     s3_secure: bool = Field(True, validation_alias="S3_SECURE")
 
     allow_private_urls: bool = Field(False, validation_alias="ATELIER_ALLOW_PRIVATE_URLS")
+    offline_latency_s: float = Field(0.0, ge=0, validation_alias="ATELIER_OFFLINE_LATENCY_S")
+    call_log: bool = Field(True, validation_alias="ATELIER_CALL_LOG")
 
     @cached_property
     def resolved_provider(self) -> Literal["openai", "offline"]:
@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def call_log_path(self) -> Path:
+        return self.log_dir / "provider-calls.jsonl"
 
     @property
     def artifact_dir(self) -> Path:

@@ -107,9 +107,7 @@ def up(settings: Settings, wait_s: float = 60.0) -> list[str]:
     deadline = time.monotonic() + wait_s
     while not listening(settings.temporal_address):
         if time.monotonic() > deadline:
-            raise ServiceError(
-                f"Temporal did not come up at {settings.temporal_address}; see {settings.log_dir}"
-            )
+            raise ServiceError(f"Temporal did not come up at {settings.temporal_address}; see {settings.log_dir}")
         time.sleep(0.3)
     if _alive(settings.run_dir / "worker.pid", "-m workers"):
         notes.append("worker already running")

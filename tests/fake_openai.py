@@ -127,9 +127,7 @@ class FakeOpenAI:
             "object": "chat.completion",
             "created": 0,
             "model": body.get("model", "fake"),
-            "choices": [
-                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
-            ],
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
         }
 
     # --- server ----------------------------------------------------------------------------------
@@ -153,16 +151,12 @@ class FakeOpenAI:
                     return self._send(404, error_body(f"no route {self.path}", "not_found"))
                 time.sleep(fault.delay + fake.delays.get(route, 0.0))
                 if fault.status != 200:
-                    return self._send(
-                        fault.status, fault.body or error_body(f"injected {fault.status}"), fault.headers
-                    )
+                    return self._send(fault.status, fault.body or error_body(f"injected {fault.status}"), fault.headers)
                 if fault.malformed:
                     return self._send(200, fake.chat_envelope(body, index, '{"score": "high", "feedback": '))
                 self._send(200, fake.reply(route, body, index))
 
-            def _send(
-                self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
-            ) -> None:
+            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(payload).encode()
                 try:
                     self.send_response(status)

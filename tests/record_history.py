@@ -26,9 +26,7 @@ async def main() -> None:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(TEST_SERVER), data_converter=pydantic_data_converter
     )
-    job = ImageJob(
-        prompt="a golden ring with a red ruby", options=ImageOptions(), max_iterations=3, threshold=100
-    )
+    job = ImageJob(prompt="a golden ring with a red ruby", options=ImageOptions(), max_iterations=3, threshold=100)
     with tempfile.TemporaryDirectory() as tmp:
         async with running_workers(env.client, OfflineProvider(), LocalStore(Path(tmp))):
             handle = await env.client.start_workflow(

@@ -42,10 +42,7 @@ async def test_image_command_end_to_end(dev_env, cli_env, tmp_path):
         assert result["prompt_history"][0] == PROMPT
         n = len(result["score_history"])
         assert n == 3
-        assert all(
-            len(result[k]) == n
-            for k in ("prompt_history", "image_history", "feedback_history", "response_ids")
-        )
+        assert all(len(result[k]) == n for k in ("prompt_history", "image_history", "feedback_history", "response_ids"))
         assert result["final_score"] == max(result["score_history"])
         assert all(0 <= s <= 100 for s in result["score_history"])
         best_index = result["score_history"].index(result["final_score"])
@@ -55,10 +52,7 @@ async def test_image_command_end_to_end(dev_env, cli_env, tmp_path):
             assert path.startswith(str(out_dir))
         with open(result["best_image_url"], "rb") as a, open(result["image_history"][best_index], "rb") as b:
             assert a.read() == b.read()
-        assert (
-            "iteration" in done.stderr
-            and "http://localhost:8233/namespaces/default/workflows/e2e-1" in done.stderr
-        )
+        assert "iteration" in done.stderr and "http://localhost:8233/namespaces/default/workflows/e2e-1" in done.stderr
 
         again = run_cli(*args, env=cli_env)
         assert again.returncode == 0 and json.loads(again.stdout) == result

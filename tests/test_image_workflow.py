@@ -91,9 +91,7 @@ async def test_feedback_signal_reaches_next_refinement(time_env, fake_openai, tm
 async def test_cancel_returns_best_so_far(time_env, fake_openai, tmp_path):
     fake_openai.script_scores(55)
     fake_openai.fail("responses", Fault(), Fault(delay=30.0))
-    async with running_workers(
-        time_env.client, openai_provider(fake_openai, timeout=60), LocalStore(tmp_path)
-    ):
+    async with running_workers(time_env.client, openai_provider(fake_openai, timeout=60), LocalStore(tmp_path)):
         handle = await time_env.client.start_workflow(
             ImageRefinementWorkflow.run, job(4, 99), id=f"test-{uuid.uuid4()}", task_queue=WORKFLOW_QUEUE
         )
@@ -119,9 +117,7 @@ async def test_malformed_model_output_is_retried_then_succeeds(time_env, fake_op
 
 
 async def test_permanent_provider_error_fails_without_retry(time_env, fake_openai, tmp_path):
-    fake_openai.fail(
-        "responses", Fault(status=401, body={"error": {"message": "bad key", "code": "invalid_api_key"}})
-    )
+    fake_openai.fail("responses", Fault(status=401, body={"error": {"message": "bad key", "code": "invalid_api_key"}}))
     with pytest.raises(WorkflowFailureError) as failure:
         await run_job(time_env, openai_provider(fake_openai), LocalStore(tmp_path), job())
     assert "HTTP 401" in str(failure.value.cause.cause)
@@ -150,9 +146,7 @@ async def test_malformed_output_gives_up_after_three_attempts(time_env, fake_ope
     fake_openai.fail("chat", *(Fault(malformed=True) for _ in range(5)))
     with pytest.raises(WorkflowFailureError) as failure:
         await run_job(time_env, openai_provider(fake_openai), LocalStore(tmp_path), job())
-    assert "InvalidModelOutput" in str(failure.value.cause.cause) or "invalid output" in str(
-        failure.value.cause.cause
-    )
+    assert "InvalidModelOutput" in str(failure.value.cause.cause) or "invalid output" in str(failure.value.cause.cause)
     assert len(fake_openai.calls("chat")) == 3
 
 

@@ -19,9 +19,7 @@ OPTIONS = ImageOptions(quality="low", size="1024x1024", background="opaque", for
 
 @pytest.fixture
 def provider(fake_openai) -> OpenAIProvider:
-    return OpenAIProvider(
-        Settings(LLM_BASE_URL=fake_openai.url, LLM_API_KEY="sk-test-secret", LLM_TIMEOUT_S=0.5)
-    )
+    return OpenAIProvider(Settings(LLM_BASE_URL=fake_openai.url, LLM_API_KEY="sk-test-secret", LLM_TIMEOUT_S=0.5))
 
 
 async def test_structured_chat_sends_json_schema_and_validates(provider, fake_openai):
@@ -90,9 +88,7 @@ async def test_error_mapping(provider, fake_openai, fault, retryable, delay):
 
 
 async def test_not_found_model_is_permanent(provider, fake_openai):
-    fake_openai.fail(
-        "chat", Fault(status=404, body=error_body("model gpt-x does not exist", "model_not_found"))
-    )
+    fake_openai.fail("chat", Fault(status=404, body=error_body("model gpt-x does not exist", "model_not_found")))
     with pytest.raises(ApplicationError) as err:
         await provider.evaluate_image(png(1), "image/png", "a cat")
     assert err.value.non_retryable and "does not exist" in err.value.message

@@ -10,16 +10,35 @@ from temporalio.worker import Worker
 from activities.image import ImageActivities
 from activities.providers import Provider
 from activities.storage import ArtifactStore
+from activities.world import WorldActivities
 from models.settings import PROVIDER_QUEUE, WORKFLOW_QUEUE
+from workflows.character import CharacterWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
+from workflows.world import WorldWorkflow
 
-WORKFLOWS = [ImageRefinementWorkflow]
+WORKFLOWS = [ImageRefinementWorkflow, WorldWorkflow, CharacterWorkflow]
 QUEUES = (WORKFLOW_QUEUE, PROVIDER_QUEUE)
 
 
 def provider_activities(provider: Provider, store: ArtifactStore, allow_private_urls: bool) -> list:
     image = ImageActivities(provider, store, allow_private_urls)
-    return [image.store_references, image.generate_image, image.evaluate_image, image.refine_prompt]
+    world = WorldActivities(provider, store)
+    return [
+        image.store_references,
+        image.generate_image,
+        image.evaluate_image,
+        image.refine_prompt,
+        world.describe_world,
+        world.world_image,
+        world.character_batch,
+        world.character_detail,
+        world.character_avatar,
+        world.post_batch,
+        world.post_detail,
+        world.post_image,
+        world.write_character_manifest,
+        world.write_world_manifest,
+    ]
 
 
 def build_workers(
@@ -38,7 +57,7 @@ def build_workers(
                 client,
                 task_queue=PROVIDER_QUEUE,
                 activities=provider_activities(provider, store, allow_private_urls),
-                max_concurrent_activities=16,
+                max_concurrent_activities=64,
                 graceful_shutdown_timeout=timedelta(seconds=10),
             )
         )

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -24,24 +22,7 @@ with workflow.unsafe.imports_passed_through():
         StopReason,
         StoreReferencesRequest,
     )
-    from models.settings import PROVIDER_QUEUE
-
-MODEL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=1),
-    maximum_attempts=8,
-)
-
-
-def _model_call(minutes: int) -> dict:
-    """Options for one model call: bounded time, heartbeats, Temporal-owned retries."""
-    return {
-        "task_queue": PROVIDER_QUEUE,
-        "start_to_close_timeout": timedelta(minutes=minutes),
-        "heartbeat_timeout": timedelta(seconds=15),
-        "retry_policy": MODEL_RETRY,
-    }
+    from workflows.options import model_call
 
 
 @workflow.defn
@@ -66,9 +47,7 @@ class ImageRefinementWorkflow:
     @workflow.run
     async def run(self, job: ImageJob) -> ImageJobResult:
         run_id = workflow.info().workflow_id
-        state = self._state = LoopState(
-            max_iterations=job.max_iterations, threshold=job.threshold, prompt=job.prompt
-        )
+        state = self._state = LoopState(max_iterations=job.max_iterations, threshold=job.threshold, prompt=job.prompt)
         iterations: list[Iteration] = []
         provider = "unknown"
         stopped = StopReason.MAX_ITERATIONS
@@ -79,7 +58,7 @@ class ImageRefinementWorkflow:
                 references = await workflow.execute_activity_method(
                     ImageActivities.store_references,
                     StoreReferencesRequest(run_id=run_id, references=job.references),
-                    **_model_call(5),
+                    **model_call(5),
                 )
             prompt, human, previous_response_id = job.prompt, [], None
             for number in range(1, job.max_iterations + 1):
@@ -94,16 +73,14 @@ class ImageRefinementWorkflow:
                         references=references,
                         previous_response_id=previous_response_id,
                     ),
-                    **_model_call(10),
+                    **model_call(10),
                 )
                 provider, previous_response_id = generated.provider, generated.response_id
                 state.phase = Phase.EVALUATING
                 verdict = await workflow.execute_activity_method(
                     ImageActivities.evaluate_image,
-                    EvaluateImageRequest(
-                        run_id=run_id, iteration=number, prompt=prompt, image=generated.image
-                    ),
-                    **_model_call(3),
+                    EvaluateImageRequest(run_id=run_id, iteration=number, prompt=prompt, image=generated.image),
+                    **model_call(3),
                 )
                 iterations.append(
                     Iteration(
@@ -133,7 +110,7 @@ class ImageRefinementWorkflow:
                         feedback=[it.feedback for it in iterations],
                         human_feedback=human,
                     ),
-                    **_model_call(2),
+                    **model_call(2),
                 )
                 prompt = refined.prompt
         except (asyncio.CancelledError, Exception) as err:

@@ -9,11 +9,18 @@ __all__ = ["GeneratedBytes", "Provider", "ReferenceInput", "make_provider"]
 
 
 def make_provider(settings: Settings) -> Provider:
-    """The provider the settings select (`auto`: openai with a key, else offline)."""
+    """The provider the settings select (`auto`: openai with a key, else offline), with its call log."""
+    provider: Provider
     if settings.resolved_provider == "openai":
         from activities.providers.openai_provider import OpenAIProvider
 
-        return OpenAIProvider(settings)
-    from activities.providers.offline import OfflineProvider
+        provider = OpenAIProvider(settings)
+    else:
+        from activities.providers.offline import OfflineProvider
 
-    return OfflineProvider()
+        provider = OfflineProvider(latency_s=settings.offline_latency_s)
+    if settings.call_log:
+        from activities.providers.recording import RecordingProvider
+
+        provider = RecordingProvider(provider, settings.call_log_path)
+    return provider

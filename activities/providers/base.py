@@ -28,8 +28,11 @@ class GeneratedBytes:
 class Provider(Protocol):
     name: str
 
-    async def structured(self, schema: type[T], instructions: str, prompt: str) -> T:
-        """Chat completion whose reply is validated against `schema`."""
+    async def structured(self, schema: type[T], instructions: str, prompt: str, context: BaseModel | None = None) -> T:
+        """Chat completion whose reply is validated against `schema`.
+
+        `context` is the request the prompt was rendered from; the offline provider writes from it.
+        """
         ...
 
     async def generate_image(

@@ -11,7 +11,7 @@ from typing import Any
 
 import openai
 from openai import AsyncOpenAI
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from activities.errors import invalid_output, provider_error
 from activities.providers import prompts
@@ -58,7 +58,7 @@ class OpenAIProvider:
         except ValidationError as exc:
             raise invalid_output(what, str(exc).splitlines()[0] + f" in {content[:120]!r}") from exc
 
-    async def structured(self, schema: type[T], instructions: str, prompt: str) -> T:
+    async def structured(self, schema: type[T], instructions: str, prompt: str, context: BaseModel | None = None) -> T:
         messages = [{"role": "system", "content": instructions}, {"role": "user", "content": prompt}]
         return await self._structured_call(schema, self.settings.llm_model, messages)
 
@@ -105,9 +105,7 @@ class OpenAIProvider:
     ) -> GeneratedBytes:
         content: list[dict[str, Any]] = [{"type": "input_text", "text": prompt}]
         if previous_response_id is None:
-            content += [
-                {"type": "input_image", "image_url": data_url(r.data, r.content_type)} for r in references
-            ]
+            content += [{"type": "input_image", "image_url": data_url(r.data, r.content_type)} for r in references]
         tool = {
             "type": "image_generation",
             "quality": options.quality,
@@ -152,9 +150,7 @@ class OpenAIProvider:
         if not result.data or not result.data[0].b64_json:
             raise invalid_output(what, "reply has no b64_json image")
         data = _b64(result.data[0].b64_json, what)
-        return GeneratedBytes(
-            data, CONTENT_TYPES[options.format], "images-" + hashlib.sha256(data).hexdigest()[:24]
-        )
+        return GeneratedBytes(data, CONTENT_TYPES[options.format], "images-" + hashlib.sha256(data).hexdigest()[:24])
 
 
 def _b64(value: str, what: str) -> bytes:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import re
 
 from PIL import Image
+from pydantic import BaseModel
 
 from activities.providers.base import GeneratedBytes, ReferenceInput, T
-from activities.providers.offline import judge, render, writer
+from activities.providers.offline import judge, render, world_writer, writer
 from activities.providers.offline.vocabulary import parse
 from models.image import CONTENT_TYPES, Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
 
@@ -23,9 +25,21 @@ def _average_colour(data: bytes) -> tuple[int, int, int]:
 
 
 class OfflineProvider:
+    """Deterministic content with no network; `latency_s` simulates a remote model's delay."""
+
     name = "offline"
 
-    async def structured(self, schema: type[T], instructions: str, prompt: str) -> T:
+    def __init__(self, latency_s: float = 0.0) -> None:
+        self.latency_s = latency_s
+
+    async def _wait(self) -> None:
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+
+    async def structured(self, schema: type[T], instructions: str, prompt: str, context: BaseModel | None = None) -> T:
+        await self._wait()
+        if context is not None and (write := world_writer.WRITERS.get(schema)) is not None:
+            return write(context)  # type: ignore[return-value]
         return writer.SchemaFiller(prompt).build(schema)  # type: ignore[return-value]
 
     async def generate_image(
@@ -35,16 +49,19 @@ class OfflineProvider:
         references: list[ReferenceInput],
         previous_response_id: str | None,
     ) -> GeneratedBytes:
+        await self._wait()
         # The layout seed follows the conversation: a refinement keeps the first image's layout.
         match = _RESPONSE_ID.match(previous_response_id or "")
         seed = int(match.group(1), 16) if match else int(hashlib.sha256(prompt.encode()).hexdigest()[:16], 16)
         extra = [_average_colour(r.data) for r in references]
-        data = render.render(parse(prompt), options, seed, extra, prompt)
+        data = await asyncio.to_thread(render.render, parse(prompt), options, seed, extra, prompt)
         digest = hashlib.sha256(data).hexdigest()[:12]
         return GeneratedBytes(data, CONTENT_TYPES[options.format], f"offline-{seed:016x}-{digest}")
 
     async def evaluate_image(self, image: bytes, content_type: str, prompt: str) -> Evaluation:
-        return judge.evaluate(image, prompt)
+        await self._wait()
+        return await asyncio.to_thread(judge.evaluate, image, prompt)
 
     async def refine_prompt(self, request: RefinePromptRequest) -> RefinedPrompt:
+        await self._wait()
         return writer.refine(request)

@@ -44,9 +44,7 @@ def measure(image: Image.Image, colours: list[str]) -> Measures:
         cr, cg, cb = COLOURS[name]
         near = sum(1 for r, g, b in pixels if (r - cr) ** 2 + (g - cg) ** 2 + (b - cb) ** 2 < 70**2)
         coverage[name] = near / len(pixels)
-    palette = (
-        sum(min(1.0, c / PALETTE_TARGET) for c in coverage.values()) / len(coverage) if coverage else 1.0
-    )
+    palette = sum(min(1.0, c / PALETTE_TARGET) for c in coverage.values()) / len(coverage) if coverage else 1.0
     flat = Image.new("RGB", (len(pixels), 1))
     flat.putdata(pixels)
     contrast = ImageStat.Stat(flat.convert("L")).stddev[0]

@@ -117,9 +117,7 @@ def _castle(c: Canvas, cx: int, base: int, s: int, col: RGB) -> None:
 
 
 def _car(c: Canvas, cx: int, base: int, s: int, col: RGB) -> None:
-    c.draw.rounded_rectangle(
-        (cx - s // 2, base - s // 3, cx + s // 2, base - s // 10), radius=s // 10, fill=col
-    )
+    c.draw.rounded_rectangle((cx - s // 2, base - s // 3, cx + s // 2, base - s // 10), radius=s // 10, fill=col)
     c.draw.polygon(
         [
             (cx - s // 4, base - s // 3),
@@ -144,9 +142,7 @@ def _boat(c: Canvas, cx: int, base: int, s: int, col: RGB) -> None:
         fill=col,
     )
     c.draw.line((cx, base - s // 6, cx, base - s), fill=(90, 60, 40), width=max(2, s // 40))
-    c.draw.polygon(
-        [(cx + 4, base - s), (cx + 4, base - s // 4), (cx + s // 3, base - s // 4)], fill=(250, 248, 240)
-    )
+    c.draw.polygon([(cx + 4, base - s), (cx + 4, base - s // 4), (cx + s // 3, base - s // 4)], fill=(250, 248, 240))
 
 
 def _animal(c: Canvas, cx: int, base: int, s: int, col: RGB, ears: str) -> None:
@@ -155,13 +151,9 @@ def _animal(c: Canvas, cx: int, base: int, s: int, col: RGB, ears: str) -> None:
     c.draw.ellipse((hx - r, hy - r, hx + r, hy + r), fill=col)
     if ears == "pointed":
         for ex in (hx - r // 2, hx + r // 2):
-            c.draw.polygon(
-                [(ex - r // 3, hy - r + 4), (ex, hy - 3 * r // 2), (ex + r // 3, hy - r + 4)], fill=col
-            )
+            c.draw.polygon([(ex - r // 3, hy - r + 4), (ex, hy - 3 * r // 2), (ex + r // 3, hy - r + 4)], fill=col)
     else:
-        c.draw.ellipse(
-            (hx + r // 2, hy - r // 2, hx + r + r // 2, hy + r // 2), fill=_mix(col, (0, 0, 0), 0.3)
-        )
+        c.draw.ellipse((hx + r // 2, hy - r // 2, hx + r + r // 2, hy + r // 2), fill=_mix(col, (0, 0, 0), 0.3))
     c.draw.ellipse((hx - 2, hy - 4, hx + 6, hy + 4), fill=(20, 20, 20))
     c.draw.line((cx - s // 3, base - s // 4, cx - s // 2, base - s // 2), fill=col, width=max(3, s // 20))
 
@@ -169,21 +161,15 @@ def _animal(c: Canvas, cx: int, base: int, s: int, col: RGB, ears: str) -> None:
 def _person(c: Canvas, cx: int, base: int, s: int, col: RGB) -> None:
     r = s // 8
     c.draw.ellipse((cx - r, base - s, cx + r, base - s + 2 * r), fill=(236, 196, 160))
-    c.draw.polygon(
-        [(cx - s // 5, base - s // 3), (cx, base - s + 2 * r), (cx + s // 5, base - s // 3)], fill=col
-    )
+    c.draw.polygon([(cx - s // 5, base - s // 3), (cx, base - s + 2 * r), (cx + s // 5, base - s // 3)], fill=col)
     c.draw.rectangle((cx - s // 10, base - s // 3, cx + s // 10, base), fill=_mix(col, (0, 0, 0), 0.4))
 
 
 def _robot(c: Canvas, cx: int, base: int, s: int, col: RGB) -> None:
     c.draw.rectangle((cx - s // 4, base - 2 * s // 3, cx + s // 4, base - s // 6), fill=col)
-    c.draw.rectangle(
-        (cx - s // 6, base - s, cx + s // 6, base - 2 * s // 3 - 6), fill=_mix(col, (255,) * 3, 0.3)
-    )
+    c.draw.rectangle((cx - s // 6, base - s, cx + s // 6, base - 2 * s // 3 - 6), fill=_mix(col, (255,) * 3, 0.3))
     for dx in (-s // 12, s // 12):
-        c.draw.ellipse(
-            (cx + dx - 6, base - 5 * s // 6 - 6, cx + dx + 6, base - 5 * s // 6 + 6), fill=(60, 240, 255)
-        )
+        c.draw.ellipse((cx + dx - 6, base - 5 * s // 6 - 6, cx + dx + 6, base - 5 * s // 6 + 6), fill=(60, 240, 255))
     for dx in (-s // 6, s // 12):
         c.draw.rectangle((cx + dx, base - s // 6, cx + dx + s // 12, base), fill=(70, 70, 80))
 
@@ -278,11 +264,7 @@ def _celestial(c: Canvas, spec: SceneSpec, kinds: set[str]) -> None:
             x, y = c.rng.randrange(c.w), c.rng.randrange(c.horizon)
             c.draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=(255, 255, 230))
     orb = (
-        "moon"
-        if "moon" in kinds or spec.light == "night"
-        else "sun"
-        if ("sun" in kinds or spec.light != "day")
-        else ""
+        "moon" if "moon" in kinds or spec.light == "night" else "sun" if ("sun" in kinds or spec.light != "day") else ""
     )
     if orb or "sun" in kinds:
         r = c.h // 12

@@ -124,7 +124,8 @@ LIGHT_WORDS: dict[str, tuple[str, ...]] = {
 _STOP = """
 a an the of in on at with and or to for from by into under over near its it is are be this that very more
 most some few style photo image picture render scene view shot lighting light background make use add show
-high low soft calm quiet rocky
+high low soft calm quiet rocky run runs ran ruled made built filled full living lives where who
+which their there then than has have had will would about world
 """
 STOPWORDS = frozenset(_STOP.split())
 

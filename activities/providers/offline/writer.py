@@ -43,9 +43,7 @@ def refine(request: RefinePromptRequest) -> RefinedPrompt:
             additions.append(phrase)
     additions += [text.strip().rstrip(".") for text in request.human_feedback if text.strip()]
     if not additions:
-        additions = [
-            _next_phrase(current, ("sharp focus on the main subject", "balanced composition")) or "polished"
-        ]
+        additions = [_next_phrase(current, ("sharp focus on the main subject", "balanced composition")) or "polished"]
     prompt = f"{current}, {', '.join(dict.fromkeys(additions))}"
     return RefinedPrompt(prompt=prompt[:MAX_PROMPT])
 

@@ -1,0 +1,75 @@
+"""A provider wrapper that appends one JSON line per model call to a log file.
+
+Each line names the call, the workflow and activity that made it, the attempt, how long it took
+and whether it succeeded: an audit trail of paid calls, and how the crash tests count them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from temporalio import activity
+
+from activities.providers.base import GeneratedBytes, Provider, ReferenceInput, T
+from models.image import Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
+
+R = TypeVar("R")
+
+
+class RecordingProvider:
+    def __init__(self, inner: Provider, path: Path) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    async def _record(self, call: str, work: Awaitable[R]) -> R:
+        started = time.monotonic()
+        entry: dict[str, Any] = {"at": time.time(), "provider": self.name, "call": call}
+        if activity.in_activity():
+            info = activity.info()
+            entry |= {"workflow_id": info.workflow_id, "activity_id": info.activity_id, "attempt": info.attempt}
+        try:
+            result = await work
+            entry["ok"] = True
+            return result
+        except BaseException as exc:
+            entry |= {"ok": False, "error": type(exc).__name__}
+            raise
+        finally:
+            entry["ms"] = round((time.monotonic() - started) * 1000, 1)
+            with self.path.open("a") as log:
+                log.write(json.dumps(entry) + "\n")
+
+    async def structured(self, schema: type[T], instructions: str, prompt: str, context: BaseModel | None = None) -> T:
+        return await self._record(
+            f"structured:{schema.__name__}", self.inner.structured(schema, instructions, prompt, context)
+        )
+
+    async def generate_image(
+        self, prompt: str, options: ImageOptions, references: list[ReferenceInput], previous_response_id: str | None
+    ) -> GeneratedBytes:
+        work = self.inner.generate_image(prompt, options, references, previous_response_id)
+        return await self._record("generate_image", work)
+
+    async def evaluate_image(self, image: bytes, content_type: str, prompt: str) -> Evaluation:
+        return await self._record("evaluate_image", self.inner.evaluate_image(image, content_type, prompt))
+
+    async def refine_prompt(self, request: RefinePromptRequest) -> RefinedPrompt:
+        return await self._record("refine_prompt", self.inner.refine_prompt(request))
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The log's entries; a line cut short by a crash is skipped."""
+    entries = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return entries

@@ -1,0 +1,206 @@
+"""Activities of the world pipeline: one class holding the provider and the artifact store.
+
+Every text step stores its JSON under `worlds/<world_id>/...` with a deterministic key, so a
+retried step overwrites its own artifact; images are stored beside them (claim check).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from temporalio import activity
+
+from activities import gallery
+from activities.heartbeat import heartbeating
+from activities.prompts import render
+from activities.providers import Provider
+from activities.storage import ArtifactStore, load, world_key
+from models.artifacts import ArtifactRef
+from models.image import ImageOptions
+from models.world import (
+    AvatarRequest,
+    CharacterBatch,
+    CharacterBatchRequest,
+    CharacterDetail,
+    CharacterDetailRequest,
+    CharacterManifest,
+    PostBatch,
+    PostBatchRequest,
+    PostDetail,
+    PostDetailRequest,
+    PostImageRequest,
+    WorldDescription,
+    WorldImageRequest,
+    WorldManifest,
+    WorldManifestRequest,
+    WorldPromptRequest,
+)
+
+SYSTEM = "You write content for a generated world's social network. Stay consistent with the world."
+WORLD_IMAGE = {
+    "background": ("A wide landscape showing the geography", ImageOptions(size="1536x1024", quality="low")),
+    "icon": ("A simple emblem that stands for", ImageOptions(size="1024x1024", quality="low")),
+}
+PORTRAIT = ImageOptions(size="1024x1024", quality="low", background="opaque", format="jpeg")
+
+
+class Described(BaseModel):
+    world: WorldDescription
+    artifact: ArtifactRef
+
+
+class Profiled(BaseModel):
+    detail: CharacterDetail
+    artifact: ArtifactRef
+
+
+class Written(BaseModel):
+    detail: PostDetail
+    artifact: ArtifactRef
+
+
+def _opaque(options: ImageOptions) -> ImageOptions:
+    return options.model_copy(update={"background": "opaque", "format": "jpeg"})
+
+
+class WorldActivities:
+    def __init__(self, provider: Provider, store: ArtifactStore) -> None:
+        self.provider = provider
+        self.store = store
+
+    async def _json(self, key: str, model: BaseModel) -> ArtifactRef:
+        return await self.store.put(key, model.model_dump_json(indent=2).encode(), "application/json")
+
+    async def _image(self, key: str, prompt: str, options: ImageOptions) -> ArtifactRef:
+        async with heartbeating(f"image {key}"):
+            result = await self.provider.generate_image(prompt, options, [], None)
+        return await self.store.put(key, result.data, result.content_type)
+
+    @activity.defn(name="describe_world")
+    async def describe_world(self, request: WorldPromptRequest) -> Described:
+        async with heartbeating("describing the world"):
+            world = await self.provider.structured(
+                WorldDescription, SYSTEM, render("world_description", prompt=request.prompt), request
+            )
+        return Described(world=world, artifact=await self._json(world_key(request.world_id, "world.json"), world))
+
+    @activity.defn(name="world_image")
+    async def world_image(self, request: WorldImageRequest) -> ArtifactRef:
+        instructions, options = WORLD_IMAGE[request.kind]
+        options = _opaque(options)
+        prompt = render(
+            "world_image", kind_instructions=instructions, visual_style=request.visual_style, world=request.world_text
+        )
+        return await self._image(world_key(request.world_id, f"{request.kind}.{options.format}"), prompt, options)
+
+    @activity.defn(name="character_batch")
+    async def character_batch(self, request: CharacterBatchRequest) -> CharacterBatch:
+        if request.previous:
+            listed = "\n".join(f"- @{c.username}: {c.display_name}, {c.role_in_world}" for c in request.previous)
+            previous = render("previous_characters", characters=listed)
+        else:
+            previous = render("first_batch_characters")
+        prompt = render(
+            "character_batch",
+            world=request.world_text,
+            count=request.count,
+            max_posts=request.max_posts,
+            previous=previous,
+        )
+        async with heartbeating(f"character batch {request.batch_index}"):
+            return await self.provider.structured(CharacterBatch, SYSTEM, prompt, request)
+
+    @activity.defn(name="character_detail")
+    async def character_detail(self, request: CharacterDetailRequest) -> Profiled:
+        seed = request.seed
+        prompt = render(
+            "character_detail",
+            world=request.world_text,
+            username=seed.username,
+            display_name=seed.display_name,
+            role_in_world=seed.role_in_world,
+            traits=", ".join(seed.personality_traits),
+            interests=", ".join(seed.interests),
+        )
+        async with heartbeating(f"profile of {seed.username}"):
+            detail = await self.provider.structured(CharacterDetail, SYSTEM, prompt, request)
+        detail = detail.model_copy(update={"username": seed.username})  # the workflow's unique username wins
+        key = world_key(request.world_id, "characters", seed.username, "profile.json")
+        return Profiled(detail=detail, artifact=await self._json(key, detail))
+
+    @activity.defn(name="character_avatar")
+    async def character_avatar(self, request: AvatarRequest) -> ArtifactRef:
+        prompt = render(
+            "character_avatar",
+            username=request.username,
+            avatar_description=request.avatar_description,
+            visual_style=request.visual_style,
+        )
+        key = world_key(request.world_id, "characters", request.username, f"avatar.{PORTRAIT.format}")
+        return await self._image(key, prompt, PORTRAIT)
+
+    @activity.defn(name="post_batch")
+    async def post_batch(self, request: PostBatchRequest) -> PostBatch:
+        who = request.character
+        if request.previous:
+            listed = "\n".join(f"{p.number}. {p.topic}: {p.brief}" for p in request.previous)
+            previous = render("previous_posts", arc=request.narrative_arc or "", posts=listed)
+        else:
+            previous = render("first_batch_posts")
+        prompt = render(
+            "post_batch",
+            world=request.world_text,
+            display_name=who.display_name,
+            username=who.username,
+            role_in_world=who.bio,
+            personality=who.personality,
+            speaking_style=who.speaking_style,
+            interests=", ".join(who.interests),
+            count=request.count,
+            previous=previous,
+        )
+        async with heartbeating(f"post batch {request.batch_index} of {who.username}"):
+            return await self.provider.structured(PostBatch, SYSTEM, prompt, request)
+
+    @activity.defn(name="post_detail")
+    async def post_detail(self, request: PostDetailRequest) -> Written:
+        who, idea = request.character, request.idea
+        prompt = render(
+            "post_detail",
+            world=request.world_text,
+            number=request.number,
+            display_name=who.display_name,
+            username=who.username,
+            speaking_style=who.speaking_style,
+            arc=request.narrative_arc,
+            topic=idea.topic,
+            brief=idea.brief,
+            tone=idea.emotional_tone,
+            post_type=idea.post_type,
+        )
+        async with heartbeating(f"post {request.number} of {who.username}"):
+            detail = await self.provider.structured(PostDetail, SYSTEM, prompt, request)
+        key = world_key(request.world_id, "characters", who.username, "posts", f"{request.number:03d}.json")
+        return Written(detail=detail, artifact=await self._json(key, detail))
+
+    @activity.defn(name="post_image")
+    async def post_image(self, request: PostImageRequest) -> ArtifactRef:
+        prompt = render("post_image", image_prompt=request.image_prompt, visual_style=request.visual_style)
+        key = world_key(
+            request.world_id, "characters", request.username, "posts", f"{request.number:03d}.{PORTRAIT.format}"
+        )
+        return await self._image(key, prompt, PORTRAIT)
+
+    @activity.defn(name="write_character_manifest")
+    async def write_character_manifest(self, manifest: CharacterManifest) -> ArtifactRef:
+        key = world_key(manifest.world_id, "characters", manifest.username, "character.json")
+        return await self._json(key, manifest)
+
+    @activity.defn(name="write_world_manifest")
+    async def write_world_manifest(self, request: WorldManifestRequest) -> list[ArtifactRef]:
+        """manifest.json indexes every artifact; index.html is a gallery that opens from disk."""
+        characters = [CharacterManifest.model_validate_json(await load(self.store, r)) for r in request.characters]
+        manifest = WorldManifest(**request.model_dump(exclude={"characters"}), characters=characters)
+        manifest_ref = await self._json(world_key(manifest.world_id, "manifest.json"), manifest)
+        page = await gallery.render_gallery(manifest, self.store)
+        html_ref = await self.store.put(world_key(manifest.world_id, "index.html"), page.encode(), "text/html")
+        return [manifest_ref, html_ref]

@@ -1,0 +1,93 @@
+"""What every CLI command shares: errors, the console, connecting, starting or attaching to runs."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn
+
+from rich.console import Console
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from models.settings import WORKFLOW_QUEUE, Settings
+from workers.connection import connect
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+attached: dict[str, str] = {}  # the run this CLI invocation follows, for the Ctrl-C message
+
+
+class UsageError(Exception):
+    """Bad input: reported as one line on stderr with exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """How the generic commands (status, result) handle one workflow type."""
+
+    state: Callable[[WorkflowHandle], Awaitable[Any]]
+    result: Callable[[Client, str, Settings, Path | None], Awaitable[int]]
+
+
+def default_id(kind: str, text: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{kind}-{stamp}-{hashlib.sha256(text.encode()).hexdigest()[:6]}"
+
+
+async def connect_or_explain(settings: Settings) -> Client:
+    try:
+        return await connect(settings)
+    except RuntimeError as exc:
+        raise RuntimeError(
+            f"cannot reach Temporal at {settings.temporal_address} (start it with `make demo` or "
+            f"`python -m starter server`): {exc}"
+        ) from exc
+
+
+async def start_or_attach(client: Client, run: Any, job: Any, workflow_id: str, settings: Settings) -> WorkflowHandle:
+    """Start a run; an id that already exists is attached to (running) or read back (finished)."""
+    attached["id"] = workflow_id
+    try:
+        handle = await client.start_workflow(
+            run,
+            job,
+            id=workflow_id,
+            task_queue=WORKFLOW_QUEUE,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        stderr.print(f"run {workflow_id} · provider {settings.resolved_provider}")
+        stderr.print(f"Temporal UI: {settings.workflow_ui_link(workflow_id)}")
+        return handle
+    except WorkflowAlreadyStartedError:
+        stderr.print(f"run {workflow_id} already exists: showing its result")
+        return client.get_workflow_handle_for(run, workflow_id)
+
+
+async def existing(client: Client, workflow_id: str) -> tuple[WorkflowHandle, WorkflowExecutionDescription]:
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        return handle, await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise UsageError(f"no run with id {workflow_id!r}") from exc
+        raise
+
+
+async def bounded_query(handle: WorkflowHandle, query: Any, result_type: Any) -> Any:
+    """A query's answer, or None when no worker answers within a couple of seconds."""
+    try:
+        return await handle.query(query, result_type=result_type, rpc_timeout=timedelta(seconds=2))
+    except RPCError:
+        return None

@@ -1,0 +1,123 @@
+"""`atelier image`: the prompt → image → evaluate → refine loop from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+
+from pydantic import ValidationError
+from temporalio.client import Client, WorkflowHandle
+
+from activities.references import BadReference, check_url, is_url, read_local
+from activities.storage import make_store
+from models.image import ImageJob, ImageJobResult, ImageOptions, LoopState
+from models.settings import Settings
+from starter.common import Pipeline, UsageError, bounded_query, connect_or_explain, default_id, start_or_attach, stderr
+from starter.results import image_result_json
+from workflows.image_refinement import ImageRefinementWorkflow
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    image = sub.add_parser("image", help="run the prompt → image → evaluate → refine loop")
+    image.add_argument("prompt")
+    image.add_argument("--refs", nargs="+", default=[], metavar="PATH_OR_URL")
+    image.add_argument("--quality", choices=["auto", "low", "medium", "high"], default="high")
+    image.add_argument("--size", choices=["auto", "1024x1024", "1024x1536", "1536x1024"], default="1024x1024")
+    image.add_argument("--background", choices=["auto", "opaque", "transparent"], default=None)
+    image.add_argument("--format", choices=["png", "jpeg", "webp"], default="png")
+    image.add_argument("--max-iterations", type=int, default=4)
+    image.add_argument("--threshold", type=int, default=85)
+    image.add_argument("--out", type=Path, default=None, help="folder for the images (default .atelier/out/<id>)")
+    image.add_argument("--id", dest="workflow_id", default=None, help="workflow id (attach if it exists)")
+    image.add_argument("--detach", action="store_true", help="start the run and print its workflow id")
+
+
+def image_job(args: argparse.Namespace, settings: Settings) -> ImageJob:
+    """Validate everything the user typed before any workflow starts."""
+    if not args.prompt.strip():
+        raise UsageError("the prompt is empty")
+    if not 1 <= args.max_iterations <= 20:
+        raise UsageError("--max-iterations must be between 1 and 20")
+    if not 0 <= args.threshold <= 100:
+        raise UsageError("--threshold must be between 0 and 100")
+    background = args.background or ("transparent" if args.format in {"png", "webp"} else "opaque")
+    if background == "transparent" and args.format == "jpeg":
+        raise UsageError("--background transparent needs --format png or webp")
+    references = []
+    for ref in args.refs:
+        try:
+            if is_url(ref):
+                check_url(ref, settings.allow_private_urls)
+                references.append(ref)
+            else:
+                read_local(ref)
+                references.append(str(Path(ref).expanduser().resolve()))
+        except BadReference as exc:
+            raise UsageError(str(exc)) from exc
+    options = ImageOptions(quality=args.quality, size=args.size, background=background, format=args.format)
+    try:
+        return ImageJob(
+            prompt=args.prompt.strip(),
+            references=references,
+            options=options,
+            max_iterations=args.max_iterations,
+            threshold=args.threshold,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise UsageError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+
+
+async def loop_state(handle: WorkflowHandle) -> LoopState | None:
+    return await bounded_query(handle, ImageRefinementWorkflow.state, LoopState | None)
+
+
+def _describe(state: LoopState) -> str:
+    scores = ", ".join(map(str, state.scores)) or "-"
+    return f"iteration {state.iteration}/{state.max_iterations} · {state.phase.value} · scores [{scores}]"
+
+
+async def follow(handle: WorkflowHandle) -> ImageJobResult:
+    """Wait for the result, showing the loop's progress on stderr."""
+    result = asyncio.ensure_future(handle.result())
+    last = ""
+    with stderr.status("waiting for the run…") as status:
+        while not result.done():
+            state = await loop_state(handle)
+            if state is not None and (line := _describe(state)) != last:
+                stderr.print(f"[dim]{handle.id}[/] {line}")
+                status.update(line)
+                last = line
+            await asyncio.wait([result], timeout=0.5)
+    return result.result()
+
+
+async def print_result(client: Client, workflow_id: str, settings: Settings, out: Path | None) -> int:
+    handle = client.get_workflow_handle_for(ImageRefinementWorkflow.run, workflow_id)
+    result = await follow(handle)
+    payload = await image_result_json(result, make_store(settings), out or settings.data_dir / "out" / workflow_id)
+    print(json.dumps(payload, indent=2))
+    stderr.print(f"best image: {payload['best_image_url']} (score {payload['final_score']})")
+    stderr.print(f"Temporal UI: {settings.workflow_ui_link(workflow_id)}")
+    return 0
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    job = image_job(args, settings)
+    client = await connect_or_explain(settings)
+    workflow_id = args.workflow_id or default_id("image", job.prompt)
+    await start_or_attach(client, ImageRefinementWorkflow.run, job, workflow_id, settings)
+    if args.detach:
+        print(workflow_id)
+        return 0
+    return await print_result(client, workflow_id, settings, args.out)
+
+
+async def _state_json(handle: WorkflowHandle) -> dict | None:
+    state = await loop_state(handle)
+    return state.model_dump(mode="json") if state else None
+
+
+PIPELINE = Pipeline(state=_state_json, result=print_result)

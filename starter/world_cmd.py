@@ -1,0 +1,181 @@
+"""`atelier world`: a whole world from one prompt, with live progress bars."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from temporalio.client import Client, WorkflowHandle
+
+from activities.storage import ArtifactStore, load, make_store
+from models.artifacts import ArtifactRef
+from models.settings import Settings
+from models.world import Budget, PhaseState, WorldJob, WorldManifest, WorldResult, WorldStatus
+from starter.common import Pipeline, UsageError, bounded_query, connect_or_explain, default_id, start_or_attach, stderr
+from workflows.world import WorldWorkflow
+
+MARK = {PhaseState.PENDING: "·", PhaseState.IN_PROGRESS: "…", PhaseState.COMPLETED: "✓", PhaseState.FAILED: "✗"}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    world = sub.add_parser("world", help="generate a world: description, characters, posts, images")
+    world.add_argument("prompt")
+    world.add_argument("--characters", type=int, default=5)
+    world.add_argument("--posts", type=int, default=4, help="at most this many posts per character")
+    world.add_argument("--no-images", dest="images", action="store_false")
+    world.add_argument("--max-llm-calls", type=int, default=Budget().llm_calls)
+    world.add_argument("--max-image-calls", type=int, default=Budget().image_calls)
+    world.add_argument("--parallel", type=int, default=10, help="characters generated at the same time")
+    world.add_argument("--out", type=Path, default=None, help="folder for the files (default .atelier/out/<id>)")
+    world.add_argument("--id", dest="workflow_id", default=None, help="world id (attach if it exists)")
+    world.add_argument("--detach", action="store_true", help="start the world and print its id")
+
+
+def world_job(args: argparse.Namespace) -> WorldJob:
+    if not args.prompt.strip():
+        raise UsageError("the prompt is empty")
+    try:
+        return WorldJob(
+            prompt=args.prompt.strip(),
+            characters=args.characters,
+            posts_per_character=args.posts,
+            images=args.images,
+            budget=Budget(llm_calls=args.max_llm_calls, image_calls=args.max_image_calls),
+            max_parallel_characters=args.parallel,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        flag = {"characters": "--characters", "posts_per_character": "--posts", "max_parallel_characters": "--parallel"}
+        name = flag.get(str(first["loc"][0]), ".".join(map(str, first["loc"])))
+        raise UsageError(f"{name}: {first['msg']}") from exc
+
+
+async def world_status(handle: WorkflowHandle) -> WorldStatus | None:
+    return await bounded_query(handle, WorldWorkflow.status, WorldStatus | None)
+
+
+def _bars(st: WorldStatus, requested: int) -> list[tuple[str, int, int]]:
+    ph = st.phases
+    images = " ".join(f"{name.split('_')[0]}{MARK[ph[name]]}" for name in ("world_images", "avatars", "post_images"))
+    return [
+        (
+            f"world {MARK[ph['world_description']]} {st.world_name or ''}",
+            int(ph["world_description"] == "COMPLETED"),
+            1,
+        ),
+        (f"characters {MARK[ph['characters']]}", st.characters.planned, max(requested, st.characters.planned)),
+        (f"profiles {MARK[ph['character_details']]}", st.characters.created, st.characters.planned),
+        (f"posts {MARK[ph['posts']]}", st.posts.created, st.posts.planned),
+        (f"images ({images})", st.images.created, st.images.planned),
+    ]
+
+
+async def follow(handle: WorkflowHandle, requested: int) -> WorldResult:
+    """Live bars, one per phase, until the world is done."""
+    result = asyncio.ensure_future(handle.result())
+    columns = (TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=stderr, transient=False) as progress:
+        tasks: list[Any] = []
+        last = ""
+
+        def show(st: WorldStatus) -> None:
+            nonlocal tasks, last
+            bars = _bars(st, requested)
+            if not tasks:
+                tasks = [progress.add_task(name, total=max(total, 1)) for name, _, total in bars]
+            for task, (name, done, total) in zip(tasks, bars, strict=True):
+                progress.update(task, description=name, completed=done, total=max(total, 1))
+            line = " | ".join(f"{n} {d}/{t}" for n, d, t in bars)
+            if not stderr.is_terminal and line != last:
+                stderr.print(line)
+                last = line
+
+        while not result.done():
+            if (st := await world_status(handle)) is not None:
+                show(st)
+            await asyncio.wait([result], timeout=0.5)
+        if not result.exception():
+            show(result.result().status)
+    return result.result()
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+async def materialize(result: WorldResult, store: ArtifactStore, out_dir: Path) -> WorldManifest:
+    """Copy the world's files out of the artifact store, keeping their relative layout."""
+    manifest = WorldManifest.model_validate_json(await load(store, result.manifest))
+    refs: list[ArtifactRef | None] = [manifest.world, manifest.background, manifest.icon, result.gallery]
+    for character in manifest.characters:
+        refs += [character.profile, character.avatar]
+        for post in character.posts:
+            refs += [post.post, post.image]
+    prefix = f"worlds/{result.world_id}/"
+    for ref in [r for r in refs if r is not None] + [result.manifest]:
+        _write(out_dir / ref.key.removeprefix(prefix), await load(store, ref))
+    return manifest
+
+
+async def _finished(client: Client, workflow_id: str, settings: Settings, out: Path | None) -> tuple:
+    handle = client.get_workflow_handle_for(WorldWorkflow.run, workflow_id)
+    st = await world_status(handle)
+    result = await follow(handle, st.characters.planned if st else 0)
+    out_dir = (out or settings.data_dir / "out" / workflow_id).resolve()
+    manifest = await materialize(result, make_store(settings), out_dir)
+    return result, manifest, out_dir
+
+
+async def print_manifest(client: Client, workflow_id: str, settings: Settings, out: Path | None) -> int:
+    _, manifest, out_dir = await _finished(client, workflow_id, settings, out)
+    print(manifest.model_dump_json(indent=2))
+    stderr.print(f"gallery: {out_dir / 'index.html'}")
+    return 0
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    job = world_job(args)
+    client = await connect_or_explain(settings)
+    workflow_id = args.workflow_id or default_id("world", job.prompt)
+    await start_or_attach(client, WorldWorkflow.run, job, workflow_id, settings)
+    if args.detach:
+        print(workflow_id)
+        return 0
+    result, manifest, out_dir = await _finished(client, workflow_id, settings, args.out)
+    st = result.status
+    summary = {
+        "workflow_id": workflow_id,
+        "status": result.state.value,
+        "world_name": manifest.world_name,
+        "characters": st.characters.model_dump(),
+        "posts": st.posts.model_dump(),
+        "images": st.images.model_dump(),
+        "calls": st.calls.model_dump(),
+        "budget_exhausted": st.budget_exhausted,
+        "failures": [f.model_dump() for f in st.failures],
+        "manifest": str(out_dir / "manifest.json"),
+        "gallery": str(out_dir / "index.html"),
+        "ui": settings.workflow_ui_link(workflow_id),
+    }
+    print(json.dumps(summary, indent=2))
+    stderr.print(f"gallery: {out_dir / 'index.html'}")
+    return 0
+
+
+async def _status_json(handle: WorkflowHandle) -> dict | None:
+    st = await world_status(handle)
+    return st.model_dump(mode="json") if st else None
+
+
+PIPELINE = Pipeline(state=_status_json, result=print_manifest)

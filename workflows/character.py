@@ -1,0 +1,211 @@
+"""One character of a world: profile → avatar ∥ post batches (a storyline) → per post: text → image.
+
+Runs as a child of WorldWorkflow with its own share of the world's call budget. A step that still
+fails after its retries is recorded and the rest goes on; progress is signalled to the world.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.world import WorldActivities
+    from models.world import (
+        AvatarRequest,
+        CallUsage,
+        CharacterDetail,
+        CharacterDetailRequest,
+        CharacterJob,
+        CharacterManifest,
+        CharacterResult,
+        Failure,
+        PostBatchRequest,
+        PostDetailRequest,
+        PostImageRequest,
+        PostRecord,
+        PostSummary,
+        ProgressDelta,
+    )
+    from workflows.options import bookkeeping, model_call
+
+
+def failure(step: str, err: ActivityError) -> Failure:
+    cause = err.cause or err
+    return Failure(step=step, error=str(getattr(cause, "message", None) or cause))
+
+
+@workflow.defn
+class CharacterWorkflow:
+    def __init__(self) -> None:
+        self._used = CallUsage()
+        self._job: CharacterJob | None = None
+        self._result: CharacterResult | None = None
+
+    def _spend(self, llm: int = 0, image: int = 0) -> bool:
+        """Take calls from this character's allowance; False (and remembered) when it is spent."""
+        assert self._job and self._result
+        allowance = self._job.allowance
+        if self._used.llm_calls + llm > allowance.llm_calls or self._used.image_calls + image > allowance.image_calls:
+            self._result.budget_exhausted = True
+            return False
+        self._used = self._used.plus(CallUsage(llm_calls=llm, image_calls=image))
+        return True
+
+    async def _report(self, **counts: int) -> None:
+        parent = workflow.info().parent
+        if parent is not None and self._job is not None:
+            delta = ProgressDelta(username=self._job.seed.username, calls=self._used, **counts)
+            await workflow.get_external_workflow_handle(parent.workflow_id).signal("progress", delta)
+
+    @workflow.run
+    async def run(self, job: CharacterJob) -> CharacterResult:
+        self._job = job
+        seed = job.seed
+        result = self._result = CharacterResult(username=seed.username)
+        manifest = CharacterManifest(
+            world_id=job.world_id,
+            username=seed.username,
+            display_name=seed.display_name,
+            role_in_world=seed.role_in_world,
+        )
+        if not self._spend(llm=1):
+            result.failures.append(Failure(step=f"{seed.username}/profile", error="call budget exhausted"))
+            return result
+        try:
+            profiled = await workflow.execute_activity_method(
+                WorldActivities.character_detail,
+                CharacterDetailRequest(world_id=job.world_id, world_text=job.world_text, seed=seed),
+                **model_call(5, attempts=4),
+            )
+        except ActivityError as err:
+            result.failures.append(failure(f"{seed.username}/profile", err))
+            return result
+        manifest.profile = profiled.artifact
+        await self._report(characters_created=1)
+
+        work = [self._posts(profiled.detail, manifest)]
+        if job.images:
+            work.append(self._avatar(profiled.detail, manifest))
+        await asyncio.gather(*work)
+
+        manifest.posts.sort(key=lambda p: p.number)
+        result.manifest = await workflow.execute_activity_method(
+            WorldActivities.write_character_manifest, manifest, **bookkeeping()
+        )
+        result.calls = self._used
+        return result
+
+    async def _avatar(self, detail: CharacterDetail, manifest: CharacterManifest) -> None:
+        assert self._job and self._result
+        if not self._spend(image=1):
+            self._result.failures.append(Failure(step=f"{detail.username}/avatar", error="call budget exhausted"))
+            return
+        try:
+            manifest.avatar = await workflow.execute_activity_method(
+                WorldActivities.character_avatar,
+                AvatarRequest(
+                    world_id=self._job.world_id,
+                    username=detail.username,
+                    avatar_description=detail.avatar_description,
+                    visual_style=self._job.visual_style,
+                ),
+                **model_call(10, attempts=3),
+            )
+        except ActivityError as err:
+            self._result.failures.append(failure(f"{detail.username}/avatar", err))
+            return
+        self._result.images_created += 1
+        await self._report(images_created=1)
+
+    async def _posts(self, detail: CharacterDetail, manifest: CharacterManifest) -> None:
+        """Post batches one after another, each seeing the earlier posts; posts of a batch in parallel."""
+        assert self._job and self._result
+        job, result = self._job, self._result
+        total, arc, previous = job.seed.posts_count, None, []
+        batch_index = 0
+        while len(previous) < total:
+            count = min(job.post_batch_size, total - len(previous))
+            if not self._spend(llm=1):
+                break
+            try:
+                batch = await workflow.execute_activity_method(
+                    WorldActivities.post_batch,
+                    PostBatchRequest(
+                        world_id=job.world_id,
+                        world_text=job.world_text,
+                        character=detail,
+                        batch_index=batch_index,
+                        count=count,
+                        previous=previous,
+                        narrative_arc=arc,
+                    ),
+                    **model_call(5, attempts=4),
+                )
+            except ActivityError as err:
+                result.failures.append(failure(f"{detail.username}/post batch {batch_index + 1}", err))
+                break
+            arc = arc or batch.narrative_arc
+            ideas = batch.posts[:count]
+            start = len(previous) + 1
+            with_images = sum(1 for idea in ideas if idea.has_image) if job.images else 0
+            records = await asyncio.gather(*(self._post(detail, start + i, idea, arc) for i, idea in enumerate(ideas)))
+            done = [r for r in records if r is not None]
+            manifest.posts += done
+            images = sum(1 for r in done if r.image is not None)
+            result.posts_created += len(done)
+            result.images_created += images
+            previous += [PostSummary(number=start + i, topic=x.topic, brief=x.brief) for i, x in enumerate(ideas)]
+            batch_index += 1
+            await self._report(posts_created=len(done), images_planned=with_images, images_created=images)
+        if len(previous) < total:
+            missing = total - len(previous)
+            reason = "call budget exhausted" if result.budget_exhausted else "storyline stopped"
+            result.failures.append(
+                Failure(step=f"{detail.username}/posts", error=f"{missing} posts not generated: {reason}")
+            )
+
+    async def _post(self, detail: CharacterDetail, number: int, idea, arc: str) -> PostRecord | None:
+        assert self._job and self._result
+        job, step = self._job, f"{detail.username}/post {number}"
+        if not self._spend(llm=1):
+            self._result.failures.append(Failure(step=step, error="call budget exhausted"))
+            return None
+        try:
+            written = await workflow.execute_activity_method(
+                WorldActivities.post_detail,
+                PostDetailRequest(
+                    world_id=job.world_id,
+                    world_text=job.world_text,
+                    character=detail,
+                    number=number,
+                    idea=idea,
+                    narrative_arc=arc,
+                ),
+                **model_call(5, attempts=3),
+            )
+        except ActivityError as err:
+            self._result.failures.append(failure(step, err))
+            return None
+        record = PostRecord(number=number, idea=idea, post=written.artifact)
+        if job.images and idea.has_image:
+            if not self._spend(image=1):
+                self._result.failures.append(Failure(step=f"{step} image", error="call budget exhausted"))
+                return record
+            try:
+                record.image = await workflow.execute_activity_method(
+                    WorldActivities.post_image,
+                    PostImageRequest(
+                        world_id=job.world_id,
+                        username=detail.username,
+                        number=number,
+                        image_prompt=written.detail.image_prompt,
+                        visual_style=job.visual_style,
+                    ),
+                    **model_call(10, attempts=3),
+                )
+            except ActivityError as err:
+                self._result.failures.append(failure(f"{step} image", err))
+        return record

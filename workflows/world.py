@@ -1,0 +1,322 @@
+"""A whole world from one prompt: description → world images ∥ character batches → one
+CharacterWorkflow per character (bounded fan-out) → manifest and gallery.
+
+The world's call budget is shared out: each character is started with an allowance taken from
+what is left, and what it did not spend flows back to the characters started after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, is_cancelled_exception
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.world import WorldActivities
+    from models.artifacts import ArtifactRef
+    from models.settings import WORKFLOW_QUEUE
+    from models.world import (
+        CallUsage,
+        CharacterBatchRequest,
+        CharacterJob,
+        CharacterResult,
+        CharacterSeed,
+        CharacterSummary,
+        Failure,
+        PhaseState,
+        ProgressDelta,
+        WorldImageRequest,
+        WorldJob,
+        WorldManifestRequest,
+        WorldPromptRequest,
+        WorldResult,
+        WorldState,
+        WorldStatus,
+        format_world,
+        safe_username,
+    )
+    from workflows.character import CharacterWorkflow, failure
+    from workflows.options import bookkeeping, model_call
+
+IMAGE_PHASES = ("world_images", "avatars", "post_images")
+
+
+@workflow.defn
+class WorldWorkflow:
+    def __init__(self) -> None:
+        self._status: WorldStatus | None = None
+        self._own = CallUsage()  # calls this workflow made itself
+        self._settled = CallUsage()  # own calls + final usage of finished characters
+        self._reserved = CallUsage()  # allowances of running characters
+        self._live: dict[str, CallUsage] = {}  # running characters' calls so far
+        self._cast: list[str] = []  # usernames in the order the batches made them
+
+    # --- status ----------------------------------------------------------------------------------
+    @workflow.query
+    def status(self) -> WorldStatus | None:
+        return self._status
+
+    @workflow.signal
+    def progress(self, delta: ProgressDelta) -> None:
+        st = self._status
+        if st is None:
+            return
+        st.characters.created += delta.characters_created
+        st.posts.planned += delta.posts_planned
+        st.posts.created += delta.posts_created
+        st.images.planned += delta.images_planned
+        st.images.created += delta.images_created
+        self._live[delta.username] = delta.calls
+        self._refresh_calls()
+
+    def _refresh_calls(self) -> None:
+        assert self._status
+        total = self._settled
+        for usage in self._live.values():
+            total = total.plus(usage)
+        self._status.calls = total
+
+    def _phase(self, name: str, state: PhaseState) -> None:
+        assert self._status
+        self._status.phases[name] = state
+
+    # --- budget ----------------------------------------------------------------------------------
+    def _available(self, budget_llm: int, budget_image: int) -> CallUsage:
+        used = self._settled.plus(self._reserved)
+        return CallUsage(
+            llm_calls=max(0, budget_llm - used.llm_calls), image_calls=max(0, budget_image - used.image_calls)
+        )
+
+    def _spend(self, job: WorldJob, llm: int = 0, image: int = 0) -> bool:
+        free = self._available(job.budget.llm_calls, job.budget.image_calls)
+        if free.llm_calls < llm or free.image_calls < image:
+            assert self._status
+            self._status.budget_exhausted = True
+            return False
+        spent = CallUsage(llm_calls=llm, image_calls=image)
+        self._own, self._settled = self._own.plus(spent), self._settled.plus(spent)
+        self._refresh_calls()
+        return True
+
+    # --- the process -----------------------------------------------------------------------------
+    @workflow.run
+    async def run(self, job: WorldJob) -> WorldResult:
+        world_id = workflow.info().workflow_id
+        st = self._status = WorldStatus(world_id=world_id, budget=job.budget)
+        if not job.images:
+            for name in IMAGE_PHASES:
+                self._phase(name, PhaseState.COMPLETED)
+        self._phase("world_description", PhaseState.IN_PROGRESS)
+        if not self._spend(job, llm=1):
+            self._phase("world_description", PhaseState.FAILED)
+            st.state = WorldState.FAILED
+            raise ApplicationError("the call budget allows no LLM call", type="BudgetExhausted", non_retryable=True)
+        try:
+            described = await workflow.execute_activity_method(
+                WorldActivities.describe_world,
+                WorldPromptRequest(world_id=world_id, prompt=job.prompt),
+                **model_call(5, attempts=4),
+            )
+        except ActivityError:
+            self._phase("world_description", PhaseState.FAILED)
+            st.state = WorldState.FAILED
+            raise
+        self._phase("world_description", PhaseState.COMPLETED)
+        world, world_text = described.world, format_world(described.world)
+        st.world_name = world.name
+
+        images: dict[str, ArtifactRef | None] = {"background": None, "icon": None}
+        results: list[CharacterResult] = []
+        try:
+            tasks = [self._characters(job, world_id, world_text, world.visual_style, results)]
+            if job.images:
+                tasks.append(self._world_images(job, world_id, world_text, world.visual_style, images))
+            await asyncio.gather(*tasks)
+        except BaseException as err:
+            if not is_cancelled_exception(err):
+                raise
+            st.state = WorldState.CANCELLED
+            await self._finish(job, world_id, described.artifact, world.name, images, results)
+            raise
+        for name in ("character_details", "avatars", "posts", "post_images"):
+            if st.phases[name] == PhaseState.IN_PROGRESS:
+                self._phase(name, PhaseState.COMPLETED)
+        if st.budget_exhausted:
+            st.failures.append(Failure(step="budget", error="call budget exhausted: the world is incomplete"))
+        st.state = WorldState.COMPLETED_WITH_ERRORS if st.failures else WorldState.COMPLETED
+        return await self._finish(job, world_id, described.artifact, world.name, images, results)
+
+    async def _world_images(
+        self, job: WorldJob, world_id: str, world_text: str, style: str, images: dict[str, ArtifactRef | None]
+    ) -> None:
+        assert self._status
+        self._phase("world_images", PhaseState.IN_PROGRESS)
+        self._status.images.planned += 2
+
+        async def one(kind: str) -> None:
+            assert self._status
+            if not self._spend(job, image=1):
+                self._status.failures.append(Failure(step=f"world/{kind}", error="call budget exhausted"))
+                return
+            try:
+                images[kind] = await workflow.execute_activity_method(
+                    WorldActivities.world_image,
+                    WorldImageRequest(world_id=world_id, kind=kind, world_text=world_text, visual_style=style),
+                    **model_call(10, attempts=3),
+                )
+                self._status.images.created += 1
+            except ActivityError as err:
+                self._status.failures.append(failure(f"world/{kind}", err))
+
+        await asyncio.gather(one("background"), one("icon"))
+        done = any(images.values())
+        self._phase("world_images", PhaseState.COMPLETED if done else PhaseState.FAILED)
+
+    async def _characters(
+        self, job: WorldJob, world_id: str, world_text: str, style: str, results: list[CharacterResult]
+    ) -> None:
+        """Character batches in sequence (each sees the cast so far); each character starts at once."""
+        st = self._status
+        assert st
+        self._phase("characters", PhaseState.IN_PROGRESS)
+        taken: set[str] = set()
+        cast: list[CharacterSummary] = []
+        running: list[asyncio.Task[None]] = []
+        slots = asyncio.Semaphore(job.max_parallel_characters)
+        for batch_index in range(math.ceil(job.characters / job.character_batch_size)):
+            count = min(job.character_batch_size, job.characters - len(cast))
+            if count <= 0 or not self._spend(job, llm=1):
+                break
+            try:
+                batch = await workflow.execute_activity_method(
+                    WorldActivities.character_batch,
+                    CharacterBatchRequest(
+                        world_id=world_id,
+                        world_text=world_text,
+                        batch_index=batch_index,
+                        count=count,
+                        max_posts=job.posts_per_character,
+                        previous=cast,
+                    ),
+                    **model_call(5, attempts=4),
+                )
+            except ActivityError as err:
+                st.failures.append(failure(f"characters/batch {batch_index + 1}", err))
+                continue
+            for raw in batch.characters[:count]:
+                seed = raw.model_copy(
+                    update={
+                        "username": safe_username(raw.username, taken),
+                        "posts_count": min(raw.posts_count, job.posts_per_character),
+                    }
+                )
+                cast.append(CharacterSummary.model_validate(seed.model_dump()))
+                self._cast.append(seed.username)
+                st.characters.planned += 1
+                st.posts.planned += seed.posts_count
+                st.images.planned += 1 if job.images else 0
+                running.append(
+                    asyncio.create_task(self._character(job, world_id, world_text, style, seed, slots, results))
+                )
+        self._phase("characters", PhaseState.COMPLETED if cast else PhaseState.FAILED)
+        await asyncio.gather(*running)
+        if st.characters.planned and not st.characters.created:
+            self._phase("character_details", PhaseState.FAILED)
+
+    async def _character(
+        self,
+        job: WorldJob,
+        world_id: str,
+        world_text: str,
+        style: str,
+        seed: CharacterSeed,
+        slots: asyncio.Semaphore,
+        results: list[CharacterResult],
+    ) -> None:
+        st = self._status
+        assert st
+        async with slots:
+            posts = seed.posts_count
+            need = CallUsage(
+                llm_calls=1 + math.ceil(posts / job.post_batch_size) + posts,
+                image_calls=(1 + posts) if job.images else 0,
+            )
+            free = self._available(job.budget.llm_calls, job.budget.image_calls)
+            allowance = CallUsage(
+                llm_calls=min(need.llm_calls, free.llm_calls),
+                image_calls=min(need.image_calls, free.image_calls),
+            )
+            if allowance.llm_calls == 0:
+                st.budget_exhausted = True
+                st.failures.append(Failure(step=seed.username, error="call budget exhausted: not generated"))
+                return
+            for name in ("character_details", "posts") + (("avatars", "post_images") if job.images else ()):
+                if st.phases[name] == PhaseState.PENDING:
+                    self._phase(name, PhaseState.IN_PROGRESS)
+            self._reserved = self._reserved.plus(allowance)
+            try:
+                result = await workflow.execute_child_workflow(
+                    CharacterWorkflow.run,
+                    CharacterJob(
+                        world_id=world_id,
+                        world_text=world_text,
+                        visual_style=style,
+                        seed=seed,
+                        images=job.images,
+                        post_batch_size=job.post_batch_size,
+                        allowance=allowance,
+                    ),
+                    id=f"{world_id}--{seed.username}",
+                    task_queue=WORKFLOW_QUEUE,
+                    parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+                )
+            except ChildWorkflowError as err:
+                if is_cancelled_exception(err):
+                    raise
+                result = CharacterResult(username=seed.username, failures=[failure(seed.username, err)])
+                result.calls = self._live.get(seed.username, allowance)
+            finally:
+                self._reserved = CallUsage(
+                    llm_calls=self._reserved.llm_calls - allowance.llm_calls,
+                    image_calls=self._reserved.image_calls - allowance.image_calls,
+                )
+        self._settled = self._settled.plus(result.calls)
+        self._live.pop(seed.username, None)
+        self._refresh_calls()
+        st.failures += result.failures
+        st.budget_exhausted = st.budget_exhausted or result.budget_exhausted
+        results.append(result)
+
+    async def _finish(
+        self,
+        job: WorldJob,
+        world_id: str,
+        world_ref: ArtifactRef,
+        world_name: str,
+        images: dict[str, ArtifactRef | None],
+        results: list[CharacterResult],
+    ) -> WorldResult:
+        st = self._status
+        assert st
+        order = {name: i for i, name in enumerate(self._cast)}
+        manifests = [r.manifest for r in sorted(results, key=lambda r: order[r.username]) if r.manifest]
+        manifest, gallery = await workflow.execute_activity_method(
+            WorldActivities.write_world_manifest,
+            WorldManifestRequest(
+                world_id=world_id,
+                prompt=job.prompt,
+                state=st.state,
+                world=world_ref,
+                world_name=world_name,
+                background=images["background"],
+                icon=images["icon"],
+                characters=manifests,
+                failures=st.failures,
+                calls=st.calls,
+            ),
+            **bookkeeping(),
+        )
+        return WorldResult(world_id=world_id, state=st.state, manifest=manifest, gallery=gallery, status=st)
