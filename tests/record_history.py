@@ -1,6 +1,6 @@
-"""Record a finished ImageRefinementWorkflow history into tests/histories/ for replay tests.
+"""Record finished workflow histories into tests/histories/ for the replay tests.
 
-Run after changing the workflow on purpose: `python -m tests.record_history`.
+Run after changing a workflow on purpose: `python -m tests.record_history`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
+from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -16,28 +17,53 @@ from activities.providers.offline import OfflineProvider
 from activities.storage import LocalStore
 from models.image import ImageJob, ImageOptions
 from models.settings import WORKFLOW_QUEUE
+from models.world import WorldJob
 from tests.conftest import TEST_SERVER, running_workers
 from workflows.image_refinement import ImageRefinementWorkflow
+from workflows.world import WorldWorkflow
 
-OUT = Path(__file__).parent / "histories" / "image_refinement.json"
+FOLDER = Path(__file__).parent / "histories"
+
+
+async def save(handle: WorkflowHandle) -> None:
+    """One file per run, named after its workflow id (replay needs the real id)."""
+    history = await handle.fetch_history()
+    (FOLDER / f"{handle.id}.json").write_text(history.to_json())
+    print(f"wrote {handle.id}.json ({len(history.events)} events)")
+
+
+async def record_image(client: Client) -> None:
+    job = ImageJob(prompt="a golden ring with a red ruby", options=ImageOptions(), max_iterations=3, threshold=100)
+    handle = await client.start_workflow(
+        ImageRefinementWorkflow.run, job, id="recorded-image-run", task_queue=WORKFLOW_QUEUE
+    )
+    await handle.signal(ImageRefinementWorkflow.feedback, "more gold")
+    await handle.result()
+    await save(handle)
+
+
+async def record_world(client: Client) -> None:
+    job = WorldJob(prompt="A lighthouse town of storm chasers", characters=2, posts_per_character=3)
+    handle = await client.start_workflow(WorldWorkflow.run, job, id="recorded-world", task_queue=WORKFLOW_QUEUE)
+    result = await handle.result()
+    await save(handle)
+    first = result.status.world_id + "--" + sorted(
+        e.start_child_workflow_execution_initiated_event_attributes.workflow_id.split("--")[1]
+        for e in (await handle.fetch_history()).events
+        if e.HasField("start_child_workflow_execution_initiated_event_attributes")
+    )[0]
+    await save(client.get_workflow_handle(first))
 
 
 async def main() -> None:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(TEST_SERVER), data_converter=pydantic_data_converter
     )
-    job = ImageJob(prompt="a golden ring with a red ruby", options=ImageOptions(), max_iterations=3, threshold=100)
     with tempfile.TemporaryDirectory() as tmp:
         async with running_workers(env.client, OfflineProvider(), LocalStore(Path(tmp))):
-            handle = await env.client.start_workflow(
-                ImageRefinementWorkflow.run, job, id="recorded-image-run", task_queue=WORKFLOW_QUEUE
-            )
-            await handle.signal(ImageRefinementWorkflow.feedback, "more gold")
-            await handle.result()
-            history = await handle.fetch_history()
+            await record_image(env.client)
+            await record_world(env.client)
     await env.shutdown()
-    OUT.write_text(history.to_json())
-    print(f"wrote {OUT}")
 
 
 if __name__ == "__main__":
