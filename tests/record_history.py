@@ -47,11 +47,15 @@ async def record_world(client: Client) -> None:
     handle = await client.start_workflow(WorldWorkflow.run, job, id="recorded-world", task_queue=WORKFLOW_QUEUE)
     result = await handle.result()
     await save(handle)
-    first = result.status.world_id + "--" + sorted(
-        e.start_child_workflow_execution_initiated_event_attributes.workflow_id.split("--")[1]
-        for e in (await handle.fetch_history()).events
-        if e.HasField("start_child_workflow_execution_initiated_event_attributes")
-    )[0]
+    first = (
+        result.status.world_id
+        + "--"
+        + sorted(
+            e.start_child_workflow_execution_initiated_event_attributes.workflow_id.split("--")[1]
+            for e in (await handle.fetch_history()).events
+            if e.HasField("start_child_workflow_execution_initiated_event_attributes")
+        )[0]
+    )
     await save(client.get_workflow_handle(first))
 
 

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         Failure,
         PostBatchRequest,
         PostDetailRequest,
+        PostIdea,
         PostImageRequest,
         PostRecord,
         PostSummary,
@@ -43,6 +44,7 @@ class CharacterWorkflow:
         self._used = CallUsage()
         self._job: CharacterJob | None = None
         self._result: CharacterResult | None = None
+        self._signals: list[asyncio.Task[None]] = []
 
     def _spend(self, llm: int = 0, image: int = 0) -> bool:
         """Take calls from this character's allowance; False (and remembered) when it is spent."""
@@ -54,11 +56,13 @@ class CharacterWorkflow:
         self._used = self._used.plus(CallUsage(llm_calls=llm, image_calls=image))
         return True
 
-    async def _report(self, **counts: int) -> None:
+    def _report(self, **counts: int) -> None:
+        """Tell the world what just happened, without waiting for the signal to land."""
         parent = workflow.info().parent
         if parent is not None and self._job is not None:
             delta = ProgressDelta(username=self._job.seed.username, calls=self._used, **counts)
-            await workflow.get_external_workflow_handle(parent.workflow_id).signal("progress", delta)
+            handle = workflow.get_external_workflow_handle(parent.workflow_id)
+            self._signals.append(asyncio.create_task(handle.signal("progress", delta)))
 
     @workflow.run
     async def run(self, job: CharacterJob) -> CharacterResult:
@@ -84,7 +88,7 @@ class CharacterWorkflow:
             result.failures.append(failure(f"{seed.username}/profile", err))
             return result
         manifest.profile = profiled.artifact
-        await self._report(characters_created=1)
+        self._report(characters_created=1)
 
         work = [self._posts(profiled.detail, manifest)]
         if job.images:
@@ -96,6 +100,7 @@ class CharacterWorkflow:
             WorldActivities.write_character_manifest, manifest, **bookkeeping()
         )
         result.calls = self._used
+        await asyncio.gather(*self._signals)
         return result
 
     async def _avatar(self, detail: CharacterDetail, manifest: CharacterManifest) -> None:
@@ -118,13 +123,15 @@ class CharacterWorkflow:
             self._result.failures.append(failure(f"{detail.username}/avatar", err))
             return
         self._result.images_created += 1
-        await self._report(images_created=1)
+        self._report(images_created=1)
 
     async def _posts(self, detail: CharacterDetail, manifest: CharacterManifest) -> None:
-        """Post batches one after another, each seeing the earlier posts; posts of a batch in parallel."""
+        """Post batches one after another, each seeing the earlier ideas; a batch's posts are written
+        (text, then image) in parallel while the next batch is planned."""
         assert self._job and self._result
         job, result = self._job, self._result
         total, arc, previous = job.seed.posts_count, None, []
+        writing: list[asyncio.Task[None]] = []
         batch_index = 0
         while len(previous) < total:
             count = min(job.post_batch_size, total - len(previous))
@@ -150,16 +157,10 @@ class CharacterWorkflow:
             arc = arc or batch.narrative_arc
             ideas = batch.posts[:count]
             start = len(previous) + 1
-            with_images = sum(1 for idea in ideas if idea.has_image) if job.images else 0
-            records = await asyncio.gather(*(self._post(detail, start + i, idea, arc) for i, idea in enumerate(ideas)))
-            done = [r for r in records if r is not None]
-            manifest.posts += done
-            images = sum(1 for r in done if r.image is not None)
-            result.posts_created += len(done)
-            result.images_created += images
+            writing.append(asyncio.create_task(self._write_batch(detail, manifest, start, ideas, arc)))
             previous += [PostSummary(number=start + i, topic=x.topic, brief=x.brief) for i, x in enumerate(ideas)]
             batch_index += 1
-            await self._report(posts_created=len(done), images_planned=with_images, images_created=images)
+        await asyncio.gather(*writing)
         if len(previous) < total:
             missing = total - len(previous)
             reason = "call budget exhausted" if result.budget_exhausted else "storyline stopped"
@@ -167,7 +168,22 @@ class CharacterWorkflow:
                 Failure(step=f"{detail.username}/posts", error=f"{missing} posts not generated: {reason}")
             )
 
-    async def _post(self, detail: CharacterDetail, number: int, idea, arc: str) -> PostRecord | None:
+    async def _write_batch(
+        self, detail: CharacterDetail, manifest: CharacterManifest, start: int, ideas: list[PostIdea], arc: str
+    ) -> None:
+        assert self._job and self._result
+        with_images = sum(1 for idea in ideas if idea.has_image) if self._job.images else 0
+        if with_images:
+            self._report(images_planned=with_images)
+        records = await asyncio.gather(*(self._post(detail, start + i, idea, arc) for i, idea in enumerate(ideas)))
+        done = [r for r in records if r is not None]
+        manifest.posts += done
+        images = sum(1 for r in done if r.image is not None)
+        self._result.posts_created += len(done)
+        self._result.images_created += images
+        self._report(posts_created=len(done), images_created=images)
+
+    async def _post(self, detail: CharacterDetail, number: int, idea: PostIdea, arc: str) -> PostRecord | None:
         assert self._job and self._result
         job, step = self._job, f"{detail.username}/post {number}"
         if not self._spend(llm=1):

@@ -334,7 +334,17 @@ def _texture(c: Canvas, level: int, water: bool) -> None:
 
 
 def render(spec: SceneSpec, options: ImageOptions, seed: int, extra: list[RGB], caption: str) -> bytes:
+    """The scene as encoded bytes; `low` quality draws at half size and scales up (4x less work)."""
     width, height = dimensions(options.size)
+    if options.quality == "low":
+        image = draw_scene(spec, options, seed, extra, caption, width // 2, height // 2)
+        return encode(image.resize((width, height), Image.Resampling.BILINEAR), options)
+    return encode(draw_scene(spec, options, seed, extra, caption, width, height), options)
+
+
+def draw_scene(
+    spec: SceneSpec, options: ImageOptions, seed: int, extra: list[RGB], caption: str, width: int, height: int
+) -> Image.Image:
     palette = [COLOURS[n] for n in spec.requested_colours] or [(220, 120, 60), (60, 120, 200)]
     c = Canvas(width, height, palette, random.Random(seed))
     transparent = options.background == "transparent" and options.format != "jpeg"
@@ -358,7 +368,7 @@ def render(spec: SceneSpec, options: ImageOptions, seed: int, extra: list[RGB], 
         c.label(word, cx, base + 8)
     image = _finish(c.image, spec)
     _stamp(image, caption)
-    return encode(image, options)
+    return image
 
 
 def _finish(image: Image.Image, spec: SceneSpec) -> Image.Image:
