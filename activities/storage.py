@@ -46,6 +46,19 @@ def make_ref(key: str, data: bytes, content_type: str) -> ArtifactRef:
     return ArtifactRef(key=key, sha256=hashlib.sha256(data).hexdigest(), size=len(data), content_type=content_type)
 
 
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a file so readers see the old content or the new, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 class ArtifactIntegrityError(Exception):
     """The stored bytes do not match the reference's sha256."""
 
@@ -82,20 +95,8 @@ class LocalStore:
         return self._path(key)
 
     async def put(self, key: str, data: bytes, content_type: str) -> ArtifactRef:
-        await asyncio.to_thread(self._write, self._path(key), data)
+        await asyncio.to_thread(write_atomic, self._path(key), data)
         return make_ref(key, data, content_type)
-
-    @staticmethod
-    def _write(path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     async def read(self, key: str) -> bytes:
         return await asyncio.to_thread(self._path(key).read_bytes)

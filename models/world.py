@@ -296,7 +296,7 @@ class CharacterResult(BaseModel):
     budget_exhausted: bool = False
 
 
-class WorldManifestRequest(BaseModel):
+class _WorldIndex(BaseModel):
     world_id: str
     prompt: str
     state: WorldState
@@ -304,24 +304,20 @@ class WorldManifestRequest(BaseModel):
     world_name: str
     background: ArtifactRef | None = None
     icon: ArtifactRef | None = None
-    characters: list[ArtifactRef]
     failures: list[Failure]
     calls: CallUsage
 
 
-class WorldManifest(BaseModel):
+class WorldManifestRequest(_WorldIndex):
+    """What the world knows at the end: each character by the claim check of its manifest."""
+
+    characters: list[ArtifactRef]
+
+
+class WorldManifest(_WorldIndex):
     """manifest.json: the index of every artifact of one world."""
 
-    world_id: str
-    prompt: str
-    state: WorldState
-    world: ArtifactRef
-    world_name: str
-    background: ArtifactRef | None = None
-    icon: ArtifactRef | None = None
     characters: list[CharacterManifest]
-    failures: list[Failure]
-    calls: CallUsage
 
 
 class WorldResult(BaseModel):

@@ -75,6 +75,17 @@ async def start_or_attach(client: Client, run: Any, job: Any, workflow_id: str, 
         return client.get_workflow_handle_for(run, workflow_id)
 
 
+async def launch(args: Any, settings: Settings, kind: str, run: Any, job: Any) -> tuple[Client, str] | None:
+    """Start (or attach to) the run the user asked for; None when `--detach` printed its id."""
+    client = await connect_or_explain(settings)
+    workflow_id = args.workflow_id or default_id(kind, job.prompt)
+    await start_or_attach(client, run, job, workflow_id, settings)
+    if args.detach:
+        print(workflow_id)
+        return None
+    return client, workflow_id
+
+
 async def existing(client: Client, workflow_id: str) -> tuple[WorkflowHandle, WorkflowExecutionDescription]:
     handle = client.get_workflow_handle(workflow_id)
     try:

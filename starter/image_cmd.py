@@ -14,7 +14,7 @@ from activities.references import BadReference, check_url, is_url, read_local
 from activities.storage import make_store
 from models.image import ImageJob, ImageJobResult, ImageOptions, LoopState
 from models.settings import Settings
-from starter.common import Pipeline, UsageError, bounded_query, connect_or_explain, default_id, start_or_attach, stderr
+from starter.common import Pipeline, UsageError, bounded_query, launch, stderr
 from starter.results import image_result_json
 from workflows.image_refinement import ImageRefinementWorkflow
 
@@ -106,12 +106,9 @@ async def print_result(client: Client, workflow_id: str, settings: Settings, out
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     job = image_job(args, settings)
-    client = await connect_or_explain(settings)
-    workflow_id = args.workflow_id or default_id("image", job.prompt)
-    await start_or_attach(client, ImageRefinementWorkflow.run, job, workflow_id, settings)
-    if args.detach:
-        print(workflow_id)
+    if (launched := await launch(args, settings, "image", ImageRefinementWorkflow.run, job)) is None:
         return 0
+    client, workflow_id = launched
     return await print_result(client, workflow_id, settings, args.out)
 
 

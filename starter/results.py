@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from activities.storage import ArtifactStore, load
+from activities.storage import ArtifactStore, load, write_atomic
 from models.image import ImageJobResult
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 async def image_result_json(result: ImageJobResult, store: ArtifactStore, out_dir: Path) -> dict[str, Any]:
@@ -25,11 +15,11 @@ async def image_result_json(result: ImageJobResult, store: ArtifactStore, out_di
     paths: dict[int, Path] = {}
     for it in result.iterations:
         path = (out_dir / f"iteration-{it.number:02d}.{it.image.extension}").resolve()
-        _write_atomic(path, await load(store, it.image))
+        write_atomic(path, await load(store, it.image))
         paths[it.number] = path
     best = next(it for it in result.iterations if it.number == result.best_iteration)
     best_path = (out_dir / f"best.{best.image.extension}").resolve()
-    _write_atomic(best_path, paths[best.number].read_bytes())
+    write_atomic(best_path, paths[best.number].read_bytes())
     payload = {
         "best_image_url": str(best_path),
         "final_score": result.final_score,
@@ -42,5 +32,5 @@ async def image_result_json(result: ImageJobResult, store: ArtifactStore, out_di
         "provider": result.provider,
         "stopped_because": result.stopped_because.value,
     }
-    _write_atomic(out_dir / "result.json", json.dumps(payload, indent=2).encode())
+    write_atomic(out_dir / "result.json", json.dumps(payload, indent=2).encode())
     return payload

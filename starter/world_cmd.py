@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +12,11 @@ from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from temporalio.client import Client, WorkflowHandle
 
-from activities.storage import ArtifactStore, load, make_store
+from activities.storage import ArtifactStore, load, make_store, write_atomic
 from models.artifacts import ArtifactRef
 from models.settings import Settings
 from models.world import Budget, PhaseState, WorldJob, WorldManifest, WorldResult, WorldStatus
-from starter.common import Pipeline, UsageError, bounded_query, connect_or_explain, default_id, start_or_attach, stderr
+from starter.common import Pipeline, UsageError, bounded_query, launch, stderr
 from workflows.world import WorldWorkflow
 
 MARK = {PhaseState.PENDING: "·", PhaseState.IN_PROGRESS: "…", PhaseState.COMPLETED: "✓", PhaseState.FAILED: "✗"}
@@ -106,14 +104,6 @@ async def follow(handle: WorkflowHandle, requested: int) -> WorldResult:
     return result.result()
 
 
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 async def materialize(result: WorldResult, store: ArtifactStore, out_dir: Path) -> WorldManifest:
     """Copy the world's files out of the artifact store, keeping their relative layout."""
     manifest = WorldManifest.model_validate_json(await load(store, result.manifest))
@@ -124,7 +114,7 @@ async def materialize(result: WorldResult, store: ArtifactStore, out_dir: Path) 
             refs += [post.post, post.image]
     prefix = f"worlds/{result.world_id}/"
     for ref in [r for r in refs if r is not None] + [result.manifest]:
-        _write(out_dir / ref.key.removeprefix(prefix), await load(store, ref))
+        write_atomic(out_dir / ref.key.removeprefix(prefix), await load(store, ref))
     return manifest
 
 
@@ -146,12 +136,9 @@ async def print_manifest(client: Client, workflow_id: str, settings: Settings, o
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     job = world_job(args)
-    client = await connect_or_explain(settings)
-    workflow_id = args.workflow_id or default_id("world", job.prompt)
-    await start_or_attach(client, WorldWorkflow.run, job, workflow_id, settings)
-    if args.detach:
-        print(workflow_id)
+    if (launched := await launch(args, settings, "world", WorldWorkflow.run, job)) is None:
         return 0
+    client, workflow_id = launched
     result, manifest, out_dir = await _finished(client, workflow_id, settings, args.out)
     st = result.status
     summary = {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 
@@ -13,7 +15,7 @@ from PIL import Image
 
 from activities.providers.recording import read_log
 from models.world import WorldManifest, WorldState
-from tests.conftest import address_of, atelier_env, run_cli, start_worker, wait_for
+from tests.conftest import ROOT, address_of, atelier_env, run_cli, start_worker, wait_for
 from workflows.world import WorldWorkflow
 
 PROMPT = "A floating archipelago run by cartographer guilds"
@@ -118,3 +120,23 @@ async def test_worker_killed_mid_world_resumes_without_redoing_steps(dev_env, tm
     in_flight = {(e["workflow_id"], e["activity_id"]) for e in before if e["ok"]} - settled
     assert sum(per_step.values()) <= len(per_step) + len(in_flight)
     assert sum(1 for e in ok if e["call"] == "structured:PostDetail") <= st.posts.planned + len(in_flight)
+
+
+async def test_ctrl_c_detaches_and_the_world_goes_on(dev_env, tmp_path):
+    env = atelier_env(tmp_path, address_of(dev_env), ATELIER_OFFLINE_LATENCY_S="0.2")
+    worker = start_worker(env, tmp_path / "worker.log")
+    try:
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "starter", "world", PROMPT, "--characters", "3", "--posts", "4", "--id", "w-int"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        handle = dev_env.client.get_workflow_handle_for(WorldWorkflow.run, "w-int")
+        wait_for(lambda: (tmp_path / "data" / "logs" / "provider-calls.jsonl").exists(), 60, "the first model call")
+        cli.send_signal(signal.SIGINT)
+        _, err = cli.communicate(timeout=30)
+        assert cli.returncode == 130 and "re-attach with `atelier result w-int`" in err and "Traceback" not in err
+        result = await asyncio.wait_for(handle.result(), timeout=120)
+        assert result.state == WorldState.COMPLETED
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
