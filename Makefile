@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.atelier-installed
 PROMPT ?= A lighthouse on a rocky coast at sunset, orange and purple sky, calm blue sea
 
-.PHONY: install demo test stop server worker lint bench clean
+.PHONY: install demo test stop server worker lint bench chaos clean
 
 install: $(STAMP)
 
@@ -33,6 +33,9 @@ worker: install
 
 test: install
 	@$(PY) -m pytest -q
+
+chaos: install
+	@$(PY) -m tests.chaos --trials 20
 
 bench: install
 	@$(PY) -m bench.world_bench

@@ -34,7 +34,8 @@ class ImageActivities:
         stored = []
         for index, ref in enumerate(request.references):
             try:
-                image = await load_reference(ref, self.allow_private_urls)
+                async with heartbeating(f"fetching reference {index + 1}"):
+                    image = await load_reference(ref, self.allow_private_urls)
             except BadReference as exc:
                 raise ApplicationError(str(exc), type="BadReference", non_retryable=True) from exc
             except httpx.HTTPError as exc:

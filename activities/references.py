@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import ipaddress
+import re
 import socket
 import warnings
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ FETCH_TIMEOUT_S = 20.0
 _CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 
 
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
+
 class BadReference(ValueError):
     """A reference image that can never be used; retrying will not help."""
 
@@ -39,7 +43,8 @@ class ReferenceImage:
 
 
 def is_url(ref: str) -> bool:
-    return urlsplit(ref).scheme.lower() in {"http", "https"} or "://" in ref
+    """Anything with a URL scheme (http:, file:, data:, ...) that is not an existing local path."""
+    return bool(_SCHEME.match(ref)) and not Path(ref).exists()
 
 
 def _blocked(address: str) -> bool:
@@ -95,11 +100,17 @@ def verify_image(data: bytes, name: str) -> ReferenceImage:
 
 def read_local(path: str) -> ReferenceImage:
     p = Path(path).expanduser()
-    if not p.is_file():
+    if not p.exists():
         raise BadReference(f"reference {path!r}: no such file")
+    if not p.is_file():
+        raise BadReference(f"reference {path!r}: not a regular file")
+    try:
+        data = p.read_bytes() if p.stat().st_size <= MAX_BYTES else b""
+    except OSError as exc:
+        raise BadReference(f"reference {path!r}: cannot be read ({exc.strerror})") from exc
     if p.stat().st_size > MAX_BYTES:
         raise BadReference(f"reference {path!r}: larger than {MAX_BYTES // (1024 * 1024)} MB")
-    return verify_image(p.read_bytes(), path)
+    return verify_image(data, path)
 
 
 async def fetch_url(url: str, allow_private: bool = False, timeout: float = FETCH_TIMEOUT_S) -> ReferenceImage:

@@ -193,11 +193,16 @@ class WorldActivities:
     @activity.defn(name="write_character_manifest")
     async def write_character_manifest(self, manifest: CharacterManifest) -> ArtifactRef:
         key = world_key(manifest.world_id, "characters", manifest.username, "character.json")
-        return await self._json(key, manifest)
+        async with heartbeating(f"manifest of {manifest.username}"):
+            return await self._json(key, manifest)
 
     @activity.defn(name="write_world_manifest")
     async def write_world_manifest(self, request: WorldManifestRequest) -> list[ArtifactRef]:
         """manifest.json indexes every artifact; index.html is a gallery that opens from disk."""
+        async with heartbeating(f"manifest of world {request.world_id}"):
+            return await self._write_world_manifest(request)
+
+    async def _write_world_manifest(self, request: WorldManifestRequest) -> list[ArtifactRef]:
         characters = [CharacterManifest.model_validate_json(await load(self.store, r)) for r in request.characters]
         manifest = WorldManifest(**request.model_dump(exclude={"characters"}), characters=characters)
         manifest_ref = await self._json(world_key(manifest.world_id, "manifest.json"), manifest)

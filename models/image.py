@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from models.artifacts import ArtifactRef
+from models.text import ModelOutput, Prompt
 
 Quality = Literal["auto", "low", "medium", "high"]
 Size = Literal["auto", "1024x1024", "1024x1536", "1536x1024"]
@@ -29,7 +30,7 @@ class ImageOptions(BaseModel):
 class ImageJob(BaseModel):
     """Input of ImageRefinementWorkflow."""
 
-    prompt: str = Field(min_length=1, max_length=8000)
+    prompt: Prompt = Field(max_length=8000)
     references: list[str] = Field(default_factory=list, max_length=8)
     options: ImageOptions = Field(default_factory=ImageOptions)
     max_iterations: int = Field(default=4, ge=1, le=20)
@@ -63,7 +64,7 @@ class EvaluateImageRequest(BaseModel):
     image: ArtifactRef
 
 
-class Evaluation(BaseModel):
+class Evaluation(ModelOutput):
     """The evaluator's verdict on one image: a 0–100 score and actionable feedback."""
 
     score: int = Field(ge=0, le=100)
@@ -81,7 +82,7 @@ class RefinePromptRequest(BaseModel):
     human_feedback: list[str] = Field(default_factory=list)
 
 
-class RefinedPrompt(BaseModel):
+class RefinedPrompt(ModelOutput):
     prompt: str = Field(min_length=1)
 
 

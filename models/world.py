@@ -8,16 +8,17 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from models.artifacts import ArtifactRef
+from models.text import ModelOutput, Prompt
 
 # --- what the language model writes -----------------------------------------------------------
 
 
-class NotableLocation(BaseModel):
+class NotableLocation(ModelOutput):
     name: str
     description: str
 
 
-class WorldDescription(BaseModel):
+class WorldDescription(ModelOutput):
     name: str
     description: str
     theme: str
@@ -30,7 +31,7 @@ class WorldDescription(BaseModel):
     notable_locations: list[NotableLocation] = Field(min_length=1, max_length=8)
 
 
-class CharacterSeed(BaseModel):
+class CharacterSeed(ModelOutput):
     username: str
     display_name: str
     role_in_world: str
@@ -39,20 +40,20 @@ class CharacterSeed(BaseModel):
     posts_count: int = Field(ge=0, le=100)
 
 
-class CharacterConnection(BaseModel):
+class CharacterConnection(ModelOutput):
     character1: str
     character2: str
     relationship: str
 
 
-class CharacterBatch(BaseModel):
+class CharacterBatch(ModelOutput):
     characters: list[CharacterSeed] = Field(min_length=1)
     world_interpretation: str
     character_connections: list[CharacterConnection] = Field(default_factory=list)
     generated_characters_description: str
 
 
-class CharacterDetail(BaseModel):
+class CharacterDetail(ModelOutput):
     username: str
     display_name: str
     bio: str
@@ -63,7 +64,7 @@ class CharacterDetail(BaseModel):
     speaking_style: str
 
 
-class PostIdea(BaseModel):
+class PostIdea(ModelOutput):
     topic: str
     brief: str
     emotional_tone: str
@@ -71,14 +72,14 @@ class PostIdea(BaseModel):
     has_image: bool
 
 
-class PostBatch(BaseModel):
+class PostBatch(ModelOutput):
     posts: list[PostIdea] = Field(min_length=1)
     narrative_arc: str
     character_development: str
     recurring_themes: list[str] = Field(default_factory=list, max_length=8)
 
 
-class PostDetail(BaseModel):
+class PostDetail(ModelOutput):
     content: str
     image_prompt: str
     hashtags: list[str] = Field(default_factory=list, max_length=12)
@@ -91,7 +92,7 @@ class PostDetail(BaseModel):
 
 class WorldPromptRequest(BaseModel):
     world_id: str
-    prompt: str
+    prompt: Prompt
 
 
 class WorldImageRequest(BaseModel):
@@ -181,7 +182,7 @@ class CallUsage(BaseModel):
 
 
 class WorldJob(BaseModel):
-    prompt: str = Field(min_length=1, max_length=4000)
+    prompt: Prompt = Field(max_length=4000)
     characters: int = Field(default=5, ge=1, le=200)
     posts_per_character: int = Field(default=4, ge=0, le=100)
     images: bool = True

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from models.settings import Settings
@@ -91,7 +92,8 @@ COMMANDS = {
 
 
 def _root_cause(exc: BaseException) -> BaseException:
-    while getattr(exc, "cause", None) is not None:
+    """The error to show: our own ApplicationError (it names the step), else the deepest cause."""
+    while getattr(exc, "cause", None) is not None and not isinstance(exc, ApplicationError):
         exc = exc.cause  # type: ignore[attr-defined]
     return exc
 

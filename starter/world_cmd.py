@@ -50,7 +50,13 @@ def world_job(args: argparse.Namespace) -> WorldJob:
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        flag = {"characters": "--characters", "posts_per_character": "--posts", "max_parallel_characters": "--parallel"}
+        flag = {
+            "characters": "--characters",
+            "posts_per_character": "--posts",
+            "max_parallel_characters": "--parallel",
+            "llm_calls": "--max-llm-calls",
+            "image_calls": "--max-image-calls",
+        }
         name = flag.get(str(first["loc"][0]), ".".join(map(str, first["loc"])))
         raise UsageError(f"{name}: {first['msg']}") from exc
 

@@ -10,6 +10,7 @@ import argparse
 import base64
 import io
 import json
+import random
 import re
 import threading
 import time
@@ -30,6 +31,7 @@ class Fault:
     body: dict[str, Any] | None = None
     delay: float = 0.0
     malformed: bool = False
+    content: str | None = None  # a chat reply with exactly this content
 
 
 @dataclass
@@ -37,12 +39,40 @@ class Recorded:
     path: str
     body: dict[str, Any]
     at: float
+    faulted: bool = False
 
 
-def png(index: int, size: int = 64) -> bytes:
+def png(index: int, size: int = 64, fmt: str = "PNG") -> bytes:
     out = io.BytesIO()
-    Image.new("RGB", (size, size), ((index * 70) % 256, 120, 200)).save(out, "PNG")
+    Image.new("RGB", (size, size), ((index * 70) % 256, 120, 200)).save(out, fmt)
     return out.getvalue()
+
+
+def instance(schema: dict[str, Any], defs: dict[str, Any], index: int, path: str = "") -> Any:
+    """A value valid for a JSON schema (what pydantic's model_json_schema produces)."""
+    if "$ref" in schema:
+        return instance(defs[schema["$ref"].rsplit("/", 1)[-1]], defs, index, path)
+    if "anyOf" in schema:
+        return instance(next(s for s in schema["anyOf"] if s.get("type") != "null"), defs, index, path)
+    if "enum" in schema:
+        return schema["enum"][index % len(schema["enum"])]
+    if "const" in schema:
+        return schema["const"]
+    kind = schema.get("type", "string")
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {name: instance(sub, defs, index, f"{path}.{name}") for name, sub in props.items()}
+    if kind == "array":
+        low, high = schema.get("minItems", 1), schema.get("maxItems", 3)
+        count = max(low, min(high, 2))
+        return [instance(schema.get("items", {}), defs, index + i, f"{path}[{i}]") for i in range(count)]
+    if kind in ("integer", "number"):
+        low, high = schema.get("minimum", 0), schema.get("maximum", 100)
+        return low + (index % (high - low + 1))
+    if kind == "boolean":
+        return index % 2 == 0
+    text = f"{path.rsplit('.', 1)[-1] or 'text'} {index}"
+    return text[: schema.get("maxLength", len(text))].ljust(schema.get("minLength", 0), "x")
 
 
 def error_body(message: str, code: str | None = None) -> dict[str, Any]:
@@ -56,6 +86,9 @@ class FakeOpenAI:
         self.scores: deque[int] = deque()
         self.delays: dict[str, float] = {}
         self.responses_api = True
+        self.fault_rate = 0.0
+        self.fault_timeout_s = 2.0
+        self._random = random.Random(0)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -63,6 +96,23 @@ class FakeOpenAI:
     def fail(self, route: str, *faults: Fault) -> None:
         """Queue faults for a route ('chat', 'responses', 'images'), used one per request."""
         self.faults.setdefault(route, deque()).extend(faults)
+
+    def random_faults(self, rate: float, seed: int = 0, timeout_s: float = 2.0) -> None:
+        """From now on, fail this share of requests with 429 (Retry-After), 500, a stall or bad JSON."""
+        self.fault_rate, self._random, self.fault_timeout_s = rate, random.Random(seed), timeout_s
+
+    def _random_fault(self, route: str) -> Fault:
+        if self._random.random() >= self.fault_rate:
+            return Fault()
+        kinds = ["429", "500", "timeout"] + (["malformed"] if route == "chat" else [])
+        kind = self._random.choice(kinds)
+        if kind == "429":
+            return Fault(status=429, headers={"retry-after": "1"}, body=error_body("Rate limit reached", "rate_limit"))
+        if kind == "500":
+            return Fault(status=500, body=error_body("The server had an error"))
+        if kind == "timeout":
+            return Fault(delay=self.fault_timeout_s)
+        return Fault(malformed=True)
 
     def script_scores(self, *scores: int) -> None:
         self.scores.extend(scores)
@@ -97,14 +147,15 @@ class FakeOpenAI:
                         "type": "image_generation_call",
                         "id": f"ig_{index}",
                         "status": "completed",
-                        "result": base64.b64encode(png(index)).decode(),
+                        "result": base64.b64encode(png(index, fmt=_format(body))).decode(),
                     }
                 ],
                 "parallel_tool_calls": True,
                 "tool_choice": "auto",
                 "tools": [],
             }
-        return {"created": 0, "data": [{"b64_json": base64.b64encode(png(index)).decode()}]}
+        image = png(index, fmt=body.get("output_format", "png").upper())
+        return {"created": 0, "data": [{"b64_json": base64.b64encode(image).decode()}]}
 
     def _chat(self, body: dict[str, Any], index: int) -> dict[str, Any]:
         name = body.get("response_format", {}).get("json_schema", {}).get("name")
@@ -117,7 +168,8 @@ class FakeOpenAI:
             current = re.search(r"Current prompt: (.*)", text)
             content = json.dumps({"prompt": f"{current.group(1) if current else 'prompt'} +r{index}"})
         else:
-            content = json.dumps({"text": f"reply {index}"})
+            schema = body.get("response_format", {}).get("json_schema", {}).get("schema", {})
+            content = json.dumps(instance(schema, schema.get("$defs", {}), index))
         return self.chat_envelope(body, index, content)
 
     @staticmethod
@@ -143,17 +195,19 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 route = next((r for r, suffix in ROUTES.items() if self.path.endswith(suffix)), None)
                 with fake._lock:
-                    fake.requests.append(Recorded(self.path, body, time.monotonic()))
-                    index = len(fake.requests)
                     queue = fake.faults.get(route or "")
-                    fault = queue.popleft() if queue else Fault()
+                    fault = queue.popleft() if queue else fake._random_fault(route or "")
+                    faulted = fault.status != 200 or fault.malformed or fault.delay >= fake.fault_timeout_s
+                    fake.requests.append(Recorded(self.path, body, time.monotonic(), faulted))
+                    index = len(fake.requests)
                 if route is None or (route == "responses" and not fake.responses_api):
                     return self._send(404, error_body(f"no route {self.path}", "not_found"))
                 time.sleep(fault.delay + fake.delays.get(route, 0.0))
                 if fault.status != 200:
                     return self._send(fault.status, fault.body or error_body(f"injected {fault.status}"), fault.headers)
-                if fault.malformed:
-                    return self._send(200, fake.chat_envelope(body, index, '{"score": "high", "feedback": '))
+                if fault.malformed or fault.content is not None:
+                    content = fault.content if fault.content is not None else '{"score": "high", "feedback": '
+                    return self._send(200, fake.chat_envelope(body, index, content))
                 self._send(200, fake.reply(route, body, index))
 
             def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
@@ -178,6 +232,11 @@ class FakeOpenAI:
         if self._server:
             self._server.shutdown()
             self._server.server_close()
+
+
+def _format(body: dict[str, Any]) -> str:
+    tools = body.get("tools") or [{}]
+    return str(tools[0].get("output_format", "png")).upper()
 
 
 ROUTES = {"chat": "/chat/completions", "responses": "/responses", "images": "/images/generations"}

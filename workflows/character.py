@@ -12,6 +12,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
     from activities.world import WorldActivities
     from models.world import (
         AvatarRequest,
@@ -38,7 +40,7 @@ def failure(step: str, err: ActivityError) -> Failure:
     return Failure(step=step, error=str(getattr(cause, "message", None) or cause))
 
 
-@workflow.defn
+@workflow.defn(failure_exception_types=[ValidationError])
 class CharacterWorkflow:
     def __init__(self) -> None:
         self._used = CallUsage()

@@ -8,6 +8,8 @@ from temporalio import workflow
 from temporalio.exceptions import is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
     from activities.image import ImageActivities
     from models.artifacts import ArtifactRef
     from models.image import (
@@ -25,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.options import model_call
 
 
-@workflow.defn
+@workflow.defn(failure_exception_types=[ValidationError])
 class ImageRefinementWorkflow:
     def __init__(self) -> None:
         self._state: LoopState | None = None

@@ -11,15 +11,19 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from models.settings import PROVIDER_QUEUE
 
+# Activities heartbeat every 2 s; a worker that dies is noticed after 8 s and its call retried
+# about a second later, instead of waiting for the start-to-close timeout.
+HEARTBEAT_TIMEOUT = timedelta(seconds=8)
+
 
 def model_call(minutes: int, attempts: int = 8) -> dict[str, Any]:
     """Options for one model call on the provider queue."""
     return {
         "task_queue": PROVIDER_QUEUE,
         "start_to_close_timeout": timedelta(minutes=minutes),
-        "heartbeat_timeout": timedelta(seconds=15),
+        "heartbeat_timeout": HEARTBEAT_TIMEOUT,
         "retry_policy": RetryPolicy(
-            initial_interval=timedelta(seconds=2),
+            initial_interval=timedelta(seconds=1),
             backoff_coefficient=2.0,
             maximum_interval=timedelta(minutes=1),
             maximum_attempts=attempts,
@@ -28,9 +32,10 @@ def model_call(minutes: int, attempts: int = 8) -> dict[str, Any]:
 
 
 def bookkeeping() -> dict[str, Any]:
-    """Options for storage-only steps (manifests): quick, retried until they succeed."""
+    """Options for storage-only steps (manifests): heartbeating, retried until they succeed."""
     return {
         "task_queue": PROVIDER_QUEUE,
-        "start_to_close_timeout": timedelta(minutes=2),
+        "start_to_close_timeout": timedelta(minutes=5),
+        "heartbeat_timeout": HEARTBEAT_TIMEOUT,
         "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)),
     }

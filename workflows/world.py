@@ -15,6 +15,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
     from activities.world import WorldActivities
     from models.artifacts import ArtifactRef
     from models.settings import WORKFLOW_QUEUE
@@ -44,7 +46,7 @@ with workflow.unsafe.imports_passed_through():
 IMAGE_PHASES = ("world_images", "avatars", "post_images")
 
 
-@workflow.defn
+@workflow.defn(failure_exception_types=[ValidationError])
 class WorldWorkflow:
     def __init__(self) -> None:
         self._status: WorldStatus | None = None
@@ -240,8 +242,10 @@ class WorldWorkflow:
         assert st
         async with slots:
             posts = seed.posts_count
+            # worst case: a model that returns one idea per batch needs a batch per post;
+            # whatever the character does not spend flows back to the pool when it finishes
             need = CallUsage(
-                llm_calls=1 + math.ceil(posts / job.post_batch_size) + posts,
+                llm_calls=1 + 2 * posts,
                 image_calls=(1 + posts) if job.images else 0,
             )
             free = self._available(job.budget.llm_calls, job.budget.image_calls)

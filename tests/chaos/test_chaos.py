@@ -1,0 +1,20 @@
+"""The short, seeded crash matrix that runs in `make test` (the long one is `make chaos`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.chaos.harness import Trial, run_trial
+
+
+@pytest.mark.parametrize(
+    "trial",
+    [Trial(101, "world", "worker"), Trial(102, "image", "server")],
+    ids=lambda t: f"{t.pipeline}-{t.victim}",
+)
+async def test_kill_mid_run_loses_and_repeats_nothing(trial, tmp_path):
+    outcome = await run_trial(trial, tmp_path)
+    assert outcome.error == ""
+    assert outcome.completed
+    assert outcome.duplicates == 0 and outcome.lost == 0
+    assert outcome.recovery_s is not None and outcome.recovery_s < 15, "in-flight work restarts within ~10 s"

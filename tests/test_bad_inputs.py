@@ -1,0 +1,202 @@
+"""Bad input, everywhere it can enter: one clear line and exit code 2 at the CLI (nothing started,
+nothing written), a fast non-retryable failure for workflow inputs, and a bounded, final error for
+model output that does not fit its schema."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+
+import pytest
+from PIL import Image
+from temporalio.client import WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+
+import activities.references as references
+from activities.providers.offline import OfflineProvider
+from activities.providers.openai_provider import OpenAIProvider
+from activities.storage import LocalStore
+from models.image import Evaluation
+from models.settings import WORKFLOW_QUEUE, Settings
+from models.world import safe_username
+from tests.conftest import TEMPORAL, address_of, atelier_env, run_cli, running_workers
+from tests.fake_openai import Fault, png
+
+LONG = "x" * 100_000
+
+
+@pytest.fixture(scope="module")
+async def server():
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(TEMPORAL), data_converter=pydantic_data_converter, ui=False
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("refs")
+    (folder / "notes.png").write_text("not an image")
+    (folder / "truncated.png").write_bytes(png(1, size=256)[:120])
+    huge = io.BytesIO()
+    Image.new("1", (9000, 9000)).save(huge, "PNG")
+    (folder / "huge.png").write_bytes(huge.getvalue())
+    (folder / "adir.png").mkdir()
+    return {name: str(folder / name) for name in ("notes.png", "truncated.png", "huge.png", "adir.png", "missing.png")}
+
+
+CLI_CASES = [
+    # image: prompts
+    (["image", ""], "the prompt is empty"),
+    (["image", "  \n\t "], "the prompt is empty"),
+    (["image", LONG], "at most 8000 characters"),
+    (["image", "a cat\x01"], "control character (U+0001)"),
+    (["image", "a \x1b[31mred\x1b[0m cat"], "control character (U+001B)"),
+    # image: numbers and choices
+    (["image", "a cat", "--max-iterations", "0"], "--max-iterations"),
+    (["image", "a cat", "--max-iterations", "21"], "--max-iterations"),
+    (["image", "a cat", "--threshold", "-1"], "--threshold"),
+    (["image", "a cat", "--threshold", "101"], "--threshold"),
+    (["image", "a cat", "--threshold", "high"], "invalid int value"),
+    (["image", "a cat", "--size", "999x999"], "invalid choice"),
+    (["image", "a cat", "--format", "gif"], "invalid choice"),
+    (["image", "a cat", "--quality", "ultra"], "invalid choice"),
+    (["image", "a cat", "--background", "plaid"], "invalid choice"),
+    (["image", "a cat", "--format", "jpeg", "--background", "transparent"], "transparent"),
+    # image: reference files
+    (["image", "a cat", "--refs", "{missing.png}"], "no such file"),
+    (["image", "a cat", "--refs", "{adir.png}"], "not a regular file"),
+    (["image", "a cat", "--refs", "{notes.png}"], "not a readable image"),
+    (["image", "a cat", "--refs", "{truncated.png}"], "not a readable image"),
+    (["image", "a cat", "--refs", "{huge.png}"], "too large"),
+    # image: reference URLs
+    (["image", "a cat", "--refs", "file:///etc/passwd"], "only http and https"),
+    (["image", "a cat", "--refs", "ftp://example.com/cat.png"], "only http and https"),
+    (["image", "a cat", "--refs", "data:image/png;base64,iVBORw0KGgo="], "only http and https"),
+    (["image", "a cat", "--refs", "http://127.0.0.1:9/cat.png"], "non-public address"),
+    (["image", "a cat", "--refs", "http://10.1.2.3/cat.png"], "non-public address"),
+    (["image", "a cat", "--refs", "http://192.168.0.10/cat.png"], "non-public address"),
+    (["image", "a cat", "--refs", "http://169.254.169.254/latest/meta-data/"], "non-public address"),
+    (["image", "a cat", "--refs", "http://[::1]/cat.png"], "non-public address"),
+    # world
+    (["world", ""], "the prompt is empty"),
+    (["world", LONG], "at most 4000 characters"),
+    (["world", "a town\x07"], "control character (U+0007)"),
+    (["world", "a town", "--characters", "0"], "--characters"),
+    (["world", "a town", "--characters", "201"], "--characters"),
+    (["world", "a town", "--characters", "lots"], "invalid int value"),
+    (["world", "a town", "--posts", "-1"], "--posts"),
+    (["world", "a town", "--posts", "101"], "--posts"),
+    (["world", "a town", "--parallel", "0"], "--parallel"),
+    (["world", "a town", "--max-llm-calls", "-5"], "--max-llm-calls"),
+    (["world", "a town", "--max-image-calls", "-1"], "--max-image-calls"),
+    # other commands
+    (["status", "no-such-run"], "no run with id 'no-such-run'"),
+    (["result", "no-such-run"], "no run with id 'no-such-run'"),
+    (["cancel", "no-such-run"], "no run with id 'no-such-run'"),
+    (["frobnicate"], "invalid choice"),
+    (["image"], "the following arguments are required: prompt"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), CLI_CASES, ids=[f"{i:02d}" for i in range(len(CLI_CASES))])
+async def test_cli_refuses_bad_input(server, files, tmp_path, args, message):
+    out = tmp_path / "out"
+    for name, path in files.items():
+        args = [a.replace("{" + name + "}", path) for a in args]
+    if args and args[0] in {"image", "world"} and len(args) > 1:
+        args += ["--out", str(out)]
+    done = run_cli(*args, env=atelier_env(tmp_path, address_of(server)))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr[:500]
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert not out.exists() and not (tmp_path / "data" / "out").exists(), "nothing is written"
+    assert [w.id async for w in server.client.list_workflows()] == [], "no workflow is started"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("ATELIER_PROVIDER", "bogus"), ("LLM_TIMEOUT_S", "-1"), ("ATELIER_STORAGE", "ftp")]
+)
+def test_bad_configuration_is_a_one_line_error(tmp_path, variable, value):
+    done = run_cli("status", "x", env=atelier_env(tmp_path, "127.0.0.1:1", **{variable: value}))
+    assert done.returncode == 2 and done.stderr.startswith("error: invalid configuration:")
+    assert len(done.stderr.strip().splitlines()) == 1 and variable in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("workflow", "payload"),
+    [
+        ("WorldWorkflow", {"prompt": "a town", "characters": 0}),
+        ("WorldWorkflow", {"prompt": "   "}),
+        ("ImageRefinementWorkflow", {"prompt": "a cat\x00"}),
+        ("ImageRefinementWorkflow", {"prompt": "a cat", "threshold": 500}),
+        ("ImageRefinementWorkflow", {"prompt": "a cat", "options": {"size": "12x12"}}),
+    ],
+)
+async def test_workflow_input_fails_fast_instead_of_retrying(time_env, tmp_path, workflow, payload):
+    async with running_workers(time_env.client, OfflineProvider(), LocalStore(tmp_path)):
+        handle = await time_env.client.start_workflow(
+            workflow, payload, id=f"bad-{uuid.uuid4()}", task_queue=WORKFLOW_QUEUE
+        )
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+    assert isinstance(failure.value.cause, ApplicationError) and failure.value.cause.type == "ValidationError"
+    assert not any(tmp_path.iterdir()), "nothing was written"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        json.dumps({"score": "high", "feedback": 3}),  # wrong types
+        json.dumps({"score": 50, "feedback": "fine", "is_admin": True}),  # extra fields
+        json.dumps({"score": 50, "feedback": "x" * 100_000}),  # enormous string
+        json.dumps({"score": 900, "feedback": "out of range"}),
+        "Sure! Here is the JSON you asked for.",
+    ],
+    ids=["wrong-types", "extra-fields", "enormous", "out-of-range", "prose"],
+)
+async def test_model_output_that_breaks_its_schema_is_refused(fake_openai, content):
+    provider = OpenAIProvider(Settings(LLM_BASE_URL=fake_openai.url, LLM_API_KEY="k"))
+    fake_openai.fail("chat", Fault(content=content))
+    with pytest.raises(ApplicationError) as err:
+        await provider.structured(Evaluation, "evaluate", "a cat")
+    assert err.value.type == "InvalidModelOutput" and "\n" not in err.value.message
+    assert err.value.non_retryable  # outside an activity: no attempts left to spend
+
+
+@pytest.mark.parametrize(
+    ("raw", "safe"), [("../../etc/passwd", "etc_passwd"), ("Ana/../Smith", "ana_smith"), ("", "character")]
+)
+def test_model_usernames_cannot_escape_the_store(raw, safe):
+    assert safe_username(raw, set()) == safe
+
+
+async def test_redirect_to_a_private_address_is_refused(monkeypatch):
+    """The first hop is allowed (as if public); the redirect target is checked again and refused."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Redirect(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("location", "http://169.254.169.254/latest/meta-data/")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    first = f"http://127.0.0.1:{server.server_address[1]}/cat.png"
+    real = references.check_url
+    monkeypatch.setattr(references, "check_url", lambda url, allow=False: None if url == first else real(url, allow))
+    try:
+        with pytest.raises(references.BadReference, match=r"169\.254\.169\.254"):
+            await references.fetch_url(first)
+    finally:
+        server.shutdown()
