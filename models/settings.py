@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     allow_private_urls: bool = Field(False, validation_alias="ATELIER_ALLOW_PRIVATE_URLS")
     offline_latency_s: float = Field(0.0, ge=0, validation_alias="ATELIER_OFFLINE_LATENCY_S")
     call_log: bool = Field(True, validation_alias="ATELIER_CALL_LOG")
+    codec_key: SecretStr | None = Field(None, validation_alias="ATELIER_CODEC_KEY")
+    codec_port: int = Field(8888, validation_alias="ATELIER_CODEC_PORT")
 
     @cached_property
     def resolved_provider(self) -> Literal["openai", "offline"]:

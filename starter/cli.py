@@ -30,6 +30,7 @@ def build_parser() -> Parser:
     sub.add_parser("server", help="run the embedded Temporal dev server in the foreground")
     sub.add_parser("up", help="start the dev server and a worker in the background")
     sub.add_parser("down", help="stop what `up` started")
+    sub.add_parser("codec-server", help="decrypt payloads for the Temporal UI (needs ATELIER_CODEC_KEY)")
     image_cmd.add_parser(sub)
     world_cmd.add_parser(sub)
     for name, text in (
@@ -105,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings()
         if args.command == "server":
             return services.run_server(settings)
+        if args.command == "codec-server":
+            from starter import codec_server
+
+            return codec_server.serve(settings)
         if args.command in {"up", "down"}:
             for note in (services.up if args.command == "up" else services.down)(settings):
                 stderr.print(note)
@@ -130,6 +135,6 @@ def main(argv: list[str] | None = None) -> int:
     except WorkflowFailureError as exc:
         print(f"error: run failed: {_root_cause(exc)}", file=sys.stderr)
         return 1
-    except (services.ServiceError, RuntimeError, RPCError, OSError) as exc:
+    except (services.ServiceError, RuntimeError, RPCError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

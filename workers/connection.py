@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 
 from models.settings import Settings
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """pydantic payloads, encrypted when ATELIER_CODEC_KEY is set."""
+    if settings.codec_key is None:
+        return pydantic_data_converter
+    from workers.codec import EncryptionCodec, parse_key
+
+    codec = EncryptionCodec(parse_key(settings.codec_key.get_secret_value()))
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
 
 
 async def connect(settings: Settings) -> Client:
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
     )
