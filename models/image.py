@@ -35,6 +35,7 @@ class ImageJob(BaseModel):
     options: ImageOptions = Field(default_factory=ImageOptions)
     max_iterations: int = Field(default=4, ge=1, le=20)
     threshold: int = Field(default=85, ge=0, le=100)
+    technical_weight: float = Field(default=0.25, ge=0, le=1)  # share of the technical score in each score
 
 
 class StoreReferencesRequest(BaseModel):
@@ -112,8 +113,11 @@ class Iteration(BaseModel):
     prompt: str
     image: ArtifactRef
     response_id: str
-    score: int
+    score: int  # fidelity and technical quality combined by the job's technical_weight
     feedback: str
+    fidelity: int | None = None  # the evaluator's score
+    technical: float | None = None  # the scoring queue's technical score
+    technical_breakdown: dict[str, float] = Field(default_factory=dict)
     human_feedback: list[str] = Field(default_factory=list)
 
 

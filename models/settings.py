@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 WORKFLOW_QUEUE = "atelier-workflows"
 PROVIDER_QUEUE = "atelier-providers"
-SCORING_QUEUE = "atelier-scoring"
+SCORING_QUEUE = "scoring"
 
 
 class Settings(BaseSettings):
@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     allow_private_urls: bool = Field(False, validation_alias="ATELIER_ALLOW_PRIVATE_URLS")
     offline_latency_s: float = Field(0.0, ge=0, validation_alias="ATELIER_OFFLINE_LATENCY_S")
     call_log: bool = Field(True, validation_alias="ATELIER_CALL_LOG")
+    scoring_device: str = Field("auto", validation_alias="ATELIER_SCORING_DEVICE")
+    scoring_batch: int = Field(16, ge=1, le=256, validation_alias="ATELIER_SCORING_BATCH")
+    text_model: Path | None = Field(None, validation_alias="ATELIER_TEXT_MODEL")
+    clip_model: Path | None = Field(None, validation_alias="ATELIER_CLIP_MODEL")
     codec_key: SecretStr | None = Field(None, validation_alias="ATELIER_CODEC_KEY")
     codec_port: int = Field(8888, validation_alias="ATELIER_CODEC_PORT")
 

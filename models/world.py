@@ -190,6 +190,7 @@ class WorldJob(BaseModel):
     character_batch_size: int = Field(default=5, ge=1, le=20)
     post_batch_size: int = Field(default=5, ge=1, le=20)
     max_parallel_characters: int = Field(default=10, ge=1, le=50)
+    scoring: bool = True  # near-duplicate characters regenerated, post/persona consistency measured
 
 
 class PhaseState(StrEnum):
@@ -241,6 +242,8 @@ class WorldStatus(BaseModel):
     calls: CallUsage = Field(default_factory=CallUsage)
     budget: Budget = Field(default_factory=Budget)
     budget_exhausted: bool = False
+    duplicates_regenerated: int = 0  # characters replaced for being near-copies of others
+    consistency: dict[str, float] = Field(default_factory=dict)  # username → mean post/persona similarity
     failures: list[Failure] = Field(default_factory=list)
 
 
@@ -262,6 +265,7 @@ class CharacterJob(BaseModel):
     visual_style: str
     seed: CharacterSeed
     images: bool
+    scoring: bool = True
     post_batch_size: int
     allowance: CallUsage  # the share of the world's budget this character may spend
 
@@ -295,6 +299,7 @@ class CharacterResult(BaseModel):
     failures: list[Failure] = Field(default_factory=list)
     calls: CallUsage = Field(default_factory=CallUsage)
     budget_exhausted: bool = False
+    consistency: float | None = None  # mean similarity of the posts to the persona
 
 
 class _WorldIndex(BaseModel):
@@ -354,3 +359,12 @@ def format_world(world: WorldDescription) -> str:
         f"Culture: {world.culture}\nGeography: {world.geography}\nVisual style: {world.visual_style}\n"
         f"History: {world.history}\nNotable locations:\n{locations}"
     )
+
+
+def persona_text(seed: CharacterSeed) -> str:
+    """Who a character is, without the name: renamed copies of one character read the same."""
+    return f"{seed.role_in_world}. {', '.join(seed.personality_traits)}. Into {', '.join(seed.interests)}."
+
+
+def profile_text(detail: CharacterDetail) -> str:
+    return f"{detail.bio} {detail.personality} Interests: {', '.join(detail.interests)}."

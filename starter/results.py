@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from activities.storage import ArtifactStore, load, write_atomic
-from models.image import ImageJobResult
+from models.image import ImageJobResult, Iteration
+
+
+def feedback_line(it: Iteration) -> str:
+    """The evaluator's feedback, with how the iteration's score was made."""
+    if it.technical is None:
+        return it.feedback
+    parts = ", ".join(f"{name} {value:.2f}" for name, value in it.technical_breakdown.items())
+    return f"{it.feedback} | score {it.score}: fidelity {it.fidelity}, technical {it.technical:.0f} ({parts})"
 
 
 async def image_result_json(result: ImageJobResult, store: ArtifactStore, out_dir: Path) -> dict[str, Any]:
@@ -25,7 +33,7 @@ async def image_result_json(result: ImageJobResult, store: ArtifactStore, out_di
         "final_score": result.final_score,
         "prompt_history": [it.prompt for it in result.iterations],
         "image_history": [str(paths[it.number]) for it in result.iterations],
-        "feedback_history": [it.feedback for it in result.iterations],
+        "feedback_history": [feedback_line(it) for it in result.iterations],
         "score_history": [it.score for it in result.iterations],
         "response_ids": [it.response_id for it in result.iterations],
         "workflow_id": result.workflow_id,

@@ -36,6 +36,7 @@ def job(max_iterations: int = 4, threshold: int = 85) -> ImageJob:
         options=ImageOptions(background="opaque", size="1024x1024"),
         max_iterations=max_iterations,
         threshold=threshold,
+        technical_weight=0,  # these tests script the evaluator's exact scores
     )
 
 
@@ -170,3 +171,33 @@ async def test_bad_reference_fails_at_once_without_retries(time_env, tmp_path):
     activity_error = failure.value.cause
     assert activity_error.retry_state.name == "NON_RETRYABLE_FAILURE"
     assert "gone.png" in str(activity_error.cause) and "no such file" in str(activity_error.cause)
+
+
+async def test_technical_score_from_the_scoring_queue_is_combined(time_env, tmp_path):
+    weighted = ImageJob(prompt="a lighthouse at sunset, orange sky", options=ImageOptions(background="opaque"),
+                        max_iterations=2, threshold=100, technical_weight=0.4)  # fmt: skip
+    async with running_workers(time_env.client, OfflineProvider(), LocalStore(tmp_path)):
+        handle = await time_env.client.start_workflow(
+            ImageRefinementWorkflow.run, weighted, id=f"test-{uuid.uuid4()}", task_queue=WORKFLOW_QUEUE
+        )
+        result = await handle.result()
+        history = await handle.fetch_history()
+    for it in result.iterations:
+        assert it.technical is not None and 0 < it.technical <= 100 and it.fidelity is not None
+        assert it.score == round(0.6 * it.fidelity + 0.4 * it.technical)
+        assert set(it.technical_breakdown) == {
+            "sharpness",
+            "exposure",
+            "contrast",
+            "colourfulness",
+            "noise",
+            "blockiness",
+        }
+    scheduled = [
+        e.activity_task_scheduled_event_attributes
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    queues = {a.activity_type.name: a.task_queue.name for a in scheduled}
+    assert queues["score_images"] == "scoring"
+    assert {q for name, q in queues.items() if name != "score_images"} == {"atelier-providers"}

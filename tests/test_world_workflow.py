@@ -201,3 +201,38 @@ async def test_fifty_characters_twenty_posts_stay_under_the_history_limit(time_e
     assert len(sizes) == 51
     assert max(sizes.values()) < 10_240, sizes
     print(f"history events: world {sizes[handle.id]}, largest character {max(list(sizes.values())[1:])}")
+
+
+class CopyCat(OfflineProvider):
+    """A model that, once, answers the second batch with a renamed copy of an earlier character."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first_batch: list = []
+        self.copied = False
+        self.batch_requests: list[CharacterBatchRequest] = []
+
+    async def structured(self, schema, instructions, prompt, context=None):
+        result = await super().structured(schema, instructions, prompt, context)
+        if schema is CharacterBatch:
+            self.batch_requests.append(context)
+            if not self.first_batch:
+                self.first_batch = [c.model_copy() for c in result.characters]
+            elif not self.copied:
+                self.copied = True
+                original = self.first_batch[0]
+                result.characters[0] = original.model_copy(update={"username": "impostor", "display_name": "Im Postor"})
+        return result
+
+
+async def test_near_duplicate_characters_are_regenerated_and_consistency_recorded(time_env, tmp_path):
+    provider, store = CopyCat(), LocalStore(tmp_path)
+    job = WorldJob(prompt=PROMPT, characters=4, posts_per_character=2, images=False, character_batch_size=2)
+    _, result = await run_world(time_env, provider, store, job)
+    st = result.status
+    assert provider.copied and st.duplicates_regenerated == 1
+    assert [r.count for r in provider.batch_requests] == [2, 2, 1], "the copy was asked for again, alone"
+    names = [c.username for c in (await manifest_of(store, result)).characters]
+    assert "impostor" not in names and len(names) == 4
+    assert set(st.consistency) == set(names)
+    assert all(0 < value <= 1 for value in st.consistency.values())

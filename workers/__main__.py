@@ -21,7 +21,7 @@ log = logging.getLogger("atelier.worker")
 async def serve(settings: Settings, queues: list[str]) -> None:
     client = await connect(settings)
     provider = make_provider(settings)
-    workers = build_workers(client, queues, provider, make_store(settings), settings.allow_private_urls)
+    workers = build_workers(client, queues, provider, make_store(settings), settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

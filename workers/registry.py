@@ -11,13 +11,13 @@ from activities.image import ImageActivities
 from activities.providers import Provider
 from activities.storage import ArtifactStore
 from activities.world import WorldActivities
-from models.settings import PROVIDER_QUEUE, WORKFLOW_QUEUE
+from models.settings import PROVIDER_QUEUE, SCORING_QUEUE, WORKFLOW_QUEUE, Settings
 from workflows.character import CharacterWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
 from workflows.world import WorldWorkflow
 
 WORKFLOWS = [ImageRefinementWorkflow, WorldWorkflow, CharacterWorkflow]
-QUEUES = (WORKFLOW_QUEUE, PROVIDER_QUEUE)
+QUEUES = (WORKFLOW_QUEUE, PROVIDER_QUEUE, SCORING_QUEUE)
 
 
 def provider_activities(provider: Provider, store: ArtifactStore, allow_private_urls: bool) -> list:
@@ -46,8 +46,10 @@ def build_workers(
     queues: list[str],
     provider: Provider,
     store: ArtifactStore,
-    allow_private_urls: bool = False,
+    settings: Settings | None = None,
 ) -> list[Worker]:
+    settings = settings or Settings()
+    allow_private_urls = settings.allow_private_urls
     workers = []
     if WORKFLOW_QUEUE in queues:
         workers.append(Worker(client, task_queue=WORKFLOW_QUEUE, workflows=WORKFLOWS))
@@ -58,6 +60,18 @@ def build_workers(
                 task_queue=PROVIDER_QUEUE,
                 activities=provider_activities(provider, store, allow_private_urls),
                 max_concurrent_activities=64,
+                graceful_shutdown_timeout=timedelta(seconds=10),
+            )
+        )
+    if SCORING_QUEUE in queues:
+        from activities.scoring import ScoringActivities  # torch loads only where scoring runs
+
+        workers.append(
+            Worker(
+                client,
+                task_queue=SCORING_QUEUE,
+                activities=ScoringActivities(store, settings).activities(),
+                max_concurrent_activities=4,
                 graceful_shutdown_timeout=timedelta(seconds=10),
             )
         )

@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from activities.world import WorldActivities
+    from models.scoring import Similarities, TextPairsRequest
     from models.world import (
         AvatarRequest,
         CallUsage,
@@ -31,8 +32,9 @@ with workflow.unsafe.imports_passed_through():
         PostRecord,
         PostSummary,
         ProgressDelta,
+        profile_text,
     )
-    from workflows.options import bookkeeping, model_call
+    from workflows.options import bookkeeping, model_call, scoring_call
 
 
 def failure(step: str, err: ActivityError) -> Failure:
@@ -47,6 +49,7 @@ class CharacterWorkflow:
         self._job: CharacterJob | None = None
         self._result: CharacterResult | None = None
         self._signals: list[asyncio.Task[None]] = []
+        self._contents: list[str] = []
 
     def _spend(self, llm: int = 0, image: int = 0) -> bool:
         """Take calls from this character's allowance; False (and remembered) when it is spent."""
@@ -98,12 +101,30 @@ class CharacterWorkflow:
         await asyncio.gather(*work)
 
         manifest.posts.sort(key=lambda p: p.number)
+        if job.scoring and self._contents:
+            result.consistency = await self._consistency(profiled.detail)
         result.manifest = await workflow.execute_activity_method(
             WorldActivities.write_character_manifest, manifest, **bookkeeping()
         )
         result.calls = self._used
         await asyncio.gather(*self._signals)
         return result
+
+    async def _consistency(self, detail: CharacterDetail) -> float | None:
+        """How well the posts fit the persona: mean text similarity, from the scoring queue."""
+        assert self._result
+        persona = profile_text(detail)
+        try:
+            similar = await workflow.execute_activity(
+                "text_similarity",
+                TextPairsRequest(texts=self._contents, references=[persona] * len(self._contents)),
+                result_type=Similarities,
+                **scoring_call(),
+            )
+        except ActivityError as err:
+            self._result.failures.append(failure(f"{detail.username}/consistency", err))
+            return None
+        return round(sum(similar.values) / len(similar.values), 4)
 
     async def _avatar(self, detail: CharacterDetail, manifest: CharacterManifest) -> None:
         assert self._job and self._result
@@ -207,6 +228,7 @@ class CharacterWorkflow:
         except ActivityError as err:
             self._result.failures.append(failure(step, err))
             return None
+        self._contents.append(written.detail.content)
         record = PostRecord(number=number, idea=idea, post=written.artifact)
         if job.images and idea.has_image:
             if not self._spend(image=1):

@@ -24,7 +24,8 @@ with workflow.unsafe.imports_passed_through():
         StopReason,
         StoreReferencesRequest,
     )
-    from workflows.options import model_call
+    from models.scoring import ImageScores, ScoreImagesRequest
+    from workflows.options import model_call, scoring_call
 
 
 @workflow.defn(failure_exception_types=[ValidationError])
@@ -45,6 +46,30 @@ class ImageRefinementWorkflow:
         """Human in the loop: the next refinement must take this into account."""
         if text.strip():
             self._pending_feedback.append(text.strip())
+
+    async def _evaluate(self, job: ImageJob, run_id: str, number: int, prompt: str, image: ArtifactRef) -> Iteration:
+        """The evaluator's fidelity score ∥ the scoring queue's technical score, combined by weight."""
+        evaluation = workflow.execute_activity_method(
+            ImageActivities.evaluate_image,
+            EvaluateImageRequest(run_id=run_id, iteration=number, prompt=prompt, image=image),
+            **model_call(3),
+        )
+        if job.technical_weight == 0:
+            verdict = await evaluation
+            return Iteration(
+                number=number, prompt=prompt, image=image, response_id="", score=verdict.score,
+                feedback=verdict.feedback, fidelity=verdict.score,
+            )  # fmt: skip
+        technical = workflow.execute_activity(
+            "score_images", ScoreImagesRequest(images=[image]), result_type=ImageScores, **scoring_call()
+        )
+        verdict, scores = await asyncio.gather(evaluation, technical)
+        item = scores.items[0]
+        combined = round((1 - job.technical_weight) * verdict.score + job.technical_weight * item.score)
+        return Iteration(
+            number=number, prompt=prompt, image=image, response_id="", score=combined, feedback=verdict.feedback,
+            fidelity=verdict.score, technical=item.score, technical_breakdown=item.breakdown,
+        )  # fmt: skip
 
     @workflow.run
     async def run(self, job: ImageJob) -> ImageJobResult:
@@ -79,25 +104,12 @@ class ImageRefinementWorkflow:
                 )
                 provider, previous_response_id = generated.provider, generated.response_id
                 state.phase = Phase.EVALUATING
-                verdict = await workflow.execute_activity_method(
-                    ImageActivities.evaluate_image,
-                    EvaluateImageRequest(run_id=run_id, iteration=number, prompt=prompt, image=generated.image),
-                    **model_call(3),
-                )
-                iterations.append(
-                    Iteration(
-                        number=number,
-                        prompt=prompt,
-                        image=generated.image,
-                        response_id=generated.response_id,
-                        score=verdict.score,
-                        feedback=verdict.feedback,
-                        human_feedback=human,
-                    )
-                )
-                state.scores.append(verdict.score)
+                iteration = await self._evaluate(job, run_id, number, prompt, generated.image)
+                iteration.response_id, iteration.human_feedback = generated.response_id, human
+                iterations.append(iteration)
+                state.scores.append(iteration.score)
                 state.best_score = max(state.scores)
-                if verdict.score >= job.threshold:
+                if iteration.score >= job.threshold:
                     stopped = StopReason.THRESHOLD
                     break
                 if number == job.max_iterations:

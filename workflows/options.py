@@ -9,7 +9,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from models.settings import PROVIDER_QUEUE
+    from models.settings import PROVIDER_QUEUE, SCORING_QUEUE
 
 # Activities heartbeat every 2 s; a worker that dies is noticed after 8 s and its call retried
 # about a second later, instead of waiting for the start-to-close timeout.
@@ -39,3 +39,8 @@ def bookkeeping() -> dict[str, Any]:
         "heartbeat_timeout": HEARTBEAT_TIMEOUT,
         "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)),
     }
+
+
+def scoring_call() -> dict[str, Any]:
+    """Options for an activity on the scoring queue (batched PyTorch work)."""
+    return model_call(5, attempts=5) | {"task_queue": SCORING_QUEUE}

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.world import WorldActivities
     from models.artifacts import ArtifactRef
+    from models.scoring import NearDuplicates, NearDuplicatesRequest
     from models.settings import WORKFLOW_QUEUE
     from models.world import (
         CallUsage,
@@ -38,12 +39,15 @@ with workflow.unsafe.imports_passed_through():
         WorldState,
         WorldStatus,
         format_world,
+        persona_text,
         safe_username,
     )
     from workflows.character import CharacterWorkflow, failure
-    from workflows.options import bookkeeping, model_call
+    from workflows.options import bookkeeping, model_call, scoring_call
 
 IMAGE_PHASES = ("world_images", "avatars", "post_images")
+DUPLICATE_SIMILARITY = 0.9
+REGENERATION_ATTEMPTS = 2
 
 
 @workflow.defn(failure_exception_types=[ValidationError])
@@ -55,6 +59,7 @@ class WorldWorkflow:
         self._reserved = CallUsage()  # allowances of running characters
         self._live: dict[str, CallUsage] = {}  # running characters' calls so far
         self._cast: list[str] = []  # usernames in the order the batches made them
+        self._seeds: list[CharacterSeed] = []
 
     # --- status ----------------------------------------------------------------------------------
     @workflow.query
@@ -193,30 +198,14 @@ class WorldWorkflow:
             if count <= 0 or not self._spend(job, llm=1):
                 break
             try:
-                batch = await workflow.execute_activity_method(
-                    WorldActivities.character_batch,
-                    CharacterBatchRequest(
-                        world_id=world_id,
-                        world_text=world_text,
-                        batch_index=batch_index,
-                        count=count,
-                        max_posts=job.posts_per_character,
-                        previous=cast,
-                    ),
-                    **model_call(5, attempts=4),
-                )
+                fresh = await self._batch(job, world_id, world_text, batch_index, count, cast, taken)
             except ActivityError as err:
                 st.failures.append(failure(f"characters/batch {batch_index + 1}", err))
                 continue
-            for raw in batch.characters[:count]:
-                seed = raw.model_copy(
-                    update={
-                        "username": safe_username(raw.username, taken),
-                        "posts_count": min(raw.posts_count, job.posts_per_character),
-                    }
-                )
+            for seed in fresh:
                 cast.append(CharacterSummary.model_validate(seed.model_dump()))
                 self._cast.append(seed.username)
+                self._seeds.append(seed)
                 st.characters.planned += 1
                 st.posts.planned += seed.posts_count
                 st.images.planned += 1 if job.images else 0
@@ -227,6 +216,65 @@ class WorldWorkflow:
         await asyncio.gather(*running)
         if st.characters.planned and not st.characters.created:
             self._phase("character_details", PhaseState.FAILED)
+
+    async def _batch(
+        self,
+        job: WorldJob,
+        world_id: str,
+        world_text: str,
+        batch_index: int,
+        count: int,
+        cast: list[CharacterSummary],
+        taken: set[str],
+    ) -> list[CharacterSeed]:
+        """One batch of new characters; near-copies of anyone already made are asked for again."""
+        st = self._status
+        assert st
+        kept: list[CharacterSeed] = []
+        wanted = count
+        for attempt in range(REGENERATION_ATTEMPTS + 1):
+            batch = await workflow.execute_activity_method(
+                WorldActivities.character_batch,
+                CharacterBatchRequest(
+                    world_id=world_id,
+                    world_text=world_text,
+                    batch_index=batch_index,
+                    count=wanted,
+                    max_posts=job.posts_per_character,
+                    previous=cast + [CharacterSummary.model_validate(s.model_dump()) for s in kept],
+                ),
+                **model_call(5, attempts=4),
+            )
+            new = batch.characters[:wanted]
+            copies = await self._near_copies(job, kept, new) if attempt < REGENERATION_ATTEMPTS else set()
+            kept += [seed for i, seed in enumerate(new) if i not in copies]
+            wanted = len(copies)
+            st.duplicates_regenerated += wanted
+            if not wanted or not self._spend(job, llm=1):
+                break
+        return [
+            seed.model_copy(
+                update={
+                    "username": safe_username(seed.username, taken),
+                    "posts_count": min(seed.posts_count, job.posts_per_character),
+                }
+            )
+            for seed in kept
+        ]
+
+    async def _near_copies(self, job: WorldJob, kept: list[CharacterSeed], new: list[CharacterSeed]) -> set[int]:
+        """Indexes of `new` characters that are near-copies of an earlier one (scoring queue)."""
+        earlier = self._seeds + kept
+        if not job.scoring or len(earlier) + len(new) < 2:
+            return set()
+        texts = [persona_text(s) for s in earlier + new]
+        found = await workflow.execute_activity(
+            "near_duplicates",
+            NearDuplicatesRequest(texts=texts, threshold=DUPLICATE_SIMILARITY),
+            result_type=NearDuplicates,
+            **scoring_call(),
+        )
+        return {pair.second - len(earlier) for pair in found.pairs if pair.second >= len(earlier)}
 
     async def _character(
         self,
@@ -270,6 +318,7 @@ class WorldWorkflow:
                         visual_style=style,
                         seed=seed,
                         images=job.images,
+                        scoring=job.scoring,
                         post_batch_size=job.post_batch_size,
                         allowance=allowance,
                     ),
@@ -291,6 +340,8 @@ class WorldWorkflow:
         self._live.pop(seed.username, None)
         self._refresh_calls()
         st.failures += result.failures
+        if result.consistency is not None:
+            st.consistency[seed.username] = result.consistency
         st.budget_exhausted = st.budget_exhausted or result.budget_exhausted
         results.append(result)
 
