@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     offline_latency_s: float = Field(0.0, ge=0, validation_alias="ATELIER_OFFLINE_LATENCY_S")
     call_log: bool = Field(True, validation_alias="ATELIER_CALL_LOG")
     scoring_device: str = Field("auto", validation_alias="ATELIER_SCORING_DEVICE")
-    scoring_batch: int = Field(16, ge=1, le=256, validation_alias="ATELIER_SCORING_BATCH")
+    scoring_batch: int | None = Field(None, ge=1, le=256, validation_alias="ATELIER_SCORING_BATCH")
     text_model: Path | None = Field(None, validation_alias="ATELIER_TEXT_MODEL")
     clip_model: Path | None = Field(None, validation_alias="ATELIER_CLIP_MODEL")
     codec_key: SecretStr | None = Field(None, validation_alias="ATELIER_CODEC_KEY")

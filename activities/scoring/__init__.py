@@ -46,24 +46,30 @@ class Models:
 
 
 @cache
-def load_models(device_name: str, text_model: Path | None) -> Models:
+def load_models(device_name: str, text_model: Path | None, batch: int | None) -> Models:
     """Once per process: every ScoringActivities in it shares these."""
     started = time.perf_counter()
     device = select_device(device_name)
     text = TextEmbedder(text_model or default_model_path(), device)
-    models = Models(device, ImageScorer(device), text, time.perf_counter() - started)
+    scorer = ImageScorer(device, batch=batch)
+    models = Models(device, scorer, text, time.perf_counter() - started)
     memory = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB RSS"
     if device.type == "cuda":
         memory += f", {torch.cuda.memory_allocated(device) / 2**20:.0f} MiB on the GPU"
-    log.info("scoring models on %s loaded in %.2f s (%s)", device, models.load_seconds, memory)
+    log.info(
+        "scoring models on %s loaded in %.2f s (%s); image batches of %d",
+        device,
+        models.load_seconds,
+        memory,
+        scorer.batch,
+    )
     return models
 
 
 class ScoringActivities:
     def __init__(self, store: ArtifactStore, settings: Settings) -> None:
         self.store = store
-        self.batch = settings.scoring_batch
-        self.models = load_models(settings.scoring_device, settings.text_model)
+        self.models = load_models(settings.scoring_device, settings.text_model, settings.scoring_batch)
         if settings.clip_model is None:
             log.info("CLIP score skipped: ATELIER_CLIP_MODEL is not set")
         else:
@@ -75,7 +81,7 @@ class ScoringActivities:
         images = [await load(self.store, ref) for ref in request.images]
         started = time.perf_counter()
         async with heartbeating(f"scoring {len(images)} images"):
-            results = await asyncio.to_thread(self.models.images.score, images, self.batch)
+            results = await asyncio.to_thread(self.models.images.score, images)
         rate = len(images) / max(time.perf_counter() - started, 1e-9)
         log.info("scored %d images on %s (%.1f images/s)", len(images), self.models.device, rate)
         items = [

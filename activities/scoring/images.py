@@ -25,18 +25,25 @@ def decode(data: bytes, side: int = SIDE) -> torch.Tensor:
     return torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8).view(side, side, 3).permute(2, 0, 1)
 
 
+def default_batch(device: torch.device) -> int:
+    """Measured (bench/scoring.py): on a CPU small batches stay in cache; accelerators want many."""
+    return 1 if device.type == "cpu" else 32
+
+
 class ImageScorer:
-    def __init__(self, device: torch.device, threads: int = 4, side: int = SIDE) -> None:
+    def __init__(self, device: torch.device, threads: int = 4, side: int = SIDE, batch: int | None = None) -> None:
         self.device = device
         self.side = side
+        self.batch = batch or default_batch(device)
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode")
 
     def _batch(self, images: list[bytes]) -> torch.Tensor:
         return torch.stack(list(self.pool.map(lambda d: decode(d, self.side), images))).to(self.device)
 
     @torch.inference_mode()
-    def score(self, images: list[bytes], batch_size: int = 16) -> list[tuple[float, dict[str, float]]]:
+    def score(self, images: list[bytes], batch_size: int | None = None) -> list[tuple[float, dict[str, float]]]:
         """(score 0..100, metric breakdown) per image, computed `batch_size` images at a time."""
+        batch_size = batch_size or self.batch
         results: list[tuple[float, dict[str, float]]] = []
         for start in range(0, len(images), batch_size):
             scores, parts = score_tensor(self._batch(images[start : start + batch_size]))
