@@ -69,10 +69,19 @@ def provider_error(exc: Exception, what: str) -> ApplicationError:
 
 
 def invalid_output(what: str, detail: str) -> ApplicationError:
-    """Malformed model output: retried a bounded number of attempts, then permanent."""
-    attempt = activity.info().attempt if activity.in_activity() else INVALID_OUTPUT_ATTEMPTS
+    """Malformed model output: retried until the model has answered badly 3 times, then permanent.
+
+    Only malformed replies count (other failures in between do not); the count travels from attempt
+    to attempt in the activity's heartbeat details.
+    """
+    count = INVALID_OUTPUT_ATTEMPTS
+    if activity.in_activity():
+        from activities.heartbeat import beat, invalid_outputs
+
+        count = invalid_outputs() + 1
+        beat("invalid model output", count)
     return ApplicationError(
-        f"{what}: model returned invalid output (attempt {attempt}/{INVALID_OUTPUT_ATTEMPTS}): {detail[:300]}",
+        f"{what}: model returned invalid output ({count}/{INVALID_OUTPUT_ATTEMPTS}): {detail[:300]}",
         type="InvalidModelOutput",
-        non_retryable=attempt >= INVALID_OUTPUT_ATTEMPTS,
+        non_retryable=count >= INVALID_OUTPUT_ATTEMPTS,
     )

@@ -33,6 +33,11 @@ def _rel(ref: ArtifactRef | None, world_id: str) -> str:
     return html.escape(ref.key.removeprefix(prefix)) if ref else ""
 
 
+def _consistency(manifest: WorldManifest, username: str) -> str:
+    value = manifest.consistency.get(username)
+    return f"<p class='muted'>posts fit the persona: {value:.2f}</p>" if value is not None else ""
+
+
 async def render_gallery(manifest: WorldManifest, store: ArtifactStore) -> str:
     e, wid = html.escape, manifest.world_id
     world = WorldDescription.model_validate_json(await load(store, manifest.world))
@@ -48,6 +53,7 @@ async def render_gallery(manifest: WorldManifest, store: ArtifactStore) -> str:
         parts.append(
             f"<section id='{e(character.username)}'><h2>{avatar}<span>{e(character.display_name)} "
             f"<span class='muted'>@{e(character.username)} · {e(character.role_in_world)}</span></span></h2>"
+            f"{_consistency(manifest, character.username)}"
             "<div class='posts'>"
         )
         for post in character.posts:

@@ -11,18 +11,32 @@ from temporalio import activity
 HEARTBEAT_EVERY_S = 2.0
 
 
+def invalid_outputs() -> int:
+    """How many malformed model replies earlier attempts of this activity got (from heartbeat details)."""
+    if not activity.in_activity():
+        return 0
+    details = activity.info().heartbeat_details
+    last = details[-1] if details else None
+    return int(last.get("invalid_outputs", 0)) if isinstance(last, dict) else 0
+
+
+def beat(phase: str, invalid: int | None = None) -> None:
+    """One heartbeat that carries the malformed-reply count forward to the next attempt."""
+    activity.heartbeat({"phase": phase, "invalid_outputs": invalid_outputs() if invalid is None else invalid})
+
+
 @contextlib.asynccontextmanager
 async def heartbeating(detail: str, every: float = HEARTBEAT_EVERY_S) -> AsyncIterator[None]:
     if not activity.in_activity():
         yield
         return
 
-    async def beat() -> None:
+    async def beat_forever() -> None:
         while True:
-            activity.heartbeat(detail)
+            beat(detail)
             await asyncio.sleep(every)
 
-    task = asyncio.create_task(beat())
+    task = asyncio.create_task(beat_forever())
     try:
         yield
     finally:

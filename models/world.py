@@ -304,6 +304,7 @@ class CharacterResult(BaseModel):
 
 class _WorldIndex(BaseModel):
     world_id: str
+    consistency: dict[str, float] = Field(default_factory=dict)
     prompt: str
     state: WorldState
     world: ArtifactRef

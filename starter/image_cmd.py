@@ -29,6 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     image.add_argument("--format", choices=["png", "jpeg", "webp"], default="png")
     image.add_argument("--max-iterations", type=int, default=4)
     image.add_argument("--threshold", type=int, default=85)
+    image.add_argument(
+        "--technical-weight", type=float, default=0.25, help="share of the scoring queue's technical score (0-1)"
+    )
     image.add_argument("--out", type=Path, default=None, help="folder for the images (default .atelier/out/<id>)")
     image.add_argument("--id", dest="workflow_id", default=None, help="workflow id (attach if it exists)")
     image.add_argument("--detach", action="store_true", help="start the run and print its workflow id")
@@ -42,6 +45,8 @@ def image_job(args: argparse.Namespace, settings: Settings) -> ImageJob:
         raise UsageError("--max-iterations must be between 1 and 20")
     if not 0 <= args.threshold <= 100:
         raise UsageError("--threshold must be between 0 and 100")
+    if not 0 <= args.technical_weight <= 1:
+        raise UsageError("--technical-weight must be between 0 and 1")
     background = args.background or ("transparent" if args.format in {"png", "webp"} else "opaque")
     if background == "transparent" and args.format == "jpeg":
         raise UsageError("--background transparent needs --format png or webp")
@@ -64,6 +69,7 @@ def image_job(args: argparse.Namespace, settings: Settings) -> ImageJob:
             options=options,
             max_iterations=args.max_iterations,
             threshold=args.threshold,
+            technical_weight=args.technical_weight,
         )
     except ValidationError as exc:
         first = exc.errors()[0]

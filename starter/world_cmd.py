@@ -156,6 +156,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         "images": st.images.model_dump(),
         "calls": st.calls.model_dump(),
         "budget_exhausted": st.budget_exhausted,
+        "duplicates_regenerated": st.duplicates_regenerated,
+        "consistency": st.consistency,
         "failures": [f.model_dump() for f in st.failures],
         "manifest": str(out_dir / "manifest.json"),
         "gallery": str(out_dir / "index.html"),

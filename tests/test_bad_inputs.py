@@ -62,6 +62,7 @@ CLI_CASES = [
     (["image", "a cat", "--threshold", "-1"], "--threshold"),
     (["image", "a cat", "--threshold", "101"], "--threshold"),
     (["image", "a cat", "--threshold", "high"], "invalid int value"),
+    (["image", "a cat", "--technical-weight", "1.5"], "--technical-weight"),
     (["image", "a cat", "--size", "999x999"], "invalid choice"),
     (["image", "a cat", "--format", "gif"], "invalid choice"),
     (["image", "a cat", "--quality", "ultra"], "invalid choice"),

@@ -24,6 +24,7 @@ async def test_worker_killed_during_generation_resumes_without_repeating_work(de
         options=ImageOptions(background="opaque"),
         max_iterations=3,
         threshold=100,
+        technical_weight=0,  # the fake evaluator scripts exact scores
     )
 
     first = start_worker(env, tmp_path / "worker-1.log")
@@ -78,7 +79,7 @@ async def test_cli_cancel_of_a_running_run_prints_best_so_far(dev_env, fake_open
     env = atelier_env(tmp_path, address_of(dev_env), LLM_BASE_URL=fake_openai.url, LLM_API_KEY=SECRET)
     worker = start_worker(env, tmp_path / "worker.log")
     try:
-        started = run_cli("image", "a tiny boat", "--id", "cancel-me", "--detach", env=env)
+        started = run_cli("image", "a tiny boat", "--id", "cancel-me", "--detach", "--technical-weight", "0", env=env)
         assert started.returncode == 0, started.stderr
         wait_for(lambda: len(fake_openai.calls("responses")) == 2, 60, "the second generation")
         cancelled = run_cli("cancel", "cancel-me", env=env)

@@ -87,7 +87,7 @@ class CharacterWorkflow:
             profiled = await workflow.execute_activity_method(
                 WorldActivities.character_detail,
                 CharacterDetailRequest(world_id=job.world_id, world_text=job.world_text, seed=seed),
-                **model_call(5, attempts=4),
+                **model_call(5),
             )
         except ActivityError as err:
             result.failures.append(failure(f"{seed.username}/profile", err))
@@ -140,7 +140,7 @@ class CharacterWorkflow:
                     avatar_description=detail.avatar_description,
                     visual_style=self._job.visual_style,
                 ),
-                **model_call(10, attempts=3),
+                **model_call(10),
             )
         except ActivityError as err:
             self._result.failures.append(failure(f"{detail.username}/avatar", err))
@@ -172,7 +172,7 @@ class CharacterWorkflow:
                         previous=previous,
                         narrative_arc=arc,
                     ),
-                    **model_call(5, attempts=4),
+                    **model_call(5),
                 )
             except ActivityError as err:
                 result.failures.append(failure(f"{detail.username}/post batch {batch_index + 1}", err))
@@ -223,7 +223,7 @@ class CharacterWorkflow:
                     idea=idea,
                     narrative_arc=arc,
                 ),
-                **model_call(5, attempts=3),
+                **model_call(5),
             )
         except ActivityError as err:
             self._result.failures.append(failure(step, err))
@@ -244,7 +244,7 @@ class CharacterWorkflow:
                         image_prompt=written.detail.image_prompt,
                         visual_style=job.visual_style,
                     ),
-                    **model_call(10, attempts=3),
+                    **model_call(10),
                 )
             except ActivityError as err:
                 self._result.failures.append(failure(f"{step} image", err))

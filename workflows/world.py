@@ -125,7 +125,7 @@ class WorldWorkflow:
             described = await workflow.execute_activity_method(
                 WorldActivities.describe_world,
                 WorldPromptRequest(world_id=world_id, prompt=job.prompt),
-                **model_call(5, attempts=4),
+                **model_call(5),
             )
         except ActivityError:
             self._phase("world_description", PhaseState.FAILED)
@@ -172,7 +172,7 @@ class WorldWorkflow:
                 images[kind] = await workflow.execute_activity_method(
                     WorldActivities.world_image,
                     WorldImageRequest(world_id=world_id, kind=kind, world_text=world_text, visual_style=style),
-                    **model_call(10, attempts=3),
+                    **model_call(10),
                 )
                 self._status.images.created += 1
             except ActivityError as err:
@@ -243,7 +243,7 @@ class WorldWorkflow:
                     max_posts=job.posts_per_character,
                     previous=cast + [CharacterSummary.model_validate(s.model_dump()) for s in kept],
                 ),
-                **model_call(5, attempts=4),
+                **model_call(5),
             )
             new = batch.characters[:wanted]
             copies = await self._near_copies(job, kept, new) if attempt < REGENERATION_ATTEMPTS else set()
@@ -371,6 +371,7 @@ class WorldWorkflow:
                 characters=manifests,
                 failures=st.failures,
                 calls=st.calls,
+                consistency=st.consistency,
             ),
             **bookkeeping(),
         )
