@@ -39,6 +39,7 @@ chaos: install
 
 bench: install
 	@$(PY) -m bench.world_bench
+	@$(PY) -m bench.scoring
 
 lint: install
 	$(PY) -m ruff check .
