@@ -10,27 +10,16 @@ import subprocess
 import threading
 import urllib.request
 
-import pytest
 from minio import Minio
-from moto.server import ThreadedMotoServer
 from temporalio.client import Client
 
 from models.settings import Settings
 from starter.codec_server import make_server
-from tests.conftest import TEMPORAL, address_of, atelier_env, free_port, run_cli, start_worker
+from tests.conftest import TEMPORAL, address_of, atelier_env, run_cli, start_worker
 
 API_KEY = "sk-live-SECRET-0123456789abcdef"
 S3_SECRET = "S3-SECRET-KEY-fedcba9876543210"
 CODEC_KEY = base64.b64encode(bytes(range(32))).decode()
-
-
-@pytest.fixture
-def s3():
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"127.0.0.1:{port}"
-    server.stop()
 
 
 def exported_history(address: str, workflow_id: str) -> str:
@@ -41,11 +30,11 @@ def exported_history(address: str, workflow_id: str) -> str:
     return done.stdout
 
 
-async def test_keys_never_leave_the_worker(dev_env, fake_openai, s3, tmp_path):
+async def test_keys_never_leave_the_worker(dev_env, fake_openai, s3_endpoint, tmp_path):
     fake_openai.script_scores(90)
     env = atelier_env(
         tmp_path, address_of(dev_env), LLM_BASE_URL=fake_openai.url, LLM_API_KEY=API_KEY,
-        ATELIER_STORAGE="s3", S3_ENDPOINT=s3, S3_ACCESS_KEY="atelier", S3_SECRET_KEY=S3_SECRET,
+        ATELIER_STORAGE="s3", S3_ENDPOINT=s3_endpoint, S3_ACCESS_KEY="atelier", S3_SECRET_KEY=S3_SECRET,
         S3_BUCKET="secrets-test", S3_SECURE="false",
     )  # fmt: skip
     worker = start_worker(env, tmp_path / "worker.log")
@@ -64,7 +53,7 @@ async def test_keys_never_leave_the_worker(dev_env, fake_openai, s3, tmp_path):
         for p in tmp_path.rglob("*")
         if p.is_file() and p.suffix in {".log", ".jsonl", ".json"}
     ]
-    bucket = Minio(s3, access_key="atelier", secret_key=S3_SECRET, secure=False)
+    bucket = Minio(s3_endpoint, access_key="atelier", secret_key=S3_SECRET, secure=False)
     objects = list(bucket.list_objects("secrets-test", recursive=True))
     assert objects, "artifacts went to S3"
     for item in objects:

@@ -5,20 +5,9 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from activities.storage import ArtifactIntegrityError, LocalStore, S3Store, load, make_store, run_key
 from models.settings import Settings
-from tests.conftest import free_port
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"127.0.0.1:{port}"
-    server.stop()
 
 
 @pytest.fixture(params=["local", "s3"])
