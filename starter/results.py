@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import Any
@@ -41,4 +42,38 @@ async def image_result_json(result: ImageJobResult, store: ArtifactStore, out_di
         "stopped_because": result.stopped_because.value,
     }
     write_atomic(out_dir / "result.json", json.dumps(payload, indent=2).encode())
+    write_atomic(out_dir / "index.html", iterations_page(result, paths).encode())
     return payload
+
+
+PAGE_STYLE = """
+body{font-family:system-ui,sans-serif;margin:0;background:#f4f1ec;color:#222}
+header{padding:1.5rem 2rem;background:#234;color:#fff}header p{opacity:.8;margin:.3rem 0}
+main{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:1rem;padding:1rem 2rem}
+article{background:#fff;border-radius:10px;padding:.8rem;box-shadow:0 1px 4px #0002}
+article.best{outline:3px solid #2a9d5c}article img{width:100%;border-radius:6px;background:#ddd}
+.score{font-size:1.6rem;font-weight:700}.muted{color:#666;font-size:.85rem}table{font-size:.85rem}
+"""
+
+
+def iterations_page(result: ImageJobResult, paths: dict[int, Path]) -> str:
+    """index.html beside result.json: every iteration side by side, the best one outlined."""
+    e = html.escape
+    cards = []
+    for it in result.iterations:
+        rows = "".join(f"<tr><td>{e(k)}</td><td>{v:.2f}</td></tr>" for k, v in it.technical_breakdown.items())
+        parts = f"fidelity {it.fidelity}" + (f" · technical {it.technical:.0f}" if it.technical is not None else "")
+        human = "".join(f"<p class='muted'>human: {e(h)}</p>" for h in it.human_feedback)
+        best = " class='best'" if it.number == result.best_iteration else ""
+        cards.append(
+            f"<article{best}><img src='{e(paths[it.number].name)}' alt='iteration {it.number}'>"
+            f"<p><span class='score'>{it.score}</span> <span class='muted'>iteration {it.number} · {parts}</span></p>"
+            f"<p>{e(it.prompt)}</p>{human}<p class='muted'>{e(it.feedback)}</p><table>{rows}</table></article>"
+        )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(result.workflow_id)}</title>"
+        f"<style>{PAGE_STYLE}</style></head><body><header><h1>{e(result.workflow_id)}</h1>"
+        f"<p>best: iteration {result.best_iteration}, score {result.final_score} · stopped because "
+        f"{e(result.stopped_because.value)} · provider {e(result.provider)}</p></header>"
+        f"<main>{''.join(cards)}</main></body></html>"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -51,6 +52,8 @@ async def test_image_command_end_to_end(dev_env, cli_env, tmp_path):
             assert path.startswith(str(out_dir))
         with open(result["best_image_url"], "rb") as a, open(result["image_history"][best_index], "rb") as b:
             assert a.read() == b.read()
+        page = (out_dir / "index.html").read_text()
+        assert all(f"src='{Path(p).name}'" in page for p in result["image_history"])
         assert "iteration" in done.stderr and "http://localhost:8233/namespaces/default/workflows/e2e-1" in done.stderr
 
         again = run_cli(*args, env=cli_env)
