@@ -12,14 +12,15 @@ import sys
 from activities.providers import make_provider
 from activities.storage import make_store
 from models.settings import Settings
-from workers.connection import connect
+from workers.connection import connect, metrics_runtime
 from workers.registry import QUEUES, build_workers
 
 log = logging.getLogger("atelier.worker")
 
 
 async def serve(settings: Settings, queues: list[str]) -> None:
-    client = await connect(settings)
+    runtime = metrics_runtime(settings)
+    client = await connect(settings, runtime)
     provider = make_provider(settings)
     workers = build_workers(client, queues, provider, make_store(settings), settings)
     stop = asyncio.Event()

@@ -1,4 +1,4 @@
-"""A provider wrapper that appends one JSON line per model call to a log file.
+"""A provider wrapper that appends one JSON line per model call to a log file, and counts it in metrics.
 
 Each line names the call, the workflow and activity that made it, the attempt, how long it took
 and whether it succeeded: an audit trail of paid calls, and how the crash tests count them.
@@ -45,6 +45,12 @@ class RecordingProvider:
             entry["ms"] = round((time.monotonic() - started) * 1000, 1)
             with self.path.open("a") as log:
                 log.write(json.dumps(entry) + "\n")
+            if activity.in_activity():
+                meter = activity.metric_meter().with_additional_attributes(
+                    {"call": call, "provider": self.name, "outcome": "ok" if entry["ok"] else "error"}
+                )
+                meter.create_counter("atelier_provider_calls", "model calls made").add(1)
+                meter.create_histogram("atelier_provider_call_ms", "model call latency", "ms").record(int(entry["ms"]))
 
     async def structured(self, schema: type[T], instructions: str, prompt: str, context: BaseModel | None = None) -> T:
         return await self._record(

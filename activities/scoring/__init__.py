@@ -99,6 +99,11 @@ class ScoringActivities:
         async with heartbeating(f"scoring {len(images)} images"):
             results = await asyncio.to_thread(self.models.images.score, images)
         rate = len(images) / max(time.perf_counter() - started, 1e-9)
+        meter = activity.metric_meter().with_additional_attributes({"device": str(self.models.device)})
+        meter.create_counter("atelier_scored_images", "images given a technical score").add(len(images))
+        meter.create_histogram("atelier_scoring_batch_size", "images per scoring call").record(len(images))
+        for score, _ in results:
+            meter.create_histogram("atelier_technical_score", "technical image score, 0-100").record(round(score))
         log.info("scored %d images on %s (%.1f images/s)", len(images), self.models.device, rate)
         items = [
             ImageScore(key=ref.key, score=score, breakdown=parts)
