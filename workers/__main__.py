@@ -20,7 +20,7 @@ log = logging.getLogger("atelier.worker")
 
 async def serve(settings: Settings, queues: list[str]) -> None:
     runtime = metrics_runtime(settings)
-    client = await connect(settings, runtime)
+    client = await connect(settings, runtime, service="atelier-worker")
     provider = make_provider(settings)
     workers = build_workers(client, queues, provider, make_store(settings), settings)
     stop = asyncio.Event()

@@ -42,6 +42,14 @@ class OpenAIProvider:
         )
         self._responses_api = True
 
+    def model_for(self, call: str) -> str:
+        """The model a call goes to (for traces)."""
+        if call == "evaluate_image":
+            return self.settings.eval_model
+        if call == "generate_image" and not self._responses_api:
+            return self.settings.image_model
+        return self.settings.llm_model
+
     async def _structured_call(self, schema: type[T], model: str, messages: list[dict[str, Any]]) -> T:
         what = f"{schema.__name__} from {model}"
         try:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from opentelemetry import trace
 from pydantic import BaseModel
 from temporalio import activity
 
@@ -19,6 +20,7 @@ from activities.providers.base import GeneratedBytes, Provider, ReferenceInput, 
 from models.image import Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
 
 R = TypeVar("R")
+tracer = trace.get_tracer("atelier.providers")
 
 
 class RecordingProvider:
@@ -26,9 +28,21 @@ class RecordingProvider:
         self.inner = inner
         self.name = inner.name
         self.path = path
+        self._last_ms = 0.0
         path.parent.mkdir(parents=True, exist_ok=True)
 
     async def _record(self, call: str, work: Awaitable[R]) -> R:
+        with tracer.start_as_current_span(f"provider {call}") as span:
+            span.set_attribute("atelier.provider", self.name)
+            span.set_attribute("atelier.model_call", call)
+            if model := getattr(self.inner, "model_for", lambda _: None)(call):
+                span.set_attribute("atelier.model", model)
+            try:
+                return await self._logged(call, work)
+            finally:
+                span.set_attribute("atelier.latency_ms", self._last_ms)
+
+    async def _logged(self, call: str, work: Awaitable[R]) -> R:
         started = time.monotonic()
         entry: dict[str, Any] = {"at": time.time(), "provider": self.name, "call": call}
         if activity.in_activity():
@@ -42,7 +56,7 @@ class RecordingProvider:
             entry |= {"ok": False, "error": type(exc).__name__}
             raise
         finally:
-            entry["ms"] = round((time.monotonic() - started) * 1000, 1)
+            entry["ms"] = self._last_ms = round((time.monotonic() - started) * 1000, 1)
             with self.path.open("a") as log:
                 log.write(json.dumps(entry) + "\n")
             if activity.in_activity():

@@ -1,0 +1,42 @@
+"""OpenTelemetry tracing: one trace per run, from the starter through workflows, child workflows
+and activities (temporalio.contrib.opentelemetry), with provider calls as spans.
+
+Spans are exported over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set; otherwise nothing is
+installed and tracing costs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from temporalio.client import Interceptor
+from temporalio.contrib.opentelemetry import TracingInterceptor
+
+_installed = False
+
+
+def install(service: str, exporter: SpanExporter | None = None) -> bool:
+    """Install a tracer provider once per process: the given exporter, else OTLP if configured."""
+    global _installed
+    if _installed:
+        return True
+    if exporter is None:
+        if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            return False
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    _installed = True
+    return True
+
+
+def interceptors(service: str) -> list[Interceptor]:
+    """Client interceptors (workers built from the client inherit them)."""
+    return [TracingInterceptor()] if install(service) else []
