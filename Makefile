@@ -34,12 +34,19 @@ worker: install
 test: install tools
 	@$(PY) -m pytest -q
 
-# Debian's docker-compose validates docker-compose.yml in the tests (no Docker engine needed).
+# Debian's docker-compose validates docker-compose.yml and Debian's chromium runs the browser checks
+# (no Docker engine and no browser download needed). Installed when missing and when run as root.
+TOOLS := docker-compose chromium
 tools:
-	@command -v docker-compose >/dev/null || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
-		(apt-get install -y -qq docker-compose >/dev/null 2>&1 || \
-		 (apt-get update -qq >/dev/null && apt-get install -y -qq docker-compose >/dev/null))) || \
-		echo "note: docker-compose not installed; its test is skipped outside CI"
+	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			echo "installing$$missing"; \
+			(apt-get install -y -qq $$missing >/dev/null 2>&1 || \
+			 (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null)) \
+			|| echo "note: could not install$$missing; their tests are skipped outside CI"; \
+		else echo "note:$$missing not installed; their tests are skipped outside CI"; fi; \
+	fi
 
 chaos: install
 	@$(PY) -m tests.chaos --trials 20
