@@ -91,9 +91,6 @@ class LocalStore:
             raise ValueError(f"artifact key escapes the store: {key}")
         return path
 
-    def path_of(self, key: str) -> Path:
-        return self._path(key)
-
     async def put(self, key: str, data: bytes, content_type: str) -> ArtifactRef:
         await asyncio.to_thread(write_atomic, self._path(key), data)
         return make_ref(key, data, content_type)
