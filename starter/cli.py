@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
@@ -138,3 +139,18 @@ def main(argv: list[str] | None = None) -> int:
     except (services.ServiceError, RuntimeError, RPCError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def entry() -> NoReturn:
+    """Process entry (`python -m starter`, `atelier`): exit without interpreter finalization.
+
+    Temporal's core threads may still deliver a callback while Python finalizes, which can abort
+    the process after its work is done; flushing and leaving with os._exit avoids that race.
+    """
+    code = main()
+    from workers import tracing
+
+    tracing.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

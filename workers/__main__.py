@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
+import time
 
 from activities.providers import make_provider
 from activities.storage import make_store
@@ -20,7 +22,7 @@ log = logging.getLogger("atelier.worker")
 
 async def serve(settings: Settings, queues: list[str]) -> None:
     runtime = metrics_runtime(settings)
-    client = await connect(settings, runtime, service="atelier-worker")
+    client = await connect_patiently(settings, runtime)
     provider = make_provider(settings)
     workers = build_workers(client, queues, provider, make_store(settings), settings)
     stop = asyncio.Event()
@@ -42,6 +44,19 @@ async def serve(settings: Settings, queues: list[str]) -> None:
     log.info("worker stopped")
 
 
+async def connect_patiently(settings: Settings, runtime, wait_s: float = 60.0):
+    """A worker may start before Temporal is ready (a restart, a compose stack): keep trying a while."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return await connect(settings, runtime, service="atelier-worker")
+        except RuntimeError as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("waiting for Temporal at %s: %s", settings.temporal_address, str(exc)[:120])
+            await asyncio.sleep(1.0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workers", description="Run Atelier workers.")
     parser.add_argument("--queue", action="append", choices=QUEUES, help="run only this queue (repeatable)")
@@ -57,4 +72,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    from workers import tracing
+
+    tracing.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # see starter.cli.entry: no finalization race with Temporal's core threads

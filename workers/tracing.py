@@ -40,3 +40,11 @@ def install(service: str, exporter: SpanExporter | None = None) -> bool:
 def interceptors(service: str) -> list[Interceptor]:
     """Client interceptors (workers built from the client inherit them)."""
     return [TracingInterceptor()] if install(service) else []
+
+
+def shutdown() -> None:
+    """Flush spans before a process exits without running atexit handlers."""
+    if _installed:
+        provider = trace.get_tracer_provider()
+        if isinstance(provider, TracerProvider):
+            provider.shutdown()
