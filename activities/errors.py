@@ -15,6 +15,8 @@ import openai
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import beat, invalid_outputs
+
 RETRYABLE_STATUS = {408, 409, 429}
 PERMANENT_CODES = {"insufficient_quota", "content_policy_violation", "moderation_blocked", "invalid_api_key"}
 INVALID_OUTPUT_ATTEMPTS = 3
@@ -76,8 +78,6 @@ def invalid_output(what: str, detail: str) -> ApplicationError:
     """
     count = INVALID_OUTPUT_ATTEMPTS
     if activity.in_activity():
-        from activities.heartbeat import beat, invalid_outputs
-
         count = invalid_outputs() + 1
         beat("invalid model output", count)
     return ApplicationError(

@@ -177,6 +177,9 @@ class CallUsage(BaseModel):
     llm_calls: int = 0
     image_calls: int = 0
 
+    def minus(self, other: CallUsage) -> CallUsage:
+        return CallUsage(llm_calls=self.llm_calls - other.llm_calls, image_calls=self.image_calls - other.image_calls)
+
     def plus(self, other: CallUsage) -> CallUsage:
         return CallUsage(llm_calls=self.llm_calls + other.llm_calls, image_calls=self.image_calls + other.image_calls)
 

@@ -48,28 +48,36 @@ class ImageRefinementWorkflow:
             self._pending_feedback.append(text.strip())
 
     async def _evaluate(self, job: ImageJob, run_id: str, number: int, prompt: str, image: ArtifactRef) -> Iteration:
-        """The evaluator's fidelity score ∥ the scoring queue's technical score, combined by weight."""
+        """The evaluator's fidelity score ∥ the scoring queue's technical score, combined by weight.
+
+        The returned iteration still lacks its response id and human feedback; the loop adds them.
+        """
         evaluation = workflow.execute_activity_method(
             ImageActivities.evaluate_image,
             EvaluateImageRequest(run_id=run_id, iteration=number, prompt=prompt, image=image),
             **model_call(3),
         )
+        item = None
         if job.technical_weight == 0:
             verdict = await evaluation
-            return Iteration(
-                number=number, prompt=prompt, image=image, response_id="", score=verdict.score,
-                feedback=verdict.feedback, fidelity=verdict.score,
-            )  # fmt: skip
-        technical = workflow.execute_activity(
-            "score_images", ScoreImagesRequest(images=[image]), result_type=ImageScores, **scoring_call()
-        )
-        verdict, scores = await asyncio.gather(evaluation, technical)
-        item = scores.items[0]
-        combined = round((1 - job.technical_weight) * verdict.score + job.technical_weight * item.score)
+        else:
+            technical = workflow.execute_activity(
+                "score_images", ScoreImagesRequest(images=[image]), result_type=ImageScores, **scoring_call()
+            )
+            verdict, scores = await asyncio.gather(evaluation, technical)
+            item = scores.items[0]
+        weight = job.technical_weight if item else 0.0
         return Iteration(
-            number=number, prompt=prompt, image=image, response_id="", score=combined, feedback=verdict.feedback,
-            fidelity=verdict.score, technical=item.score, technical_breakdown=item.breakdown,
-        )  # fmt: skip
+            number=number,
+            prompt=prompt,
+            image=image,
+            response_id="",
+            score=round((1 - weight) * verdict.score + weight * (item.score if item else 0)),
+            feedback=verdict.feedback,
+            fidelity=verdict.score,
+            technical=item.score if item else None,
+            technical_breakdown=item.breakdown if item else {},
+        )
 
     @workflow.run
     async def run(self, job: ImageJob) -> ImageJobResult:

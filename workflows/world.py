@@ -332,10 +332,7 @@ class WorldWorkflow:
                 result = CharacterResult(username=seed.username, failures=[failure(seed.username, err)])
                 result.calls = self._live.get(seed.username, allowance)
             finally:
-                self._reserved = CallUsage(
-                    llm_calls=self._reserved.llm_calls - allowance.llm_calls,
-                    image_calls=self._reserved.image_calls - allowance.image_calls,
-                )
+                self._reserved = self._reserved.minus(allowance)
         self._settled = self._settled.plus(result.calls)
         self._live.pop(seed.username, None)
         self._refresh_calls()

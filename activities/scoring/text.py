@@ -40,16 +40,11 @@ class MiniLM:
         self.config = config
         self.w = {name: tensor.to(device) for name, tensor in weights.items()}
 
-    def _p(self, name: str) -> torch.Tensor:
-        return self.w[name]
-
     def _linear(self, x: torch.Tensor, name: str) -> torch.Tensor:
-        return F.linear(x, self._p(f"{name}.weight"), self._p(f"{name}.bias"))
+        return F.linear(x, self.w[f"{name}.weight"], self.w[f"{name}.bias"])
 
     def _norm(self, x: torch.Tensor, name: str) -> torch.Tensor:
-        return F.layer_norm(
-            x, (self.config.hidden,), self._p(f"{name}.weight"), self._p(f"{name}.bias"), self.config.eps
-        )
+        return F.layer_norm(x, (self.config.hidden,), self.w[f"{name}.weight"], self.w[f"{name}.bias"], self.config.eps)
 
     def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.forward(ids, mask)
@@ -59,9 +54,9 @@ class MiniLM:
         heads, width = self.config.heads, self.config.hidden // self.config.heads
         positions = torch.arange(length, device=ids.device)
         x = (
-            F.embedding(ids, self._p("embeddings.word_embeddings.weight"))
-            + F.embedding(positions, self._p("embeddings.position_embeddings.weight"))
-            + self._p("embeddings.token_type_embeddings.weight")[0]
+            F.embedding(ids, self.w["embeddings.word_embeddings.weight"])
+            + F.embedding(positions, self.w["embeddings.position_embeddings.weight"])
+            + self.w["embeddings.token_type_embeddings.weight"][0]
         )
         x = self._norm(x, "embeddings.LayerNorm")
         keep = mask.bool()[:, None, None, :]  # attend only to real tokens
