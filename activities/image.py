@@ -8,6 +8,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
 from activities.providers import Provider, ReferenceInput
+from activities.providers.usage import metered
 from activities.references import BadReference, load_reference
 from activities.storage import ArtifactStore, load, run_key
 from models.artifacts import ArtifactRef
@@ -20,6 +21,7 @@ from models.image import (
     ScoredEvaluation,
     StoreReferencesRequest,
 )
+from models.usage import Metered
 
 
 class ImageActivities:
@@ -45,7 +47,7 @@ class ImageActivities:
         return stored
 
     @activity.defn(name="generate_image")
-    async def generate_image(self, request: GenerateImageRequest) -> GeneratedImage:
+    async def generate_image(self, request: GenerateImageRequest) -> Metered[GeneratedImage]:
         references = [ReferenceInput(await load(self.store, r), r.content_type) for r in request.references]
         async with heartbeating(f"generating image {request.iteration}"):
             result = await self.provider.generate_image(
@@ -53,17 +55,17 @@ class ImageActivities:
             )
         key = run_key(request.run_id, f"iteration-{request.iteration:02d}.{request.options.format}")
         image = await self.store.put(key, result.data, result.content_type)
-        return GeneratedImage(image=image, response_id=result.response_id, provider=self.provider.name)
+        return metered(GeneratedImage(image=image, response_id=result.response_id, provider=self.provider.name))
 
     @activity.defn(name="evaluate_image")
-    async def evaluate_image(self, request: EvaluateImageRequest) -> ScoredEvaluation:
+    async def evaluate_image(self, request: EvaluateImageRequest) -> Metered[ScoredEvaluation]:
         data = await load(self.store, request.image)
         async with heartbeating(f"evaluating image {request.iteration}"):
             verdict = await self.provider.evaluate_image(data, request.image.content_type, request.prompt)
-        return ScoredEvaluation(score=verdict.score, feedback=verdict.feedback, provider=self.provider.name)
+        return metered(ScoredEvaluation(score=verdict.score, feedback=verdict.feedback, provider=self.provider.name))
 
     @activity.defn(name="refine_prompt")
-    async def refine_prompt(self, request: RefinePromptRequest) -> ProviderRefinedPrompt:
+    async def refine_prompt(self, request: RefinePromptRequest) -> Metered[ProviderRefinedPrompt]:
         async with heartbeating("refining prompt"):
             refined = await self.provider.refine_prompt(request)
-        return ProviderRefinedPrompt(prompt=refined.prompt, provider=self.provider.name)
+        return metered(ProviderRefinedPrompt(prompt=refined.prompt, provider=self.provider.name))

@@ -13,9 +13,11 @@ from activities import gallery
 from activities.heartbeat import heartbeating
 from activities.prompts import render
 from activities.providers import Provider
+from activities.providers.usage import metered
 from activities.storage import ArtifactStore, load, world_key
 from models.artifacts import ArtifactRef
 from models.image import ImageOptions
+from models.usage import Metered
 from models.world import (
     AvatarRequest,
     CharacterBatch,
@@ -76,24 +78,28 @@ class WorldActivities:
         return await self.store.put(key, result.data, result.content_type)
 
     @activity.defn(name="describe_world")
-    async def describe_world(self, request: WorldPromptRequest) -> Described:
+    async def describe_world(self, request: WorldPromptRequest) -> Metered[Described]:
         async with heartbeating("describing the world"):
             world = await self.provider.structured(
                 WorldDescription, SYSTEM, render("world_description", prompt=request.prompt), request
             )
-        return Described(world=world, artifact=await self._json(world_key(request.world_id, "world.json"), world))
+        return metered(
+            Described(world=world, artifact=await self._json(world_key(request.world_id, "world.json"), world))
+        )
 
     @activity.defn(name="world_image")
-    async def world_image(self, request: WorldImageRequest) -> ArtifactRef:
+    async def world_image(self, request: WorldImageRequest) -> Metered[ArtifactRef]:
         instructions, options = WORLD_IMAGE[request.kind]
         options = _opaque(options)
         prompt = render(
             "world_image", kind_instructions=instructions, visual_style=request.visual_style, world=request.world_text
         )
-        return await self._image(world_key(request.world_id, f"{request.kind}.{options.format}"), prompt, options)
+        return metered(
+            await self._image(world_key(request.world_id, f"{request.kind}.{options.format}"), prompt, options)
+        )
 
     @activity.defn(name="character_batch")
-    async def character_batch(self, request: CharacterBatchRequest) -> CharacterBatch:
+    async def character_batch(self, request: CharacterBatchRequest) -> Metered[CharacterBatch]:
         if request.previous:
             listed = "\n".join(f"- @{c.username}: {c.display_name}, {c.role_in_world}" for c in request.previous)
             previous = render("previous_characters", characters=listed)
@@ -107,10 +113,11 @@ class WorldActivities:
             previous=previous,
         )
         async with heartbeating(f"character batch {request.batch_index}"):
-            return await self.provider.structured(CharacterBatch, SYSTEM, prompt, request)
+            result = await self.provider.structured(CharacterBatch, SYSTEM, prompt, request)
+        return metered(result)
 
     @activity.defn(name="character_detail")
-    async def character_detail(self, request: CharacterDetailRequest) -> Profiled:
+    async def character_detail(self, request: CharacterDetailRequest) -> Metered[Profiled]:
         seed = request.seed
         prompt = render(
             "character_detail",
@@ -125,10 +132,10 @@ class WorldActivities:
             detail = await self.provider.structured(CharacterDetail, SYSTEM, prompt, request)
         detail = detail.model_copy(update={"username": seed.username})  # the workflow's unique username wins
         key = world_key(request.world_id, "characters", seed.username, "profile.json")
-        return Profiled(detail=detail, artifact=await self._json(key, detail))
+        return metered(Profiled(detail=detail, artifact=await self._json(key, detail)))
 
     @activity.defn(name="character_avatar")
-    async def character_avatar(self, request: AvatarRequest) -> ArtifactRef:
+    async def character_avatar(self, request: AvatarRequest) -> Metered[ArtifactRef]:
         prompt = render(
             "character_avatar",
             username=request.username,
@@ -136,10 +143,10 @@ class WorldActivities:
             visual_style=request.visual_style,
         )
         key = world_key(request.world_id, "characters", request.username, f"avatar.{PORTRAIT.format}")
-        return await self._image(key, prompt, PORTRAIT)
+        return metered(await self._image(key, prompt, PORTRAIT))
 
     @activity.defn(name="post_batch")
-    async def post_batch(self, request: PostBatchRequest) -> PostBatch:
+    async def post_batch(self, request: PostBatchRequest) -> Metered[PostBatch]:
         who = request.character
         if request.previous:
             listed = "\n".join(f"{p.number}. {p.topic}: {p.brief}" for p in request.previous)
@@ -159,10 +166,11 @@ class WorldActivities:
             previous=previous,
         )
         async with heartbeating(f"post batch {request.batch_index} of {who.username}"):
-            return await self.provider.structured(PostBatch, SYSTEM, prompt, request)
+            result = await self.provider.structured(PostBatch, SYSTEM, prompt, request)
+        return metered(result)
 
     @activity.defn(name="post_detail")
-    async def post_detail(self, request: PostDetailRequest) -> Written:
+    async def post_detail(self, request: PostDetailRequest) -> Metered[Written]:
         who, idea = request.character, request.idea
         prompt = render(
             "post_detail",
@@ -180,15 +188,15 @@ class WorldActivities:
         async with heartbeating(f"post {request.number} of {who.username}"):
             detail = await self.provider.structured(PostDetail, SYSTEM, prompt, request)
         key = world_key(request.world_id, "characters", who.username, "posts", f"{request.number:03d}.json")
-        return Written(detail=detail, artifact=await self._json(key, detail))
+        return metered(Written(detail=detail, artifact=await self._json(key, detail)))
 
     @activity.defn(name="post_image")
-    async def post_image(self, request: PostImageRequest) -> ArtifactRef:
+    async def post_image(self, request: PostImageRequest) -> Metered[ArtifactRef]:
         prompt = render("post_image", image_prompt=request.image_prompt, visual_style=request.visual_style)
         key = world_key(
             request.world_id, "characters", request.username, "posts", f"{request.number:03d}.{PORTRAIT.format}"
         )
-        return await self._image(key, prompt, PORTRAIT)
+        return metered(await self._image(key, prompt, PORTRAIT))
 
     @activity.defn(name="write_character_manifest")
     async def write_character_manifest(self, manifest: CharacterManifest) -> ArtifactRef:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from models.artifacts import ArtifactRef
 from models.text import ModelOutput, Prompt
+from models.usage import Usage
 
 Quality = Literal["auto", "low", "medium", "high"]
 Size = Literal["auto", "1024x1024", "1024x1536", "1536x1024"]
@@ -132,6 +133,7 @@ class LoopState(BaseModel):
     scores: list[int] = Field(default_factory=list)
     best_score: int | None = None
     pending_feedback: list[str] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)  # tokens, images and estimated cost so far
 
 
 class ImageJobResult(BaseModel):
@@ -143,3 +145,4 @@ class ImageJobResult(BaseModel):
     best_iteration: int
     final_score: int
     iterations: list[Iteration]
+    usage: Usage = Field(default_factory=Usage)  # tokens, images and estimated cost of the whole run

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.usage import DEFAULT_PRICES, Price
+
 WORKFLOW_QUEUE = "atelier-workflows"
 PROVIDER_QUEUE = "atelier-providers"
 SCORING_QUEUE = "scoring"
@@ -50,6 +52,8 @@ class Settings(BaseSettings):
     metrics_host: str = Field("127.0.0.1", validation_alias="ATELIER_METRICS_HOST")
     codec_key: SecretStr | None = Field(None, validation_alias="ATELIER_CODEC_KEY")
     codec_port: int = Field(8888, validation_alias="ATELIER_CODEC_PORT")
+    # JSON, e.g. {"my-model": {"input_per_mtok": 0.2, "output_per_mtok": 0.8, "per_image": 0}}
+    price_overrides: dict[str, Price] = Field(default_factory=dict, validation_alias="ATELIER_PRICES")
 
     @cached_property
     def resolved_provider(self) -> Literal["openai", "offline"]:
@@ -57,6 +61,11 @@ class Settings(BaseSettings):
         if self.provider == "auto":
             return "openai" if self.llm_api_key else "offline"
         return self.provider
+
+    @property
+    def prices(self) -> dict[str, Price]:
+        """The price table: built-in list prices with ATELIER_PRICES on top."""
+        return DEFAULT_PRICES | self.price_overrides
 
     @property
     def run_dir(self) -> Path:

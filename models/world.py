@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from models.artifacts import ArtifactRef
 from models.text import ModelOutput, Prompt
+from models.usage import Usage
 
 # --- what the language model writes -----------------------------------------------------------
 
@@ -243,6 +244,7 @@ class WorldStatus(BaseModel):
     posts: Counter = Field(default_factory=Counter)
     images: Counter = Field(default_factory=Counter)
     calls: CallUsage = Field(default_factory=CallUsage)
+    usage: Usage = Field(default_factory=Usage)  # tokens, images, estimated cost
     budget: Budget = Field(default_factory=Budget)
     budget_exhausted: bool = False
     duplicates_regenerated: int = 0  # characters replaced for being near-copies of others
@@ -260,6 +262,7 @@ class ProgressDelta(BaseModel):
     images_planned: int = 0
     images_created: int = 0
     calls: CallUsage = Field(default_factory=CallUsage)
+    usage: Usage = Field(default_factory=Usage)  # tokens, images, estimated cost
 
 
 class CharacterJob(BaseModel):
@@ -301,6 +304,7 @@ class CharacterResult(BaseModel):
     images_created: int = 0
     failures: list[Failure] = Field(default_factory=list)
     calls: CallUsage = Field(default_factory=CallUsage)
+    usage: Usage = Field(default_factory=Usage)  # tokens, images, estimated cost
     budget_exhausted: bool = False
     consistency: float | None = None  # mean similarity of the posts to the persona
 

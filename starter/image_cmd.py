@@ -82,7 +82,8 @@ async def loop_state(handle: WorkflowHandle) -> LoopState | None:
 
 def _describe(state: LoopState) -> str:
     scores = ", ".join(map(str, state.scores)) or "-"
-    return f"iteration {state.iteration}/{state.max_iterations} · {state.phase.value} · scores [{scores}]"
+    spent = f"~${state.usage.estimated_cost_usd:.4f}"
+    return f"iteration {state.iteration}/{state.max_iterations} · {state.phase.value} · scores [{scores}] · {spent}"
 
 
 async def follow(handle: WorkflowHandle) -> ImageJobResult:
@@ -106,6 +107,7 @@ async def print_result(client: Client, workflow_id: str, settings: Settings, out
     payload = await image_result_json(result, make_store(settings), out or settings.data_dir / "out" / workflow_id)
     print(json.dumps(payload, indent=2))
     stderr.print(f"best image: {payload['best_image_url']} (score {payload['final_score']})")
+    stderr.print(f"usage: {result.usage.summary()}")
     stderr.print(f"Temporal UI: {settings.workflow_ui_link(workflow_id)}")
     return 0
 

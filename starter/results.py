@@ -40,6 +40,7 @@ async def image_result_json(result: ImageJobResult, store: ArtifactStore, out_di
         "workflow_id": result.workflow_id,
         "provider": result.provider,
         "stopped_because": result.stopped_because.value,
+        "usage": result.usage.model_dump(mode="json"),
     }
     write_atomic(out_dir / "result.json", json.dumps(payload, indent=2).encode())
     write_atomic(out_dir / "index.html", iterations_page(result, paths).encode())
@@ -74,6 +75,7 @@ def iterations_page(result: ImageJobResult, paths: dict[int, Path]) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>{e(result.workflow_id)}</title>"
         f"<style>{PAGE_STYLE}</style></head><body><header><h1>{e(result.workflow_id)}</h1>"
         f"<p>best: iteration {result.best_iteration}, score {result.final_score} · stopped because "
-        f"{e(result.stopped_because.value)} · provider {e(result.provider)}</p></header>"
+        f"{e(result.stopped_because.value)} · provider {e(result.provider)}</p>"
+        f"<p>usage: {e(result.usage.summary())}</p></header>"
         f"<main>{''.join(cards)}</main></body></html>"
     )

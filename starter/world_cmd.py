@@ -155,6 +155,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         "posts": st.posts.model_dump(),
         "images": st.images.model_dump(),
         "calls": st.calls.model_dump(),
+        "usage": st.usage.model_dump(mode="json"),
         "budget_exhausted": st.budget_exhausted,
         "duplicates_regenerated": st.duplicates_regenerated,
         "consistency": st.consistency,
@@ -165,6 +166,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     }
     print(json.dumps(summary, indent=2))
     stderr.print(f"gallery: {out_dir / 'index.html'}")
+    stderr.print(f"usage: {st.usage.summary()}")
     return 0
 
 

@@ -42,6 +42,23 @@ class Recorded:
     faulted: bool = False
 
 
+# The token usage every reply reports, so tests can check what runs count and cost.
+CHAT_USAGE = {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150}
+RESPONSES_USAGE = {
+    "input_tokens": 50,
+    "output_tokens": 10,
+    "total_tokens": 60,
+    "input_tokens_details": {"cached_tokens": 0},
+    "output_tokens_details": {"reasoning_tokens": 0},
+}
+IMAGES_USAGE = {
+    "input_tokens": 40,
+    "output_tokens": 272,
+    "total_tokens": 312,
+    "input_tokens_details": {"text_tokens": 40, "image_tokens": 0},
+}
+
+
 def png(index: int, size: int = 64, fmt: str = "PNG") -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (size, size), ((index * 70) % 256, 120, 200)).save(out, fmt)
@@ -153,9 +170,10 @@ class FakeOpenAI:
                 "parallel_tool_calls": True,
                 "tool_choice": "auto",
                 "tools": [],
+                "usage": RESPONSES_USAGE,
             }
         image = png(index, fmt=body.get("output_format", "png").upper())
-        return {"created": 0, "data": [{"b64_json": base64.b64encode(image).decode()}]}
+        return {"created": 0, "data": [{"b64_json": base64.b64encode(image).decode()}], "usage": IMAGES_USAGE}
 
     def _chat(self, body: dict[str, Any], index: int) -> dict[str, Any]:
         name = body.get("response_format", {}).get("json_schema", {}).get("name")
@@ -180,6 +198,7 @@ class FakeOpenAI:
             "created": 0,
             "model": body.get("model", "fake"),
             "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+            "usage": CHAT_USAGE,
         }
 
     # --- server ----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.providers.offline import OfflineProvider
+from activities.providers.recording import RecordingProvider
 from activities.storage import LocalStore
 from models.image import ImageJob, ImageOptions
 from models.settings import WORKFLOW_QUEUE
@@ -64,7 +65,7 @@ async def main() -> None:
         test_server_existing_path=str(TEST_SERVER), data_converter=pydantic_data_converter
     )
     with tempfile.TemporaryDirectory() as tmp:
-        async with running_workers(env.client, OfflineProvider(), LocalStore(Path(tmp))):
+        async with running_workers(env.client, RecordingProvider(OfflineProvider(), None), LocalStore(Path(tmp))):
             await record_image(env.client)
             await record_world(env.client)
     await env.shutdown()

@@ -34,8 +34,10 @@ async def test_image_command_end_to_end(dev_env, cli_env, tmp_path):
         result = json.loads(done.stdout)
         assert set(result) == {
             "best_image_url", "final_score", "prompt_history", "image_history", "feedback_history",
-            "score_history", "response_ids", "workflow_id", "provider", "stopped_because",
+            "score_history", "response_ids", "workflow_id", "provider", "stopped_because", "usage",
         }  # fmt: skip
+        assert result["usage"]["models"]["offline"]["calls"] == 3 + 3 + 2  # generate, evaluate ×3, refine ×2
+        assert result["usage"]["images"] == 3 and "usage: " in done.stderr
         assert result["workflow_id"] == "e2e-1"
         assert result["provider"] == "offline"
         assert result["stopped_because"] == "max_iterations"

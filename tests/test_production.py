@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -59,3 +60,7 @@ async def test_worker_serves_sdk_and_custom_metrics(dev_env, tmp_path):
     assert "temporal_activity_execution_latency" in text  # the SDK's own metrics
     assert "atelier_provider_calls{" in text and 'call="generate_image"' in text
     assert "atelier_provider_call_ms" in text and "atelier_scored_images" in text
+    assert "atelier_tokens{" in text and 'direction="input"' in text and 'model="offline"' in text
+    assert "atelier_images_generated{" in text and "atelier_call_cost_usd" in text
+    usage = json.loads(done.stdout)["usage"]
+    assert usage["images"] == 1 and usage["input_tokens"] > 0 and usage["estimated_cost_usd"] == 0

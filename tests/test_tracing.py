@@ -49,3 +49,5 @@ async def test_span_tree_is_connected(time_env, tmp_path):
     assert not orphans and all(s.parent.span_id in ids for s in spans if s.parent), "the tree is connected"
     call = next(s for s in spans if s.name == "provider structured:PostDetail")
     assert call.attributes["atelier.provider"] == "offline" and "atelier.latency_ms" in call.attributes
+    assert call.attributes["atelier.input_tokens"] > 0 and call.attributes["atelier.output_tokens"] > 0
+    assert call.attributes["atelier.cost_usd"] == 0.0  # the offline provider is free

@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.world import WorldActivities
     from models.scoring import Similarities, TextPairsRequest
+    from models.usage import Ledger
     from models.world import (
         AvatarRequest,
         CallUsage,
@@ -46,6 +47,7 @@ def failure(step: str, err: ActivityError) -> Failure:
 class CharacterWorkflow:
     def __init__(self) -> None:
         self._used = CallUsage()
+        self._ledger = Ledger()
         self._job: CharacterJob | None = None
         self._result: CharacterResult | None = None
         self._signals: list[asyncio.Task[None]] = []
@@ -65,7 +67,9 @@ class CharacterWorkflow:
         """Tell the world what just happened, without waiting for the signal to land."""
         parent = workflow.info().parent
         if parent is not None and self._job is not None:
-            delta = ProgressDelta(username=self._job.seed.username, calls=self._used, **counts)
+            delta = ProgressDelta(
+                username=self._job.seed.username, calls=self._used, usage=self._ledger.usage, **counts
+            )
             handle = workflow.get_external_workflow_handle(parent.workflow_id)
             self._signals.append(asyncio.create_task(handle.signal("progress", delta)))
 
@@ -84,10 +88,12 @@ class CharacterWorkflow:
             result.failures.append(Failure(step=f"{seed.username}/profile", error="call budget exhausted"))
             return result
         try:
-            profiled = await workflow.execute_activity_method(
-                WorldActivities.character_detail,
-                CharacterDetailRequest(world_id=job.world_id, world_text=job.world_text, seed=seed),
-                **model_call(5),
+            profiled = self._ledger.take(
+                await workflow.execute_activity_method(
+                    WorldActivities.character_detail,
+                    CharacterDetailRequest(world_id=job.world_id, world_text=job.world_text, seed=seed),
+                    **model_call(5),
+                )
             )
         except ActivityError as err:
             result.failures.append(failure(f"{seed.username}/profile", err))
@@ -106,7 +112,7 @@ class CharacterWorkflow:
         result.manifest = await workflow.execute_activity_method(
             WorldActivities.write_character_manifest, manifest, **bookkeeping()
         )
-        result.calls = self._used
+        result.calls, result.usage = self._used, self._ledger.usage
         await asyncio.gather(*self._signals)
         return result
 
@@ -132,15 +138,17 @@ class CharacterWorkflow:
             self._result.failures.append(Failure(step=f"{detail.username}/avatar", error="call budget exhausted"))
             return
         try:
-            manifest.avatar = await workflow.execute_activity_method(
-                WorldActivities.character_avatar,
-                AvatarRequest(
-                    world_id=self._job.world_id,
-                    username=detail.username,
-                    avatar_description=detail.avatar_description,
-                    visual_style=self._job.visual_style,
-                ),
-                **model_call(10),
+            manifest.avatar = self._ledger.take(
+                await workflow.execute_activity_method(
+                    WorldActivities.character_avatar,
+                    AvatarRequest(
+                        world_id=self._job.world_id,
+                        username=detail.username,
+                        avatar_description=detail.avatar_description,
+                        visual_style=self._job.visual_style,
+                    ),
+                    **model_call(10),
+                )
             )
         except ActivityError as err:
             self._result.failures.append(failure(f"{detail.username}/avatar", err))
@@ -161,18 +169,20 @@ class CharacterWorkflow:
             if not self._spend(llm=1):
                 break
             try:
-                batch = await workflow.execute_activity_method(
-                    WorldActivities.post_batch,
-                    PostBatchRequest(
-                        world_id=job.world_id,
-                        world_text=job.world_text,
-                        character=detail,
-                        batch_index=batch_index,
-                        count=count,
-                        previous=previous,
-                        narrative_arc=arc,
-                    ),
-                    **model_call(5),
+                batch = self._ledger.take(
+                    await workflow.execute_activity_method(
+                        WorldActivities.post_batch,
+                        PostBatchRequest(
+                            world_id=job.world_id,
+                            world_text=job.world_text,
+                            character=detail,
+                            batch_index=batch_index,
+                            count=count,
+                            previous=previous,
+                            narrative_arc=arc,
+                        ),
+                        **model_call(5),
+                    )
                 )
             except ActivityError as err:
                 result.failures.append(failure(f"{detail.username}/post batch {batch_index + 1}", err))
@@ -213,17 +223,19 @@ class CharacterWorkflow:
             self._result.failures.append(Failure(step=step, error="call budget exhausted"))
             return None
         try:
-            written = await workflow.execute_activity_method(
-                WorldActivities.post_detail,
-                PostDetailRequest(
-                    world_id=job.world_id,
-                    world_text=job.world_text,
-                    character=detail,
-                    number=number,
-                    idea=idea,
-                    narrative_arc=arc,
-                ),
-                **model_call(5),
+            written = self._ledger.take(
+                await workflow.execute_activity_method(
+                    WorldActivities.post_detail,
+                    PostDetailRequest(
+                        world_id=job.world_id,
+                        world_text=job.world_text,
+                        character=detail,
+                        number=number,
+                        idea=idea,
+                        narrative_arc=arc,
+                    ),
+                    **model_call(5),
+                )
             )
         except ActivityError as err:
             self._result.failures.append(failure(step, err))
@@ -235,16 +247,18 @@ class CharacterWorkflow:
                 self._result.failures.append(Failure(step=f"{step} image", error="call budget exhausted"))
                 return record
             try:
-                record.image = await workflow.execute_activity_method(
-                    WorldActivities.post_image,
-                    PostImageRequest(
-                        world_id=job.world_id,
-                        username=detail.username,
-                        number=number,
-                        image_prompt=written.detail.image_prompt,
-                        visual_style=job.visual_style,
-                    ),
-                    **model_call(10),
+                record.image = self._ledger.take(
+                    await workflow.execute_activity_method(
+                        WorldActivities.post_image,
+                        PostImageRequest(
+                            world_id=job.world_id,
+                            username=detail.username,
+                            number=number,
+                            image_prompt=written.detail.image_prompt,
+                            visual_style=job.visual_style,
+                        ),
+                        **model_call(10),
+                    )
                 )
             except ActivityError as err:
                 self._result.failures.append(failure(f"{step} image", err))

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         StoreReferencesRequest,
     )
     from models.scoring import ImageScores, ScoreImagesRequest
+    from models.usage import Ledger
     from workflows.options import model_call, scoring_call
 
 
@@ -33,12 +34,14 @@ class ImageRefinementWorkflow:
     def __init__(self) -> None:
         self._state: LoopState | None = None
         self._pending_feedback: list[str] = []
+        self._ledger = Ledger()  # tokens, images and cost of this run's model calls
 
     @workflow.query
     def state(self) -> LoopState | None:
         """Iteration, phase and scores so far."""
         if self._state is not None:
             self._state.pending_feedback = list(self._pending_feedback)
+            self._state.usage = self._ledger.usage
         return self._state
 
     @workflow.signal
@@ -59,12 +62,13 @@ class ImageRefinementWorkflow:
         )
         item = None
         if job.technical_weight == 0:
-            verdict = await evaluation
+            verdict = self._ledger.take(await evaluation)
         else:
             technical = workflow.execute_activity(
                 "score_images", ScoreImagesRequest(images=[image]), result_type=ImageScores, **scoring_call()
             )
-            verdict, scores = await asyncio.gather(evaluation, technical)
+            metered, scores = await asyncio.gather(evaluation, technical)
+            verdict = self._ledger.take(metered)
             item = scores.items[0]
         weight = job.technical_weight if item else 0.0
         return Iteration(
@@ -98,17 +102,19 @@ class ImageRefinementWorkflow:
             prompt, human, previous_response_id = job.prompt, [], None
             for number in range(1, job.max_iterations + 1):
                 state.iteration, state.prompt, state.phase = number, prompt, Phase.GENERATING
-                generated = await workflow.execute_activity_method(
-                    ImageActivities.generate_image,
-                    GenerateImageRequest(
-                        run_id=run_id,
-                        iteration=number,
-                        prompt=prompt,
-                        options=job.options,
-                        references=references,
-                        previous_response_id=previous_response_id,
-                    ),
-                    **model_call(10),
+                generated = self._ledger.take(
+                    await workflow.execute_activity_method(
+                        ImageActivities.generate_image,
+                        GenerateImageRequest(
+                            run_id=run_id,
+                            iteration=number,
+                            prompt=prompt,
+                            options=job.options,
+                            references=references,
+                            previous_response_id=previous_response_id,
+                        ),
+                        **model_call(10),
+                    )
                 )
                 provider, previous_response_id = generated.provider, generated.response_id
                 state.phase = Phase.EVALUATING
@@ -124,15 +130,17 @@ class ImageRefinementWorkflow:
                     break
                 state.phase = Phase.REFINING
                 human, self._pending_feedback = self._pending_feedback, []
-                refined = await workflow.execute_activity_method(
-                    ImageActivities.refine_prompt,
-                    RefinePromptRequest(
-                        original_prompt=job.prompt,
-                        current_prompt=prompt,
-                        feedback=[it.feedback for it in iterations],
-                        human_feedback=human,
-                    ),
-                    **model_call(2),
+                refined = self._ledger.take(
+                    await workflow.execute_activity_method(
+                        ImageActivities.refine_prompt,
+                        RefinePromptRequest(
+                            original_prompt=job.prompt,
+                            current_prompt=prompt,
+                            feedback=[it.feedback for it in iterations],
+                            human_feedback=human,
+                        ),
+                        **model_call(2),
+                    )
                 )
                 prompt = refined.prompt
         except (asyncio.CancelledError, Exception) as err:
@@ -148,4 +156,5 @@ class ImageRefinementWorkflow:
             best_iteration=best.number,
             final_score=best.score,
             iterations=iterations,
+            usage=self._ledger.usage,
         )

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from models.artifacts import ArtifactRef
     from models.scoring import NearDuplicates, NearDuplicatesRequest
     from models.settings import WORKFLOW_QUEUE
+    from models.usage import Ledger, Usage
     from models.world import (
         CallUsage,
         CharacterBatchRequest,
@@ -58,12 +59,17 @@ class WorldWorkflow:
         self._settled = CallUsage()  # own calls + final usage of finished characters
         self._reserved = CallUsage()  # allowances of running characters
         self._live: dict[str, CallUsage] = {}  # running characters' calls so far
+        self._ledger = Ledger()  # tokens, images and cost of this workflow's own model calls
+        self._finished_usage = Usage()  # the same for finished characters
+        self._live_usage: dict[str, Usage] = {}  # and for running ones, as last reported
         self._cast: list[str] = []  # usernames in the order the batches made them
         self._seeds: list[CharacterSeed] = []
 
     # --- status ----------------------------------------------------------------------------------
     @workflow.query
     def status(self) -> WorldStatus | None:
+        if self._status is not None:
+            self._refresh_calls()
         return self._status
 
     @workflow.signal
@@ -77,6 +83,7 @@ class WorldWorkflow:
         st.images.planned += delta.images_planned
         st.images.created += delta.images_created
         self._live[delta.username] = delta.calls
+        self._live_usage[delta.username] = delta.usage
         self._refresh_calls()
 
     def _refresh_calls(self) -> None:
@@ -85,6 +92,10 @@ class WorldWorkflow:
         for usage in self._live.values():
             total = total.plus(usage)
         self._status.calls = total
+        usage = self._ledger.usage.plus(self._finished_usage)
+        for live in self._live_usage.values():
+            usage = usage.plus(live)
+        self._status.usage = usage
 
     def _phase(self, name: str, state: PhaseState) -> None:
         assert self._status
@@ -122,10 +133,12 @@ class WorldWorkflow:
             st.state = WorldState.FAILED
             raise ApplicationError("the call budget allows no LLM call", type="BudgetExhausted", non_retryable=True)
         try:
-            described = await workflow.execute_activity_method(
-                WorldActivities.describe_world,
-                WorldPromptRequest(world_id=world_id, prompt=job.prompt),
-                **model_call(5),
+            described = self._ledger.take(
+                await workflow.execute_activity_method(
+                    WorldActivities.describe_world,
+                    WorldPromptRequest(world_id=world_id, prompt=job.prompt),
+                    **model_call(5),
+                )
             )
         except ActivityError:
             self._phase("world_description", PhaseState.FAILED)
@@ -169,10 +182,12 @@ class WorldWorkflow:
                 self._status.failures.append(Failure(step=f"world/{kind}", error="call budget exhausted"))
                 return
             try:
-                images[kind] = await workflow.execute_activity_method(
-                    WorldActivities.world_image,
-                    WorldImageRequest(world_id=world_id, kind=kind, world_text=world_text, visual_style=style),
-                    **model_call(10),
+                images[kind] = self._ledger.take(
+                    await workflow.execute_activity_method(
+                        WorldActivities.world_image,
+                        WorldImageRequest(world_id=world_id, kind=kind, world_text=world_text, visual_style=style),
+                        **model_call(10),
+                    )
                 )
                 self._status.images.created += 1
             except ActivityError as err:
@@ -233,17 +248,19 @@ class WorldWorkflow:
         kept: list[CharacterSeed] = []
         wanted = count
         for attempt in range(REGENERATION_ATTEMPTS + 1):
-            batch = await workflow.execute_activity_method(
-                WorldActivities.character_batch,
-                CharacterBatchRequest(
-                    world_id=world_id,
-                    world_text=world_text,
-                    batch_index=batch_index,
-                    count=wanted,
-                    max_posts=job.posts_per_character,
-                    previous=cast + [CharacterSummary.model_validate(s.model_dump()) for s in kept],
-                ),
-                **model_call(5),
+            batch = self._ledger.take(
+                await workflow.execute_activity_method(
+                    WorldActivities.character_batch,
+                    CharacterBatchRequest(
+                        world_id=world_id,
+                        world_text=world_text,
+                        batch_index=batch_index,
+                        count=wanted,
+                        max_posts=job.posts_per_character,
+                        previous=cast + [CharacterSummary.model_validate(s.model_dump()) for s in kept],
+                    ),
+                    **model_call(5),
+                )
             )
             new = batch.characters[:wanted]
             copies = await self._near_copies(job, kept, new) if attempt < REGENERATION_ATTEMPTS else set()
@@ -331,10 +348,13 @@ class WorldWorkflow:
                     raise
                 result = CharacterResult(username=seed.username, failures=[failure(seed.username, err)])
                 result.calls = self._live.get(seed.username, allowance)
+                result.usage = self._live_usage.get(seed.username, Usage())
             finally:
                 self._reserved = self._reserved.minus(allowance)
         self._settled = self._settled.plus(result.calls)
+        self._finished_usage = self._finished_usage.plus(result.usage)
         self._live.pop(seed.username, None)
+        self._live_usage.pop(seed.username, None)
         self._refresh_calls()
         st.failures += result.failures
         if result.consistency is not None:
@@ -353,6 +373,7 @@ class WorldWorkflow:
     ) -> WorldResult:
         st = self._status
         assert st
+        self._refresh_calls()
         order = {name: i for i, name in enumerate(self._cast)}
         manifests = [r.manifest for r in sorted(results, key=lambda r: order[r.username]) if r.manifest]
         manifest, gallery = await workflow.execute_activity_method(

@@ -9,7 +9,10 @@ __all__ = ["GeneratedBytes", "Provider", "ReferenceInput", "make_provider"]
 
 
 def make_provider(settings: Settings) -> Provider:
-    """The provider the settings select (`auto`: openai with a key, else offline), with its call log."""
+    """The provider the settings select (`auto`: openai with a key, else offline), instrumented.
+
+    Every call gets a span, metrics, priced usage and (unless turned off) a line in the call log.
+    """
     provider: Provider
     if settings.resolved_provider == "openai":
         from activities.providers.openai_provider import OpenAIProvider
@@ -19,8 +22,6 @@ def make_provider(settings: Settings) -> Provider:
         from activities.providers.offline import OfflineProvider
 
         provider = OfflineProvider(latency_s=settings.offline_latency_s)
-    if settings.call_log:
-        from activities.providers.recording import RecordingProvider
+    from activities.providers.recording import RecordingProvider
 
-        provider = RecordingProvider(provider, settings.call_log_path)
-    return provider
+    return RecordingProvider(provider, settings.call_log_path if settings.call_log else None, settings.prices)

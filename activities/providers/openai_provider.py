@@ -14,7 +14,7 @@ from openai import AsyncOpenAI
 from pydantic import BaseModel, ValidationError
 
 from activities.errors import invalid_output, provider_error
-from activities.providers import prompts
+from activities.providers import prompts, usage
 from activities.providers.base import GeneratedBytes, ReferenceInput, T
 from models.image import CONTENT_TYPES, Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
 from models.settings import Settings
@@ -22,6 +22,33 @@ from models.settings import Settings
 
 def data_url(data: bytes, content_type: str) -> str:
     return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
+
+
+# Output tokens OpenAI bills per generated image, by quality and size (its published table).
+IMAGE_TOKENS = {
+    ("low", "1024x1024"): 272,
+    ("medium", "1024x1024"): 1056,
+    ("high", "1024x1024"): 4160,
+    ("low", "wide"): 408,
+    ("medium", "wide"): 1584,
+    ("high", "wide"): 6240,
+}
+
+
+def image_tokens(options: ImageOptions) -> int:
+    quality = "medium" if options.quality == "auto" else options.quality
+    shape = "wide" if options.size in ("1536x1024", "1024x1536") else "1024x1024"
+    return IMAGE_TOKENS.get((quality, shape), IMAGE_TOKENS[("medium", "1024x1024")])
+
+
+def note_usage(model: str, reported: Any, images: int = 0) -> None:
+    """Note the usage a reply reports (chat: prompt/completion tokens; responses and images: input/output)."""
+    if reported is None:
+        usage.note(model, images=images)
+        return
+    input_tokens = getattr(reported, "input_tokens", None) or getattr(reported, "prompt_tokens", 0) or 0
+    output_tokens = getattr(reported, "output_tokens", None) or getattr(reported, "completion_tokens", 0) or 0
+    usage.note(model, int(input_tokens), int(output_tokens), images)
 
 
 def json_schema_format(schema: type[T]) -> dict[str, Any]:
@@ -58,6 +85,7 @@ class OpenAIProvider:
             )
         except openai.OpenAIError as exc:
             raise provider_error(exc, what) from exc
+        note_usage(model, completion.usage)
         if not completion.choices:
             raise invalid_output(what, "no choices in reply")
         content = completion.choices[0].message.content or ""
@@ -136,8 +164,11 @@ class OpenAIProvider:
             raise
         except openai.OpenAIError as exc:
             raise provider_error(exc, what) from exc
+        note_usage(self.settings.llm_model, response.usage)
         for item in response.output or []:
             if getattr(item, "type", None) == "image_generation_call" and getattr(item, "result", None):
+                # the image tool's tokens are not in the reply's usage: count them as OpenAI bills them
+                usage.note(self.settings.image_model, output_tokens=image_tokens(options), images=1)
                 return GeneratedBytes(_b64(item.result, what), CONTENT_TYPES[options.format], response.id)
         raise invalid_output(what, "reply has no image_generation_call with a result")
 
@@ -157,6 +188,7 @@ class OpenAIProvider:
             raise provider_error(exc, what) from exc
         if not result.data or not result.data[0].b64_json:
             raise invalid_output(what, "reply has no b64_json image")
+        note_usage(self.settings.image_model, getattr(result, "usage", None), images=1)
         data = _b64(result.data[0].b64_json, what)
         return GeneratedBytes(data, CONTENT_TYPES[options.format], "images-" + hashlib.sha256(data).hexdigest()[:24])
 

@@ -1,7 +1,7 @@
-"""A provider wrapper that appends one JSON line per model call to a log file, and counts it in metrics.
+"""A provider wrapper that instruments every model call: a span, metrics, usage and cost, a log line.
 
-Each line names the call, the workflow and activity that made it, the attempt, how long it took
-and whether it succeeded: an audit trail of paid calls, and how the crash tests count them.
+Each log line names the call, the workflow and activity that made it, the attempt, how long it took,
+whether it succeeded and what it used: an audit trail of paid calls, and how the crash tests count them.
 """
 
 from __future__ import annotations
@@ -16,55 +16,81 @@ from opentelemetry import trace
 from pydantic import BaseModel
 from temporalio import activity
 
+from activities.providers import usage
 from activities.providers.base import GeneratedBytes, Provider, ReferenceInput, T
 from models.image import Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
+from models.usage import DEFAULT_PRICES, Price, Usage
 
 R = TypeVar("R")
 tracer = trace.get_tracer("atelier.providers")
 
 
 class RecordingProvider:
-    def __init__(self, inner: Provider, path: Path) -> None:
+    def __init__(self, inner: Provider, path: Path | None, prices: dict[str, Price] | None = None) -> None:
         self.inner = inner
         self.name = inner.name
         self.path = path
-        self._last_ms = 0.0
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.prices = DEFAULT_PRICES if prices is None else prices
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
 
     async def _record(self, call: str, work: Awaitable[R]) -> R:
-        with tracer.start_as_current_span(f"provider {call}") as span:
-            span.set_attribute("atelier.provider", self.name)
-            span.set_attribute("atelier.model_call", call)
-            if model := getattr(self.inner, "model_for", lambda _: None)(call):
-                span.set_attribute("atelier.model", model)
-            try:
-                return await self._logged(call, work)
-            finally:
-                span.set_attribute("atelier.latency_ms", self._last_ms)
-
-    async def _logged(self, call: str, work: Awaitable[R]) -> R:
         started = time.monotonic()
         entry: dict[str, Any] = {"at": time.time(), "provider": self.name, "call": call}
         if activity.in_activity():
             info = activity.info()
             entry |= {"workflow_id": info.workflow_id, "activity_id": info.activity_id, "attempt": info.attempt}
-        try:
-            result = await work
-            entry["ok"] = True
-            return result
-        except BaseException as exc:
-            entry |= {"ok": False, "error": type(exc).__name__}
-            raise
-        finally:
-            entry["ms"] = self._last_ms = round((time.monotonic() - started) * 1000, 1)
+        with tracer.start_as_current_span(f"provider {call}") as span:
+            span.set_attribute("atelier.provider", self.name)
+            span.set_attribute("atelier.model_call", call)
+            if model := getattr(self.inner, "model_for", lambda _: None)(call):
+                span.set_attribute("atelier.model", model)
+            notes = usage.start_call()
+            try:
+                result = await work
+                entry["ok"] = True
+                return result
+            except BaseException as exc:
+                entry |= {"ok": False, "error": type(exc).__name__}
+                raise
+            finally:
+                entry["ms"] = round((time.monotonic() - started) * 1000, 1)
+                used = usage.finish_call(notes, self.prices)
+                entry |= {"tokens": [used.input_tokens, used.output_tokens], "images": used.images}
+                entry["cost_usd"] = used.estimated_cost_usd
+                span.set_attributes(
+                    {
+                        "atelier.latency_ms": entry["ms"],
+                        "atelier.input_tokens": used.input_tokens,
+                        "atelier.output_tokens": used.output_tokens,
+                        "atelier.images": used.images,
+                        "atelier.cost_usd": used.estimated_cost_usd,
+                    }
+                )
+                self._log(entry, used)
+
+    def _log(self, entry: dict[str, Any], used: Usage) -> None:
+        if self.path:
             with self.path.open("a") as log:
                 log.write(json.dumps(entry) + "\n")
-            if activity.in_activity():
-                meter = activity.metric_meter().with_additional_attributes(
-                    {"call": call, "provider": self.name, "outcome": "ok" if entry["ok"] else "error"}
-                )
-                meter.create_counter("atelier_provider_calls", "model calls made").add(1)
-                meter.create_histogram("atelier_provider_call_ms", "model call latency", "ms").record(int(entry["ms"]))
+        if activity.in_activity():
+            self._count(entry["call"], entry["ok"], entry["ms"], used)
+
+    def _count(self, call: str, ok: bool, ms: float, used: Usage) -> None:
+        meter = activity.metric_meter().with_additional_attributes(
+            {"call": call, "provider": self.name, "outcome": "ok" if ok else "error"}
+        )
+        meter.create_counter("atelier_provider_calls", "model calls made").add(1)
+        meter.create_histogram("atelier_provider_call_ms", "model call latency", "ms").record(int(ms))
+        for model, row in used.models.items():
+            per_model = meter.with_additional_attributes({"model": model})
+            tokens = per_model.create_counter("atelier_tokens", "tokens used by model calls")
+            tokens.with_additional_attributes({"direction": "input"}).add(row.input_tokens)
+            tokens.with_additional_attributes({"direction": "output"}).add(row.output_tokens)
+            per_model.create_counter("atelier_images_generated", "images generated").add(row.images)
+            if row.cost_usd is not None:
+                cost = per_model.create_histogram_float("atelier_call_cost_usd", "estimated cost per call", "USD")
+                cost.record(row.cost_usd)
 
     async def structured(self, schema: type[T], instructions: str, prompt: str, context: BaseModel | None = None) -> T:
         return await self._record(

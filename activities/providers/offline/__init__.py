@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from activities.providers.base import GeneratedBytes, ReferenceInput, T
 from activities.providers.offline import judge, render, world_writer, writer
 from activities.providers.offline.vocabulary import parse
+from activities.providers.usage import estimate_tokens, note
 from models.image import CONTENT_TYPES, Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
 
 _RESPONSE_ID = re.compile(r"^offline-([0-9a-f]{16})-")
@@ -39,8 +40,11 @@ class OfflineProvider:
     async def structured(self, schema: type[T], instructions: str, prompt: str, context: BaseModel | None = None) -> T:
         await self._wait()
         if context is not None and (write := world_writer.WRITERS.get(schema)) is not None:
-            return write(context)  # type: ignore[return-value]
-        return writer.SchemaFiller(prompt).build(schema)  # type: ignore[return-value]
+            result = write(context)
+        else:
+            result = writer.SchemaFiller(prompt).build(schema)
+        note(self.name, estimate_tokens(instructions, prompt), estimate_tokens(result.model_dump_json()))
+        return result  # type: ignore[return-value]
 
     async def generate_image(
         self,
@@ -56,12 +60,17 @@ class OfflineProvider:
         extra = [_average_colour(r.data) for r in references]
         data = await asyncio.to_thread(render.render, parse(prompt), options, seed, extra, prompt)
         digest = hashlib.sha256(data).hexdigest()[:12]
+        note(self.name, estimate_tokens(prompt), images=1)
         return GeneratedBytes(data, CONTENT_TYPES[options.format], f"offline-{seed:016x}-{digest}")
 
     async def evaluate_image(self, image: bytes, content_type: str, prompt: str) -> Evaluation:
         await self._wait()
-        return await asyncio.to_thread(judge.evaluate, image, prompt)
+        verdict = await asyncio.to_thread(judge.evaluate, image, prompt)
+        note(self.name, estimate_tokens(prompt), estimate_tokens(verdict.model_dump_json()))
+        return verdict
 
     async def refine_prompt(self, request: RefinePromptRequest) -> RefinedPrompt:
         await self._wait()
-        return writer.refine(request)
+        refined = writer.refine(request)
+        note(self.name, estimate_tokens(request.model_dump_json()), estimate_tokens(refined.prompt))
+        return refined

@@ -1,0 +1,119 @@
+"""What a run's model calls used and cost: tokens and images per model, priced by a configurable table."""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, Field, computed_field
+
+V = TypeVar("V")
+
+
+class Price(BaseModel):
+    """US dollars per million input/output tokens and per image (for models billed per image)."""
+
+    input_per_mtok: float = Field(0.0, ge=0)
+    output_per_mtok: float = Field(0.0, ge=0)
+    per_image: float = Field(0.0, ge=0)
+
+    def cost(self, input_tokens: int, output_tokens: int, images: int) -> float:
+        return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6 + (
+            images * self.per_image
+        )
+
+
+# List prices when this table was written; override any of them with ATELIER_PRICES (JSON).
+DEFAULT_PRICES: dict[str, Price] = {
+    "offline": Price(),
+    "gpt-4o": Price(input_per_mtok=2.5, output_per_mtok=10.0),
+    "gpt-4o-mini": Price(input_per_mtok=0.15, output_per_mtok=0.6),
+    "gpt-4.1": Price(input_per_mtok=2.0, output_per_mtok=8.0),
+    "gpt-4.1-mini": Price(input_per_mtok=0.4, output_per_mtok=1.6),
+    "gpt-5": Price(input_per_mtok=1.25, output_per_mtok=10.0),
+    "gpt-5-mini": Price(input_per_mtok=0.25, output_per_mtok=2.0),
+    "gpt-image-1": Price(input_per_mtok=10.0, output_per_mtok=40.0),
+    "gpt-image-1-mini": Price(input_per_mtok=2.5, output_per_mtok=8.0),
+    "dall-e-3": Price(per_image=0.08),
+}
+
+
+class ModelUsage(BaseModel):
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    images: int = 0
+    cost_usd: float | None = 0.0  # None: the price table has no entry for this model
+
+    def plus(self, other: ModelUsage) -> ModelUsage:
+        cost = None if self.cost_usd is None or other.cost_usd is None else round(self.cost_usd + other.cost_usd, 6)
+        return ModelUsage(
+            calls=self.calls + other.calls,
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            images=self.images + other.images,
+            cost_usd=cost,
+        )
+
+
+class Usage(BaseModel):
+    """Model usage of a step or a whole run; the totals are computed from the per-model rows."""
+
+    models: dict[str, ModelUsage] = Field(default_factory=dict)
+
+    def plus(self, other: Usage) -> Usage:
+        merged = dict(self.models)
+        for model, row in other.models.items():
+            merged[model] = merged[model].plus(row) if model in merged else row
+        return Usage(models=merged)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def input_tokens(self) -> int:
+        return sum(row.input_tokens for row in self.models.values())
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def output_tokens(self) -> int:
+        return sum(row.output_tokens for row in self.models.values())
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def images(self) -> int:
+        return sum(row.images for row in self.models.values())
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def estimated_cost_usd(self) -> float:
+        """The priced models' cost; see `unpriced_models` for those the table lacks."""
+        return round(sum(row.cost_usd or 0.0 for row in self.models.values()), 6)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def unpriced_models(self) -> list[str]:
+        return sorted(model for model, row in self.models.items() if row.cost_usd is None)
+
+    def summary(self) -> str:
+        """One line for people: tokens, images, cost."""
+        line = f"{self.input_tokens:,} in / {self.output_tokens:,} out tokens, {self.images} images, "
+        line += f"~${self.estimated_cost_usd:.4f}"
+        if self.unpriced_models:
+            line += f" (no price for {', '.join(self.unpriced_models)})"
+        return line
+
+
+class Metered(BaseModel, Generic[V]):
+    """An activity's result together with the model usage it took."""
+
+    value: V
+    usage: Usage = Field(default_factory=Usage)
+
+
+class Ledger:
+    """A workflow's running usage: take each metered activity result's value, keep its usage."""
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+
+    def take(self, result: Metered[V]) -> V:
+        self.usage = self.usage.plus(result.usage)
+        return result.value
