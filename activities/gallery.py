@@ -69,5 +69,5 @@ async def render_gallery(manifest: WorldManifest, store: ArtifactStore) -> str:
         items = "".join(f"<li>{e(f.step)}: {e(f.error)}</li>" for f in manifest.failures)
         parts.append(f"<section class='failures'><h2>Failures</h2><ul>{items}</ul></section>")
     parts.append(f"<p class='muted'>{e(manifest.state.value)} · {manifest.calls.llm_calls} LLM calls, ")
-    parts.append(f"{manifest.calls.image_calls} image calls</p></main></body></html>")
+    parts.append(f"{manifest.calls.image_calls} image calls · {e(manifest.usage.summary())}</p></main></body></html>")
     return "".join(parts)

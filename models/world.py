@@ -320,6 +320,7 @@ class _WorldIndex(BaseModel):
     icon: ArtifactRef | None = None
     failures: list[Failure]
     calls: CallUsage
+    usage: Usage = Field(default_factory=Usage)  # tokens, images, estimated cost
 
 
 class WorldManifestRequest(_WorldIndex):

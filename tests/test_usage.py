@@ -10,11 +10,11 @@ import pytest
 from activities.providers.offline import OfflineProvider
 from activities.providers.openai_provider import image_tokens
 from activities.providers.recording import RecordingProvider, read_log
-from activities.storage import LocalStore
+from activities.storage import LocalStore, load
 from models.image import ImageJob, ImageOptions, StopReason
 from models.settings import WORKFLOW_QUEUE, Settings
 from models.usage import ModelUsage, Price, Usage
-from models.world import WorldJob, WorldState
+from models.world import WorldJob, WorldManifest, WorldState
 from tests.conftest import running_workers
 from tests.fake_openai import CHAT_USAGE, RESPONSES_USAGE
 from workflows.image_refinement import ImageRefinementWorkflow
@@ -106,3 +106,5 @@ async def test_world_status_and_result_sum_every_characters_usage(time_env, tmp_
     assert usage.images == result.status.images.created == sum(e["call"] == "generate_image" for e in logged)
     assert usage.input_tokens == sum(e["tokens"][0] for e in logged) > 0
     assert usage.estimated_cost_usd == 0 and status is not None and status.usage == usage
+    manifest = WorldManifest.model_validate_json(await load(LocalStore(tmp_path), result.manifest))
+    assert manifest.usage == usage, "`starter result` (the manifest) carries the same usage"

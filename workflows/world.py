@@ -389,6 +389,7 @@ class WorldWorkflow:
                 characters=manifests,
                 failures=st.failures,
                 calls=st.calls,
+                usage=st.usage,
                 consistency=st.consistency,
             ),
             **bookkeeping(),
