@@ -12,6 +12,7 @@ import io
 import os
 import re
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -70,6 +71,10 @@ class ArtifactStore(Protocol):
 
     async def exists(self, key: str) -> bool: ...
 
+    async def url(self, key: str) -> str:
+        """Where a person can fetch the artifact: a file path, or a presigned URL."""
+        ...
+
 
 async def load(store: ArtifactStore, ref: ArtifactRef) -> bytes:
     """Read an artifact and check it is the one the reference names."""
@@ -100,6 +105,9 @@ class LocalStore:
 
     async def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    async def url(self, key: str) -> str:
+        return str(self._path(key))
 
 
 class S3Store:
@@ -150,6 +158,10 @@ class S3Store:
 
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._exists, key)
+
+    async def url(self, key: str) -> str:
+        """A presigned GET URL, valid for 7 days."""
+        return await asyncio.to_thread(self.client.presigned_get_object, self.bucket, key, timedelta(days=7))
 
 
 def make_store(settings: Settings) -> ArtifactStore:

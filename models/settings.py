@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     metrics_host: str = Field("127.0.0.1", validation_alias="ATELIER_METRICS_HOST")
     codec_key: SecretStr | None = Field(None, validation_alias="ATELIER_CODEC_KEY")
     codec_port: int = Field(8888, validation_alias="ATELIER_CODEC_PORT")
+    # circuit breakers, "failures/seconds": open after that many failures in a row, half-open after the seconds
+    breaker_text: str = Field("5/30", pattern=r"^[1-9]\d*/\d+(\.\d+)?$", validation_alias="ATELIER_BREAKER_TEXT")
+    breaker_image: str = Field("3/60", pattern=r"^[1-9]\d*/\d+(\.\d+)?$", validation_alias="ATELIER_BREAKER_IMAGE")
+    breaker_upload: str = Field("2/30", pattern=r"^[1-9]\d*/\d+(\.\d+)?$", validation_alias="ATELIER_BREAKER_UPLOAD")
+    blocked_words: list[str] = Field(default_factory=list, validation_alias="ATELIER_BLOCKED_WORDS")  # JSON list
     # JSON, e.g. {"my-model": {"input_per_mtok": 0.2, "output_per_mtok": 0.8, "per_image": 0}}
     price_overrides: dict[str, Price] = Field(default_factory=dict, validation_alias="ATELIER_PRICES")
 

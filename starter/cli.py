@@ -1,4 +1,4 @@
-"""`python -m starter` / `atelier`: server, up, down, image, world, status, result, cancel."""
+"""`python -m starter` / `atelier`: server, up, down, image, world, meme, status, result, cancel."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from models.settings import Settings
-from starter import image_cmd, services, world_cmd
+from starter import image_cmd, meme_cmd, services, world_cmd
 from starter.common import Parser, Pipeline, UsageError, connect_or_explain, existing, stderr
 
 PIPELINES: dict[str, Pipeline] = {
     "ImageRefinementWorkflow": image_cmd.PIPELINE,
     "WorldWorkflow": world_cmd.PIPELINE,
+    "MemeWorkflow": meme_cmd.PIPELINE,
 }
 
 
@@ -34,6 +35,7 @@ def build_parser() -> Parser:
     sub.add_parser("codec-server", help="decrypt payloads for the Temporal UI (needs ATELIER_CODEC_KEY)")
     image_cmd.add_parser(sub)
     world_cmd.add_parser(sub)
+    meme_cmd.add_parser(sub)
     for name, text in (
         ("status", "show a run's status"),
         ("result", "wait for and print a run's result"),
@@ -87,6 +89,7 @@ async def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
 COMMANDS = {
     "image": image_cmd.run,
     "world": world_cmd.run,
+    "meme": meme_cmd.run,
     "status": cmd_status,
     "result": cmd_result,
     "cancel": cmd_cancel,

@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -19,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from models.settings import WORKFLOW_QUEUE, Settings
 from workers.connection import connect
 
+M = TypeVar("M", bound=BaseModel)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 attached: dict[str, str] = {}  # the run this CLI invocation follows, for the Ctrl-C message
 
@@ -75,15 +77,27 @@ async def start_or_attach(client: Client, run: Any, job: Any, workflow_id: str, 
         return client.get_workflow_handle_for(run, workflow_id)
 
 
-async def launch(args: Any, settings: Settings, kind: str, run: Any, job: Any) -> tuple[Client, str] | None:
-    """Start (or attach to) the run the user asked for; None when `--detach` printed its id."""
+async def launch(args: Any, settings: Settings, kind: str, run: Any, job: Any, text: str) -> tuple[Client, str] | None:
+    """Start (or attach to) the run the user asked for; None when `--detach` printed its id.
+
+    Without `--id` the workflow id is made from the kind, the time and a hash of `text`.
+    """
     client = await connect_or_explain(settings)
-    workflow_id = args.workflow_id or default_id(kind, job.prompt)
+    workflow_id = args.workflow_id or default_id(kind, text)
     await start_or_attach(client, run, job, workflow_id, settings)
     if args.detach:
         print(workflow_id)
         return None
     return client, workflow_id
+
+
+def validated(model: type[M], **fields: Any) -> M:
+    """Build a job from what the user typed; the first problem becomes a one-line usage error."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise UsageError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
 
 
 async def existing(client: Client, workflow_id: str) -> tuple[WorkflowHandle, WorkflowExecutionDescription]:

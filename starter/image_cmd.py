@@ -7,14 +7,13 @@ import asyncio
 import json
 from pathlib import Path
 
-from pydantic import ValidationError
 from temporalio.client import Client, WorkflowHandle
 
 from activities.references import BadReference, check_url, is_url, read_local
 from activities.storage import make_store
 from models.image import ImageJob, ImageJobResult, ImageOptions, LoopState
 from models.settings import Settings
-from starter.common import Pipeline, UsageError, bounded_query, launch, stderr
+from starter.common import Pipeline, UsageError, bounded_query, launch, stderr, validated
 from starter.results import image_result_json
 from workflows.image_refinement import ImageRefinementWorkflow
 
@@ -62,18 +61,15 @@ def image_job(args: argparse.Namespace, settings: Settings) -> ImageJob:
         except BadReference as exc:
             raise UsageError(str(exc)) from exc
     options = ImageOptions(quality=args.quality, size=args.size, background=background, format=args.format)
-    try:
-        return ImageJob(
-            prompt=args.prompt.strip(),
-            references=references,
-            options=options,
-            max_iterations=args.max_iterations,
-            threshold=args.threshold,
-            technical_weight=args.technical_weight,
-        )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise UsageError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+    return validated(
+        ImageJob,
+        prompt=args.prompt.strip(),
+        references=references,
+        options=options,
+        max_iterations=args.max_iterations,
+        threshold=args.threshold,
+        technical_weight=args.technical_weight,
+    )
 
 
 async def loop_state(handle: WorkflowHandle) -> LoopState | None:
@@ -114,7 +110,7 @@ async def print_result(client: Client, workflow_id: str, settings: Settings, out
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     job = image_job(args, settings)
-    if (launched := await launch(args, settings, "image", ImageRefinementWorkflow.run, job)) is None:
+    if (launched := await launch(args, settings, "image", ImageRefinementWorkflow.run, job, job.prompt)) is None:
         return 0
     client, workflow_id = launched
     return await print_result(client, workflow_id, settings, args.out)

@@ -142,7 +142,7 @@ async def print_manifest(client: Client, workflow_id: str, settings: Settings, o
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     job = world_job(args)
-    if (launched := await launch(args, settings, "world", WorldWorkflow.run, job)) is None:
+    if (launched := await launch(args, settings, "world", WorldWorkflow.run, job, job.prompt)) is None:
         return 0
     client, workflow_id = launched
     result, manifest, out_dir = await _finished(client, workflow_id, settings, args.out)

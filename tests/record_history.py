@@ -17,10 +17,12 @@ from activities.providers.offline import OfflineProvider
 from activities.providers.recording import RecordingProvider
 from activities.storage import LocalStore
 from models.image import ImageJob, ImageOptions
+from models.meme import MemeJob
 from models.settings import WORKFLOW_QUEUE
 from models.world import WorldJob
 from tests.conftest import TEST_SERVER, running_workers
 from workflows.image_refinement import ImageRefinementWorkflow
+from workflows.meme import MemeWorkflow
 from workflows.world import WorldWorkflow
 
 FOLDER = Path(__file__).parent / "histories"
@@ -60,6 +62,13 @@ async def record_world(client: Client) -> None:
     await save(client.get_workflow_handle(first))
 
 
+async def record_meme(client: Client) -> None:
+    job = MemeJob(topic="working from home", format="auto", max_refinements=2, target_score=0.8)
+    handle = await client.start_workflow(MemeWorkflow.run, job, id="recorded-meme", task_queue=WORKFLOW_QUEUE)
+    await handle.result()
+    await save(handle)
+
+
 async def main() -> None:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(TEST_SERVER), data_converter=pydantic_data_converter
@@ -68,6 +77,7 @@ async def main() -> None:
         async with running_workers(env.client, RecordingProvider(OfflineProvider(), None), LocalStore(Path(tmp))):
             await record_image(env.client)
             await record_world(env.client)
+            await record_meme(env.client)
     await env.shutdown()
 
 

@@ -7,22 +7,28 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.breaker import Breakers
 from activities.image import ImageActivities
+from activities.meme import MemeActivities
 from activities.providers import Provider
 from activities.storage import ArtifactStore
 from activities.world import WorldActivities
 from models.settings import PROVIDER_QUEUE, SCORING_QUEUE, WORKFLOW_QUEUE, Settings
 from workflows.character import CharacterWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
+from workflows.meme import MemeWorkflow
 from workflows.world import WorldWorkflow
 
-WORKFLOWS = [ImageRefinementWorkflow, WorldWorkflow, CharacterWorkflow]
+WORKFLOWS = [ImageRefinementWorkflow, WorldWorkflow, CharacterWorkflow, MemeWorkflow]
 QUEUES = (WORKFLOW_QUEUE, PROVIDER_QUEUE, SCORING_QUEUE)
 
 
-def provider_activities(provider: Provider, store: ArtifactStore, allow_private_urls: bool) -> list:
-    image = ImageActivities(provider, store, allow_private_urls)
+def provider_activities(provider: Provider, store: ArtifactStore, settings: Settings) -> list:
+    image = ImageActivities(provider, store, settings.allow_private_urls)
     world = WorldActivities(provider, store)
+    breakers = getattr(provider, "breakers", None) or Breakers.from_settings(settings)
+    models = "offline" if provider.name == "offline" else f"{provider.name}:{settings.llm_model}:{settings.image_model}"
+    meme = MemeActivities(provider, store, breakers.upload, models)
     return [
         image.store_references,
         image.generate_image,
@@ -38,6 +44,7 @@ def provider_activities(provider: Provider, store: ArtifactStore, allow_private_
         world.post_image,
         world.write_character_manifest,
         world.write_world_manifest,
+        *meme.activities(),
     ]
 
 
@@ -49,7 +56,6 @@ def build_workers(
     settings: Settings | None = None,
 ) -> list[Worker]:
     settings = settings or Settings()
-    allow_private_urls = settings.allow_private_urls
     workers = []
     if WORKFLOW_QUEUE in queues:
         workers.append(Worker(client, task_queue=WORKFLOW_QUEUE, workflows=WORKFLOWS))
@@ -58,7 +64,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=PROVIDER_QUEUE,
-                activities=provider_activities(provider, store, allow_private_urls),
+                activities=provider_activities(provider, store, settings),
                 max_concurrent_activities=64,
                 graceful_shutdown_timeout=timedelta(seconds=10),
             )

@@ -11,7 +11,8 @@ __all__ = ["GeneratedBytes", "Provider", "ReferenceInput", "make_provider"]
 def make_provider(settings: Settings) -> Provider:
     """The provider the settings select (`auto`: openai with a key, else offline), instrumented.
 
-    Every call gets a span, metrics, priced usage and (unless turned off) a line in the call log.
+    Every call goes through its circuit breaker and gets a span, metrics, priced usage and (unless
+    turned off) a line in the call log.
     """
     provider: Provider
     if settings.resolved_provider == "openai":
@@ -22,6 +23,8 @@ def make_provider(settings: Settings) -> Provider:
         from activities.providers.offline import OfflineProvider
 
         provider = OfflineProvider(latency_s=settings.offline_latency_s)
+    from activities.breaker import Breakers
     from activities.providers.recording import RecordingProvider
 
-    return RecordingProvider(provider, settings.call_log_path if settings.call_log else None, settings.prices)
+    log = settings.call_log_path if settings.call_log else None
+    return RecordingProvider(provider, log, settings.prices, Breakers.from_settings(settings))

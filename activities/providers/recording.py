@@ -6,9 +6,11 @@ whether it succeeded and what it used: an audit trail of paid calls, and how the
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
 import time
-from collections.abc import Awaitable
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,6 +18,7 @@ from opentelemetry import trace
 from pydantic import BaseModel
 from temporalio import activity
 
+from activities.breaker import Breakers
 from activities.providers import usage
 from activities.providers.base import GeneratedBytes, Provider, ReferenceInput, T
 from models.image import Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
@@ -26,15 +29,32 @@ tracer = trace.get_tracer("atelier.providers")
 
 
 class RecordingProvider:
-    def __init__(self, inner: Provider, path: Path | None, prices: dict[str, Price] | None = None) -> None:
+    def __init__(
+        self,
+        inner: Provider,
+        path: Path | None,
+        prices: dict[str, Price] | None = None,
+        breakers: Breakers | None = None,
+    ) -> None:
         self.inner = inner
         self.name = inner.name
         self.path = path
         self.prices = DEFAULT_PRICES if prices is None else prices
+        self.breakers = breakers
         if path:
             path.parent.mkdir(parents=True, exist_ok=True)
 
-    async def _record(self, call: str, work: Awaitable[R]) -> R:
+    async def _record(self, call: str, work: Coroutine[Any, Any, R]) -> R:
+        """The call under its circuit breaker (when there are breakers), instrumented."""
+        breaker = self.breakers.for_call(call) if self.breakers else None
+        try:
+            with breaker.guard() if breaker else contextlib.nullcontext():
+                return await self._instrumented(call, work)
+        finally:
+            if inspect.getcoroutinestate(work) == inspect.CORO_CREATED:
+                work.close()  # refused by an open breaker: never started
+
+    async def _instrumented(self, call: str, work: Coroutine[Any, Any, R]) -> R:
         started = time.monotonic()
         entry: dict[str, Any] = {"at": time.time(), "provider": self.name, "call": call}
         if activity.in_activity():

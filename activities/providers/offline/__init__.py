@@ -11,11 +11,12 @@ from PIL import Image
 from pydantic import BaseModel
 
 from activities.providers.base import GeneratedBytes, ReferenceInput, T
-from activities.providers.offline import judge, render, world_writer, writer
+from activities.providers.offline import judge, meme_writer, render, world_writer, writer
 from activities.providers.offline.vocabulary import parse
 from activities.providers.usage import estimate_tokens, note
 from models.image import CONTENT_TYPES, Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
 
+WRITERS = world_writer.WRITERS | meme_writer.WRITERS
 _RESPONSE_ID = re.compile(r"^offline-([0-9a-f]{16})-")
 
 
@@ -39,7 +40,7 @@ class OfflineProvider:
 
     async def structured(self, schema: type[T], instructions: str, prompt: str, context: BaseModel | None = None) -> T:
         await self._wait()
-        if context is not None and (write := world_writer.WRITERS.get(schema)) is not None:
+        if context is not None and (write := WRITERS.get(schema)) is not None:
             result = write(context)
         else:
             result = writer.SchemaFiller(prompt).build(schema)

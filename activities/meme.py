@@ -1,0 +1,159 @@
+"""Activities of the meme pipeline: model calls, rendering, publishing and the meme cache.
+
+Model calls go through the worker's instrumented provider (text and image circuit breakers);
+publishing goes through the upload breaker. The cache is content-addressed in the artifact store:
+`cache/memes/<sha256 of the request>.json` names the published image by key and sha256.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+
+from temporalio import activity
+
+from activities import meme_render
+from activities.breaker import CircuitBreaker
+from activities.heartbeat import heartbeating
+from activities.providers import Provider
+from activities.providers.usage import metered
+from activities.storage import ArtifactIntegrityError, ArtifactStore, artifact_key, load, run_key
+from models.artifacts import ArtifactRef
+from models.image import ImageOptions
+from models.meme import (
+    FORMATS,
+    CachedMeme,
+    CacheKeyRequest,
+    CacheLookup,
+    FormatChoice,
+    FormatRequest,
+    JudgeRequest,
+    MemeJudgement,
+    MemeText,
+    Published,
+    RenderRequest,
+    SceneRequest,
+    TextRequest,
+)
+from models.usage import Metered
+
+WRITER = "You write short, funny, kind memes. Each panel is a few words; the last one lands the joke."
+FORMAT_GUIDE = "\n".join(f"- {spec.format.value}: {spec.description}" for spec in FORMATS.values())
+
+
+def _text_prompt(request: TextRequest) -> str:
+    spec = FORMATS[request.format]
+    panels = "\n".join(f"{i + 1}. {p.name} (at most {p.max_chars} characters)" for i, p in enumerate(spec.panels))
+    prompt = (
+        f"Topic: {request.topic}\nStyle: {request.style or 'relatable'}\nFormat: {request.format.value} "
+        f"({spec.description})\nWrite exactly {len(spec.panels)} panels, in this order:\n{panels}\n"
+        "Also describe in `scene` what the picture should show."
+    )
+    if request.avoid:
+        prompt += f"\nNever use these words: {', '.join(request.avoid)}."
+    if request.previous:
+        prompt += "\nPrevious version:\n" + "\n".join(f"- {p}" for p in request.previous)
+        prompt += f"\nWhat to improve: {request.feedback}"
+    return prompt
+
+
+class MemeActivities:
+    def __init__(self, provider: Provider, store: ArtifactStore, upload: CircuitBreaker, models: str) -> None:
+        self.provider = provider
+        self.store = store
+        self.upload = upload
+        self.models = models  # provider and model names: part of the cache key
+
+    @activity.defn(name="choose_meme_format")
+    async def choose_format(self, request: FormatRequest) -> Metered[FormatChoice]:
+        prompt = f"Topic: {request.topic}\nStyle: {request.style or 'any'}\nPick the format that fits best:\n"
+        async with heartbeating("choosing a format"):
+            choice = await self.provider.structured(FormatChoice, WRITER, prompt + FORMAT_GUIDE, request)
+        return metered(choice)
+
+    @activity.defn(name="write_meme_text")
+    async def write_text(self, request: TextRequest) -> Metered[MemeText]:
+        async with heartbeating("writing meme text"):
+            text = await self.provider.structured(MemeText, WRITER, _text_prompt(request), request)
+        return metered(text)
+
+    @activity.defn(name="judge_meme_text")
+    async def judge_text(self, request: JudgeRequest) -> Metered[MemeJudgement]:
+        panels = "\n".join(f"- {p}" for p in request.panels)
+        prompt = (
+            f"Topic: {request.topic}\nFormat: {request.format.value}\nPanels:\n{panels}\n"
+            "Rate humor and clarity from 0 to 1 and say in one sentence how to make it funnier."
+        )
+        async with heartbeating("judging meme text"):
+            verdict = await self.provider.structured(MemeJudgement, "You are a tough meme critic.", prompt, request)
+        return metered(verdict)
+
+    @activity.defn(name="generate_meme_scene")
+    async def generate_scene(self, request: SceneRequest) -> Metered[ArtifactRef]:
+        options = ImageOptions(quality="medium", size=request.size, background="opaque", format="png")
+        async with heartbeating(f"scene {request.index}"):
+            image = await self.provider.generate_image(request.prompt, options, [], None)
+        key = run_key(request.meme_id, f"scene-{request.index}.png")
+        return metered(await self.store.put(key, image.data, image.content_type))
+
+    @activity.defn(name="render_meme")
+    async def render(self, request: RenderRequest) -> ArtifactRef:
+        """Overlay the text on the pictures (plain backgrounds where there are none)."""
+        scenes = [await load(self.store, ref) if ref else None for ref in request.scenes]
+        spec = FORMATS[request.format]
+        async with heartbeating("rendering"):
+            data = await asyncio.to_thread(meme_render.render, spec, request.panels, scenes, request.meme_id)
+        return await self.store.put(run_key(request.meme_id, "meme.png"), data, "image/png")
+
+    @activity.defn(name="publish_meme")
+    async def publish(self, image: ArtifactRef) -> Published:
+        """Upload the finished meme under its content address; return where to fetch it."""
+        data = await load(self.store, image)
+        key = artifact_key("memes", f"{image.sha256}.png")
+        with self.upload.guard():
+            async with heartbeating("uploading"):
+                published = await self.store.put(key, data, "image/png")
+                url = await self.store.url(key)
+        return Published(image=published, url=url)
+
+    @activity.defn(name="meme_cache_lookup")
+    async def cache_lookup(self, request: CacheKeyRequest) -> CacheLookup:
+        """The cached meme for an identical request (topic, format, style, models), if it is intact."""
+        identity = {"topic": " ".join(request.topic.lower().split()), "format": request.format}
+        identity |= {"style": " ".join(request.style.lower().split()), "models": self.models}
+        key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+        entry = artifact_key("cache", "memes", f"{key}.json")
+        if not await self.store.exists(entry):
+            return CacheLookup(key=key, provider=self.provider.name)
+        try:
+            cached = CachedMeme.model_validate_json(await self.store.read(entry))
+            if not await self.store.exists(cached.image.key):
+                raise FileNotFoundError(cached.image.key)
+            await load(self.store, cached.image)  # the image is unchanged
+        except (ArtifactIntegrityError, FileNotFoundError, ValueError) as exc:
+            activity.logger.warning("meme cache entry %s is unusable (%s): regenerating", key, exc)
+            return CacheLookup(key=key, provider=self.provider.name)
+        return CacheLookup(key=key, provider=self.provider.name, hit=cached)
+
+    @activity.defn(name="meme_cache_save")
+    async def cache_save(self, cached: CachedMeme) -> None:
+        entry = artifact_key("cache", "memes", f"{cached.key}.json")
+        await self.store.put(entry, cached.model_dump_json(indent=2).encode(), "application/json")
+
+    @activity.defn(name="meme_url")
+    async def url(self, image: ArtifactRef) -> str:
+        return await self.store.url(image.key)
+
+    def activities(self) -> list:
+        return [
+            self.choose_format,
+            self.write_text,
+            self.judge_text,
+            self.generate_scene,
+            self.render,
+            self.publish,
+            self.cache_lookup,
+            self.cache_save,
+            self.url,
+        ]

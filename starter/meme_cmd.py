@@ -1,0 +1,106 @@
+"""`atelier meme`: topic → format → text → verify → score → refine → image → overlay → upload."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowHandle
+
+from activities.storage import load, make_store, write_atomic
+from models.meme import FORMAT_NAMES, MemeJob, MemeMetrics, MemeResult, MemeStatus
+from models.settings import Settings
+from starter.common import Pipeline, UsageError, bounded_query, launch, stderr, validated
+from workflows.meme import MemeWorkflow
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    meme = sub.add_parser("meme", help="make a meme about a topic")
+    meme.add_argument("topic")
+    meme.add_argument("--format", choices=["auto", *FORMAT_NAMES], default="auto")
+    meme.add_argument("--style", default="", help="e.g. 'relatable', 'corporate', 'wholesome'")
+    meme.add_argument("--max-refinements", type=int, default=2)
+    meme.add_argument("--target-score", type=float, default=0.7, help="0-1: stop refining at this score")
+    meme.add_argument("--no-cache", action="store_true", help="make a new meme even if an identical one exists")
+    meme.add_argument("--out", type=Path, default=None, help="folder for the meme (default .atelier/out/<id>)")
+    meme.add_argument("--id", dest="workflow_id", default=None, help="workflow id (attach if it exists)")
+    meme.add_argument("--detach", action="store_true", help="start the run and print its workflow id")
+
+
+def meme_job(args: argparse.Namespace, settings: Settings) -> MemeJob:
+    if not args.topic.strip():
+        raise UsageError("the topic is empty")
+    if not 0 <= args.max_refinements <= 10:
+        raise UsageError("--max-refinements must be between 0 and 10")
+    if not 0 <= args.target_score <= 1:
+        raise UsageError("--target-score must be between 0 and 1")
+    return validated(
+        MemeJob,
+        topic=args.topic.strip(),
+        format=args.format,
+        style=args.style.strip(),
+        max_refinements=args.max_refinements,
+        target_score=args.target_score,
+        use_cache=not args.no_cache,
+        blocked_words=settings.blocked_words,
+    )
+
+
+async def meme_status(handle: WorkflowHandle) -> MemeStatus | None:
+    return await bounded_query(handle, MemeWorkflow.status, MemeStatus | None)
+
+
+async def follow(handle: WorkflowHandle) -> MemeResult:
+    """Wait for the meme, printing each phase as it starts."""
+    result = asyncio.ensure_future(handle.result())
+    last = ""
+    with stderr.status("waiting for the meme…") as spinner:
+        while not result.done():
+            st = await meme_status(handle)
+            if st is not None:
+                best = f" · best {st.best_score:.2f}" if st.best_score is not None else ""
+                line = f"{st.phase.value.lower().replace('_', ' ')} · drafts {st.drafts}{best}"
+                if line != last:
+                    stderr.print(f"[dim]{handle.id}[/] {line}")
+                    spinner.update(line)
+                    last = line
+            await asyncio.wait([result], timeout=0.3)
+    return result.result()
+
+
+async def print_result(client: Client, workflow_id: str, settings: Settings, out: Path | None) -> int:
+    handle = client.get_workflow_handle_for(MemeWorkflow.run, workflow_id)
+    result = await follow(handle)
+    out_dir = out or settings.data_dir / "out" / workflow_id
+    path = (out_dir / "meme.png").resolve()
+    write_atomic(path, await load(make_store(settings), result.image))
+    payload = result.model_dump(mode="json") | {"file": str(path)}
+    write_atomic(out_dir / "result.json", json.dumps(payload, indent=2).encode())
+    print(json.dumps(payload, indent=2))
+    stderr.print(f"cache: {result.cache}")
+    if result.degraded:
+        stderr.print(f"[yellow]degraded:[/] {result.degraded}")
+    stderr.print(f"meme: {path} (score {result.score:.2f}, {result.format.value})")
+    stderr.print(f"usage: {result.usage.summary()}")
+    return 0
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    job = meme_job(args, settings)
+    if (launched := await launch(args, settings, "meme", MemeWorkflow.run, job, job.topic)) is None:
+        return 0
+    client, workflow_id = launched
+    return await print_result(client, workflow_id, settings, args.out)
+
+
+async def _status_json(handle: WorkflowHandle) -> dict | None:
+    st = await meme_status(handle)
+    if st is None:
+        return None
+    metrics = await bounded_query(handle, MemeWorkflow.metrics, MemeMetrics | None)
+    return st.model_dump(mode="json") | {"metrics": metrics.model_dump(mode="json") if metrics else None}
+
+
+PIPELINE = Pipeline(state=_status_json, result=print_result)

@@ -1,0 +1,295 @@
+"""The meme pipeline: format → text → verify → score → refine → image → overlay → upload."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from activities.meme import MemeActivities
+    from models.artifacts import ArtifactRef
+    from models.meme import (
+        FORMATS,
+        CachedMeme,
+        CacheKeyRequest,
+        Draft,
+        FormatRequest,
+        JudgeRequest,
+        MemeFormat,
+        MemeJob,
+        MemeMetrics,
+        MemePhase,
+        MemeResult,
+        MemeStatus,
+        MemeText,
+        RenderRequest,
+        SceneRequest,
+        TextRequest,
+        combine_score,
+        scene_size,
+        verify,
+    )
+    from models.scoring import Similarities, TextPairsRequest
+    from models.usage import Ledger
+    from workflows.options import bookkeeping, model_call, scoring_call
+
+VERIFY_FIXES = 2  # rewrites allowed for text that fails verification, on top of the refinements
+RELEVANCE_WAIT = timedelta(seconds=20)  # how long the topic relevance waits for a scoring worker
+
+
+@workflow.defn(failure_exception_types=[ValidationError])
+class MemeWorkflow:
+    def __init__(self) -> None:
+        self._status = MemeStatus()
+        self._metrics = MemeMetrics()
+        self._ledger = Ledger()
+        self._phase_started: datetime | None = None
+
+    # --- queries -------------------------------------------------------------------------------
+    @workflow.query
+    def status(self) -> MemeStatus:
+        """The phase the meme is in, drafts so far, best score and usage."""
+        self._status.usage = self._ledger.usage
+        return self._status
+
+    @workflow.query
+    def metrics(self) -> MemeMetrics:
+        """Time per phase, refinements, scores and whether the cache answered."""
+        return self._metrics
+
+    def _enter(self, phase: MemePhase) -> None:
+        """Close the current phase's clock (query and SDK metric), open the next one."""
+        now = workflow.now()
+        if self._phase_started is not None and self._status.phase != MemePhase.IDLE:
+            name = self._status.phase.value
+            ms = int((now - self._phase_started).total_seconds() * 1000)
+            self._metrics.phase_ms[name] = self._metrics.phase_ms.get(name, 0) + ms
+            meter = workflow.metric_meter().with_additional_attributes({"phase": name})
+            meter.create_histogram("atelier_meme_phase_ms", "time spent in a meme phase", "ms").record(ms)
+        self._status.phase, self._phase_started = phase, now
+
+    # --- the process ---------------------------------------------------------------------------
+    @workflow.run
+    async def run(self, job: MemeJob) -> MemeResult:
+        meme_id = workflow.info().workflow_id
+        try:
+            result = await self._make(job, meme_id)
+        except BaseException:
+            self._enter(MemePhase.FAILED)
+            raise
+        self._enter(MemePhase.COMPLETED)
+        result.metrics, result.usage = self._metrics, self._ledger.usage
+        meter = workflow.metric_meter()
+        meter.create_counter("atelier_meme_cache", "meme cache lookups").with_additional_attributes(
+            {"result": result.cache}
+        ).add(1)
+        meter.create_counter("atelier_meme_refinements", "meme text refinements").add(result.refinements)
+        meter.create_histogram_float("atelier_meme_score", "final meme scores").record(result.score)
+        return result
+
+    async def _make(self, job: MemeJob, meme_id: str) -> MemeResult:
+        requested = job.format if isinstance(job.format, str) else job.format.value
+        lookup = await workflow.execute_activity_method(
+            MemeActivities.cache_lookup,
+            CacheKeyRequest(topic=job.topic, format=requested, style=job.style),
+            **bookkeeping(),
+        )
+        if job.use_cache and lookup.hit is not None:
+            return await self._from_cache(job, meme_id, lookup.hit)
+
+        self._enter(MemePhase.SELECTING_FORMAT)
+        if job.format == "auto":
+            choice = self._ledger.take(
+                await workflow.execute_activity_method(
+                    MemeActivities.choose_format, FormatRequest(topic=job.topic, style=job.style), **model_call(2)
+                )
+            )
+            fmt, reason = choice.format, choice.reason
+        else:
+            fmt, reason = MemeFormat(job.format), "requested"
+        self._status.format = fmt
+
+        drafts, refinements, stopped = await self._write(job, fmt)
+        valid = [d for d in drafts if not d.problems]
+        best = max(valid, key=lambda d: d.score or 0.0)  # max keeps the earliest of equal scores
+
+        self._enter(MemePhase.GENERATING_IMAGE)
+        scenes, degraded = await self._scenes(job, meme_id, fmt, best)
+        self._enter(MemePhase.POST_PROCESSING)
+        rendered = await workflow.execute_activity_method(
+            MemeActivities.render,
+            RenderRequest(meme_id=meme_id, format=fmt, panels=best.panels, scenes=scenes),
+            **bookkeeping(),
+        )
+        self._enter(MemePhase.UPLOADING)
+        published = await workflow.execute_activity_method(MemeActivities.publish, rendered, **model_call(2))
+        result = MemeResult(
+            meme_id=meme_id,
+            topic=job.topic,
+            format=fmt,
+            format_reason=reason,
+            panels=best.panels,
+            score=best.score or 0.0,
+            target_score=job.target_score,
+            stopped_because=stopped,
+            refinements=refinements,
+            history=drafts,
+            image=published.image,
+            url=published.url,
+            cache="miss" if job.use_cache else "bypassed",
+            degraded=degraded,
+            provider=lookup.provider,
+            metrics=self._metrics,
+        )
+        if degraded is None:  # only memes made as asked are worth answering identical requests with
+            await workflow.execute_activity_method(
+                MemeActivities.cache_save,
+                CachedMeme(
+                    key=lookup.key,
+                    format=fmt,
+                    format_reason=reason,
+                    panels=best.panels,
+                    score=result.score,
+                    history=drafts,
+                    image=published.image,
+                    provider=result.provider,
+                ),
+                **bookkeeping(),
+            )
+        return result
+
+    async def _from_cache(self, job: MemeJob, meme_id: str, hit: CachedMeme) -> MemeResult:
+        self._metrics.cache_hit = True
+        self._status.format = hit.format
+        self._enter(MemePhase.UPLOADING)
+        url = await workflow.execute_activity_method(MemeActivities.url, hit.image, **bookkeeping())
+        return MemeResult(
+            meme_id=meme_id,
+            topic=job.topic,
+            format=hit.format,
+            format_reason=hit.format_reason,
+            panels=hit.panels,
+            score=hit.score,
+            target_score=job.target_score,
+            stopped_because="cached",
+            refinements=0,
+            history=hit.history,
+            image=hit.image,
+            url=url,
+            cache="hit",
+            provider=hit.provider,
+            metrics=self._metrics,
+        )
+
+    async def _write(self, job: MemeJob, fmt: MemeFormat) -> tuple[list[Draft], int, str]:
+        """Write, verify and score drafts until one reaches the target or refinements run out."""
+        spec = FORMATS[fmt]
+        drafts: list[Draft] = []
+        refinements = fixes = 0
+        request = TextRequest(topic=job.topic, style=job.style, format=fmt, avoid=job.blocked_words)
+        self._enter(MemePhase.GENERATING_TEXT)
+        while True:
+            text: MemeText = self._ledger.take(
+                await workflow.execute_activity_method(MemeActivities.write_text, request, **model_call(3))
+            )
+            self._enter(MemePhase.VERIFYING)
+            draft = Draft(panels=text.panels, scene=text.scene, problems=verify(spec, text.panels, job.blocked_words))
+            drafts.append(draft)
+            self._status.drafts = len(drafts)
+            if draft.problems:
+                if fixes == VERIFY_FIXES:
+                    problems = "; ".join(draft.problems)
+                    raise ApplicationError(
+                        f"the meme text failed verification {fixes + 1} times: {problems}",
+                        type="MemeTextRejected",
+                        non_retryable=True,
+                    )
+                fixes += 1
+                feedback = "Fix these problems: " + "; ".join(draft.problems)
+                self._enter(MemePhase.GENERATING_TEXT)
+            else:
+                self._enter(MemePhase.SCORING)
+                await self._score(job, fmt, draft)
+                if draft.score is not None and draft.score >= job.target_score:
+                    return drafts, refinements, "target_reached"
+                if refinements >= job.max_refinements:
+                    return drafts, refinements, "out_of_refinements"
+                refinements += 1
+                self._metrics.refinements = refinements
+                feedback = draft.feedback
+                self._enter(MemePhase.REFINING)
+            request = request.model_copy(
+                update={"attempt": request.attempt + 1, "previous": draft.panels, "feedback": feedback}
+            )
+
+    async def _score(self, job: MemeJob, fmt: MemeFormat, draft: Draft) -> None:
+        """The LLM judge ∥ topic relevance from the scoring queue (skipped when no scoring worker answers)."""
+        judged = workflow.execute_activity_method(
+            MemeActivities.judge_text, JudgeRequest(topic=job.topic, format=fmt, panels=draft.panels), **model_call(2)
+        )
+        similar = workflow.execute_activity(
+            "text_similarity",
+            TextPairsRequest(texts=[" ".join(draft.panels)], references=[job.topic]),
+            result_type=Similarities,
+            **scoring_call()
+            | {"schedule_to_start_timeout": RELEVANCE_WAIT, "retry_policy": RetryPolicy(maximum_attempts=2)},
+        )
+        verdict, relevance = await asyncio.gather(judged, similar, return_exceptions=True)
+        if isinstance(verdict, BaseException):
+            raise verdict
+        judgement = self._ledger.take(verdict)
+        draft.humor, draft.clarity, draft.feedback = judgement.humor, judgement.clarity, judgement.feedback
+        if isinstance(relevance, Similarities):
+            draft.relevance = round(max(0.0, min(1.0, (relevance.values[0] - 0.15) / 0.55)), 3)
+        elif isinstance(relevance, ActivityError):
+            workflow.logger.info("topic relevance unavailable (%s): scoring with the judge alone", relevance.cause)
+        elif isinstance(relevance, BaseException):
+            raise relevance
+        draft.score = combine_score(draft.humor, draft.clarity, draft.relevance)
+        self._metrics.scores.append(draft.score)
+        self._status.best_score = max(self._metrics.scores)
+
+    async def _scenes(
+        self, job: MemeJob, meme_id: str, fmt: MemeFormat, draft: Draft
+    ) -> tuple[list[ArtifactRef | None], str | None]:
+        """Every picture of the format, in parallel; past the image deadline, a plain background instead."""
+        spec = FORMATS[fmt]
+        style = f", {job.style}" if job.style else ""
+        calls = [
+            workflow.execute_activity_method(
+                MemeActivities.generate_scene,
+                SceneRequest(
+                    meme_id=meme_id,
+                    index=index,
+                    prompt=f"{scene.subject}; {draft.scene}{style}; no text, no letters",
+                    size=scene_size(scene.box, spec.canvas),
+                ),
+                **model_call(5) | {"schedule_to_close_timeout": timedelta(seconds=job.image_deadline_s)},
+            )
+            for index, scene in enumerate(spec.scenes)
+        ]
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        scenes: list[ArtifactRef | None] = []
+        failures: list[str] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and is_cancelled_exception(outcome):
+                raise outcome
+            if isinstance(outcome, ActivityError):
+                scenes.append(None)
+                failures.append(str(outcome.cause.message if outcome.cause else outcome))  # type: ignore[union-attr]
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                scenes.append(self._ledger.take(outcome))
+        if not failures:
+            return scenes, None
+        return scenes, (
+            f"image generation unavailable for {len(failures)} of {len(scenes)} pictures within "
+            f"{job.image_deadline_s} s ({failures[0]}): rendered on a plain background"
+        )
