@@ -44,6 +44,9 @@ async def test_worker_serves_sdk_and_custom_metrics(dev_env, tmp_path):
     try:
         done = run_cli("image", "a blue kite", "--max-iterations", "1", env=env)
         assert done.returncode == 0, done.stderr
+        for _ in range(2):  # a miss, then a cache hit
+            meme = run_cli("meme", "mondays", "--format", "two-buttons", env=env)
+            assert meme.returncode == 0, meme.stderr
 
         def scrape() -> str:
             try:
@@ -52,7 +55,7 @@ async def test_worker_serves_sdk_and_custom_metrics(dev_env, tmp_path):
             except OSError:
                 return ""
 
-        wait_for(lambda: "atelier_technical_score" in scrape(), 30, "metrics to be exported")
+        wait_for(lambda: 'result="hit"' in scrape(), 30, "metrics to be exported")
         text = scrape()
     finally:
         worker.terminate()
@@ -62,5 +65,9 @@ async def test_worker_serves_sdk_and_custom_metrics(dev_env, tmp_path):
     assert "atelier_provider_call_ms" in text and "atelier_scored_images" in text
     assert "atelier_tokens{" in text and 'direction="input"' in text and 'model="offline"' in text
     assert "atelier_images_generated{" in text and "atelier_call_cost_usd" in text
+    assert "atelier_technical_score" in text
+    assert 'atelier_meme_cache{' in text and 'result="miss"' in text  # workflow metrics: cache, phases, scores
+    assert 'atelier_meme_phase_ms_bucket{' in text and 'phase="GENERATING_IMAGE"' in text
+    assert "atelier_meme_score" in text and "atelier_meme_refinements" in text
     usage = json.loads(done.stdout)["usage"]
     assert usage["images"] == 1 and usage["input_tokens"] > 0 and usage["estimated_cost_usd"] == 0
