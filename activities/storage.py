@@ -43,6 +43,16 @@ def world_key(world_id: str, *parts: str) -> str:
     return artifact_key("worlds", world_id, *parts)
 
 
+def kb_doc_key(doc_id: str) -> str:
+    """Key of one knowledge-base document (chunks and embeddings): `kb/docs/<doc id>.json`."""
+    return artifact_key("kb", "docs", f"{doc_id}.json")
+
+
+def turn_key(conversation_id: str, number: int) -> str:
+    """Key of one archived conversation turn: `conversations/<id>/turns/NNNNN.json`."""
+    return artifact_key("conversations", conversation_id, "turns", f"{number:05d}.json")
+
+
 def make_ref(key: str, data: bytes, content_type: str) -> ArtifactRef:
     return ArtifactRef(key=key, sha256=hashlib.sha256(data).hexdigest(), size=len(data), content_type=content_type)
 
@@ -73,6 +83,14 @@ class ArtifactStore(Protocol):
 
     async def url(self, key: str) -> str:
         """Where a person can fetch the artifact: a file path, or a presigned URL."""
+        ...
+
+    async def keys(self, prefix: str) -> list[str]:
+        """Every key under `prefix/`, sorted."""
+        ...
+
+    async def delete(self, key: str) -> bool:
+        """Remove an artifact; False when there was none."""
         ...
 
 
@@ -108,6 +126,19 @@ class LocalStore:
 
     async def url(self, key: str) -> str:
         return str(self._path(key))
+
+    async def keys(self, prefix: str) -> list[str]:
+        folder = self._path(prefix)
+        root = self.root.resolve()
+        files = folder.rglob("*") if folder.is_dir() else []
+        return sorted(str(f.relative_to(root)) for f in files if f.is_file() and not f.name.startswith("."))
+
+    async def delete(self, key: str) -> bool:
+        path = self._path(key)
+        if not path.is_file():
+            return False
+        path.unlink()
+        return True
 
 
 class S3Store:
@@ -162,6 +193,20 @@ class S3Store:
     async def url(self, key: str) -> str:
         """A presigned GET URL, valid for 7 days."""
         return await asyncio.to_thread(self.client.presigned_get_object, self.bucket, key, timedelta(days=7))
+
+    def _keys(self, prefix: str) -> list[str]:
+        self._ensure_bucket()
+        found = self.client.list_objects(self.bucket, prefix=prefix.rstrip("/") + "/", recursive=True)
+        return sorted(o.object_name for o in found if o.object_name)
+
+    async def keys(self, prefix: str) -> list[str]:
+        return await asyncio.to_thread(self._keys, prefix)
+
+    async def delete(self, key: str) -> bool:
+        if not await self.exists(key):
+            return False
+        await asyncio.to_thread(self.client.remove_object, self.bucket, key)
+        return True
 
 
 def make_store(settings: Settings) -> ArtifactStore:

@@ -1,4 +1,5 @@
-"""`python -m starter` / `atelier`: server, up, down, image, world, meme, status, result, cancel."""
+"""`python -m starter` / `atelier`: server, up, down, image, world, meme, chat, kb,
+status, result, cancel."""
 
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from models.settings import Settings
-from starter import image_cmd, meme_cmd, services, world_cmd
+from starter import chat_cmd, image_cmd, kb_cmd, meme_cmd, services, world_cmd
 from starter.common import Parser, Pipeline, UsageError, connect_or_explain, existing, stderr
 
 PIPELINES: dict[str, Pipeline] = {
     "ImageRefinementWorkflow": image_cmd.PIPELINE,
     "WorldWorkflow": world_cmd.PIPELINE,
     "MemeWorkflow": meme_cmd.PIPELINE,
+    "ConversationWorkflow": chat_cmd.PIPELINE,
 }
 
 
@@ -36,6 +38,8 @@ def build_parser() -> Parser:
     image_cmd.add_parser(sub)
     world_cmd.add_parser(sub)
     meme_cmd.add_parser(sub)
+    chat_cmd.add_parser(sub)
+    kb_cmd.add_parser(sub)
     for name, text in (
         ("status", "show a run's status"),
         ("result", "wait for and print a run's result"),
@@ -90,6 +94,8 @@ COMMANDS = {
     "image": image_cmd.run,
     "world": world_cmd.run,
     "meme": meme_cmd.run,
+    "chat": chat_cmd.run,
+    "kb": kb_cmd.run,
     "status": cmd_status,
     "result": cmd_result,
     "cancel": cmd_cancel,

@@ -66,8 +66,8 @@ async def test_worker_serves_sdk_and_custom_metrics(dev_env, tmp_path):
     assert "atelier_tokens{" in text and 'direction="input"' in text and 'model="offline"' in text
     assert "atelier_images_generated{" in text and "atelier_call_cost_usd" in text
     assert "atelier_technical_score" in text
-    assert 'atelier_meme_cache{' in text and 'result="miss"' in text  # workflow metrics: cache, phases, scores
-    assert 'atelier_meme_phase_ms_bucket{' in text and 'phase="GENERATING_IMAGE"' in text
+    assert "atelier_meme_cache{" in text and 'result="miss"' in text  # workflow metrics: cache, phases, scores
+    assert "atelier_meme_phase_ms_bucket{" in text and 'phase="GENERATING_IMAGE"' in text
     assert "atelier_meme_score" in text and "atelier_meme_refinements" in text
     usage = json.loads(done.stdout)["usage"]
     assert usage["images"] == 1 and usage["input_tokens"] > 0 and usage["estimated_cost_usd"] == 0

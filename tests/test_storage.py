@@ -60,3 +60,17 @@ async def test_local_store_refuses_escaping_keys(tmp_path):
 def test_s3_settings_are_required():
     with pytest.raises(ValueError, match="S3_ENDPOINT"):
         make_store(Settings(ATELIER_STORAGE="s3"))
+
+
+async def test_keys_delete_and_url(store):
+    for name in ("b.json", "a.json", "sub/c.json"):
+        await store.put(f"kb/docs/{name}", b"{}", "application/json")
+    await store.put("kb/other.json", b"{}", "application/json")
+    assert await store.keys("kb/docs") == ["kb/docs/a.json", "kb/docs/b.json", "kb/docs/sub/c.json"]
+    assert await store.keys("nothing/here") == []
+    assert await store.delete("kb/docs/a.json") and not await store.delete("kb/docs/a.json")
+    assert await store.keys("kb/docs") == ["kb/docs/b.json", "kb/docs/sub/c.json"]
+    url = await store.url("kb/docs/b.json")
+    assert url.endswith("kb/docs/b.json") or "kb/docs/b.json?" in url  # a path, or a presigned URL
+    if isinstance(store, S3Store):
+        assert "X-Amz-Signature=" in url and "test-secret" not in url

@@ -8,6 +8,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.breaker import Breakers
+from activities.conversation import ConversationActivities
 from activities.image import ImageActivities
 from activities.meme import MemeActivities
 from activities.providers import Provider
@@ -15,11 +16,20 @@ from activities.storage import ArtifactStore
 from activities.world import WorldActivities
 from models.settings import PROVIDER_QUEUE, SCORING_QUEUE, WORKFLOW_QUEUE, Settings
 from workflows.character import CharacterWorkflow
+from workflows.conversation import ConversationWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
+from workflows.knowledge import KnowledgeIngestWorkflow
 from workflows.meme import MemeWorkflow
 from workflows.world import WorldWorkflow
 
-WORKFLOWS = [ImageRefinementWorkflow, WorldWorkflow, CharacterWorkflow, MemeWorkflow]
+WORKFLOWS = [
+    ImageRefinementWorkflow,
+    WorldWorkflow,
+    CharacterWorkflow,
+    MemeWorkflow,
+    ConversationWorkflow,
+    KnowledgeIngestWorkflow,
+]
 QUEUES = (WORKFLOW_QUEUE, PROVIDER_QUEUE, SCORING_QUEUE)
 
 
@@ -45,6 +55,7 @@ def provider_activities(provider: Provider, store: ArtifactStore, settings: Sett
         world.write_character_manifest,
         world.write_world_manifest,
         *meme.activities(),
+        *ConversationActivities(provider, store).activities(),
     ]
 
 
@@ -70,13 +81,16 @@ def build_workers(
             )
         )
     if SCORING_QUEUE in queues:
-        from activities.scoring import ScoringActivities  # torch loads only where scoring runs
+        from activities.knowledge import KnowledgeActivities  # torch loads only where scoring runs
+        from activities.scoring import ScoringActivities
 
+        scoring = ScoringActivities(store, settings)
+        knowledge = KnowledgeActivities(store, scoring.models.text)
         workers.append(
             Worker(
                 client,
                 task_queue=SCORING_QUEUE,
-                activities=ScoringActivities(store, settings).activities(),
+                activities=scoring.activities() + knowledge.activities(),
                 max_concurrent_activities=4,
                 graceful_shutdown_timeout=timedelta(seconds=10),
             )

@@ -11,12 +11,12 @@ from PIL import Image
 from pydantic import BaseModel
 
 from activities.providers.base import GeneratedBytes, ReferenceInput, T
-from activities.providers.offline import judge, meme_writer, render, world_writer, writer
+from activities.providers.offline import conversation_writer, judge, meme_writer, render, world_writer, writer
 from activities.providers.offline.vocabulary import parse
 from activities.providers.usage import estimate_tokens, note
 from models.image import CONTENT_TYPES, Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
 
-WRITERS = world_writer.WRITERS | meme_writer.WRITERS
+WRITERS = world_writer.WRITERS | meme_writer.WRITERS | conversation_writer.WRITERS
 _RESPONSE_ID = re.compile(r"^offline-([0-9a-f]{16})-")
 
 

@@ -1,0 +1,158 @@
+"""Knowledge-base ingestion and retrieval, on the scoring queue (where the embedding model is loaded).
+
+Documents are chunked by paragraph, embedded with MiniLM and stored as `kb/docs/<doc id>.json`
+(chunks + unit vectors). Retrieval embeds the query and ranks those chunks together with the
+conversation's archived turns (`conversations/<id>/turns/NNNNN.json`) by cosine similarity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections import OrderedDict
+from pathlib import PurePath
+
+import torch
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.heartbeat import heartbeating
+from activities.scoring.text import TextEmbedder
+from activities.storage import ArtifactStore, artifact_key, kb_doc_key, load
+from models.conversation import (
+    Chunk,
+    DocSummary,
+    IngestDoc,
+    KnowledgeDoc,
+    Passage,
+    Retrieved,
+    RetrieveRequest,
+    TurnRecord,
+)
+
+KB_PREFIX = "kb/docs"
+CHUNK_CHARS = 800
+MIN_SCORE = 0.2  # passages less similar than this are noise
+CACHE_SIZE = 10_000
+
+
+def turns_prefix(conversation_id: str) -> str:
+    return artifact_key("conversations", conversation_id, "turns")
+
+
+def doc_id_for(name: str, data: bytes) -> str:
+    stem = re.sub(r"[^a-z0-9]+", "-", PurePath(name).stem.lower()).strip("-")[:40] or "doc"
+    return f"{stem}-{hashlib.sha256(data).hexdigest()[:8]}"
+
+
+def chunk_text(text: str, limit: int = CHUNK_CHARS) -> list[str]:
+    """Paragraphs (blank-line separated), merged while small; a markdown heading starts a new chunk.
+
+    A paragraph longer than the limit is split at sentence ends.
+    """
+    paragraphs: list[str] = []
+    for block in re.split(r"\n\s*\n|\n(?=#)", text):
+        flat = " ".join(block.split())
+        while len(flat) > limit:
+            cut = max(flat.rfind(". ", 0, limit), flat.rfind("? ", 0, limit), flat.rfind("! ", 0, limit))
+            cut = cut + 1 if cut > limit // 3 else limit
+            paragraphs.append(flat[:cut].strip())
+            flat = flat[cut:].strip()
+        if flat:
+            paragraphs.append(flat)
+    chunks: list[str] = []
+    for paragraph in paragraphs:
+        after_heading = bool(chunks) and chunks[-1].startswith("#") and "\n" not in chunks[-1]
+        small = bool(chunks) and len(chunks[-1]) + len(paragraph) + 1 <= limit // 2
+        if not paragraph.startswith("#") and (after_heading or small):
+            chunks[-1] = f"{chunks[-1]}\n{paragraph}"
+        else:
+            chunks.append(paragraph)
+    return chunks
+
+
+def turn_text(turn: TurnRecord) -> str:
+    return f"User: {turn.user}\nAssistant: {turn.reply}"
+
+
+class KnowledgeActivities:
+    def __init__(self, store: ArtifactStore, embedder: TextEmbedder) -> None:
+        self.store = store
+        self.embedder = embedder
+        self._vectors: OrderedDict[str, torch.Tensor] = OrderedDict()  # text sha256 → unit vector
+
+    async def _embed(self, texts: list[str]) -> torch.Tensor:
+        """Unit vectors for `texts`, reusing the ones this process has computed before."""
+        keys = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
+        missing = [(k, t) for k, t in zip(keys, texts, strict=True) if k not in self._vectors]
+        if missing:
+            vectors = await asyncio.to_thread(self.embedder.embed, [t for _, t in missing])
+            for (key, _), vector in zip(missing, vectors, strict=True):
+                self._vectors[key] = vector.cpu()
+            while len(self._vectors) > CACHE_SIZE:
+                self._vectors.popitem(last=False)
+        if not keys:
+            return torch.empty(0, 384)
+        return torch.stack([self._vectors[k] for k in keys])
+
+    @activity.defn(name="ingest_document")
+    async def ingest_document(self, doc: IngestDoc) -> DocSummary:
+        """Chunk, embed and store one document; the same content always gets the same id."""
+        data = await load(self.store, doc.source)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ApplicationError(f"{doc.name} is not UTF-8 text", type="BadDocument", non_retryable=True) from exc
+        pieces = chunk_text(text)
+        if not pieces:
+            raise ApplicationError(f"{doc.name} has no text", type="BadDocument", non_retryable=True)
+        async with heartbeating(f"embedding {len(pieces)} chunks of {doc.name}"):
+            vectors = await self._embed(pieces)
+        doc_id = doc_id_for(doc.name, data)
+        chunks = [
+            Chunk(index=i, text=piece, embedding=[round(v, 6) for v in vector.tolist()])
+            for i, (piece, vector) in enumerate(zip(pieces, vectors, strict=True))
+        ]
+        stored = KnowledgeDoc(doc_id=doc_id, name=doc.name, source=doc.source, chunks=chunks)
+        await self.store.put(kb_doc_key(doc_id), stored.model_dump_json().encode(), "application/json")
+        return DocSummary(doc_id=doc_id, name=doc.name, chunks=len(chunks), characters=len(text))
+
+    @activity.defn(name="retrieve_passages")
+    async def retrieve(self, request: RetrieveRequest) -> Retrieved:
+        """The knowledge-base chunks and earlier turns most similar to the query."""
+        candidates: list[Passage] = []
+        vectors: list[torch.Tensor] = []
+        async with heartbeating("retrieving"):
+            doc_keys = await self.store.keys(KB_PREFIX)
+            for key in doc_keys:
+                doc = KnowledgeDoc.model_validate_json(await self.store.read(key))
+                for chunk in doc.chunks:
+                    ref = f"{doc.doc_id}#{chunk.index}"
+                    candidates.append(Passage(source="kb", ref=ref, title=doc.name, text=chunk.text, score=0))
+                    vectors.append(torch.tensor(chunk.embedding))
+            chunk_count = len(candidates)
+            turns = []
+            for key in await self.store.keys(turns_prefix(request.conversation_id)):
+                turn = TurnRecord.model_validate_json(await self.store.read(key))
+                if turn.number < request.before_turn:
+                    turns.append(turn)
+            turn_vectors = await self._embed([turn_text(t) for t in turns])
+            for turn, vector in zip(turns, turn_vectors, strict=True):
+                ref = f"turn {turn.number}"
+                candidates.append(Passage(source="turn", ref=ref, title=ref, text=turn_text(turn), score=0))
+                vectors.append(vector)
+            if not candidates:
+                return Retrieved(passages=[], searched_turns=0, searched_chunks=0)
+            query = (await self._embed([request.query]))[0]
+            scores = (torch.stack(vectors) @ query).tolist()
+        ranked = sorted(zip(scores, range(len(candidates)), strict=True), reverse=True)
+        passages = [
+            candidates[i].model_copy(update={"score": round(score, 4)})
+            for score, i in ranked[: request.k]
+            if score >= MIN_SCORE
+        ]
+        return Retrieved(passages=passages, searched_turns=len(turns), searched_chunks=chunk_count)
+
+    def activities(self) -> list:
+        return [self.ingest_document, self.retrieve]

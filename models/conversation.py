@@ -1,0 +1,256 @@
+"""PostChain conversations: the AEIOU-Y phases, the conversation's private state, knowledge-base documents."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from models.artifacts import ArtifactRef
+from models.text import ModelOutput, Prompt
+from models.usage import Usage
+
+MAX_CONCEPTS = 200  # observations kept per conversation
+MAX_LINKS = 200
+
+
+class Phase(StrEnum):
+    ACTION = "action"
+    EXPERIENCE = "experience"
+    INTENTION = "intention"
+    OBSERVATION = "observation"
+    UNDERSTANDING = "understanding"
+    YIELD = "yield"
+
+
+# --- what the phases return (model outputs) ----------------------------------------------------
+class ActionOutput(ModelOutput):
+    response: str = Field(min_length=1, max_length=2000)
+
+
+class IntentionOutput(ModelOutput):
+    intent: str = Field(min_length=1, max_length=200)
+    needs: list[str] = Field(default_factory=list, max_length=8)
+
+
+class Link(ModelOutput):
+    source: str = Field(min_length=1, max_length=80)
+    target: str = Field(min_length=1, max_length=80)
+    relation: str = Field(min_length=1, max_length=80)
+
+
+class ObservationOutput(ModelOutput):
+    concepts: list[str] = Field(default_factory=list, max_length=12)
+    links: list[Link] = Field(default_factory=list, max_length=12)
+
+
+class UnderstandingOutput(ModelOutput):
+    decision: Literal["answer", "search_again"]
+    query: str = Field(default="", max_length=400)  # what to look for when searching again
+    reason: str = Field(min_length=1, max_length=400)
+
+
+class YieldOutput(ModelOutput):
+    answer: str = Field(min_length=1, max_length=4000)
+    cited: list[int] = Field(default_factory=list, max_length=10)  # 1-based numbers of the passages used
+
+
+# --- phase requests (what each phase sees) -----------------------------------------------------
+class Passage(BaseModel):
+    source: Literal["turn", "kb"]
+    ref: str  # "turn 3", or "<doc id>#<chunk>"
+    title: str  # what to show: the turn's number or the document's name
+    text: str
+    score: float
+
+
+class ActionRequest(BaseModel):
+    user: str
+    recent: list[str] = Field(default_factory=list)  # the last turns, "User: …" / "Assistant: …"
+
+
+class RetrieveRequest(BaseModel):
+    conversation_id: str
+    query: str
+    before_turn: int  # earlier turns only
+    k: int = Field(default=4, ge=1, le=20)
+
+
+class Retrieved(BaseModel):
+    passages: list[Passage]
+    searched_turns: int
+    searched_chunks: int
+
+
+class IntentionRequest(BaseModel):
+    user: str
+    draft: str
+
+
+class ObservationRequest(BaseModel):
+    user: str
+    draft: str
+    intent: str
+
+
+class UnderstandingRequest(BaseModel):
+    user: str
+    intent: str
+    concepts: list[str]
+    passages: list[Passage]
+    searches_left: int
+
+
+class YieldRequest(BaseModel):
+    user: str
+    draft: str
+    intent: str
+    passages: list[Passage]
+    retrieval: bool  # False when Experience was unavailable
+
+
+# --- the conversation's state --------------------------------------------------------------------
+class PhaseRecord(BaseModel):
+    phase: Phase
+    summary: str  # one line, for people watching the turn
+    ms: int
+    degraded: str | None = None  # set when the phase kept failing and the turn went on without it
+
+
+class TurnRecord(BaseModel):
+    number: int
+    user: str
+    reply: str
+    intent: str = ""
+    citations: list[Passage] = Field(default_factory=list)
+    phases: list[PhaseRecord] = Field(default_factory=list)
+    degraded: list[str] = Field(default_factory=list)
+    started_at: datetime
+    finished_at: datetime
+
+
+class Observations(BaseModel):
+    concepts: dict[str, int] = Field(default_factory=dict)  # concept → how many turns mentioned it
+    links: list[Link] = Field(default_factory=list)
+
+    def record(self, found: ObservationOutput) -> None:
+        for concept in found.concepts:
+            name = concept.strip().lower()
+            if name and (name in self.concepts or len(self.concepts) < MAX_CONCEPTS):
+                self.concepts[name] = self.concepts.get(name, 0) + 1
+        for link in found.links:
+            if link not in self.links:
+                self.links.append(link)
+        del self.links[: max(0, len(self.links) - MAX_LINKS)]
+
+    def top(self, n: int) -> list[str]:
+        return [c for c, _ in sorted(self.concepts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+
+
+class ConversationConfig(BaseModel):
+    continue_after_turns: int = Field(default=20, ge=1, le=1000)  # then continue-as-new with compacted state
+    keep_recent: int = Field(default=6, ge=1, le=50)  # turns kept in full; older ones become summary lines
+    search_again: int = Field(default=1, ge=0, le=3)  # extra Experience passes Understanding may ask for
+    top_k: int = Field(default=4, ge=1, le=20)
+
+
+class ConversationState(BaseModel):
+    """Everything the conversation knows, private to its workflow and carried across continue-as-new."""
+
+    conversation_id: str
+    turns_total: int = 0
+    recent: list[TurnRecord] = Field(default_factory=list)
+    summary: list[str] = Field(default_factory=list)  # one line per turn that left `recent`
+    observations: Observations = Field(default_factory=Observations)
+    runs: int = 1  # workflow runs so far (continue-as-new count + 1)
+    usage: Usage = Field(default_factory=Usage)
+
+    def add(self, turn: TurnRecord, keep_recent: int) -> None:
+        self.turns_total = turn.number
+        self.recent.append(turn)
+        while len(self.recent) > keep_recent:
+            old = self.recent.pop(0)
+            self.summary.append(summary_line(old))
+        del self.summary[: max(0, len(self.summary) - 200)]
+
+
+class ConversationStart(BaseModel):
+    config: ConversationConfig = Field(default_factory=ConversationConfig)
+    state: ConversationState | None = None  # set when the conversation continues as new
+
+
+class Reply(BaseModel):
+    turn: int
+    text: str
+    citations: list[Passage] = Field(default_factory=list)
+    degraded: list[str] = Field(default_factory=list)
+    phases: list[PhaseRecord] = Field(default_factory=list)
+
+
+class Progress(BaseModel):
+    """The turn in progress, phase by phase, for live display."""
+
+    turn: int | None = None
+    user: str | None = None
+    phases: list[PhaseRecord] = Field(default_factory=list)
+    queued: int = 0
+    turns_total: int = 0
+
+
+class History(BaseModel):
+    conversation_id: str
+    turns_total: int
+    runs: int
+    summary: list[str]
+    recent: list[TurnRecord]
+    usage: Usage
+
+
+class UserMessage(BaseModel):
+    text: Prompt = Field(max_length=4000)
+
+
+# --- knowledge base --------------------------------------------------------------------------------
+class Chunk(BaseModel):
+    index: int
+    text: str
+    embedding: list[float]
+
+
+class KnowledgeDoc(BaseModel):
+    doc_id: str
+    name: str
+    source: ArtifactRef
+    chunks: list[Chunk]
+
+
+class DocSummary(BaseModel):
+    doc_id: str
+    name: str
+    chunks: int
+    characters: int
+
+
+class IngestDoc(BaseModel):
+    name: str
+    source: ArtifactRef
+
+
+class IngestJob(BaseModel):
+    docs: list[IngestDoc] = Field(min_length=1, max_length=100)
+
+
+# --- pure helpers, safe in workflows -------------------------------------------------------------
+def summary_line(turn: TurnRecord) -> str:
+    return f"turn {turn.number}: user: {_clip(turn.user, 120)} | reply: {_clip(turn.reply, 160)}"
+
+
+def transcript_lines(turns: list[TurnRecord]) -> list[str]:
+    return [line for t in turns for line in (f"User: {_clip(t.user, 400)}", f"Assistant: {_clip(t.reply, 400)}")]
+
+
+def _clip(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,0 +1,185 @@
+"""`atelier chat`: talk to a PostChain conversation, watching each phase as it completes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from activities.storage import artifact_key, make_store
+from models.conversation import (
+    ConversationConfig,
+    ConversationStart,
+    History,
+    PhaseRecord,
+    Progress,
+    Reply,
+    TurnRecord,
+    UserMessage,
+)
+from models.settings import WORKFLOW_QUEUE, Settings
+from starter.common import (
+    Pipeline,
+    UsageError,
+    attached,
+    bounded_query,
+    connect_or_explain,
+    existing,
+    stderr,
+    validated,
+)
+from workflows.conversation import ConversationWorkflow
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    chat = sub.add_parser("chat", help="hold a conversation (interactive unless --message or --history)")
+    chat.add_argument("--id", dest="conversation_id", default=None, help="the conversation to continue")
+    chat.add_argument("--message", default=None, help="send one message, print the reply and exit")
+    chat.add_argument("--history", action="store_true", help="print the transcript and exit")
+    chat.add_argument("--json", action="store_true", help="print replies (or the history) as JSON")
+    chat.add_argument("--end", action="store_true", help="end the conversation (after its queued messages)")
+    chat.add_argument(
+        "--continue-after", type=int, default=20, help="turns per workflow run before continue-as-new (new chats)"
+    )
+
+
+async def open_conversation(client: Client, args: argparse.Namespace) -> WorkflowHandle:
+    """The running conversation with this id, started if it does not exist yet."""
+    conversation_id = args.conversation_id or f"chat-{uuid.uuid4().hex[:12]}"
+    attached["id"] = conversation_id
+    config = validated(ConversationConfig, continue_after_turns=args.continue_after)
+    try:
+        handle = await client.start_workflow(
+            ConversationWorkflow.run,
+            ConversationStart(config=config),
+            id=conversation_id,
+            task_queue=WORKFLOW_QUEUE,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+    except WorkflowAlreadyStartedError as exc:
+        raise UsageError(f"conversation {conversation_id!r} has ended; start a new one") from exc
+    if args.conversation_id is None:
+        stderr.print(f"conversation {conversation_id} (continue it with --id {conversation_id})")
+    return handle
+
+
+def show_phase(record: PhaseRecord) -> None:
+    mark = "[yellow]![/]" if record.degraded else "[green]✓[/]"
+    stderr.print(f"  {mark} [bold]{record.phase.value}[/] [dim]({record.ms} ms)[/] {record.summary}")
+
+
+def show_reply(reply: Reply) -> None:
+    print(f"atelier: {reply.text}")
+    for number, passage in enumerate(reply.citations, 1):
+        print(f"   [{number}] {passage.title} ({passage.ref}, similarity {passage.score:.2f})")
+
+
+async def send(handle: WorkflowHandle, text: str) -> Reply:
+    """Ask, printing each phase of this message's turn as the workflow records it."""
+    reply_task = asyncio.ensure_future(handle.execute_update(ConversationWorkflow.ask, text))
+    shown, turn = 0, None
+    while not reply_task.done():
+        progress: Progress | None = await bounded_query(handle, ConversationWorkflow.progress, Progress)
+        if progress and progress.user == text and progress.turn is not None:
+            if progress.turn != turn:
+                turn, shown = progress.turn, 0
+            for record in progress.phases[shown:]:
+                show_phase(record)
+            shown = len(progress.phases)
+        await asyncio.wait([reply_task], timeout=0.25)
+    reply = reply_task.result()
+    for record in reply.phases[shown if turn == reply.turn else 0 :]:
+        show_phase(record)
+    return reply
+
+
+async def transcript(handle: WorkflowHandle, settings: Settings) -> list[TurnRecord]:
+    """Every turn: the archive in the artifact store, completed by the workflow's recent turns."""
+    store = make_store(settings)
+    turns = {}
+    for key in await store.keys(artifact_key("conversations", handle.id, "turns")):
+        turn = TurnRecord.model_validate_json(await store.read(key))
+        turns[turn.number] = turn
+    history: History | None = await bounded_query(handle, ConversationWorkflow.history, History | None)
+    for turn in history.recent if history else []:
+        turns[turn.number] = turn
+    return [turns[n] for n in sorted(turns)]
+
+
+async def print_history(handle: WorkflowHandle, settings: Settings, as_json: bool) -> int:
+    turns = await transcript(handle, settings)
+    if as_json:
+        print(json.dumps([t.model_dump(mode="json") for t in turns], indent=2))
+        return 0
+    for turn in turns:
+        print(f"[{turn.number}] you: {turn.user}")
+        print(f"    atelier: {turn.reply}")
+    stderr.print(f"{len(turns)} turns")
+    return 0
+
+
+async def repl(handle: WorkflowHandle, settings: Settings) -> int:
+    stderr.print("type a message; /history shows the transcript, /quit (or Ctrl-D) leaves")
+    while True:
+        try:
+            line = await asyncio.to_thread(input, "you> ")
+        except EOFError:
+            return 0
+        text = line.strip()
+        if not text:
+            continue
+        if text in {"/quit", "/exit"}:
+            return 0
+        if text == "/history":
+            await print_history(handle, settings, as_json=False)
+            continue
+        try:
+            UserMessage(text=text)
+        except ValueError as exc:
+            stderr.print(f"[red]not sent:[/] {str(exc).splitlines()[-1]}")
+            continue
+        show_reply(await send(handle, text))
+        sys.stdout.flush()
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.message is not None:
+        message = validated(UserMessage, text=args.message)
+    client = await connect_or_explain(settings)
+    if args.history or args.end:
+        if args.conversation_id is None:
+            raise UsageError(f"{'--history' if args.history else '--end'} needs --id CONVERSATION")
+        handle, _ = await existing(client, args.conversation_id)
+        if args.history:
+            return await print_history(handle, settings, args.json)
+        await handle.signal(ConversationWorkflow.end)
+        stderr.print(f"conversation {handle.id} ends after its queued messages")
+        return 0
+    handle = await open_conversation(client, args)
+    if args.message is None:
+        return await repl(handle, settings)
+    reply = await send(handle, message.text)
+    if args.json:
+        print(reply.model_dump_json(indent=2))
+    else:
+        show_reply(reply)
+    return 0
+
+
+async def _state_json(handle: WorkflowHandle) -> dict | None:
+    history = await bounded_query(handle, ConversationWorkflow.history, History | None)
+    return history.model_dump(mode="json") if history else None
+
+
+async def _result(client: Client, workflow_id: str, settings: Settings, out: object) -> int:
+    return await print_history(client.get_workflow_handle(workflow_id), settings, as_json=True)
+
+
+PIPELINE = Pipeline(state=_state_json, result=_result)

@@ -1,0 +1,318 @@
+"""A PostChain conversation: one long-lived workflow per conversation, an actor with a mailbox.
+
+Messages arrive as `ask` updates (which wait for the reply) or `tell` signals, and are processed one at
+a time in arrival order. Each runs the AEIOU-Y chain: Action → Experience → Intention → Observation →
+Understanding (→ Experience again, bounded) → Yield. A phase that keeps failing degrades the turn
+instead of ending the conversation. After `continue_after_turns` turns the workflow continues as new
+with its state compacted, so its history stays bounded.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel, ValidationError
+
+    from activities.conversation import ConversationActivities
+    from models.conversation import (
+        ActionOutput,
+        ActionRequest,
+        ConversationConfig,
+        ConversationStart,
+        ConversationState,
+        History,
+        IntentionOutput,
+        IntentionRequest,
+        ObservationOutput,
+        ObservationRequest,
+        Observations,
+        Passage,
+        Phase,
+        PhaseRecord,
+        Progress,
+        Reply,
+        Retrieved,
+        RetrieveRequest,
+        TurnRecord,
+        UnderstandingOutput,
+        UnderstandingRequest,
+        UserMessage,
+        YieldOutput,
+        YieldRequest,
+        transcript_lines,
+    )
+    from models.usage import Ledger, Metered
+    from workflows.options import bookkeeping, model_call, scoring_call
+
+R = TypeVar("R")
+PHASE_ATTEMPTS = 3  # then the phase degrades
+EXPERIENCE_WAIT = timedelta(seconds=20)  # for a scoring worker to pick the search up
+
+
+def phase_call() -> dict:
+    return model_call(2, attempts=PHASE_ATTEMPTS)
+
+
+def experience_call() -> dict:
+    return scoring_call() | {
+        "schedule_to_start_timeout": EXPERIENCE_WAIT,
+        "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=PHASE_ATTEMPTS),
+    }
+
+
+class Turn:
+    """One message's trip through the chain: its phase records and what degraded."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.degraded: list[str] = []
+
+    def record(self, phase: Phase, summary: str, ms: int, degraded: str | None = None) -> None:
+        self.progress.phases.append(PhaseRecord(phase=phase, summary=summary[:300], ms=ms, degraded=degraded))
+        if degraded:
+            self.degraded.append(degraded)
+
+
+@workflow.defn(failure_exception_types=[ValidationError])
+class ConversationWorkflow:
+    def __init__(self) -> None:
+        self._state: ConversationState | None = None
+        self._config = ConversationConfig()
+        self._inbox: deque[tuple[int, str]] = deque()
+        self._replies: dict[int, Reply] = {}
+        self._next_message = 0
+        self._progress = Progress()
+        self._ledger = Ledger()
+        self._ending = False
+
+    # --- the mailbox -------------------------------------------------------------------------------
+    def _enqueue(self, text: str) -> int:
+        self._next_message += 1
+        self._inbox.append((self._next_message, text))
+        self._progress.queued = len(self._inbox)
+        return self._next_message
+
+    @workflow.update
+    async def ask(self, text: str) -> Reply:
+        """Send a message and wait for its reply; messages are answered one at a time, in arrival order."""
+        number = self._enqueue(UserMessage(text=text).text)
+        await workflow.wait_condition(lambda: number in self._replies)
+        return self._replies.pop(number)
+
+    @ask.validator
+    def _check(self, text: str) -> None:
+        UserMessage(text=text)  # empty, too long or control characters: rejected before it enters history
+        if self._ending:
+            raise ValueError("the conversation is ending")
+
+    @workflow.signal
+    def tell(self, text: str) -> None:
+        """Fire and forget: the message is processed like any other; its reply lands in the history."""
+        if text.strip():
+            self._enqueue(text.strip())
+
+    @workflow.signal
+    def end(self) -> None:
+        """Finish the conversation once the mailbox is empty."""
+        self._ending = True
+
+    # --- what others may see -------------------------------------------------------------------------
+    @workflow.query
+    def history(self) -> History | None:
+        st = self._state
+        if st is None:
+            return None
+        usage = st.usage.plus(self._ledger.usage)
+        return History(
+            conversation_id=st.conversation_id,
+            turns_total=st.turns_total,
+            runs=st.runs,
+            summary=st.summary,
+            recent=st.recent,
+            usage=usage,
+        )
+
+    @workflow.query
+    def observations(self) -> Observations | None:
+        return self._state.observations if self._state else None
+
+    @workflow.query
+    def progress(self) -> Progress:
+        return self._progress
+
+    # --- the actor's loop ----------------------------------------------------------------------------
+    @workflow.run
+    async def run(self, start: ConversationStart) -> History:
+        self._config = start.config
+        st = self._state = start.state or ConversationState(conversation_id=workflow.info().workflow_id)
+        self._progress.turns_total = st.turns_total
+        turns_this_run = 0
+        while True:
+            await workflow.wait_condition(lambda: bool(self._inbox) or self._ending)
+            if not self._inbox:
+                break
+            number, text = self._inbox.popleft()
+            self._progress.queued = len(self._inbox)
+            self._replies[number] = await self._turn(st, text)
+            turns_this_run += 1
+            if self._inbox:
+                continue
+            if turns_this_run >= self._config.continue_after_turns or workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if not self._inbox:
+                    self._continue_as_new(st)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        history = self.history()
+        assert history is not None
+        return history
+
+    def _continue_as_new(self, st: ConversationState) -> None:
+        """Carry the compacted state (recent turns, summary lines, observations, usage) into a new run."""
+        carried = st.model_copy(update={"runs": st.runs + 1, "usage": st.usage.plus(self._ledger.usage)})
+        workflow.continue_as_new(ConversationStart(config=self._config, state=carried))
+
+    async def _phase(
+        self,
+        turn: Turn,
+        phase: Phase,
+        activity: Callable[[Any, Any], Awaitable[Metered[R]]],
+        request: BaseModel,
+        summary: Callable[[R], str],
+        degraded: str,
+    ) -> R | None:
+        """Run one phase's activity; when it keeps failing, record the degradation and return None."""
+        started = workflow.now()
+        try:
+            result = self._ledger.take(await workflow.execute_activity_method(activity, request, **phase_call()))
+        except ActivityError as err:
+            cause = getattr(err.cause, "message", None) or str(err.cause or err)
+            ms = int((workflow.now() - started).total_seconds() * 1000)
+            turn.record(phase, f"failed: {cause}", ms, f"{degraded} ({phase.value} failed: {cause})")
+            return None
+        turn.record(phase, summary(result), int((workflow.now() - started).total_seconds() * 1000))
+        return result
+
+    async def _experience(self, turn: Turn, st: ConversationState, query: str) -> list[Passage] | None:
+        started = workflow.now()
+        request = RetrieveRequest(
+            conversation_id=st.conversation_id, query=query, before_turn=st.turns_total + 1, k=self._config.top_k
+        )
+        try:
+            found = await workflow.execute_activity(
+                "retrieve_passages", request, result_type=Retrieved, **experience_call()
+            )
+        except ActivityError as err:
+            cause = getattr(err.cause, "message", None) or str(err.cause or err)
+            ms = int((workflow.now() - started).total_seconds() * 1000)
+            turn.record(Phase.EXPERIENCE, f"failed: {cause}", ms, "answered without retrieval: experience unavailable")
+            return None
+        best = ", ".join(f"{p.ref} ({p.score:.2f})" for p in found.passages[:3]) or "nothing relevant"
+        summary = f"searched {found.searched_turns} turns and {found.searched_chunks} passages: {best}"
+        turn.record(Phase.EXPERIENCE, summary, int((workflow.now() - started).total_seconds() * 1000))
+        return found.passages
+
+    async def _turn(self, st: ConversationState, text: str) -> Reply:
+        number = st.turns_total + 1
+        began = workflow.now()
+        turn = Turn(Progress(turn=number, user=text, queued=len(self._inbox), turns_total=st.turns_total))
+        self._progress = turn.progress
+        acts = ConversationActivities
+
+        action: ActionOutput | None = await self._phase(
+            turn,
+            Phase.ACTION,
+            acts.action,
+            ActionRequest(user=text, recent=transcript_lines(st.recent[-3:])),
+            lambda out: out.response,
+            "no first response",
+        )
+        draft = action.response if action else ""
+        passages = await self._experience(turn, st, text)
+        retrieval = passages is not None
+        intent: IntentionOutput | None = await self._phase(
+            turn,
+            Phase.INTENTION,
+            acts.intention,
+            IntentionRequest(user=text, draft=draft),
+            lambda out: out.intent,
+            "intent unknown",
+        )
+        intent_text = intent.intent if intent else "unknown"
+        seen: ObservationOutput | None = await self._phase(
+            turn,
+            Phase.OBSERVATION,
+            acts.observation,
+            ObservationRequest(user=text, draft=draft, intent=intent_text),
+            lambda out: f"concepts: {', '.join(out.concepts) or 'none'}; {len(out.links)} links",
+            "nothing observed",
+        )
+        if seen:
+            st.observations.record(seen)
+        concepts = seen.concepts if seen else []
+
+        searches_left = self._config.search_again if retrieval else 0
+        while True:
+            understood: UnderstandingOutput | None = await self._phase(
+                turn,
+                Phase.UNDERSTANDING,
+                acts.understanding,
+                UnderstandingRequest(
+                    user=text,
+                    intent=intent_text,
+                    concepts=concepts,
+                    passages=passages or [],
+                    searches_left=searches_left,
+                ),
+                lambda out: f"{out.decision}: {out.reason}",
+                "answered without deliberation",
+            )
+            if not (understood and understood.decision == "search_again" and searches_left > 0):
+                break
+            searches_left -= 1
+            more = await self._experience(turn, st, understood.query or text)
+            if more is None:
+                break
+            known = {p.ref for p in passages or []}
+            passages = sorted([*(passages or []), *(p for p in more if p.ref not in known)], key=lambda p: -p.score)
+
+        found = passages or []
+        final: YieldOutput | None = await self._phase(
+            turn,
+            Phase.YIELD,
+            acts.yield_answer,
+            YieldRequest(user=text, draft=draft, intent=intent_text, passages=found, retrieval=retrieval),
+            lambda out: f"answer with {len(out.cited)} citations",
+            "answered with the first response",
+        )
+        if final:
+            answer = final.answer
+            citations = [found[i - 1] for i in dict.fromkeys(final.cited) if 1 <= i <= len(found)]
+        else:
+            answer = draft or "Sorry, I could not put an answer together this time."
+            citations = []
+        if not retrieval:
+            answer += "\n(answered without retrieval: the experience phase was unavailable)"
+
+        record = TurnRecord(
+            number=number,
+            user=text,
+            reply=answer,
+            intent=intent_text,
+            citations=citations,
+            phases=turn.progress.phases,
+            degraded=turn.degraded,
+            started_at=began,
+            finished_at=workflow.now(),
+        )
+        await workflow.execute_activity_method(acts.archive_turn, record, **bookkeeping())
+        st.add(record, self._config.keep_recent)
+        self._progress = Progress(turns_total=st.turns_total, queued=len(self._inbox))
+        return Reply(turn=number, text=answer, citations=citations, degraded=turn.degraded, phases=record.phases)
