@@ -154,6 +154,7 @@ class ConversationConfig(BaseModel):
     keep_recent: int = Field(default=6, ge=1, le=50)  # turns kept in full; older ones become summary lines
     search_again: int = Field(default=1, ge=0, le=3)  # extra Experience passes Understanding may ask for
     top_k: int = Field(default=4, ge=1, le=20)
+    retrieval_wait_s: int = Field(default=20, ge=1, le=600)  # for a scoring worker; then Experience degrades
 
 
 class ConversationState(BaseModel):

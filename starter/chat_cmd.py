@@ -151,6 +151,8 @@ async def repl(handle: WorkflowHandle, settings: Settings) -> int:
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.message is not None:
+        if not args.message.strip():
+            raise UsageError("the message is empty")
         message = validated(UserMessage, text=args.message)
     client = await connect_or_explain(settings)
     if args.history or args.end:

@@ -97,7 +97,8 @@ def validated(model: type[M], **fields: Any) -> M:
         return model(**fields)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise UsageError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+        message = first["msg"].removeprefix("Value error, ")
+        raise UsageError(f"{'.'.join(map(str, first['loc']))}: {message}") from exc
 
 
 async def existing(client: Client, workflow_id: str) -> tuple[WorkflowHandle, WorkflowExecutionDescription]:

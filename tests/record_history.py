@@ -16,11 +16,13 @@ from temporalio.testing import WorkflowEnvironment
 from activities.providers.offline import OfflineProvider
 from activities.providers.recording import RecordingProvider
 from activities.storage import LocalStore
+from models.conversation import ConversationConfig, ConversationStart
 from models.image import ImageJob, ImageOptions
 from models.meme import MemeJob
 from models.settings import WORKFLOW_QUEUE
 from models.world import WorldJob
 from tests.conftest import TEST_SERVER, running_workers
+from workflows.conversation import ConversationWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
 from workflows.meme import MemeWorkflow
 from workflows.world import WorldWorkflow
@@ -69,6 +71,22 @@ async def record_meme(client: Client) -> None:
     await save(handle)
 
 
+async def record_conversation(client: Client) -> None:
+    """The first run of a conversation: three turns (one by signal), then continue-as-new."""
+    start = ConversationStart(config=ConversationConfig(continue_after_turns=3))
+    handle = await client.start_workflow(
+        ConversationWorkflow.run, start, id="recorded-conversation", task_queue=WORKFLOW_QUEUE
+    )
+    first_run = (await handle.describe()).run_id
+    await handle.execute_update(ConversationWorkflow.ask, "I keep three beehives on my roof in Lisbon.")
+    await handle.signal(ConversationWorkflow.tell, "My cat is called Pixel.")
+    await handle.execute_update(ConversationWorkflow.ask, "Where are my beehives?")
+    await handle.execute_update(ConversationWorkflow.ask, "What is my cat called?")
+    await handle.signal(ConversationWorkflow.end)
+    await handle.result()
+    await save(client.get_workflow_handle(handle.id, run_id=first_run))
+
+
 async def main() -> None:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(TEST_SERVER), data_converter=pydantic_data_converter
@@ -78,6 +96,7 @@ async def main() -> None:
             await record_image(env.client)
             await record_world(env.client)
             await record_meme(env.client)
+            await record_conversation(env.client)
     await env.shutdown()
 
 

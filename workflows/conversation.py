@@ -54,16 +54,16 @@ with workflow.unsafe.imports_passed_through():
 
 R = TypeVar("R")
 PHASE_ATTEMPTS = 3  # then the phase degrades
-EXPERIENCE_WAIT = timedelta(seconds=20)  # for a scoring worker to pick the search up
 
 
 def phase_call() -> dict:
     return model_call(2, attempts=PHASE_ATTEMPTS)
 
 
-def experience_call() -> dict:
+def experience_call(wait_s: int) -> dict:
+    """The scoring queue, but only `wait_s` for a scoring worker to pick the search up."""
     return scoring_call() | {
-        "schedule_to_start_timeout": EXPERIENCE_WAIT,
+        "schedule_to_start_timeout": timedelta(seconds=wait_s),
         "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=PHASE_ATTEMPTS),
     }
 
@@ -207,7 +207,7 @@ class ConversationWorkflow:
         )
         try:
             found = await workflow.execute_activity(
-                "retrieve_passages", request, result_type=Retrieved, **experience_call()
+                "retrieve_passages", request, result_type=Retrieved, **experience_call(self._config.retrieval_wait_s)
             )
         except ActivityError as err:
             cause = getattr(err.cause, "message", None) or str(err.cause or err)
