@@ -18,7 +18,7 @@ from temporalio.service import RPCError
 
 from models.settings import Settings
 from starter import chat_cmd, image_cmd, kb_cmd, meme_cmd, services, world_cmd
-from starter.common import Parser, Pipeline, UsageError, connect_or_explain, existing, stderr
+from starter.common import Parser, Pipeline, UsageError, attached, connect_or_explain, existing, stderr
 
 PIPELINES: dict[str, Pipeline] = {
     "ImageRefinementWorkflow": image_cmd.PIPELINE,
@@ -135,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: invalid configuration: {first['loc'][0]}: {first['msg']}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if getattr(args, "command", None) == "chat" and attached.get("id"):
+            print(f"detached: continue the conversation with `atelier chat --id {attached['id']}`", file=sys.stderr)
+            return 130
         how = (
             "`atelier result <id>`"
             if not getattr(args, "workflow_id", None)

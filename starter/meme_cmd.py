@@ -79,6 +79,8 @@ async def print_result(client: Client, workflow_id: str, settings: Settings, out
     payload = result.model_dump(mode="json") | {"file": str(path)}
     write_atomic(out_dir / "result.json", json.dumps(payload, indent=2).encode())
     print(json.dumps(payload, indent=2))
+    timeline = " → ".join(f"{phase.lower().replace('_', ' ')} {ms} ms" for phase, ms in result.metrics.phase_ms.items())
+    stderr.print(f"phases: {timeline}")
     stderr.print(f"cache: {result.cache}")
     if result.degraded:
         stderr.print(f"[yellow]degraded:[/] {result.degraded}")

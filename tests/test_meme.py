@@ -187,7 +187,7 @@ async def test_cli_meme_then_cache_hit_and_bad_input(dev_env, tmp_path):
         assert first.returncode == 0, first.stderr
         made = json.loads(first.stdout)
         assert made["cache"] == "miss" and made["provider"] == "offline" and made["format"] == "drake"
-        assert "generating image" in first.stderr and "cache: miss" in first.stderr
+        assert "generating image" in first.stderr and "uploading" in first.stderr and "cache: miss" in first.stderr
         with Image.open(made["file"]) as image:
             assert image.size == (1024, 1024)
         assert {"score", "history", "url", "metrics", "usage"} <= set(made)
