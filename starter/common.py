@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -99,6 +100,31 @@ def validated(model: type[M], **fields: Any) -> M:
         first = exc.errors()[0]
         message = first["msg"].removeprefix("Value error, ")
         raise UsageError(f"{'.'.join(map(str, first['loc']))}: {message}") from exc
+
+
+async def follow(handle: WorkflowHandle, progress_line: Callable[[WorkflowHandle], Awaitable[str | None]]) -> Any:
+    """Wait for a run's result, printing its progress line on stderr whenever it changes."""
+    result = asyncio.ensure_future(handle.result())
+    last = ""
+    with stderr.status("waiting for the run…") as spinner:
+        while not result.done():
+            line = await progress_line(handle)
+            if line is not None and line != last:
+                stderr.print(f"[dim]{handle.id}[/] {line}")
+                spinner.update(line)
+                last = line
+            await asyncio.wait([result], timeout=0.3)
+    return result.result()
+
+
+async def launch_and_print(
+    args: Any, settings: Settings, kind: str, run: Any, job: Any, text: str, printer: Any
+) -> int:
+    """Start (or attach to) a run and print its result with `printer` (or its id with `--detach`)."""
+    if (launched := await launch(args, settings, kind, run, job, text)) is None:
+        return 0
+    client, workflow_id = launched
+    return await printer(client, workflow_id, settings, args.out)
 
 
 async def existing(client: Client, workflow_id: str) -> tuple[WorkflowHandle, WorkflowExecutionDescription]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from activities.references import BadReference, check_url, is_url, read_local
 from activities.storage import make_store
 from models.image import ImageJob, ImageJobResult, ImageOptions, LoopState
 from models.settings import Settings
-from starter.common import Pipeline, UsageError, bounded_query, launch, stderr, validated
+from starter.common import Pipeline, UsageError, bounded_query, follow, launch_and_print, stderr, validated
 from starter.results import image_result_json
 from workflows.image_refinement import ImageRefinementWorkflow
 
@@ -82,24 +81,14 @@ def _describe(state: LoopState) -> str:
     return f"iteration {state.iteration}/{state.max_iterations} · {state.phase.value} · scores [{scores}] · {spent}"
 
 
-async def follow(handle: WorkflowHandle) -> ImageJobResult:
-    """Wait for the result, showing the loop's progress on stderr."""
-    result = asyncio.ensure_future(handle.result())
-    last = ""
-    with stderr.status("waiting for the run…") as status:
-        while not result.done():
-            state = await loop_state(handle)
-            if state is not None and (line := _describe(state)) != last:
-                stderr.print(f"[dim]{handle.id}[/] {line}")
-                status.update(line)
-                last = line
-            await asyncio.wait([result], timeout=0.5)
-    return result.result()
+async def progress_line(handle: WorkflowHandle) -> str | None:
+    state = await loop_state(handle)
+    return _describe(state) if state is not None else None
 
 
 async def print_result(client: Client, workflow_id: str, settings: Settings, out: Path | None) -> int:
     handle = client.get_workflow_handle_for(ImageRefinementWorkflow.run, workflow_id)
-    result = await follow(handle)
+    result: ImageJobResult = await follow(handle, progress_line)
     payload = await image_result_json(result, make_store(settings), out or settings.data_dir / "out" / workflow_id)
     print(json.dumps(payload, indent=2))
     stderr.print(f"best image: {payload['best_image_url']} (score {payload['final_score']})")
@@ -110,10 +99,7 @@ async def print_result(client: Client, workflow_id: str, settings: Settings, out
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     job = image_job(args, settings)
-    if (launched := await launch(args, settings, "image", ImageRefinementWorkflow.run, job, job.prompt)) is None:
-        return 0
-    client, workflow_id = launched
-    return await print_result(client, workflow_id, settings, args.out)
+    return await launch_and_print(args, settings, "image", ImageRefinementWorkflow.run, job, job.prompt, print_result)
 
 
 async def _state_json(handle: WorkflowHandle) -> dict | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from temporalio.client import Client, WorkflowHandle
 from activities.storage import load, make_store, write_atomic
 from models.meme import FORMAT_NAMES, MemeJob, MemeMetrics, MemeResult, MemeStatus
 from models.settings import Settings
-from starter.common import Pipeline, UsageError, bounded_query, launch, stderr, validated
+from starter.common import Pipeline, UsageError, bounded_query, follow, launch_and_print, stderr, validated
 from workflows.meme import MemeWorkflow
 
 
@@ -52,27 +51,17 @@ async def meme_status(handle: WorkflowHandle) -> MemeStatus | None:
     return await bounded_query(handle, MemeWorkflow.status, MemeStatus | None)
 
 
-async def follow(handle: WorkflowHandle) -> MemeResult:
-    """Wait for the meme, printing each phase as it starts."""
-    result = asyncio.ensure_future(handle.result())
-    last = ""
-    with stderr.status("waiting for the meme…") as spinner:
-        while not result.done():
-            st = await meme_status(handle)
-            if st is not None:
-                best = f" · best {st.best_score:.2f}" if st.best_score is not None else ""
-                line = f"{st.phase.value.lower().replace('_', ' ')} · drafts {st.drafts}{best}"
-                if line != last:
-                    stderr.print(f"[dim]{handle.id}[/] {line}")
-                    spinner.update(line)
-                    last = line
-            await asyncio.wait([result], timeout=0.3)
-    return result.result()
+async def progress_line(handle: WorkflowHandle) -> str | None:
+    st = await meme_status(handle)
+    if st is None:
+        return None
+    best = f" · best {st.best_score:.2f}" if st.best_score is not None else ""
+    return f"{st.phase.value.lower().replace('_', ' ')} · drafts {st.drafts}{best}"
 
 
 async def print_result(client: Client, workflow_id: str, settings: Settings, out: Path | None) -> int:
     handle = client.get_workflow_handle_for(MemeWorkflow.run, workflow_id)
-    result = await follow(handle)
+    result: MemeResult = await follow(handle, progress_line)
     out_dir = out or settings.data_dir / "out" / workflow_id
     path = (out_dir / "meme.png").resolve()
     write_atomic(path, await load(make_store(settings), result.image))
@@ -91,10 +80,7 @@ async def print_result(client: Client, workflow_id: str, settings: Settings, out
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     job = meme_job(args, settings)
-    if (launched := await launch(args, settings, "meme", MemeWorkflow.run, job, job.topic)) is None:
-        return 0
-    client, workflow_id = launched
-    return await print_result(client, workflow_id, settings, args.out)
+    return await launch_and_print(args, settings, "meme", MemeWorkflow.run, job, job.topic, print_result)
 
 
 async def _status_json(handle: WorkflowHandle) -> dict | None:
