@@ -142,4 +142,7 @@ async def bounded_query(handle: WorkflowHandle, query: Any, result_type: Any) ->
     try:
         return await handle.query(query, result_type=result_type, rpc_timeout=timedelta(seconds=2))
     except RPCError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # Ctrl-C arrived during the call: detach, do not swallow it
+            raise asyncio.CancelledError from None
         return None

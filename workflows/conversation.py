@@ -116,8 +116,13 @@ class ConversationWorkflow:
     @workflow.signal
     def tell(self, text: str) -> None:
         """Fire and forget: the message is processed like any other; its reply lands in the history."""
-        if text.strip():
-            self._enqueue(text.strip())
+        try:
+            message = UserMessage(text=text)
+        except ValidationError as exc:
+            workflow.logger.warning("ignored a told message: %s", exc.errors()[0]["msg"])
+            return
+        if not self._ending:
+            self._enqueue(message.text)
 
     @workflow.signal
     def end(self) -> None:
@@ -166,7 +171,8 @@ class ConversationWorkflow:
             if self._inbox:
                 continue
             if turns_this_run >= self._config.continue_after_turns or workflow.info().is_continue_as_new_suggested():
-                await workflow.wait_condition(workflow.all_handlers_finished)
+                # replies handed over first; a message arriving meanwhile is answered in this run
+                await workflow.wait_condition(lambda: workflow.all_handlers_finished() or bool(self._inbox))
                 if not self._inbox:
                     self._continue_as_new(st)
         await workflow.wait_condition(workflow.all_handlers_finished)

@@ -20,16 +20,20 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateStage
 
 from activities.providers.recording import read_log
+from models.conversation import ConversationStart, Reply
 from models.image import ImageJob, ImageOptions
+from models.meme import MemeJob
 from models.settings import WORKFLOW_QUEUE, Settings
 from models.world import WorldJob, WorldManifest, WorldState
 from starter.services import listening
 from tests.conftest import ROOT, TEMPORAL, free_port
 from workers.connection import connect
+from workflows.conversation import ConversationWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
+from workflows.meme import MemeWorkflow
 from workflows.world import WorldWorkflow
 
 SETTLE_S = 1.0  # a call logged this long before a kill has certainly been reported to Temporal
@@ -38,7 +42,7 @@ SETTLE_S = 1.0  # a call logged this long before a kill has certainly been repor
 @dataclass(frozen=True)
 class Trial:
     seed: int
-    pipeline: str  # world | image
+    pipeline: str  # world | image | meme | chat
     victim: str  # worker | server
 
 
@@ -142,26 +146,70 @@ def _check_image(result, stack: Stack, job: ImageJob) -> tuple[int, int]:
     return lost, len(files) - len(result.iterations)
 
 
+IMAGE_JOB = ImageJob(
+    prompt="a red lighthouse on a blue sea at sunset",
+    options=ImageOptions(quality="low"),
+    max_iterations=4,
+    threshold=100,
+)
+MEME_JOB = MemeJob(topic="working from home", format="drake", target_score=1.0, max_refinements=2, use_cache=False)
+CHAT = ["I keep three beehives on my roof in Lisbon.", "My cat is called Pixel.", "Where are my beehives?"]
+LATENCY = {"world": 0.15, "image": 0.4, "meme": 0.3, "chat": 0.2}
+
+
+async def _start(client: Client, pipeline: str, workflow_id: str) -> None:
+    """Start the run; a conversation gets all its messages (accepted updates, ids m1…m3) up front."""
+    if pipeline == "world":
+        job = WorldJob(prompt="A harbour town of kite builders", characters=3, posts_per_character=4)
+        await client.start_workflow(WorldWorkflow.run, job, id=workflow_id, task_queue=WORKFLOW_QUEUE)
+    elif pipeline == "image":
+        await client.start_workflow(ImageRefinementWorkflow.run, IMAGE_JOB, id=workflow_id, task_queue=WORKFLOW_QUEUE)
+    elif pipeline == "meme":
+        await client.start_workflow(MemeWorkflow.run, MEME_JOB, id=workflow_id, task_queue=WORKFLOW_QUEUE)
+    else:
+        handle = await client.start_workflow(
+            ConversationWorkflow.run, ConversationStart(), id=workflow_id, task_queue=WORKFLOW_QUEUE
+        )
+        for number, text in enumerate(CHAT, 1):
+            await handle.start_update(
+                ConversationWorkflow.ask, text, id=f"m{number}", wait_for_stage=WorkflowUpdateStage.ACCEPTED
+            )
+
+
+async def _finish(client: Client, pipeline: str, workflow_id: str, stack: Stack) -> tuple[bool, int, int]:
+    """Wait for the run; (completed, lost, extra artifacts)."""
+    if pipeline == "world":
+        result = await client.get_workflow_handle_for(WorldWorkflow.run, workflow_id).result()
+        return result.state == WorldState.COMPLETED, *_check_world(result, stack)
+    if pipeline == "image":
+        result = await client.get_workflow_handle_for(ImageRefinementWorkflow.run, workflow_id).result()
+        return True, *_check_image(result, stack, IMAGE_JOB)
+    if pipeline == "meme":
+        meme = await client.get_workflow_handle_for(MemeWorkflow.run, workflow_id).result()
+        lost = (MEME_JOB.max_refinements + 1 - len(meme.history)) + (
+            not (stack.settings.artifact_dir / meme.image.key).is_file()
+        )
+        return meme.degraded is None, lost, 0
+    handle = client.get_workflow_handle_for(ConversationWorkflow.run, workflow_id)
+    replies = [await handle.get_update_handle(f"m{n}", result_type=Reply).result() for n in range(1, len(CHAT) + 1)]
+    history = await handle.query(ConversationWorkflow.history)
+    assert history is not None
+    turns = [t.user for t in history.recent]
+    lost = sum(1 for text in CHAT if text not in turns) + sum(1 for n, r in enumerate(replies, 1) if r.turn != n)
+    return True, lost, len(turns) - len(set(turns))
+
+
 async def run_trial(trial: Trial, folder: Path) -> Outcome:
     rng = random.Random(trial.seed)
     outcome = Outcome(trial)
-    latency = 0.15 if trial.pipeline == "world" else 0.4
-    stack = Stack(folder, latency)
+    stack = Stack(folder, LATENCY[trial.pipeline])
     stack.start_server()
     stack.start_worker()
     started = time.monotonic()
     try:
         client = await _client(stack.address, stack.settings)
         workflow_id = f"chaos-{trial.pipeline}-{trial.seed}"
-        image_job = ImageJob(prompt="a red lighthouse on a blue sea at sunset", options=ImageOptions(quality="low"),
-                             max_iterations=4, threshold=100)  # fmt: skip
-        if trial.pipeline == "world":
-            job = WorldJob(prompt="A harbour town of kite builders", characters=3, posts_per_character=4)
-            await client.start_workflow(WorldWorkflow.run, job, id=workflow_id, task_queue=WORKFLOW_QUEUE)
-        else:
-            await client.start_workflow(
-                ImageRefinementWorkflow.run, image_job, id=workflow_id, task_queue=WORKFLOW_QUEUE
-            )
+        await _start(client, trial.pipeline, workflow_id)
         await asyncio.sleep(rng.uniform(0.5, 2.5))
         killed_at = time.time()
         before = stack.call_log
@@ -172,10 +220,9 @@ async def run_trial(trial: Trial, folder: Path) -> Outcome:
             stack.kill(stack.server)
             stack.start_server()
         client = await _client(stack.address, stack.settings)
-        run = WorldWorkflow.run if trial.pipeline == "world" else ImageRefinementWorkflow.run
-        result = await asyncio.wait_for(client.get_workflow_handle_for(run, workflow_id).result(), timeout=180)
+        finished = _finish(client, trial.pipeline, workflow_id, stack)
+        outcome.completed, lost, extra = await asyncio.wait_for(finished, timeout=180)
         outcome.wall_s = time.monotonic() - started
-        outcome.completed = (result.state == WorldState.COMPLETED) if trial.pipeline == "world" else True
 
         calls = stack.call_log
         after = sorted(e["at"] for e in calls if e["ok"] and e["at"] > killed_at)
@@ -184,10 +231,6 @@ async def run_trial(trial: Trial, folder: Path) -> Outcome:
         settled = {(e["workflow_id"], e["activity_id"]) for e in before if e["ok"] and e["at"] < killed_at - SETTLE_S}
         redone = sum(1 for step in settled if ok[step] > 1)
         outcome.retried_in_flight = sum(n - 1 for step, n in ok.items() if n > 1 and step not in settled)
-        if trial.pipeline == "world":
-            lost, extra = _check_world(result, stack)
-        else:
-            lost, extra = _check_image(result, stack, image_job)
         outcome.lost, outcome.duplicates = lost, redone + extra
     except Exception as exc:  # a trial that fails is reported, not raised
         outcome.error = f"{type(exc).__name__}: {exc}"[:200]
@@ -197,8 +240,8 @@ async def run_trial(trial: Trial, folder: Path) -> Outcome:
 
 
 def trials(count: int, seed: int = 7) -> list[Trial]:
-    """A seeded mix: worker and server kills during world and image runs."""
-    kinds = [("world", "worker"), ("image", "worker"), ("world", "server"), ("image", "server")]
+    """A seeded mix: worker and server kills during world, image, meme and conversation runs."""
+    kinds = [(pipeline, victim) for victim in ("worker", "server") for pipeline in ("world", "image", "meme", "chat")]
     return [Trial(seed + i, *kinds[i % len(kinds)]) for i in range(count)]
 
 

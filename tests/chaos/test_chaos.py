@@ -9,7 +9,12 @@ from tests.chaos.harness import Trial, run_trial
 
 @pytest.mark.parametrize(
     "trial",
-    [Trial(101, "world", "worker"), Trial(102, "image", "server")],
+    [
+        Trial(101, "world", "worker"),
+        Trial(102, "image", "server"),
+        Trial(103, "meme", "worker"),
+        Trial(104, "chat", "server"),
+    ],
     ids=lambda t: f"{t.pipeline}-{t.victim}",
 )
 async def test_kill_mid_run_loses_and_repeats_nothing(trial, tmp_path):
