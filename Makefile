@@ -49,7 +49,7 @@ tools:
 	fi
 
 chaos: install
-	@$(PY) -m tests.chaos --trials 20
+	@$(PY) -m tests.chaos --trials 24
 
 bench: install
 	@$(PY) -m bench.world_bench

@@ -31,6 +31,7 @@ WORKFLOWS = [
     KnowledgeIngestWorkflow,
 ]
 QUEUES = (WORKFLOW_QUEUE, PROVIDER_QUEUE, SCORING_QUEUE)
+STICKY_TIMEOUT = timedelta(seconds=3)
 
 
 def provider_activities(provider: Provider, store: ArtifactStore, settings: Settings) -> list:
@@ -69,7 +70,16 @@ def build_workers(
     settings = settings or Settings()
     workers = []
     if WORKFLOW_QUEUE in queues:
-        workers.append(Worker(client, task_queue=WORKFLOW_QUEUE, workflows=WORKFLOWS))
+        # A workflow's next task waits this long for the worker that cached it before any worker may take
+        # it: short, so a crashed worker's workflows move on in seconds (default 10 s).
+        workers.append(
+            Worker(
+                client,
+                task_queue=WORKFLOW_QUEUE,
+                workflows=WORKFLOWS,
+                sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
+            )
+        )
     if PROVIDER_QUEUE in queues:
         workers.append(
             Worker(

@@ -25,7 +25,7 @@ async def main(count: int, seed: int) -> int:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--trials", type=int, default=24)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     sys.exit(asyncio.run(main(args.trials, args.seed)))
