@@ -27,6 +27,7 @@ from models.settings import WORKFLOW_QUEUE, Settings
 from starter.common import (
     Pipeline,
     UsageError,
+    WorkerSilence,
     attached,
     bounded_query,
     connect_or_explain,
@@ -85,8 +86,10 @@ async def send(handle: WorkflowHandle, text: str) -> Reply:
     """Ask, printing each phase of this message's turn as the workflow records it."""
     reply_task = asyncio.ensure_future(handle.execute_update(ConversationWorkflow.ask, text))
     shown, turn = 0, None
+    silent = WorkerSilence()
     while not reply_task.done():
         progress: Progress | None = await bounded_query(handle, ConversationWorkflow.progress, Progress)
+        silent.observe(progress is not None)
         if progress and progress.user == text and progress.turn is not None:
             if progress.turn != turn:
                 turn, shown = progress.turn, 0

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.conftest import address_of, atelier_env, run_cli, start_worker
+from tests.conftest import ROOT, address_of, atelier_env, run_cli, start_worker
 
 PROMPT = "A red barn under a starry night sky with a blue river"
 
@@ -83,3 +85,20 @@ def test_unreachable_server_is_a_clear_error(tmp_path):
 
 def test_console_script_is_installed():
     assert (__import__("pathlib").Path(sys.executable).parent / "atelier").exists()
+
+
+async def test_run_started_before_any_worker_says_so_and_finishes_when_one_comes(dev_env, cli_env, tmp_path):
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "starter", "meme", "mondays", "--format", "two-buttons"],
+        cwd=ROOT, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    await asyncio.sleep(9)  # no worker yet: the run waits in Temporal
+    assert cli.poll() is None, "the CLI waits for the run"
+    worker = start_worker(cli_env, tmp_path / "worker.log")
+    try:
+        out, err = await asyncio.to_thread(cli.communicate, timeout=120)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert cli.returncode == 0 and json.loads(out)["format"] == "two-buttons"
+    assert err.count("no worker is answering") == 1

@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 
@@ -106,6 +107,11 @@ async def test_worker_killed_mid_world_resumes_without_redoing_steps(dev_env, tm
     assert sum(1 for e in ok if e["call"] == "structured:PostDetail") <= st.posts.planned + len(in_flight)
 
 
+def interruptible() -> None:
+    """Ctrl-C as in a terminal, even when the tests run as a background job (which ignores SIGINT)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def test_ctrl_c_detaches_and_the_world_goes_on(dev_env, tmp_path):
     env = atelier_env(tmp_path, address_of(dev_env), ATELIER_OFFLINE_LATENCY_S="0.2")
     worker = start_worker(env, tmp_path / "worker.log")
@@ -113,12 +119,19 @@ async def test_ctrl_c_detaches_and_the_world_goes_on(dev_env, tmp_path):
         cli = subprocess.Popen(
             [sys.executable, "-m", "starter", "world", PROMPT, "--characters", "3", "--posts", "4", "--id", "w-int"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=interruptible,
         )  # fmt: skip
         handle = dev_env.client.get_workflow_handle_for(WorldWorkflow.run, "w-int")
-        wait_for(lambda: (tmp_path / "data" / "logs" / "provider-calls.jsonl").exists(), 60, "the first model call")
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(cli.stderr.readline, "")), daemon=True)
+        reader.start()
+        wait_for(lambda: any(" | " in line for line in lines), 60, "the CLI to show progress")  # it is following
         cli.send_signal(signal.SIGINT)
-        _, err = cli.communicate(timeout=30)
-        assert cli.returncode == 130 and "re-attach with `atelier result w-int`" in err and "Traceback" not in err
+        cli.wait(timeout=30)
+        reader.join(timeout=10)
+        err = "".join(lines)
+        assert cli.returncode == 130, err
+        assert "re-attach with `atelier result w-int`" in err and "Traceback" not in err
         result = await asyncio.wait_for(handle.result(), timeout=120)
         assert result.state == WorldState.COMPLETED
     finally:
