@@ -144,11 +144,24 @@ class LocalStore:
 class S3Store:
     """Artifacts in a MinIO/S3 bucket through the minio SDK (blocking calls run in threads)."""
 
-    def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str, secure: bool) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        access_key: str,
+        secret_key: str,
+        bucket: str,
+        secure: bool,
+        public_endpoint: str | None = None,
+        region: str = "us-east-1",
+    ) -> None:
         from minio import Minio
 
         self.bucket = bucket
         self.client = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure)
+        # presigning is local arithmetic; with the region given it never calls the (public) endpoint
+        self.signer = Minio(
+            public_endpoint or endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region
+        )
         self._bucket_ready = False
 
     def _ensure_bucket(self) -> None:
@@ -192,7 +205,7 @@ class S3Store:
 
     async def url(self, key: str) -> str:
         """A presigned GET URL, valid for 7 days."""
-        return await asyncio.to_thread(self.client.presigned_get_object, self.bucket, key, timedelta(days=7))
+        return await asyncio.to_thread(self.signer.presigned_get_object, self.bucket, key, timedelta(days=7))
 
     def _keys(self, prefix: str) -> list[str]:
         self._ensure_bucket()
@@ -220,5 +233,7 @@ def make_store(settings: Settings) -> ArtifactStore:
             settings.s3_secret_key.get_secret_value(),
             settings.s3_bucket,
             settings.s3_secure,
+            settings.s3_public_endpoint,
+            settings.s3_region,
         )
     return LocalStore(settings.artifact_dir)

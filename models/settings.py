@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     s3_secret_key: SecretStr | None = Field(None, validation_alias="S3_SECRET_KEY")
     s3_bucket: str = Field("atelier", validation_alias="S3_BUCKET")
     s3_secure: bool = Field(True, validation_alias="S3_SECURE")
+    # host:port people reach the store at, when it differs from S3_ENDPOINT (presigned URLs are signed for it)
+    s3_public_endpoint: str | None = Field(None, validation_alias="S3_PUBLIC_ENDPOINT")
+    s3_region: str = Field("us-east-1", validation_alias="S3_REGION")
 
     allow_private_urls: bool = Field(False, validation_alias="ATELIER_ALLOW_PRIVATE_URLS")
     offline_latency_s: float = Field(0.0, ge=0, validation_alias="ATELIER_OFFLINE_LATENCY_S")

@@ -74,3 +74,17 @@ async def test_keys_delete_and_url(store):
     assert url.endswith("kb/docs/b.json") or "kb/docs/b.json?" in url  # a path, or a presigned URL
     if isinstance(store, S3Store):
         assert "X-Amz-Signature=" in url and "test-secret" not in url
+
+
+async def test_presigned_urls_name_the_public_endpoint(s3_endpoint, tmp_path):
+    """Workers reach MinIO as minio:9000 inside compose; people follow links to the public host."""
+    settings = Settings(
+        ATELIER_STORAGE="s3", S3_ENDPOINT=s3_endpoint, S3_ACCESS_KEY="test", S3_SECRET_KEY="test-secret",
+        S3_BUCKET="atelier-public", S3_SECURE=False, S3_PUBLIC_ENDPOINT="files.example.invalid:9000",
+    )  # fmt: skip
+    store = make_store(settings)
+    ref = await store.put("memes/abc.png", b"png", "image/png")
+    url = await store.url(ref.key)  # signed without contacting the (unreachable) public host
+    assert url.startswith("http://files.example.invalid:9000/atelier-public/memes/abc.png?")
+    assert "X-Amz-Signature=" in url and "test-secret" not in url
+    assert await load(store, ref) == b"png", "reads still go to S3_ENDPOINT"
