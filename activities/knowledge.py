@@ -81,6 +81,8 @@ class KnowledgeActivities:
         self.store = store
         self.embedder = embedder
         self._vectors: OrderedDict[str, torch.Tensor] = OrderedDict()  # text sha256 → unit vector
+        self._docs: dict[str, tuple[list[Passage], torch.Tensor]] = {}  # kb doc key → chunks and vectors
+        self._turns: OrderedDict[str, str] = OrderedDict()  # archived turn key → its text
 
     async def _embed(self, texts: list[str]) -> torch.Tensor:
         """Unit vectors for `texts`, reusing the ones this process has computed before."""
@@ -118,41 +120,57 @@ class KnowledgeActivities:
         await self.store.put(kb_doc_key(doc_id), stored.model_dump_json().encode(), "application/json")
         return DocSummary(doc_id=doc_id, name=doc.name, chunks=len(chunks), characters=len(text))
 
+    async def _doc(self, key: str) -> tuple[list[Passage], torch.Tensor]:
+        """One document's chunks and vectors, read once: a doc id names its content, so a key never changes."""
+        if key not in self._docs:
+            doc = KnowledgeDoc.model_validate_json(await self.store.read(key))
+            passages = [
+                Passage(source="kb", ref=f"{doc.doc_id}#{c.index}", title=doc.name, text=c.text, score=0)
+                for c in doc.chunks
+            ]
+            self._docs[key] = (passages, torch.tensor([c.embedding for c in doc.chunks]))
+        return self._docs[key]
+
+    async def _turn_text(self, key: str) -> str:
+        """An archived turn as text, read once (a turn's record is final when archived)."""
+        if key not in self._turns:
+            self._turns[key] = turn_text(TurnRecord.model_validate_json(await self.store.read(key)))
+            while len(self._turns) > CACHE_SIZE:
+                self._turns.popitem(last=False)
+        return self._turns[key]
+
     @activity.defn(name="retrieve_passages")
     async def retrieve(self, request: RetrieveRequest) -> Retrieved:
         """The knowledge-base chunks and earlier turns most similar to the query."""
         candidates: list[Passage] = []
-        vectors: list[torch.Tensor] = []
+        blocks: list[torch.Tensor] = []
         async with heartbeating("retrieving"):
             doc_keys = await self.store.keys(KB_PREFIX)
+            for key in set(self._docs) - set(doc_keys):  # removed from the knowledge base
+                del self._docs[key]
             for key in doc_keys:
-                doc = KnowledgeDoc.model_validate_json(await self.store.read(key))
-                for chunk in doc.chunks:
-                    ref = f"{doc.doc_id}#{chunk.index}"
-                    candidates.append(Passage(source="kb", ref=ref, title=doc.name, text=chunk.text, score=0))
-                    vectors.append(torch.tensor(chunk.embedding))
+                passages, vectors = await self._doc(key)
+                candidates += passages
+                blocks.append(vectors)
             chunk_count = len(candidates)
-            turns = []
-            for key in await self.store.keys(turns_prefix(request.conversation_id)):
-                turn = TurnRecord.model_validate_json(await self.store.read(key))
-                if turn.number < request.before_turn:
-                    turns.append(turn)
-            turn_vectors = await self._embed([turn_text(t) for t in turns])
-            for turn, vector in zip(turns, turn_vectors, strict=True):
-                ref = f"turn {turn.number}"
-                candidates.append(Passage(source="turn", ref=ref, title=ref, text=turn_text(turn), score=0))
-                vectors.append(vector)
+            turn_keys = await self.store.keys(turns_prefix(request.conversation_id))
+            earlier = [k for k in turn_keys if int(PurePath(k).stem) < request.before_turn]
+            for key in earlier:
+                ref = f"turn {int(PurePath(key).stem)}"
+                text = await self._turn_text(key)
+                candidates.append(Passage(source="turn", ref=ref, title=ref, text=text, score=0))
             if not candidates:
                 return Retrieved(passages=[], searched_turns=0, searched_chunks=0)
+            blocks.append(await self._embed([p.text for p in candidates[chunk_count:]]))
             query = (await self._embed([request.query]))[0]
-            scores = (torch.stack(vectors) @ query).tolist()
+            scores = (torch.cat(blocks) @ query).tolist()
         ranked = sorted(zip(scores, range(len(candidates)), strict=True), reverse=True)
         passages = [
             candidates[i].model_copy(update={"score": round(score, 4)})
             for score, i in ranked[: request.k]
             if score >= MIN_SCORE
         ]
-        return Retrieved(passages=passages, searched_turns=len(turns), searched_chunks=chunk_count)
+        return Retrieved(passages=passages, searched_turns=len(earlier), searched_chunks=chunk_count)
 
     def activities(self) -> list:
         return [self.ingest_document, self.retrieve]

@@ -58,6 +58,10 @@ def _text_prompt(request: TextRequest) -> str:
     return prompt
 
 
+def cache_entry(key: str) -> str:
+    return artifact_key("cache", "memes", f"{key}.json")
+
+
 class MemeActivities:
     def __init__(self, provider: Provider, store: ArtifactStore, upload: CircuitBreaker, models: str) -> None:
         self.provider = provider
@@ -123,8 +127,8 @@ class MemeActivities:
         identity = {"topic": " ".join(request.topic.lower().split()), "format": request.format}
         identity |= {"style": " ".join(request.style.lower().split()), "models": self.models}
         key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-        entry = artifact_key("cache", "memes", f"{key}.json")
-        if not await self.store.exists(entry):
+        entry = cache_entry(key)
+        if not request.read or not await self.store.exists(entry):
             return CacheLookup(key=key, provider=self.provider.name)
         try:
             cached = CachedMeme.model_validate_json(await self.store.read(entry))
@@ -138,8 +142,7 @@ class MemeActivities:
 
     @activity.defn(name="meme_cache_save")
     async def cache_save(self, cached: CachedMeme) -> None:
-        entry = artifact_key("cache", "memes", f"{cached.key}.json")
-        await self.store.put(entry, cached.model_dump_json(indent=2).encode(), "application/json")
+        await self.store.put(cache_entry(cached.key), cached.model_dump_json(indent=2).encode(), "application/json")
 
     @activity.defn(name="meme_url")
     async def url(self, image: ArtifactRef) -> str:

@@ -145,9 +145,6 @@ class Observations(BaseModel):
                 self.links.append(link)
         del self.links[: max(0, len(self.links) - MAX_LINKS)]
 
-    def top(self, n: int) -> list[str]:
-        return [c for c, _ in sorted(self.concepts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
-
 
 class ConversationConfig(BaseModel):
     continue_after_turns: int = Field(default=20, ge=1, le=1000)  # then continue-as-new with compacted state

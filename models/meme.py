@@ -226,6 +226,7 @@ class CacheKeyRequest(BaseModel):
     topic: str
     format: str
     style: str
+    read: bool = True  # False (--no-cache): only the key, for replacing the entry afterwards
 
 
 class CachedMeme(BaseModel):

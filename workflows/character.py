@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
         ProgressDelta,
         profile_text,
     )
-    from workflows.options import bookkeeping, model_call, scoring_call
+    from workflows.options import bookkeeping, metered_call, model_call, scoring_call
 
 
 def failure(step: str, err: ActivityError) -> Failure:
@@ -88,12 +88,11 @@ class CharacterWorkflow:
             result.failures.append(Failure(step=f"{seed.username}/profile", error="call budget exhausted"))
             return result
         try:
-            profiled = self._ledger.take(
-                await workflow.execute_activity_method(
-                    WorldActivities.character_detail,
-                    CharacterDetailRequest(world_id=job.world_id, world_text=job.world_text, seed=seed),
-                    **model_call(5),
-                )
+            profiled = await metered_call(
+                self._ledger,
+                WorldActivities.character_detail,
+                CharacterDetailRequest(world_id=job.world_id, world_text=job.world_text, seed=seed),
+                **model_call(5),
             )
         except ActivityError as err:
             result.failures.append(failure(f"{seed.username}/profile", err))
@@ -138,17 +137,16 @@ class CharacterWorkflow:
             self._result.failures.append(Failure(step=f"{detail.username}/avatar", error="call budget exhausted"))
             return
         try:
-            manifest.avatar = self._ledger.take(
-                await workflow.execute_activity_method(
-                    WorldActivities.character_avatar,
-                    AvatarRequest(
-                        world_id=self._job.world_id,
-                        username=detail.username,
-                        avatar_description=detail.avatar_description,
-                        visual_style=self._job.visual_style,
-                    ),
-                    **model_call(10),
-                )
+            manifest.avatar = await metered_call(
+                self._ledger,
+                WorldActivities.character_avatar,
+                AvatarRequest(
+                    world_id=self._job.world_id,
+                    username=detail.username,
+                    avatar_description=detail.avatar_description,
+                    visual_style=self._job.visual_style,
+                ),
+                **model_call(10),
             )
         except ActivityError as err:
             self._result.failures.append(failure(f"{detail.username}/avatar", err))
@@ -169,20 +167,19 @@ class CharacterWorkflow:
             if not self._spend(llm=1):
                 break
             try:
-                batch = self._ledger.take(
-                    await workflow.execute_activity_method(
-                        WorldActivities.post_batch,
-                        PostBatchRequest(
-                            world_id=job.world_id,
-                            world_text=job.world_text,
-                            character=detail,
-                            batch_index=batch_index,
-                            count=count,
-                            previous=previous,
-                            narrative_arc=arc,
-                        ),
-                        **model_call(5),
-                    )
+                batch = await metered_call(
+                    self._ledger,
+                    WorldActivities.post_batch,
+                    PostBatchRequest(
+                        world_id=job.world_id,
+                        world_text=job.world_text,
+                        character=detail,
+                        batch_index=batch_index,
+                        count=count,
+                        previous=previous,
+                        narrative_arc=arc,
+                    ),
+                    **model_call(5),
                 )
             except ActivityError as err:
                 result.failures.append(failure(f"{detail.username}/post batch {batch_index + 1}", err))
@@ -223,19 +220,18 @@ class CharacterWorkflow:
             self._result.failures.append(Failure(step=step, error="call budget exhausted"))
             return None
         try:
-            written = self._ledger.take(
-                await workflow.execute_activity_method(
-                    WorldActivities.post_detail,
-                    PostDetailRequest(
-                        world_id=job.world_id,
-                        world_text=job.world_text,
-                        character=detail,
-                        number=number,
-                        idea=idea,
-                        narrative_arc=arc,
-                    ),
-                    **model_call(5),
-                )
+            written = await metered_call(
+                self._ledger,
+                WorldActivities.post_detail,
+                PostDetailRequest(
+                    world_id=job.world_id,
+                    world_text=job.world_text,
+                    character=detail,
+                    number=number,
+                    idea=idea,
+                    narrative_arc=arc,
+                ),
+                **model_call(5),
             )
         except ActivityError as err:
             self._result.failures.append(failure(step, err))
@@ -247,18 +243,17 @@ class CharacterWorkflow:
                 self._result.failures.append(Failure(step=f"{step} image", error="call budget exhausted"))
                 return record
             try:
-                record.image = self._ledger.take(
-                    await workflow.execute_activity_method(
-                        WorldActivities.post_image,
-                        PostImageRequest(
-                            world_id=job.world_id,
-                            username=detail.username,
-                            number=number,
-                            image_prompt=written.detail.image_prompt,
-                            visual_style=job.visual_style,
-                        ),
-                        **model_call(10),
-                    )
+                record.image = await metered_call(
+                    self._ledger,
+                    WorldActivities.post_image,
+                    PostImageRequest(
+                        world_id=job.world_id,
+                        username=detail.username,
+                        number=number,
+                        image_prompt=written.detail.image_prompt,
+                        visual_style=job.visual_style,
+                    ),
+                    **model_call(10),
                 )
             except ActivityError as err:
                 self._result.failures.append(failure(f"{step} image", err))

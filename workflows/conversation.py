@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.options import bookkeeping, model_call, scoring_call
 
 R = TypeVar("R")
+T = TypeVar("T")
 PHASE_ATTEMPTS = 3  # then the phase degrades
 
 
@@ -66,6 +67,15 @@ def experience_call(wait_s: int) -> dict:
         "schedule_to_start_timeout": timedelta(seconds=wait_s),
         "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=PHASE_ATTEMPTS),
     }
+
+
+def elapsed_ms(started: datetime) -> int:
+    return int((workflow.now() - started).total_seconds() * 1000)
+
+
+def describe_retrieval(found: Retrieved) -> str:
+    best = ", ".join(f"{p.ref} ({p.score:.2f})" for p in found.passages[:3]) or "nothing relevant"
+    return f"searched {found.searched_turns} turns and {found.searched_chunks} passages: {best}"
 
 
 class Turn:
@@ -185,6 +195,20 @@ class ConversationWorkflow:
         carried = st.model_copy(update={"runs": st.runs + 1, "usage": st.usage.plus(self._ledger.usage)})
         workflow.continue_as_new(ConversationStart(config=self._config, state=carried))
 
+    async def _run(
+        self, turn: Turn, phase: Phase, call: Awaitable[T], summary: Callable[[T], str], degraded: str
+    ) -> T | None:
+        """Await one phase's activity and record it; when it keeps failing, record the degradation, return None."""
+        started = workflow.now()
+        try:
+            result = await call
+        except ActivityError as err:
+            cause = getattr(err.cause, "message", None) or str(err.cause or err)
+            turn.record(phase, f"failed: {cause}", elapsed_ms(started), f"{degraded} ({phase.value} failed: {cause})")
+            return None
+        turn.record(phase, summary(result), elapsed_ms(started))
+        return result
+
     async def _phase(
         self,
         turn: Turn,
@@ -194,36 +218,22 @@ class ConversationWorkflow:
         summary: Callable[[R], str],
         degraded: str,
     ) -> R | None:
-        """Run one phase's activity; when it keeps failing, record the degradation and return None."""
-        started = workflow.now()
-        try:
-            result = self._ledger.take(await workflow.execute_activity_method(activity, request, **phase_call()))
-        except ActivityError as err:
-            cause = getattr(err.cause, "message", None) or str(err.cause or err)
-            ms = int((workflow.now() - started).total_seconds() * 1000)
-            turn.record(phase, f"failed: {cause}", ms, f"{degraded} ({phase.value} failed: {cause})")
-            return None
-        turn.record(phase, summary(result), int((workflow.now() - started).total_seconds() * 1000))
-        return result
+        """A model phase on the provider queue; its usage goes into the ledger."""
+        call = workflow.execute_activity_method(activity, request, **phase_call())
+        metered = await self._run(turn, phase, call, lambda m: summary(m.value), degraded)
+        return self._ledger.take(metered) if metered else None
 
     async def _experience(self, turn: Turn, st: ConversationState, query: str) -> list[Passage] | None:
-        started = workflow.now()
         request = RetrieveRequest(
             conversation_id=st.conversation_id, query=query, before_turn=st.turns_total + 1, k=self._config.top_k
         )
-        try:
-            found = await workflow.execute_activity(
-                "retrieve_passages", request, result_type=Retrieved, **experience_call(self._config.retrieval_wait_s)
-            )
-        except ActivityError as err:
-            cause = getattr(err.cause, "message", None) or str(err.cause or err)
-            ms = int((workflow.now() - started).total_seconds() * 1000)
-            turn.record(Phase.EXPERIENCE, f"failed: {cause}", ms, "answered without retrieval: experience unavailable")
-            return None
-        best = ", ".join(f"{p.ref} ({p.score:.2f})" for p in found.passages[:3]) or "nothing relevant"
-        summary = f"searched {found.searched_turns} turns and {found.searched_chunks} passages: {best}"
-        turn.record(Phase.EXPERIENCE, summary, int((workflow.now() - started).total_seconds() * 1000))
-        return found.passages
+        call = workflow.execute_activity(
+            "retrieve_passages", request, result_type=Retrieved, **experience_call(self._config.retrieval_wait_s)
+        )
+        found = await self._run(
+            turn, Phase.EXPERIENCE, call, describe_retrieval, "answered without retrieval: experience unavailable"
+        )
+        return found.passages if found else None
 
     async def _turn(self, st: ConversationState, text: str) -> Reply:
         number = st.turns_total + 1

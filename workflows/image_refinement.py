@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.scoring import ImageScores, ScoreImagesRequest
     from models.usage import Ledger
-    from workflows.options import model_call, scoring_call
+    from workflows.options import metered_call, model_call, scoring_call
 
 
 @workflow.defn(failure_exception_types=[ValidationError])
@@ -102,19 +102,18 @@ class ImageRefinementWorkflow:
             prompt, human, previous_response_id = job.prompt, [], None
             for number in range(1, job.max_iterations + 1):
                 state.iteration, state.prompt, state.phase = number, prompt, Phase.GENERATING
-                generated = self._ledger.take(
-                    await workflow.execute_activity_method(
-                        ImageActivities.generate_image,
-                        GenerateImageRequest(
-                            run_id=run_id,
-                            iteration=number,
-                            prompt=prompt,
-                            options=job.options,
-                            references=references,
-                            previous_response_id=previous_response_id,
-                        ),
-                        **model_call(10),
-                    )
+                generated = await metered_call(
+                    self._ledger,
+                    ImageActivities.generate_image,
+                    GenerateImageRequest(
+                        run_id=run_id,
+                        iteration=number,
+                        prompt=prompt,
+                        options=job.options,
+                        references=references,
+                        previous_response_id=previous_response_id,
+                    ),
+                    **model_call(10),
                 )
                 provider, previous_response_id = generated.provider, generated.response_id
                 state.phase = Phase.EVALUATING
@@ -130,17 +129,16 @@ class ImageRefinementWorkflow:
                     break
                 state.phase = Phase.REFINING
                 human, self._pending_feedback = self._pending_feedback, []
-                refined = self._ledger.take(
-                    await workflow.execute_activity_method(
-                        ImageActivities.refine_prompt,
-                        RefinePromptRequest(
-                            original_prompt=job.prompt,
-                            current_prompt=prompt,
-                            feedback=[it.feedback for it in iterations],
-                            human_feedback=human,
-                        ),
-                        **model_call(2),
-                    )
+                refined = await metered_call(
+                    self._ledger,
+                    ImageActivities.refine_prompt,
+                    RefinePromptRequest(
+                        original_prompt=job.prompt,
+                        current_prompt=prompt,
+                        feedback=[it.feedback for it in iterations],
+                        human_feedback=human,
+                    ),
+                    **model_call(2),
                 )
                 prompt = refined.prompt
         except (asyncio.CancelledError, Exception) as err:

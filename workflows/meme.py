@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.scoring import Similarities, TextPairsRequest
     from models.usage import Ledger
-    from workflows.options import bookkeeping, model_call, scoring_call
+    from workflows.options import bookkeeping, metered_call, model_call, scoring_call
 
 VERIFY_FIXES = 2  # rewrites allowed for text that fails verification, on top of the refinements
 RELEVANCE_WAIT = timedelta(seconds=20)  # how long the topic relevance waits for a scoring worker
@@ -97,18 +97,19 @@ class MemeWorkflow:
         requested = job.format if isinstance(job.format, str) else job.format.value
         lookup = await workflow.execute_activity_method(
             MemeActivities.cache_lookup,
-            CacheKeyRequest(topic=job.topic, format=requested, style=job.style),
+            CacheKeyRequest(topic=job.topic, format=requested, style=job.style, read=job.use_cache),
             **bookkeeping(),
         )
-        if job.use_cache and lookup.hit is not None:
+        if lookup.hit is not None:
             return await self._from_cache(job, meme_id, lookup.hit)
 
         self._enter(MemePhase.SELECTING_FORMAT)
         if job.format == "auto":
-            choice = self._ledger.take(
-                await workflow.execute_activity_method(
-                    MemeActivities.choose_format, FormatRequest(topic=job.topic, style=job.style), **model_call(2)
-                )
+            choice = await metered_call(
+                self._ledger,
+                MemeActivities.choose_format,
+                FormatRequest(topic=job.topic, style=job.style),
+                **model_call(2),
             )
             fmt, reason = choice.format, choice.reason
         else:
@@ -195,9 +196,7 @@ class MemeWorkflow:
         request = TextRequest(topic=job.topic, style=job.style, format=fmt, avoid=job.blocked_words)
         self._enter(MemePhase.GENERATING_TEXT)
         while True:
-            text: MemeText = self._ledger.take(
-                await workflow.execute_activity_method(MemeActivities.write_text, request, **model_call(3))
-            )
+            text: MemeText = await metered_call(self._ledger, MemeActivities.write_text, request, **model_call(3))
             self._enter(MemePhase.VERIFYING)
             draft = Draft(panels=text.panels, scene=text.scene, problems=verify(spec, text.panels, job.blocked_words))
             drafts.append(draft)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -10,6 +11,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from models.settings import PROVIDER_QUEUE, SCORING_QUEUE
+    from models.usage import Ledger, Metered, V
 
 # Activities heartbeat every 2 s; a worker that dies is noticed after 8 s and its call retried
 # about a second later, instead of waiting for the start-to-close timeout.
@@ -44,3 +46,8 @@ def bookkeeping() -> dict[str, Any]:
 def scoring_call() -> dict[str, Any]:
     """Options for an activity on the scoring queue (batched PyTorch work)."""
     return model_call(5, attempts=5) | {"task_queue": SCORING_QUEUE}
+
+
+async def metered_call(ledger: Ledger, activity: Callable[..., Awaitable[Metered[V]]], arg: Any, **options: Any) -> V:
+    """Run an activity that returns `Metered[V]`: its usage goes into the ledger, its value comes back."""
+    return ledger.take(await workflow.execute_activity_method(activity, arg, **options))

@@ -44,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
         safe_username,
     )
     from workflows.character import CharacterWorkflow, failure
-    from workflows.options import bookkeeping, model_call, scoring_call
+    from workflows.options import bookkeeping, metered_call, model_call, scoring_call
 
 IMAGE_PHASES = ("world_images", "avatars", "post_images")
 DUPLICATE_SIMILARITY = 0.9
@@ -55,13 +55,11 @@ REGENERATION_ATTEMPTS = 2
 class WorldWorkflow:
     def __init__(self) -> None:
         self._status: WorldStatus | None = None
-        self._own = CallUsage()  # calls this workflow made itself
-        self._settled = CallUsage()  # own calls + final usage of finished characters
+        self._settled = CallUsage()  # own calls + final calls of finished characters
         self._reserved = CallUsage()  # allowances of running characters
-        self._live: dict[str, CallUsage] = {}  # running characters' calls so far
+        self._live: dict[str, ProgressDelta] = {}  # running characters' last report (calls and usage so far)
         self._ledger = Ledger()  # tokens, images and cost of this workflow's own model calls
         self._finished_usage = Usage()  # the same for finished characters
-        self._live_usage: dict[str, Usage] = {}  # and for running ones, as last reported
         self._cast: list[str] = []  # usernames in the order the batches made them
         self._seeds: list[CharacterSeed] = []
 
@@ -82,20 +80,15 @@ class WorldWorkflow:
         st.posts.created += delta.posts_created
         st.images.planned += delta.images_planned
         st.images.created += delta.images_created
-        self._live[delta.username] = delta.calls
-        self._live_usage[delta.username] = delta.usage
+        self._live[delta.username] = delta
         self._refresh_calls()
 
     def _refresh_calls(self) -> None:
         assert self._status
-        total = self._settled
-        for usage in self._live.values():
-            total = total.plus(usage)
-        self._status.calls = total
-        usage = self._ledger.usage.plus(self._finished_usage)
-        for live in self._live_usage.values():
-            usage = usage.plus(live)
-        self._status.usage = usage
+        calls, usage = self._settled, self._ledger.usage.plus(self._finished_usage)
+        for last in self._live.values():
+            calls, usage = calls.plus(last.calls), usage.plus(last.usage)
+        self._status.calls, self._status.usage = calls, usage
 
     def _phase(self, name: str, state: PhaseState) -> None:
         assert self._status
@@ -115,7 +108,7 @@ class WorldWorkflow:
             self._status.budget_exhausted = True
             return False
         spent = CallUsage(llm_calls=llm, image_calls=image)
-        self._own, self._settled = self._own.plus(spent), self._settled.plus(spent)
+        self._settled = self._settled.plus(spent)
         self._refresh_calls()
         return True
 
@@ -133,12 +126,11 @@ class WorldWorkflow:
             st.state = WorldState.FAILED
             raise ApplicationError("the call budget allows no LLM call", type="BudgetExhausted", non_retryable=True)
         try:
-            described = self._ledger.take(
-                await workflow.execute_activity_method(
-                    WorldActivities.describe_world,
-                    WorldPromptRequest(world_id=world_id, prompt=job.prompt),
-                    **model_call(5),
-                )
+            described = await metered_call(
+                self._ledger,
+                WorldActivities.describe_world,
+                WorldPromptRequest(world_id=world_id, prompt=job.prompt),
+                **model_call(5),
             )
         except ActivityError:
             self._phase("world_description", PhaseState.FAILED)
@@ -182,12 +174,11 @@ class WorldWorkflow:
                 self._status.failures.append(Failure(step=f"world/{kind}", error="call budget exhausted"))
                 return
             try:
-                images[kind] = self._ledger.take(
-                    await workflow.execute_activity_method(
-                        WorldActivities.world_image,
-                        WorldImageRequest(world_id=world_id, kind=kind, world_text=world_text, visual_style=style),
-                        **model_call(10),
-                    )
+                images[kind] = await metered_call(
+                    self._ledger,
+                    WorldActivities.world_image,
+                    WorldImageRequest(world_id=world_id, kind=kind, world_text=world_text, visual_style=style),
+                    **model_call(10),
                 )
                 self._status.images.created += 1
             except ActivityError as err:
@@ -248,19 +239,18 @@ class WorldWorkflow:
         kept: list[CharacterSeed] = []
         wanted = count
         for attempt in range(REGENERATION_ATTEMPTS + 1):
-            batch = self._ledger.take(
-                await workflow.execute_activity_method(
-                    WorldActivities.character_batch,
-                    CharacterBatchRequest(
-                        world_id=world_id,
-                        world_text=world_text,
-                        batch_index=batch_index,
-                        count=wanted,
-                        max_posts=job.posts_per_character,
-                        previous=cast + [CharacterSummary.model_validate(s.model_dump()) for s in kept],
-                    ),
-                    **model_call(5),
-                )
+            batch = await metered_call(
+                self._ledger,
+                WorldActivities.character_batch,
+                CharacterBatchRequest(
+                    world_id=world_id,
+                    world_text=world_text,
+                    batch_index=batch_index,
+                    count=wanted,
+                    max_posts=job.posts_per_character,
+                    previous=cast + [CharacterSummary.model_validate(s.model_dump()) for s in kept],
+                ),
+                **model_call(5),
             )
             new = batch.characters[:wanted]
             copies = await self._near_copies(job, kept, new) if attempt < REGENERATION_ATTEMPTS else set()
@@ -347,14 +337,14 @@ class WorldWorkflow:
                 if is_cancelled_exception(err):
                     raise
                 result = CharacterResult(username=seed.username, failures=[failure(seed.username, err)])
-                result.calls = self._live.get(seed.username, allowance)
-                result.usage = self._live_usage.get(seed.username, Usage())
+                last = self._live.get(seed.username)
+                result.calls = last.calls if last else allowance
+                result.usage = last.usage if last else Usage()
             finally:
                 self._reserved = self._reserved.minus(allowance)
         self._settled = self._settled.plus(result.calls)
         self._finished_usage = self._finished_usage.plus(result.usage)
         self._live.pop(seed.username, None)
-        self._live_usage.pop(seed.username, None)
         self._refresh_calls()
         st.failures += result.failures
         if result.consistency is not None:

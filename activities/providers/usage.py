@@ -53,16 +53,13 @@ def finish_call(notes: list[Note], prices: dict[str, Price]) -> Usage:
         price = prices.get(item.model)
         cost = price.cost(item.input_tokens, item.output_tokens, item.images) if price else None
         row = ModelUsage(
-            calls=0,
+            calls=0 if rows else 1,  # the call counts once, under the first model it noted
             input_tokens=item.input_tokens,
             output_tokens=item.output_tokens,
             images=item.images,
             cost_usd=None if cost is None else round(cost, 6),
         )
         rows[item.model] = rows[item.model].plus(row) if item.model in rows else row
-    if rows:
-        first = next(iter(rows))
-        rows[first] = rows[first].model_copy(update={"calls": 1})
     call = Usage(models=rows)
     _activity_usage.set((_activity_usage.get() or Usage()).plus(call))
     return call
