@@ -7,11 +7,13 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
@@ -133,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         first = exc.errors()[0]
         print(f"error: invalid configuration: {first['loc'][0]}: {first['msg']}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:  # a value that should be JSON is not
+        field = re.search(r'field "(\w+)"', str(exc))
+        info = Settings.model_fields.get(field.group(1)) if field else None
+        name = str(info.validation_alias) if info and info.validation_alias else "a setting"
+        print(f"error: invalid configuration: {name}: not valid JSON", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         if getattr(args, "command", None) == "chat" and attached.get("id"):

@@ -121,7 +121,16 @@ async def test_cli_refuses_bad_input(server, files, tmp_path, args, message):
 
 
 @pytest.mark.parametrize(
-    ("variable", "value"), [("ATELIER_PROVIDER", "bogus"), ("LLM_TIMEOUT_S", "-1"), ("ATELIER_STORAGE", "ftp")]
+    ("variable", "value"),
+    [
+        ("ATELIER_PROVIDER", "bogus"),
+        ("LLM_TIMEOUT_S", "-1"),
+        ("ATELIER_STORAGE", "ftp"),
+        ("ATELIER_BREAKER_IMAGE", "0/60"),
+        ("ATELIER_PRICES", "{not json"),
+        ("ATELIER_PRICES", '{"gpt-4o": {"per_image": -1}}'),
+        ("ATELIER_BLOCKED_WORDS", "darn, heck"),
+    ],
 )
 def test_bad_configuration_is_a_one_line_error(tmp_path, variable, value):
     done = run_cli("status", "x", env=atelier_env(tmp_path, "127.0.0.1:1", **{variable: value}))
