@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from models.settings import Settings
 
-NOT_A_SERVICE_FAILURE = {"InvalidModelOutput", "CircuitOpen"}  # the service answered, or was not called
+NOT_A_SERVICE_FAILURE = {"InvalidModelOutput", "CircuitOpen", "RateLimited"}  # it answered, or was not called
 
 
 class BreakerState(StrEnum):

@@ -93,5 +93,6 @@ class ConversationActivities:
             turn_key(conversation_id, turn.number), turn.model_dump_json().encode(), "application/json"
         )
 
-    def activities(self) -> list:
-        return [self.action, self.intention, self.observation, self.understanding, self.yield_answer, self.archive_turn]
+    def phases(self) -> list:
+        """The model phases (the archive is a storage step)."""
+        return [self.action, self.intention, self.observation, self.understanding, self.yield_answer]

@@ -6,41 +6,16 @@ Temporal owns retries: transient failures stay retryable (honouring Retry-After 
 
 from __future__ import annotations
 
-import email.utils
-import time
-from collections.abc import Mapping
-from datetime import timedelta
-
 import openai
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import beat, invalid_outputs
+from activities.rate_limits import DEFAULT_WAIT_S, RateLimited, retry_after, wait_seconds
 
-RETRYABLE_STATUS = {408, 409, 429}
+RETRYABLE_STATUS = {408, 409}
 PERMANENT_CODES = {"insufficient_quota", "content_policy_violation", "moderation_blocked", "invalid_api_key"}
 INVALID_OUTPUT_ATTEMPTS = 3
-
-
-def retry_after(headers: Mapping[str, str] | None) -> timedelta | None:
-    """Parse `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
-    if not headers:
-        return None
-    if ms := headers.get("retry-after-ms"):
-        try:
-            return timedelta(milliseconds=max(0.0, float(ms)))
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return timedelta(seconds=max(0.0, float(value)))
-    except ValueError:
-        parsed = email.utils.parsedate_tz(value)
-        if parsed is None:
-            return None
-        return timedelta(seconds=max(0.0, email.utils.mktime_tz(parsed) - time.time()))
 
 
 def _error_code(exc: openai.APIStatusError) -> str | None:
@@ -53,7 +28,7 @@ def _error_code(exc: openai.APIStatusError) -> str | None:
 
 
 def provider_error(exc: Exception, what: str) -> ApplicationError:
-    """Translate an openai SDK exception into a (non-)retryable ApplicationError."""
+    """Translate an openai SDK exception into a (non-)retryable ApplicationError (a 429: `RateLimited`)."""
     if isinstance(exc, openai.APITimeoutError):
         return ApplicationError(f"{what}: provider timed out", type="ProviderTimeout")
     if isinstance(exc, openai.APIConnectionError):
@@ -62,6 +37,9 @@ def provider_error(exc: Exception, what: str) -> ApplicationError:
         status = exc.status_code
         code = _error_code(exc)
         message = f"{what}: provider answered HTTP {status}" + (f" [{code}]" if code else "") + f": {exc.message}"
+        if status == 429 and code not in PERMANENT_CODES:  # back-pressure: wait as long as the provider says
+            wait = wait_seconds(exc.response.headers)
+            return RateLimited(message, DEFAULT_WAIT_S if wait is None else wait)
         if code in PERMANENT_CODES or not (status in RETRYABLE_STATUS or status >= 500):
             return ApplicationError(message, type=f"ProviderHTTP{status}", non_retryable=True)
         return ApplicationError(

@@ -148,15 +148,6 @@ class MemeActivities:
     async def url(self, image: ArtifactRef) -> str:
         return await self.store.url(image.key)
 
-    def activities(self) -> list:
-        return [
-            self.choose_format,
-            self.write_text,
-            self.judge_text,
-            self.generate_scene,
-            self.render,
-            self.publish,
-            self.cache_lookup,
-            self.cache_save,
-            self.url,
-        ]
+    def storage_steps(self) -> list:
+        """The steps that only touch the store (and Pillow): no model call."""
+        return [self.render, self.publish, self.cache_lookup, self.cache_save, self.url]

@@ -28,6 +28,7 @@ from activities.storage import LocalStore
 from bench.hops import hop_ms
 from models.settings import WORKFLOW_QUEUE
 from models.world import WorldJob
+from starter.services import dev_server_flags
 from tests.conftest import TEMPORAL, running_workers
 from workflows.world import WorldWorkflow
 
@@ -65,7 +66,10 @@ async def run_world(client: Client, job: WorldJob, latency: float, folder: Path,
 
 async def main(latency: float) -> None:
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL), data_converter=pydantic_data_converter, ui=False
+        dev_server_existing_path=str(TEMPORAL),
+        dev_server_extra_args=dev_server_flags(),
+        data_converter=pydantic_data_converter,
+        ui=False,
     )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

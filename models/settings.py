@@ -11,9 +11,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.usage import DEFAULT_PRICES, Price
 
+# An attempt of a paid call may wait this long on a rate limit (its start-to-close timeout).
+MAX_CALL_DEADLINE_S = 4 * 3600
+
 WORKFLOW_QUEUE = "atelier-workflows"
-PROVIDER_QUEUE = "atelier-providers"
-SCORING_QUEUE = "scoring"
+TEXT_QUEUE = "atelier-text"  # paid text calls: chat, structured output, evaluation, refinement, phases
+IMAGE_QUEUE = "atelier-images"  # paid image generation
+STORAGE_QUEUE = "atelier-storage"  # storage-only steps: references, manifests, render, upload, cache
+SCORING_QUEUE = "atelier-scoring"  # PyTorch scoring and embeddings
 
 
 class Settings(BaseSettings):
@@ -55,6 +60,15 @@ class Settings(BaseSettings):
     metrics_host: str = Field("127.0.0.1", validation_alias="ATELIER_METRICS_HOST")
     codec_key: SecretStr | None = Field(None, validation_alias="ATELIER_CODEC_KEY")
     codec_port: int = Field(8888, validation_alias="ATELIER_CODEC_PORT")
+    # provider limits: requests per minute for each kind of paid call, enforced across all workers by the
+    # Temporal server (0 = unlimited); activity slots per worker; how long one call may wait on a rate limit
+    text_rpm: float = Field(0, ge=0, validation_alias="ATELIER_TEXT_RPM")
+    image_rpm: float = Field(0, ge=0, validation_alias="ATELIER_IMAGE_RPM")
+    text_concurrency: int = Field(64, ge=1, le=1000, validation_alias="ATELIER_TEXT_CONCURRENCY")
+    image_concurrency: int = Field(16, ge=1, le=1000, validation_alias="ATELIER_IMAGE_CONCURRENCY")
+    text_deadline_s: float = Field(1800, gt=0, le=MAX_CALL_DEADLINE_S, validation_alias="ATELIER_TEXT_DEADLINE_S")
+    image_deadline_s: float = Field(3600, gt=0, le=MAX_CALL_DEADLINE_S, validation_alias="ATELIER_IMAGE_DEADLINE_S")
+    max_cost_usd: float | None = Field(None, ge=0, validation_alias="ATELIER_MAX_COST_USD")
     # circuit breakers, "failures/seconds": open after that many failures in a row, half-open after the seconds
     breaker_text: str = Field("5/30", pattern=r"^[1-9]\d*/\d+(\.\d+)?$", validation_alias="ATELIER_BREAKER_TEXT")
     breaker_image: str = Field("3/60", pattern=r"^[1-9]\d*/\d+(\.\d+)?$", validation_alias="ATELIER_BREAKER_IMAGE")
@@ -74,6 +88,13 @@ class Settings(BaseSettings):
     def prices(self) -> dict[str, Price]:
         """The price table: built-in list prices with ATELIER_PRICES on top."""
         return DEFAULT_PRICES | self.price_overrides
+
+    def rpm(self, kind: str) -> float:
+        """The requests-per-minute limit for `text` or `image` calls (0 = unlimited)."""
+        return self.image_rpm if kind == "image" else self.text_rpm
+
+    def deadline_s(self, kind: str) -> float:
+        return self.image_deadline_s if kind == "image" else self.text_deadline_s
 
     @property
     def run_dir(self) -> Path:

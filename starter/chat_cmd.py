@@ -23,6 +23,7 @@ from models.conversation import (
     TurnRecord,
     UserMessage,
 )
+from models.priority import run_priority
 from models.settings import WORKFLOW_QUEUE, Settings
 from starter.common import (
     Pipeline,
@@ -61,6 +62,7 @@ async def open_conversation(client: Client, args: argparse.Namespace) -> Workflo
             ConversationStart(config=config),
             id=conversation_id,
             task_queue=WORKFLOW_QUEUE,
+            priority=run_priority("conversation", conversation_id),
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )

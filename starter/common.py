@@ -19,6 +19,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from models.priority import run_priority
 from models.settings import WORKFLOW_QUEUE, Settings
 from workers.connection import connect
 
@@ -59,8 +60,11 @@ async def connect_or_explain(settings: Settings) -> Client:
         ) from exc
 
 
-async def start_or_attach(client: Client, run: Any, job: Any, workflow_id: str, settings: Settings) -> WorkflowHandle:
-    """Start a run; an id that already exists is attached to (running) or read back (finished)."""
+async def start_or_attach(
+    client: Client, run: Any, job: Any, workflow_id: str, settings: Settings, pipeline: str
+) -> WorkflowHandle:
+    """Start a run with its pipeline's priority; an id that already exists is attached to (running) or
+    read back (finished)."""
     attached["id"] = workflow_id
     try:
         handle = await client.start_workflow(
@@ -68,6 +72,7 @@ async def start_or_attach(client: Client, run: Any, job: Any, workflow_id: str, 
             job,
             id=workflow_id,
             task_queue=WORKFLOW_QUEUE,
+            priority=run_priority(pipeline, workflow_id),
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
@@ -86,7 +91,7 @@ async def launch(args: Any, settings: Settings, kind: str, run: Any, job: Any, t
     """
     client = await connect_or_explain(settings)
     workflow_id = args.workflow_id or default_id(kind, text)
-    await start_or_attach(client, run, job, workflow_id, settings)
+    await start_or_attach(client, run, job, workflow_id, settings, kind)
     if args.detach:
         print(workflow_id)
         return None

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from activities.storage import artifact_key, kb_doc_key, make_store
 from models.conversation import IngestDoc, IngestJob, KnowledgeDoc
+from models.priority import run_priority
 from models.settings import WORKFLOW_QUEUE, Settings
 from starter.common import UsageError, connect_or_explain, stderr
 from workflows.knowledge import KnowledgeIngestWorkflow
@@ -67,7 +68,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     batch = hashlib.sha256("".join(d.source.sha256 for d in docs).encode()).hexdigest()[:16]
     stderr.print(f"embedding {len(docs)} documents on the scoring worker…")
     summaries = await client.execute_workflow(
-        KnowledgeIngestWorkflow.run, IngestJob(docs=docs), id=f"kb-add-{batch}", task_queue=WORKFLOW_QUEUE
+        KnowledgeIngestWorkflow.run,
+        IngestJob(docs=docs),
+        id=f"kb-add-{batch}",
+        task_queue=WORKFLOW_QUEUE,
+        priority=run_priority("knowledge", f"kb-add-{batch}"),
     )
     print(json.dumps([s.model_dump() for s in summaries], indent=2))
     return 0

@@ -14,6 +14,20 @@ from pathlib import Path
 
 from models.settings import Settings
 
+# Dynamic config for priority and fairness on the paid-call queues; one partition per task queue so
+# priority, fairness and the queue's rate limit hold exactly on a single-node server.
+DEV_SERVER_CONFIG = {
+    "matching.useNewMatcher": "true",
+    "matching.enableFairness": "true",
+    "matching.numTaskqueueReadPartitions": "1",
+    "matching.numTaskqueueWritePartitions": "1",
+}
+
+
+def dev_server_flags() -> list[str]:
+    """`temporal server start-dev` flags that turn on what Atelier needs."""
+    return [flag for key, value in DEV_SERVER_CONFIG.items() for flag in ("--dynamic-config-value", f"{key}={value}")]
+
 
 class ServiceError(RuntimeError):
     pass
@@ -44,6 +58,7 @@ def server_command(settings: Settings) -> list[str]:
         "--db-filename", str(settings.data_dir / "temporal.db"),
         "--ip", "127.0.0.1" if host in {"localhost", "127.0.0.1"} else host,
         "--port", str(port), "--ui-port", str(port + 1000), "--log-level", "warn",
+        *dev_server_flags(),
     ]  # fmt: skip
     if settings.temporal_namespace != "default":
         command += ["--namespace", settings.temporal_namespace]

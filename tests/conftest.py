@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.providers import Provider
 from activities.storage import LocalStore
+from starter.services import dev_server_flags
 from tests.fake_openai import FakeOpenAI
 from workers.registry import QUEUES, build_workers
 
@@ -47,7 +48,10 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """A fresh embedded dev server per test, so worker processes never share a queue."""
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL), data_converter=pydantic_data_converter, ui=False
+        dev_server_existing_path=str(TEMPORAL),
+        dev_server_extra_args=dev_server_flags(),
+        data_converter=pydantic_data_converter,
+        ui=False,
     )
     yield env
     await env.shutdown()

@@ -22,6 +22,7 @@ from activities.storage import LocalStore
 from models.image import Evaluation
 from models.settings import WORKFLOW_QUEUE, Settings
 from models.world import safe_username
+from starter.services import dev_server_flags
 from tests.conftest import TEMPORAL, address_of, atelier_env, run_cli, running_workers
 from tests.fake_openai import Fault, png
 
@@ -31,7 +32,10 @@ LONG = "x" * 100_000
 @pytest.fixture(scope="module")
 async def server():
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL), data_converter=pydantic_data_converter, ui=False
+        dev_server_existing_path=str(TEMPORAL),
+        dev_server_extra_args=dev_server_flags(),
+        data_converter=pydantic_data_converter,
+        ui=False,
     )
     yield env
     await env.shutdown()

@@ -22,7 +22,7 @@ from activities.providers.offline import OfflineProvider
 from activities.providers.recording import RecordingProvider, read_log
 from activities.storage import LocalStore, artifact_key
 from models.conversation import ConversationConfig, ConversationStart, IngestDoc, IngestJob, Phase
-from models.settings import PROVIDER_QUEUE, WORKFLOW_QUEUE
+from models.settings import STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE
 from tests.conftest import ROOT, address_of, atelier_env, run_cli, running_workers, start_worker, wait_for
 from workers.registry import build_workers
 from workflows.conversation import ConversationWorkflow
@@ -139,7 +139,7 @@ async def test_continue_as_new_keeps_state_and_memory(time_env, tmp_path):
 async def test_experience_down_degrades_instead_of_failing(time_env, tmp_path):
     """No scoring worker: Experience times out; the answer comes without retrieval and says so."""
     provider, store = RecordingProvider(OfflineProvider(), None), LocalStore(tmp_path)
-    workers = build_workers(time_env.client, [WORKFLOW_QUEUE, PROVIDER_QUEUE], provider, store)
+    workers = build_workers(time_env.client, [WORKFLOW_QUEUE, TEXT_QUEUE, STORAGE_QUEUE], provider, store)
     async with contextlib.AsyncExitStack() as stack:
         for worker in workers:
             await stack.enter_async_context(worker)

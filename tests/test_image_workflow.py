@@ -199,5 +199,9 @@ async def test_technical_score_from_the_scoring_queue_is_combined(time_env, tmp_
         if e.HasField("activity_task_scheduled_event_attributes")
     ]
     queues = {a.activity_type.name: a.task_queue.name for a in scheduled}
-    assert queues["score_images"] == "scoring"
-    assert {q for name, q in queues.items() if name != "score_images"} == {"atelier-providers"}
+    assert queues == {
+        "score_images": "atelier-scoring",
+        "generate_image": "atelier-images",
+        "evaluate_image": "atelier-text",
+        "refine_prompt": "atelier-text",
+    }

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import retry_after
 from activities.providers.base import ReferenceInput
 from activities.providers.openai_provider import OpenAIProvider
+from activities.rate_limits import retry_after
 from models.image import Evaluation, ImageOptions
 from models.settings import Settings
 from tests.fake_openai import Fault, error_body, png

@@ -14,7 +14,7 @@ from activities.meme import MemeActivities
 from activities.providers import Provider
 from activities.storage import ArtifactStore
 from activities.world import WorldActivities
-from models.settings import PROVIDER_QUEUE, SCORING_QUEUE, WORKFLOW_QUEUE, Settings
+from models.settings import IMAGE_QUEUE, SCORING_QUEUE, STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE, Settings
 from workflows.character import CharacterWorkflow
 from workflows.conversation import ConversationWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
@@ -30,34 +30,62 @@ WORKFLOWS = [
     ConversationWorkflow,
     KnowledgeIngestWorkflow,
 ]
-QUEUES = (WORKFLOW_QUEUE, PROVIDER_QUEUE, SCORING_QUEUE)
+QUEUES = (WORKFLOW_QUEUE, TEXT_QUEUE, IMAGE_QUEUE, STORAGE_QUEUE, SCORING_QUEUE)
 STICKY_TIMEOUT = timedelta(seconds=3)
 
 
-def provider_activities(provider: Provider, store: ArtifactStore, settings: Settings) -> list:
+def provider_activities(provider: Provider, store: ArtifactStore, settings: Settings) -> dict[str, list]:
+    """The activities that need the provider or the store, by the queue they run on."""
     image = ImageActivities(provider, store, settings.allow_private_urls)
     world = WorldActivities(provider, store)
     breakers = getattr(provider, "breakers", None) or Breakers.from_settings(settings)
     models = "offline" if provider.name == "offline" else f"{provider.name}:{settings.llm_model}:{settings.image_model}"
     meme = MemeActivities(provider, store, breakers.upload, models)
-    return [
-        image.store_references,
-        image.generate_image,
-        image.evaluate_image,
-        image.refine_prompt,
-        world.describe_world,
-        world.world_image,
-        world.character_batch,
-        world.character_detail,
-        world.character_avatar,
-        world.post_batch,
-        world.post_detail,
-        world.post_image,
-        world.write_character_manifest,
-        world.write_world_manifest,
-        *meme.activities(),
-        *ConversationActivities(provider, store).activities(),
-    ]
+    conversation = ConversationActivities(provider, store)
+    return {
+        TEXT_QUEUE: [
+            image.evaluate_image,
+            image.refine_prompt,
+            world.describe_world,
+            world.character_batch,
+            world.character_detail,
+            world.post_batch,
+            world.post_detail,
+            meme.choose_format,
+            meme.write_text,
+            meme.judge_text,
+            *conversation.phases(),
+        ],
+        IMAGE_QUEUE: [
+            image.generate_image,
+            world.world_image,
+            world.character_avatar,
+            world.post_image,
+            meme.generate_scene,
+        ],
+        STORAGE_QUEUE: [
+            image.store_references,
+            world.write_character_manifest,
+            world.write_world_manifest,
+            *meme.storage_steps(),
+            conversation.archive_turn,
+        ],
+    }
+
+
+def paid_call_worker(client: Client, queue: str, activities: list, settings: Settings) -> Worker:
+    """A worker for one kind of paid call: slots per process, and the queue's requests-per-minute limit,
+    which the Temporal server enforces across every worker polling the queue."""
+    kind = "image" if queue == IMAGE_QUEUE else "text"
+    rpm = settings.rpm(kind)
+    return Worker(
+        client,
+        task_queue=queue,
+        activities=activities,
+        max_concurrent_activities=settings.image_concurrency if kind == "image" else settings.text_concurrency,
+        max_task_queue_activities_per_second=rpm / 60 if rpm else None,
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
 
 
 def build_workers(
@@ -80,16 +108,21 @@ def build_workers(
                 sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
             )
         )
-    if PROVIDER_QUEUE in queues:
-        workers.append(
-            Worker(
-                client,
-                task_queue=PROVIDER_QUEUE,
-                activities=provider_activities(provider, store, settings),
-                max_concurrent_activities=64,
-                graceful_shutdown_timeout=timedelta(seconds=10),
+    if {TEXT_QUEUE, IMAGE_QUEUE, STORAGE_QUEUE} & set(queues):
+        by_queue = provider_activities(provider, store, settings)
+        for queue in (TEXT_QUEUE, IMAGE_QUEUE):
+            if queue in queues:
+                workers.append(paid_call_worker(client, queue, by_queue[queue], settings))
+        if STORAGE_QUEUE in queues:
+            workers.append(
+                Worker(
+                    client,
+                    task_queue=STORAGE_QUEUE,
+                    activities=by_queue[STORAGE_QUEUE],
+                    max_concurrent_activities=32,
+                    graceful_shutdown_timeout=timedelta(seconds=10),
+                )
             )
-        )
     if SCORING_QUEUE in queues:
         from activities.knowledge import KnowledgeActivities  # torch loads only where scoring runs
         from activities.scoring import ScoringActivities

@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
         ProgressDelta,
         profile_text,
     )
-    from workflows.options import bookkeeping, metered_call, model_call, scoring_call
+    from workflows.options import bookkeeping, image_call, metered_call, scoring_call, text_call
 
 
 def failure(step: str, err: ActivityError) -> Failure:
@@ -92,7 +92,7 @@ class CharacterWorkflow:
                 self._ledger,
                 WorldActivities.character_detail,
                 CharacterDetailRequest(world_id=job.world_id, world_text=job.world_text, seed=seed),
-                **model_call(5),
+                **text_call(),
             )
         except ActivityError as err:
             result.failures.append(failure(f"{seed.username}/profile", err))
@@ -146,7 +146,7 @@ class CharacterWorkflow:
                     avatar_description=detail.avatar_description,
                     visual_style=self._job.visual_style,
                 ),
-                **model_call(10),
+                **image_call(),
             )
         except ActivityError as err:
             self._result.failures.append(failure(f"{detail.username}/avatar", err))
@@ -179,7 +179,7 @@ class CharacterWorkflow:
                         previous=previous,
                         narrative_arc=arc,
                     ),
-                    **model_call(5),
+                    **text_call(),
                 )
             except ActivityError as err:
                 result.failures.append(failure(f"{detail.username}/post batch {batch_index + 1}", err))
@@ -231,7 +231,7 @@ class CharacterWorkflow:
                     idea=idea,
                     narrative_arc=arc,
                 ),
-                **model_call(5),
+                **text_call(),
             )
         except ActivityError as err:
             self._result.failures.append(failure(step, err))
@@ -253,7 +253,7 @@ class CharacterWorkflow:
                         image_prompt=written.detail.image_prompt,
                         visual_style=job.visual_style,
                     ),
-                    **model_call(10),
+                    **image_call(),
                 )
             except ActivityError as err:
                 self._result.failures.append(failure(f"{step} image", err))

@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
         transcript_lines,
     )
     from models.usage import Ledger, Metered
-    from workflows.options import bookkeeping, model_call, scoring_call
+    from workflows.options import bookkeeping, scoring_call, text_call
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -58,7 +58,7 @@ PHASE_ATTEMPTS = 3  # then the phase degrades
 
 
 def phase_call() -> dict:
-    return model_call(2, attempts=PHASE_ATTEMPTS)
+    return text_call(attempts=PHASE_ATTEMPTS)
 
 
 def experience_call(wait_s: int) -> dict:

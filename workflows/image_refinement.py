@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.scoring import ImageScores, ScoreImagesRequest
     from models.usage import Ledger
-    from workflows.options import metered_call, model_call, scoring_call
+    from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
 
 
 @workflow.defn(failure_exception_types=[ValidationError])
@@ -58,7 +58,7 @@ class ImageRefinementWorkflow:
         evaluation = workflow.execute_activity_method(
             ImageActivities.evaluate_image,
             EvaluateImageRequest(run_id=run_id, iteration=number, prompt=prompt, image=image),
-            **model_call(3),
+            **text_call(),
         )
         item = None
         if job.technical_weight == 0:
@@ -97,7 +97,7 @@ class ImageRefinementWorkflow:
                 references = await workflow.execute_activity_method(
                     ImageActivities.store_references,
                     StoreReferencesRequest(run_id=run_id, references=job.references),
-                    **model_call(5),
+                    **storage_call(),
                 )
             prompt, human, previous_response_id = job.prompt, [], None
             for number in range(1, job.max_iterations + 1):
@@ -113,7 +113,7 @@ class ImageRefinementWorkflow:
                         references=references,
                         previous_response_id=previous_response_id,
                     ),
-                    **model_call(10),
+                    **image_call(),
                 )
                 provider, previous_response_id = generated.provider, generated.response_id
                 state.phase = Phase.EVALUATING
@@ -138,7 +138,7 @@ class ImageRefinementWorkflow:
                         feedback=[it.feedback for it in iterations],
                         human_feedback=human,
                     ),
-                    **model_call(2),
+                    **text_call(),
                 )
                 prompt = refined.prompt
         except (asyncio.CancelledError, Exception) as err:

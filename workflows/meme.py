@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.scoring import Similarities, TextPairsRequest
     from models.usage import Ledger
-    from workflows.options import bookkeeping, metered_call, model_call, scoring_call
+    from workflows.options import bookkeeping, image_call, metered_call, scoring_call, storage_call, text_call
 
 VERIFY_FIXES = 2  # rewrites allowed for text that fails verification, on top of the refinements
 RELEVANCE_WAIT = timedelta(seconds=20)  # how long the topic relevance waits for a scoring worker
@@ -109,7 +109,7 @@ class MemeWorkflow:
                 self._ledger,
                 MemeActivities.choose_format,
                 FormatRequest(topic=job.topic, style=job.style),
-                **model_call(2),
+                **text_call(),
             )
             fmt, reason = choice.format, choice.reason
         else:
@@ -129,7 +129,7 @@ class MemeWorkflow:
             **bookkeeping(),
         )
         self._enter(MemePhase.UPLOADING)
-        published = await workflow.execute_activity_method(MemeActivities.publish, rendered, **model_call(2))
+        published = await workflow.execute_activity_method(MemeActivities.publish, rendered, **storage_call(2))
         result = MemeResult(
             meme_id=meme_id,
             topic=job.topic,
@@ -196,7 +196,7 @@ class MemeWorkflow:
         request = TextRequest(topic=job.topic, style=job.style, format=fmt, avoid=job.blocked_words)
         self._enter(MemePhase.GENERATING_TEXT)
         while True:
-            text: MemeText = await metered_call(self._ledger, MemeActivities.write_text, request, **model_call(3))
+            text: MemeText = await metered_call(self._ledger, MemeActivities.write_text, request, **text_call())
             self._enter(MemePhase.VERIFYING)
             draft = Draft(panels=text.panels, scene=text.scene, problems=verify(spec, text.panels, job.blocked_words))
             drafts.append(draft)
@@ -230,7 +230,7 @@ class MemeWorkflow:
     async def _score(self, job: MemeJob, fmt: MemeFormat, draft: Draft) -> None:
         """The LLM judge ∥ topic relevance from the scoring queue (skipped when no scoring worker answers)."""
         judged = workflow.execute_activity_method(
-            MemeActivities.judge_text, JudgeRequest(topic=job.topic, format=fmt, panels=draft.panels), **model_call(2)
+            MemeActivities.judge_text, JudgeRequest(topic=job.topic, format=fmt, panels=draft.panels), **text_call()
         )
         similar = workflow.execute_activity(
             "text_similarity",
@@ -269,7 +269,7 @@ class MemeWorkflow:
                     prompt=f"{scene.subject}; {draft.scene}{style}; no text, no letters",
                     size=scene_size(scene.box, spec.canvas),
                 ),
-                **model_call(5) | {"schedule_to_close_timeout": timedelta(seconds=job.image_deadline_s)},
+                **image_call() | {"schedule_to_close_timeout": timedelta(seconds=job.image_deadline_s)},
             )
             for index, scene in enumerate(spec.scenes)
         ]

@@ -10,19 +10,21 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from models.settings import PROVIDER_QUEUE, SCORING_QUEUE
+    from models.settings import IMAGE_QUEUE, MAX_CALL_DEADLINE_S, SCORING_QUEUE, STORAGE_QUEUE, TEXT_QUEUE
     from models.usage import Ledger, Metered, V
 
 # Activities heartbeat every 2 s; a worker that dies is noticed after 8 s and its call retried
 # about a second later, instead of waiting for the start-to-close timeout.
 HEARTBEAT_TIMEOUT = timedelta(seconds=8)
+# One attempt of a paid call may wait on the provider's rate limit (heartbeating) up to the worker's
+# per-call deadline; a hung request is cut by the client timeout, a dead worker by the heartbeat timeout.
+PAID_ATTEMPT_LIMIT = timedelta(seconds=MAX_CALL_DEADLINE_S)
 
 
-def model_call(minutes: int, attempts: int = 8) -> dict[str, Any]:
-    """Options for one model call on the provider queue."""
+def _paid_call(queue: str, attempts: int) -> dict[str, Any]:
     return {
-        "task_queue": PROVIDER_QUEUE,
-        "start_to_close_timeout": timedelta(minutes=minutes),
+        "task_queue": queue,
+        "start_to_close_timeout": PAID_ATTEMPT_LIMIT,
         "heartbeat_timeout": HEARTBEAT_TIMEOUT,
         "retry_policy": RetryPolicy(
             initial_interval=timedelta(seconds=1),
@@ -33,10 +35,33 @@ def model_call(minutes: int, attempts: int = 8) -> dict[str, Any]:
     }
 
 
+def text_call(attempts: int = 8) -> dict[str, Any]:
+    """Options for one paid text call (chat, structured output, evaluation) on the rate-limited text queue.
+
+    `attempts` bounds real failures; waiting on a rate limit happens inside an attempt and uses none.
+    """
+    return _paid_call(TEXT_QUEUE, attempts)
+
+
+def image_call(attempts: int = 8) -> dict[str, Any]:
+    """Options for one paid image generation on the rate-limited image queue."""
+    return _paid_call(IMAGE_QUEUE, attempts)
+
+
+def storage_call(minutes: int = 5) -> dict[str, Any]:
+    """Options for a step that only touches storage (references, render, upload, cache)."""
+    return {
+        "task_queue": STORAGE_QUEUE,
+        "start_to_close_timeout": timedelta(minutes=minutes),
+        "heartbeat_timeout": HEARTBEAT_TIMEOUT,
+        "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=8),
+    }
+
+
 def bookkeeping() -> dict[str, Any]:
     """Options for storage-only steps (manifests): heartbeating, retried until they succeed."""
     return {
-        "task_queue": PROVIDER_QUEUE,
+        "task_queue": STORAGE_QUEUE,
         "start_to_close_timeout": timedelta(minutes=5),
         "heartbeat_timeout": HEARTBEAT_TIMEOUT,
         "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)),
@@ -45,7 +70,14 @@ def bookkeeping() -> dict[str, Any]:
 
 def scoring_call() -> dict[str, Any]:
     """Options for an activity on the scoring queue (batched PyTorch work)."""
-    return model_call(5, attempts=5) | {"task_queue": SCORING_QUEUE}
+    return {
+        "task_queue": SCORING_QUEUE,
+        "start_to_close_timeout": timedelta(minutes=5),
+        "heartbeat_timeout": HEARTBEAT_TIMEOUT,
+        "retry_policy": RetryPolicy(
+            initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1), maximum_attempts=5
+        ),
+    }
 
 
 async def metered_call(ledger: Ledger, activity: Callable[..., Awaitable[Metered[V]]], arg: Any, **options: Any) -> V:

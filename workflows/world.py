@@ -44,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
         safe_username,
     )
     from workflows.character import CharacterWorkflow, failure
-    from workflows.options import bookkeeping, metered_call, model_call, scoring_call
+    from workflows.options import bookkeeping, image_call, metered_call, scoring_call, text_call
 
 IMAGE_PHASES = ("world_images", "avatars", "post_images")
 DUPLICATE_SIMILARITY = 0.9
@@ -130,7 +130,7 @@ class WorldWorkflow:
                 self._ledger,
                 WorldActivities.describe_world,
                 WorldPromptRequest(world_id=world_id, prompt=job.prompt),
-                **model_call(5),
+                **text_call(),
             )
         except ActivityError:
             self._phase("world_description", PhaseState.FAILED)
@@ -178,7 +178,7 @@ class WorldWorkflow:
                     self._ledger,
                     WorldActivities.world_image,
                     WorldImageRequest(world_id=world_id, kind=kind, world_text=world_text, visual_style=style),
-                    **model_call(10),
+                    **image_call(),
                 )
                 self._status.images.created += 1
             except ActivityError as err:
@@ -250,7 +250,7 @@ class WorldWorkflow:
                     max_posts=job.posts_per_character,
                     previous=cast + [CharacterSummary.model_validate(s.model_dump()) for s in kept],
                 ),
-                **model_call(5),
+                **text_call(),
             )
             new = batch.characters[:wanted]
             copies = await self._near_copies(job, kept, new) if attempt < REGENERATION_ATTEMPTS else set()

@@ -11,8 +11,8 @@ __all__ = ["GeneratedBytes", "Provider", "ReferenceInput", "make_provider"]
 def make_provider(settings: Settings) -> Provider:
     """The provider the settings select (`auto`: openai with a key, else offline), instrumented.
 
-    Every call goes through its circuit breaker and gets a span, metrics, priced usage and (unless
-    turned off) a line in the call log.
+    Every call waits behind its rate-limit gate, goes through its circuit breaker and gets a span,
+    metrics, priced usage and (unless turned off) a line in the call log.
     """
     provider: Provider
     if settings.resolved_provider == "openai":
@@ -25,6 +25,14 @@ def make_provider(settings: Settings) -> Provider:
         provider = OfflineProvider(latency_s=settings.offline_latency_s)
     from activities.breaker import Breakers
     from activities.providers.recording import RecordingProvider
+    from activities.rate_limits import Gates
 
     log = settings.call_log_path if settings.call_log else None
-    return RecordingProvider(provider, log, settings.prices, Breakers.from_settings(settings))
+    return RecordingProvider(
+        provider,
+        log,
+        settings.prices,
+        Breakers.from_settings(settings),
+        Gates(settings.text_rpm, settings.image_rpm),
+        {kind: settings.deadline_s(kind) for kind in ("text", "image")},
+    )

@@ -7,25 +7,30 @@ whether it succeeded and what it used: an audit trail of paid calls, and how the
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from datetime import UTC
 from pathlib import Path
 from typing import Any, TypeVar
 
 from opentelemetry import trace
 from pydantic import BaseModel
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.breaker import Breakers
 from activities.providers import usage
 from activities.providers.base import GeneratedBytes, Provider, ReferenceInput, T
+from activities.rate_limits import Gates, RateLimited
 from models.image import Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
 from models.usage import DEFAULT_PRICES, Price, Usage
 
 R = TypeVar("R")
 tracer = trace.get_tracer("atelier.providers")
+
+
+Work = Callable[[], Coroutine[Any, Any, R]]
 
 
 class RecordingProvider:
@@ -35,24 +40,40 @@ class RecordingProvider:
         path: Path | None,
         prices: dict[str, Price] | None = None,
         breakers: Breakers | None = None,
+        gates: Gates | None = None,
+        deadlines_s: dict[str, float] | None = None,
     ) -> None:
         self.inner = inner
         self.name = inner.name
         self.path = path
         self.prices = DEFAULT_PRICES if prices is None else prices
         self.breakers = breakers
+        self.gates = gates or Gates()
+        self.deadlines_s = deadlines_s or {"text": 1800.0, "image": 3600.0}
         if path:
             path.parent.mkdir(parents=True, exist_ok=True)
 
-    async def _record(self, call: str, work: Coroutine[Any, Any, R]) -> R:
-        """The call under its circuit breaker (when there are breakers), instrumented."""
-        breaker = self.breakers.for_call(call) if self.breakers else None
-        try:
-            with breaker.guard() if breaker else contextlib.nullcontext():
-                return await self._instrumented(call, work)
-        finally:
-            if inspect.getcoroutinestate(work) == inspect.CORO_CREATED:
-                work.close()  # refused by an open breaker: never started
+    async def _record(self, call: str, work: Work[R]) -> R:
+        """The call behind its rate-limit gate and circuit breaker, instrumented; a 429 waits and tries again
+        (same attempt) until the per-call deadline, counted from when Temporal first scheduled the call."""
+        gate = self.gates.for_call(call)
+        kind = "image" if call == "generate_image" else "text"
+        deadline = _scheduled_at() + self.deadlines_s[kind]
+        while True:
+            await gate.wait_turn()
+            try:
+                breaker = self.breakers.for_call(call) if self.breakers else None
+                with breaker.guard() if breaker else contextlib.nullcontext():
+                    return await self._instrumented(call, work())
+            except RateLimited as limited:
+                if time.time() + limited.wait_s > deadline:
+                    raise ApplicationError(
+                        f"{limited.message}; waiting longer would pass this call's {self.deadlines_s[kind]:.0f} s "
+                        f"deadline (ATELIER_{kind.upper()}_DEADLINE_S)",
+                        type="RateLimitDeadline",
+                        non_retryable=True,
+                    ) from limited
+                gate.close_for(limited.wait_s)
 
     async def _instrumented(self, call: str, work: Coroutine[Any, Any, R]) -> R:
         started = time.monotonic()
@@ -114,20 +135,29 @@ class RecordingProvider:
 
     async def structured(self, schema: type[T], instructions: str, prompt: str, context: BaseModel | None = None) -> T:
         return await self._record(
-            f"structured:{schema.__name__}", self.inner.structured(schema, instructions, prompt, context)
+            f"structured:{schema.__name__}", lambda: self.inner.structured(schema, instructions, prompt, context)
         )
 
     async def generate_image(
         self, prompt: str, options: ImageOptions, references: list[ReferenceInput], previous_response_id: str | None
     ) -> GeneratedBytes:
-        work = self.inner.generate_image(prompt, options, references, previous_response_id)
-        return await self._record("generate_image", work)
+        return await self._record(
+            "generate_image", lambda: self.inner.generate_image(prompt, options, references, previous_response_id)
+        )
 
     async def evaluate_image(self, image: bytes, content_type: str, prompt: str) -> Evaluation:
-        return await self._record("evaluate_image", self.inner.evaluate_image(image, content_type, prompt))
+        return await self._record("evaluate_image", lambda: self.inner.evaluate_image(image, content_type, prompt))
 
     async def refine_prompt(self, request: RefinePromptRequest) -> RefinedPrompt:
-        return await self._record("refine_prompt", self.inner.refine_prompt(request))
+        return await self._record("refine_prompt", lambda: self.inner.refine_prompt(request))
+
+
+def _scheduled_at() -> float:
+    """When Temporal first scheduled the running activity (now, outside an activity), as a Unix time."""
+    if not activity.in_activity():
+        return time.time()
+    scheduled = activity.info().scheduled_time
+    return (scheduled if scheduled.tzinfo else scheduled.replace(tzinfo=UTC)).timestamp()
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from models.image import ImageJob, ImageOptions
 from models.meme import MemeJob
 from models.settings import WORKFLOW_QUEUE, Settings
 from models.world import WorldJob, WorldManifest, WorldState
-from starter.services import listening
+from starter.services import dev_server_flags, listening
 from tests.conftest import ROOT, TEMPORAL, free_port
 from workers.connection import connect
 from workflows.conversation import ConversationWorkflow
@@ -78,7 +78,8 @@ class Stack:
 
     def start_server(self) -> None:
         command = [str(TEMPORAL), "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", str(self.port),
-                   "--db-filename", str(self.folder / "temporal.db"), "--log-level", "error"]  # fmt: skip
+                   "--db-filename", str(self.folder / "temporal.db"), "--log-level", "error",
+                   *dev_server_flags()]  # fmt: skip
         log = open(self.folder / "server.log", "ab")  # noqa: SIM115 - owned by the process
         self.server = subprocess.Popen(command, stdout=log, stderr=log)
         deadline = time.monotonic() + 30

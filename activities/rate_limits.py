@@ -1,0 +1,125 @@
+"""A provider's rate limit is back-pressure, never a failure.
+
+The Temporal server paces each paid-call queue at the configured requests per minute across all
+workers (`max_task_queue_activities_per_second`). When the provider still answers 429, the call
+waits for as long as the provider says (`retry-after-ms`, `retry-after`, `x-ratelimit-reset-*`) and
+tries again inside the same activity attempt, so no attempt meant for real errors is used up. The
+worker's other calls of the same kind wait behind the same `Gate`, and once it reopens they go one
+at a time, spaced at the configured rate: no retry storm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import re
+import time
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+
+from temporalio.exceptions import ApplicationError
+
+DEFAULT_WAIT_S = 1.0
+RESET_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class RateLimited(ApplicationError):
+    """The provider said: too many requests, wait `wait_s`. Retryable after that delay."""
+
+    def __init__(self, message: str, wait_s: float) -> None:
+        super().__init__(message, type="RateLimited", next_retry_delay=timedelta(seconds=wait_s))
+        self.wait_s = wait_s
+
+
+def retry_after(headers: Mapping[str, str] | None) -> timedelta | None:
+    """Parse `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
+    if not headers:
+        return None
+    if ms := headers.get("retry-after-ms"):
+        try:
+            return timedelta(milliseconds=max(0.0, float(ms)))
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return timedelta(seconds=max(0.0, float(value)))
+    except ValueError:
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is None:
+            return None
+        return timedelta(seconds=max(0.0, email.utils.mktime_tz(parsed) - time.time()))
+
+
+def reset_seconds(value: str) -> float | None:
+    """`x-ratelimit-reset-*` durations: '1s', '6m0s', '20ms', '1h2m3.5s'."""
+    parts = RESET_PART.findall(value.strip())
+    if not parts or "".join(n + u for n, u in parts) != value.strip():
+        return None
+    return sum(float(number) * UNIT_S[unit] for number, unit in parts)
+
+
+def wait_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """How long the provider asks us to wait: retry-after-ms, retry-after, else the latest reset of a
+    spent `x-ratelimit-*` window. None when the headers say nothing."""
+    if (delay := retry_after(headers)) is not None:
+        return delay.total_seconds()
+    if not headers:
+        return None
+    resets = []
+    for window in ("requests", "tokens", "images"):
+        reset = headers.get(f"x-ratelimit-reset-{window}")
+        remaining = headers.get(f"x-ratelimit-remaining-{window}")
+        if reset and remaining in (None, "0"):
+            seconds = reset_seconds(reset)
+            if seconds is not None:
+                resets.append(seconds)
+    return max(resets) if resets else None
+
+
+class Gate:
+    """One kind of call (text or image) to one provider, in one worker process.
+
+    `close_for(s)` holds every call of this kind for `s` seconds; `wait_turn()` returns once the
+    gate is open, letting waiting calls through `spacing_s` apart so they do not all fire at once.
+    """
+
+    def __init__(self, name: str, spacing_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = name
+        self.spacing_s = spacing_s
+        self.clock = clock
+        self._until = 0.0
+        self._waiting = 0
+
+    @property
+    def closed_for(self) -> float:
+        return max(0.0, self._until - self.clock())
+
+    def close_for(self, seconds: float) -> None:
+        self._until = max(self._until, self.clock() + max(seconds, 0.0))
+
+    async def wait_turn(self) -> float:
+        """Wait until this call may go; returns the seconds waited."""
+        started = self.clock()
+        self._waiting += 1
+        try:
+            while (left := self._until - self.clock()) > 0:
+                await asyncio.sleep(left)
+        finally:
+            self._waiting -= 1
+        if self._waiting:  # others are queued behind this call: space them out
+            self._until = self.clock() + self.spacing_s
+        return self.clock() - started
+
+
+class Gates:
+    """The worker's gates: text calls and image calls."""
+
+    def __init__(self, text_rpm: float = 0, image_rpm: float = 0) -> None:
+        self.text = Gate("text rate limit", 60 / text_rpm if text_rpm else 0.25)
+        self.image = Gate("image rate limit", 60 / image_rpm if image_rpm else 0.25)
+
+    def for_call(self, call: str) -> Gate:
+        return self.image if call == "generate_image" else self.text
