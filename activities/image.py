@@ -51,7 +51,7 @@ class ImageActivities:
         references = [ReferenceInput(await load(self.store, r), r.content_type) for r in request.references]
         async with heartbeating(f"generating image {request.iteration}"):
             result = await self.provider.generate_image(
-                request.prompt, request.options, references, request.previous_response_id
+                request.prompt, request.options, references, request.previous_response_id, request.max_cost_usd
             )
         key = run_key(request.run_id, f"iteration-{request.iteration:02d}.{request.options.format}")
         image = await self.store.put(key, result.data, result.content_type)
@@ -61,7 +61,9 @@ class ImageActivities:
     async def evaluate_image(self, request: EvaluateImageRequest) -> Metered[ScoredEvaluation]:
         data = await load(self.store, request.image)
         async with heartbeating(f"evaluating image {request.iteration}"):
-            verdict = await self.provider.evaluate_image(data, request.image.content_type, request.prompt)
+            verdict = await self.provider.evaluate_image(
+                data, request.image.content_type, request.prompt, request.max_cost_usd
+            )
         return metered(ScoredEvaluation(score=verdict.score, feedback=verdict.feedback, provider=self.provider.name))
 
     @activity.defn(name="refine_prompt")

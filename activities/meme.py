@@ -38,6 +38,7 @@ from models.meme import (
 )
 from models.usage import Metered
 
+SCENE_OPTIONS = ImageOptions(quality="medium", size="1536x1024", background="opaque", format="png")
 WRITER = "You write short, funny, kind memes. Each panel is a few words; the last one lands the joke."
 FORMAT_GUIDE = "\n".join(f"- {spec.format.value}: {spec.description}" for spec in FORMATS.values())
 
@@ -73,13 +74,17 @@ class MemeActivities:
     async def choose_format(self, request: FormatRequest) -> Metered[FormatChoice]:
         prompt = f"Topic: {request.topic}\nStyle: {request.style or 'any'}\nPick the format that fits best:\n"
         async with heartbeating("choosing a format"):
-            choice = await self.provider.structured(FormatChoice, WRITER, prompt + FORMAT_GUIDE, request)
+            choice = await self.provider.structured(
+                FormatChoice, WRITER, prompt + FORMAT_GUIDE, request, request.max_cost_usd
+            )
         return metered(choice)
 
     @activity.defn(name="write_meme_text")
     async def write_text(self, request: TextRequest) -> Metered[MemeText]:
         async with heartbeating("writing meme text"):
-            text = await self.provider.structured(MemeText, WRITER, _text_prompt(request), request)
+            text = await self.provider.structured(
+                MemeText, WRITER, _text_prompt(request), request, request.max_cost_usd
+            )
         return metered(text)
 
     @activity.defn(name="judge_meme_text")
@@ -90,14 +95,16 @@ class MemeActivities:
             "Rate humor and clarity from 0 to 1 and say in one sentence how to make it funnier."
         )
         async with heartbeating("judging meme text"):
-            verdict = await self.provider.structured(MemeJudgement, "You are a tough meme critic.", prompt, request)
+            verdict = await self.provider.structured(
+                MemeJudgement, "You are a tough meme critic.", prompt, request, request.max_cost_usd
+            )
         return metered(verdict)
 
     @activity.defn(name="generate_meme_scene")
     async def generate_scene(self, request: SceneRequest) -> Metered[ArtifactRef]:
-        options = ImageOptions(quality="medium", size=request.size, background="opaque", format="png")
+        options = SCENE_OPTIONS.model_copy(update={"size": request.size})
         async with heartbeating(f"scene {request.index}"):
-            image = await self.provider.generate_image(request.prompt, options, [], None)
+            image = await self.provider.generate_image(request.prompt, options, [], None, request.max_cost_usd)
         key = run_key(request.meme_id, f"scene-{request.index}.png")
         return metered(await self.store.put(key, image.data, image.content_type))
 

@@ -72,16 +72,20 @@ class WorldActivities:
     async def _json(self, key: str, model: BaseModel) -> ArtifactRef:
         return await self.store.put(key, model.model_dump_json(indent=2).encode(), "application/json")
 
-    async def _image(self, key: str, prompt: str, options: ImageOptions) -> ArtifactRef:
+    async def _image(self, key: str, prompt: str, options: ImageOptions, max_cost_usd: float | None) -> ArtifactRef:
         async with heartbeating(f"image {key}"):
-            result = await self.provider.generate_image(prompt, options, [], None)
+            result = await self.provider.generate_image(prompt, options, [], None, max_cost_usd)
         return await self.store.put(key, result.data, result.content_type)
 
     @activity.defn(name="describe_world")
     async def describe_world(self, request: WorldPromptRequest) -> Metered[Described]:
         async with heartbeating("describing the world"):
             world = await self.provider.structured(
-                WorldDescription, SYSTEM, render("world_description", prompt=request.prompt), request
+                WorldDescription,
+                SYSTEM,
+                render("world_description", prompt=request.prompt),
+                request,
+                request.max_cost_usd,
             )
         return metered(
             Described(world=world, artifact=await self._json(world_key(request.world_id, "world.json"), world))
@@ -95,7 +99,9 @@ class WorldActivities:
             "world_image", kind_instructions=instructions, visual_style=request.visual_style, world=request.world_text
         )
         return metered(
-            await self._image(world_key(request.world_id, f"{request.kind}.{options.format}"), prompt, options)
+            await self._image(
+                world_key(request.world_id, f"{request.kind}.{options.format}"), prompt, options, request.max_cost_usd
+            )
         )
 
     @activity.defn(name="character_batch")
@@ -113,7 +119,7 @@ class WorldActivities:
             previous=previous,
         )
         async with heartbeating(f"character batch {request.batch_index}"):
-            result = await self.provider.structured(CharacterBatch, SYSTEM, prompt, request)
+            result = await self.provider.structured(CharacterBatch, SYSTEM, prompt, request, request.max_cost_usd)
         return metered(result)
 
     @activity.defn(name="character_detail")
@@ -129,7 +135,7 @@ class WorldActivities:
             interests=", ".join(seed.interests),
         )
         async with heartbeating(f"profile of {seed.username}"):
-            detail = await self.provider.structured(CharacterDetail, SYSTEM, prompt, request)
+            detail = await self.provider.structured(CharacterDetail, SYSTEM, prompt, request, request.max_cost_usd)
         detail = detail.model_copy(update={"username": seed.username})  # the workflow's unique username wins
         key = world_key(request.world_id, "characters", seed.username, "profile.json")
         return metered(Profiled(detail=detail, artifact=await self._json(key, detail)))
@@ -143,7 +149,7 @@ class WorldActivities:
             visual_style=request.visual_style,
         )
         key = world_key(request.world_id, "characters", request.username, f"avatar.{PORTRAIT.format}")
-        return metered(await self._image(key, prompt, PORTRAIT))
+        return metered(await self._image(key, prompt, PORTRAIT, request.max_cost_usd))
 
     @activity.defn(name="post_batch")
     async def post_batch(self, request: PostBatchRequest) -> Metered[PostBatch]:
@@ -166,7 +172,7 @@ class WorldActivities:
             previous=previous,
         )
         async with heartbeating(f"post batch {request.batch_index} of {who.username}"):
-            result = await self.provider.structured(PostBatch, SYSTEM, prompt, request)
+            result = await self.provider.structured(PostBatch, SYSTEM, prompt, request, request.max_cost_usd)
         return metered(result)
 
     @activity.defn(name="post_detail")
@@ -186,7 +192,7 @@ class WorldActivities:
             post_type=idea.post_type,
         )
         async with heartbeating(f"post {request.number} of {who.username}"):
-            detail = await self.provider.structured(PostDetail, SYSTEM, prompt, request)
+            detail = await self.provider.structured(PostDetail, SYSTEM, prompt, request, request.max_cost_usd)
         key = world_key(request.world_id, "characters", who.username, "posts", f"{request.number:03d}.json")
         return metered(Written(detail=detail, artifact=await self._json(key, detail)))
 
@@ -196,7 +202,7 @@ class WorldActivities:
         key = world_key(
             request.world_id, "characters", request.username, "posts", f"{request.number:03d}.{PORTRAIT.format}"
         )
-        return metered(await self._image(key, prompt, PORTRAIT))
+        return metered(await self._image(key, prompt, PORTRAIT, request.max_cost_usd))
 
     @activity.defn(name="write_character_manifest")
     async def write_character_manifest(self, manifest: CharacterManifest) -> ArtifactRef:

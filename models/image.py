@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from models.artifacts import ArtifactRef
 from models.text import ModelOutput, Prompt
-from models.usage import Usage
+from models.usage import CostLimit, PaidRequest, Spend, Usage
 
 Quality = Literal["auto", "low", "medium", "high"]
 Size = Literal["auto", "1024x1024", "1024x1536", "1536x1024"]
@@ -37,6 +37,7 @@ class ImageJob(BaseModel):
     max_iterations: int = Field(default=4, ge=1, le=20)
     threshold: int = Field(default=85, ge=0, le=100)
     technical_weight: float = Field(default=0.25, ge=0, le=1)  # share of the technical score in each score
+    cost: CostLimit | None = None  # a dollar budget for the whole run
 
 
 class StoreReferencesRequest(BaseModel):
@@ -44,7 +45,7 @@ class StoreReferencesRequest(BaseModel):
     references: list[str]
 
 
-class GenerateImageRequest(BaseModel):
+class GenerateImageRequest(PaidRequest):
     run_id: str
     iteration: int = Field(ge=1)
     prompt: str
@@ -59,7 +60,7 @@ class GeneratedImage(BaseModel):
     provider: str
 
 
-class EvaluateImageRequest(BaseModel):
+class EvaluateImageRequest(PaidRequest):
     run_id: str
     iteration: int = Field(ge=1)
     prompt: str
@@ -77,7 +78,7 @@ class ScoredEvaluation(Evaluation):
     provider: str
 
 
-class RefinePromptRequest(BaseModel):
+class RefinePromptRequest(PaidRequest):
     original_prompt: str
     current_prompt: str
     feedback: list[str]
@@ -105,6 +106,7 @@ class StopReason(StrEnum):
     THRESHOLD = "threshold"
     MAX_ITERATIONS = "max_iterations"
     CANCELLED = "cancelled"
+    BUDGET_EXHAUSTED = "budget_exhausted"
 
 
 class Iteration(BaseModel):
@@ -134,6 +136,7 @@ class LoopState(BaseModel):
     best_score: int | None = None
     pending_feedback: list[str] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)  # tokens, images and estimated cost so far
+    spend: Spend | None = None  # spent vs the dollar budget, when the run has one
 
 
 class ImageJobResult(BaseModel):
@@ -146,3 +149,5 @@ class ImageJobResult(BaseModel):
     final_score: int
     iterations: list[Iteration]
     usage: Usage = Field(default_factory=Usage)  # tokens, images and estimated cost of the whole run
+    spend: Spend | None = None  # spent vs the dollar budget, when the run has one
+    budget_exhausted: bool = False

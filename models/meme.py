@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from models.artifacts import ArtifactRef
 from models.text import ModelOutput, Prompt
-from models.usage import Usage
+from models.usage import CostLimit, PaidRequest, Spend, Usage
 
 Box = tuple[float, float, float, float]  # left, top, right, bottom as fractions of the canvas
 
@@ -125,9 +125,10 @@ class MemeJob(BaseModel):
     use_cache: bool = True
     blocked_words: list[str] = Field(default_factory=list, max_length=200)
     image_deadline_s: int = Field(default=180, ge=1, le=3600)  # past it, a plain background is used
+    cost: CostLimit | None = None  # a dollar budget for the whole meme
 
 
-class FormatRequest(BaseModel):
+class FormatRequest(PaidRequest):
     topic: str
     style: str
 
@@ -137,7 +138,7 @@ class FormatChoice(ModelOutput):
     reason: str = Field(min_length=1, max_length=400)
 
 
-class TextRequest(BaseModel):
+class TextRequest(PaidRequest):
     """Write (or, with `previous` and `feedback`, rewrite) the panel texts for one format."""
 
     topic: str
@@ -154,7 +155,7 @@ class MemeText(ModelOutput):
     scene: str = Field(default="", max_length=300)  # what the picture should show, beyond the format's scenes
 
 
-class JudgeRequest(BaseModel):
+class JudgeRequest(PaidRequest):
     topic: str
     format: MemeFormat
     panels: list[str]
@@ -206,9 +207,10 @@ class MemeStatus(BaseModel):
     drafts: int = 0
     best_score: float | None = None
     usage: Usage = Field(default_factory=Usage)
+    spend: Spend | None = None  # spent vs the dollar budget, when the meme has one
 
 
-class SceneRequest(BaseModel):
+class SceneRequest(PaidRequest):
     meme_id: str
     index: int
     prompt: str
@@ -262,7 +264,7 @@ class MemeResult(BaseModel):
     panels: list[str]
     score: float
     target_score: float
-    stopped_because: Literal["target_reached", "out_of_refinements", "cached"]
+    stopped_because: Literal["target_reached", "out_of_refinements", "budget_exhausted", "cached"]
     refinements: int
     history: list[Draft]
     image: ArtifactRef
@@ -272,6 +274,8 @@ class MemeResult(BaseModel):
     provider: str
     metrics: MemeMetrics
     usage: Usage = Field(default_factory=Usage)
+    spend: Spend | None = None
+    budget_exhausted: bool = False
 
 
 # --- pure helpers, safe in workflows ---------------------------------------------------------

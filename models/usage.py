@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel, Field, computed_field
+from temporalio.exceptions import ApplicationError
 
 V = TypeVar("V")
 
@@ -108,12 +109,95 @@ class Metered(BaseModel, Generic[V]):
     usage: Usage = Field(default_factory=Usage)
 
 
-class Ledger:
-    """A workflow's running usage: take each metered activity result's value, keep its usage."""
+class PaidRequest(BaseModel):
+    """The input of an activity that calls a paid model; `max_cost_usd` is what the run reserved for it."""
 
-    def __init__(self) -> None:
+    max_cost_usd: float | None = Field(default=None, ge=0)
+
+
+class CostLimit(BaseModel):
+    """A run's dollar budget, and the most one call of each kind may cost (reserved before it starts)."""
+
+    max_usd: float = Field(ge=0)
+    text_call_usd: float = Field(ge=0)
+    image_call_usd: float = Field(ge=0)
+
+    def quote(self, kind: str) -> float:
+        return self.image_call_usd if kind == "image" else self.text_call_usd
+
+
+class BudgetExhausted(ApplicationError):
+    """What is left of the dollar budget does not cover the worst case of the next call."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type="BudgetExhausted", non_retryable=True)
+
+
+class Ledger:
+    """A workflow's running usage, and its dollar budget when it has one.
+
+    `reserve(kind)` sets aside the worst case of one call before it starts (or raises
+    `BudgetExhausted`); `release` gives the reservation back once `take` has booked the real usage.
+    `committed_usd` is budget handed on (a world's running characters' shares and finished ones' spend).
+    """
+
+    def __init__(self, limit: CostLimit | None = None) -> None:
         self.usage = Usage()
+        self.limit = limit
+        self.reserved_usd = 0.0
+        self.committed_usd = 0.0
+        self.exhausted = False
+
+    def free_usd(self) -> float | None:
+        """Budget neither spent nor reserved nor handed on; None without a budget."""
+        if self.limit is None:
+            return None
+        return max(0.0, self.limit.max_usd - self.usage.estimated_cost_usd - self.reserved_usd - self.committed_usd)
+
+    def affordable(self, *kinds: str) -> bool:
+        """Whether calls of these kinds fit now; remembers when they do not."""
+        free = self.free_usd()
+        if free is None or self.limit is None:
+            return True
+        fits = sum(self.limit.quote(kind) for kind in kinds) <= free + 1e-9
+        self.exhausted = self.exhausted or not fits
+        return fits
+
+    def reserve(self, kind: str) -> float | None:
+        """Set aside one call's worst case and return it (the call's cap); None without a budget."""
+        if self.limit is None:
+            return None
+        if not self.affordable(kind):
+            raise BudgetExhausted(
+                f"budget ${self.limit.max_usd:.4f} spent: ${self.usage.estimated_cost_usd:.4f} used, the next "
+                f"{kind} call may cost up to ${self.limit.quote(kind):.4f}"
+            )
+        amount = self.limit.quote(kind)
+        self.reserved_usd += amount
+        return amount
+
+    def release(self, amount: float | None) -> None:
+        if amount:
+            self.reserved_usd = max(0.0, self.reserved_usd - amount)
 
     def take(self, result: Metered[V]) -> V:
         self.usage = self.usage.plus(result.usage)
         return result.value
+
+    def spend(self) -> Spend | None:
+        """Spent vs budget, for status and results."""
+        if self.limit is None:
+            return None
+        return Spend(
+            max_usd=self.limit.max_usd,
+            spent_usd=self.usage.estimated_cost_usd,
+            reserved_usd=round(self.reserved_usd, 6),
+            exhausted=self.exhausted,
+        )
+
+
+class Spend(BaseModel):
+    max_usd: float
+    spent_usd: float
+    reserved_usd: float = 0.0
+    exhausted: bool = False

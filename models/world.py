@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from models.artifacts import ArtifactRef
 from models.text import ModelOutput, Prompt
-from models.usage import Usage
+from models.usage import CostLimit, PaidRequest, Spend, Usage
 
 # --- what the language model writes -----------------------------------------------------------
 
@@ -91,12 +91,12 @@ class PostDetail(ModelOutput):
 # --- activity requests ------------------------------------------------------------------------
 
 
-class WorldPromptRequest(BaseModel):
+class WorldPromptRequest(PaidRequest):
     world_id: str
     prompt: Prompt
 
 
-class WorldImageRequest(BaseModel):
+class WorldImageRequest(PaidRequest):
     world_id: str
     kind: str  # background | icon
     world_text: str
@@ -109,7 +109,7 @@ class CharacterSummary(BaseModel):
     role_in_world: str
 
 
-class CharacterBatchRequest(BaseModel):
+class CharacterBatchRequest(PaidRequest):
     world_id: str
     world_text: str
     batch_index: int
@@ -118,13 +118,13 @@ class CharacterBatchRequest(BaseModel):
     previous: list[CharacterSummary] = Field(default_factory=list)
 
 
-class CharacterDetailRequest(BaseModel):
+class CharacterDetailRequest(PaidRequest):
     world_id: str
     world_text: str
     seed: CharacterSeed
 
 
-class AvatarRequest(BaseModel):
+class AvatarRequest(PaidRequest):
     world_id: str
     username: str
     avatar_description: str
@@ -137,7 +137,7 @@ class PostSummary(BaseModel):
     brief: str
 
 
-class PostBatchRequest(BaseModel):
+class PostBatchRequest(PaidRequest):
     world_id: str
     world_text: str
     character: CharacterDetail
@@ -147,7 +147,7 @@ class PostBatchRequest(BaseModel):
     narrative_arc: str | None = None
 
 
-class PostDetailRequest(BaseModel):
+class PostDetailRequest(PaidRequest):
     world_id: str
     world_text: str
     character: CharacterDetail
@@ -156,7 +156,7 @@ class PostDetailRequest(BaseModel):
     narrative_arc: str
 
 
-class PostImageRequest(BaseModel):
+class PostImageRequest(PaidRequest):
     world_id: str
     username: str
     number: int
@@ -168,10 +168,11 @@ class PostImageRequest(BaseModel):
 
 
 class Budget(BaseModel):
-    """Caps on model calls for one world (seed 001's API call limits)."""
+    """Caps on model calls for one world (seed 001's API call limits), and optionally on dollars."""
 
     llm_calls: int = Field(default=20_000, ge=0)
     image_calls: int = Field(default=5_000, ge=0)
+    cost: CostLimit | None = None
 
 
 class CallUsage(BaseModel):
@@ -247,6 +248,7 @@ class WorldStatus(BaseModel):
     usage: Usage = Field(default_factory=Usage)  # tokens, images, estimated cost
     budget: Budget = Field(default_factory=Budget)
     budget_exhausted: bool = False
+    spend: Spend | None = None  # spent vs the dollar budget, when the world has one
     duplicates_regenerated: int = 0  # characters replaced for being near-copies of others
     consistency: dict[str, float] = Field(default_factory=dict)  # username → mean post/persona similarity
     failures: list[Failure] = Field(default_factory=list)
@@ -274,6 +276,7 @@ class CharacterJob(BaseModel):
     scoring: bool = True
     post_batch_size: int
     allowance: CallUsage  # the share of the world's budget this character may spend
+    cost: CostLimit | None = None  # its share of the world's dollar budget
 
 
 class PostRecord(BaseModel):

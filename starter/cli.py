@@ -21,6 +21,7 @@ from temporalio.service import RPCError
 from models.settings import Settings
 from starter import chat_cmd, image_cmd, kb_cmd, meme_cmd, services, world_cmd
 from starter.common import Parser, Pipeline, UsageError, attached, connect_or_explain, existing, stderr
+from starter.waiting import waiting
 
 PIPELINES: dict[str, Pipeline] = {
     "ImageRefinementWorkflow": image_cmd.PIPELINE,
@@ -55,7 +56,8 @@ def build_parser() -> Parser:
 
 
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    handle, info = await existing(await connect_or_explain(settings), args.workflow_id)
+    client = await connect_or_explain(settings)
+    handle, info = await existing(client, args.workflow_id)
     running = info.status == WorkflowExecutionStatus.RUNNING
     payload: dict[str, Any] = {
         "workflow_id": info.id,
@@ -69,6 +71,8 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         payload["state"] = await pipeline.state(handle)
         if payload["state"] is None and running:
             payload["note"] = "no worker answered the state query: is `python -m workers` running?"
+    if running:
+        payload["waiting"] = await waiting(client)
     print(json.dumps(payload, indent=2))
     return 0
 

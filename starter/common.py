@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,8 +20,12 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.providers.pricing import Unpriced, quote
+from models.image import ImageOptions
 from models.priority import run_priority
 from models.settings import WORKFLOW_QUEUE, Settings
+from models.usage import CostLimit
+from starter.waiting import WaitingNotes
 from workers.connection import connect
 
 M = TypeVar("M", bound=BaseModel)
@@ -98,6 +103,27 @@ async def launch(args: Any, settings: Settings, kind: str, run: Any, job: Any, t
     return client, workflow_id
 
 
+def add_max_cost(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-cost", type=float, default=None, metavar="USD", help="dollar budget (default ATELIER_MAX_COST_USD)"
+    )
+
+
+def cost_limit(
+    args: Any, settings: Settings, image_options: list[ImageOptions], references: int = 0
+) -> CostLimit | None:
+    """The run's dollar budget from `--max-cost` (or ATELIER_MAX_COST_USD) with its per-call reservations."""
+    value = args.max_cost if args.max_cost is not None else settings.max_cost_usd
+    if value is None:
+        return None
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"--max-cost must be a number of US dollars, 0 or more (got {value})")
+    try:
+        return quote(settings, value, image_options, references)
+    except Unpriced as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def validated(model: type[M], **fields: Any) -> M:
     """Build a job from what the user typed; the first problem becomes a one-line usage error."""
     try:
@@ -108,15 +134,21 @@ def validated(model: type[M], **fields: Any) -> M:
         raise UsageError(f"{'.'.join(map(str, first['loc']))}: {message}") from exc
 
 
-async def follow(handle: WorkflowHandle, progress_line: Callable[[WorkflowHandle], Awaitable[str | None]]) -> Any:
-    """Wait for a run's result, printing its progress line on stderr whenever it changes."""
+async def follow(
+    client: Client, handle: WorkflowHandle, progress_line: Callable[[WorkflowHandle], Awaitable[str | None]]
+) -> Any:
+    """Wait for a run's result, printing its progress line (and any rate-limit wait) on stderr whenever it
+    changes."""
     result = asyncio.ensure_future(handle.result())
     last = ""
     silent = WorkerSilence()
+    notes = WaitingNotes(client)
     with stderr.status("waiting for the run…") as spinner:
         while not result.done():
             line = await progress_line(handle)
             silent.observe(line is not None)
+            if line is not None and (waits := await notes.current()):
+                line = f"{line} · {'; '.join(waits)}"
             if line is not None and line != last:
                 stderr.print(f"[dim]{handle.id}[/] {line}")
                 spinner.update(line)

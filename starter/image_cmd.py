@@ -12,7 +12,17 @@ from activities.references import BadReference, check_url, is_url, read_local
 from activities.storage import make_store
 from models.image import ImageJob, ImageJobResult, ImageOptions, LoopState
 from models.settings import Settings
-from starter.common import Pipeline, UsageError, bounded_query, follow, launch_and_print, stderr, validated
+from starter.common import (
+    Pipeline,
+    UsageError,
+    add_max_cost,
+    bounded_query,
+    cost_limit,
+    follow,
+    launch_and_print,
+    stderr,
+    validated,
+)
 from starter.results import image_result_json
 from workflows.image_refinement import ImageRefinementWorkflow
 
@@ -30,6 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     image.add_argument(
         "--technical-weight", type=float, default=0.25, help="share of the scoring queue's technical score (0-1)"
     )
+    add_max_cost(image)
     image.add_argument("--out", type=Path, default=None, help="folder for the images (default .atelier/out/<id>)")
     image.add_argument("--id", dest="workflow_id", default=None, help="workflow id (attach if it exists)")
     image.add_argument("--detach", action="store_true", help="start the run and print its workflow id")
@@ -68,6 +79,7 @@ def image_job(args: argparse.Namespace, settings: Settings) -> ImageJob:
         max_iterations=args.max_iterations,
         threshold=args.threshold,
         technical_weight=args.technical_weight,
+        cost=cost_limit(args, settings, [options], len(references)),
     )
 
 
@@ -77,7 +89,7 @@ async def loop_state(handle: WorkflowHandle) -> LoopState | None:
 
 def _describe(state: LoopState) -> str:
     scores = ", ".join(map(str, state.scores)) or "-"
-    spent = f"~${state.usage.estimated_cost_usd:.4f}"
+    spent = f"~${state.usage.estimated_cost_usd:.4f}" + (f" of ${state.spend.max_usd:.4f}" if state.spend else "")
     return f"iteration {state.iteration}/{state.max_iterations} · {state.phase.value} · scores [{scores}] · {spent}"
 
 
@@ -88,7 +100,7 @@ async def progress_line(handle: WorkflowHandle) -> str | None:
 
 async def print_result(client: Client, workflow_id: str, settings: Settings, out: Path | None) -> int:
     handle = client.get_workflow_handle_for(ImageRefinementWorkflow.run, workflow_id)
-    result: ImageJobResult = await follow(handle, progress_line)
+    result: ImageJobResult = await follow(client, handle, progress_line)
     payload = await image_result_json(result, make_store(settings), out or settings.data_dir / "out" / workflow_id)
     print(json.dumps(payload, indent=2))
     stderr.print(f"best image: {payload['best_image_url']} (score {payload['final_score']})")

@@ -8,10 +8,21 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowHandle
 
+from activities.meme import SCENE_OPTIONS
 from activities.storage import load, make_store, write_atomic
 from models.meme import FORMAT_NAMES, MemeJob, MemeMetrics, MemeResult, MemeStatus
 from models.settings import Settings
-from starter.common import Pipeline, UsageError, bounded_query, follow, launch_and_print, stderr, validated
+from starter.common import (
+    Pipeline,
+    UsageError,
+    add_max_cost,
+    bounded_query,
+    cost_limit,
+    follow,
+    launch_and_print,
+    stderr,
+    validated,
+)
 from workflows.meme import MemeWorkflow
 
 
@@ -22,6 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     meme.add_argument("--style", default="", help="e.g. 'relatable', 'corporate', 'wholesome'")
     meme.add_argument("--max-refinements", type=int, default=2)
     meme.add_argument("--target-score", type=float, default=0.7, help="0-1: stop refining at this score")
+    add_max_cost(meme)
     meme.add_argument("--no-cache", action="store_true", help="make a new meme even if an identical one exists")
     meme.add_argument("--out", type=Path, default=None, help="folder for the meme (default .atelier/out/<id>)")
     meme.add_argument("--id", dest="workflow_id", default=None, help="workflow id (attach if it exists)")
@@ -44,6 +56,7 @@ def meme_job(args: argparse.Namespace, settings: Settings) -> MemeJob:
         target_score=args.target_score,
         use_cache=not args.no_cache,
         blocked_words=settings.blocked_words,
+        cost=cost_limit(args, settings, [SCENE_OPTIONS]),
     )
 
 
@@ -56,12 +69,13 @@ async def progress_line(handle: WorkflowHandle) -> str | None:
     if st is None:
         return None
     best = f" · best {st.best_score:.2f}" if st.best_score is not None else ""
-    return f"{st.phase.value.lower().replace('_', ' ')} · drafts {st.drafts}{best}"
+    spent = f" · ${st.spend.spent_usd:.4f} of ${st.spend.max_usd:.4f}" if st.spend else ""
+    return f"{st.phase.value.lower().replace('_', ' ')} · drafts {st.drafts}{best}{spent}"
 
 
 async def print_result(client: Client, workflow_id: str, settings: Settings, out: Path | None) -> int:
     handle = client.get_workflow_handle_for(MemeWorkflow.run, workflow_id)
-    result: MemeResult = await follow(handle, progress_line)
+    result: MemeResult = await follow(client, handle, progress_line)
     out_dir = out or settings.data_dir / "out" / workflow_id
     path = (out_dir / "meme.png").resolve()
     write_atomic(path, await load(make_store(settings), result.image))

@@ -41,6 +41,8 @@ async def image_result_json(result: ImageJobResult, store: ArtifactStore, out_di
         "provider": result.provider,
         "stopped_because": result.stopped_because.value,
         "usage": result.usage.model_dump(mode="json"),
+        "budget_exhausted": result.budget_exhausted,
+        "spend": result.spend.model_dump(mode="json") if result.spend else None,
     }
     write_atomic(out_dir / "result.json", json.dumps(payload, indent=2).encode())
     write_atomic(out_dir / "index.html", iterations_page(result, paths).encode())

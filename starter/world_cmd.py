@@ -13,10 +13,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from temporalio.client import Client, WorkflowHandle
 
 from activities.storage import ArtifactStore, load, make_store, write_atomic
+from activities.world import PORTRAIT, WORLD_IMAGE
 from models.artifacts import ArtifactRef
 from models.settings import Settings
 from models.world import Budget, PhaseState, WorldJob, WorldManifest, WorldResult, WorldStatus
-from starter.common import Pipeline, UsageError, bounded_query, launch, stderr
+from starter.common import Pipeline, UsageError, add_max_cost, bounded_query, cost_limit, launch, stderr
+from starter.waiting import WaitingNotes
 from workflows.world import WorldWorkflow
 
 MARK = {PhaseState.PENDING: "·", PhaseState.IN_PROGRESS: "…", PhaseState.COMPLETED: "✓", PhaseState.FAILED: "✗"}
@@ -30,22 +32,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     world.add_argument("--no-images", dest="images", action="store_false")
     world.add_argument("--max-llm-calls", type=int, default=Budget().llm_calls)
     world.add_argument("--max-image-calls", type=int, default=Budget().image_calls)
+    add_max_cost(world)
     world.add_argument("--parallel", type=int, default=10, help="characters generated at the same time")
     world.add_argument("--out", type=Path, default=None, help="folder for the files (default .atelier/out/<id>)")
     world.add_argument("--id", dest="workflow_id", default=None, help="world id (attach if it exists)")
     world.add_argument("--detach", action="store_true", help="start the world and print its id")
 
 
-def world_job(args: argparse.Namespace) -> WorldJob:
+def world_job(args: argparse.Namespace, settings: Settings) -> WorldJob:
     if not args.prompt.strip():
         raise UsageError("the prompt is empty")
+    images = [options for _, options in WORLD_IMAGE.values()] + [PORTRAIT] if args.images else []
+    cost = cost_limit(args, settings, images)
     try:
         return WorldJob(
             prompt=args.prompt.strip(),
             characters=args.characters,
             posts_per_character=args.posts,
             images=args.images,
-            budget=Budget(llm_calls=args.max_llm_calls, image_calls=args.max_image_calls),
+            budget=Budget(llm_calls=args.max_llm_calls, image_calls=args.max_image_calls, cost=cost),
             max_parallel_characters=args.parallel,
         )
     except ValidationError as exc:
@@ -81,32 +86,35 @@ def _bars(st: WorldStatus, requested: int) -> list[tuple[str, int, int]]:
     ]
 
 
-async def follow(handle: WorkflowHandle, requested: int) -> WorldResult:
+async def follow(client: Client, handle: WorkflowHandle, requested: int) -> WorldResult:
     """Live bars, one per phase, until the world is done."""
     result = asyncio.ensure_future(handle.result())
     columns = (TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    notes = WaitingNotes(client)
     with Progress(*columns, console=stderr, transient=False) as progress:
         tasks: list[Any] = []
         last = ""
+        waits_row = progress.add_task("", total=None, visible=False)
 
-        def show(st: WorldStatus) -> None:
+        def show(st: WorldStatus, waits: list[str]) -> None:
             nonlocal tasks, last
             bars = _bars(st, requested)
             if not tasks:
                 tasks = [progress.add_task(name, total=max(total, 1)) for name, _, total in bars]
             for task, (name, done, total) in zip(tasks, bars, strict=True):
                 progress.update(task, description=name, completed=done, total=max(total, 1))
-            line = " | ".join(f"{n} {d}/{t}" for n, d, t in bars)
+            progress.update(waits_row, description="; ".join(waits), visible=bool(waits))
+            line = " | ".join(f"{n} {d}/{t}" for n, d, t in bars) + "".join(f" | {w}" for w in waits)
             if not stderr.is_terminal and line != last:
                 stderr.print(line)
                 last = line
 
         while not result.done():
             if (st := await world_status(handle)) is not None:
-                show(st)
+                show(st, await notes.current())
             await asyncio.wait([result], timeout=0.5)
         if not result.exception():
-            show(result.result().status)
+            show(result.result().status, [])
     return result.result()
 
 
@@ -127,7 +135,7 @@ async def materialize(result: WorldResult, store: ArtifactStore, out_dir: Path) 
 async def _finished(client: Client, workflow_id: str, settings: Settings, out: Path | None) -> tuple:
     handle = client.get_workflow_handle_for(WorldWorkflow.run, workflow_id)
     st = await world_status(handle)
-    result = await follow(handle, st.characters.planned if st else 0)
+    result = await follow(client, handle, st.characters.planned if st else 0)
     out_dir = (out or settings.data_dir / "out" / workflow_id).resolve()
     manifest = await materialize(result, make_store(settings), out_dir)
     return result, manifest, out_dir
@@ -141,7 +149,7 @@ async def print_manifest(client: Client, workflow_id: str, settings: Settings, o
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    job = world_job(args)
+    job = world_job(args, settings)
     if (launched := await launch(args, settings, "world", WorldWorkflow.run, job, job.prompt)) is None:
         return 0
     client, workflow_id = launched
@@ -157,6 +165,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         "calls": st.calls.model_dump(),
         "usage": st.usage.model_dump(mode="json"),
         "budget_exhausted": st.budget_exhausted,
+        "spend": st.spend.model_dump(mode="json") if st.spend else None,
         "duplicates_regenerated": st.duplicates_regenerated,
         "consistency": st.consistency,
         "failures": [f.model_dump() for f in st.failures],

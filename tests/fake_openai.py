@@ -40,6 +40,43 @@ class Recorded:
     body: dict[str, Any]
     at: float
     faulted: bool = False
+    limited: bool = False  # answered 429 by the rate limit
+
+
+class Bucket:
+    """A provider's rate limit for one kind of request: `per_minute` refilled continuously, at most
+    `burst` at once. Thread-safe callers hold the server's lock."""
+
+    def __init__(self, per_minute: float, burst: int, clock=time.monotonic) -> None:
+        self.rate = per_minute / 60
+        self.per_minute = per_minute
+        self.burst = burst
+        self.clock = clock
+        self.tokens = float(burst)
+        self.at = clock()
+
+    def take(self) -> float:
+        """0 when the request may go, else the seconds until it could."""
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+    def refusal(self, wait_s: float, kind: str) -> Fault:
+        """The 429 hosted providers send: retry-after headers, x-ratelimit-*, an OpenAI error body."""
+        headers = {
+            "retry-after": str(max(1, round(wait_s + 0.5))),
+            "retry-after-ms": str(int(wait_s * 1000) + 1),
+            "x-ratelimit-limit-requests": str(int(self.per_minute)),
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": f"{wait_s:.3f}s",
+        }
+        message = f"Rate limit reached for {kind} requests per min (RPM): Limit {int(self.per_minute)}"
+        body = {"error": {"message": message, "type": "requests", "code": "rate_limit_exceeded", "param": None}}
+        return Fault(status=429, headers=headers, body=body)
 
 
 # The token usage every reply reports, so tests can check what runs count and cost.
@@ -105,6 +142,7 @@ class FakeOpenAI:
         self.responses_api = True
         self.fault_rate = 0.0
         self.fault_timeout_s = 2.0
+        self.buckets: dict[str, Bucket] = {}  # "text" / "image" → the account's rate limit
         self._random = random.Random(0)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -130,6 +168,17 @@ class FakeOpenAI:
         if kind == "timeout":
             return Fault(delay=self.fault_timeout_s)
         return Fault(malformed=True)
+
+    def rate_limit(self, text_per_minute: float = 0, images_per_minute: float = 0, burst_s: float = 3.0) -> None:
+        """Enforce account limits like a hosted provider: over them, HTTP 429 (chat counts as text;
+        Responses and Images calls count as images). `burst_s` worth of requests may come at once."""
+        for kind, per_minute in (("text", text_per_minute), ("image", images_per_minute)):
+            if per_minute:
+                self.buckets[kind] = Bucket(per_minute, max(1, round(per_minute / 60 * burst_s)))
+
+    def limited(self) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.requests if r.limited]
 
     def script_scores(self, *scores: int) -> None:
         self.scores.extend(scores)
@@ -216,12 +265,17 @@ class FakeOpenAI:
                 with fake._lock:
                     queue = fake.faults.get(route or "")
                     fault = queue.popleft() if queue else fake._random_fault(route or "")
+                    bucket = fake.buckets.get("text" if route == "chat" else "image")
+                    wait = bucket.take() if bucket and route else 0.0
+                    if wait:
+                        fault = bucket.refusal(wait, "text" if route == "chat" else "image")  # type: ignore[union-attr]
                     faulted = fault.status != 200 or fault.malformed or fault.delay >= fake.fault_timeout_s
-                    fake.requests.append(Recorded(self.path, body, time.monotonic(), faulted))
+                    fake.requests.append(Recorded(self.path, body, time.monotonic(), faulted, limited=wait > 0))
                     index = len(fake.requests)
                 if route is None or (route == "responses" and not fake.responses_api):
                     return self._send(404, error_body(f"no route {self.path}", "not_found"))
-                time.sleep(fault.delay + fake.delays.get(route, 0.0))
+                if not wait:  # a refusal answers at once
+                    time.sleep(fault.delay + fake.delays.get(route, 0.0))
                 if fault.status != 200:
                     return self._send(fault.status, fault.body or error_body(f"injected {fault.status}"), fault.headers)
                 if fault.malformed or fault.content is not None:
@@ -264,6 +318,11 @@ ROUTES = {"chat": "/chat/completions", "responses": "/responses", "images": "/im
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Local OpenAI-compatible test server")
     parser.add_argument("--port", type=int, default=8099)
-    url = FakeOpenAI().start(parser.parse_args().port)
+    parser.add_argument("--text-rpm", type=float, default=0, help="chat requests per minute (0 = unlimited)")
+    parser.add_argument("--image-rpm", type=float, default=0, help="images per minute (0 = unlimited)")
+    args = parser.parse_args()
+    server = FakeOpenAI()
+    server.rate_limit(args.text_rpm, args.image_rpm)
+    url = server.start(args.port)
     print(f"fake OpenAI at {url} (Ctrl-C to stop)")
     threading.Event().wait()

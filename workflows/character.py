@@ -54,10 +54,14 @@ class CharacterWorkflow:
         self._contents: list[str] = []
 
     def _spend(self, llm: int = 0, image: int = 0) -> bool:
-        """Take calls from this character's allowance; False (and remembered) when it is spent."""
+        """Take calls from this character's allowance (calls, and dollars when the world has a dollar
+        budget); False (and remembered) when it is spent."""
         assert self._job and self._result
         allowance = self._job.allowance
         if self._used.llm_calls + llm > allowance.llm_calls or self._used.image_calls + image > allowance.image_calls:
+            self._result.budget_exhausted = True
+            return False
+        if not self._ledger.affordable(*["text"] * llm, *["image"] * image):  # its share of the dollars
             self._result.budget_exhausted = True
             return False
         self._used = self._used.plus(CallUsage(llm_calls=llm, image_calls=image))
@@ -76,6 +80,7 @@ class CharacterWorkflow:
     @workflow.run
     async def run(self, job: CharacterJob) -> CharacterResult:
         self._job = job
+        self._ledger = Ledger(job.cost)
         seed = job.seed
         result = self._result = CharacterResult(username=seed.username)
         manifest = CharacterManifest(
@@ -85,7 +90,7 @@ class CharacterWorkflow:
             role_in_world=seed.role_in_world,
         )
         if not self._spend(llm=1):
-            result.failures.append(Failure(step=f"{seed.username}/profile", error="call budget exhausted"))
+            result.failures.append(Failure(step=f"{seed.username}/profile", error="budget exhausted"))
             return result
         try:
             profiled = await metered_call(
@@ -134,7 +139,7 @@ class CharacterWorkflow:
     async def _avatar(self, detail: CharacterDetail, manifest: CharacterManifest) -> None:
         assert self._job and self._result
         if not self._spend(image=1):
-            self._result.failures.append(Failure(step=f"{detail.username}/avatar", error="call budget exhausted"))
+            self._result.failures.append(Failure(step=f"{detail.username}/avatar", error="budget exhausted"))
             return
         try:
             manifest.avatar = await metered_call(
@@ -193,7 +198,7 @@ class CharacterWorkflow:
         await asyncio.gather(*writing)
         if len(previous) < total:
             missing = total - len(previous)
-            reason = "call budget exhausted" if result.budget_exhausted else "storyline stopped"
+            reason = "budget exhausted" if result.budget_exhausted else "storyline stopped"
             result.failures.append(
                 Failure(step=f"{detail.username}/posts", error=f"{missing} posts not generated: {reason}")
             )
@@ -217,7 +222,7 @@ class CharacterWorkflow:
         assert self._job and self._result
         job, step = self._job, f"{detail.username}/post {number}"
         if not self._spend(llm=1):
-            self._result.failures.append(Failure(step=step, error="call budget exhausted"))
+            self._result.failures.append(Failure(step=step, error="budget exhausted"))
             return None
         try:
             written = await metered_call(
@@ -240,7 +245,7 @@ class CharacterWorkflow:
         record = PostRecord(number=number, idea=idea, post=written.artifact)
         if job.images and idea.has_image:
             if not self._spend(image=1):
-                self._result.failures.append(Failure(step=f"{step} image", error="call budget exhausted"))
+                self._result.failures.append(Failure(step=f"{step} image", error="budget exhausted"))
                 return record
             try:
                 record.image = await metered_call(

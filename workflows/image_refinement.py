@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
         StoreReferencesRequest,
     )
     from models.scoring import ImageScores, ScoreImagesRequest
-    from models.usage import Ledger
+    from models.usage import BudgetExhausted, Ledger
     from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
 
 
@@ -41,7 +41,7 @@ class ImageRefinementWorkflow:
         """Iteration, phase and scores so far."""
         if self._state is not None:
             self._state.pending_feedback = list(self._pending_feedback)
-            self._state.usage = self._ledger.usage
+            self._state.usage, self._state.spend = self._ledger.usage, self._ledger.spend()
         return self._state
 
     @workflow.signal
@@ -55,20 +55,20 @@ class ImageRefinementWorkflow:
 
         The returned iteration still lacks its response id and human feedback; the loop adds them.
         """
-        evaluation = workflow.execute_activity_method(
+        evaluation = metered_call(
+            self._ledger,
             ImageActivities.evaluate_image,
             EvaluateImageRequest(run_id=run_id, iteration=number, prompt=prompt, image=image),
             **text_call(),
         )
         item = None
         if job.technical_weight == 0:
-            verdict = self._ledger.take(await evaluation)
+            verdict = await evaluation
         else:
             technical = workflow.execute_activity(
                 "score_images", ScoreImagesRequest(images=[image]), result_type=ImageScores, **scoring_call()
             )
-            metered, scores = await asyncio.gather(evaluation, technical)
-            verdict = self._ledger.take(metered)
+            verdict, scores = await asyncio.gather(evaluation, technical)
             item = scores.items[0]
         weight = job.technical_weight if item else 0.0
         return Iteration(
@@ -86,6 +86,7 @@ class ImageRefinementWorkflow:
     @workflow.run
     async def run(self, job: ImageJob) -> ImageJobResult:
         run_id = workflow.info().workflow_id
+        self._ledger = Ledger(job.cost)
         state = self._state = LoopState(max_iterations=job.max_iterations, threshold=job.threshold, prompt=job.prompt)
         iterations: list[Iteration] = []
         provider = "unknown"
@@ -101,6 +102,11 @@ class ImageRefinementWorkflow:
                 )
             prompt, human, previous_response_id = job.prompt, [], None
             for number in range(1, job.max_iterations + 1):
+                if not self._ledger.affordable("image", "text"):  # an iteration: generate and evaluate
+                    if not iterations:
+                        raise BudgetExhausted(f"the ${job.cost.max_usd:.4f} budget does not cover one iteration")  # type: ignore[union-attr]
+                    stopped = StopReason.BUDGET_EXHAUSTED
+                    break
                 state.iteration, state.prompt, state.phase = number, prompt, Phase.GENERATING
                 generated = await metered_call(
                     self._ledger,
@@ -126,6 +132,9 @@ class ImageRefinementWorkflow:
                     stopped = StopReason.THRESHOLD
                     break
                 if number == job.max_iterations:
+                    break
+                if not self._ledger.affordable("text", "image", "text"):  # refine, then the next iteration
+                    stopped = StopReason.BUDGET_EXHAUSTED
                     break
                 state.phase = Phase.REFINING
                 human, self._pending_feedback = self._pending_feedback, []
@@ -155,4 +164,6 @@ class ImageRefinementWorkflow:
             final_score=best.score,
             iterations=iterations,
             usage=self._ledger.usage,
+            spend=self._ledger.spend(),
+            budget_exhausted=stopped == StopReason.BUDGET_EXHAUSTED,
         )

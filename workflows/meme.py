@@ -55,7 +55,7 @@ class MemeWorkflow:
     @workflow.query
     def status(self) -> MemeStatus:
         """The phase the meme is in, drafts so far, best score and usage."""
-        self._status.usage = self._ledger.usage
+        self._status.usage, self._status.spend = self._ledger.usage, self._ledger.spend()
         return self._status
 
     @workflow.query
@@ -78,13 +78,15 @@ class MemeWorkflow:
     @workflow.run
     async def run(self, job: MemeJob) -> MemeResult:
         meme_id = workflow.info().workflow_id
+        self._ledger = Ledger(job.cost)
         try:
             result = await self._make(job, meme_id)
         except BaseException:
             self._enter(MemePhase.FAILED)
             raise
         self._enter(MemePhase.COMPLETED)
-        result.metrics, result.usage = self._metrics, self._ledger.usage
+        result.metrics, result.usage, result.spend = self._metrics, self._ledger.usage, self._ledger.spend()
+        result.budget_exhausted = self._ledger.exhausted
         meter = workflow.metric_meter()
         meter.create_counter("atelier_meme_cache", "meme cache lookups").with_additional_attributes(
             {"result": result.cache}
@@ -219,6 +221,8 @@ class MemeWorkflow:
                     return drafts, refinements, "target_reached"
                 if refinements >= job.max_refinements:
                     return drafts, refinements, "out_of_refinements"
+                if not self._ledger.affordable("text", "text"):  # a rewrite and its judgement
+                    return drafts, refinements, "budget_exhausted"
                 refinements += 1
                 self._metrics.refinements = refinements
                 feedback = draft.feedback
@@ -229,8 +233,11 @@ class MemeWorkflow:
 
     async def _score(self, job: MemeJob, fmt: MemeFormat, draft: Draft) -> None:
         """The LLM judge ∥ topic relevance from the scoring queue (skipped when no scoring worker answers)."""
-        judged = workflow.execute_activity_method(
-            MemeActivities.judge_text, JudgeRequest(topic=job.topic, format=fmt, panels=draft.panels), **text_call()
+        judged = metered_call(
+            self._ledger,
+            MemeActivities.judge_text,
+            JudgeRequest(topic=job.topic, format=fmt, panels=draft.panels),
+            **text_call(),
         )
         similar = workflow.execute_activity(
             "text_similarity",
@@ -242,7 +249,7 @@ class MemeWorkflow:
         verdict, relevance = await asyncio.gather(judged, similar, return_exceptions=True)
         if isinstance(verdict, BaseException):
             raise verdict
-        judgement = self._ledger.take(verdict)
+        judgement = verdict
         draft.humor, draft.clarity, draft.feedback = judgement.humor, judgement.clarity, judgement.feedback
         if isinstance(relevance, Similarities):
             draft.relevance = round(max(0.0, min(1.0, (relevance.values[0] - 0.15) / 0.55)), 3)
@@ -260,8 +267,11 @@ class MemeWorkflow:
         """Every picture of the format, in parallel; past the image deadline, a plain background instead."""
         spec = FORMATS[fmt]
         style = f", {job.style}" if job.style else ""
+        if not self._ledger.affordable(*["image"] * len(spec.scenes)):
+            return [None] * len(spec.scenes), "budget exhausted before the pictures: rendered on a plain background"
         calls = [
-            workflow.execute_activity_method(
+            metered_call(
+                self._ledger,
                 MemeActivities.generate_scene,
                 SceneRequest(
                     meme_id=meme_id,
@@ -285,7 +295,7 @@ class MemeWorkflow:
             elif isinstance(outcome, BaseException):
                 raise outcome
             else:
-                scenes.append(self._ledger.take(outcome))
+                scenes.append(outcome)
         if not failures:
             return scenes, None
         return scenes, (

@@ -11,7 +11,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from models.settings import IMAGE_QUEUE, MAX_CALL_DEADLINE_S, SCORING_QUEUE, STORAGE_QUEUE, TEXT_QUEUE
-    from models.usage import Ledger, Metered, V
+    from models.usage import Ledger, Metered, PaidRequest, V
 
 # Activities heartbeat every 2 s; a worker that dies is noticed after 8 s and its call retried
 # about a second later, instead of waiting for the start-to-close timeout.
@@ -80,6 +80,20 @@ def scoring_call() -> dict[str, Any]:
     }
 
 
-async def metered_call(ledger: Ledger, activity: Callable[..., Awaitable[Metered[V]]], arg: Any, **options: Any) -> V:
-    """Run an activity that returns `Metered[V]`: its usage goes into the ledger, its value comes back."""
-    return ledger.take(await workflow.execute_activity_method(activity, arg, **options))
+def call_kind(options: dict[str, Any]) -> str:
+    """`image` or `text`: which reservation a paid call's options ask for."""
+    return "image" if options.get("task_queue") == IMAGE_QUEUE else "text"
+
+
+async def metered_call(
+    ledger: Ledger, activity: Callable[..., Awaitable[Metered[V]]], arg: PaidRequest, **options: Any
+) -> V:
+    """Run a paid activity that returns `Metered[V]`: its worst case is reserved from the run's dollar
+    budget first (raises `BudgetExhausted` when it does not fit) and travels with the request as the
+    call's cap; its usage goes into the ledger and its value comes back."""
+    cap = ledger.reserve(call_kind(options))
+    try:
+        request = arg if cap is None else arg.model_copy(update={"max_cost_usd": cap})
+        return ledger.take(await workflow.execute_activity_method(activity, request, **options))
+    finally:
+        ledger.release(cap)

@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from models.artifacts import ArtifactRef
     from models.scoring import NearDuplicates, NearDuplicatesRequest
     from models.settings import WORKFLOW_QUEUE
-    from models.usage import Ledger, Usage
+    from models.usage import CostLimit, Ledger, Spend, Usage
     from models.world import (
         CallUsage,
         CharacterBatchRequest,
@@ -62,6 +62,7 @@ class WorldWorkflow:
         self._finished_usage = Usage()  # the same for finished characters
         self._cast: list[str] = []  # usernames in the order the batches made them
         self._seeds: list[CharacterSeed] = []
+        self._shares: dict[str, float] = {}  # running characters' shares of the dollar budget
 
     # --- status ----------------------------------------------------------------------------------
     @workflow.query
@@ -89,6 +90,13 @@ class WorldWorkflow:
         for last in self._live.values():
             calls, usage = calls.plus(last.calls), usage.plus(last.usage)
         self._status.calls, self._status.usage = calls, usage
+        if (limit := self._ledger.limit) is not None:
+            self._status.spend = Spend(
+                max_usd=limit.max_usd,
+                spent_usd=usage.estimated_cost_usd,
+                reserved_usd=round(self._ledger.reserved_usd + sum(self._shares.values()), 6),
+                exhausted=self._status.budget_exhausted,
+            )
 
     def _phase(self, name: str, state: PhaseState) -> None:
         assert self._status
@@ -107,15 +115,34 @@ class WorldWorkflow:
             assert self._status
             self._status.budget_exhausted = True
             return False
+        if not self._ledger.affordable(*["text"] * llm, *["image"] * image):
+            assert self._status
+            self._status.budget_exhausted = True
+            return False
         spent = CallUsage(llm_calls=llm, image_calls=image)
         self._settled = self._settled.plus(spent)
         self._refresh_calls()
         return True
 
+    def _cost_share(self, job: WorldJob, need: CallUsage) -> CostLimit | None:
+        """A character's share of the dollar budget: its worst case, or what is left if that is less."""
+        limit = job.budget.cost
+        if limit is None:
+            return None
+        worst = need.llm_calls * limit.text_call_usd + need.image_calls * limit.image_call_usd
+        return limit.model_copy(update={"max_usd": round(min(worst, self._ledger.free_usd() or 0.0), 6)})
+
+    def _hand_on(self, username: str, usd: float) -> None:
+        """Set (or, with 0, take back) a running character's share; the world's own calls cannot use it."""
+        self._ledger.committed_usd += usd - self._shares.pop(username, 0.0)
+        if usd:
+            self._shares[username] = usd
+
     # --- the process -----------------------------------------------------------------------------
     @workflow.run
     async def run(self, job: WorldJob) -> WorldResult:
         world_id = workflow.info().workflow_id
+        self._ledger = Ledger(job.budget.cost)
         st = self._status = WorldStatus(world_id=world_id, budget=job.budget)
         if not job.images:
             for name in IMAGE_PHASES:
@@ -157,7 +184,7 @@ class WorldWorkflow:
             if st.phases[name] == PhaseState.IN_PROGRESS:
                 self._phase(name, PhaseState.COMPLETED)
         if st.budget_exhausted:
-            st.failures.append(Failure(step="budget", error="call budget exhausted: the world is incomplete"))
+            st.failures.append(Failure(step="budget", error="budget exhausted: the world is incomplete"))
         st.state = WorldState.COMPLETED_WITH_ERRORS if st.failures else WorldState.COMPLETED
         return await self._finish(job, world_id, described.artifact, world.name, images, results)
 
@@ -171,7 +198,7 @@ class WorldWorkflow:
         async def one(kind: str) -> None:
             assert self._status
             if not self._spend(job, image=1):
-                self._status.failures.append(Failure(step=f"world/{kind}", error="call budget exhausted"))
+                self._status.failures.append(Failure(step=f"world/{kind}", error="budget exhausted"))
                 return
             try:
                 images[kind] = await metered_call(
@@ -308,14 +335,16 @@ class WorldWorkflow:
                 llm_calls=min(need.llm_calls, free.llm_calls),
                 image_calls=min(need.image_calls, free.image_calls),
             )
-            if allowance.llm_calls == 0:
+            cost = self._cost_share(job, need)
+            if allowance.llm_calls == 0 or (cost is not None and cost.max_usd < cost.text_call_usd):
                 st.budget_exhausted = True
-                st.failures.append(Failure(step=seed.username, error="call budget exhausted: not generated"))
+                st.failures.append(Failure(step=seed.username, error="budget exhausted: not generated"))
                 return
             for name in ("character_details", "posts") + (("avatars", "post_images") if job.images else ()):
                 if st.phases[name] == PhaseState.PENDING:
                     self._phase(name, PhaseState.IN_PROGRESS)
             self._reserved = self._reserved.plus(allowance)
+            self._hand_on(seed.username, cost.max_usd if cost else 0.0)
             try:
                 result = await workflow.execute_child_workflow(
                     CharacterWorkflow.run,
@@ -328,6 +357,7 @@ class WorldWorkflow:
                         scoring=job.scoring,
                         post_batch_size=job.post_batch_size,
                         allowance=allowance,
+                        cost=cost,
                     ),
                     id=f"{world_id}--{seed.username}",
                     task_queue=WORKFLOW_QUEUE,
@@ -342,7 +372,9 @@ class WorldWorkflow:
                 result.usage = last.usage if last else Usage()
             finally:
                 self._reserved = self._reserved.minus(allowance)
+                self._hand_on(seed.username, 0.0)
         self._settled = self._settled.plus(result.calls)
+        self._ledger.committed_usd += result.usage.estimated_cost_usd
         self._finished_usage = self._finished_usage.plus(result.usage)
         self._live.pop(seed.username, None)
         self._refresh_calls()

@@ -28,7 +28,17 @@ class GeneratedBytes:
 class Provider(Protocol):
     name: str
 
-    async def structured(self, schema: type[T], instructions: str, prompt: str, context: BaseModel | None = None) -> T:
+    # Every call takes `max_cost_usd`: what the run reserved for it. A provider that bills keeps the
+    # call's worst case within it (capping output tokens) or refuses the call; None means no budget.
+
+    async def structured(
+        self,
+        schema: type[T],
+        instructions: str,
+        prompt: str,
+        context: BaseModel | None = None,
+        max_cost_usd: float | None = None,
+    ) -> T:
         """Chat completion whose reply is validated against `schema`.
 
         `context` is the request the prompt was rendered from; the offline provider writes from it.
@@ -41,8 +51,13 @@ class Provider(Protocol):
         options: ImageOptions,
         references: list[ReferenceInput],
         previous_response_id: str | None,
+        max_cost_usd: float | None = None,
     ) -> GeneratedBytes: ...
 
-    async def evaluate_image(self, image: bytes, content_type: str, prompt: str) -> Evaluation: ...
+    async def evaluate_image(
+        self, image: bytes, content_type: str, prompt: str, max_cost_usd: float | None = None
+    ) -> Evaluation: ...
 
-    async def refine_prompt(self, request: RefinePromptRequest) -> RefinedPrompt: ...
+    async def refine_prompt(self, request: RefinePromptRequest) -> RefinedPrompt:
+        """Uses `request.max_cost_usd`."""
+        ...

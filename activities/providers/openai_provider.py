@@ -12,10 +12,12 @@ from typing import Any
 import openai
 from openai import AsyncOpenAI
 from pydantic import BaseModel, ValidationError
+from temporalio.exceptions import ApplicationError
 
 from activities.errors import invalid_output, provider_error
 from activities.providers import prompts, usage
 from activities.providers.base import GeneratedBytes, ReferenceInput, T
+from activities.providers.pricing import IMAGE_TOKENS, image_call_bound, input_bound, output_cap, price_of
 from models.image import CONTENT_TYPES, Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
 from models.settings import Settings
 
@@ -24,21 +26,19 @@ def data_url(data: bytes, content_type: str) -> str:
     return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
 
 
-# Output tokens OpenAI bills per generated image, by quality and size (its published table).
-IMAGE_TOKENS = {
-    ("low", "1024x1024"): 272,
-    ("medium", "1024x1024"): 1056,
-    ("high", "1024x1024"): 4160,
-    ("low", "wide"): 408,
-    ("medium", "wide"): 1584,
-    ("high", "wide"): 6240,
-}
-
-
 def image_tokens(options: ImageOptions) -> int:
+    """The output tokens OpenAI bills for one image (`auto` quality billed as medium)."""
     quality = "medium" if options.quality == "auto" else options.quality
-    shape = "wide" if options.size in ("1536x1024", "1024x1536") else "1024x1024"
-    return IMAGE_TOKENS.get((quality, shape), IMAGE_TOKENS[("medium", "1024x1024")])
+    shape = "square" if options.size in ("1024x1024", "auto") else "wide"
+    return IMAGE_TOKENS[(quality, shape)]
+
+
+def over_budget(what: str, worst_usd: float, max_cost_usd: float) -> ApplicationError:
+    return ApplicationError(
+        f"{what}: may cost up to ${worst_usd:.4f}, more than the ${max_cost_usd:.4f} the run reserved for it",
+        type="BudgetExhausted",
+        non_retryable=True,
+    )
 
 
 def note_usage(model: str, reported: Any, images: int = 0) -> None:
@@ -77,11 +77,19 @@ class OpenAIProvider:
             return self.settings.image_model
         return self.settings.llm_model
 
-    async def _structured_call(self, schema: type[T], model: str, messages: list[dict[str, Any]]) -> T:
+    async def _structured_call(
+        self, schema: type[T], model: str, messages: list[dict[str, Any]], max_cost_usd: float | None
+    ) -> T:
         what = f"{schema.__name__} from {model}"
+        limits: dict[str, Any] = {}
+        if max_cost_usd is not None:  # a budget: the output is capped so the worst case fits the reservation
+            price, tokens_in = price_of(self.settings.prices, model), input_bound(messages)
+            if not (cap := output_cap(price, tokens_in, max_cost_usd)):
+                raise over_budget(what, price.cost(tokens_in, 64, 0), max_cost_usd)
+            limits["max_completion_tokens"] = cap
         try:
             completion = await self.client.chat.completions.create(
-                model=model, messages=messages, response_format=json_schema_format(schema)
+                model=model, messages=messages, response_format=json_schema_format(schema), **limits
             )
         except openai.OpenAIError as exc:
             raise provider_error(exc, what) from exc
@@ -94,11 +102,20 @@ class OpenAIProvider:
         except ValidationError as exc:
             raise invalid_output(what, str(exc).splitlines()[0] + f" in {content[:120]!r}") from exc
 
-    async def structured(self, schema: type[T], instructions: str, prompt: str, context: BaseModel | None = None) -> T:
+    async def structured(
+        self,
+        schema: type[T],
+        instructions: str,
+        prompt: str,
+        context: BaseModel | None = None,
+        max_cost_usd: float | None = None,
+    ) -> T:
         messages = [{"role": "system", "content": instructions}, {"role": "user", "content": prompt}]
-        return await self._structured_call(schema, self.settings.llm_model, messages)
+        return await self._structured_call(schema, self.settings.llm_model, messages, max_cost_usd)
 
-    async def evaluate_image(self, image: bytes, content_type: str, prompt: str) -> Evaluation:
+    async def evaluate_image(
+        self, image: bytes, content_type: str, prompt: str, max_cost_usd: float | None = None
+    ) -> Evaluation:
         messages = [
             {"role": "system", "content": prompts.EVALUATOR},
             {
@@ -109,13 +126,13 @@ class OpenAIProvider:
                 ],
             },
         ]
-        return await self._structured_call(Evaluation, self.settings.eval_model, messages)
+        return await self._structured_call(Evaluation, self.settings.eval_model, messages, max_cost_usd)
 
     async def refine_prompt(self, request: RefinePromptRequest) -> RefinedPrompt:
         text = prompts.refine_request_text(
             request.original_prompt, request.current_prompt, request.feedback, request.human_feedback
         )
-        return await self.structured(RefinedPrompt, prompts.PROMPTER, text)
+        return await self.structured(RefinedPrompt, prompts.PROMPTER, text, max_cost_usd=request.max_cost_usd)
 
     async def generate_image(
         self,
@@ -123,7 +140,13 @@ class OpenAIProvider:
         options: ImageOptions,
         references: list[ReferenceInput],
         previous_response_id: str | None,
+        max_cost_usd: float | None = None,
     ) -> GeneratedBytes:
+        if max_cost_usd is not None:
+            sent = 0 if previous_response_id else len(references)
+            worst = image_call_bound(self.settings, len(prompt.encode()), sent, options, self._responses_api)
+            if worst > max_cost_usd:
+                raise over_budget(f"image from {self.settings.image_model}", worst, max_cost_usd)
         if self._responses_api:
             try:
                 return await self._generate_with_responses(prompt, options, references, previous_response_id)

@@ -133,20 +133,38 @@ class RecordingProvider:
                 cost = per_model.create_histogram_float("atelier_call_cost_usd", "estimated cost per call", "USD")
                 cost.record(row.cost_usd)
 
-    async def structured(self, schema: type[T], instructions: str, prompt: str, context: BaseModel | None = None) -> T:
+    async def structured(
+        self,
+        schema: type[T],
+        instructions: str,
+        prompt: str,
+        context: BaseModel | None = None,
+        max_cost_usd: float | None = None,
+    ) -> T:
         return await self._record(
-            f"structured:{schema.__name__}", lambda: self.inner.structured(schema, instructions, prompt, context)
+            f"structured:{schema.__name__}",
+            lambda: self.inner.structured(schema, instructions, prompt, context, max_cost_usd),
         )
 
     async def generate_image(
-        self, prompt: str, options: ImageOptions, references: list[ReferenceInput], previous_response_id: str | None
+        self,
+        prompt: str,
+        options: ImageOptions,
+        references: list[ReferenceInput],
+        previous_response_id: str | None,
+        max_cost_usd: float | None = None,
     ) -> GeneratedBytes:
         return await self._record(
-            "generate_image", lambda: self.inner.generate_image(prompt, options, references, previous_response_id)
+            "generate_image",
+            lambda: self.inner.generate_image(prompt, options, references, previous_response_id, max_cost_usd),
         )
 
-    async def evaluate_image(self, image: bytes, content_type: str, prompt: str) -> Evaluation:
-        return await self._record("evaluate_image", lambda: self.inner.evaluate_image(image, content_type, prompt))
+    async def evaluate_image(
+        self, image: bytes, content_type: str, prompt: str, max_cost_usd: float | None = None
+    ) -> Evaluation:
+        return await self._record(
+            "evaluate_image", lambda: self.inner.evaluate_image(image, content_type, prompt, max_cost_usd)
+        )
 
     async def refine_prompt(self, request: RefinePromptRequest) -> RefinedPrompt:
         return await self._record("refine_prompt", lambda: self.inner.refine_prompt(request))

@@ -38,7 +38,16 @@ class OfflineProvider:
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
 
-    async def structured(self, schema: type[T], instructions: str, prompt: str, context: BaseModel | None = None) -> T:
+    # The offline provider costs nothing ("offline" is priced $0), so every call fits any reservation.
+
+    async def structured(
+        self,
+        schema: type[T],
+        instructions: str,
+        prompt: str,
+        context: BaseModel | None = None,
+        max_cost_usd: float | None = None,
+    ) -> T:
         await self._wait()
         if context is not None and (write := WRITERS.get(schema)) is not None:
             result = write(context)
@@ -53,6 +62,7 @@ class OfflineProvider:
         options: ImageOptions,
         references: list[ReferenceInput],
         previous_response_id: str | None,
+        max_cost_usd: float | None = None,
     ) -> GeneratedBytes:
         await self._wait()
         # The layout seed follows the conversation: a refinement keeps the first image's layout.
@@ -64,7 +74,9 @@ class OfflineProvider:
         note(self.name, estimate_tokens(prompt), images=1)
         return GeneratedBytes(data, CONTENT_TYPES[options.format], f"offline-{seed:016x}-{digest}")
 
-    async def evaluate_image(self, image: bytes, content_type: str, prompt: str) -> Evaluation:
+    async def evaluate_image(
+        self, image: bytes, content_type: str, prompt: str, max_cost_usd: float | None = None
+    ) -> Evaluation:
         await self._wait()
         verdict = await asyncio.to_thread(judge.evaluate, image, prompt)
         note(self.name, estimate_tokens(prompt), estimate_tokens(verdict.model_dump_json()))

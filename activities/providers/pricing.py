@@ -1,0 +1,112 @@
+"""Worst-case prices of model calls, for dollar budgets.
+
+A run with `--max-cost` reserves each call's worst case before it starts and settles with the real
+usage after it, so its spend never passes the budget. The bounds here are upper bounds a provider
+cannot exceed: a token is at least one byte of text, an input image counts as at most
+`IMAGE_INPUT_TOKENS`, and text output is capped with `max_completion_tokens`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models.image import ImageOptions
+from models.settings import Settings
+from models.usage import CostLimit, Price
+
+OUTPUT_TOKENS_MAX = 4096  # the most a capped text call may write
+OUTPUT_TOKENS_MIN = 64  # below this a structured reply cannot fit: the call is refused instead
+QUOTE_INPUT_TOKENS = 6000  # the prompt size a text call's reservation assumes (the cap adapts to the real one)
+IMAGE_INPUT_TOKENS = 1600  # an input image (evaluation, reference) costs at most this many tokens
+IMAGE_CALL_TEXT_TOKENS = 1000  # text the Responses API's model may write around an image tool call
+# Output tokens OpenAI bills per generated image, by quality and shape (its published table).
+IMAGE_TOKENS = {
+    ("low", "square"): 272,
+    ("medium", "square"): 1056,
+    ("high", "square"): 4160,
+    ("low", "wide"): 408,
+    ("medium", "wide"): 1584,
+    ("high", "wide"): 6240,
+}
+
+
+class Unpriced(ValueError):
+    """A budget needs a price for every model a run calls."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"model {model!r} has no price: add it to ATELIER_PRICES to use --max-cost")
+        self.model = model
+
+
+def price_of(prices: dict[str, Price], model: str) -> Price:
+    if (price := prices.get(model)) is None:
+        raise Unpriced(model)
+    return price
+
+
+def image_tokens(options: ImageOptions) -> int:
+    """Output tokens of one image; `auto` quality or size is billed as the largest it could be."""
+    quality = "high" if options.quality == "auto" else options.quality
+    shape = "square" if options.size == "1024x1024" else "wide"
+    return IMAGE_TOKENS[(quality, shape)]
+
+
+def input_bound(messages: list[dict[str, Any]]) -> int:
+    """At most this many input tokens: the text's bytes, and a bound per image part."""
+    tokens = 0
+    for message in messages:
+        tokens += 8  # role and framing
+        content = message["content"]
+        for part in [content] if isinstance(content, str) else content:
+            if isinstance(part, str):
+                tokens += len(part.encode())
+            elif part.get("type") in ("text", "input_text"):
+                tokens += len(part["text"].encode())
+            else:
+                tokens += IMAGE_INPUT_TOKENS
+    return tokens
+
+
+def output_cap(price: Price, input_tokens: int, max_cost_usd: float) -> int:
+    """The most output tokens a call may write and still cost at most `max_cost_usd` (0: it cannot fit)."""
+    left = max_cost_usd - input_tokens * price.input_per_mtok / 1e6
+    if price.output_per_mtok == 0:
+        return OUTPUT_TOKENS_MAX if left >= 0 else 0
+    cap = min(OUTPUT_TOKENS_MAX, int(left * 1e6 / price.output_per_mtok))
+    return cap if cap >= OUTPUT_TOKENS_MIN else 0
+
+
+def models_of(settings: Settings) -> tuple[set[str], str]:
+    """The text models and the image model the configured provider calls."""
+    if settings.resolved_provider == "offline":
+        return {"offline"}, "offline"
+    return {settings.llm_model, settings.eval_model}, settings.image_model
+
+
+def image_call_bound(
+    settings: Settings, prompt_tokens: int, references: int, options: ImageOptions, responses: bool
+) -> float:
+    """The most one image generation can cost: the image model's input and image, and with the
+    Responses API the text model around it."""
+    _, image_model = models_of(settings)
+    context = prompt_tokens + references * IMAGE_INPUT_TOKENS
+    cost = price_of(settings.prices, image_model).cost(context, image_tokens(options), 1)
+    if responses and image_model != "offline":
+        cost += price_of(settings.prices, settings.llm_model).cost(context, IMAGE_CALL_TEXT_TOKENS, 0)
+    return cost
+
+
+def quote(settings: Settings, max_usd: float, image_options: list[ImageOptions], references: int = 0) -> CostLimit:
+    """A run's dollar budget with what it reserves per call: a text call at `QUOTE_INPUT_TOKENS` in and
+    the output cap out (on the dearer of the text and evaluation models); an image at the run's
+    dearest image options. Raises `Unpriced` naming a model the price table lacks."""
+    text_models, _ = models_of(settings)
+    text = max(
+        price_of(settings.prices, model).cost(QUOTE_INPUT_TOKENS + IMAGE_INPUT_TOKENS, OUTPUT_TOKENS_MAX, 0)
+        for model in sorted(text_models)
+    )
+    image = max(
+        (image_call_bound(settings, QUOTE_INPUT_TOKENS // 4, references, o, responses=True) for o in image_options),
+        default=0.0,
+    )
+    return CostLimit(max_usd=max_usd, text_call_usd=round(text, 6), image_call_usd=round(image, 6))
