@@ -129,6 +129,24 @@ def instance(schema: dict[str, Any], defs: dict[str, Any], index: int, path: str
     return text[: schema.get("maxLength", len(text))].ljust(schema.get("minLength", 0), "x")
 
 
+def as_asked(value: dict[str, Any], schema: dict[str, Any], prompt: str, index: int) -> dict[str, Any]:
+    """Give a batch as many items as the prompt asks for ("Create 5 …", "Plan 3 …"), and characters as
+    many posts as allowed, so worlds made against this server have the requested size."""
+    wanted = re.search(r"\b(?:Create|Plan) (\d+) ", prompt)
+    most_posts = re.search(r"number of posts between 1 and (\d+)", prompt)
+    for name, sub in schema.get("properties", {}).items():
+        if not wanted or sub.get("type") != "array" or not isinstance(value.get(name), list):
+            continue
+        items = [instance(sub.get("items", {}), schema.get("$defs", {}), index + i) for i in range(int(wanted[1]))]
+        for i, item in enumerate(items):
+            if isinstance(item, dict):
+                item.update({k: f"{v} {index}-{i}" for k, v in item.items() if k == "username"})
+                if most_posts and "posts_count" in item:
+                    item["posts_count"] = int(most_posts[1])
+        value[name] = items
+    return value
+
+
 def error_body(message: str, code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": "invalid_request_error", "code": code}}
 
@@ -236,7 +254,8 @@ class FakeOpenAI:
             content = json.dumps({"prompt": f"{current.group(1) if current else 'prompt'} +r{index}"})
         else:
             schema = body.get("response_format", {}).get("json_schema", {}).get("schema", {})
-            content = json.dumps(instance(schema, schema.get("$defs", {}), index))
+            value = instance(schema, schema.get("$defs", {}), index)
+            content = json.dumps(as_asked(value, schema, str(body["messages"][-1]["content"]), index))
         return self.chat_envelope(body, index, content)
 
     @staticmethod

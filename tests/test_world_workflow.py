@@ -37,7 +37,7 @@ class SpyProvider(OfflineProvider):
         self.contexts: list = []
         self.images = 0
 
-    async def structured(self, schema, instructions, prompt, context=None):
+    async def structured(self, schema, instructions, prompt, context=None, max_cost_usd=None):
         self.contexts.append(context)
         return await super().structured(schema, instructions, prompt, context)
 
@@ -94,7 +94,7 @@ async def test_world_with_batches_that_see_the_cast_so_far(time_env, tmp_path):
 class SameNames(OfflineProvider):
     """A model that keeps proposing the same usernames (with unsafe characters)."""
 
-    async def structured(self, schema, instructions, prompt, context=None):
+    async def structured(self, schema, instructions, prompt, context=None, max_cost_usd=None):
         result = await super().structured(schema, instructions, prompt, context)
         if schema is CharacterBatch:
             for character in result.characters:
@@ -111,7 +111,7 @@ async def test_usernames_are_unique_and_safe(time_env, tmp_path):
 
 
 class FailsOnePost(OfflineProvider):
-    async def structured(self, schema, instructions, prompt, context=None):
+    async def structured(self, schema, instructions, prompt, context=None, max_cost_usd=None):
         if schema is PostDetail and context.number == 2 and context.character.username == self.victim:
             raise ApplicationError("content policy: refused", type="ProviderHTTP400", non_retryable=True)
         return await super().structured(schema, instructions, prompt, context)
@@ -212,7 +212,7 @@ class CopyCat(OfflineProvider):
         self.copied = False
         self.batch_requests: list[CharacterBatchRequest] = []
 
-    async def structured(self, schema, instructions, prompt, context=None):
+    async def structured(self, schema, instructions, prompt, context=None, max_cost_usd=None):
         result = await super().structured(schema, instructions, prompt, context)
         if schema is CharacterBatch:
             self.batch_requests.append(context)

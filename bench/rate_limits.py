@@ -1,0 +1,131 @@
+"""Provider-limits benchmark: a 10 × 5 world with images against a rate-limited endpoint.
+
+The local OpenAI-compatible test server enforces 120 chat requests and 20 images a minute (429 with
+retry-after over them), answers a chat in 1 s and an image in 4 s. Atelier is told the same limits
+(ATELIER_TEXT_RPM / ATELIER_IMAGE_RPM). Printed side by side for one worker process and for two:
+wall time ÷ the rate-limit bound (successful images ÷ 20/min or chats ÷ 120/min, whichever is
+larger), the share of requests refused with 429, and what was lost. `python -m bench.rate_limits`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.providers import make_provider
+from activities.storage import LocalStore
+from models.settings import WORKFLOW_QUEUE, Settings
+from models.world import WorldJob
+from starter.services import dev_server_flags
+from tests.conftest import ROOT, TEMPORAL
+from tests.fake_openai import FakeOpenAI
+from workers.registry import QUEUES, build_workers
+from workflows.world import WorldWorkflow
+
+TEXT_RPM, IMAGE_RPM = 120, 20
+JOB = WorldJob(prompt="A floating archipelago run by cartographer guilds", characters=10, posts_per_character=5)
+
+
+def limited_server() -> FakeOpenAI:
+    fake = FakeOpenAI()
+    fake.rate_limit(text_per_minute=TEXT_RPM, images_per_minute=IMAGE_RPM)
+    fake.delays = {"chat": 1.0, "responses": 4.0}
+    fake.url = fake.start()
+    return fake
+
+
+def environment(fake: FakeOpenAI, address: str, data: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "OPENAI_", "ATELIER_"))}
+    return env | {
+        "TEMPORAL_ADDRESS": address,
+        "LLM_BASE_URL": fake.url,
+        "LLM_API_KEY": "sk-bench",
+        "ATELIER_TEXT_RPM": str(TEXT_RPM),
+        "ATELIER_IMAGE_RPM": str(IMAGE_RPM),
+        "ATELIER_DATA_DIR": str(data),
+        "ATELIER_CALL_LOG": "false",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+async def one_run(env_: WorkflowEnvironment, processes: int, folder: Path) -> dict[str, float]:
+    fake = limited_server()
+    env = environment(fake, env_.client.service_client.config.target_host, folder / f"data-{processes}")
+    settings = Settings(_env_file=None, **{k: v for k, v in env.items() if k.startswith(("LLM_", "ATELIER_"))})
+    children: list[subprocess.Popen] = []
+    async with contextlib.AsyncExitStack() as stack:
+        if processes == 1:
+            store = LocalStore(folder / f"store-{processes}")
+            for worker in build_workers(env_.client, list(QUEUES), make_provider(settings), store, settings):
+                await stack.enter_async_context(worker)
+        else:
+            # workflows in this process; every paid call in the worker processes
+            for worker in build_workers(env_.client, [WORKFLOW_QUEUE], make_provider(settings), LocalStore(folder)):
+                await stack.enter_async_context(worker)
+            for i in range(processes):
+                log = open(folder / f"worker-{i}.log", "ab")  # noqa: SIM115 - owned by the process
+                command = [sys.executable, "-m", "workers", *[a for q in QUEUES[1:] for a in ("--queue", q)]]
+                children.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+        try:
+            started = time.perf_counter()
+            result = await env_.client.execute_workflow(
+                WorldWorkflow.run, JOB, id=f"bench-limits-{processes}", task_queue=WORKFLOW_QUEUE
+            )
+            wall = time.perf_counter() - started
+        finally:
+            for child in children:
+                child.terminate()
+                child.wait(timeout=60)
+    fake.stop()
+    images = len([r for r in fake.calls("responses") if not r.limited])
+    chats = len([r for r in fake.calls("chat") if not r.limited])
+    bound = max(images / IMAGE_RPM, chats / TEXT_RPM) * 60
+    st = result.status
+    return {
+        "wall_s": wall,
+        "images": images,
+        "chats": chats,
+        "bound_s": bound,
+        "ratio": wall / bound,
+        "refused": len(fake.limited()) / len(fake.requests),
+        "refused_images": len([r for r in fake.calls("responses") if r.limited]),
+        "refused_chats": len([r for r in fake.calls("chat") if r.limited]),
+        "lost": (st.images.planned - st.images.created) + (st.posts.planned - st.posts.created),
+        "state": st.state.value,
+    }
+
+
+async def main() -> None:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(TEMPORAL),
+        dev_server_extra_args=dev_server_flags(),
+        data_converter=pydantic_data_converter,
+        ui=False,
+    )
+    print(f"world {JOB.characters}×{JOB.posts_per_character} with images; limits {TEXT_RPM} chats/min, "
+          f"{IMAGE_RPM} images/min; 1 s per chat, 4 s per image")  # fmt: skip
+    print(f"{'workers':>8} {'wall s':>8} {'images':>7} {'chats':>6} {'bound s':>8} {'ratio':>6} {'429s':>6} "
+          f"{'lost':>5}  state (429s: chats/images)")  # fmt: skip
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for processes in (1, 2):
+                r = await one_run(env, processes, Path(tmp))
+                print(f"{processes:>8} {r['wall_s']:>8.1f} {r['images']:>7} {r['chats']:>6} {r['bound_s']:>8.1f} "
+                      f"{r['ratio']:>6.2f} {r['refused']:>6.1%} {r['lost']:>5}  {r['state']} "
+                      f"({r['refused_chats']}/{r['refused_images']})")  # fmt: skip
+    finally:
+        await env.shutdown()
+    print("target: ratio ≤ 1.15, 429s ≤ 5%, nothing lost")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
