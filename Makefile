@@ -54,6 +54,7 @@ chaos: install
 bench: install
 	@$(PY) -m bench.world_bench
 	@$(PY) -m bench.scoring
+	@$(PY) -m bench.rate_limits
 
 lint: install
 	$(PY) -m ruff check .

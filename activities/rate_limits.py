@@ -83,34 +83,33 @@ class Gate:
     """One kind of call (text or image) to one provider, in one worker process.
 
     `close_for(s)` holds every call of this kind for `s` seconds. `wait_turn()` returns once the gate is
-    open; calls then leave at most one per `spacing_s` when the kind has a configured rate (the server
-    already dispatches at that rate; this smooths its jitter) and, after a refusal, always, so a call
-    that was refused and tries again does not collide with the next one the server dispatches.
+    open; for `PACE_AFTER_REFUSAL_S` after a refusal, calls then leave at most one per `spacing_s`, so the
+    refused call trying again does not collide with the next one the server dispatches.
     """
 
-    def __init__(
-        self, name: str, spacing_s: float, paced: bool = False, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    PACE_AFTER_REFUSAL_S = 30.0
+
+    def __init__(self, name: str, spacing_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self.spacing_s = spacing_s
-        self.paced = paced
         self.clock = clock
         self._until = 0.0
+        self._pace_until = 0.0
 
     @property
     def closed_for(self) -> float:
         return max(0.0, self._until - self.clock())
 
     def close_for(self, seconds: float) -> None:
-        self.paced = True
         self._until = max(self._until, self.clock() + max(seconds, 0.0))
+        self._pace_until = self._until + self.PACE_AFTER_REFUSAL_S
 
     async def wait_turn(self) -> float:
         """Wait until this call may go; returns the seconds waited."""
         started = self.clock()
         while (left := self._until - self.clock()) > 0:
             await asyncio.sleep(left)
-        if self.paced:
+        if self.clock() < self._pace_until:
             self._until = self.clock() + self.spacing_s
         return self.clock() - started
 
@@ -119,8 +118,8 @@ class Gates:
     """The worker's gates: text calls and image calls."""
 
     def __init__(self, text_rpm: float = 0, image_rpm: float = 0) -> None:
-        self.text = Gate("text rate limit", 60 / text_rpm if text_rpm else 0.25, paced=bool(text_rpm))
-        self.image = Gate("image rate limit", 60 / image_rpm if image_rpm else 0.25, paced=bool(image_rpm))
+        self.text = Gate("text rate limit", 60 / text_rpm if text_rpm else 0.25)
+        self.image = Gate("image rate limit", 60 / image_rpm if image_rpm else 0.25)
 
     def for_call(self, call: str) -> Gate:
         return self.image if call == "generate_image" else self.text

@@ -187,7 +187,7 @@ class FakeOpenAI:
             return Fault(delay=self.fault_timeout_s)
         return Fault(malformed=True)
 
-    def rate_limit(self, text_per_minute: float = 0, images_per_minute: float = 0, burst_s: float = 3.0) -> None:
+    def rate_limit(self, text_per_minute: float = 0, images_per_minute: float = 0, burst_s: float = 6.0) -> None:
         """Enforce account limits like a hosted provider: over them, HTTP 429 (chat counts as text;
         Responses and Images calls count as images). `burst_s` worth of requests may come at once."""
         for kind, per_minute in (("text", text_per_minute), ("image", images_per_minute)):

@@ -34,7 +34,8 @@ def test_compose_stack_has_what_production_needs():
     )
     services = set(done.stdout.split())
     needed = "postgresql temporal temporal-schema temporal-namespace temporal-ui minio minio-bucket jaeger prometheus"
-    assert set(needed.split()) | {"worker", "text-worker", "image-worker", "scoring-worker", "scoring-worker-cpu"} <= services
+    workers = {"worker", "text-worker", "image-worker", "scoring-worker", "scoring-worker-cpu"}
+    assert set(needed.split()) | workers <= services
 
 
 async def test_worker_serves_sdk_and_custom_metrics(dev_env, tmp_path):
