@@ -79,7 +79,7 @@ def image_job(args: argparse.Namespace, settings: Settings) -> ImageJob:
         max_iterations=args.max_iterations,
         threshold=args.threshold,
         technical_weight=args.technical_weight,
-        cost=cost_limit(args, settings, [options], len(references)),
+        cost=cost_limit(args, settings, [options], len(references), first=("image", "text")),
     )
 
 

@@ -246,6 +246,7 @@ async def test_dollar_budget_runs_out_mid_world_and_the_world_keeps_what_it_made
         (["--max-cost", "nan"], {}, "--max-cost must be a number of US dollars"),
         (["--max-cost", "1"], {"LLM_API_KEY": "sk-x", "LLM_MODEL": "house-model"}, "'house-model' has no price"),
         ([], {"ATELIER_MAX_COST_USD": "-2"}, "ATELIER_MAX_COST_USD"),
+        (["--max-cost", "0.001"], {"LLM_API_KEY": "sk-x"}, "does not cover the first step"),
     ],
 )
 @pytest.mark.parametrize("command", [["world", "a moon"], ["image", "a cat"], ["meme", "mondays"]])
