@@ -18,13 +18,19 @@ PERMANENT_CODES = {"insufficient_quota", "content_policy_violation", "moderation
 INVALID_OUTPUT_ATTEMPTS = 3
 
 
-def _error_code(exc: openai.APIStatusError) -> str | None:
+def error_code(exc: openai.APIStatusError) -> str | None:
     code = getattr(exc, "code", None)
     if code:
         return str(code)
     body = exc.body if isinstance(exc.body, dict) else {}
     inner = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
     return inner.get("code") or inner.get("type")
+
+
+def is_missing_model(exc: openai.NotFoundError) -> bool:
+    """A 404 about the model (OpenAI: `model_not_found`), not about the route."""
+    code = error_code(exc) or ""
+    return code == "model_not_found" or "model" in code or "model" in str(exc.message).lower()
 
 
 def provider_error(exc: Exception, what: str) -> ApplicationError:
@@ -35,7 +41,7 @@ def provider_error(exc: Exception, what: str) -> ApplicationError:
         return ApplicationError(f"{what}: cannot reach provider ({exc})", type="ProviderUnavailable")
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
-        code = _error_code(exc)
+        code = error_code(exc)
         message = f"{what}: provider answered HTTP {status}" + (f" [{code}]" if code else "") + f": {exc.message}"
         if status == 429 and code not in PERMANENT_CODES:  # back-pressure: wait as long as the provider says
             wait = wait_seconds(exc.response.headers)

@@ -55,7 +55,10 @@ class ImageActivities:
             )
         key = run_key(request.run_id, f"iteration-{request.iteration:02d}.{request.options.format}")
         image = await self.store.put(key, result.data, result.content_type)
-        return metered(GeneratedImage(image=image, response_id=result.response_id, provider=self.provider.name))
+        generated = GeneratedImage(
+            image=image, response_id=result.response_id, provider=self.provider.name, note=result.note
+        )
+        return metered(generated)
 
     @activity.defn(name="evaluate_image")
     async def evaluate_image(self, request: EvaluateImageRequest) -> Metered[ScoredEvaluation]:

@@ -58,6 +58,7 @@ class GeneratedImage(BaseModel):
     image: ArtifactRef
     response_id: str
     provider: str
+    note: str | None = None  # what the provider could not honour for this image
 
 
 class EvaluateImageRequest(PaidRequest):
@@ -83,6 +84,7 @@ class RefinePromptRequest(PaidRequest):
     current_prompt: str
     feedback: list[str]
     human_feedback: list[str] = Field(default_factory=list)
+    note: str | None = None  # e.g. references the provider's fallback route could not carry
 
 
 class RefinedPrompt(ModelOutput):

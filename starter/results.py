@@ -41,6 +41,7 @@ async def image_result_json(result: ImageJobResult, store: ArtifactStore, out_di
         "provider": result.provider,
         "stopped_because": result.stopped_because.value,
         "usage": result.usage.model_dump(mode="json"),
+        "notes": [f"iteration {it.number}: {it.note}" for it in result.iterations if it.note],
         "budget_exhausted": result.budget_exhausted,
         "spend": result.spend.model_dump(mode="json") if result.spend else None,
     }

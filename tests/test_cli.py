@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ def cli_env(dev_env, tmp_path):
 
 
 async def test_image_command_end_to_end(dev_env, cli_env, tmp_path):
+    umask = os.umask(0o022)  # the CLI and worker inherit it: every file they write is then 0644
     worker = start_worker(cli_env, tmp_path / "worker.log")
     try:
         out_dir = tmp_path / "out"
@@ -37,9 +39,9 @@ async def test_image_command_end_to_end(dev_env, cli_env, tmp_path):
         assert set(result) == {
             "best_image_url", "final_score", "prompt_history", "image_history", "feedback_history",
             "score_history", "response_ids", "workflow_id", "provider", "stopped_because", "usage",
-            "budget_exhausted", "spend",
+            "budget_exhausted", "spend", "notes",
         }  # fmt: skip
-        assert result["budget_exhausted"] is False and result["spend"] is None
+        assert result["budget_exhausted"] is False and result["spend"] is None and result["notes"] == []
         assert result["usage"]["models"]["offline"]["calls"] == 3 + 3 + 2  # generate, evaluate ×3, refine ×2
         assert result["usage"]["images"] == 3 and "usage: " in done.stderr
         assert result["workflow_id"] == "e2e-1"
@@ -58,6 +60,8 @@ async def test_image_command_end_to_end(dev_env, cli_env, tmp_path):
             assert path.startswith(str(out_dir))
         with open(result["best_image_url"], "rb") as a, open(result["image_history"][best_index], "rb") as b:
             assert a.read() == b.read()
+        written = [p for p in [*out_dir.rglob("*"), *(tmp_path / "data").rglob("*.webp")] if p.is_file()]
+        assert len(written) >= 6 and {oct(p.stat().st_mode & 0o777) for p in written} == {"0o644"}
         page = (out_dir / "index.html").read_text()
         assert all(f"src='{Path(p).name}'" in page for p in result["image_history"])
         assert "iteration" in done.stderr and "http://localhost:8233/namespaces/default/workflows/e2e-1" in done.stderr
@@ -75,6 +79,7 @@ async def test_image_command_end_to_end(dev_env, cli_env, tmp_path):
         fetched = run_cli("result", "e2e-2", env=cli_env)
         assert fetched.returncode == 0 and json.loads(fetched.stdout)["workflow_id"] == "e2e-2"
     finally:
+        os.umask(umask)
         worker.terminate()
         assert worker.wait(timeout=30) == 0, "worker shuts down gracefully on SIGTERM"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -56,6 +57,26 @@ async def test_falls_back_to_images_api_without_responses_api(provider, fake_ope
     assert fake_openai.calls("images")[0].body["prompt"] == "a cat"
     await provider.generate_image("a cat", OPTIONS, [], None)
     assert len(fake_openai.calls("responses")) == 1, "the missing Responses API is remembered"
+    assert result.note is None, "nothing was dropped: no references, no previous image"
+
+
+async def test_fallback_says_what_it_could_not_carry(provider, fake_openai):
+    fake_openai.responses_api = False
+    result = await provider.generate_image("a cat", OPTIONS, [ReferenceInput(png(9), "image/png")], "resp_1")
+    assert result.note and "reference images and the previous image" in result.note
+    assert "input_image" not in json.dumps(fake_openai.calls("images")[0].body)
+
+
+async def test_a_missing_model_is_a_clear_error_not_a_fallback(provider, fake_openai):
+    missing = Fault(status=404, body=error_body("The model `gpt-4x` does not exist", "model_not_found"))
+    fake_openai.fail("responses", missing)
+    with pytest.raises(ApplicationError) as failure:
+        await provider.generate_image("a cat", OPTIONS, [], None)
+    assert failure.value.non_retryable and failure.value.type == "ModelNotFound"
+    assert "check LLM_MODEL" in str(failure.value) and "'gpt-4o'" in str(failure.value)
+    assert not fake_openai.calls("images"), "no silent switch to images.generate"
+    await provider.generate_image("a cat", OPTIONS, [], None)
+    assert len(fake_openai.calls("responses")) == 2 and not fake_openai.calls("images"), "Responses API kept"
 
 
 @pytest.mark.parametrize(

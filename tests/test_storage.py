@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import pytest
 
-from activities.storage import ArtifactIntegrityError, LocalStore, S3Store, load, make_store, run_key
+from activities.storage import ArtifactIntegrityError, LocalStore, S3Store, load, make_store, run_key, write_atomic
 from models.settings import Settings
 
 
@@ -88,3 +89,15 @@ async def test_presigned_urls_name_the_public_endpoint(s3_endpoint, tmp_path):
     assert url.startswith("http://files.example.invalid:9000/atelier-public/memes/abc.png?")
     assert "X-Amz-Signature=" in url and "test-secret" not in url
     assert await load(store, ref) == b"png", "reads still go to S3_ENDPOINT"
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+async def test_files_get_the_mode_the_umask_gives(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        write_atomic(tmp_path / "out" / "index.html", b"<html>")
+        ref = await LocalStore(tmp_path / "artifacts").put("worlds/w/manifest.json", b"{}", "application/json")
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "out" / "index.html", tmp_path / "artifacts" / ref.key):
+        assert path.stat().st_mode & 0o777 == mode, oct(path.stat().st_mode)

@@ -125,6 +125,7 @@ class ImageRefinementWorkflow:
                 state.phase = Phase.EVALUATING
                 iteration = await self._evaluate(job, run_id, number, prompt, generated.image)
                 iteration.response_id, iteration.human_feedback = generated.response_id, human
+                iteration.note = generated.note
                 iterations.append(iteration)
                 state.scores.append(iteration.score)
                 state.best_score = max(state.scores)

@@ -23,6 +23,7 @@ class GeneratedBytes:
     data: bytes
     content_type: str
     response_id: str
+    note: str | None = None  # what the provider could not honour (e.g. references on a fallback route)
 
 
 class Provider(Protocol):

@@ -6,6 +6,7 @@ The client never retries by itself (`max_retries=0`): Temporal owns retries.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 from typing import Any
 
@@ -14,7 +15,7 @@ from openai import AsyncOpenAI
 from pydantic import BaseModel, ValidationError
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import invalid_output, provider_error
+from activities.errors import invalid_output, is_missing_model, provider_error
 from activities.providers import prompts, usage
 from activities.providers.base import GeneratedBytes, ReferenceInput, T
 from activities.providers.pricing import IMAGE_TOKENS, image_call_bound, input_bound, output_cap, price_of
@@ -150,10 +151,26 @@ class OpenAIProvider:
         if self._responses_api:
             try:
                 return await self._generate_with_responses(prompt, options, references, previous_response_id)
-            except openai.NotFoundError:
-                # The endpoint has no Responses API (404): use images.generate from now on.
+            except openai.NotFoundError as exc:
+                if is_missing_model(exc):
+                    raise ApplicationError(
+                        f"image from {self.settings.llm_model}: the endpoint has no model "
+                        f"{self.settings.llm_model!r} (HTTP 404): check LLM_MODEL",
+                        type="ModelNotFound",
+                        non_retryable=True,
+                    ) from exc
+                # The endpoint has no Responses API route: use images.generate from now on.
                 self._responses_api = False
-        return await self._generate_with_images_api(prompt, options)
+        generated = await self._generate_with_images_api(prompt, options)
+        dropped = [
+            what
+            for what, sent in (("reference images", references), ("the previous image", previous_response_id))
+            if sent
+        ]
+        if dropped:  # images.generate takes a prompt only
+            note = f"the endpoint has no Responses API: generated with images.generate without {' and '.join(dropped)}"
+            return dataclasses.replace(generated, note=note)
+        return generated
 
     async def _generate_with_responses(
         self,
@@ -184,7 +201,7 @@ class OpenAIProvider:
                 **kwargs,
             )
         except openai.NotFoundError:
-            raise
+            raise  # the caller tells a missing route from a missing model
         except openai.OpenAIError as exc:
             raise provider_error(exc, what) from exc
         note_usage(self.settings.llm_model, response.usage)
