@@ -1,4 +1,4 @@
-"""Keep a long provider call visibly alive: heartbeat in the background while it runs."""
+"""Keep activities visibly alive: heartbeat in the background while they run."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from temporalio import activity
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 HEARTBEAT_EVERY_S = 2.0
 
@@ -43,3 +44,17 @@ async def heartbeating(detail: str, every: float = HEARTBEAT_EVERY_S) -> AsyncIt
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+class HeartbeatThroughout(Interceptor):
+    """Worker interceptor: every activity heartbeats from its first line to its last (slow storage
+    included), so a heartbeat timeout only ever notices a worker that died."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _Beating(next)
+
+
+class _Beating(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> object:
+        async with heartbeating(activity.info().activity_type):
+            return await super().execute_activity(input)

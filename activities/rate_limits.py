@@ -83,8 +83,9 @@ class Gate:
     """One kind of call (text or image) to one provider, in one worker process.
 
     `close_for(s)` holds every call of this kind for `s` seconds. `wait_turn()` returns once the gate is
-    open; for `PACE_AFTER_REFUSAL_S` after a refusal, calls then leave at most one per `spacing_s`, so the
-    refused call trying again does not collide with the next one the server dispatches.
+    open. When the kind has a configured rate (`spacing_s` = its interval), calls then leave at most one
+    per `spacing_s` for `PACE_AFTER_REFUSAL_S` after a refusal, so the refused call trying again does not
+    collide with the next one the server dispatches at that rate.
     """
 
     PACE_AFTER_REFUSAL_S = 30.0
@@ -109,7 +110,7 @@ class Gate:
         started = self.clock()
         while (left := self._until - self.clock()) > 0:
             await asyncio.sleep(left)
-        if self.clock() < self._pace_until:
+        if self.spacing_s and self.clock() < self._pace_until:
             self._until = self.clock() + self.spacing_s
         return self.clock() - started
 
@@ -118,8 +119,8 @@ class Gates:
     """The worker's gates: text calls and image calls."""
 
     def __init__(self, text_rpm: float = 0, image_rpm: float = 0) -> None:
-        self.text = Gate("text rate limit", 60 / text_rpm if text_rpm else 0.25)
-        self.image = Gate("image rate limit", 60 / image_rpm if image_rpm else 0.25)
+        self.text = Gate("text rate limit", 60 / text_rpm if text_rpm else 0.0)
+        self.image = Gate("image rate limit", 60 / image_rpm if image_rpm else 0.0)
 
     def for_call(self, call: str) -> Gate:
         return self.image if call == "generate_image" else self.text

@@ -152,6 +152,7 @@ class ConversationConfig(BaseModel):
     search_again: int = Field(default=1, ge=0, le=3)  # extra Experience passes Understanding may ask for
     top_k: int = Field(default=4, ge=1, le=20)
     retrieval_wait_s: int = Field(default=20, ge=1, le=600)  # for a scoring worker; then Experience degrades
+    archive_wait_s: int = Field(default=60, ge=1, le=3600)  # storage failing longer: reply says archiving failed
 
 
 class ConversationState(BaseModel):

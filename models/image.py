@@ -84,7 +84,6 @@ class RefinePromptRequest(PaidRequest):
     current_prompt: str
     feedback: list[str]
     human_feedback: list[str] = Field(default_factory=list)
-    note: str | None = None  # e.g. references the provider's fallback route could not carry
 
 
 class RefinedPrompt(ModelOutput):
@@ -124,6 +123,7 @@ class Iteration(BaseModel):
     technical: float | None = None  # the scoring queue's technical score
     technical_breakdown: dict[str, float] = Field(default_factory=dict)
     human_feedback: list[str] = Field(default_factory=list)
+    note: str | None = None  # e.g. references the provider's fallback route could not carry
 
 
 class LoopState(BaseModel):

@@ -253,7 +253,7 @@ class CacheLookup(BaseModel):
 
 class Published(BaseModel):
     image: ArtifactRef
-    url: str  # presigned URL (MinIO/S3) or file path (local)
+    url: str | None  # presigned URL (MinIO/S3) or file path (local); None when the upload failed
 
 
 class MemeResult(BaseModel):
@@ -268,9 +268,10 @@ class MemeResult(BaseModel):
     refinements: int
     history: list[Draft]
     image: ArtifactRef
-    url: str
+    url: str | None  # None when the upload failed (see upload_error); the image itself is kept
     cache: Literal["hit", "miss", "bypassed"]
     degraded: str | None = None  # set when the meme had to be made without generated images
+    upload_error: str | None = None
     provider: str
     metrics: MemeMetrics
     usage: Usage = Field(default_factory=Usage)

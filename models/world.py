@@ -341,8 +341,8 @@ class WorldManifest(_WorldIndex):
 class WorldResult(BaseModel):
     world_id: str
     state: WorldState
-    manifest: ArtifactRef
-    gallery: ArtifactRef
+    manifest: ArtifactRef | None  # None when storage kept failing (the failure is in status.failures)
+    gallery: ArtifactRef | None
     status: WorldStatus
 
 

@@ -87,6 +87,8 @@ async def print_result(client: Client, workflow_id: str, settings: Settings, out
     stderr.print(f"cache: {result.cache}")
     if result.degraded:
         stderr.print(f"[yellow]degraded:[/] {result.degraded}")
+    if result.upload_error:
+        stderr.print(f"[yellow]upload failed:[/] {result.upload_error} (the meme is kept at the path below)")
     stderr.print(f"meme: {path} (score {result.score:.2f}, {result.format.value})")
     stderr.print(f"usage: {result.usage.summary()}")
     return 0

@@ -118,8 +118,13 @@ async def follow(client: Client, handle: WorkflowHandle, requested: int) -> Worl
     return result.result()
 
 
-async def materialize(result: WorldResult, store: ArtifactStore, out_dir: Path) -> WorldManifest:
-    """Copy the world's files out of the artifact store, keeping their relative layout."""
+async def materialize(result: WorldResult, store: ArtifactStore, out_dir: Path) -> WorldManifest | None:
+    """Copy the world's files out of the artifact store, keeping their relative layout (None: the world
+    has no manifest, because storage kept failing)."""
+    if result.manifest is None:
+        failed = next((f.error for f in result.status.failures if f.step == "manifest"), "unknown error")
+        stderr.print(f"[yellow]the world's manifest could not be written: {failed}[/]")
+        return None
     manifest = WorldManifest.model_validate_json(await load(store, result.manifest))
     refs: list[ArtifactRef | None] = [manifest.world, manifest.background, manifest.icon, result.gallery]
     for character in manifest.characters:
@@ -142,9 +147,10 @@ async def _finished(client: Client, workflow_id: str, settings: Settings, out: P
 
 
 async def print_manifest(client: Client, workflow_id: str, settings: Settings, out: Path | None) -> int:
-    _, manifest, out_dir = await _finished(client, workflow_id, settings, out)
-    print(manifest.model_dump_json(indent=2))
-    stderr.print(f"gallery: {out_dir / 'index.html'}")
+    result, manifest, out_dir = await _finished(client, workflow_id, settings, out)
+    print((manifest or result.status).model_dump_json(indent=2))
+    if manifest:
+        stderr.print(f"gallery: {out_dir / 'index.html'}")
     return 0
 
 
@@ -158,7 +164,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     summary = {
         "workflow_id": workflow_id,
         "status": result.state.value,
-        "world_name": manifest.world_name,
+        "world_name": st.world_name,
         "characters": st.characters.model_dump(),
         "posts": st.posts.model_dump(),
         "images": st.images.model_dump(),
@@ -169,12 +175,13 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         "duplicates_regenerated": st.duplicates_regenerated,
         "consistency": st.consistency,
         "failures": [f.model_dump() for f in st.failures],
-        "manifest": str(out_dir / "manifest.json"),
-        "gallery": str(out_dir / "index.html"),
+        "manifest": str(out_dir / "manifest.json") if manifest else None,
+        "gallery": str(out_dir / "index.html") if manifest else None,
         "ui": settings.workflow_ui_link(workflow_id),
     }
     print(json.dumps(summary, indent=2))
-    stderr.print(f"gallery: {out_dir / 'index.html'}")
+    if manifest:
+        stderr.print(f"gallery: {out_dir / 'index.html'}")
     stderr.print(f"usage: {st.usage.summary()}")
     return 0
 

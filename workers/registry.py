@@ -9,6 +9,7 @@ from temporalio.worker import Worker
 
 from activities.breaker import Breakers
 from activities.conversation import ConversationActivities
+from activities.heartbeat import HeartbeatThroughout
 from activities.image import ImageActivities
 from activities.meme import MemeActivities
 from activities.providers import Provider
@@ -85,6 +86,7 @@ def paid_call_worker(client: Client, queue: str, activities: list, settings: Set
         max_concurrent_activities=settings.image_concurrency if kind == "image" else settings.text_concurrency,
         max_task_queue_activities_per_second=rpm / 60 if rpm else None,
         graceful_shutdown_timeout=timedelta(seconds=10),
+        interceptors=[HeartbeatThroughout()],
     )
 
 
@@ -121,6 +123,7 @@ def build_workers(
                     activities=by_queue[STORAGE_QUEUE],
                     max_concurrent_activities=32,
                     graceful_shutdown_timeout=timedelta(seconds=10),
+                    interceptors=[HeartbeatThroughout()],
                 )
             )
     if SCORING_QUEUE in queues:
@@ -136,6 +139,7 @@ def build_workers(
                 activities=scoring.activities() + knowledge.activities(),
                 max_concurrent_activities=4,
                 graceful_shutdown_timeout=timedelta(seconds=10),
+                interceptors=[HeartbeatThroughout()],
             )
         )
     return workers

@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
         ProgressDelta,
         profile_text,
     )
-    from workflows.options import bookkeeping, image_call, metered_call, scoring_call, text_call
+    from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
 
 
 def failure(step: str, err: ActivityError) -> Failure:
@@ -113,9 +113,12 @@ class CharacterWorkflow:
         manifest.posts.sort(key=lambda p: p.number)
         if job.scoring and self._contents:
             result.consistency = await self._consistency(profiled.detail)
-        result.manifest = await workflow.execute_activity_method(
-            WorldActivities.write_character_manifest, manifest, **bookkeeping()
-        )
+        try:
+            result.manifest = await workflow.execute_activity_method(
+                WorldActivities.write_character_manifest, manifest, **storage_call()
+            )
+        except ActivityError as err:  # storage is failing for good: the world reports it
+            result.failures.append(failure(f"{seed.username}/manifest", err))
         result.calls, result.usage = self._used, self._ledger.usage
         await asyncio.gather(*self._signals)
         return result

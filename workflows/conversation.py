@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
         transcript_lines,
     )
     from models.usage import Ledger, Metered
-    from workflows.options import bookkeeping, scoring_call, text_call
+    from workflows.options import scoring_call, storage_call, text_call
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -328,7 +328,15 @@ class ConversationWorkflow:
             started_at=began,
             finished_at=workflow.now(),
         )
-        await workflow.execute_activity_method(acts.archive_turn, record, **bookkeeping())
+        try:
+            archive_wait = timedelta(seconds=self._config.archive_wait_s)
+            await workflow.execute_activity_method(acts.archive_turn, record, **storage_call(deadline=archive_wait))
+        except ActivityError as err:  # the reply still goes out, saying what is missing
+            cause = getattr(err.cause, "message", None) or str(err.cause or err)
+            note = f"archiving failed ({cause}): later turns cannot retrieve this one"
+            turn.degraded.append(note)
+            answer = record.reply = f"{answer}\n({note})"
+            record.degraded = list(turn.degraded)
         st.add(record, self._config.keep_recent)
         self._progress = Progress(turns_total=st.turns_total, queued=len(self._inbox))
         return Reply(turn=number, text=answer, citations=citations, degraded=turn.degraded, phases=record.phases)

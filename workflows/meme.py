@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         MemeResult,
         MemeStatus,
         MemeText,
+        Published,
         RenderRequest,
         SceneRequest,
         TextRequest,
@@ -37,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.scoring import Similarities, TextPairsRequest
     from models.usage import Ledger
-    from workflows.options import bookkeeping, image_call, metered_call, scoring_call, storage_call, text_call
+    from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
 
 VERIFY_FIXES = 2  # rewrites allowed for text that fails verification, on top of the refinements
 RELEVANCE_WAIT = timedelta(seconds=20)  # how long the topic relevance waits for a scoring worker
@@ -100,7 +101,7 @@ class MemeWorkflow:
         lookup = await workflow.execute_activity_method(
             MemeActivities.cache_lookup,
             CacheKeyRequest(topic=job.topic, format=requested, style=job.style, read=job.use_cache),
-            **bookkeeping(),
+            **storage_call(),
         )
         if lookup.hit is not None:
             return await self._from_cache(job, meme_id, lookup.hit)
@@ -128,10 +129,15 @@ class MemeWorkflow:
         rendered = await workflow.execute_activity_method(
             MemeActivities.render,
             RenderRequest(meme_id=meme_id, format=fmt, panels=best.panels, scenes=scenes),
-            **bookkeeping(),
+            **storage_call(),
         )
         self._enter(MemePhase.UPLOADING)
-        published = await workflow.execute_activity_method(MemeActivities.publish, rendered, **storage_call(2))
+        upload_error = None
+        try:
+            published = await workflow.execute_activity_method(MemeActivities.publish, rendered, **storage_call(2))
+        except ActivityError as err:  # the meme exists (rendered); only its public copy is missing
+            upload_error = str(getattr(err.cause, "message", None) or err.cause or err)
+            published = Published(image=rendered, url=None)
         result = MemeResult(
             meme_id=meme_id,
             topic=job.topic,
@@ -147,12 +153,12 @@ class MemeWorkflow:
             url=published.url,
             cache="miss" if job.use_cache else "bypassed",
             degraded=degraded,
+            upload_error=upload_error,
             provider=lookup.provider,
             metrics=self._metrics,
         )
-        if degraded is None:  # only memes made as asked are worth answering identical requests with
-            await workflow.execute_activity_method(
-                MemeActivities.cache_save,
+        if degraded is None and upload_error is None:  # only memes made as asked answer identical requests
+            await self._save_to_cache(
                 CachedMeme(
                     key=lookup.key,
                     format=fmt,
@@ -163,15 +169,21 @@ class MemeWorkflow:
                     image=published.image,
                     provider=result.provider,
                 ),
-                **bookkeeping(),
             )
         return result
+
+    async def _save_to_cache(self, cached: CachedMeme) -> None:
+        """Keep the meme for identical requests; a cache that cannot be written only costs a future hit."""
+        try:
+            await workflow.execute_activity_method(MemeActivities.cache_save, cached, **storage_call())
+        except ActivityError as err:
+            workflow.logger.warning("meme cache not saved: %s", err.cause or err)
 
     async def _from_cache(self, job: MemeJob, meme_id: str, hit: CachedMeme) -> MemeResult:
         self._metrics.cache_hit = True
         self._status.format = hit.format
         self._enter(MemePhase.UPLOADING)
-        url = await workflow.execute_activity_method(MemeActivities.url, hit.image, **bookkeeping())
+        url = await workflow.execute_activity_method(MemeActivities.url, hit.image, **storage_call())
         return MemeResult(
             meme_id=meme_id,
             topic=job.topic,

@@ -13,9 +13,10 @@ with workflow.unsafe.imports_passed_through():
     from models.settings import IMAGE_QUEUE, MAX_CALL_DEADLINE_S, SCORING_QUEUE, STORAGE_QUEUE, TEXT_QUEUE
     from models.usage import Ledger, Metered, PaidRequest, V
 
-# Activities heartbeat every 2 s; a worker that dies is noticed after 8 s and its call retried
-# about a second later, instead of waiting for the start-to-close timeout.
+# Every activity heartbeats every 2 s for as long as it runs (the workers' HeartbeatThroughout
+# interceptor); a worker that dies is noticed after 8 s and its call retried about a second later.
 HEARTBEAT_TIMEOUT = timedelta(seconds=8)
+STORAGE_DEADLINE = timedelta(minutes=10)  # a storage step still failing after this is reported, not retried
 # One attempt of a paid call may wait on the provider's rate limit (heartbeating) up to the worker's
 # per-call deadline; a hung request is cut by the client timeout, a dead worker by the heartbeat timeout.
 PAID_ATTEMPT_LIMIT = timedelta(seconds=MAX_CALL_DEADLINE_S)
@@ -48,23 +49,18 @@ def image_call(attempts: int = 8) -> dict[str, Any]:
     return _paid_call(IMAGE_QUEUE, attempts)
 
 
-def storage_call(minutes: int = 5) -> dict[str, Any]:
-    """Options for a step that only touches storage (references, render, upload, cache)."""
+def storage_call(minutes: int = 5, deadline: timedelta = STORAGE_DEADLINE) -> dict[str, Any]:
+    """Options for a step that only touches storage (references, manifests, render, upload, cache):
+    retried, but bounded, so a permanent storage error (bucket gone, disk full) ends in an error the
+    pipeline can report instead of a run that waits forever."""
     return {
         "task_queue": STORAGE_QUEUE,
         "start_to_close_timeout": timedelta(minutes=minutes),
+        "schedule_to_close_timeout": deadline,
         "heartbeat_timeout": HEARTBEAT_TIMEOUT,
-        "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=8),
-    }
-
-
-def bookkeeping() -> dict[str, Any]:
-    """Options for storage-only steps (manifests): heartbeating, retried until they succeed."""
-    return {
-        "task_queue": STORAGE_QUEUE,
-        "start_to_close_timeout": timedelta(minutes=5),
-        "heartbeat_timeout": HEARTBEAT_TIMEOUT,
-        "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)),
+        "retry_policy": RetryPolicy(
+            initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=10
+        ),
     }
 
 

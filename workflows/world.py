@@ -44,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
         safe_username,
     )
     from workflows.character import CharacterWorkflow, failure
-    from workflows.options import bookkeeping, image_call, metered_call, scoring_call, text_call
+    from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
 
 IMAGE_PHASES = ("world_images", "avatars", "post_images")
 DUPLICATE_SIMILARITY = 0.9
@@ -398,7 +398,27 @@ class WorldWorkflow:
         self._refresh_calls()
         order = {name: i for i, name in enumerate(self._cast)}
         manifests = [r.manifest for r in sorted(results, key=lambda r: order[r.username]) if r.manifest]
-        manifest, gallery = await workflow.execute_activity_method(
+        try:
+            manifest, gallery = await self._write_manifest(job, world_id, world_ref, world_name, images, manifests)
+        except ActivityError as err:  # storage is failing for good: report it, keep the world's state
+            st.failures.append(failure("manifest", err))
+            if st.state == WorldState.COMPLETED:
+                st.state = WorldState.COMPLETED_WITH_ERRORS
+            return WorldResult(world_id=world_id, state=st.state, manifest=None, gallery=None, status=st)
+        return WorldResult(world_id=world_id, state=st.state, manifest=manifest, gallery=gallery, status=st)
+
+    async def _write_manifest(
+        self,
+        job: WorldJob,
+        world_id: str,
+        world_ref: ArtifactRef,
+        world_name: str,
+        images: dict[str, ArtifactRef | None],
+        manifests: list[ArtifactRef],
+    ) -> list[ArtifactRef]:
+        st = self._status
+        assert st
+        return await workflow.execute_activity_method(
             WorldActivities.write_world_manifest,
             WorldManifestRequest(
                 world_id=world_id,
@@ -414,6 +434,5 @@ class WorldWorkflow:
                 usage=st.usage,
                 consistency=st.consistency,
             ),
-            **bookkeeping(),
+            **storage_call(),
         )
-        return WorldResult(world_id=world_id, state=st.state, manifest=manifest, gallery=gallery, status=st)
