@@ -4,27 +4,32 @@ model output that does not fit its schema."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
 import uuid
 
 import pytest
 from PIL import Image
-from temporalio.client import WorkflowFailureError
+from temporalio import activity
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 import activities.references as references
 from activities.providers.offline import OfflineProvider
 from activities.providers.openai_provider import OpenAIProvider
 from activities.storage import LocalStore
-from models.image import Evaluation
-from models.settings import WORKFLOW_QUEUE, Settings
+from models.image import Evaluation, ImageJob
+from models.settings import IMAGE_QUEUE, STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE, Settings
 from models.world import safe_username
 from starter.services import dev_server_flags
 from tests.conftest import TEMPORAL, address_of, atelier_env, run_cli, running_workers
 from tests.fake_openai import Fault, png
+from workers.registry import build_workers
 
 LONG = "x" * 100_000
 
@@ -159,8 +164,42 @@ async def test_workflow_input_fails_fast_instead_of_retrying(time_env, tmp_path,
         )
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
-    assert isinstance(failure.value.cause, ApplicationError) and failure.value.cause.type == "ValidationError"
+    assert isinstance(failure.value.cause, ApplicationError) and failure.value.cause.type == "InvalidInput"
+    assert failure.value.cause.message.startswith("invalid "), "one line naming the bad field"
     assert not any(tmp_path.iterdir()), "nothing was written"
+
+
+@activity.defn(name="evaluate_image")
+async def buggy_evaluation(request: dict) -> dict:
+    """A deploy with a bug: its result does not fit the workflow's model."""
+    return {"value": {"score": 500, "feedback": "off the scale", "provider": "bug"}, "usage": {}}
+
+
+async def test_a_pydantic_error_from_a_bug_fails_the_task_not_the_run(dev_env, tmp_path):
+    client = dev_env.client
+    queues = [WORKFLOW_QUEUE, IMAGE_QUEUE, STORAGE_QUEUE]
+    async with contextlib.AsyncExitStack() as stack:
+        for worker in [
+            *build_workers(client, queues, OfflineProvider(), LocalStore(tmp_path)),
+            Worker(client, task_queue=TEXT_QUEUE, activities=[buggy_evaluation]),
+        ]:
+            await stack.enter_async_context(worker)
+        job = ImageJob(prompt="a cat", max_iterations=1, technical_weight=0)
+        handle = await client.start_workflow(
+            "ImageRefinementWorkflow", job, id=f"bug-{uuid.uuid4()}", task_queue=WORKFLOW_QUEUE
+        )
+        failed_task = None
+        for _ in range(200):
+            events = (await handle.fetch_history()).events
+            failed_task = next((e for e in events if e.HasField("workflow_task_failed_event_attributes")), None)
+            if failed_task:
+                break
+            await asyncio.sleep(0.1)
+        assert failed_task is not None, "the workflow task failed"
+        message = failed_task.workflow_task_failed_event_attributes.failure
+        assert "score" in str(message), message
+        assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING, "the run waits for a fixed deploy"
+        await handle.terminate("test over")
 
 
 @pytest.mark.parametrize(

@@ -7,13 +7,12 @@ fails after its retries is recorded and the rest goes on; progress is signalled 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
-
     from activities.world import WorldActivities
     from models.scoring import Similarities, TextPairsRequest
     from models.usage import Ledger
@@ -35,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         ProgressDelta,
         profile_text,
     )
+    from workflows.inputs import parse_input
     from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
 
 
@@ -43,7 +43,7 @@ def failure(step: str, err: ActivityError) -> Failure:
     return Failure(step=step, error=str(getattr(cause, "message", None) or cause))
 
 
-@workflow.defn(failure_exception_types=[ValidationError])
+@workflow.defn
 class CharacterWorkflow:
     def __init__(self) -> None:
         self._used = CallUsage()
@@ -78,7 +78,8 @@ class CharacterWorkflow:
             self._signals.append(asyncio.create_task(handle.signal("progress", delta)))
 
     @workflow.run
-    async def run(self, job: CharacterJob) -> CharacterResult:
+    async def run(self, raw: dict[str, Any]) -> CharacterResult:
+        job = parse_input(CharacterJob, raw)
         self._job = job
         self._ledger = Ledger(job.cost)
         seed = job.seed

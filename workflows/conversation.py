@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         transcript_lines,
     )
     from models.usage import Ledger, Metered
+    from workflows.inputs import parse_input
     from workflows.options import scoring_call, storage_call, text_call
 
 R = TypeVar("R")
@@ -91,7 +92,7 @@ class Turn:
             self.degraded.append(degraded)
 
 
-@workflow.defn(failure_exception_types=[ValidationError])
+@workflow.defn
 class ConversationWorkflow:
     def __init__(self) -> None:
         self._state: ConversationState | None = None
@@ -165,7 +166,8 @@ class ConversationWorkflow:
 
     # --- the actor's loop ----------------------------------------------------------------------------
     @workflow.run
-    async def run(self, start: ConversationStart) -> History:
+    async def run(self, raw: dict[str, Any]) -> History:
+        start = parse_input(ConversationStart, raw)
         self._config = start.config
         st = self._state = start.state or ConversationState(conversation_id=workflow.info().workflow_id)
         self._progress.turns_total = st.turns_total

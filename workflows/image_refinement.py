@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
-
     from activities.image import ImageActivities
     from models.artifacts import ArtifactRef
     from models.image import (
@@ -26,10 +25,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.scoring import ImageScores, ScoreImagesRequest
     from models.usage import BudgetExhausted, Ledger
+    from workflows.inputs import parse_input
     from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
 
 
-@workflow.defn(failure_exception_types=[ValidationError])
+@workflow.defn
 class ImageRefinementWorkflow:
     def __init__(self) -> None:
         self._state: LoopState | None = None
@@ -84,7 +84,8 @@ class ImageRefinementWorkflow:
         )
 
     @workflow.run
-    async def run(self, job: ImageJob) -> ImageJobResult:
+    async def run(self, raw: dict[str, Any]) -> ImageJobResult:
+        job = parse_input(ImageJob, raw)
         run_id = workflow.info().workflow_id
         self._ledger = Ledger(job.cost)
         state = self._state = LoopState(max_iterations=job.max_iterations, threshold=job.threshold, prompt=job.prompt)

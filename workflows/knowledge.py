@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
-
     from models.conversation import DocSummary, IngestJob
+    from workflows.inputs import parse_input
     from workflows.options import scoring_call
 
 
-@workflow.defn(failure_exception_types=[ValidationError])
+@workflow.defn
 class KnowledgeIngestWorkflow:
     @workflow.run
-    async def run(self, job: IngestJob) -> list[DocSummary]:
+    async def run(self, raw: dict[str, Any]) -> list[DocSummary]:
+        job = parse_input(IngestJob, raw)
         return list(
             await asyncio.gather(
                 *(

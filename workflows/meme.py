@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
-
     from activities.meme import MemeActivities
     from models.artifacts import ArtifactRef
     from models.meme import (
@@ -38,13 +37,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.scoring import Similarities, TextPairsRequest
     from models.usage import Ledger
+    from workflows.inputs import parse_input
     from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
 
 VERIFY_FIXES = 2  # rewrites allowed for text that fails verification, on top of the refinements
 RELEVANCE_WAIT = timedelta(seconds=20)  # how long the topic relevance waits for a scoring worker
 
 
-@workflow.defn(failure_exception_types=[ValidationError])
+@workflow.defn
 class MemeWorkflow:
     def __init__(self) -> None:
         self._status = MemeStatus()
@@ -77,7 +77,8 @@ class MemeWorkflow:
 
     # --- the process ---------------------------------------------------------------------------
     @workflow.run
-    async def run(self, job: MemeJob) -> MemeResult:
+    async def run(self, raw: dict[str, Any]) -> MemeResult:
+        job = parse_input(MemeJob, raw)
         meme_id = workflow.info().workflow_id
         self._ledger = Ledger(job.cost)
         try:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, is_cancelled_exception
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
-
     from activities.world import WorldActivities
     from models.artifacts import ArtifactRef
     from models.scoring import NearDuplicates, NearDuplicatesRequest
@@ -44,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         safe_username,
     )
     from workflows.character import CharacterWorkflow, failure
+    from workflows.inputs import parse_input
     from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
 
 IMAGE_PHASES = ("world_images", "avatars", "post_images")
@@ -51,7 +51,7 @@ DUPLICATE_SIMILARITY = 0.9
 REGENERATION_ATTEMPTS = 2
 
 
-@workflow.defn(failure_exception_types=[ValidationError])
+@workflow.defn
 class WorldWorkflow:
     def __init__(self) -> None:
         self._status: WorldStatus | None = None
@@ -140,7 +140,8 @@ class WorldWorkflow:
 
     # --- the process -----------------------------------------------------------------------------
     @workflow.run
-    async def run(self, job: WorldJob) -> WorldResult:
+    async def run(self, raw: dict[str, Any]) -> WorldResult:
+        job = parse_input(WorldJob, raw)
         world_id = workflow.info().workflow_id
         self._ledger = Ledger(job.budget.cost)
         st = self._status = WorldStatus(world_id=world_id, budget=job.budget)
