@@ -1,11 +1,15 @@
 """Record finished workflow histories into tests/histories/ for the replay tests.
 
-Run after changing a workflow on purpose: `python -m tests.record_history`.
+Run after changing a workflow on purpose: `python -m tests.record_history [image world meme conversation
+knowledge]` (all when none is named). Re-record only what changed: the old histories are what running
+workflows of the old code look like.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import sys
 import tempfile
 from pathlib import Path
 
@@ -15,8 +19,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.providers.offline import OfflineProvider
 from activities.providers.recording import RecordingProvider
-from activities.storage import LocalStore
-from models.conversation import ConversationConfig, ConversationStart
+from activities.storage import LocalStore, artifact_key
+from models.conversation import ConversationConfig, ConversationStart, IngestDoc, IngestJob
 from models.image import ImageJob, ImageOptions
 from models.meme import MemeJob
 from models.settings import WORKFLOW_QUEUE
@@ -24,6 +28,7 @@ from models.world import WorldJob
 from tests.conftest import TEST_SERVER, running_workers
 from workflows.conversation import ConversationWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
+from workflows.knowledge import KnowledgeIngestWorkflow
 from workflows.meme import MemeWorkflow
 from workflows.world import WorldWorkflow
 
@@ -87,18 +92,40 @@ async def record_conversation(client: Client) -> None:
     await save(client.get_workflow_handle(handle.id, run_id=first_run))
 
 
-async def main() -> None:
+async def record_knowledge(client: Client, store: LocalStore) -> None:
+    """Two documents chunked and embedded on the scoring queue."""
+    docs = []
+    for name, text in (("bees.md", "# Bees\n\nBees cluster in winter.\n\n## Roofs\n\nWind matters."),
+                       ("bread.md", "# Sourdough\n\nFeed the starter daily.")):  # fmt: skip
+        data = text.encode()
+        digest = hashlib.sha256(data).hexdigest()[:16]
+        ref = await store.put(artifact_key("kb", "sources", f"{digest}-{name}"), data, "text/plain")
+        docs.append(IngestDoc(name=name, source=ref))
+    handle = await client.start_workflow(
+        KnowledgeIngestWorkflow.run, IngestJob(docs=docs), id="recorded-knowledge", task_queue=WORKFLOW_QUEUE
+    )
+    await handle.result()
+    await save(handle)
+
+
+async def main(which: list[str]) -> None:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(TEST_SERVER), data_converter=pydantic_data_converter
     )
     with tempfile.TemporaryDirectory() as tmp:
-        async with running_workers(env.client, RecordingProvider(OfflineProvider(), None), LocalStore(Path(tmp))):
-            await record_image(env.client)
-            await record_world(env.client)
-            await record_meme(env.client)
-            await record_conversation(env.client)
+        store = LocalStore(Path(tmp))
+        recorders = {
+            "image": lambda: record_image(env.client),
+            "world": lambda: record_world(env.client),
+            "meme": lambda: record_meme(env.client),
+            "conversation": lambda: record_conversation(env.client),
+            "knowledge": lambda: record_knowledge(env.client, store),
+        }
+        async with running_workers(env.client, RecordingProvider(OfflineProvider(), None), store):
+            for name in which or recorders:
+                await recorders[name]()
     await env.shutdown()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))

@@ -14,8 +14,11 @@ from workers.registry import WORKFLOWS
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
-def test_histories_exist():
-    assert HISTORIES, "record one with `python -m tests.record_history`"
+def test_every_workflow_has_a_recorded_history():
+    recorded = [WorkflowHistory.from_json(p.stem, p.read_text()).events[0] for p in HISTORIES]
+    types = {e.workflow_execution_started_event_attributes.workflow_type.name for e in recorded}
+    missing = {w.__temporal_workflow_definition.name for w in WORKFLOWS} - types  # type: ignore[attr-defined]
+    assert not missing, f"record them with `python -m tests.record_history`: {sorted(missing)}"
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
