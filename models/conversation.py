@@ -178,6 +178,7 @@ class ConversationState(BaseModel):
 class ConversationStart(BaseModel):
     config: ConversationConfig = Field(default_factory=ConversationConfig)
     state: ConversationState | None = None  # set when the conversation continues as new
+    pending: list[str] = Field(default_factory=list)  # told messages carried over, answered first, in order
 
 
 class Reply(BaseModel):

@@ -6,9 +6,10 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 import uuid
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -36,7 +37,7 @@ from starter.common import (
     stderr,
     validated,
 )
-from workflows.conversation import ConversationWorkflow
+from workflows.conversation import HANDING_OVER, ConversationWorkflow
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -84,9 +85,21 @@ def show_reply(reply: Reply) -> None:
         print(f"   [{number}] {passage.title} ({passage.ref}, similarity {passage.score:.2f})")
 
 
+async def ask(handle: WorkflowHandle, text: str, patience_s: float = 60.0) -> Reply:
+    """The reply to one message; while the conversation hands over to a fresh run, ask again."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return await handle.execute_update(ConversationWorkflow.ask, text)
+        except WorkflowUpdateFailedError as exc:
+            if HANDING_OVER not in str(exc.cause) or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
 async def send(handle: WorkflowHandle, text: str) -> Reply:
     """Ask, printing each phase of this message's turn as the workflow records it."""
-    reply_task = asyncio.ensure_future(handle.execute_update(ConversationWorkflow.ask, text))
+    reply_task = asyncio.ensure_future(ask(handle, text))
     shown, turn = 0, None
     silent = WorkerSilence()
     while not reply_task.done():

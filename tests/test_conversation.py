@@ -23,6 +23,7 @@ from activities.providers.recording import RecordingProvider, read_log
 from activities.storage import LocalStore, artifact_key
 from models.conversation import ConversationConfig, ConversationStart, IngestDoc, IngestJob, Phase
 from models.settings import STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE
+from starter.chat_cmd import ask
 from tests.conftest import ROOT, address_of, atelier_env, run_cli, running_workers, start_worker, wait_for
 from workers.registry import build_workers
 from workflows.conversation import ConversationWorkflow
@@ -121,10 +122,10 @@ async def test_continue_as_new_keeps_state_and_memory(time_env, tmp_path):
     async with running_workers(time_env.client, provider, LocalStore(tmp_path)):
         handle = await start(time_env.client, continue_after_turns=2, keep_recent=2)
         first_run = (await handle.describe()).run_id
-        await handle.execute_update(ConversationWorkflow.ask, FACT)
+        await ask(handle, FACT)
         for text in ["The weather is mild today.", "I also grow tomatoes.", "My cat is called Pixel."]:
-            await handle.execute_update(ConversationWorkflow.ask, text)
-        later = await handle.execute_update(ConversationWorkflow.ask, "Where are my beehives?")
+            await ask(handle, text)
+        later = await ask(handle, "Where are my beehives?")
         history = await handle.query(ConversationWorkflow.history)
         observations = await handle.query(ConversationWorkflow.observations)
         latest_run = (await handle.describe()).run_id
@@ -134,6 +135,33 @@ async def test_continue_as_new_keeps_state_and_memory(time_env, tmp_path):
     assert {"beehives", "tomatoes", "pixel"} <= set(observations.concepts), "observations survive"
     assert "turn 1" in {c.ref for c in later.citations} and "Lisbon" in later.text, "turn 1 is still retrievable"
     assert history.usage.models["offline"].calls == len(read_log(tmp_path / "calls.jsonl")), "usage carried across runs"
+
+
+async def test_steady_traffic_still_continues_as_new_and_loses_no_message(time_env, tmp_path):
+    """Messages keep arriving, so the inbox is never empty: the run still hands over at its bound, and
+    the queued and newly told messages are answered once each, in the order they were sent."""
+    store = LocalStore(tmp_path)
+    texts = [
+        f"Message {i}: the {w} is green."
+        for i, w in enumerate(["tree", "frog", "lamp", "door", "kite", "moss", "fern", "jade"])
+    ]
+    async with running_workers(time_env.client, RecordingProvider(OfflineProvider(), None), store):
+        handle = await start(time_env.client, continue_after_turns=3, keep_recent=2)
+        for text in texts:
+            await handle.signal(ConversationWorkflow.tell, text)
+        for _ in range(300):
+            history = await handle.query(ConversationWorkflow.history)
+            if history and history.turns_total == len(texts):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"only {history.turns_total if history else 0} of {len(texts)} messages answered")
+        last = await ask(handle, "And what colour is the frog?")
+    archived = [json.loads(await store.read(k)) for k in await store.keys(artifact_key("conversations", handle.id))]
+    users = [t["user"] for t in sorted(archived, key=lambda t: t["number"])]
+    assert users == [*texts, "And what colour is the frog?"], "each message once, in order"
+    assert last.turn == 9
+    assert history.runs == 3, "continued as new at every bound of 3 turns although messages were queued"
 
 
 async def test_experience_down_degrades_instead_of_failing(time_env, tmp_path):

@@ -56,6 +56,8 @@ with workflow.unsafe.imports_passed_through():
 R = TypeVar("R")
 T = TypeVar("T")
 PHASE_ATTEMPTS = 3  # then the phase degrades
+HANDING_OVER = "the conversation is moving to a fresh run: send the message again"
+HAND_OVER_PATCH = "continue-as-new-at-a-hard-bound"
 
 
 def phase_call() -> dict:
@@ -98,11 +100,14 @@ class ConversationWorkflow:
         self._state: ConversationState | None = None
         self._config = ConversationConfig()
         self._inbox: deque[tuple[int, str]] = deque()
+        self._awaited: set[int] = set()  # messages an `ask` waits on: only their replies are kept, until taken
         self._replies: dict[int, Reply] = {}
+        self._later: list[str] = []  # told during the hand-over to a new run: carried over
         self._next_message = 0
         self._progress = Progress()
         self._ledger = Ledger()
         self._ending = False
+        self._handing_over = False
 
     # --- the mailbox -------------------------------------------------------------------------------
     def _enqueue(self, text: str) -> int:
@@ -115,7 +120,9 @@ class ConversationWorkflow:
     async def ask(self, text: str) -> Reply:
         """Send a message and wait for its reply; messages are answered one at a time, in arrival order."""
         number = self._enqueue(UserMessage(text=text).text)
+        self._awaited.add(number)
         await workflow.wait_condition(lambda: number in self._replies)
+        self._awaited.discard(number)
         return self._replies.pop(number)
 
     @ask.validator
@@ -123,6 +130,8 @@ class ConversationWorkflow:
         UserMessage(text=text)  # empty, too long or control characters: rejected before it enters history
         if self._ending:
             raise ValueError("the conversation is ending")
+        if self._handing_over:  # this run answers only what it has queued; the next run takes new asks
+            raise ValueError(HANDING_OVER)
 
     @workflow.signal
     def tell(self, text: str) -> None:
@@ -132,13 +141,20 @@ class ConversationWorkflow:
         except ValidationError as exc:
             workflow.logger.warning("ignored a told message: %s", exc.errors()[0]["msg"])
             return
-        if not self._ending:
+        if self._ending:
+            return
+        if self._handing_over:
+            self._later.append(message.text)
+        else:
             self._enqueue(message.text)
 
     @workflow.signal
     def end(self) -> None:
-        """Finish the conversation once the mailbox is empty."""
+        """Finish the conversation once the mailbox is empty (messages told during a hand-over included)."""
         self._ending = True
+        for text in self._later:
+            self._enqueue(text)
+        self._later.clear()
 
     # --- what others may see -------------------------------------------------------------------------
     @workflow.query
@@ -171,31 +187,52 @@ class ConversationWorkflow:
         self._config = start.config
         st = self._state = start.state or ConversationState(conversation_id=workflow.info().workflow_id)
         self._progress.turns_total = st.turns_total
+        for text in start.pending:
+            self._enqueue(text)
         turns_this_run = 0
         while True:
-            await workflow.wait_condition(lambda: bool(self._inbox) or self._ending)
+            await workflow.wait_condition(lambda: bool(self._inbox) or self._ending or self._handing_over)
             if not self._inbox:
                 break
             number, text = self._inbox.popleft()
             self._progress.queued = len(self._inbox)
-            self._replies[number] = await self._turn(st, text)
+            reply = await self._turn(st, text)
+            if number in self._awaited:
+                self._replies[number] = reply
             turns_this_run += 1
-            if self._inbox:
+            if (
+                turns_this_run < self._config.continue_after_turns
+                and not workflow.info().is_continue_as_new_suggested()
+            ):
                 continue
-            if turns_this_run >= self._config.continue_after_turns or workflow.info().is_continue_as_new_suggested():
-                # replies handed over first; a message arriving meanwhile is answered in this run
+            if workflow.patched(HAND_OVER_PATCH):
+                self._hand_over()
+            elif not self._inbox:  # runs started before the hand-over: continue-as-new once the inbox is empty
                 await workflow.wait_condition(lambda: workflow.all_handlers_finished() or bool(self._inbox))
                 if not self._inbox:
                     self._continue_as_new(st)
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._handing_over and not self._ending:
+            self._continue_as_new(st)
         history = self.history()
         assert history is not None
         return history
 
+    def _hand_over(self) -> None:
+        """A hard bound, even under steady traffic: no new asks in this run. Queued messages up to the last
+        one an `ask` waits on are still answered here (the ask's reply can only come from this run); the
+        rest, and whatever is told from now on, go to the next run in order."""
+        self._handing_over = True
+        asks = [i for i, (number, _) in enumerate(self._inbox) if number in self._awaited]
+        keep = asks[-1] + 1 if asks else 0
+        while len(self._inbox) > keep:
+            self._later.insert(0, self._inbox.pop()[1])
+        self._progress.queued = len(self._inbox)
+
     def _continue_as_new(self, st: ConversationState) -> None:
         """Carry the compacted state (recent turns, summary lines, observations, usage) into a new run."""
         carried = st.model_copy(update={"runs": st.runs + 1, "usage": st.usage.plus(self._ledger.usage)})
-        workflow.continue_as_new(ConversationStart(config=self._config, state=carried))
+        workflow.continue_as_new(ConversationStart(config=self._config, state=carried, pending=self._later))
 
     async def _run(
         self, turn: Turn, phase: Phase, call: Awaitable[T], summary: Callable[[T], str], degraded: str
