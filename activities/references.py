@@ -2,7 +2,9 @@
 
 Guards: 20 MB cap, a timeout, Pillow verification, a decompression-bomb limit, http/https
 only, and no loopback/private/link-local targets (checked after DNS resolution and on every
-redirect) unless ATELIER_ALLOW_PRIVATE_URLS=1.
+redirect) unless ATELIER_ALLOW_PRIVATE_URLS=1. The connection goes to the address that was checked
+(Host header and TLS SNI keep the name), so a DNS answer that changes between the check and the
+connection (rebinding) cannot reach a private address.
 """
 
 from __future__ import annotations
@@ -54,15 +56,18 @@ def _blocked(address: str) -> bool:
     return not ip.is_global or ip.is_multicast
 
 
-def check_url(url: str, allow_private: bool = False) -> None:
-    """Refuse non-http(s) URLs and, unless allowed, hosts that resolve to non-public addresses."""
+def check_url(url: str, allow_private: bool = False) -> str | None:
+    """Refuse non-http(s) URLs and, unless allowed, hosts that resolve to non-public addresses.
+
+    Returns the checked address to connect to (None when private addresses are allowed).
+    """
     parts = urlsplit(url)
     if parts.scheme.lower() not in {"http", "https"}:
         raise BadReference(f"reference {url!r}: only http and https URLs are allowed")
     if not parts.hostname:
         raise BadReference(f"reference {url!r}: URL has no host")
     if allow_private:
-        return
+        return None
     try:
         infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
@@ -73,6 +78,19 @@ def check_url(url: str, allow_private: bool = False) -> None:
                 f"reference {url!r}: host {parts.hostname!r} resolves to non-public address {info[4][0]} "
                 "(set ATELIER_ALLOW_PRIVATE_URLS=1 to allow)"
             )
+    return str(infos[0][4][0]).split("%", 1)[0]
+
+
+def pinned(url: str, address: str | None) -> tuple[str, dict[str, str], dict[str, str]]:
+    """The URL with its host replaced by the checked address, the Host header and the TLS name to keep."""
+    if address is None:
+        return url, {}, {}
+    parts = urlsplit(url)
+    host = f"[{address}]" if ":" in address else address
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    original = parts.hostname + (f":{parts.port}" if parts.port else "")  # type: ignore[operator]
+    sni = {"sni_hostname": parts.hostname} if parts.scheme.lower() == "https" else {}
+    return parts._replace(netloc=netloc).geturl(), {"host": original}, sni  # type: ignore[return-value]
 
 
 def verify_image(data: bytes, name: str) -> ReferenceImage:
@@ -113,13 +131,20 @@ def read_local(path: str) -> ReferenceImage:
     return verify_image(data, path)
 
 
-async def fetch_url(url: str, allow_private: bool = False, timeout: float = FETCH_TIMEOUT_S) -> ReferenceImage:
-    """Download an image URL, re-checking the target on every redirect and capping the size."""
+async def fetch_url(
+    url: str,
+    allow_private: bool = False,
+    timeout: float = FETCH_TIMEOUT_S,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> ReferenceImage:
+    """Download an image URL, re-checking the target on every redirect, connecting to the address that
+    was checked, and capping the size."""
     current = url
-    async with httpx.AsyncClient(follow_redirects=False, timeout=timeout) as client:
+    async with httpx.AsyncClient(follow_redirects=False, timeout=timeout, transport=transport) as client:
         for _ in range(MAX_REDIRECTS + 1):
-            await asyncio.to_thread(check_url, current, allow_private)
-            async with client.stream("GET", current) as response:
+            address = await asyncio.to_thread(check_url, current, allow_private)
+            target, headers, extensions = pinned(current, address)
+            async with client.stream("GET", target, headers=headers, extensions=extensions) as response:
                 if response.is_redirect:
                     current = urljoin(current, response.headers.get("location", ""))
                     continue

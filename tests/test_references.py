@@ -81,3 +81,36 @@ def test_decompression_bomb_is_refused():
     Image.new("1", (9000, 9000)).save(out, "PNG")
     with pytest.raises(BadReference, match="too large"):
         verify_image(out.getvalue(), "bomb.png")
+
+
+async def test_connects_to_the_address_it_checked_even_when_dns_changes_its_answer(monkeypatch):
+    """DNS rebinding: the name answers a public address for the check and loopback afterwards. The
+    request must go to the checked address (Host and SNI keep the name), on every redirect hop."""
+    import socket
+
+    import httpx
+
+    answers = {"cdn.example": ["93.184.216.34", "127.0.0.1"], "img.example": ["93.184.216.35", "127.0.0.1"]}
+    asked: list[str] = []
+
+    def rebinding_dns(host, port, *args, **kwargs):
+        asked.append(host)
+        address = answers[host].pop(0) if len(answers[host]) > 1 else answers[host][0]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    seen: list[tuple[str, str, object]] = []
+
+    def serve(request: httpx.Request) -> httpx.Response:  # nothing leaves this process
+        seen.append((str(request.url), request.headers["host"], request.extensions.get("sni_hostname")))
+        if request.url.path == "/start":
+            return httpx.Response(302, headers={"location": "https://img.example/cat.png"})
+        return httpx.Response(200, content=png(3))
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_dns)
+    image = await fetch_url("https://cdn.example/start", transport=httpx.MockTransport(serve))
+    assert image.content_type == "image/png"
+    assert seen == [
+        ("https://93.184.216.34/start", "cdn.example", "cdn.example"),
+        ("https://93.184.216.35/cat.png", "img.example", "img.example"),
+    ], "each hop went to the address that was checked, never to a second answer"
+    assert asked == ["cdn.example", "img.example"], "one resolution per hop: the check's"
