@@ -66,6 +66,13 @@ async def test_worker_serves_sdk_and_custom_metrics(dev_env, tmp_path):
     assert "atelier_provider_call_ms" in text and "atelier_scored_images" in text
     assert "atelier_tokens{" in text and 'direction="input"' in text and 'model="offline"' in text
     assert "atelier_images_generated{" in text and "atelier_call_cost_usd" in text
+    buckets = {
+        line.split('le="')[1].split('"')[0]
+        for line in text.splitlines()
+        if "_bucket{" in line and 'le="' in line and line.startswith(("atelier_call_cost_usd", "atelier_meme_score"))
+    }
+    assert {"0.001", "0.01", "0.1", "0.5"} <= buckets, "dollar and score buckets fit their values"
+    assert not buckets & {"50", "100", "10000"}, "no millisecond buckets on money or scores"
     assert "atelier_technical_score" in text
     assert "atelier_meme_cache{" in text and 'result="miss"' in text  # workflow metrics: cache, phases, scores
     assert "atelier_meme_phase_ms_bucket{" in text and 'phase="GENERATING_IMAGE"' in text
