@@ -46,8 +46,3 @@ class DuplicatePair(BaseModel):
 
 class NearDuplicates(BaseModel):
     pairs: list[DuplicatePair]
-
-
-class ClipRequest(BaseModel):
-    images: list[ArtifactRef] = Field(min_length=1)
-    texts: list[str] = Field(min_length=1)

@@ -55,7 +55,6 @@ class Settings(BaseSettings):
     scoring_device: str = Field("auto", validation_alias="ATELIER_SCORING_DEVICE")
     scoring_batch: int | None = Field(None, ge=1, le=256, validation_alias="ATELIER_SCORING_BATCH")
     text_model: Path | None = Field(None, validation_alias="ATELIER_TEXT_MODEL")
-    clip_model: Path | None = Field(None, validation_alias="ATELIER_CLIP_MODEL")
     metrics_port: int | None = Field(None, ge=1, le=65535, validation_alias="ATELIER_METRICS_PORT")
     metrics_host: str = Field("127.0.0.1", validation_alias="ATELIER_METRICS_HOST")
     codec_key: SecretStr | None = Field(None, validation_alias="ATELIER_CODEC_KEY")

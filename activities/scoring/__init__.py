@@ -16,16 +16,13 @@ from pathlib import Path
 
 import torch
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
-from activities.scoring.clip import ClipScorer
 from activities.scoring.device import select_device
 from activities.scoring.images import ImageScorer
 from activities.scoring.text import TextEmbedder, default_model_path
 from activities.storage import ArtifactStore, load
 from models.scoring import (
-    ClipRequest,
     DuplicatePair,
     ImageScore,
     ImageScores,
@@ -69,27 +66,10 @@ def load_models(device_name: str, text_model: Path | None, batch: int | None) ->
     return models
 
 
-@cache
-def load_clip(path: Path | None, device: torch.device) -> ClipScorer | None:
-    """The optional CLIP model; None (with a log line saying why) when it is not configured or not usable."""
-    if path is None:
-        log.info("CLIP score skipped: ATELIER_CLIP_MODEL is not set")
-        return None
-    try:
-        started = time.perf_counter()
-        scorer = ClipScorer(path, device)
-    except Exception as exc:  # a missing or broken model must not stop the scoring worker
-        log.warning("CLIP score skipped: cannot load %s (%s)", path, str(exc).splitlines()[0][:200])
-        return None
-    log.info("CLIP model %s loaded in %.2f s", path, time.perf_counter() - started)
-    return scorer
-
-
 class ScoringActivities:
     def __init__(self, store: ArtifactStore, settings: Settings) -> None:
         self.store = store
         self.models = load_models(settings.scoring_device, settings.text_model, settings.scoring_batch)
-        self.clip = load_clip(settings.clip_model, self.models.device)
 
     @activity.defn(name="score_images")
     async def score_images(self, request: ScoreImagesRequest) -> ImageScores:
@@ -125,17 +105,5 @@ class ScoringActivities:
             pairs = await asyncio.to_thread(self.models.text.near_duplicates, request.texts, request.threshold)
         return NearDuplicates(pairs=[DuplicatePair(first=a, second=b, similarity=round(s, 4)) for a, b, s in pairs])
 
-    @activity.defn(name="clip_score")
-    async def clip_score(self, request: ClipRequest) -> Similarities:
-        """Image–text agreement (0–100) for each image and the text at the same index."""
-        if self.clip is None:
-            raise ApplicationError("no CLIP model is configured (ATELIER_CLIP_MODEL)", type="NotConfigured",
-                                   non_retryable=True)  # fmt: skip
-        images = [await load(self.store, ref) for ref in request.images]
-        async with heartbeating(f"CLIP scoring {len(images)} images"):
-            values = await asyncio.to_thread(self.clip.score, images, request.texts)
-        return Similarities(values=[round(v, 2) for v in values])
-
     def activities(self) -> list:
-        listed = [self.score_images, self.text_similarity, self.near_duplicates]
-        return listed + ([self.clip_score] if self.clip is not None else [])
+        return [self.score_images, self.text_similarity, self.near_duplicates]
