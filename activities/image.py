@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import httpx
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
 from activities.providers import Provider, ReferenceInput
 from activities.providers.usage import metered
-from activities.references import BadReference, load_reference
 from activities.storage import ArtifactStore, load, run_key
-from models.artifacts import ArtifactRef
 from models.image import (
     EvaluateImageRequest,
     GeneratedImage,
@@ -19,32 +15,14 @@ from models.image import (
     ProviderRefinedPrompt,
     RefinePromptRequest,
     ScoredEvaluation,
-    StoreReferencesRequest,
 )
 from models.usage import Metered
 
 
 class ImageActivities:
-    def __init__(self, provider: Provider, store: ArtifactStore, allow_private_urls: bool = False) -> None:
+    def __init__(self, provider: Provider, store: ArtifactStore) -> None:
         self.provider = provider
         self.store = store
-        self.allow_private_urls = allow_private_urls
-
-    @activity.defn(name="store_references")
-    async def store_references(self, request: StoreReferencesRequest) -> list[ArtifactRef]:
-        """Fetch and verify each reference image once, and keep it in the artifact store."""
-        stored = []
-        for index, ref in enumerate(request.references):
-            try:
-                async with heartbeating(f"fetching reference {index + 1}"):
-                    image = await load_reference(ref, self.allow_private_urls)
-            except BadReference as exc:
-                raise ApplicationError(str(exc), type="BadReference", non_retryable=True) from exc
-            except httpx.HTTPError as exc:
-                raise ApplicationError(f"reference {ref!r}: {exc}", type="ReferenceUnavailable") from exc
-            key = run_key(request.run_id, "refs", f"{index:02d}.{image.extension}")
-            stored.append(await self.store.put(key, image.data, image.content_type))
-        return stored
 
     @activity.defn(name="generate_image")
     async def generate_image(self, request: GenerateImageRequest) -> Metered[GeneratedImage]:

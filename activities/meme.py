@@ -7,13 +7,11 @@ publishing goes through the upload breaker. The cache is content-addressed in th
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 
 from temporalio import activity
 
-from activities import meme_render
 from activities.breaker import CircuitBreaker
 from activities.heartbeat import heartbeating
 from activities.providers import Provider
@@ -32,7 +30,6 @@ from models.meme import (
     MemeJudgement,
     MemeText,
     Published,
-    RenderRequest,
     SceneRequest,
     TextRequest,
 )
@@ -108,15 +105,6 @@ class MemeActivities:
         key = run_key(request.meme_id, f"scene-{request.index}.png")
         return metered(await self.store.put(key, image.data, image.content_type))
 
-    @activity.defn(name="render_meme")
-    async def render(self, request: RenderRequest) -> ArtifactRef:
-        """Overlay the text on the pictures (plain backgrounds where there are none)."""
-        scenes = [await load(self.store, ref) if ref else None for ref in request.scenes]
-        spec = FORMATS[request.format]
-        async with heartbeating("rendering"):
-            data = await asyncio.to_thread(meme_render.render, spec, request.panels, scenes, request.meme_id)
-        return await self.store.put(run_key(request.meme_id, "meme.png"), data, "image/png")
-
     @activity.defn(name="publish_meme")
     async def publish(self, image: ArtifactRef) -> Published:
         """Upload the finished meme under its content address; return where to fetch it."""
@@ -156,5 +144,5 @@ class MemeActivities:
         return await self.store.url(image.key)
 
     def storage_steps(self) -> list:
-        """The steps that only touch the store (and Pillow): no model call."""
-        return [self.render, self.publish, self.cache_lookup, self.cache_save, self.url]
+        """The steps that only touch the store: no model call."""
+        return [self.publish, self.cache_lookup, self.cache_save, self.url]

@@ -8,14 +8,19 @@ cut with an ellipsis.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 from functools import cache
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
+from temporalio import activity
 
-from models.meme import Box, FormatSpec
+from activities.heartbeat import heartbeating
+from activities.storage import ArtifactStore, load, run_key
+from models.artifacts import ArtifactRef
+from models.meme import FORMATS, Box, FormatSpec, RenderRequest
 
 FONT_CANDIDATES = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Bold.ttf",
@@ -156,3 +161,20 @@ def render(spec: FormatSpec, panels: list[str], scenes: list[bytes | None], seed
     out = io.BytesIO()
     canvas.save(out, "PNG", optimize=False)
     return out.getvalue()
+
+
+class RenderActivities:
+    """The meme's overlay step, apart from the other meme activities so workflows (which call it by name)
+    never import Pillow."""
+
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store = store
+
+    @activity.defn(name="render_meme")
+    async def render(self, request: RenderRequest) -> ArtifactRef:
+        """Overlay the text on the pictures (plain backgrounds where there are none)."""
+        scenes = [await load(self.store, ref) if ref else None for ref in request.scenes]
+        spec = FORMATS[request.format]
+        async with heartbeating("rendering"):
+            data = await asyncio.to_thread(render, spec, request.panels, scenes, request.meme_id)
+        return await self.store.put(run_key(request.meme_id, "meme.png"), data, "image/png")

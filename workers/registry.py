@@ -12,7 +12,9 @@ from activities.conversation import ConversationActivities
 from activities.heartbeat import HeartbeatThroughout
 from activities.image import ImageActivities
 from activities.meme import MemeActivities
+from activities.meme_render import RenderActivities
 from activities.providers import Provider
+from activities.reference_store import ReferenceActivities
 from activities.storage import ArtifactStore
 from activities.world import WorldActivities
 from models.settings import IMAGE_QUEUE, SCORING_QUEUE, STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE, Settings
@@ -37,7 +39,7 @@ STICKY_TIMEOUT = timedelta(seconds=3)
 
 def provider_activities(provider: Provider, store: ArtifactStore, settings: Settings) -> dict[str, list]:
     """The activities that need the provider or the store, by the queue they run on."""
-    image = ImageActivities(provider, store, settings.allow_private_urls)
+    image = ImageActivities(provider, store)
     world = WorldActivities(provider, store)
     breakers = getattr(provider, "breakers", None) or Breakers.from_settings(settings)
     models = "offline" if provider.name == "offline" else f"{provider.name}:{settings.llm_model}:{settings.image_model}"
@@ -65,7 +67,8 @@ def provider_activities(provider: Provider, store: ArtifactStore, settings: Sett
             meme.generate_scene,
         ],
         STORAGE_QUEUE: [
-            image.store_references,
+            ReferenceActivities(store, settings.allow_private_urls).store_references,
+            RenderActivities(store).render,
             world.write_character_manifest,
             world.write_world_manifest,
             *meme.storage_steps(),

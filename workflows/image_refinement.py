@@ -96,9 +96,10 @@ class ImageRefinementWorkflow:
             references: list[ArtifactRef] = []
             if job.references:
                 state.phase = Phase.REFERENCES
-                references = await workflow.execute_activity_method(
-                    ImageActivities.store_references,
+                references = await workflow.execute_activity(
+                    "store_references",  # by name: httpx and Pillow stay out of the workflow
                     StoreReferencesRequest(run_id=run_id, references=job.references),
+                    result_type=list[ArtifactRef],
                     **storage_call(),
                 )
             prompt, human, previous_response_id = job.prompt, [], None

@@ -127,9 +127,10 @@ class MemeWorkflow:
         self._enter(MemePhase.GENERATING_IMAGE)
         scenes, degraded = await self._scenes(job, meme_id, fmt, best)
         self._enter(MemePhase.POST_PROCESSING)
-        rendered = await workflow.execute_activity_method(
-            MemeActivities.render,
+        rendered = await workflow.execute_activity(
+            "render_meme",  # by name: Pillow stays out of the workflow
             RenderRequest(meme_id=meme_id, format=fmt, panels=best.panels, scenes=scenes),
+            result_type=ArtifactRef,
             **storage_call(),
         )
         self._enter(MemePhase.UPLOADING)
