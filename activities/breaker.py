@@ -103,10 +103,12 @@ def parse_rule(rule: str) -> tuple[int, float]:
 class Breakers:
     """The worker's breakers: text and image model calls, and uploads."""
 
-    def __init__(self, text: str = "5/30", image: str = "3/60", upload: str = "2/30") -> None:
-        self.text = CircuitBreaker("text model", *parse_rule(text))
-        self.image = CircuitBreaker("image model", *parse_rule(image))
-        self.upload = CircuitBreaker("upload", *parse_rule(upload))
+    def __init__(
+        self, text: str = "5/30", image: str = "3/60", upload: str = "2/30", clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.text = CircuitBreaker("text model", *parse_rule(text), clock=clock)
+        self.image = CircuitBreaker("image model", *parse_rule(image), clock=clock)
+        self.upload = CircuitBreaker("upload", *parse_rule(upload), clock=clock)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Breakers:

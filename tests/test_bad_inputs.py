@@ -230,26 +230,23 @@ def test_model_usernames_cannot_escape_the_store(raw, safe):
 
 
 async def test_redirect_to_a_private_address_is_refused(monkeypatch):
-    """The first hop is allowed (as if public); the redirect target is checked again and refused."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    """The first hop is a public name; its redirect to the cloud metadata address is checked again and
+    refused by the real guard. DNS is answered here and the transport is in-process: nothing is sent."""
+    import socket
 
-    class Redirect(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
+    import httpx
 
-        def do_GET(self):
-            self.send_response(302)
-            self.send_header("location", "http://169.254.169.254/latest/meta-data/")
-            self.end_headers()
+    def dns(host, port, *args, **kwargs):
+        address = "93.184.216.34" if host == "photos.example" else host  # IP literals resolve to themselves
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    first = f"http://127.0.0.1:{server.server_address[1]}/cat.png"
-    real = references.check_url
-    monkeypatch.setattr(references, "check_url", lambda url, allow=False: None if url == first else real(url, allow))
-    try:
-        with pytest.raises(references.BadReference, match=r"169\.254\.169\.254"):
-            await references.fetch_url(first)
-    finally:
-        server.shutdown()
+    requested: list[str] = []
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        requested.append(str(request.url))
+        return httpx.Response(302, headers={"location": "http://169.254.169.254/latest/meta-data/"})
+
+    monkeypatch.setattr(socket, "getaddrinfo", dns)
+    with pytest.raises(references.BadReference, match=r"169\.254\.169\.254"):
+        await references.fetch_url("http://photos.example/cat.png", transport=httpx.MockTransport(serve))
+    assert requested == ["http://93.184.216.34/cat.png"], "the metadata address was never requested"

@@ -15,16 +15,15 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.service import RPCError
-from temporalio.worker import Worker
 
 from activities.knowledge import chunk_text
 from activities.providers.offline import OfflineProvider
 from activities.providers.recording import RecordingProvider, read_log
 from activities.storage import LocalStore, artifact_key
-from models.conversation import ConversationConfig, ConversationStart, IngestDoc, IngestJob, Phase
+from models.conversation import ConversationConfig, ConversationStart, History, IngestDoc, IngestJob, Phase
 from models.settings import STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE
 from starter.chat_cmd import ask
-from tests.conftest import ROOT, address_of, atelier_env, run_cli, running_workers, start_worker, wait_for
+from tests.conftest import ROOT, address_of, atelier_env, eventually, run_cli, running_workers, start_worker, wait_for
 from workers.registry import build_workers
 from workflows.conversation import ConversationWorkflow
 from workflows.knowledge import KnowledgeIngestWorkflow
@@ -102,12 +101,12 @@ async def test_messages_are_processed_one_at_a_time_in_arrival_order(time_env, t
         await handle.signal(ConversationWorkflow.tell, "A signal, sent last.")
         replies = [await u.result() for u in updates]
         print("replied", flush=True)  # (concurrent result polls stall the time-skipping server)
-        wait_for_turns = 6
-        for _ in range(100):
+
+        async def six_turns() -> History | None:
             history = await handle.query(ConversationWorkflow.history)
-            if history.turns_total == wait_for_turns:
-                break
-            await asyncio.sleep(0.05)
+            return history if history and history.turns_total == 6 else None
+
+        history = await eventually(six_turns, 30, "the told message's turn")
         with pytest.raises(WorkflowUpdateFailedError):
             await handle.execute_update(ConversationWorkflow.ask, "   ")  # rejected by the validator
         assert (await handle.query(ConversationWorkflow.history)).turns_total == 6, "and never entered the mailbox"
@@ -149,13 +148,12 @@ async def test_steady_traffic_still_continues_as_new_and_loses_no_message(time_e
         handle = await start(time_env.client, continue_after_turns=3, keep_recent=2)
         for text in texts:
             await handle.signal(ConversationWorkflow.tell, text)
-        for _ in range(300):
+
+        async def all_answered() -> History | None:
             history = await handle.query(ConversationWorkflow.history)
-            if history and history.turns_total == len(texts):
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError(f"only {history.turns_total if history else 0} of {len(texts)} messages answered")
+            return history if history and history.turns_total == len(texts) else None
+
+        history = await eventually(all_answered, 30, f"all {len(texts)} messages to be answered")
         last = await ask(handle, "And what colour is the frog?")
     archived = [json.loads(await store.read(k)) for k in await store.keys(artifact_key("conversations", handle.id))]
     users = [t["user"] for t in sorted(archived, key=lambda t: t["number"])]
@@ -179,7 +177,6 @@ async def test_experience_down_degrades_instead_of_failing(time_env, tmp_path):
     experience = next(p for p in reply.phases if p.phase == Phase.EXPERIENCE)
     assert experience.degraded and not any(p.phase == Phase.UNDERSTANDING and p.degraded for p in reply.phases)
     assert reply.phases[-1].phase == Phase.YIELD and again.turn == 2, "the conversation goes on"
-    assert all(isinstance(w, Worker) for w in workers)
 
 
 async def test_worker_killed_mid_turn_the_turn_completes_once(dev_env, tmp_path):

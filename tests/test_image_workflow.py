@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import pytest
@@ -12,9 +11,9 @@ from temporalio.testing import WorkflowEnvironment
 from activities.providers.offline import OfflineProvider
 from activities.providers.openai_provider import OpenAIProvider
 from activities.storage import LocalStore
-from models.image import ImageJob, ImageJobResult, ImageOptions, Phase, StopReason
+from models.image import ImageJob, ImageJobResult, ImageOptions, LoopState, Phase, StopReason
 from models.settings import WORKFLOW_QUEUE, Settings
-from tests.conftest import running_workers
+from tests.conftest import eventually, running_workers
 from tests.fake_openai import FakeOpenAI, Fault, png
 from workflows.image_refinement import ImageRefinementWorkflow
 
@@ -96,11 +95,12 @@ async def test_cancel_returns_best_so_far(time_env, fake_openai, tmp_path):
         handle = await time_env.client.start_workflow(
             ImageRefinementWorkflow.run, job(4, 99), id=f"test-{uuid.uuid4()}", task_queue=WORKFLOW_QUEUE
         )
-        for _ in range(200):
+
+        async def generating_the_second() -> LoopState | None:
             state = await handle.query(ImageRefinementWorkflow.state)
-            if state and state.iteration == 2 and state.phase == Phase.GENERATING:
-                break
-            await asyncio.sleep(0.05)
+            return state if state and state.iteration == 2 and state.phase == Phase.GENERATING else None
+
+        state = await eventually(generating_the_second, 30, "iteration 2 to start")
         assert state.scores == [55]
         await handle.cancel()
         result = await handle.result()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import uuid
@@ -109,7 +108,8 @@ async def test_text_that_keeps_failing_verification_fails_the_run_clearly(time_e
 
 async def test_breaker_opens_after_failures_and_closes_after_the_window(fake_openai):
     settings = Settings(LLM_BASE_URL=fake_openai.url, LLM_API_KEY="sk-test", LLM_TIMEOUT_S=1)
-    breakers = Breakers(text="5/0.5", image="3/60")
+    now = [1000.0]  # the breakers' clock, moved by the test instead of sleeping
+    breakers = Breakers(text="5/30", image="3/60", clock=lambda: now[0])
     provider = RecordingProvider(OpenAIProvider(settings), None, breakers=breakers)
     fake_openai.fail("chat", *(Fault(status=500) for _ in range(6)))
     for _ in range(5):
@@ -120,16 +120,18 @@ async def test_breaker_opens_after_failures_and_closes_after_the_window(fake_ope
     with pytest.raises(ApplicationError) as refused:
         await provider.evaluate_image(png(1), "image/png", "a cat")
     assert refused.value.type == "CircuitOpen" and not refused.value.non_retryable
-    assert refused.value.next_retry_delay is not None and 0 < refused.value.next_retry_delay.total_seconds() <= 0.5
+    assert refused.value.next_retry_delay is not None and refused.value.next_retry_delay.total_seconds() == 30
     assert len(fake_openai.calls("chat")) == 5, "an open breaker does not call the provider"
     assert breakers.image.state == BreakerState.CLOSED, "each dependency has its own breaker"
 
-    await asyncio.sleep(0.6)
+    now[0] += 29.9
+    assert breakers.text.state == BreakerState.OPEN, "still open until its window has passed"
+    now[0] += 0.2
     assert breakers.text.state == BreakerState.HALF_OPEN
     with pytest.raises(ApplicationError):  # the trial call meets the sixth injected failure: open again
         await provider.evaluate_image(png(1), "image/png", "a cat")
     assert breakers.text.state == BreakerState.OPEN
-    await asyncio.sleep(0.6)
+    now[0] += 30.1
     fake_openai.script_scores(64)
     verdict = await provider.evaluate_image(png(1), "image/png", "a cat")
     assert verdict == Evaluation(score=64, feedback=verdict.feedback) and breakers.text.state == BreakerState.CLOSED

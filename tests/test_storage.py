@@ -50,7 +50,8 @@ async def test_integrity_is_checked(store):
 
 def test_keys_are_deterministic_and_safe():
     assert run_key("image/../../etc", "x y.png") == "runs/image_.._.._etc/x_y.png"
-    assert run_key("wf", "refs", "00.png") == run_key("wf", "refs", "00.png")
+    assert run_key("wf", "refs", "00.png") == "runs/wf/refs/00.png", "the same run and part give the same key"
+    assert run_key("wf-1", "refs", "00.png") != run_key("wf-2", "refs", "00.png")
 
 
 async def test_local_store_refuses_escaping_keys(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import pytest
@@ -23,7 +22,7 @@ from models.world import (
     WorldManifest,
     WorldState,
 )
-from tests.conftest import running_workers
+from tests.conftest import eventually, running_workers
 from workflows.world import WorldWorkflow
 
 PROMPT = "A floating archipelago run by cartographer guilds"
@@ -158,11 +157,12 @@ async def test_cancelling_the_world_cancels_its_characters(time_env, tmp_path):
         handle = await time_env.client.start_workflow(
             WorldWorkflow.run, job, id=f"world-{uuid.uuid4().hex[:8]}", task_queue=WORKFLOW_QUEUE
         )
-        for _ in range(200):
+
+        async def all_characters_made() -> bool:
             st = await handle.query(WorldWorkflow.status)
-            if st and st.characters.created >= 3:
-                break
-            await asyncio.sleep(0.1)
+            return bool(st and st.characters.created >= 3)
+
+        await eventually(all_characters_made, 60, "three characters")
         await handle.cancel()
         with pytest.raises(WorkflowFailureError):
             await handle.result()
@@ -176,11 +176,12 @@ async def test_cancelling_the_world_cancels_its_characters(time_env, tmp_path):
         assert len(child_ids) == 3
         for child_id in child_ids:
             child = time_env.client.get_workflow_handle(child_id)
-            for _ in range(100):
-                if (await child.describe()).status != WorkflowExecutionStatus.RUNNING:
-                    break
-                await asyncio.sleep(0.1)
-            assert (await child.describe()).status == WorkflowExecutionStatus.CANCELED
+
+            async def closed(child=child) -> WorkflowExecutionStatus | None:
+                status = (await child.describe()).status
+                return status if status != WorkflowExecutionStatus.RUNNING else None
+
+            assert await eventually(closed, 30, f"{child_id} to close") == WorkflowExecutionStatus.CANCELED
     manifest = WorldManifest.model_validate_json((tmp_path / "worlds" / handle.id / "manifest.json").read_text())
     assert manifest.state == WorldState.CANCELLED
 
