@@ -38,6 +38,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
 
 
+PROGRESS_PATCH = "progress-by-quarter"
+
+
 def failure(step: str, err: ActivityError) -> Failure:
     cause = err.cause or err
     return Failure(step=step, error=str(getattr(cause, "message", None) or cause))
@@ -51,6 +54,7 @@ class CharacterWorkflow:
         self._job: CharacterJob | None = None
         self._result: CharacterResult | None = None
         self._signals: list[asyncio.Task[None]] = []
+        self._unsent: dict[str, int] = {}  # counts not yet reported to the world
         self._contents: list[str] = []
 
     def _spend(self, llm: int = 0, image: int = 0) -> bool:
@@ -67,15 +71,32 @@ class CharacterWorkflow:
         self._used = self._used.plus(CallUsage(llm_calls=llm, image_calls=image))
         return True
 
-    def _report(self, **counts: int) -> None:
-        """Tell the world what just happened, without waiting for the signal to land."""
+    def _report(self, final: bool = False, **counts: int) -> None:
+        """Tell the world what happened, without waiting for the signal to land.
+
+        Counts add up here and go out as one signal when the profile is made, each time another quarter
+        of the posts is written, and at the end, so the world's history grows with its characters, not
+        with their posts (runs started before this sent one signal per report).
+        """
         parent = workflow.info().parent
-        if parent is not None and self._job is not None:
-            delta = ProgressDelta(
-                username=self._job.seed.username, calls=self._used, usage=self._ledger.usage, **counts
-            )
-            handle = workflow.get_external_workflow_handle(parent.workflow_id)
-            self._signals.append(asyncio.create_task(handle.signal("progress", delta)))
+        if parent is None or self._job is None:
+            return
+        by_quarter = workflow.patched(PROGRESS_PATCH)
+        if final and not by_quarter:
+            return
+        for name, value in counts.items():
+            self._unsent[name] = self._unsent.get(name, 0) + value
+        if by_quarter:
+            quarter = max(1, self._job.seed.posts_count // 4)
+            due = final or "characters_created" in counts or self._unsent.get("posts_created", 0) >= quarter
+            if not due or not self._unsent:
+                return
+        delta = ProgressDelta(
+            username=self._job.seed.username, calls=self._used, usage=self._ledger.usage, **self._unsent
+        )
+        self._unsent = {}
+        handle = workflow.get_external_workflow_handle(parent.workflow_id)
+        self._signals.append(asyncio.create_task(handle.signal("progress", delta)))
 
     @workflow.run
     async def run(self, raw: dict[str, Any]) -> CharacterResult:
@@ -121,6 +142,7 @@ class CharacterWorkflow:
         except ActivityError as err:  # storage is failing for good: the world reports it
             result.failures.append(failure(f"{seed.username}/manifest", err))
         result.calls, result.usage = self._used, self._ledger.usage
+        self._report(final=True)
         await asyncio.gather(*self._signals)
         return result
 
