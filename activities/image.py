@@ -31,7 +31,7 @@ class ImageActivities:
             result = await self.provider.generate_image(
                 request.prompt, request.options, references, request.previous_response_id, request.max_cost_usd
             )
-        key = run_key(request.run_id, f"iteration-{request.iteration:02d}.{request.options.format}")
+        key = run_key(request.workflow_id, f"iteration-{request.iteration:02d}.{request.options.format}")
         image = await self.store.put(key, result.data, result.content_type)
         generated = GeneratedImage(
             image=image, response_id=result.response_id, provider=self.provider.name, note=result.note

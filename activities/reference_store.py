@@ -33,6 +33,6 @@ class ReferenceActivities:
                 raise ApplicationError(str(exc), type="BadReference", non_retryable=True) from exc
             except httpx.HTTPError as exc:
                 raise ApplicationError(f"reference {ref!r}: {exc}", type="ReferenceUnavailable") from exc
-            key = run_key(request.run_id, "refs", f"{index:02d}.{image.extension}")
+            key = run_key(request.workflow_id, "refs", f"{index:02d}.{image.extension}")
             stored.append(await self.store.put(key, image.data, image.content_type))
         return stored

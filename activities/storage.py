@@ -33,9 +33,9 @@ def artifact_key(*segments: str) -> str:
     return "/".join(safe_segment(s) for s in segments)
 
 
-def run_key(run_id: str, *parts: str) -> str:
+def run_key(workflow_id: str, *parts: str) -> str:
     """Key of an artifact of one image run: `runs/<run>/<part>/...`."""
-    return artifact_key("runs", run_id, *parts)
+    return artifact_key("runs", workflow_id, *parts)
 
 
 def world_key(world_id: str, *parts: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 from models.artifacts import ArtifactRef
 from models.text import ModelOutput, Prompt
@@ -41,12 +41,12 @@ class ImageJob(BaseModel):
 
 
 class StoreReferencesRequest(BaseModel):
-    run_id: str
+    workflow_id: str = Field(validation_alias=AliasChoices("workflow_id", "run_id"))  # the image run
     references: list[str]
 
 
 class GenerateImageRequest(PaidRequest):
-    run_id: str
+    workflow_id: str = Field(validation_alias=AliasChoices("workflow_id", "run_id"))  # the image run
     iteration: int = Field(ge=1)
     prompt: str
     options: ImageOptions
@@ -62,7 +62,7 @@ class GeneratedImage(BaseModel):
 
 
 class EvaluateImageRequest(PaidRequest):
-    run_id: str
+    workflow_id: str = Field(validation_alias=AliasChoices("workflow_id", "run_id"))  # the image run
     iteration: int = Field(ge=1)
     prompt: str
     image: ArtifactRef

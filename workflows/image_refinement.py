@@ -38,11 +38,16 @@ class ImageRefinementWorkflow:
 
     @workflow.query
     def state(self) -> LoopState | None:
-        """Iteration, phase and scores so far."""
-        if self._state is not None:
-            self._state.pending_feedback = list(self._pending_feedback)
-            self._state.usage, self._state.spend = self._ledger.usage, self._ledger.spend()
-        return self._state
+        """Iteration, phase and scores so far (a copy: queries change nothing)."""
+        if self._state is None:
+            return None
+        return self._state.model_copy(
+            update={
+                "pending_feedback": list(self._pending_feedback),
+                "usage": self._ledger.usage,
+                "spend": self._ledger.spend(),
+            }
+        )
 
     @workflow.signal
     def feedback(self, text: str) -> None:
@@ -50,7 +55,9 @@ class ImageRefinementWorkflow:
         if text.strip():
             self._pending_feedback.append(text.strip())
 
-    async def _evaluate(self, job: ImageJob, run_id: str, number: int, prompt: str, image: ArtifactRef) -> Iteration:
+    async def _evaluate(
+        self, job: ImageJob, workflow_id: str, number: int, prompt: str, image: ArtifactRef
+    ) -> Iteration:
         """The evaluator's fidelity score ∥ the scoring queue's technical score, combined by weight.
 
         The returned iteration still lacks its response id and human feedback; the loop adds them.
@@ -58,7 +65,7 @@ class ImageRefinementWorkflow:
         evaluation = metered_call(
             self._ledger,
             ImageActivities.evaluate_image,
-            EvaluateImageRequest(run_id=run_id, iteration=number, prompt=prompt, image=image),
+            EvaluateImageRequest(workflow_id=workflow_id, iteration=number, prompt=prompt, image=image),
             **text_call(),
         )
         item = None
@@ -86,7 +93,7 @@ class ImageRefinementWorkflow:
     @workflow.run
     async def run(self, raw: dict[str, Any]) -> ImageJobResult:
         job = parse_input(ImageJob, raw)
-        run_id = workflow.info().workflow_id
+        workflow_id = workflow.info().workflow_id
         self._ledger = Ledger(job.cost)
         state = self._state = LoopState(max_iterations=job.max_iterations, threshold=job.threshold, prompt=job.prompt)
         iterations: list[Iteration] = []
@@ -98,7 +105,7 @@ class ImageRefinementWorkflow:
                 state.phase = Phase.REFERENCES
                 references = await workflow.execute_activity(
                     "store_references",  # by name: httpx and Pillow stay out of the workflow
-                    StoreReferencesRequest(run_id=run_id, references=job.references),
+                    StoreReferencesRequest(workflow_id=workflow_id, references=job.references),
                     result_type=list[ArtifactRef],
                     **storage_call(),
                 )
@@ -114,7 +121,7 @@ class ImageRefinementWorkflow:
                     self._ledger,
                     ImageActivities.generate_image,
                     GenerateImageRequest(
-                        run_id=run_id,
+                        workflow_id=workflow_id,
                         iteration=number,
                         prompt=prompt,
                         options=job.options,
@@ -125,7 +132,7 @@ class ImageRefinementWorkflow:
                 )
                 provider, previous_response_id = generated.provider, generated.response_id
                 state.phase = Phase.EVALUATING
-                iteration = await self._evaluate(job, run_id, number, prompt, generated.image)
+                iteration = await self._evaluate(job, workflow_id, number, prompt, generated.image)
                 iteration.response_id, iteration.human_feedback = generated.response_id, human
                 iteration.note = generated.note
                 iterations.append(iteration)
@@ -160,7 +167,7 @@ class ImageRefinementWorkflow:
         state.phase = Phase.DONE
         best = max(iterations, key=lambda it: it.score)  # max() keeps the earliest of equal scores
         return ImageJobResult(
-            workflow_id=run_id,
+            workflow_id=workflow_id,
             provider=provider,
             stopped_because=stopped,
             best_iteration=best.number,

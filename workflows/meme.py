@@ -55,9 +55,8 @@ class MemeWorkflow:
     # --- queries -------------------------------------------------------------------------------
     @workflow.query
     def status(self) -> MemeStatus:
-        """The phase the meme is in, drafts so far, best score and usage."""
-        self._status.usage, self._status.spend = self._ledger.usage, self._ledger.spend()
-        return self._status
+        """The phase the meme is in, drafts so far, best score and usage (a copy: queries change nothing)."""
+        return self._status.model_copy(update={"usage": self._ledger.usage, "spend": self._ledger.spend()})
 
     @workflow.query
     def metrics(self) -> MemeMetrics:

@@ -67,9 +67,8 @@ class WorldWorkflow:
     # --- status ----------------------------------------------------------------------------------
     @workflow.query
     def status(self) -> WorldStatus | None:
-        if self._status is not None:
-            self._refresh_calls()
-        return self._status
+        """The generation status, with calls, usage and spend as of now (a copy: queries change nothing)."""
+        return None if self._status is None else self._status.model_copy(update=self._totals())
 
     @workflow.signal
     def progress(self, delta: ProgressDelta) -> None:
@@ -84,19 +83,27 @@ class WorldWorkflow:
         self._live[delta.username] = delta
         self._refresh_calls()
 
-    def _refresh_calls(self) -> None:
+    def _totals(self) -> dict[str, Any]:
+        """Calls, usage and spend so far: this workflow's own, finished characters' and running ones' last
+        report."""
         assert self._status
         calls, usage = self._settled, self._ledger.usage.plus(self._finished_usage)
         for last in self._live.values():
             calls, usage = calls.plus(last.calls), usage.plus(last.usage)
-        self._status.calls, self._status.usage = calls, usage
+        spend = None
         if (limit := self._ledger.limit) is not None:
-            self._status.spend = Spend(
+            spend = Spend(
                 max_usd=limit.max_usd,
                 spent_usd=usage.estimated_cost_usd,
                 reserved_usd=round(self._ledger.reserved_usd + sum(self._shares.values()), 6),
                 exhausted=self._status.budget_exhausted,
             )
+        return {"calls": calls, "usage": usage, "spend": spend}
+
+    def _refresh_calls(self) -> None:
+        assert self._status
+        for name, value in self._totals().items():
+            setattr(self._status, name, value)
 
     def _phase(self, name: str, state: PhaseState) -> None:
         assert self._status
