@@ -1,6 +1,6 @@
 """Activities of the meme pipeline: model calls, rendering, publishing and the meme cache.
 
-Model calls go through the worker's instrumented provider (text and image circuit breakers);
+Model calls go through the worker's guarded provider (text and image circuit breakers);
 publishing goes through the upload breaker. The cache is content-addressed in the artifact store:
 `cache/memes/<sha256 of the request>.json` names the published image by key and sha256.
 """

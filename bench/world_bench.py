@@ -22,8 +22,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.providers.call_log import read_log
+from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
-from activities.providers.recording import RecordingProvider, read_log
 from activities.storage import LocalStore
 from bench.hops import hop_ms
 from models.settings import WORKFLOW_QUEUE
@@ -55,7 +56,7 @@ async def activities_executed(client: Client, world_id: str) -> int:
 
 async def run_world(client: Client, job: WorldJob, latency: float, folder: Path, name: str) -> tuple[float, list, int]:
     log = folder / f"{name}.jsonl"
-    provider = RecordingProvider(OfflineProvider(latency_s=latency), log)
+    provider = GuardedProvider(OfflineProvider(latency_s=latency), log)
     async with running_workers(client, provider, LocalStore(folder / name)):
         started = time.perf_counter()
         result = await client.execute_workflow(WorldWorkflow.run, job, id=f"bench-{name}", task_queue=WORKFLOW_QUEUE)

@@ -17,8 +17,8 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
-from activities.providers.recording import RecordingProvider
 from activities.storage import LocalStore, artifact_key
 from models.conversation import ConversationConfig, ConversationStart, IngestDoc, IngestJob
 from models.image import ImageJob, ImageOptions
@@ -121,7 +121,7 @@ async def main(which: list[str]) -> None:
             "conversation": lambda: record_conversation(env.client),
             "knowledge": lambda: record_knowledge(env.client, store),
         }
-        async with running_workers(env.client, RecordingProvider(OfflineProvider(), None), store):
+        async with running_workers(env.client, GuardedProvider(OfflineProvider(), None), store):
             for name in which or recorders:
                 await recorders[name]()
     await env.shutdown()

@@ -17,8 +17,9 @@ from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.service import RPCError
 
 from activities.knowledge import chunk_text
+from activities.providers.call_log import read_log
+from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
-from activities.providers.recording import RecordingProvider, read_log
 from activities.storage import LocalStore, artifact_key
 from models.conversation import ConversationConfig, ConversationStart, History, IngestDoc, IngestJob, Phase
 from models.settings import STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE
@@ -72,7 +73,7 @@ def test_chunks_follow_headings_and_paragraphs():
 
 async def test_later_answer_retrieves_an_earlier_turn_and_a_knowledge_passage(time_env, tmp_path):
     store = LocalStore(tmp_path)
-    async with running_workers(time_env.client, RecordingProvider(OfflineProvider(), None), store):
+    async with running_workers(time_env.client, GuardedProvider(OfflineProvider(), None), store):
         await add_knowledge(time_env.client, store)
         handle = await start(time_env.client)
         first = await handle.execute_update(ConversationWorkflow.ask, FACT)
@@ -91,7 +92,7 @@ async def test_later_answer_retrieves_an_earlier_turn_and_a_knowledge_passage(ti
 
 
 async def test_messages_are_processed_one_at_a_time_in_arrival_order(time_env, tmp_path):
-    async with running_workers(time_env.client, RecordingProvider(OfflineProvider(), None), LocalStore(tmp_path)):
+    async with running_workers(time_env.client, GuardedProvider(OfflineProvider(), None), LocalStore(tmp_path)):
         handle = await start(time_env.client)
         texts = [f"Note number {i}: the {word} is blue." for i, word in enumerate(["sky", "sea", "door", "car", "ink"])]
         updates = [
@@ -117,7 +118,7 @@ async def test_messages_are_processed_one_at_a_time_in_arrival_order(time_env, t
 
 
 async def test_continue_as_new_keeps_state_and_memory(time_env, tmp_path):
-    provider = RecordingProvider(OfflineProvider(), tmp_path / "calls.jsonl")
+    provider = GuardedProvider(OfflineProvider(), tmp_path / "calls.jsonl")
     async with running_workers(time_env.client, provider, LocalStore(tmp_path)):
         handle = await start(time_env.client, continue_after_turns=2, keep_recent=2)
         first_run = (await handle.describe()).run_id
@@ -144,7 +145,7 @@ async def test_steady_traffic_still_continues_as_new_and_loses_no_message(time_e
         f"Message {i}: the {w} is green."
         for i, w in enumerate(["tree", "frog", "lamp", "door", "kite", "moss", "fern", "jade"])
     ]
-    async with running_workers(time_env.client, RecordingProvider(OfflineProvider(), None), store):
+    async with running_workers(time_env.client, GuardedProvider(OfflineProvider(), None), store):
         handle = await start(time_env.client, continue_after_turns=3, keep_recent=2)
         for text in texts:
             await handle.signal(ConversationWorkflow.tell, text)
@@ -164,7 +165,7 @@ async def test_steady_traffic_still_continues_as_new_and_loses_no_message(time_e
 
 async def test_experience_down_degrades_instead_of_failing(time_env, tmp_path):
     """No scoring worker: Experience times out; the answer comes without retrieval and says so."""
-    provider, store = RecordingProvider(OfflineProvider(), None), LocalStore(tmp_path)
+    provider, store = GuardedProvider(OfflineProvider(), None), LocalStore(tmp_path)
     workers = build_workers(time_env.client, [WORKFLOW_QUEUE, TEXT_QUEUE, STORAGE_QUEUE], provider, store)
     async with contextlib.AsyncExitStack() as stack:
         for worker in workers:

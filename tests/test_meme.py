@@ -13,9 +13,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities.breaker import Breakers, BreakerState
 from activities.meme_render import fit, font, pixels, render
+from activities.providers.call_log import read_log
+from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.providers.openai_provider import OpenAIProvider
-from activities.providers.recording import RecordingProvider, read_log
 from activities.storage import LocalStore, load
 from models.image import Evaluation
 from models.meme import FORMATS, MemeFormat, MemeJob, MemePhase, MemeResult
@@ -34,8 +35,8 @@ async def make(env, provider, store, job: MemeJob) -> MemeResult:
         )
 
 
-def offline(tmp_path) -> RecordingProvider:
-    return RecordingProvider(OfflineProvider(), tmp_path / "calls.jsonl")
+def offline(tmp_path) -> GuardedProvider:
+    return GuardedProvider(OfflineProvider(), tmp_path / "calls.jsonl")
 
 
 async def test_refinement_stops_at_the_target(time_env, tmp_path):
@@ -97,7 +98,7 @@ async def test_blocked_words_never_reach_the_meme(time_env, tmp_path):
 async def test_text_that_keeps_failing_verification_fails_the_run_clearly(time_env, fake_openai, tmp_path):
     """The test server always writes two panels; change-my-mind has one."""
     settings = Settings(LLM_BASE_URL=fake_openai.url, LLM_API_KEY="sk-test")
-    provider = RecordingProvider(OpenAIProvider(settings), None)
+    provider = GuardedProvider(OpenAIProvider(settings), None)
     with pytest.raises(WorkflowFailureError) as failed:
         await make(time_env, provider, LocalStore(tmp_path), MemeJob(topic=TOPIC, format="change-my-mind"))
     message = str(failed.value.cause)
@@ -110,7 +111,7 @@ async def test_breaker_opens_after_failures_and_closes_after_the_window(fake_ope
     settings = Settings(LLM_BASE_URL=fake_openai.url, LLM_API_KEY="sk-test", LLM_TIMEOUT_S=1)
     now = [1000.0]  # the breakers' clock, moved by the test instead of sleeping
     breakers = Breakers(text="5/30", image="3/60", clock=lambda: now[0])
-    provider = RecordingProvider(OpenAIProvider(settings), None, breakers=breakers)
+    provider = GuardedProvider(OpenAIProvider(settings), None, breakers=breakers)
     fake_openai.fail("chat", *(Fault(status=500) for _ in range(6)))
     for _ in range(5):
         with pytest.raises(ApplicationError) as failed:
@@ -139,7 +140,7 @@ async def test_breaker_opens_after_failures_and_closes_after_the_window(fake_ope
 
 async def test_image_outage_degrades_to_a_plain_background(time_env, fake_openai, tmp_path):
     settings = Settings(LLM_BASE_URL=fake_openai.url, LLM_API_KEY="sk-test", LLM_TIMEOUT_S=1)
-    provider = RecordingProvider(OpenAIProvider(settings), None, breakers=Breakers())
+    provider = GuardedProvider(OpenAIProvider(settings), None, breakers=Breakers())
     fake_openai.fail("responses", *(Fault(status=503) for _ in range(50)))
     job = MemeJob(topic=TOPIC, format="drake", image_deadline_s=20)
     result = await make(time_env, provider, LocalStore(tmp_path), job)

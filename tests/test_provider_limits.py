@@ -16,9 +16,10 @@ import pytest
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from activities.providers.call_log import read_log
+from activities.providers.guarded import GuardedProvider
 from activities.providers.openai_provider import OpenAIProvider
 from activities.providers.pricing import quote
-from activities.providers.recording import RecordingProvider, read_log
 from activities.rate_limits import Gate, Gates, reset_seconds, wait_seconds
 from activities.storage import LocalStore
 from models.image import ImageJob, ImageOptions
@@ -49,7 +50,7 @@ def share_refused(fake) -> float:
 
 @contextlib.asynccontextmanager
 async def workers(client: Client, settings: Settings, folder, log=None):
-    provider = RecordingProvider(
+    provider = GuardedProvider(
         OpenAIProvider(settings),
         log,
         settings.prices,
@@ -90,7 +91,7 @@ async def test_429s_wait_and_retry_without_failing_the_call(fake_openai, tmp_pat
 
     limited = Fault(status=429, headers={"retry-after-ms": "30"}, body={"error": {"code": "rate_limit_exceeded"}})
     fake_openai.fail("chat", *[limited] * 10)
-    provider = RecordingProvider(OpenAIProvider(limited_settings(fake_openai)), tmp_path / "calls.jsonl")
+    provider = GuardedProvider(OpenAIProvider(limited_settings(fake_openai)), tmp_path / "calls.jsonl")
     answer = await provider.structured(Answer, "answer", "hello")
     assert answer.text and len(fake_openai.calls("chat")) == 11
     outcomes = [entry.get("error", "ok") for entry in read_log(tmp_path / "calls.jsonl")]
@@ -102,7 +103,7 @@ async def test_one_call_told_to_wait_holds_back_the_others(fake_openai):
 
     fake_openai.fail("chat", Fault(status=429, headers={"retry-after-ms": "800"}))
     fake_openai.delays["chat"] = 0.05
-    provider = RecordingProvider(OpenAIProvider(limited_settings(fake_openai)), None)
+    provider = GuardedProvider(OpenAIProvider(limited_settings(fake_openai)), None)
     first = asyncio.create_task(provider.structured(Answer, "answer", "first"))
     while not fake_openai.calls("chat"):
         await asyncio.sleep(0.01)
@@ -117,7 +118,7 @@ async def test_a_call_past_its_deadline_fails_once_with_a_clear_error(fake_opena
     from tests.fake_openai import Fault
 
     fake_openai.fail("chat", Fault(status=429, headers={"retry-after": "30"}))
-    provider = RecordingProvider(OpenAIProvider(limited_settings(fake_openai)), None, deadlines_s={"text": 5})
+    provider = GuardedProvider(OpenAIProvider(limited_settings(fake_openai)), None, deadlines_s={"text": 5})
     with pytest.raises(ApplicationError) as failure:
         await provider.structured(Answer, "answer", "hello")
     assert failure.value.type == "RateLimitDeadline" and failure.value.non_retryable

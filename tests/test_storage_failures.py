@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
-from activities.providers.recording import RecordingProvider
 from activities.storage import LocalStore
 from models.conversation import ConversationConfig, ConversationStart
 from models.image import ImageJob
@@ -45,8 +45,8 @@ class SlowStore(LocalStore):
         return await super().put(key, data, content_type)
 
 
-def offline() -> RecordingProvider:
-    return RecordingProvider(OfflineProvider(), None)
+def offline() -> GuardedProvider:
+    return GuardedProvider(OfflineProvider(), None)
 
 
 async def test_world_whose_manifest_cannot_be_written_ends_with_errors_naming_it(time_env, tmp_path):

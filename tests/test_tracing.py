@@ -7,8 +7,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
-from activities.providers.recording import RecordingProvider
 from activities.storage import LocalStore
 from models.settings import WORKFLOW_QUEUE
 from models.world import WorldJob
@@ -25,7 +25,7 @@ async def test_span_tree_is_connected(time_env, tmp_path):
         data_converter=pydantic_data_converter,
         interceptors=tracing.interceptors("atelier-test"),
     )
-    provider = RecordingProvider(OfflineProvider(), tmp_path / "calls.jsonl")
+    provider = GuardedProvider(OfflineProvider(), tmp_path / "calls.jsonl")
     job = WorldJob(prompt="A lighthouse town of storm chasers", characters=2, posts_per_character=1, images=False)
     async with running_workers(client, provider, LocalStore(tmp_path / "store")):
         with trace.get_tracer("test").start_as_current_span("starter world") as root:

@@ -7,9 +7,10 @@ import uuid
 
 import pytest
 
+from activities.providers.call_log import read_log
+from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.providers.openai_provider import image_tokens
-from activities.providers.recording import RecordingProvider, read_log
 from activities.storage import LocalStore, load
 from models.image import ImageJob, ImageOptions, StopReason
 from models.settings import WORKFLOW_QUEUE, Settings
@@ -46,7 +47,7 @@ async def test_image_run_reports_tokens_images_and_cost_from_the_price_table(tim
     )
     from activities.providers.openai_provider import OpenAIProvider
 
-    provider = RecordingProvider(OpenAIProvider(settings), tmp_path / "calls.jsonl", settings.prices)
+    provider = GuardedProvider(OpenAIProvider(settings), tmp_path / "calls.jsonl", settings.prices)
     job = ImageJob(prompt="a lighthouse", options=OPTIONS, max_iterations=3, threshold=85, technical_weight=0)
     async with running_workers(time_env.client, provider, LocalStore(tmp_path)):
         handle = await time_env.client.start_workflow(
@@ -76,7 +77,7 @@ async def test_unknown_model_is_counted_but_not_priced(time_env, fake_openai, tm
     settings = Settings(LLM_BASE_URL=fake_openai.url, LLM_API_KEY="sk-test", LLM_MODEL="house-model-7b")
     from activities.providers.openai_provider import OpenAIProvider
 
-    provider = RecordingProvider(OpenAIProvider(settings), None, settings.prices)
+    provider = GuardedProvider(OpenAIProvider(settings), None, settings.prices)
     job = ImageJob(prompt="a lighthouse", options=OPTIONS, max_iterations=1, technical_weight=0)
     async with running_workers(time_env.client, provider, LocalStore(tmp_path)):
         result = await time_env.client.execute_workflow(
@@ -89,7 +90,7 @@ async def test_unknown_model_is_counted_but_not_priced(time_env, fake_openai, tm
 
 async def test_world_status_and_result_sum_every_characters_usage(time_env, tmp_path):
     """Offline: estimated tokens, one image per image made, cost 0, the same in the status query."""
-    provider = RecordingProvider(OfflineProvider(), tmp_path / "calls.jsonl")
+    provider = GuardedProvider(OfflineProvider(), tmp_path / "calls.jsonl")
     job = WorldJob(prompt="A desert city of clockmakers", characters=3, posts_per_character=2, scoring=False)
     async with running_workers(time_env.client, provider, LocalStore(tmp_path)):
         handle = await time_env.client.start_workflow(

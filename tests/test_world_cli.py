@@ -13,7 +13,7 @@ from collections import Counter
 
 from PIL import Image
 
-from activities.providers.recording import read_log
+from activities.providers.call_log import read_log
 from models.world import WorldManifest, WorldState
 from tests.conftest import ROOT, address_of, atelier_env, run_cli, start_worker, wait_for
 from workflows.world import WorldWorkflow

@@ -24,11 +24,11 @@ def make_provider(settings: Settings) -> Provider:
 
         provider = OfflineProvider(latency_s=settings.offline_latency_s)
     from activities.breaker import Breakers
-    from activities.providers.recording import RecordingProvider
+    from activities.providers.guarded import GuardedProvider
     from activities.rate_limits import Gates
 
     log = settings.call_log_path if settings.call_log else None
-    return RecordingProvider(
+    return GuardedProvider(
         provider,
         log,
         settings.prices,

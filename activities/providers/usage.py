@@ -1,7 +1,7 @@
 """Token and image accounting for model calls.
 
 Providers `note()` what each call used (the OpenAI SDK's reported usage; the offline provider's
-estimate). The instrumented provider collects one call's notes, prices them, and adds them to the
+estimate). The guarded provider (`guarded.py`) collects one call's notes, prices them, and adds them to the
 running activity's usage, which the activity hands back with its result through `metered()`.
 Everything stays inside the activity's own asyncio task (context variables), so concurrent
 activities on one worker never mix their counts.

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowUpdateStage
 
-from activities.providers.recording import read_log
+from activities.providers.call_log import read_log
 from models.conversation import ConversationStart, Reply
 from models.image import ImageJob, ImageOptions
 from models.meme import MemeJob

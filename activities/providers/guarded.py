@@ -1,20 +1,18 @@
-"""A provider wrapper that instruments every model call: a span, metrics, usage and cost, a log line.
+"""The provider every activity calls: the configured provider, guarded and instrumented.
 
-Each log line names the call, the workflow and activity that made it, the attempt, how long it took,
-whether it succeeded and what it used: an audit trail of paid calls, and how the crash tests count them.
+Guarded: each call waits behind its kind's rate-limit gate (a 429 waits and tries again) and goes
+through its circuit breaker. Instrumented: a span, metrics, priced usage and a call-log line.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC
 from pathlib import Path
 from typing import Any, TypeVar
 
-from opentelemetry import trace
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -22,18 +20,19 @@ from temporalio.exceptions import ApplicationError
 from activities.breaker import Breakers
 from activities.providers import usage
 from activities.providers.base import GeneratedBytes, Provider, ReferenceInput, T
+from activities.providers.call_log import CallLog
+from activities.providers.telemetry import count_call, describe_span, tracer
 from activities.rate_limits import Gates, RateLimited
 from models.image import Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
-from models.usage import DEFAULT_PRICES, Price, Usage
+from models.usage import DEFAULT_PRICES, Price
 
 R = TypeVar("R")
-tracer = trace.get_tracer("atelier.providers")
 
 
 Work = Callable[[], Coroutine[Any, Any, R]]
 
 
-class RecordingProvider:
+class GuardedProvider:
     def __init__(
         self,
         inner: Provider,
@@ -45,13 +44,11 @@ class RecordingProvider:
     ) -> None:
         self.inner = inner
         self.name = inner.name
-        self.path = path
+        self.log = CallLog(path)
         self.prices = DEFAULT_PRICES if prices is None else prices
         self.breakers = breakers
         self.gates = gates or Gates()
         self.deadlines_s = deadlines_s or {"text": 1800.0, "image": 3600.0}
-        if path:
-            path.parent.mkdir(parents=True, exist_ok=True)
 
     async def _record(self, call: str, work: Work[R]) -> R:
         """The call behind its rate-limit gate and circuit breaker, instrumented; a 429 waits and tries again
@@ -99,39 +96,9 @@ class RecordingProvider:
                 used = usage.finish_call(notes, self.prices)
                 entry |= {"tokens": [used.input_tokens, used.output_tokens], "images": used.images}
                 entry["cost_usd"] = used.estimated_cost_usd
-                span.set_attributes(
-                    {
-                        "atelier.latency_ms": entry["ms"],
-                        "atelier.input_tokens": used.input_tokens,
-                        "atelier.output_tokens": used.output_tokens,
-                        "atelier.images": used.images,
-                        "atelier.cost_usd": used.estimated_cost_usd,
-                    }
-                )
-                self._log(entry, used)
-
-    def _log(self, entry: dict[str, Any], used: Usage) -> None:
-        if self.path:
-            with self.path.open("a") as log:
-                log.write(json.dumps(entry) + "\n")
-        if activity.in_activity():
-            self._count(entry["call"], entry["ok"], entry["ms"], used)
-
-    def _count(self, call: str, ok: bool, ms: float, used: Usage) -> None:
-        meter = activity.metric_meter().with_additional_attributes(
-            {"call": call, "provider": self.name, "outcome": "ok" if ok else "error"}
-        )
-        meter.create_counter("atelier_provider_calls", "model calls made").add(1)
-        meter.create_histogram("atelier_provider_call_ms", "model call latency", "ms").record(int(ms))
-        for model, row in used.models.items():
-            per_model = meter.with_additional_attributes({"model": model})
-            tokens = per_model.create_counter("atelier_tokens", "tokens used by model calls")
-            tokens.with_additional_attributes({"direction": "input"}).add(row.input_tokens)
-            tokens.with_additional_attributes({"direction": "output"}).add(row.output_tokens)
-            per_model.create_counter("atelier_images_generated", "images generated").add(row.images)
-            if row.cost_usd is not None:
-                cost = per_model.create_histogram_float("atelier_call_cost_usd", "estimated cost per call", "USD")
-                cost.record(row.cost_usd)
+                describe_span(span, entry["ms"], used)
+                self.log.write(entry)
+                count_call(call, self.name, entry["ok"], entry["ms"], used)
 
     async def structured(
         self,
@@ -176,14 +143,3 @@ def _scheduled_at() -> float:
         return time.time()
     scheduled = activity.info().scheduled_time
     return (scheduled if scheduled.tzinfo else scheduled.replace(tzinfo=UTC)).timestamp()
-
-
-def read_log(path: Path) -> list[dict[str, Any]]:
-    """The log's entries; a line cut short by a crash is skipped."""
-    entries = []
-    for line in path.read_text().splitlines() if path.exists() else []:
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return entries
