@@ -22,7 +22,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from models.settings import WORKFLOW_QUEUE
-from models.world import WorldJob
+from models.world import Budget, WorldJob
 from starter.services import dev_server_flags
 from tests.conftest import ROOT, TEMPORAL
 from workflows.world import WorldWorkflow
@@ -54,9 +54,11 @@ async def main(characters: int, posts: int, images: bool) -> None:
         data_converter=pydantic_data_converter,
         ui=False,
     )
+    enough = Budget(llm_calls=characters * (2 + 2 * posts) + 10, image_calls=characters * (1 + posts) + 2)
     job = WorldJob(
         prompt="A continent of rival observatories", characters=characters, posts_per_character=posts,
         images=images, scoring=False, max_parallel_characters=declared_max("max_parallel_characters"),
+        budget=enough,  # the default call budget (5,000 images) would stop the largest world early
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         worker_env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "OPENAI_", "ATELIER_"))}

@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
 
 
-PROGRESS_PATCH = "progress-by-quarter"
+PROGRESS_PATCH = "progress-by-half"
 
 
 def failure(step: str, err: ActivityError) -> Failure:
@@ -74,9 +74,9 @@ class CharacterWorkflow:
     def _report(self, final: bool = False, **counts: int) -> None:
         """Tell the world what happened, without waiting for the signal to land.
 
-        Counts add up here and go out as one signal when the profile is made, each time another quarter
-        of the posts is written, and at the end, so the world's history grows with its characters, not
-        with their posts (runs started before this sent one signal per report).
+        Counts add up here and go out as one signal when the profile is made, when half of the posts are
+        written, and at the end, so the world's history grows with its characters, not with their posts
+        (runs started before this sent one signal per report).
         """
         parent = workflow.info().parent
         if parent is None or self._job is None:
@@ -87,8 +87,8 @@ class CharacterWorkflow:
         for name, value in counts.items():
             self._unsent[name] = self._unsent.get(name, 0) + value
         if by_quarter:
-            quarter = max(1, self._job.seed.posts_count // 4)
-            due = final or "characters_created" in counts or self._unsent.get("posts_created", 0) >= quarter
+            half = max(1, (self._job.seed.posts_count + 1) // 2)
+            due = final or "characters_created" in counts or self._unsent.get("posts_created", 0) >= half
             if not due or not self._unsent:
                 return
         delta = ProgressDelta(
