@@ -138,7 +138,7 @@ class Ledger:
 
     `reserve(kind)` sets aside the worst case of one call before it starts (or raises
     `BudgetExhausted`); `release` gives the reservation back once `take` has booked the real usage.
-    `committed_usd` is budget handed on (a world's running characters' shares and finished ones' spend).
+    `committed_usd` is budget handed on and not yet spent (a world's running characters' shares).
     """
 
     def __init__(self, limit: CostLimit | None = None) -> None:
@@ -181,8 +181,12 @@ class Ledger:
             self.reserved_usd = max(0.0, self.reserved_usd - amount)
 
     def take(self, result: Metered[V]) -> V:
-        self.usage = self.usage.plus(result.usage)
+        self.add(result.usage)
         return result.value
+
+    def add(self, usage: Usage) -> None:
+        """Book usage spent elsewhere on this run's behalf (a finished child's)."""
+        self.usage = self.usage.plus(usage)
 
     def spend(self) -> Spend | None:
         """Spent vs budget, for status and results."""

@@ -58,8 +58,7 @@ class WorldWorkflow:
         self._settled = CallUsage()  # own calls + final calls of finished characters
         self._reserved = CallUsage()  # allowances of running characters
         self._live: dict[str, ProgressDelta] = {}  # running characters' last report (calls and usage so far)
-        self._ledger = Ledger()  # tokens, images and cost of this workflow's own model calls
-        self._finished_usage = Usage()  # the same for finished characters
+        self._ledger = Ledger()  # tokens, images and cost of this workflow's calls and its finished characters'
         self._cast: list[str] = []  # usernames in the order the batches made them
         self._seeds: list[CharacterSeed] = []
         self._shares: dict[str, float] = {}  # running characters' shares of the dollar budget
@@ -87,7 +86,7 @@ class WorldWorkflow:
         """Calls, usage and spend so far: this workflow's own, finished characters' and running ones' last
         report."""
         assert self._status
-        calls, usage = self._settled, self._ledger.usage.plus(self._finished_usage)
+        calls, usage = self._settled, self._ledger.usage
         for last in self._live.values():
             calls, usage = calls.plus(last.calls), usage.plus(last.usage)
         spend = None
@@ -141,9 +140,10 @@ class WorldWorkflow:
 
     def _hand_on(self, username: str, usd: float) -> None:
         """Set (or, with 0, take back) a running character's share; the world's own calls cannot use it."""
-        self._ledger.committed_usd += usd - self._shares.pop(username, 0.0)
+        self._shares.pop(username, None)
         if usd:
             self._shares[username] = usd
+        self._ledger.committed_usd = sum(self._shares.values())
 
     # --- the process -----------------------------------------------------------------------------
     @workflow.run
@@ -382,8 +382,7 @@ class WorldWorkflow:
                 self._reserved = self._reserved.minus(allowance)
                 self._hand_on(seed.username, 0.0)
         self._settled = self._settled.plus(result.calls)
-        self._ledger.committed_usd += result.usage.estimated_cost_usd
-        self._finished_usage = self._finished_usage.plus(result.usage)
+        self._ledger.add(result.usage)
         self._live.pop(seed.username, None)
         self._refresh_calls()
         st.failures += result.failures
