@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
@@ -14,7 +19,7 @@ from models.image import ImageJob
 from models.meme import MemeJob
 from models.settings import WORKFLOW_QUEUE
 from models.world import WorldJob, WorldState
-from tests.conftest import running_workers
+from tests.conftest import TEST_SERVER, running_workers
 from workflows.conversation import ConversationWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
 from workflows.meme import MemeWorkflow
@@ -43,6 +48,17 @@ class SlowStore(LocalStore):
         if content_type.startswith("image/"):
             await asyncio.sleep(10)
         return await super().put(key, data, content_type)
+
+
+@pytest.fixture(scope="module")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of this module's own: the bounded retries take minutes of server time,
+    skipped only while nothing else (another module's leftover activity) holds the clock."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(TEST_SERVER), data_converter=pydantic_data_converter
+    )
+    yield env
+    await env.shutdown()
 
 
 def offline() -> GuardedProvider:
