@@ -97,10 +97,6 @@ class Gate:
         self._until = 0.0
         self._pace_until = 0.0
 
-    @property
-    def closed_for(self) -> float:
-        return max(0.0, self._until - self.clock())
-
     def close_for(self, seconds: float) -> None:
         self._until = max(self._until, self.clock() + max(seconds, 0.0))
         self._pace_until = self._until + self.PACE_AFTER_REFUSAL_S
