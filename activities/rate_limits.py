@@ -111,6 +111,11 @@ class Gate:
         return self.clock() - started
 
 
+def kind_of(call: str) -> str:
+    """`image` for image generation, `text` for every other model call."""
+    return "image" if call == "generate_image" else "text"
+
+
 class Gates:
     """The worker's gates: text calls and image calls."""
 
@@ -119,4 +124,4 @@ class Gates:
         self.image = Gate("image rate limit", 60 / image_rpm if image_rpm else 0.0)
 
     def for_call(self, call: str) -> Gate:
-        return self.image if call == "generate_image" else self.text
+        return self.image if kind_of(call) == "image" else self.text

@@ -22,7 +22,7 @@ from activities.providers import usage
 from activities.providers.base import GeneratedBytes, Provider, ReferenceInput, T
 from activities.providers.call_log import CallLog
 from activities.providers.telemetry import count_call, describe_span, tracer
-from activities.rate_limits import Gates, RateLimited
+from activities.rate_limits import Gates, RateLimited, kind_of
 from models.image import Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
 from models.usage import DEFAULT_PRICES, Price
 
@@ -54,7 +54,7 @@ class GuardedProvider:
         """The call behind its rate-limit gate and circuit breaker, instrumented; a 429 waits and tries again
         (same attempt) until the per-call deadline, counted from when Temporal first scheduled the call."""
         gate = self.gates.for_call(call)
-        kind = "image" if call == "generate_image" else "text"
+        kind = kind_of(call)
         deadline = _scheduled_at() + self.deadlines_s[kind]
         while True:
             await gate.wait_turn()
