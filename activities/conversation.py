@@ -7,9 +7,8 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from activities.heartbeat import heartbeating
-from activities.providers import Provider
 from activities.providers.base import T
-from activities.providers.usage import metered
+from activities.providers.guarded import GuardedProvider
 from activities.storage import ArtifactStore, turn_key
 from models.conversation import (
     ActionOutput,
@@ -37,13 +36,13 @@ def numbered(passages: list[Passage]) -> str:
 
 
 class ConversationActivities:
-    def __init__(self, provider: Provider, store: ArtifactStore) -> None:
+    def __init__(self, provider: GuardedProvider, store: ArtifactStore) -> None:
         self.provider = provider
         self.store = store
 
     async def _ask(self, schema: type[T], prompt: str, request: BaseModel, what: str) -> Metered[T]:
         async with heartbeating(what):
-            return metered(await self.provider.structured(schema, SYSTEM, prompt, request))
+            return await self.provider.structured(schema, SYSTEM, prompt, request)
 
     @activity.defn(name="phase_action")
     async def action(self, request: ActionRequest) -> Metered[ActionOutput]:

@@ -14,8 +14,7 @@ from temporalio import activity
 
 from activities.breaker import CircuitBreaker
 from activities.heartbeat import heartbeating
-from activities.providers import Provider
-from activities.providers.usage import metered
+from activities.providers.guarded import GuardedProvider
 from activities.storage import ArtifactIntegrityError, ArtifactStore, artifact_key, load, run_key
 from models.artifacts import ArtifactRef
 from models.image import ImageOptions
@@ -61,7 +60,7 @@ def cache_entry(key: str) -> str:
 
 
 class MemeActivities:
-    def __init__(self, provider: Provider, store: ArtifactStore, upload: CircuitBreaker, models: str) -> None:
+    def __init__(self, provider: GuardedProvider, store: ArtifactStore, upload: CircuitBreaker, models: str) -> None:
         self.provider = provider
         self.store = store
         self.upload = upload
@@ -71,18 +70,16 @@ class MemeActivities:
     async def choose_format(self, request: FormatRequest) -> Metered[FormatChoice]:
         prompt = f"Topic: {request.topic}\nStyle: {request.style or 'any'}\nPick the format that fits best:\n"
         async with heartbeating("choosing a format"):
-            choice = await self.provider.structured(
+            return await self.provider.structured(
                 FormatChoice, WRITER, prompt + FORMAT_GUIDE, request, request.max_cost_usd
             )
-        return metered(choice)
 
     @activity.defn(name="write_meme_text")
     async def write_text(self, request: TextRequest) -> Metered[MemeText]:
         async with heartbeating("writing meme text"):
-            text = await self.provider.structured(
+            return await self.provider.structured(
                 MemeText, WRITER, _text_prompt(request), request, request.max_cost_usd
             )
-        return metered(text)
 
     @activity.defn(name="judge_meme_text")
     async def judge_text(self, request: JudgeRequest) -> Metered[MemeJudgement]:
@@ -92,18 +89,17 @@ class MemeActivities:
             "Rate humor and clarity from 0 to 1 and say in one sentence how to make it funnier."
         )
         async with heartbeating("judging meme text"):
-            verdict = await self.provider.structured(
+            return await self.provider.structured(
                 MemeJudgement, "You are a tough meme critic.", prompt, request, request.max_cost_usd
             )
-        return metered(verdict)
 
     @activity.defn(name="generate_meme_scene")
     async def generate_scene(self, request: SceneRequest) -> Metered[ArtifactRef]:
         options = SCENE_OPTIONS.model_copy(update={"size": request.size})
         async with heartbeating(f"scene {request.index}"):
-            image = await self.provider.generate_image(request.prompt, options, [], None, request.max_cost_usd)
+            called = await self.provider.generate_image(request.prompt, options, [], None, request.max_cost_usd)
         key = run_key(request.meme_id, f"scene-{request.index}.png")
-        return metered(await self.store.put(key, image.data, image.content_type))
+        return called.carrying(await self.store.put(key, called.value.data, called.value.content_type))
 
     @activity.defn(name="publish_meme")
     async def publish(self, image: ArtifactRef) -> Published:

@@ -12,8 +12,7 @@ from temporalio import activity
 from activities import gallery
 from activities.heartbeat import heartbeating
 from activities.prompts import render
-from activities.providers import Provider
-from activities.providers.usage import metered
+from activities.providers.guarded import GuardedProvider
 from activities.storage import ArtifactStore, load, world_key
 from models.artifacts import ArtifactRef
 from models.image import ImageOptions
@@ -65,29 +64,32 @@ def _opaque(options: ImageOptions) -> ImageOptions:
 
 
 class WorldActivities:
-    def __init__(self, provider: Provider, store: ArtifactStore) -> None:
+    def __init__(self, provider: GuardedProvider, store: ArtifactStore) -> None:
         self.provider = provider
         self.store = store
 
     async def _json(self, key: str, model: BaseModel) -> ArtifactRef:
         return await self.store.put(key, model.model_dump_json(indent=2).encode(), "application/json")
 
-    async def _image(self, key: str, prompt: str, options: ImageOptions, max_cost_usd: float | None) -> ArtifactRef:
+    async def _image(
+        self, key: str, prompt: str, options: ImageOptions, max_cost_usd: float | None
+    ) -> Metered[ArtifactRef]:
         async with heartbeating(f"image {key}"):
-            result = await self.provider.generate_image(prompt, options, [], None, max_cost_usd)
-        return await self.store.put(key, result.data, result.content_type)
+            called = await self.provider.generate_image(prompt, options, [], None, max_cost_usd)
+        return called.carrying(await self.store.put(key, called.value.data, called.value.content_type))
 
     @activity.defn(name="describe_world")
     async def describe_world(self, request: WorldPromptRequest) -> Metered[Described]:
         async with heartbeating("describing the world"):
-            world = await self.provider.structured(
+            called = await self.provider.structured(
                 WorldDescription,
                 SYSTEM,
                 render("world_description", prompt=request.prompt),
                 request,
                 request.max_cost_usd,
             )
-        return metered(
+        world = called.value
+        return called.carrying(
             Described(world=world, artifact=await self._json(world_key(request.world_id, "world.json"), world))
         )
 
@@ -98,11 +100,8 @@ class WorldActivities:
         prompt = render(
             "world_image", kind_instructions=instructions, visual_style=request.visual_style, world=request.world_text
         )
-        return metered(
-            await self._image(
-                world_key(request.world_id, f"{request.kind}.{options.format}"), prompt, options, request.max_cost_usd
-            )
-        )
+        key = world_key(request.world_id, f"{request.kind}.{options.format}")
+        return await self._image(key, prompt, options, request.max_cost_usd)
 
     @activity.defn(name="character_batch")
     async def character_batch(self, request: CharacterBatchRequest) -> Metered[CharacterBatch]:
@@ -119,8 +118,7 @@ class WorldActivities:
             previous=previous,
         )
         async with heartbeating(f"character batch {request.batch_index}"):
-            result = await self.provider.structured(CharacterBatch, SYSTEM, prompt, request, request.max_cost_usd)
-        return metered(result)
+            return await self.provider.structured(CharacterBatch, SYSTEM, prompt, request, request.max_cost_usd)
 
     @activity.defn(name="character_detail")
     async def character_detail(self, request: CharacterDetailRequest) -> Metered[Profiled]:
@@ -135,10 +133,10 @@ class WorldActivities:
             interests=", ".join(seed.interests),
         )
         async with heartbeating(f"profile of {seed.username}"):
-            detail = await self.provider.structured(CharacterDetail, SYSTEM, prompt, request, request.max_cost_usd)
-        detail = detail.model_copy(update={"username": seed.username})  # the workflow's unique username wins
+            called = await self.provider.structured(CharacterDetail, SYSTEM, prompt, request, request.max_cost_usd)
+        detail = called.value.model_copy(update={"username": seed.username})  # the workflow's unique username wins
         key = world_key(request.world_id, "characters", seed.username, "profile.json")
-        return metered(Profiled(detail=detail, artifact=await self._json(key, detail)))
+        return called.carrying(Profiled(detail=detail, artifact=await self._json(key, detail)))
 
     @activity.defn(name="character_avatar")
     async def character_avatar(self, request: AvatarRequest) -> Metered[ArtifactRef]:
@@ -149,7 +147,7 @@ class WorldActivities:
             visual_style=request.visual_style,
         )
         key = world_key(request.world_id, "characters", request.username, f"avatar.{PORTRAIT.format}")
-        return metered(await self._image(key, prompt, PORTRAIT, request.max_cost_usd))
+        return await self._image(key, prompt, PORTRAIT, request.max_cost_usd)
 
     @activity.defn(name="post_batch")
     async def post_batch(self, request: PostBatchRequest) -> Metered[PostBatch]:
@@ -172,8 +170,7 @@ class WorldActivities:
             previous=previous,
         )
         async with heartbeating(f"post batch {request.batch_index} of {who.username}"):
-            result = await self.provider.structured(PostBatch, SYSTEM, prompt, request, request.max_cost_usd)
-        return metered(result)
+            return await self.provider.structured(PostBatch, SYSTEM, prompt, request, request.max_cost_usd)
 
     @activity.defn(name="post_detail")
     async def post_detail(self, request: PostDetailRequest) -> Metered[Written]:
@@ -192,9 +189,9 @@ class WorldActivities:
             post_type=idea.post_type,
         )
         async with heartbeating(f"post {request.number} of {who.username}"):
-            detail = await self.provider.structured(PostDetail, SYSTEM, prompt, request, request.max_cost_usd)
+            called = await self.provider.structured(PostDetail, SYSTEM, prompt, request, request.max_cost_usd)
         key = world_key(request.world_id, "characters", who.username, "posts", f"{request.number:03d}.json")
-        return metered(Written(detail=detail, artifact=await self._json(key, detail)))
+        return called.carrying(Written(detail=called.value, artifact=await self._json(key, called.value)))
 
     @activity.defn(name="post_image")
     async def post_image(self, request: PostImageRequest) -> Metered[ArtifactRef]:
@@ -202,7 +199,7 @@ class WorldActivities:
         key = world_key(
             request.world_id, "characters", request.username, "posts", f"{request.number:03d}.{PORTRAIT.format}"
         )
-        return metered(await self._image(key, prompt, PORTRAIT, request.max_cost_usd))
+        return await self._image(key, prompt, PORTRAIT, request.max_cost_usd)
 
     @activity.defn(name="write_character_manifest")
     async def write_character_manifest(self, manifest: CharacterManifest) -> ArtifactRef:

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, computed_field
 from temporalio.exceptions import ApplicationError
 
 V = TypeVar("V")
+W = TypeVar("W")
 
 
 class Price(BaseModel):
@@ -107,6 +108,10 @@ class Metered(BaseModel, Generic[V]):
 
     value: V
     usage: Usage = Field(default_factory=Usage)
+
+    def carrying(self, value: W) -> Metered[W]:
+        """The same usage with the activity's own result (e.g. the call's reply plus where it was stored)."""
+        return Metered(value=value, usage=self.usage)
 
 
 class PaidRequest(BaseModel):

@@ -19,6 +19,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.providers import Provider
+from activities.providers.guarded import GuardedProvider
 from activities.storage import LocalStore
 from starter.services import dev_server_flags
 from tests.fake_openai import FakeOpenAI
@@ -71,7 +72,12 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 
 
 @contextlib.asynccontextmanager
-async def running_workers(client: Client, provider: Provider, store: LocalStore) -> AsyncIterator[None]:
+async def running_workers(
+    client: Client, provider: Provider | GuardedProvider, store: LocalStore
+) -> AsyncIterator[None]:
+    """Workers for every queue; a bare provider (a test's spy) is guarded the way `make_provider` guards."""
+    if not isinstance(provider, GuardedProvider):
+        provider = GuardedProvider(provider, None)
     async with contextlib.AsyncExitStack() as stack:
         for worker in build_workers(client, list(QUEUES), provider, store):
             await stack.enter_async_context(worker)

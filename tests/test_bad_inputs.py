@@ -20,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import activities.references as references
+from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.providers.openai_provider import OpenAIProvider
 from activities.storage import LocalStore
@@ -180,7 +181,7 @@ async def test_a_pydantic_error_from_a_bug_fails_the_task_not_the_run(dev_env, t
     queues = [WORKFLOW_QUEUE, IMAGE_QUEUE, STORAGE_QUEUE]
     async with contextlib.AsyncExitStack() as stack:
         for worker in [
-            *build_workers(client, queues, OfflineProvider(), LocalStore(tmp_path)),
+            *build_workers(client, queues, GuardedProvider(OfflineProvider(), None), LocalStore(tmp_path)),
             Worker(client, task_queue=TEXT_QUEUE, activities=[buggy_evaluation]),
         ]:
             await stack.enter_async_context(worker)

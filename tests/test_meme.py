@@ -134,7 +134,7 @@ async def test_breaker_opens_after_failures_and_closes_after_the_window(fake_ope
     assert breakers.text.state == BreakerState.OPEN
     now[0] += 30.1
     fake_openai.script_scores(64)
-    verdict = await provider.evaluate_image(png(1), "image/png", "a cat")
+    verdict = (await provider.evaluate_image(png(1), "image/png", "a cat")).value
     assert verdict == Evaluation(score=64, feedback=verdict.feedback) and breakers.text.state == BreakerState.CLOSED
 
 

@@ -92,7 +92,7 @@ async def test_429s_wait_and_retry_without_failing_the_call(fake_openai, tmp_pat
     limited = Fault(status=429, headers={"retry-after-ms": "30"}, body={"error": {"code": "rate_limit_exceeded"}})
     fake_openai.fail("chat", *[limited] * 10)
     provider = GuardedProvider(OpenAIProvider(limited_settings(fake_openai)), tmp_path / "calls.jsonl")
-    answer = await provider.structured(Answer, "answer", "hello")
+    answer = (await provider.structured(Answer, "answer", "hello")).value
     assert answer.text and len(fake_openai.calls("chat")) == 11
     outcomes = [entry.get("error", "ok") for entry in read_log(tmp_path / "calls.jsonl")]
     assert outcomes == ["RateLimited"] * 10 + ["ok"], "every 429 is in the call log, none failed the call"

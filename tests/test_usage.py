@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
 import pytest
+from temporalio.exceptions import ApplicationError
 
 from activities.providers.call_log import read_log
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.providers.openai_provider import image_tokens
 from activities.storage import LocalStore, load
-from models.image import ImageJob, ImageOptions, StopReason
+from models.image import ImageJob, ImageOptions, RefinePromptRequest, StopReason
 from models.settings import WORKFLOW_QUEUE, Settings
 from models.usage import ModelUsage, Price, Usage
 from models.world import WorldJob, WorldManifest, WorldState
@@ -109,3 +111,49 @@ async def test_world_status_and_result_sum_every_characters_usage(time_env, tmp_
     assert usage.estimated_cost_usd == 0 and status is not None and status.usage == usage
     manifest = WorldManifest.model_validate_json(await load(LocalStore(tmp_path), result.manifest))
     assert manifest.usage == usage, "`starter result` (the manifest) carries the same usage"
+
+
+async def test_each_call_returns_its_own_usage_even_when_calls_overlap_or_fail(fake_openai, tmp_path):
+    """Usage travels with each call's result (no shared state): two calls at once keep their own counts,
+    and a call whose reply breaks its schema still logs the tokens the provider billed for it."""
+    from activities.providers.openai_provider import OpenAIProvider
+    from models.image import Evaluation
+    from tests.fake_openai import Fault
+
+    settings = Settings(LLM_BASE_URL=fake_openai.url, LLM_API_KEY="sk-test")
+    provider = GuardedProvider(OpenAIProvider(settings), tmp_path / "calls.jsonl", settings.prices)
+    fake_openai.delays["chat"] = 0.05
+    first, second = await asyncio.gather(
+        provider.evaluate_image(b"\x89PNG", "image/png", "a cat"),
+        provider.refine_prompt(RefinePromptRequest(original_prompt="a cat", current_prompt="a cat", feedback=["x"])),
+    )
+    for called in (first, second):
+        assert called.usage.input_tokens == CHAT_USAGE["prompt_tokens"] and called.usage.models["gpt-4o"].calls == 1
+    fake_openai.fail("chat", Fault(content="Sure! Here is your JSON."))
+    with pytest.raises(ApplicationError, match="Evaluation from gpt-4o"):
+        await provider.structured(Evaluation, "evaluate", "a cat")
+    failed = read_log(tmp_path / "calls.jsonl")[-1]
+    assert failed["ok"] is False and failed["tokens"] == [CHAT_USAGE["prompt_tokens"], CHAT_USAGE["completion_tokens"]]
+    assert failed["cost_usd"] > 0, "a paid call that failed afterwards is still counted"
+
+
+def test_world_accounts_hold_a_running_characters_allowance_until_its_result_settles_it():
+    from models.usage import CostLimit
+    from models.world import Budget, CallUsage, ProgressDelta
+    from workflows.world_accounts import WorldAccounts
+
+    cost = CostLimit(max_usd=1.0, text_call_usd=0.1, image_call_usd=0.2)
+    accounts = WorldAccounts.for_budget(Budget(llm_calls=10, image_calls=4, cost=cost))
+    assert accounts.spend(llm=1)
+    calls, share = accounts.allowance(CallUsage(llm_calls=5, image_calls=2))
+    assert calls == CallUsage(llm_calls=5, image_calls=2) and share is not None and share.max_usd == pytest.approx(0.9)
+    accounts.open("ada", calls, share)
+    assert accounts.free_calls() == CallUsage(llm_calls=4, image_calls=2), "the allowance is held"
+    assert not accounts.spend(image=1), "the world cannot spend the character's dollars"
+    used = Usage(models={"m": ModelUsage(calls=2, cost_usd=0.15)})
+    accounts.report(ProgressDelta(username="ada", calls=CallUsage(llm_calls=2), usage=used))
+    assert accounts.totals(False)[1] == used, "a running character's report counts"
+    accounts.settle("ada", CallUsage(llm_calls=2), used)
+    assert accounts.free_calls() == CallUsage(llm_calls=7, image_calls=4), "what it did not use flows back"
+    calls, usage, spend = accounts.totals(False)
+    assert calls == CallUsage(llm_calls=3) and usage == used and spend is not None and spend.spent_usd == 0.15

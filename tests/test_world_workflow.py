@@ -36,9 +36,9 @@ class SpyProvider(OfflineProvider):
         self.contexts: list = []
         self.images = 0
 
-    async def structured(self, schema, instructions, prompt, context=None, max_cost_usd=None):
+    async def structured(self, schema, instructions, prompt, context=None, max_cost_usd=None, notes=None):
         self.contexts.append(context)
-        return await super().structured(schema, instructions, prompt, context)
+        return await super().structured(schema, instructions, prompt, context, max_cost_usd, notes)
 
     async def generate_image(self, *args, **kwargs):
         self.images += 1
@@ -93,8 +93,8 @@ async def test_world_with_batches_that_see_the_cast_so_far(time_env, tmp_path):
 class SameNames(OfflineProvider):
     """A model that keeps proposing the same usernames (with unsafe characters)."""
 
-    async def structured(self, schema, instructions, prompt, context=None, max_cost_usd=None):
-        result = await super().structured(schema, instructions, prompt, context)
+    async def structured(self, schema, instructions, prompt, context=None, max_cost_usd=None, notes=None):
+        result = await super().structured(schema, instructions, prompt, context, max_cost_usd, notes)
         if schema is CharacterBatch:
             for character in result.characters:
                 character.username = "Ana/../Smith"
@@ -110,10 +110,10 @@ async def test_usernames_are_unique_and_safe(time_env, tmp_path):
 
 
 class FailsOnePost(OfflineProvider):
-    async def structured(self, schema, instructions, prompt, context=None, max_cost_usd=None):
+    async def structured(self, schema, instructions, prompt, context=None, max_cost_usd=None, notes=None):
         if schema is PostDetail and context.number == 2 and context.character.username == self.victim:
             raise ApplicationError("content policy: refused", type="ProviderHTTP400", non_retryable=True)
-        return await super().structured(schema, instructions, prompt, context)
+        return await super().structured(schema, instructions, prompt, context, max_cost_usd, notes)
 
 
 async def test_a_post_that_fails_is_recorded_and_the_rest_continues(time_env, tmp_path):
@@ -213,8 +213,8 @@ class CopyCat(OfflineProvider):
         self.copied = False
         self.batch_requests: list[CharacterBatchRequest] = []
 
-    async def structured(self, schema, instructions, prompt, context=None, max_cost_usd=None):
-        result = await super().structured(schema, instructions, prompt, context)
+    async def structured(self, schema, instructions, prompt, context=None, max_cost_usd=None, notes=None):
+        result = await super().structured(schema, instructions, prompt, context, max_cost_usd, notes)
         if schema is CharacterBatch:
             self.batch_requests.append(context)
             if not self.first_batch:

@@ -13,7 +13,7 @@ from activities.heartbeat import HeartbeatThroughout
 from activities.image import ImageActivities
 from activities.meme import MemeActivities
 from activities.meme_render import RenderActivities
-from activities.providers import Provider
+from activities.providers.guarded import GuardedProvider
 from activities.reference_store import ReferenceActivities
 from activities.storage import ArtifactStore
 from activities.world import WorldActivities
@@ -37,7 +37,7 @@ QUEUES = (WORKFLOW_QUEUE, TEXT_QUEUE, IMAGE_QUEUE, STORAGE_QUEUE, SCORING_QUEUE)
 STICKY_TIMEOUT = timedelta(seconds=3)
 
 
-def provider_activities(provider: Provider, store: ArtifactStore, settings: Settings) -> dict[str, list]:
+def provider_activities(provider: GuardedProvider, store: ArtifactStore, settings: Settings) -> dict[str, list]:
     """The activities that need the provider or the store, by the queue they run on."""
     image = ImageActivities(provider, store)
     world = WorldActivities(provider, store)
@@ -96,7 +96,7 @@ def paid_call_worker(client: Client, queue: str, activities: list, settings: Set
 def build_workers(
     client: Client,
     queues: list[str],
-    provider: Provider,
+    provider: GuardedProvider,
     store: ArtifactStore,
     settings: Settings | None = None,
 ) -> list[Worker]:

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from models.artifacts import ArtifactRef
     from models.scoring import NearDuplicates, NearDuplicatesRequest
     from models.settings import WORKFLOW_QUEUE
-    from models.usage import CostLimit, Ledger, Spend, Usage
+    from models.usage import Usage
     from models.world import (
         CallUsage,
         CharacterBatchRequest,
@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.character import CharacterWorkflow, failure
     from workflows.inputs import parse_input
     from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
+    from workflows.world_accounts import WorldAccounts
 
 IMAGE_PHASES = ("world_images", "avatars", "post_images")
 DUPLICATE_SIMILARITY = 0.9
@@ -55,13 +56,9 @@ REGENERATION_ATTEMPTS = 2
 class WorldWorkflow:
     def __init__(self) -> None:
         self._status: WorldStatus | None = None
-        self._settled = CallUsage()  # own calls + final calls of finished characters
-        self._reserved = CallUsage()  # allowances of running characters
-        self._live: dict[str, ProgressDelta] = {}  # running characters' last report (calls and usage so far)
-        self._ledger = Ledger()  # tokens, images and cost of this workflow's calls and its finished characters'
+        self._accounts = WorldAccounts()  # call and dollar budgets: own calls, running and finished characters
         self._cast: list[str] = []  # usernames in the order the batches made them
         self._seeds: list[CharacterSeed] = []
-        self._shares: dict[str, float] = {}  # running characters' shares of the dollar budget
 
     # --- status ----------------------------------------------------------------------------------
     @workflow.query
@@ -79,24 +76,12 @@ class WorldWorkflow:
         st.posts.created += delta.posts_created
         st.images.planned += delta.images_planned
         st.images.created += delta.images_created
-        self._live[delta.username] = delta
+        self._accounts.report(delta)
         self._refresh_calls()
 
     def _totals(self) -> dict[str, Any]:
-        """Calls, usage and spend so far: this workflow's own, finished characters' and running ones' last
-        report."""
         assert self._status
-        calls, usage = self._settled, self._ledger.usage
-        for last in self._live.values():
-            calls, usage = calls.plus(last.calls), usage.plus(last.usage)
-        spend = None
-        if (limit := self._ledger.limit) is not None:
-            spend = Spend(
-                max_usd=limit.max_usd,
-                spent_usd=usage.estimated_cost_usd,
-                reserved_usd=round(self._ledger.reserved_usd + sum(self._shares.values()), 6),
-                exhausted=self._status.budget_exhausted,
-            )
+        calls, usage, spend = self._accounts.totals(self._status.budget_exhausted)
         return {"calls": calls, "usage": usage, "spend": spend}
 
     def _refresh_calls(self) -> None:
@@ -109,60 +94,33 @@ class WorldWorkflow:
         self._status.phases[name] = state
 
     # --- budget ----------------------------------------------------------------------------------
-    def _available(self, budget_llm: int, budget_image: int) -> CallUsage:
-        used = self._settled.plus(self._reserved)
-        return CallUsage(
-            llm_calls=max(0, budget_llm - used.llm_calls), image_calls=max(0, budget_image - used.image_calls)
-        )
-
-    def _spend(self, job: WorldJob, llm: int = 0, image: int = 0) -> bool:
-        free = self._available(job.budget.llm_calls, job.budget.image_calls)
-        if free.llm_calls < llm or free.image_calls < image:
-            assert self._status
+    def _spend(self, llm: int = 0, image: int = 0) -> bool:
+        """Book the world's own next calls, or mark the budget exhausted."""
+        assert self._status
+        if not self._accounts.spend(llm, image):
             self._status.budget_exhausted = True
             return False
-        if not self._ledger.affordable(*["text"] * llm, *["image"] * image):
-            assert self._status
-            self._status.budget_exhausted = True
-            return False
-        spent = CallUsage(llm_calls=llm, image_calls=image)
-        self._settled = self._settled.plus(spent)
         self._refresh_calls()
         return True
-
-    def _cost_share(self, job: WorldJob, need: CallUsage) -> CostLimit | None:
-        """A character's share of the dollar budget: its worst case, or what is left if that is less."""
-        limit = job.budget.cost
-        if limit is None:
-            return None
-        worst = need.llm_calls * limit.text_call_usd + need.image_calls * limit.image_call_usd
-        return limit.model_copy(update={"max_usd": round(min(worst, self._ledger.free_usd() or 0.0), 6)})
-
-    def _hand_on(self, username: str, usd: float) -> None:
-        """Set (or, with 0, take back) a running character's share; the world's own calls cannot use it."""
-        self._shares.pop(username, None)
-        if usd:
-            self._shares[username] = usd
-        self._ledger.committed_usd = sum(self._shares.values())
 
     # --- the process -----------------------------------------------------------------------------
     @workflow.run
     async def run(self, raw: dict[str, Any]) -> WorldResult:
         job = parse_input(WorldJob, raw)
         world_id = workflow.info().workflow_id
-        self._ledger = Ledger(job.budget.cost)
+        self._accounts = WorldAccounts.for_budget(job.budget)
         st = self._status = WorldStatus(world_id=world_id, budget=job.budget)
         if not job.images:
             for name in IMAGE_PHASES:
                 self._phase(name, PhaseState.COMPLETED)
         self._phase("world_description", PhaseState.IN_PROGRESS)
-        if not self._spend(job, llm=1):
+        if not self._spend(llm=1):
             self._phase("world_description", PhaseState.FAILED)
             st.state = WorldState.FAILED
             raise ApplicationError("the call budget allows no LLM call", type="BudgetExhausted", non_retryable=True)
         try:
             described = await metered_call(
-                self._ledger,
+                self._accounts.ledger,
                 WorldActivities.describe_world,
                 WorldPromptRequest(world_id=world_id, prompt=job.prompt),
                 **text_call(),
@@ -205,12 +163,12 @@ class WorldWorkflow:
 
         async def one(kind: str) -> None:
             assert self._status
-            if not self._spend(job, image=1):
+            if not self._spend(image=1):
                 self._status.failures.append(Failure(step=f"world/{kind}", error="budget exhausted"))
                 return
             try:
                 images[kind] = await metered_call(
-                    self._ledger,
+                    self._accounts.ledger,
                     WorldActivities.world_image,
                     WorldImageRequest(world_id=world_id, kind=kind, world_text=world_text, visual_style=style),
                     **image_call(),
@@ -236,7 +194,7 @@ class WorldWorkflow:
         slots = asyncio.Semaphore(job.max_parallel_characters)
         for batch_index in range(math.ceil(job.characters / job.character_batch_size)):
             count = min(job.character_batch_size, job.characters - len(cast))
-            if count <= 0 or not self._spend(job, llm=1):
+            if count <= 0 or not self._spend(llm=1):
                 break
             try:
                 fresh = await self._batch(job, world_id, world_text, batch_index, count, cast, taken)
@@ -275,7 +233,7 @@ class WorldWorkflow:
         wanted = count
         for attempt in range(REGENERATION_ATTEMPTS + 1):
             batch = await metered_call(
-                self._ledger,
+                self._accounts.ledger,
                 WorldActivities.character_batch,
                 CharacterBatchRequest(
                     world_id=world_id,
@@ -292,7 +250,7 @@ class WorldWorkflow:
             kept += [seed for i, seed in enumerate(new) if i not in copies]
             wanted = len(copies)
             st.duplicates_regenerated += wanted
-            if not wanted or not self._spend(job, llm=1):
+            if not wanted or not self._spend(llm=1):
                 break
         return [
             seed.model_copy(
@@ -338,12 +296,7 @@ class WorldWorkflow:
                 llm_calls=1 + 2 * posts,
                 image_calls=(1 + posts) if job.images else 0,
             )
-            free = self._available(job.budget.llm_calls, job.budget.image_calls)
-            allowance = CallUsage(
-                llm_calls=min(need.llm_calls, free.llm_calls),
-                image_calls=min(need.image_calls, free.image_calls),
-            )
-            cost = self._cost_share(job, need)
+            allowance, cost = self._accounts.allowance(need)
             if allowance.llm_calls == 0 or (cost is not None and cost.max_usd < cost.text_call_usd):
                 st.budget_exhausted = True
                 st.failures.append(Failure(step=seed.username, error="budget exhausted: not generated"))
@@ -351,8 +304,7 @@ class WorldWorkflow:
             for name in ("character_details", "posts") + (("avatars", "post_images") if job.images else ()):
                 if st.phases[name] == PhaseState.PENDING:
                     self._phase(name, PhaseState.IN_PROGRESS)
-            self._reserved = self._reserved.plus(allowance)
-            self._hand_on(seed.username, cost.max_usd if cost else 0.0)
+            self._accounts.open(seed.username, allowance, cost)
             try:
                 result = await workflow.execute_child_workflow(
                     CharacterWorkflow.run,
@@ -375,15 +327,8 @@ class WorldWorkflow:
                 if is_cancelled_exception(err):
                     raise
                 result = CharacterResult(username=seed.username, failures=[failure(seed.username, err)])
-                last = self._live.get(seed.username)
-                result.calls = last.calls if last else allowance
-                result.usage = last.usage if last else Usage()
-            finally:
-                self._reserved = self._reserved.minus(allowance)
-                self._hand_on(seed.username, 0.0)
-        self._settled = self._settled.plus(result.calls)
-        self._ledger.add(result.usage)
-        self._live.pop(seed.username, None)
+                result.calls, result.usage = self._accounts.last_report(seed.username) or (allowance, Usage())
+            self._accounts.settle(seed.username, result.calls, result.usage)
         self._refresh_calls()
         st.failures += result.failures
         if result.consistency is not None:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from activities.providers.base import GeneratedBytes, Provider, ReferenceInput
 from models.settings import Settings
+
+if TYPE_CHECKING:
+    from activities.providers.guarded import GuardedProvider
 
 __all__ = ["GeneratedBytes", "Provider", "ReferenceInput", "make_provider"]
 
 
-def make_provider(settings: Settings) -> Provider:
+def make_provider(settings: Settings) -> GuardedProvider:
     """The provider the settings select (`auto`: openai with a key, else offline), instrumented.
 
     Every call waits behind its rate-limit gate, goes through its circuit breaker and gets a span,

@@ -7,6 +7,7 @@ from typing import Protocol, TypeVar
 
 from pydantic import BaseModel
 
+from activities.providers.usage import CallNotes
 from models.image import Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
 
 T = TypeVar("T", bound=BaseModel)
@@ -31,6 +32,7 @@ class Provider(Protocol):
 
     # Every call takes `max_cost_usd`: what the run reserved for it. A provider that bills keeps the
     # call's worst case within it (capping output tokens) or refuses the call; None means no budget.
+    # And `notes`: where the provider notes the tokens and images the call used (None: not counted).
 
     async def structured(
         self,
@@ -39,6 +41,7 @@ class Provider(Protocol):
         prompt: str,
         context: BaseModel | None = None,
         max_cost_usd: float | None = None,
+        notes: CallNotes | None = None,
     ) -> T:
         """Chat completion whose reply is validated against `schema`.
 
@@ -53,12 +56,18 @@ class Provider(Protocol):
         references: list[ReferenceInput],
         previous_response_id: str | None,
         max_cost_usd: float | None = None,
+        notes: CallNotes | None = None,
     ) -> GeneratedBytes: ...
 
     async def evaluate_image(
-        self, image: bytes, content_type: str, prompt: str, max_cost_usd: float | None = None
+        self,
+        image: bytes,
+        content_type: str,
+        prompt: str,
+        max_cost_usd: float | None = None,
+        notes: CallNotes | None = None,
     ) -> Evaluation: ...
 
-    async def refine_prompt(self, request: RefinePromptRequest) -> RefinedPrompt:
+    async def refine_prompt(self, request: RefinePromptRequest, notes: CallNotes | None = None) -> RefinedPrompt:
         """Uses `request.max_cost_usd`."""
         ...

@@ -2,6 +2,7 @@
 
 Guarded: each call waits behind its kind's rate-limit gate (a 429 waits and tries again) and goes
 through its circuit breaker. Instrumented: a span, metrics, priced usage and a call-log line.
+Each call returns `Metered`: the reply with what the call used, priced, for the activity to hand on.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ from activities.providers.call_log import CallLog
 from activities.providers.telemetry import count_call, describe_span, tracer
 from activities.rate_limits import Gates, RateLimited, kind_of
 from models.image import Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
-from models.usage import DEFAULT_PRICES, Price
+from models.usage import DEFAULT_PRICES, Metered, Price, Usage
 
 R = TypeVar("R")
 
 
-Work = Callable[[], Coroutine[Any, Any, R]]
+Work = Callable[[usage.CallNotes], Coroutine[Any, Any, R]]
 
 
 class GuardedProvider:
@@ -50,7 +51,7 @@ class GuardedProvider:
         self.gates = gates or Gates()
         self.deadlines_s = deadlines_s or {"text": 1800.0, "image": 3600.0}
 
-    async def _record(self, call: str, work: Work[R]) -> R:
+    async def _record(self, call: str, work: Work[R]) -> Metered[R]:
         """The call behind its rate-limit gate and circuit breaker, instrumented; a 429 waits and tries again
         (same attempt) until the per-call deadline, counted from when Temporal first scheduled the call."""
         gate = self.gates.for_call(call)
@@ -61,7 +62,7 @@ class GuardedProvider:
             try:
                 breaker = self.breakers.for_call(call) if self.breakers else None
                 with breaker.guard() if breaker else contextlib.nullcontext():
-                    return await self._instrumented(call, work())
+                    return await self._instrumented(call, work)
             except RateLimited as limited:
                 if time.time() + limited.wait_s > deadline:
                     raise ApplicationError(
@@ -72,7 +73,7 @@ class GuardedProvider:
                     ) from limited
                 gate.close_for(limited.wait_s)
 
-    async def _instrumented(self, call: str, work: Coroutine[Any, Any, R]) -> R:
+    async def _instrumented(self, call: str, work: Work[R]) -> Metered[R]:
         started = time.monotonic()
         entry: dict[str, Any] = {"at": time.time(), "provider": self.name, "call": call}
         if activity.in_activity():
@@ -83,17 +84,20 @@ class GuardedProvider:
             span.set_attribute("atelier.model_call", call)
             if model := getattr(self.inner, "model_for", lambda _: None)(call):
                 span.set_attribute("atelier.model", model)
-            notes = usage.start_call()
+            notes = usage.CallNotes()
+            used: Usage | None = None
             try:
-                result = await work
+                result = await work(notes)
                 entry["ok"] = True
-                return result
+                used = usage.priced(notes, self.prices)
+                return Metered(value=result, usage=used)
             except BaseException as exc:
                 entry |= {"ok": False, "error": type(exc).__name__}
                 raise
             finally:
                 entry["ms"] = round((time.monotonic() - started) * 1000, 1)
-                used = usage.finish_call(notes, self.prices)
+                if used is None:  # a failed call may have used (and cost) some
+                    used = usage.priced(notes, self.prices)
                 entry |= {"tokens": [used.input_tokens, used.output_tokens], "images": used.images}
                 entry["cost_usd"] = used.estimated_cost_usd
                 describe_span(span, entry["ms"], used)
@@ -107,10 +111,10 @@ class GuardedProvider:
         prompt: str,
         context: BaseModel | None = None,
         max_cost_usd: float | None = None,
-    ) -> T:
+    ) -> Metered[T]:
         return await self._record(
             f"structured:{schema.__name__}",
-            lambda: self.inner.structured(schema, instructions, prompt, context, max_cost_usd),
+            lambda notes: self.inner.structured(schema, instructions, prompt, context, max_cost_usd, notes),
         )
 
     async def generate_image(
@@ -120,21 +124,24 @@ class GuardedProvider:
         references: list[ReferenceInput],
         previous_response_id: str | None,
         max_cost_usd: float | None = None,
-    ) -> GeneratedBytes:
+    ) -> Metered[GeneratedBytes]:
         return await self._record(
             "generate_image",
-            lambda: self.inner.generate_image(prompt, options, references, previous_response_id, max_cost_usd),
+            lambda notes: self.inner.generate_image(
+                prompt, options, references, previous_response_id, max_cost_usd, notes
+            ),
         )
 
     async def evaluate_image(
         self, image: bytes, content_type: str, prompt: str, max_cost_usd: float | None = None
-    ) -> Evaluation:
+    ) -> Metered[Evaluation]:
         return await self._record(
-            "evaluate_image", lambda: self.inner.evaluate_image(image, content_type, prompt, max_cost_usd)
+            "evaluate_image",
+            lambda notes: self.inner.evaluate_image(image, content_type, prompt, max_cost_usd, notes),
         )
 
-    async def refine_prompt(self, request: RefinePromptRequest) -> RefinedPrompt:
-        return await self._record("refine_prompt", lambda: self.inner.refine_prompt(request))
+    async def refine_prompt(self, request: RefinePromptRequest) -> Metered[RefinedPrompt]:
+        return await self._record("refine_prompt", lambda notes: self.inner.refine_prompt(request, notes))
 
 
 def _scheduled_at() -> float:

@@ -19,6 +19,7 @@ from activities.errors import invalid_output, is_missing_model, provider_error
 from activities.providers import prompts, usage
 from activities.providers.base import GeneratedBytes, ReferenceInput, T
 from activities.providers.pricing import IMAGE_TOKENS, image_call_bound, input_bound, output_cap, price_of
+from activities.providers.usage import CallNotes
 from models.image import CONTENT_TYPES, Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
 from models.settings import Settings
 
@@ -42,14 +43,14 @@ def over_budget(what: str, worst_usd: float, max_cost_usd: float) -> Application
     )
 
 
-def note_usage(model: str, reported: Any, images: int = 0) -> None:
+def note_usage(notes: CallNotes | None, model: str, reported: Any, images: int = 0) -> None:
     """Note the usage a reply reports (chat: prompt/completion tokens; responses and images: input/output)."""
     if reported is None:
-        usage.note(model, images=images)
+        usage.note(notes, model, images=images)
         return
     input_tokens = getattr(reported, "input_tokens", None) or getattr(reported, "prompt_tokens", 0) or 0
     output_tokens = getattr(reported, "output_tokens", None) or getattr(reported, "completion_tokens", 0) or 0
-    usage.note(model, int(input_tokens), int(output_tokens), images)
+    usage.note(notes, model, int(input_tokens), int(output_tokens), images)
 
 
 def json_schema_format(schema: type[T]) -> dict[str, Any]:
@@ -79,7 +80,12 @@ class OpenAIProvider:
         return self.settings.llm_model
 
     async def _structured_call(
-        self, schema: type[T], model: str, messages: list[dict[str, Any]], max_cost_usd: float | None
+        self,
+        schema: type[T],
+        model: str,
+        messages: list[dict[str, Any]],
+        max_cost_usd: float | None,
+        notes: CallNotes | None,
     ) -> T:
         what = f"{schema.__name__} from {model}"
         limits: dict[str, Any] = {}
@@ -94,7 +100,7 @@ class OpenAIProvider:
             )
         except openai.OpenAIError as exc:
             raise provider_error(exc, what) from exc
-        note_usage(model, completion.usage)
+        note_usage(notes, model, completion.usage)
         if not completion.choices:
             raise invalid_output(what, "no choices in reply")
         content = completion.choices[0].message.content or ""
@@ -110,12 +116,18 @@ class OpenAIProvider:
         prompt: str,
         context: BaseModel | None = None,
         max_cost_usd: float | None = None,
+        notes: CallNotes | None = None,
     ) -> T:
         messages = [{"role": "system", "content": instructions}, {"role": "user", "content": prompt}]
-        return await self._structured_call(schema, self.settings.llm_model, messages, max_cost_usd)
+        return await self._structured_call(schema, self.settings.llm_model, messages, max_cost_usd, notes)
 
     async def evaluate_image(
-        self, image: bytes, content_type: str, prompt: str, max_cost_usd: float | None = None
+        self,
+        image: bytes,
+        content_type: str,
+        prompt: str,
+        max_cost_usd: float | None = None,
+        notes: CallNotes | None = None,
     ) -> Evaluation:
         messages = [
             {"role": "system", "content": prompts.EVALUATOR},
@@ -127,13 +139,15 @@ class OpenAIProvider:
                 ],
             },
         ]
-        return await self._structured_call(Evaluation, self.settings.eval_model, messages, max_cost_usd)
+        return await self._structured_call(Evaluation, self.settings.eval_model, messages, max_cost_usd, notes)
 
-    async def refine_prompt(self, request: RefinePromptRequest) -> RefinedPrompt:
+    async def refine_prompt(self, request: RefinePromptRequest, notes: CallNotes | None = None) -> RefinedPrompt:
         text = prompts.refine_request_text(
             request.original_prompt, request.current_prompt, request.feedback, request.human_feedback
         )
-        return await self.structured(RefinedPrompt, prompts.PROMPTER, text, max_cost_usd=request.max_cost_usd)
+        return await self.structured(
+            RefinedPrompt, prompts.PROMPTER, text, max_cost_usd=request.max_cost_usd, notes=notes
+        )
 
     async def generate_image(
         self,
@@ -142,6 +156,7 @@ class OpenAIProvider:
         references: list[ReferenceInput],
         previous_response_id: str | None,
         max_cost_usd: float | None = None,
+        notes: CallNotes | None = None,
     ) -> GeneratedBytes:
         if max_cost_usd is not None:
             sent = 0 if previous_response_id else len(references)
@@ -150,7 +165,7 @@ class OpenAIProvider:
                 raise over_budget(f"image from {self.settings.image_model}", worst, max_cost_usd)
         if self._responses_api:
             try:
-                return await self._generate_with_responses(prompt, options, references, previous_response_id)
+                return await self._generate_with_responses(prompt, options, references, previous_response_id, notes)
             except openai.NotFoundError as exc:
                 if is_missing_model(exc):
                     raise ApplicationError(
@@ -161,7 +176,7 @@ class OpenAIProvider:
                     ) from exc
                 # The endpoint has no Responses API route: use images.generate from now on.
                 self._responses_api = False
-        generated = await self._generate_with_images_api(prompt, options)
+        generated = await self._generate_with_images_api(prompt, options, notes)
         dropped = [
             what
             for what, sent in (("reference images", references), ("the previous image", previous_response_id))
@@ -178,6 +193,7 @@ class OpenAIProvider:
         options: ImageOptions,
         references: list[ReferenceInput],
         previous_response_id: str | None,
+        notes: CallNotes | None,
     ) -> GeneratedBytes:
         content: list[dict[str, Any]] = [{"type": "input_text", "text": prompt}]
         if previous_response_id is None:
@@ -204,15 +220,17 @@ class OpenAIProvider:
             raise  # the caller tells a missing route from a missing model
         except openai.OpenAIError as exc:
             raise provider_error(exc, what) from exc
-        note_usage(self.settings.llm_model, response.usage)
+        note_usage(notes, self.settings.llm_model, response.usage)
         for item in response.output or []:
             if getattr(item, "type", None) == "image_generation_call" and getattr(item, "result", None):
                 # the image tool's tokens are not in the reply's usage: count them as OpenAI bills them
-                usage.note(self.settings.image_model, output_tokens=image_tokens(options), images=1)
+                usage.note(notes, self.settings.image_model, output_tokens=image_tokens(options), images=1)
                 return GeneratedBytes(_b64(item.result, what), CONTENT_TYPES[options.format], response.id)
         raise invalid_output(what, "reply has no image_generation_call with a result")
 
-    async def _generate_with_images_api(self, prompt: str, options: ImageOptions) -> GeneratedBytes:
+    async def _generate_with_images_api(
+        self, prompt: str, options: ImageOptions, notes: CallNotes | None
+    ) -> GeneratedBytes:
         what = f"image from {self.settings.image_model}"
         try:
             result = await self.client.images.generate(
@@ -228,7 +246,7 @@ class OpenAIProvider:
             raise provider_error(exc, what) from exc
         if not result.data or not result.data[0].b64_json:
             raise invalid_output(what, "reply has no b64_json image")
-        note_usage(self.settings.image_model, getattr(result, "usage", None), images=1)
+        note_usage(notes, self.settings.image_model, getattr(result, "usage", None), images=1)
         data = _b64(result.data[0].b64_json, what)
         return GeneratedBytes(data, CONTENT_TYPES[options.format], "images-" + hashlib.sha256(data).hexdigest()[:24])
 

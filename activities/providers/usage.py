@@ -1,18 +1,16 @@
-"""Token and image accounting for model calls.
+"""Token and image accounting for model calls, passed explicitly.
 
-Providers `note()` what each call used (the OpenAI SDK's reported usage; the offline provider's
-estimate). The guarded provider (`guarded.py`) collects one call's notes, prices them, and adds them to the
-running activity's usage, which the activity hands back with its result through `metered()`.
-Everything stays inside the activity's own asyncio task (context variables), so concurrent
-activities on one worker never mix their counts.
+The guarded provider (`guarded.py`) hands each call a fresh `CallNotes`; the provider notes in it what
+the call used (the OpenAI SDK's reported usage; the offline provider's estimate). The guarded provider
+prices the notes, and returns them with the call's result as `Metered`, which the activity passes on
+to its workflow.
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from dataclasses import dataclass
 
-from models.usage import Metered, ModelUsage, Price, Usage, V
+from models.usage import ModelUsage, Price, Usage
 
 
 @dataclass
@@ -23,15 +21,17 @@ class Note:
     images: int = 0
 
 
-_call_notes: ContextVar[list[Note] | None] = ContextVar("atelier_call_notes", default=None)
-_activity_usage: ContextVar[Usage | None] = ContextVar("atelier_activity_usage", default=None)
+class CallNotes(list[Note]):
+    """What one model call used, as the provider reported it."""
+
+    def note(self, model: str, input_tokens: int = 0, output_tokens: int = 0, images: int = 0) -> None:
+        self.append(Note(model, max(0, input_tokens), max(0, output_tokens), max(0, images)))
 
 
-def note(model: str, input_tokens: int = 0, output_tokens: int = 0, images: int = 0) -> None:
-    """Record what the current model call used (ignored outside an instrumented call)."""
-    notes = _call_notes.get()
+def note(notes: CallNotes | None, model: str, input_tokens: int = 0, output_tokens: int = 0, images: int = 0) -> None:
+    """Note in `notes` what a call used; a provider called on its own (no notes) keeps no count."""
     if notes is not None:
-        notes.append(Note(model, max(0, input_tokens), max(0, output_tokens), max(0, images)))
+        notes.note(model, input_tokens, output_tokens, images)
 
 
 def estimate_tokens(*texts: str) -> int:
@@ -39,15 +39,8 @@ def estimate_tokens(*texts: str) -> int:
     return sum((len(text) + 3) // 4 for text in texts)
 
 
-def start_call() -> list[Note]:
-    notes: list[Note] = []
-    _call_notes.set(notes)
-    return notes
-
-
-def finish_call(notes: list[Note], prices: dict[str, Price]) -> Usage:
-    """Price one call's notes, add them to the activity's usage, and return them."""
-    _call_notes.set(None)
+def priced(notes: CallNotes, prices: dict[str, Price]) -> Usage:
+    """One call's notes as usage, with its cost where the model has a price."""
     rows: dict[str, ModelUsage] = {}
     for item in notes:
         price = prices.get(item.model)
@@ -60,13 +53,4 @@ def finish_call(notes: list[Note], prices: dict[str, Price]) -> Usage:
             cost_usd=None if cost is None else round(cost, 6),
         )
         rows[item.model] = rows[item.model].plus(row) if item.model in rows else row
-    call = Usage(models=rows)
-    _activity_usage.set((_activity_usage.get() or Usage()).plus(call))
-    return call
-
-
-def metered(value: V) -> Metered[V]:
-    """The activity's result with the usage its model calls noted (and a fresh count for what follows)."""
-    usage = _activity_usage.get() or Usage()
-    _activity_usage.set(None)
-    return Metered(value=value, usage=usage)
+    return Usage(models=rows)

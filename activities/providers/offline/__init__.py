@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from activities.providers.base import GeneratedBytes, ReferenceInput, T
 from activities.providers.offline import conversation_writer, judge, meme_writer, render, world_writer, writer
 from activities.providers.offline.vocabulary import parse
-from activities.providers.usage import estimate_tokens, note
+from activities.providers.usage import CallNotes, estimate_tokens, note
 from models.image import CONTENT_TYPES, Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
 
 WRITERS = world_writer.WRITERS | meme_writer.WRITERS | conversation_writer.WRITERS
@@ -47,13 +47,14 @@ class OfflineProvider:
         prompt: str,
         context: BaseModel | None = None,
         max_cost_usd: float | None = None,
+        notes: CallNotes | None = None,
     ) -> T:
         await self._wait()
         if context is not None and (write := WRITERS.get(schema)) is not None:
             result = write(context)
         else:
             result = writer.SchemaFiller(prompt).build(schema)
-        note(self.name, estimate_tokens(instructions, prompt), estimate_tokens(result.model_dump_json()))
+        note(notes, self.name, estimate_tokens(instructions, prompt), estimate_tokens(result.model_dump_json()))
         return result  # type: ignore[return-value]
 
     async def generate_image(
@@ -63,6 +64,7 @@ class OfflineProvider:
         references: list[ReferenceInput],
         previous_response_id: str | None,
         max_cost_usd: float | None = None,
+        notes: CallNotes | None = None,
     ) -> GeneratedBytes:
         await self._wait()
         # The layout seed follows the conversation: a refinement keeps the first image's layout.
@@ -71,19 +73,24 @@ class OfflineProvider:
         extra = [_average_colour(r.data) for r in references]
         data = await asyncio.to_thread(render.render, parse(prompt), options, seed, extra, prompt)
         digest = hashlib.sha256(data).hexdigest()[:12]
-        note(self.name, estimate_tokens(prompt), images=1)
+        note(notes, self.name, estimate_tokens(prompt), images=1)
         return GeneratedBytes(data, CONTENT_TYPES[options.format], f"offline-{seed:016x}-{digest}")
 
     async def evaluate_image(
-        self, image: bytes, content_type: str, prompt: str, max_cost_usd: float | None = None
+        self,
+        image: bytes,
+        content_type: str,
+        prompt: str,
+        max_cost_usd: float | None = None,
+        notes: CallNotes | None = None,
     ) -> Evaluation:
         await self._wait()
         verdict = await asyncio.to_thread(judge.evaluate, image, prompt)
-        note(self.name, estimate_tokens(prompt), estimate_tokens(verdict.model_dump_json()))
+        note(notes, self.name, estimate_tokens(prompt), estimate_tokens(verdict.model_dump_json()))
         return verdict
 
-    async def refine_prompt(self, request: RefinePromptRequest) -> RefinedPrompt:
+    async def refine_prompt(self, request: RefinePromptRequest, notes: CallNotes | None = None) -> RefinedPrompt:
         await self._wait()
         refined = writer.refine(request)
-        note(self.name, estimate_tokens(request.model_dump_json()), estimate_tokens(refined.prompt))
+        note(notes, self.name, estimate_tokens(request.model_dump_json()), estimate_tokens(refined.prompt))
         return refined
