@@ -24,8 +24,7 @@ from models.conversation import (
     TurnRecord,
     UserMessage,
 )
-from models.priority import run_priority
-from models.settings import WORKFLOW_QUEUE, Settings
+from models.settings import Settings
 from starter.common import (
     Pipeline,
     UsageError,
@@ -34,6 +33,7 @@ from starter.common import (
     bounded_query,
     connect_or_explain,
     existing,
+    labelled_start,
     stderr,
     validated,
 )
@@ -52,18 +52,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
 
 
-async def open_conversation(client: Client, args: argparse.Namespace) -> WorkflowHandle:
+async def open_conversation(client: Client, args: argparse.Namespace, settings: Settings) -> WorkflowHandle:
     """The running conversation with this id, started if it does not exist yet."""
     conversation_id = args.conversation_id or f"chat-{uuid.uuid4().hex[:12]}"
     attached["id"] = conversation_id
     config = validated(ConversationConfig, continue_after_turns=args.continue_after)
     try:
-        handle = await client.start_workflow(
+        handle = await labelled_start(
+            client,
+            settings,
+            "conversation",
+            f"conversation {conversation_id}",
             ConversationWorkflow.run,
             ConversationStart(config=config),
-            id=conversation_id,
-            task_queue=WORKFLOW_QUEUE,
-            priority=run_priority("conversation", conversation_id),
+            conversation_id,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
@@ -182,7 +184,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         await handle.signal(ConversationWorkflow.end)
         stderr.print(f"conversation {handle.id} ends after its queued messages")
         return 0
-    handle = await open_conversation(client, args)
+    handle = await open_conversation(client, args, settings)
     if args.message is None:
         return await repl(handle, settings)
     reply = await send(handle, message.text)

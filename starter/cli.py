@@ -1,5 +1,5 @@
 """`python -m starter` / `atelier`: server, up, down, image, world, meme, chat, kb,
-status, result, cancel."""
+runs, status, result, cancel."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from models.settings import Settings
-from starter import chat_cmd, image_cmd, kb_cmd, meme_cmd, services, world_cmd
+from starter import chat_cmd, image_cmd, kb_cmd, meme_cmd, runs_cmd, services, world_cmd
 from starter.common import Parser, Pipeline, UsageError, attached, connect_or_explain, existing, stderr
 from starter.waiting import waiting
 
@@ -43,6 +43,7 @@ def build_parser() -> Parser:
     meme_cmd.add_parser(sub)
     chat_cmd.add_parser(sub)
     kb_cmd.add_parser(sub)
+    runs_cmd.add_parser(sub)
     for name, text in (
         ("status", "show a run's status"),
         ("result", "wait for and print a run's result"),
@@ -102,6 +103,7 @@ COMMANDS = {
     "meme": meme_cmd.run,
     "chat": chat_cmd.run,
     "kb": kb_cmd.run,
+    "runs": runs_cmd.run,
     "status": cmd_status,
     "result": cmd_result,
     "cancel": cmd_cancel,

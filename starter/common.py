@@ -25,6 +25,7 @@ from models.image import ImageOptions
 from models.priority import run_priority
 from models.settings import WORKFLOW_QUEUE, Settings
 from models.usage import CostLimit
+from starter import run_labels
 from starter.waiting import WaitingNotes
 from workers.connection import connect
 
@@ -65,19 +66,39 @@ async def connect_or_explain(settings: Settings) -> Client:
         ) from exc
 
 
-async def start_or_attach(
-    client: Client, run: Any, job: Any, workflow_id: str, settings: Settings, pipeline: str
+async def labelled_start(
+    client: Client, settings: Settings, pipeline: str, text: str, run: Any, job: Any, workflow_id: str, **more: Any
 ) -> WorkflowHandle:
-    """Start a run with its pipeline's priority; an id that already exists is attached to (running) or
-    read back (finished)."""
+    """Start a run with its pipeline's priority, its summary and details for the Temporal UI, and its search
+    attributes (one warning when the server lacks them)."""
+    labels = await run_labels.start_options(client, settings, pipeline, text, job, workflow_id)
+    if "search_attributes" not in labels:
+        stderr.print(f"[yellow]{run_labels.missing_warning(settings.temporal_namespace)}[/]")
+    return await client.start_workflow(
+        run,
+        job,
+        id=workflow_id,
+        task_queue=WORKFLOW_QUEUE,
+        priority=run_priority(pipeline, workflow_id),
+        **labels,
+        **more,
+    )
+
+
+async def start_or_attach(
+    client: Client, run: Any, job: Any, workflow_id: str, settings: Settings, pipeline: str, text: str
+) -> WorkflowHandle:
+    """Start a run; an id that already exists is attached to (running) or read back (finished)."""
     attached["id"] = workflow_id
     try:
-        handle = await client.start_workflow(
+        handle = await labelled_start(
+            client,
+            settings,
+            pipeline,
+            text,
             run,
             job,
-            id=workflow_id,
-            task_queue=WORKFLOW_QUEUE,
-            priority=run_priority(pipeline, workflow_id),
+            workflow_id,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
@@ -96,7 +117,7 @@ async def launch(args: Any, settings: Settings, kind: str, run: Any, job: Any, t
     """
     client = await connect_or_explain(settings)
     workflow_id = args.workflow_id or default_id(kind, text)
-    await start_or_attach(client, run, job, workflow_id, settings, kind)
+    await start_or_attach(client, run, job, workflow_id, settings, kind, text)
     if args.detach:
         print(workflow_id)
         return None

@@ -9,9 +9,8 @@ from pathlib import Path
 
 from activities.storage import artifact_key, kb_doc_key, make_store
 from models.conversation import IngestDoc, IngestJob, KnowledgeDoc
-from models.priority import run_priority
-from models.settings import WORKFLOW_QUEUE, Settings
-from starter.common import UsageError, connect_or_explain, stderr
+from models.settings import Settings
+from starter.common import UsageError, connect_or_explain, labelled_start, stderr
 from workflows.knowledge import KnowledgeIngestWorkflow
 
 MAX_BYTES = 5 * 1024 * 1024
@@ -67,12 +66,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     client = await connect_or_explain(settings)
     batch = hashlib.sha256("".join(d.source.sha256 for d in docs).encode()).hexdigest()[:16]
     stderr.print(f"embedding {len(docs)} documents on the scoring worker…")
-    summaries = await client.execute_workflow(
-        KnowledgeIngestWorkflow.run,
-        IngestJob(docs=docs),
-        id=f"kb-add-{batch}",
-        task_queue=WORKFLOW_QUEUE,
-        priority=run_priority("knowledge", f"kb-add-{batch}"),
+    names = ", ".join(d.name for d in docs)
+    job = IngestJob(docs=docs)
+    handle = await labelled_start(
+        client, settings, "knowledge", f"ingest {names}", KnowledgeIngestWorkflow.run, job, f"kb-add-{batch}"
     )
+    summaries = await handle.result()
     print(json.dumps([s.model_dump() for s in summaries], indent=2))
     return 0

@@ -12,6 +12,7 @@ import sysconfig
 import time
 from pathlib import Path
 
+from models.search_attributes import server_flags
 from models.settings import Settings
 
 # Dynamic config for priority and fairness on the paid-call queues; one partition per task queue so
@@ -25,8 +26,10 @@ DEV_SERVER_CONFIG = {
 
 
 def dev_server_flags() -> list[str]:
-    """`temporal server start-dev` flags that turn on what Atelier needs."""
-    return [flag for key, value in DEV_SERVER_CONFIG.items() for flag in ("--dynamic-config-value", f"{key}={value}")]
+    """`temporal server start-dev` flags that turn on what Atelier needs: priority and fairness, and
+    Atelier's search attributes."""
+    config = [flag for key, value in DEV_SERVER_CONFIG.items() for flag in ("--dynamic-config-value", f"{key}={value}")]
+    return config + server_flags()
 
 
 class ServiceError(RuntimeError):

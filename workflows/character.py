@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         ProgressDelta,
         profile_text,
     )
+    from workflows import console
     from workflows.inputs import parse_input
     from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
 
@@ -71,6 +72,16 @@ class CharacterWorkflow:
         self._used = self._used.plus(CallUsage(llm_calls=llm, image_calls=image))
         return True
 
+    def _show(self) -> None:
+        assert self._job and self._result
+        result, seed = self._result, self._job.seed
+        console.show(
+            f"**@{seed.username}** · posts {result.posts_created}/{seed.posts_count} · images {result.images_created}",
+            f"calls {self._used.llm_calls} text, {self._used.image_calls} image · "
+            f"spend ${self._ledger.usage.estimated_cost_usd:.4f}",
+            f"{len(result.failures)} failure(s)" if result.failures else "",
+        )
+
     def _report(self, final: bool = False, **counts: int) -> None:
         """Tell the world what happened, without waiting for the signal to land.
 
@@ -79,6 +90,8 @@ class CharacterWorkflow:
         (runs started before this sent one signal per report).
         """
         parent = workflow.info().parent
+        if self._job is not None and self._result is not None:
+            self._show()
         if parent is None or self._job is None:
             return
         by_quarter = workflow.patched(PROGRESS_PATCH)
@@ -119,7 +132,7 @@ class CharacterWorkflow:
                 self._ledger,
                 WorldActivities.character_detail,
                 CharacterDetailRequest(world_id=job.world_id, world_text=job.world_text, seed=seed),
-                **text_call(),
+                **text_call(f"@{seed.username} · profile"),
             )
         except ActivityError as err:
             result.failures.append(failure(f"{seed.username}/profile", err))
@@ -137,11 +150,17 @@ class CharacterWorkflow:
             result.consistency = await self._consistency(profiled.detail)
         try:
             result.manifest = await workflow.execute_activity_method(
-                WorldActivities.write_character_manifest, manifest, **storage_call()
+                WorldActivities.write_character_manifest, manifest, **storage_call(f"@{seed.username} · manifest")
             )
         except ActivityError as err:  # storage is failing for good: the world reports it
             result.failures.append(failure(f"{seed.username}/manifest", err))
         result.calls, result.usage = self._used, self._ledger.usage
+        self._show()
+        console.record(
+            state="COMPLETED_WITH_ERRORS" if result.failures else "COMPLETED",
+            cost_usd=result.usage.estimated_cost_usd,
+            score=result.consistency,
+        )
         self._report(final=True)
         await asyncio.gather(*self._signals)
         return result
@@ -155,7 +174,7 @@ class CharacterWorkflow:
                 "text_similarity",
                 TextPairsRequest(texts=self._contents, references=[persona] * len(self._contents)),
                 result_type=Similarities,
-                **scoring_call(),
+                **scoring_call(f"@{detail.username} · consistency of {len(self._contents)} posts"),
             )
         except ActivityError as err:
             self._result.failures.append(failure(f"{detail.username}/consistency", err))
@@ -177,7 +196,7 @@ class CharacterWorkflow:
                     avatar_description=detail.avatar_description,
                     visual_style=self._job.visual_style,
                 ),
-                **image_call(),
+                **image_call(f"@{detail.username} · avatar"),
             )
         except ActivityError as err:
             self._result.failures.append(failure(f"{detail.username}/avatar", err))
@@ -210,7 +229,7 @@ class CharacterWorkflow:
                         previous=previous,
                         narrative_arc=arc,
                     ),
-                    **text_call(),
+                    **text_call(f"@{detail.username} · post batch {batch_index + 1}"),
                 )
             except ActivityError as err:
                 result.failures.append(failure(f"{detail.username}/post batch {batch_index + 1}", err))
@@ -262,7 +281,7 @@ class CharacterWorkflow:
                     idea=idea,
                     narrative_arc=arc,
                 ),
-                **text_call(),
+                **text_call(f"@{detail.username} · post {number}/{job.seed.posts_count} · text"),
             )
         except ActivityError as err:
             self._result.failures.append(failure(step, err))
@@ -284,7 +303,7 @@ class CharacterWorkflow:
                         image_prompt=written.detail.image_prompt,
                         visual_style=job.visual_style,
                     ),
-                    **image_call(),
+                    **image_call(f"@{detail.username} · post {number}/{job.seed.posts_count} · image"),
                 )
             except ActivityError as err:
                 self._result.failures.append(failure(f"{step} image", err))

@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         transcript_lines,
     )
     from models.usage import Ledger, Metered
+    from workflows import console
     from workflows.inputs import parse_input
     from workflows.options import scoring_call, storage_call, text_call
 
@@ -60,16 +61,21 @@ HANDING_OVER = "the conversation is moving to a fresh run: send the message agai
 HAND_OVER_PATCH = "continue-as-new-at-a-hard-bound"
 
 
-def phase_call() -> dict:
-    return text_call(attempts=PHASE_ATTEMPTS)
+def phase_call(summary: str) -> dict:
+    return text_call(summary, attempts=PHASE_ATTEMPTS)
 
 
-def experience_call(wait_s: int) -> dict:
+def experience_call(summary: str, wait_s: int) -> dict:
     """The scoring queue, but only `wait_s` for a scoring worker to pick the search up."""
-    return scoring_call() | {
+    return scoring_call(summary) | {
         "schedule_to_start_timeout": timedelta(seconds=wait_s),
         "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=PHASE_ATTEMPTS),
     }
+
+
+def step(turn: Turn, phase: Phase) -> str:
+    """A phase's summary in the UI, e.g. `turn 5 · experience`."""
+    return f"turn {turn.progress.turn} · {phase.value.lower()}"
 
 
 def elapsed_ms(started: datetime) -> int:
@@ -189,6 +195,7 @@ class ConversationWorkflow:
         self._progress.turns_total = st.turns_total
         for text in start.pending:
             self._enqueue(text)
+        self._show(st)
         turns_this_run = 0
         while True:
             await workflow.wait_condition(lambda: bool(self._inbox) or self._ending or self._handing_over)
@@ -197,6 +204,7 @@ class ConversationWorkflow:
             number, text = self._inbox.popleft()
             self._progress.queued = len(self._inbox)
             reply = await self._turn(st, text)
+            self._show(st)
             if number in self._awaited:
                 self._replies[number] = reply
             turns_this_run += 1
@@ -214,9 +222,20 @@ class ConversationWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._handing_over and not self._ending:
             self._continue_as_new(st)
+        console.record(state="CLOSED")
         history = self.history()
         assert history is not None
         return history
+
+    def _show(self, st: ConversationState) -> None:
+        """Turns, queue and spend in the UI; cost and ACTIVE searchable."""
+        spent = st.usage.plus(self._ledger.usage).estimated_cost_usd
+        console.show(
+            f"**conversation** · {st.turns_total} turns · {len(self._inbox)} queued · run {st.runs}",
+            f"last: {console.shorten(st.recent[-1].user, 80)}" if st.recent else "",
+            f"spend ${spent:.4f}",
+        )
+        console.record(state="ACTIVE", cost_usd=spent)
 
     def _hand_over(self) -> None:
         """A hard bound, even under steady traffic: no new asks in this run. Queued messages up to the last
@@ -258,7 +277,7 @@ class ConversationWorkflow:
         degraded: str,
     ) -> R | None:
         """A model phase on the provider queue; its usage goes into the ledger."""
-        call = workflow.execute_activity_method(activity, request, **phase_call())
+        call = workflow.execute_activity_method(activity, request, **phase_call(step(turn, phase)))
         metered = await self._run(turn, phase, call, lambda m: summary(m.value), degraded)
         return self._ledger.take(metered) if metered else None
 
@@ -267,7 +286,10 @@ class ConversationWorkflow:
             conversation_id=st.conversation_id, query=query, before_turn=st.turns_total + 1, k=self._config.top_k
         )
         call = workflow.execute_activity(
-            "retrieve_passages", request, result_type=Retrieved, **experience_call(self._config.retrieval_wait_s)
+            "retrieve_passages",
+            request,
+            result_type=Retrieved,
+            **experience_call(step(turn, Phase.EXPERIENCE), self._config.retrieval_wait_s),
         )
         found = await self._run(
             turn, Phase.EXPERIENCE, call, describe_retrieval, "answered without retrieval: experience unavailable"
@@ -369,7 +391,9 @@ class ConversationWorkflow:
         )
         try:
             archive_wait = timedelta(seconds=self._config.archive_wait_s)
-            await workflow.execute_activity_method(acts.archive_turn, record, **storage_call(deadline=archive_wait))
+            await workflow.execute_activity_method(
+                acts.archive_turn, record, **storage_call(f"turn {number} · archive", deadline=archive_wait)
+            )
         except ActivityError as err:  # the reply still goes out, saying what is missing
             cause = getattr(err.cause, "message", None) or str(err.cause or err)
             note = f"archiving failed ({cause}): later turns cannot retrieve this one"

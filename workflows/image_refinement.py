@@ -25,8 +25,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.scoring import ImageScores, ScoreImagesRequest
     from models.usage import BudgetExhausted, Ledger
+    from workflows import console
     from workflows.inputs import parse_input
     from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
+
+
+ENDINGS = {StopReason.BUDGET_EXHAUSTED: "BUDGET_EXHAUSTED", StopReason.CANCELLED: "CANCELLED"}
 
 
 @workflow.defn
@@ -55,6 +59,22 @@ class ImageRefinementWorkflow:
         if text.strip():
             self._pending_feedback.append(text.strip())
 
+    def _step(self, number: int, what: str) -> str:
+        assert self._state
+        return f"iteration {number}/{self._state.max_iterations} · {what}"
+
+    def _show(self) -> None:
+        """Current details and searchable cost/score, as of the last finished step."""
+        state = self._state
+        assert state
+        spent = self._ledger.usage.estimated_cost_usd
+        console.show(
+            f"**iteration {state.iteration}/{state.max_iterations}** · {state.phase.value}",
+            f"best score {state.best_score} (threshold {state.threshold})" if state.scores else "",
+            f"spend ${spent:.4f}" + (f" of ${self._ledger.limit.max_usd:.2f}" if self._ledger.limit else ""),
+        )
+        console.record(cost_usd=spent, score=state.best_score if state.scores else None)
+
     async def _evaluate(
         self, job: ImageJob, workflow_id: str, number: int, prompt: str, image: ArtifactRef
     ) -> Iteration:
@@ -66,14 +86,17 @@ class ImageRefinementWorkflow:
             self._ledger,
             ImageActivities.evaluate_image,
             EvaluateImageRequest(workflow_id=workflow_id, iteration=number, prompt=prompt, image=image),
-            **text_call(),
+            **text_call(self._step(number, "evaluate")),
         )
         item = None
         if job.technical_weight == 0:
             verdict = await evaluation
         else:
             technical = workflow.execute_activity(
-                "score_images", ScoreImagesRequest(images=[image]), result_type=ImageScores, **scoring_call()
+                "score_images",
+                ScoreImagesRequest(images=[image]),
+                result_type=ImageScores,
+                **scoring_call(self._step(number, "technical score")),
             )
             verdict, scores = await asyncio.gather(evaluation, technical)
             item = scores.items[0]
@@ -107,7 +130,7 @@ class ImageRefinementWorkflow:
                     "store_references",  # by name: httpx and Pillow stay out of the workflow
                     StoreReferencesRequest(workflow_id=workflow_id, references=job.references),
                     result_type=list[ArtifactRef],
-                    **storage_call(),
+                    **storage_call(f"references · store {len(job.references)}"),
                 )
             prompt, human, previous_response_id = job.prompt, [], None
             for number in range(1, job.max_iterations + 1):
@@ -117,6 +140,7 @@ class ImageRefinementWorkflow:
                     stopped = StopReason.BUDGET_EXHAUSTED
                     break
                 state.iteration, state.prompt, state.phase = number, prompt, Phase.GENERATING
+                self._show()
                 generated = await metered_call(
                     self._ledger,
                     ImageActivities.generate_image,
@@ -128,7 +152,7 @@ class ImageRefinementWorkflow:
                         references=references,
                         previous_response_id=previous_response_id,
                     ),
-                    **image_call(),
+                    **image_call(self._step(number, "generate")),
                 )
                 provider, previous_response_id = generated.provider, generated.response_id
                 state.phase = Phase.EVALUATING
@@ -138,6 +162,7 @@ class ImageRefinementWorkflow:
                 iterations.append(iteration)
                 state.scores.append(iteration.score)
                 state.best_score = max(state.scores)
+                self._show()
                 if iteration.score >= job.threshold:
                     stopped = StopReason.THRESHOLD
                     break
@@ -157,7 +182,7 @@ class ImageRefinementWorkflow:
                         feedback=[it.feedback for it in iterations],
                         human_feedback=human,
                     ),
-                    **text_call(),
+                    **text_call(self._step(number, "refine prompt")),
                 )
                 prompt = refined.prompt
         except (asyncio.CancelledError, Exception) as err:
@@ -165,6 +190,8 @@ class ImageRefinementWorkflow:
                 raise
             stopped = StopReason.CANCELLED
         state.phase = Phase.DONE
+        self._show()
+        console.record(state=ENDINGS.get(stopped, "COMPLETED"))
         best = max(iterations, key=lambda it: it.score)  # max() keeps the earliest of equal scores
         return ImageJobResult(
             workflow_id=workflow_id,

@@ -9,6 +9,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from models.conversation import DocSummary, IngestJob
+    from workflows import console
     from workflows.inputs import parse_input
     from workflows.options import scoring_call
 
@@ -18,11 +19,20 @@ class KnowledgeIngestWorkflow:
     @workflow.run
     async def run(self, raw: dict[str, Any]) -> list[DocSummary]:
         job = parse_input(IngestJob, raw)
-        return list(
+        console.show(f"**knowledge** · ingesting {len(job.docs)} document(s)")
+        summaries = list(
             await asyncio.gather(
                 *(
-                    workflow.execute_activity("ingest_document", doc, result_type=DocSummary, **scoring_call())
+                    workflow.execute_activity(
+                        "ingest_document",
+                        doc,
+                        result_type=DocSummary,
+                        **scoring_call(f"knowledge · ingest {console.shorten(doc.name, 40)}"),
+                    )
                     for doc in job.docs
                 )
             )
         )
+        console.show(f"**knowledge** · {len(summaries)} document(s) ingested")
+        console.record(state="COMPLETED")
+        return summaries

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.scoring import Similarities, TextPairsRequest
     from models.usage import Ledger
+    from workflows import console
     from workflows.inputs import parse_input
     from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
 
@@ -73,6 +74,12 @@ class MemeWorkflow:
             meter = workflow.metric_meter().with_additional_attributes({"phase": name})
             meter.create_histogram("atelier_meme_phase_ms", "time spent in a meme phase", "ms").record(ms)
         self._status.phase, self._phase_started = phase, now
+        status = self._status
+        console.show(
+            f"**meme** · {phase.value}" + (f" · {status.format.value}" if status.format else ""),
+            f"drafts {status.drafts} · best score {status.best_score:.2f}" if status.best_score is not None else "",
+            f"spend ${self._ledger.usage.estimated_cost_usd:.4f}",
+        )
 
     # --- the process ---------------------------------------------------------------------------
     @workflow.run
@@ -82,10 +89,19 @@ class MemeWorkflow:
         self._ledger = Ledger(job.cost)
         try:
             result = await self._make(job, meme_id)
-        except BaseException:
+        except BaseException as err:
             self._enter(MemePhase.FAILED)
+            console.record(
+                state="CANCELLED" if is_cancelled_exception(err) else "FAILED",
+                cost_usd=self._ledger.usage.estimated_cost_usd,
+            )
             raise
         self._enter(MemePhase.COMPLETED)
+        console.record(
+            state="COMPLETED_WITH_ERRORS" if result.degraded or result.upload_error else "COMPLETED",
+            cost_usd=self._ledger.usage.estimated_cost_usd,
+            score=result.score,
+        )
         result.metrics, result.usage, result.spend = self._metrics, self._ledger.usage, self._ledger.spend()
         result.budget_exhausted = self._ledger.exhausted
         meter = workflow.metric_meter()
@@ -101,7 +117,7 @@ class MemeWorkflow:
         lookup = await workflow.execute_activity_method(
             MemeActivities.cache_lookup,
             CacheKeyRequest(topic=job.topic, format=requested, style=job.style, read=job.use_cache),
-            **storage_call(),
+            **storage_call("meme · cache lookup"),
         )
         if lookup.hit is not None:
             return await self._from_cache(job, meme_id, lookup.hit)
@@ -112,7 +128,7 @@ class MemeWorkflow:
                 self._ledger,
                 MemeActivities.choose_format,
                 FormatRequest(topic=job.topic, style=job.style),
-                **text_call(),
+                **text_call("meme · choose format"),
             )
             fmt, reason = choice.format, choice.reason
         else:
@@ -130,12 +146,14 @@ class MemeWorkflow:
             "render_meme",  # by name: Pillow stays out of the workflow
             RenderRequest(meme_id=meme_id, format=fmt, panels=best.panels, scenes=scenes),
             result_type=ArtifactRef,
-            **storage_call(),
+            **storage_call(f"meme · render {fmt.value} with text"),
         )
         self._enter(MemePhase.UPLOADING)
         upload_error = None
         try:
-            published = await workflow.execute_activity_method(MemeActivities.publish, rendered, **storage_call(2))
+            published = await workflow.execute_activity_method(
+                MemeActivities.publish, rendered, **storage_call("meme · upload", 2)
+            )
         except ActivityError as err:  # the meme exists (rendered); only its public copy is missing
             upload_error = str(getattr(err.cause, "message", None) or err.cause or err)
             published = Published(image=rendered, url=None)
@@ -176,7 +194,9 @@ class MemeWorkflow:
     async def _save_to_cache(self, cached: CachedMeme) -> None:
         """Keep the meme for identical requests; a cache that cannot be written only costs a future hit."""
         try:
-            await workflow.execute_activity_method(MemeActivities.cache_save, cached, **storage_call())
+            await workflow.execute_activity_method(
+                MemeActivities.cache_save, cached, **storage_call("meme · save to cache")
+            )
         except ActivityError as err:
             workflow.logger.warning("meme cache not saved: %s", err.cause or err)
 
@@ -184,7 +204,9 @@ class MemeWorkflow:
         self._metrics.cache_hit = True
         self._status.format = hit.format
         self._enter(MemePhase.UPLOADING)
-        url = await workflow.execute_activity_method(MemeActivities.url, hit.image, **storage_call())
+        url = await workflow.execute_activity_method(
+            MemeActivities.url, hit.image, **storage_call("meme · cached: link")
+        )
         return MemeResult(
             meme_id=meme_id,
             topic=job.topic,
@@ -211,7 +233,8 @@ class MemeWorkflow:
         request = TextRequest(topic=job.topic, style=job.style, format=fmt, avoid=job.blocked_words)
         self._enter(MemePhase.GENERATING_TEXT)
         while True:
-            text: MemeText = await metered_call(self._ledger, MemeActivities.write_text, request, **text_call())
+            what = f"meme · text draft {len(drafts) + 1}" + (" (refine)" if refinements else "")
+            text: MemeText = await metered_call(self._ledger, MemeActivities.write_text, request, **text_call(what))
             self._enter(MemePhase.VERIFYING)
             draft = Draft(panels=text.panels, scene=text.scene, problems=verify(spec, text.panels, job.blocked_words))
             drafts.append(draft)
@@ -250,13 +273,13 @@ class MemeWorkflow:
             self._ledger,
             MemeActivities.judge_text,
             JudgeRequest(topic=job.topic, format=fmt, panels=draft.panels),
-            **text_call(),
+            **text_call(f"meme · judge draft {self._status.drafts}"),
         )
         similar = workflow.execute_activity(
             "text_similarity",
             TextPairsRequest(texts=[" ".join(draft.panels)], references=[job.topic]),
             result_type=Similarities,
-            **scoring_call()
+            **scoring_call(f"meme · topic relevance of draft {self._status.drafts}")
             | {"schedule_to_start_timeout": RELEVANCE_WAIT, "retry_policy": RetryPolicy(maximum_attempts=2)},
         )
         verdict, relevance = await asyncio.gather(judged, similar, return_exceptions=True)
@@ -292,7 +315,8 @@ class MemeWorkflow:
                     prompt=f"{scene.subject}; {draft.scene}{style}; no text, no letters",
                     size=scene_size(scene.box, spec.canvas),
                 ),
-                **image_call() | {"schedule_to_close_timeout": timedelta(seconds=job.image_deadline_s)},
+                **image_call(f"meme · picture for panel {index + 1}")
+                | {"schedule_to_close_timeout": timedelta(seconds=job.image_deadline_s)},
             )
             for index, scene in enumerate(spec.scenes)
         ]

@@ -1,4 +1,5 @@
-"""Activity options shared by the workflows: bounded time, heartbeats, Temporal-owned retries."""
+"""Activity options shared by the workflows: bounded time, heartbeats, Temporal-owned retries, and the
+summary each step shows in the Temporal UI (required: every step says what it is)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ STORAGE_DEADLINE = timedelta(minutes=10)  # a storage step still failing after t
 PAID_ATTEMPT_LIMIT = timedelta(seconds=MAX_CALL_DEADLINE_S)
 
 
-def _paid_call(queue: str, attempts: int) -> dict[str, Any]:
+def _paid_call(queue: str, attempts: int, summary: str) -> dict[str, Any]:
     return {
+        "summary": summary,
         "task_queue": queue,
         "start_to_close_timeout": PAID_ATTEMPT_LIMIT,
         "heartbeat_timeout": HEARTBEAT_TIMEOUT,
@@ -36,24 +38,25 @@ def _paid_call(queue: str, attempts: int) -> dict[str, Any]:
     }
 
 
-def text_call(attempts: int = 8) -> dict[str, Any]:
+def text_call(summary: str, attempts: int = 8) -> dict[str, Any]:
     """Options for one paid text call (chat, structured output, evaluation) on the rate-limited text queue.
 
     `attempts` bounds real failures; waiting on a rate limit happens inside an attempt and uses none.
     """
-    return _paid_call(TEXT_QUEUE, attempts)
+    return _paid_call(TEXT_QUEUE, attempts, summary)
 
 
-def image_call(attempts: int = 8) -> dict[str, Any]:
+def image_call(summary: str, attempts: int = 8) -> dict[str, Any]:
     """Options for one paid image generation on the rate-limited image queue."""
-    return _paid_call(IMAGE_QUEUE, attempts)
+    return _paid_call(IMAGE_QUEUE, attempts, summary)
 
 
-def storage_call(minutes: int = 5, deadline: timedelta = STORAGE_DEADLINE) -> dict[str, Any]:
+def storage_call(summary: str, minutes: int = 5, deadline: timedelta = STORAGE_DEADLINE) -> dict[str, Any]:
     """Options for a step that only touches storage (references, manifests, render, upload, cache):
     retried, but bounded, so a permanent storage error (bucket gone, disk full) ends in an error the
     pipeline can report instead of a run that waits forever."""
     return {
+        "summary": summary,
         "task_queue": STORAGE_QUEUE,
         "start_to_close_timeout": timedelta(minutes=minutes),
         "schedule_to_close_timeout": deadline,
@@ -64,9 +67,10 @@ def storage_call(minutes: int = 5, deadline: timedelta = STORAGE_DEADLINE) -> di
     }
 
 
-def scoring_call() -> dict[str, Any]:
+def scoring_call(summary: str) -> dict[str, Any]:
     """Options for an activity on the scoring queue (batched PyTorch work)."""
     return {
+        "summary": summary,
         "task_queue": SCORING_QUEUE,
         "start_to_close_timeout": timedelta(minutes=5),
         "heartbeat_timeout": HEARTBEAT_TIMEOUT,

@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         persona_text,
         safe_username,
     )
+    from workflows import console
     from workflows.character import CharacterWorkflow, failure
     from workflows.inputs import parse_input
     from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
@@ -85,9 +86,19 @@ class WorldWorkflow:
         return {"calls": calls, "usage": usage, "spend": spend}
 
     def _refresh_calls(self) -> None:
-        assert self._status
+        """Totals into the status, and the status into the run's current details."""
+        st = self._status
+        assert st
         for name, value in self._totals().items():
-            setattr(self._status, name, value)
+            setattr(st, name, value)
+        working = [name.replace("_", " ") for name, state in st.phases.items() if state == PhaseState.IN_PROGRESS]
+        console.show(
+            f"**{st.world_name or 'world'}** · {st.state.value}" + (f" · {', '.join(working)}" if working else ""),
+            f"characters {st.characters.created}/{st.characters.planned} · posts {st.posts.created}/"
+            f"{st.posts.planned} · images {st.images.created}/{st.images.planned}",
+            f"spend ${st.usage.estimated_cost_usd:.4f}" + (f" of ${st.spend.max_usd:.2f}" if st.spend else ""),
+            f"{len(st.failures)} failure(s)" if st.failures else "",
+        )
 
     def _phase(self, name: str, state: PhaseState) -> None:
         assert self._status
@@ -117,17 +128,19 @@ class WorldWorkflow:
         if not self._spend(llm=1):
             self._phase("world_description", PhaseState.FAILED)
             st.state = WorldState.FAILED
+            console.record(state=st.state.value)
             raise ApplicationError("the call budget allows no LLM call", type="BudgetExhausted", non_retryable=True)
         try:
             described = await metered_call(
                 self._accounts.ledger,
                 WorldActivities.describe_world,
                 WorldPromptRequest(world_id=world_id, prompt=job.prompt),
-                **text_call(),
+                **text_call("world · description"),
             )
         except ActivityError:
             self._phase("world_description", PhaseState.FAILED)
             st.state = WorldState.FAILED
+            console.record(state=st.state.value)
             raise
         self._phase("world_description", PhaseState.COMPLETED)
         world, world_text = described.world, format_world(described.world)
@@ -171,7 +184,7 @@ class WorldWorkflow:
                     self._accounts.ledger,
                     WorldActivities.world_image,
                     WorldImageRequest(world_id=world_id, kind=kind, world_text=world_text, visual_style=style),
-                    **image_call(),
+                    **image_call(f"world · {kind} image"),
                 )
                 self._status.images.created += 1
             except ActivityError as err:
@@ -243,7 +256,7 @@ class WorldWorkflow:
                     max_posts=job.posts_per_character,
                     previous=cast + [CharacterSummary.model_validate(s.model_dump()) for s in kept],
                 ),
-                **text_call(),
+                **text_call(f"world · character batch {batch_index + 1}" + (" · again" if attempt else "")),
             )
             new = batch.characters[:wanted]
             copies = await self._near_copies(job, kept, new) if attempt < REGENERATION_ATTEMPTS else set()
@@ -272,7 +285,7 @@ class WorldWorkflow:
             "near_duplicates",
             NearDuplicatesRequest(texts=texts, threshold=DUPLICATE_SIMILARITY),
             result_type=NearDuplicates,
-            **scoring_call(),
+            **scoring_call(f"world · near-duplicate check of {len(new)} new"),
         )
         return {pair.second - len(earlier) for pair in found.pairs if pair.second >= len(earlier)}
 
@@ -322,6 +335,8 @@ class WorldWorkflow:
                     id=f"{world_id}--{seed.username}",
                     task_queue=WORKFLOW_QUEUE,
                     parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+                    static_summary=f"@{seed.username} · character of {st.world_name or world_id} · {posts} posts",
+                    search_attributes=console.for_child("character"),
                 )
             except ChildWorkflowError as err:
                 if is_cancelled_exception(err):
@@ -330,6 +345,7 @@ class WorldWorkflow:
                 result.calls, result.usage = self._accounts.last_report(seed.username) or (allowance, Usage())
             self._accounts.settle(seed.username, result.calls, result.usage)
         self._refresh_calls()
+        console.record(cost_usd=st.usage.estimated_cost_usd)
         st.failures += result.failures
         if result.consistency is not None:
             st.consistency[seed.username] = result.consistency
@@ -350,13 +366,15 @@ class WorldWorkflow:
         self._refresh_calls()
         order = {name: i for i, name in enumerate(self._cast)}
         manifests = [r.manifest for r in sorted(results, key=lambda r: order[r.username]) if r.manifest]
+        manifest = gallery = None
         try:
             manifest, gallery = await self._write_manifest(job, world_id, world_ref, world_name, images, manifests)
         except ActivityError as err:  # storage is failing for good: report it, keep the world's state
             st.failures.append(failure("manifest", err))
             if st.state == WorldState.COMPLETED:
                 st.state = WorldState.COMPLETED_WITH_ERRORS
-            return WorldResult(world_id=world_id, state=st.state, manifest=None, gallery=None, status=st)
+        self._refresh_calls()
+        console.record(state=st.state.value, cost_usd=st.usage.estimated_cost_usd)
         return WorldResult(world_id=world_id, state=st.state, manifest=manifest, gallery=gallery, status=st)
 
     async def _write_manifest(
@@ -386,5 +404,5 @@ class WorldWorkflow:
                 usage=st.usage,
                 consistency=st.consistency,
             ),
-            **storage_call(),
+            **storage_call(f"world · manifest and gallery of {len(manifests)} characters"),
         )

@@ -1,0 +1,96 @@
+"""How a run introduces itself in the Temporal UI: its static summary and details, and its starting
+search attributes (when the server has Atelier's)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from models.search_attributes import KEYS, at_start
+from models.settings import Settings
+
+REGISTER_HINT = (
+    "register them with `python -m starter server` / `up` (they pass --search-attribute), or "
+    "`temporal operator search-attribute create --name AtelierPipeline --type Keyword` and the others in the README"
+)
+_known: dict[tuple[int, str], bool] = {}
+
+
+async def searchable(client: Client, namespace: str) -> bool:
+    """Whether the namespace has all of Atelier's search attributes (asked once per client)."""
+    key = (id(client), namespace)
+    if key not in _known:
+        try:
+            listed = await client.operator_service.list_search_attributes(
+                ListSearchAttributesRequest(namespace=namespace)
+            )
+            present = set(listed.custom_attributes) | set(listed.system_attributes)
+            _known[key] = all(k.name in present for k in KEYS)
+        except RPCError:  # e.g. Temporal Cloud without operator rights: try, the start says if they are missing
+            _known[key] = True
+    return _known[key]
+
+
+def missing_warning(namespace: str) -> str:
+    return (
+        f"namespace {namespace!r} lacks Atelier's search attributes: runs are not searchable by pipeline; "
+        + REGISTER_HINT
+    )
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def static_summary(pipeline: str, text: str) -> str:
+    """One line for the run list: the pipeline and its prompt or topic."""
+    return f"{pipeline} · {shorten(text)}"
+
+
+def static_details(pipeline: str, job: BaseModel, workflow_id: str, settings: Settings) -> str:
+    """Markdown: the run's options and where its output goes."""
+    options = job.model_dump(mode="json", exclude_none=True, exclude={"prompt", "topic", "references", "docs"})
+    lines = [f"**{pipeline}** run `{workflow_id}` · provider `{settings.resolved_provider}`", ""]
+    if text := getattr(job, "prompt", None) or getattr(job, "topic", None):
+        lines += [f"> {shorten(str(text), 400)}", ""]
+    if options:
+        lines += ["| option | value |", "|---|---|"]
+        lines += [f"| {name} | `{_cell(value)}` |" for name, value in options.items()]
+        lines.append("")
+    lines.append(f"Output: {output_of(pipeline, workflow_id, settings)}")
+    return "\n".join(lines)
+
+
+def output_of(pipeline: str, workflow_id: str, settings: Settings) -> str:
+    where = settings.artifact_dir if settings.storage == "local" else f"bucket `{settings.s3_bucket}`"
+    if pipeline == "world":
+        return f"`worlds/{workflow_id}/` in {where}; gallery `worlds/{workflow_id}/index.html`"
+    if pipeline == "conversation":
+        return f"turns archived under `conversations/{workflow_id}/` in {where}; `python -m starter chat --history`"
+    if pipeline == "knowledge":
+        return "the knowledge base (`python -m starter kb list`)"
+    return f"`runs/{workflow_id}/` in {where}; `python -m starter result {workflow_id}`"
+
+
+def _cell(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return shorten(text, 100).replace("|", "\\|")
+
+
+async def start_options(
+    client: Client, settings: Settings, pipeline: str, text: str, job: BaseModel, workflow_id: str
+) -> dict[str, Any]:
+    """`start_workflow` keywords: summary, details and (when the server has them) search attributes."""
+    options: dict[str, Any] = {
+        "static_summary": static_summary(pipeline, text),
+        "static_details": static_details(pipeline, job, workflow_id, settings),
+    }
+    if await searchable(client, settings.temporal_namespace):
+        options["search_attributes"] = at_start(pipeline, settings.resolved_provider, workflow_id)
+    return options
