@@ -27,7 +27,7 @@ from models.settings import WORKFLOW_QUEUE, Settings
 from models.usage import CostLimit
 from starter import run_labels
 from starter.waiting import WaitingNotes
-from workers.connection import connect
+from workers.connection import connect, missing_search_attributes
 
 M = TypeVar("M", bound=BaseModel)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -73,7 +73,7 @@ async def labelled_start(
     attributes (one warning when the server lacks them)."""
     labels = await run_labels.start_options(client, settings, pipeline, text, job, workflow_id)
     if "search_attributes" not in labels:
-        stderr.print(f"[yellow]{run_labels.missing_warning(settings.temporal_namespace)}[/]")
+        stderr.print(f"[yellow]{missing_search_attributes(settings.temporal_namespace)}[/]")
     return await client.start_workflow(
         run,
         job,

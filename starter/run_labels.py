@@ -7,40 +7,21 @@ import json
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.service import RPCError
 
-from models.search_attributes import KEYS, at_start
+from models.search_attributes import at_start
 from models.settings import Settings
+from workers.connection import has_search_attributes
 
-REGISTER_HINT = (
-    "register them with `python -m starter server` / `up` (they pass --search-attribute), or "
-    "`temporal operator search-attribute create --name AtelierPipeline --type Keyword` and the others in the README"
-)
 _known: dict[tuple[int, str], bool] = {}
 
 
 async def searchable(client: Client, namespace: str) -> bool:
-    """Whether the namespace has all of Atelier's search attributes (asked once per client)."""
+    """Whether the namespace has Atelier's search attributes (asked once per client)."""
     key = (id(client), namespace)
     if key not in _known:
-        try:
-            listed = await client.operator_service.list_search_attributes(
-                ListSearchAttributesRequest(namespace=namespace)
-            )
-            present = set(listed.custom_attributes) | set(listed.system_attributes)
-            _known[key] = all(k.name in present for k in KEYS)
-        except RPCError:  # e.g. Temporal Cloud without operator rights: try, the start says if they are missing
-            _known[key] = True
+        _known[key] = await has_search_attributes(client, namespace)
     return _known[key]
-
-
-def missing_warning(namespace: str) -> str:
-    return (
-        f"namespace {namespace!r} lacks Atelier's search attributes: runs are not searchable by pipeline; "
-        + REGISTER_HINT
-    )
 
 
 def shorten(text: str, limit: int = 80) -> str:

@@ -18,6 +18,7 @@ from models.search_attributes import COST, PIPELINE, PIPELINES, SCORE, STATE, ST
 from models.settings import Settings
 from starter import run_labels
 from starter.common import UsageError, bounded_query, connect_or_explain, stderr
+from workers.connection import missing_search_attributes
 
 # Temporal's own statuses a run can end in without its workflow saying so (failed, cancelled, terminated…)
 CLOSED_BY_TEMPORAL = {"FAILED": "Failed", "CANCELLED": "Canceled", "TERMINATED": "Terminated", "TIMED_OUT": "TimedOut"}
@@ -149,7 +150,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     client = await connect_or_explain(settings)
     searchable = await run_labels.searchable(client, settings.temporal_namespace)
     if not searchable:
-        stderr.print(f"[yellow]{run_labels.missing_warning(settings.temporal_namespace)}[/]")
+        stderr.print(f"[yellow]{missing_search_attributes(settings.temporal_namespace)}[/]")
     query = visibility_query(args, searchable, now)
     found = [r async for r in client.list_workflows(query, limit=args.limit)]
     found.sort(key=lambda r: r.start_time, reverse=True)

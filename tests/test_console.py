@@ -23,7 +23,7 @@ from models.settings import Settings
 from models.world import WorldJob
 from starter.common import labelled_start
 from starter.services import dev_server_flags
-from tests.conftest import TEMPORAL, address_of, atelier_env, eventually, run_cli, running_workers
+from tests.conftest import TEMPORAL, address_of, atelier_env, eventually, run_cli, running_workers, start_worker
 from workflows.conversation import ConversationWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
 from workflows.meme import MemeWorkflow
@@ -131,9 +131,9 @@ async def test_runs_start_with_a_summary_and_details_and_keep_current_details(co
     details = await described.static_details()
     assert "| characters | `2` |" in details and f"worlds/{runs['world']}/index.html" in details
     world = await current_details(client.get_workflow_handle(runs["world"]))
-    assert "characters 2/2 · posts 4/4 · images" in world and "spend $0.0000" in world
+    assert "characters 2 of 2 · posts 4 of 4 · images" in world and "spend $0.0000" in world
     image = await current_details(client.get_workflow_handle(runs["image"]))
-    assert image.startswith("**iteration 2/2** · done") and "best score" in image
+    assert image.startswith("**iteration 2 of 2** · done") and "best score" in image
 
 
 async def test_runs_are_searchable_by_pipeline_state_cost_and_root(console_env, runs):
@@ -218,3 +218,26 @@ def test_runs_refuses_bad_input_in_one_line(args, message, tmp_path):
     result = run_cli("runs", *args, env=atelier_env(tmp_path, "127.0.0.1:1"))
     assert result.returncode == 2 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not result.stdout
+
+
+async def test_without_the_search_attributes_everything_still_runs_and_says_so_once(tmp_path):
+    plain = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(TEMPORAL), data_converter=pydantic_data_converter, ui=False
+    )
+    try:
+        env = atelier_env(tmp_path, address_of(plain))
+        worker = start_worker(env, tmp_path / "worker.log")
+        try:
+            made = run_cli("image", "a paper boat", "--max-iterations", "1", "--id", "plain-image", env=env)
+            listed = run_cli("runs", "--pipeline", "image", "--json", env=env)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+    finally:
+        await plain.shutdown()
+    assert made.returncode == 0, made.stderr
+    assert made.stderr.count("lacks Atelier's search attributes") == 1
+    assert (tmp_path / "worker.log").read_text().count("lacks Atelier's search attributes") == 1
+    assert listed.returncode == 0 and listed.stderr.count("lacks Atelier's search attributes") == 1
+    rows = json.loads(listed.stdout)
+    assert [(r["workflow_id"], r["pipeline"], r["state"]) for r in rows] == [("plain-image", "image", "COMPLETED")]

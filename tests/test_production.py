@@ -10,6 +10,7 @@ import urllib.request
 
 import pytest
 
+from models.search_attributes import KEYS, KINDS
 from tests.conftest import ROOT, address_of, atelier_env, free_port, run_cli, start_worker, wait_for
 
 
@@ -36,6 +37,10 @@ def test_compose_stack_has_what_production_needs():
     needed = "postgresql temporal temporal-schema temporal-namespace temporal-ui minio minio-bucket jaeger prometheus"
     workers = {"worker", "text-worker", "image-worker", "scoring-worker", "scoring-worker-cpu"}
     assert set(needed.split()) | workers <= services
+    config = subprocess.run([_compose(), "config"], cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
+    job = " ".join(config.split("\n  temporal-namespace:\n", 1)[1].split("depends_on:")[0].split())
+    for key in KEYS:  # the namespace job registers Atelier's search attributes
+        assert key.name in job and f"{key.name}={KINDS[key.indexed_value_type.name]}" in job
 
 
 async def test_worker_serves_sdk_and_custom_metrics(dev_env, tmp_path):

@@ -14,7 +14,7 @@ import time
 from activities.providers import make_provider
 from activities.storage import make_store
 from models.settings import Settings
-from workers.connection import connect, metrics_runtime
+from workers.connection import connect, has_search_attributes, metrics_runtime, missing_search_attributes
 from workers.registry import QUEUES, build_workers
 
 log = logging.getLogger("atelier.worker")
@@ -23,6 +23,8 @@ log = logging.getLogger("atelier.worker")
 async def serve(settings: Settings, queues: list[str]) -> None:
     runtime = metrics_runtime(settings)
     client = await connect_patiently(settings, runtime)
+    if not await has_search_attributes(client, settings.temporal_namespace):
+        log.warning(missing_search_attributes(settings.temporal_namespace))
     provider = make_provider(settings)
     workers = build_workers(client, queues, provider, make_store(settings), settings)
     stop = asyncio.Event()

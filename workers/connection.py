@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError
 
+from models.search_attributes import KEYS
 from models.settings import Settings
 
 
@@ -49,4 +52,23 @@ async def connect(settings: Settings, runtime: Runtime | None = None, service: s
         data_converter=data_converter(settings),
         runtime=runtime,
         interceptors=interceptors(service),
+    )
+
+
+async def has_search_attributes(client: Client, namespace: str) -> bool:
+    """Whether the namespace has all of Atelier's search attributes. A server that will not say (e.g. Temporal
+    Cloud without operator rights) is assumed to have them: a start that needs them then says so."""
+    try:
+        listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
+    except RPCError:
+        return True
+    present = set(listed.custom_attributes) | set(listed.system_attributes)
+    return all(key.name in present for key in KEYS)
+
+
+def missing_search_attributes(namespace: str) -> str:
+    return (
+        f"namespace {namespace!r} lacks Atelier's search attributes: runs are not searchable by pipeline; register "
+        "them with `python -m starter server` / `up` (they pass --search-attribute) or "
+        "`temporal operator search-attribute create` as the README shows"
     )

@@ -76,7 +76,8 @@ class CharacterWorkflow:
         assert self._job and self._result
         result, seed = self._result, self._job.seed
         console.show(
-            f"**@{seed.username}** · posts {result.posts_created}/{seed.posts_count} · images {result.images_created}",
+            f"**@{seed.username}** · posts {result.posts_created} of {seed.posts_count} · "
+            f"images {result.images_created}",
             f"calls {self._used.llm_calls} text, {self._used.image_calls} image · "
             f"spend ${self._ledger.usage.estimated_cost_usd:.4f}",
             f"{len(result.failures)} failure(s)" if result.failures else "",

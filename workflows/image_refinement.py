@@ -69,7 +69,7 @@ class ImageRefinementWorkflow:
         assert state
         spent = self._ledger.usage.estimated_cost_usd
         console.show(
-            f"**iteration {state.iteration}/{state.max_iterations}** · {state.phase.value}",
+            f"**iteration {state.iteration} of {state.max_iterations}** · {state.phase.value}",
             f"best score {state.best_score} (threshold {state.threshold})" if state.scores else "",
             f"spend ${spent:.4f}" + (f" of ${self._ledger.limit.max_usd:.2f}" if self._ledger.limit else ""),
         )

@@ -94,8 +94,8 @@ class WorldWorkflow:
         working = [name.replace("_", " ") for name, state in st.phases.items() if state == PhaseState.IN_PROGRESS]
         console.show(
             f"**{st.world_name or 'world'}** · {st.state.value}" + (f" · {', '.join(working)}" if working else ""),
-            f"characters {st.characters.created}/{st.characters.planned} · posts {st.posts.created}/"
-            f"{st.posts.planned} · images {st.images.created}/{st.images.planned}",
+            f"characters {st.characters.created} of {st.characters.planned} · posts {st.posts.created} of "
+            f"{st.posts.planned} · images {st.images.created} of {st.images.planned}",
             f"spend ${st.usage.estimated_cost_usd:.4f}" + (f" of ${st.spend.max_usd:.2f}" if st.spend else ""),
             f"{len(st.failures)} failure(s)" if st.failures else "",
         )
