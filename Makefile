@@ -34,9 +34,10 @@ worker: install
 test: install tools
 	@$(PY) -m pytest -q
 
-# Debian's docker-compose validates docker-compose.yml and Debian's chromium runs the browser checks
+# Debian's docker-compose validates docker-compose.yml, Debian's chromium runs the browser checks and nginx
+# terminates TLS in front of the dev server for the secured-cluster tests
 # (no Docker engine and no browser download needed). Installed when missing and when run as root.
-TOOLS := docker-compose chromium
+TOOLS := docker-compose chromium nginx
 tools:
 	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models import temporal_profile
 from models.usage import DEFAULT_PRICES, Price
 
 # An attempt of a paid call may wait this long on a rate limit (its start-to-close timeout).
@@ -25,10 +26,16 @@ class Settings(BaseSettings):
     """Atelier settings. Secrets are `SecretStr` and never leave the worker process."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    _temporal: temporal_profile.Connection = PrivateAttr()
 
-    temporal_address: str = Field("localhost:7233", validation_alias="TEMPORAL_ADDRESS")
-    temporal_namespace: str = Field("default", validation_alias="TEMPORAL_NAMESPACE")
-    temporal_ui_url: str = Field("http://localhost:8233", validation_alias="TEMPORAL_UI_URL")
+    # Temporal's connection, the way the `temporal` CLI reads it (temporalio.envconfig): a TOML profile
+    # (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE) with the TEMPORAL_* variables over it (address, namespace,
+    # API key, TLS and client certificates, gRPC metadata). Address and namespace given here win.
+    temporal_address: str = Field("", validation_alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field("", validation_alias="TEMPORAL_NAMESPACE")
+    temporal_profile: str | None = Field(None, validation_alias="TEMPORAL_PROFILE")
+    temporal_config_file: Path | None = Field(None, validation_alias="TEMPORAL_CONFIG_FILE")
+    temporal_ui: str | None = Field(None, validation_alias="TEMPORAL_UI_URL")
     data_dir: Path = Field(Path(".atelier"), validation_alias="ATELIER_DATA_DIR")
 
     provider: Literal["auto", "openai", "offline"] = Field("auto", validation_alias="ATELIER_PROVIDER")
@@ -111,5 +118,39 @@ class Settings(BaseSettings):
     def artifact_dir(self) -> Path:
         return self.data_dir / "artifacts"
 
+    @model_validator(mode="after")
+    def _temporal_profile(self) -> Settings:
+        """Resolve the Temporal connection now, so a bad profile or a missing certificate is reported up front."""
+        self._temporal = temporal_profile.load(self)
+        self.temporal_address = self._temporal.address
+        self.temporal_namespace = self._temporal.namespace
+        return self
+
+    def temporal_connect_config(self) -> dict[str, Any]:
+        """Keyword arguments for `Client.connect`: address, namespace, TLS, API key, gRPC metadata."""
+        return self._temporal.connect_config()
+
+    @property
+    def temporal_secured(self) -> str | None:
+        """How the connection is secured, for messages (never the key itself)."""
+        return self._temporal.secured
+
+    @property
+    def temporal_ui_url(self) -> str:
+        """TEMPORAL_UI_URL, else Temporal Cloud's UI for a Cloud address, else the dev server's (port + 1000)."""
+        if self.temporal_ui:
+            return self.temporal_ui.rstrip("/")
+        host, _, port = self.temporal_address.rpartition(":")
+        if host.endswith(".tmprl.cloud"):
+            return "https://cloud.temporal.io"
+        return f"http://{host or 'localhost'}:{int(port or 7233) + 1000}"
+
     def workflow_ui_link(self, workflow_id: str) -> str:
         return f"{self.temporal_ui_url}/namespaces/{self.temporal_namespace}/workflows/{workflow_id}"
+
+
+def invalid_settings(exc: ValidationError) -> str:
+    """A settings error as one line: the setting and what is wrong."""
+    first = exc.errors()[0]
+    where = f"{first['loc'][0]}: " if first["loc"] else ""
+    return f"invalid configuration: {where}{first['msg'].removeprefix('Value error, ')}"

@@ -18,7 +18,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from models.settings import Settings
+from models.settings import Settings, invalid_settings
 from starter import chat_cmd, image_cmd, kb_cmd, meme_cmd, runs_cmd, services, world_cmd
 from starter.common import Parser, Pipeline, UsageError, attached, connect_or_explain, existing, stderr
 from starter.waiting import waiting
@@ -33,6 +33,9 @@ PIPELINES: dict[str, Pipeline] = {
 
 def build_parser() -> Parser:
     parser = Parser(prog="atelier", description="Durable AI content pipelines on Temporal.")
+    parser.add_argument(
+        "--profile", help="the Temporal profile to connect with (TEMPORAL_PROFILE; profiles as the temporal CLI)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     sub.add_parser("server", help="run the embedded Temporal dev server in the foreground")
     sub.add_parser("up", help="start the dev server and a worker in the background")
@@ -121,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     args = None
     try:
         args = build_parser().parse_args(argv)
-        settings = Settings()
+        settings = Settings(TEMPORAL_PROFILE=args.profile) if args.profile else Settings()
         if args.command == "server":
             return services.run_server(settings)
         if args.command == "codec-server":
@@ -139,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ValidationError as exc:
-        first = exc.errors()[0]
-        print(f"error: invalid configuration: {first['loc'][0]}: {first['msg']}", file=sys.stderr)
+        print(f"error: {invalid_settings(exc)}", file=sys.stderr)
         return 2
     except SettingsError as exc:  # a value that should be JSON is not
         field = re.search(r'field "(\w+)"', str(exc))

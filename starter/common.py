@@ -27,7 +27,7 @@ from models.settings import WORKFLOW_QUEUE, Settings
 from models.usage import CostLimit
 from starter import run_labels
 from starter.waiting import WaitingNotes
-from workers.connection import connect, missing_search_attributes
+from workers.connection import TemporalSetupError, connect, missing_search_attributes
 
 M = TypeVar("M", bound=BaseModel)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -57,13 +57,13 @@ def default_id(kind: str, text: str) -> str:
 
 
 async def connect_or_explain(settings: Settings) -> Client:
+    """A client; a configuration the cluster refuses is bad input (one line, exit 2)."""
     try:
         return await connect(settings)
+    except TemporalSetupError as exc:
+        raise UsageError(str(exc)) from None
     except RuntimeError as exc:
-        raise RuntimeError(
-            f"cannot reach Temporal at {settings.temporal_address} (start it with `make demo` or "
-            f"`python -m starter server`): {exc}"
-        ) from exc
+        raise RuntimeError(f"{exc} (start it with `make demo` or `python -m starter server`)") from None
 
 
 async def labelled_start(

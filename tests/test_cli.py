@@ -64,7 +64,9 @@ async def test_image_command_end_to_end(dev_env, cli_env, tmp_path):
         assert len(written) >= 6 and {oct(p.stat().st_mode & 0o777) for p in written} == {"0o644"}
         page = (out_dir / "index.html").read_text()
         assert all(f"src='{Path(p).name}'" in page for p in result["image_history"])
-        assert "iteration" in done.stderr and "http://localhost:8233/namespaces/default/workflows/e2e-1" in done.stderr
+        host, port = cli_env["TEMPORAL_ADDRESS"].rsplit(":", 1)  # the dev server's UI is at its port + 1000
+        link = f"http://{host}:{int(port) + 1000}/namespaces/default/workflows/e2e-1"
+        assert "iteration" in done.stderr and link in done.stderr
 
         again = run_cli(*args, env=cli_env)
         assert again.returncode == 0 and json.loads(again.stdout) == result

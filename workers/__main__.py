@@ -11,9 +11,11 @@ import signal
 import sys
 import time
 
+from pydantic import ValidationError
+
 from activities.providers import make_provider
 from activities.storage import make_store
-from models.settings import Settings
+from models.settings import Settings, invalid_settings
 from workers.connection import connect, has_search_attributes, metrics_runtime, missing_search_attributes
 from workers.registry import QUEUES, build_workers
 
@@ -67,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
         asyncio.run(serve(settings, args.queue or list(QUEUES)))
+    except ValidationError as exc:
+        print(f"error: {invalid_settings(exc)}", file=sys.stderr)
+        return 2
     except (ValueError, RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,15 +1,18 @@
-"""One way to reach Temporal: the settings' address and namespace, pydantic payloads."""
+"""One way to reach Temporal: the settings' connection (envconfig profile: address, namespace, TLS, API key),
+pydantic payloads; and what to tell the user when the connection is refused."""
 
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from models.search_attributes import KEYS
 from models.settings import Settings
@@ -43,16 +46,59 @@ def metrics_runtime(settings: Settings) -> Runtime | None:
     return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
 
 
+class TemporalSetupError(ValueError):
+    """The connection is refused for a reason the user fixes in the configuration (TLS, key, namespace)."""
+
+
 async def connect(settings: Settings, runtime: Runtime | None = None, service: str = "atelier") -> Client:
+    """A client for the configured cluster; a refused handshake or key, or a missing namespace, raises
+    `TemporalSetupError` with one line naming what to fix; an unreachable server raises RuntimeError."""
     from workers.tracing import interceptors
 
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=data_converter(settings),
-        runtime=runtime,
-        interceptors=interceptors(service),
-    )
+    try:
+        client = await Client.connect(
+            **settings.temporal_connect_config(),
+            data_converter=data_converter(settings),
+            runtime=runtime,
+            interceptors=interceptors(service),
+        )
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=settings.temporal_namespace), timeout=timedelta(seconds=10)
+        )
+    except RPCError as exc:
+        raise setup_error(settings, exc.status, exc.message) from None
+    except RuntimeError as exc:
+        raise setup_error(settings, None, str(exc)) from None
+    return client
+
+
+def setup_error(settings: Settings, status: RPCStatusCode | None, message: str) -> Exception:
+    """What to fix, in one line, from how the connection failed."""
+    at = f"Temporal at {settings.temporal_address}"
+    text = message.lower()
+    if status == RPCStatusCode.NOT_FOUND and "namespace" in text:
+        return TemporalSetupError(
+            f"{at} has no namespace {settings.temporal_namespace!r} (check TEMPORAL_NAMESPACE or the profile)"
+        )
+    refused = ("unauthenticated", "401 unauthorized", "403 forbidden", "permission denied")
+    if status in (RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED) or any(w in text for w in refused):
+        what = "API key" if settings.temporal_connect_config().get("api_key") else "credentials"
+        return TemporalSetupError(f"{at} refused the {what} (check TEMPORAL_API_KEY or the profile's api_key)")
+    tls = bool(settings.temporal_connect_config().get("tls"))
+    if "certificaterequired" in text.replace(" ", "") or (tls and "400 bad request" in text):
+        return TemporalSetupError(
+            f"{at} refused the client certificate: set TEMPORAL_TLS_CLIENT_CERT_PATH and "
+            "TEMPORAL_TLS_CLIENT_KEY_PATH to a certificate its CA signed"
+        )
+    if any(word in text for word in ("certificate", "unknownissuer", "handshake", "tls", "ssl")):
+        return TemporalSetupError(
+            f"TLS handshake with {at} failed: the server's certificate is not trusted or does not match "
+            "(check TEMPORAL_TLS_SERVER_CA_CERT_PATH and TEMPORAL_TLS_SERVER_NAME)"
+        )
+    if "frame_size_error" in text or "h2 protocol error" in text:
+        return TemporalSetupError(f"{at} speaks TLS: set TEMPORAL_TLS=true (or use a profile with tls)")
+    first = message.strip().splitlines()[0] if message.strip() else "no answer"
+    return RuntimeError(f"cannot reach {at}: {first}")
 
 
 async def has_search_attributes(client: Client, namespace: str) -> bool:

@@ -1,0 +1,164 @@
+"""A secured cluster, for real: nginx terminates TLS (server TLS, mutual TLS, API key) in front of a dev
+server, and a worker and the CLI reach it with only the ecosystem's TEMPORAL_* variables or a profile."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from starter.services import dev_server_flags
+from tests.conftest import ROOT, TEMPORAL, address_of, atelier_env, run_cli, start_worker
+from tests.secured_proxy import NGINX, Pki, SecuredProxy, make_pki
+
+API_KEY = "atelier-test-key-7f3a9c"
+
+
+@pytest.fixture(scope="module")
+async def upstream() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(TEMPORAL),
+        dev_server_extra_args=dev_server_flags(),
+        data_converter=pydantic_data_converter,
+        ui=False,
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def proxies(upstream, pki, tmp_path_factory) -> Iterator[dict[str, SecuredProxy]]:
+    if not Path(NGINX).exists():
+        if os.environ.get("CI"):
+            pytest.fail("nginx is missing: `make test` installs Debian's nginx")
+        pytest.skip("nginx is not installed (`apt-get install nginx`)")
+    folder = tmp_path_factory.mktemp("nginx")
+    started = {
+        mode: SecuredProxy(folder, pki, address_of(upstream), mode, API_KEY) for mode in ("tls", "mtls", "apikey")
+    }
+    yield started
+    for proxy in started.values():
+        proxy.close()
+
+
+def connection(mode: str, proxies: dict[str, SecuredProxy], pki: Pki) -> dict[str, str]:
+    """Only the ecosystem's variables: what a team sets for its cluster."""
+    variables = {"TEMPORAL_ADDRESS": proxies[mode].address, "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(pki.ca)}
+    if mode == "mtls":
+        variables |= {
+            "TEMPORAL_TLS_CLIENT_CERT_PATH": str(pki.client_cert),
+            "TEMPORAL_TLS_CLIENT_KEY_PATH": str(pki.client_key),
+        }
+    if mode == "apikey":
+        variables["TEMPORAL_API_KEY"] = API_KEY
+    return variables
+
+
+@pytest.mark.parametrize("mode", ["tls", "mtls", "apikey"])
+def test_worker_and_cli_run_an_image_loop_and_a_world_through_the_secured_endpoint(mode, proxies, pki, tmp_path):
+    env = atelier_env(tmp_path, proxies[mode].address, **connection(mode, proxies, pki))
+    worker = start_worker(env, tmp_path / "worker.log")
+    try:
+        image = run_cli("image", "a lantern in the fog", "--max-iterations", "1", "--id", f"secured-{mode}", env=env)
+        world = run_cli(
+            "world", "A lantern town", "--characters", "2", "--posts", "1", "--id", f"secured-world-{mode}", env=env
+        )
+        status = run_cli("status", f"secured-world-{mode}", env=env)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert image.returncode == 0, image.stderr
+    assert json.loads(image.stdout)["workflow_id"] == f"secured-{mode}"
+    assert world.returncode == 0, world.stderr
+    assert json.loads(status.stdout)["status"] == "completed"
+    log = (tmp_path / "worker.log").read_text()
+    assert "worker polling" in log and proxies[mode].address in log
+    everything = image.stdout + image.stderr + world.stdout + world.stderr + status.stdout + log
+    assert API_KEY not in everything and "PRIVATE KEY" not in everything, "no key in any output"
+
+
+def test_a_profile_file_and_the_profile_flag_connect_with_mutual_tls(proxies, pki, tmp_path):
+    config = tmp_path / "temporal.toml"
+    config.write_text(
+        f"""
+[profile.default]
+address = "127.0.0.1:1"
+
+[profile.secured]
+address = "{proxies["mtls"].address}"
+namespace = "default"
+[profile.secured.tls]
+server_ca_cert_path = "{pki.ca}"
+client_cert_path = "{pki.client_cert}"
+client_key_path = "{pki.client_key}"
+"""
+    )
+    env = atelier_env(tmp_path, "", TEMPORAL_CONFIG_FILE=str(config))
+    del env["TEMPORAL_ADDRESS"]
+    env_worker = env | {"TEMPORAL_PROFILE": "secured"}
+    worker = start_worker(env_worker, tmp_path / "worker.log")
+    try:
+        done = run_cli("--profile", "secured", "image", "a kite", "--max-iterations", "1", "--id", "profiled", env=env)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert f"http://127.0.0.1:{proxies['mtls'].port + 1000}/namespaces/default/workflows/profiled" in done.stderr
+    missing = run_cli("--profile", "nope", "status", "profiled", env=env)
+    assert missing.returncode == 2 and "Profile 'nope' not found" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("mode", "change", "message"),
+    [
+        ("tls", {"TEMPORAL_TLS_SERVER_CA_CERT_PATH": "OTHER_CA"}, "TLS handshake with Temporal at"),
+        ("tls", {"TEMPORAL_TLS_SERVER_CA_CERT_PATH": None}, "speaks TLS: set TEMPORAL_TLS=true"),
+        (
+            "mtls",
+            {"TEMPORAL_TLS_CLIENT_CERT_PATH": None, "TEMPORAL_TLS_CLIENT_KEY_PATH": None},
+            "refused the client certificate",
+        ),
+        ("apikey", {"TEMPORAL_API_KEY": "wrong-key-123"}, "refused the API key (check TEMPORAL_API_KEY"),
+        ("apikey", {"TEMPORAL_NAMESPACE": "nowhere"}, "has no namespace 'nowhere' (check TEMPORAL_NAMESPACE"),
+        (
+            "mtls",
+            {"TEMPORAL_TLS_CLIENT_CERT_PATH": "/nonexistent/client.pem"},
+            "Temporal TLS: no file /nonexistent/client.pem",
+        ),
+    ],
+    ids=["wrong-ca", "no-tls", "no-client-cert", "wrong-key", "no-namespace", "bad-cert-path"],
+)
+def test_a_refused_connection_is_one_line_naming_what_to_fix(mode, change, message, proxies, pki, tmp_path):
+    variables = connection(mode, proxies, pki)
+    for name, value in change.items():
+        if value is None:
+            variables.pop(name, None)
+        else:
+            variables[name] = str(pki.other_ca) if value == "OTHER_CA" else value
+    env = atelier_env(tmp_path, proxies[mode].address, **variables)
+    cli = run_cli("status", "anything", env=env, timeout=60)
+    worker = run_worker_once(env, tmp_path)
+    for done in (cli, worker):
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert message in lines[-1] and "Traceback" not in done.stderr, done.stderr
+        assert "wrong-key-123" not in done.stderr and API_KEY not in done.stderr
+
+
+def run_worker_once(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m workers` against a refused connection: it must stop at once with the one line."""
+    return subprocess.run(
+        [sys.executable, "-m", "workers"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=90
+    )
