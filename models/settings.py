@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     temporal_config_file: Path | None = Field(None, validation_alias="TEMPORAL_CONFIG_FILE")
     temporal_ui: str | None = Field(None, validation_alias="TEMPORAL_UI_URL")
     data_dir: Path = Field(Path(".atelier"), validation_alias="ATELIER_DATA_DIR")
+    # Worker Versioning, opt-in: the Worker Deployment these workers belong to, and their build id
+    # (default: package version + digest of the workflow code)
+    deployment: str | None = Field(None, validation_alias="ATELIER_DEPLOYMENT")
+    build_id: str | None = Field(None, validation_alias="ATELIER_BUILD_ID")
 
     provider: Literal["auto", "openai", "offline"] = Field("auto", validation_alias="ATELIER_PROVIDER")
     llm_base_url: str | None = Field(None, validation_alias="LLM_BASE_URL")

@@ -18,6 +18,7 @@ from activities.storage import make_store
 from models.settings import Settings, invalid_settings
 from workers.connection import connect, has_search_attributes, metrics_runtime, missing_search_attributes
 from workers.registry import QUEUES, build_workers
+from workers.versioning import deployment_version
 
 log = logging.getLogger("atelier.worker")
 
@@ -36,12 +37,14 @@ async def serve(settings: Settings, queues: list[str]) -> None:
     async with contextlib.AsyncExitStack() as stack:
         for worker in workers:
             await stack.enter_async_context(worker)
+        version = deployment_version(settings)
         log.info(
-            "worker polling %s on %s (provider %s, storage %s)",
+            "worker polling %s on %s (provider %s, storage %s, %s)",
             ", ".join(queues),
             settings.temporal_address,
             provider.name,
             settings.storage,
+            f"deployment {version.deployment_name} build {version.build_id}" if version else "unversioned",
         )
         await stop.wait()
         log.info("shutting down: finishing in-flight tasks")

@@ -18,6 +18,7 @@ from activities.reference_store import ReferenceActivities
 from activities.storage import ArtifactStore
 from activities.world import WorldActivities
 from models.settings import IMAGE_QUEUE, SCORING_QUEUE, STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE, Settings
+from workers.versioning import deployment_options
 from workflows.character import CharacterWorkflow
 from workflows.conversation import ConversationWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
@@ -90,6 +91,7 @@ def paid_call_worker(client: Client, queue: str, activities: list, settings: Set
         max_task_queue_activities_per_second=rpm / 60 if rpm else None,
         graceful_shutdown_timeout=timedelta(seconds=10),
         interceptors=[HeartbeatThroughout()],
+        **deployment_options(settings),
     )
 
 
@@ -99,7 +101,12 @@ def build_workers(
     provider: GuardedProvider,
     store: ArtifactStore,
     settings: Settings | None = None,
+    workflows: list[type] | None = None,
 ) -> list[Worker]:
+    """One worker per queue asked for; all in the settings' Worker Deployment version when versioning is on.
+
+    `workflows` replaces the workflow classes (a rollout test runs a changed version beside the current one).
+    """
     settings = settings or Settings()
     workers = []
     if WORKFLOW_QUEUE in queues:
@@ -109,8 +116,9 @@ def build_workers(
             Worker(
                 client,
                 task_queue=WORKFLOW_QUEUE,
-                workflows=WORKFLOWS,
+                workflows=workflows or WORKFLOWS,
                 sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
+                **deployment_options(settings),
             )
         )
     if {TEXT_QUEUE, IMAGE_QUEUE, STORAGE_QUEUE} & set(queues):
@@ -127,6 +135,7 @@ def build_workers(
                     max_concurrent_activities=32,
                     graceful_shutdown_timeout=timedelta(seconds=10),
                     interceptors=[HeartbeatThroughout()],
+                    **deployment_options(settings),
                 )
             )
     if SCORING_QUEUE in queues:
@@ -143,6 +152,7 @@ def build_workers(
                 max_concurrent_activities=4,
                 graceful_shutdown_timeout=timedelta(seconds=10),
                 interceptors=[HeartbeatThroughout()],
+                **deployment_options(settings),
             )
         )
     return workers

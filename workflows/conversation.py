@@ -251,7 +251,12 @@ class ConversationWorkflow:
     def _continue_as_new(self, st: ConversationState) -> None:
         """Carry the compacted state (recent turns, summary lines, observations, usage) into a new run."""
         carried = st.model_copy(update={"runs": st.runs + 1, "usage": st.usage.plus(self._ledger.usage)})
-        workflow.continue_as_new(ConversationStart(config=self._config, state=carried, pending=self._later))
+        # with Worker Versioning the next run starts on the deployment's current version (new code ships to
+        # conversations here, never mid-run: each run stays pinned to the version it started on)
+        workflow.continue_as_new(
+            ConversationStart(config=self._config, state=carried, pending=self._later),
+            initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE,
+        )
 
     async def _run(
         self, turn: Turn, phase: Phase, call: Awaitable[T], summary: Callable[[T], str], degraded: str
