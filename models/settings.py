@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     temporal_address: str = Field("", validation_alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field("", validation_alias="TEMPORAL_NAMESPACE")
     temporal_profile: str | None = Field(None, validation_alias="TEMPORAL_PROFILE")
-    temporal_config_file: Path | None = Field(None, validation_alias="TEMPORAL_CONFIG_FILE")
+    temporal_config_file: str | None = Field(None, validation_alias="TEMPORAL_CONFIG_FILE")
     temporal_ui: str | None = Field(None, validation_alias="TEMPORAL_UI_URL")
     data_dir: Path = Field(Path(".atelier"), validation_alias="ATELIER_DATA_DIR")
     # Worker Versioning, opt-in: the Worker Deployment these workers belong to, and their build id

@@ -5,7 +5,9 @@ reported before anything starts; the API key and private keys stay out of every 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from temporalio.envconfig import ClientConfigProfile
@@ -42,10 +44,12 @@ class Connection:
 
 def load(settings: Settings) -> Connection:
     """The profile (file, then TEMPORAL_* variables), with the settings' address and namespace over it."""
+    environment = {name: value for name, value in os.environ.items() if value}  # empty is unset (compose's ${X:-})
     try:
         profile = ClientConfigProfile.load(
-            settings.temporal_profile,
-            config_source=settings.temporal_config_file,
+            settings.temporal_profile or None,
+            config_source=Path(settings.temporal_config_file) if settings.temporal_config_file else None,
+            override_env_vars=environment,
         )
     except Exception as exc:  # the SDK's ConfigError: a missing profile or file, bad TOML
         raise ValueError(f"Temporal profile: {exc}") from None

@@ -39,6 +39,8 @@ def test_compose_stack_has_what_production_needs():
     assert set(needed.split()) | workers <= services
     config = subprocess.run([_compose(), "config"], cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
     job = " ".join(config.split("\n  temporal-namespace:\n", 1)[1].split("depends_on:")[0].split())
+    for name in ("TEMPORAL_ADDRESS:", "TEMPORAL_API_KEY:", "TEMPORAL_TLS_CLIENT_CERT_PATH:", "ATELIER_DEPLOYMENT:"):
+        assert config.count(name) >= len(workers), f"every worker reads {name[:-1]}"
     for key in KEYS:  # the namespace job registers Atelier's search attributes
         assert key.name in job and f"{key.name}={KINDS[key.indexed_value_type.name]}" in job
 
