@@ -128,6 +128,12 @@ async def test_a_new_version_rolls_out_under_a_running_world_and_conversation(de
         set_current(address, "v2")
         assert (await old_world.describe()).status == WorkflowExecutionStatus.RUNNING, "v1 world still mid-way"
 
+        async def v1_still_running() -> bool:  # the README's drain check
+            query = f'TemporalWorkerDeploymentVersion = "{DEPLOYMENT}:v1" AND ExecutionStatus = "Running"'
+            return "world-v1" in {w.id async for w in client.list_workflows(query)}
+
+        await eventually(v1_still_running, 20, "the v1 world listed as running on v1")
+
         new_world = await client.start_workflow(WorldWorkflow.run, job, id="world-v2", task_queue=WORKFLOW_QUEUE)
         assert (await asyncio.wait_for(new_world.result(), 120)).state == WorldState.COMPLETED
         assert await build_of(new_world) == "v2", "a new run goes to the current version"
