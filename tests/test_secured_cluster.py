@@ -162,3 +162,22 @@ def run_worker_once(env: dict[str, str], tmp_path: Path) -> subprocess.Completed
     return subprocess.run(
         [sys.executable, "-m", "workers"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=90
     )
+
+
+def test_grpc_metadata_and_secrets_come_from_the_ecosystem_variables(monkeypatch, pki):
+    from models.settings import Settings
+
+    monkeypatch.setenv("TEMPORAL_GRPC_META_X_TEAM", "lanterns")
+    monkeypatch.setenv("TEMPORAL_API_KEY", API_KEY)
+    monkeypatch.setenv("TEMPORAL_TLS_CLIENT_CERT_PATH", str(pki.client_cert))
+    monkeypatch.setenv("TEMPORAL_TLS_CLIENT_KEY_PATH", str(pki.client_key))
+    settings = Settings(TEMPORAL_ADDRESS="temporal.example:7233")
+    config = settings.temporal_connect_config()
+    assert config["rpc_metadata"] == {"x-team": "lanterns"} and config["api_key"] == API_KEY
+    assert config["tls"].client_cert == pki.client_cert.read_bytes()
+    assert settings.temporal_secured == "API key over mTLS"
+    shown = repr(settings) + str(settings) + json.dumps(settings.model_dump(mode="json"), default=str)
+    assert API_KEY not in shown and "PRIVATE KEY" not in shown, "settings never print a key"
+    assert settings.workflow_ui_link("w") == "http://temporal.example:8233/namespaces/default/workflows/w"
+    cloud = Settings(TEMPORAL_ADDRESS="ns.acct.tmprl.cloud:7233", TEMPORAL_NAMESPACE="ns.acct")
+    assert cloud.workflow_ui_link("w") == "https://cloud.temporal.io/namespaces/ns.acct/workflows/w"
