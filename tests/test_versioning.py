@@ -66,6 +66,15 @@ def set_current(address: str, build_id: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
+async def registered(address: str, build_id: str) -> bool:
+    """Whether the deployment lists the build (its workers have polled)."""
+    done = subprocess.run(
+        [str(TEMPORAL), "worker", "deployment", "describe", "--address", address, "--name", DEPLOYMENT],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    return done.returncode == 0 and build_id in done.stdout
+
+
 async def build_of(handle: WorkflowHandle) -> str:
     described = await handle.describe()
     info = described.raw_description.workflow_execution_info.versioning_info
@@ -80,14 +89,7 @@ async def test_a_new_version_rolls_out_under_a_running_world_and_conversation(de
         for worker in build_workers(client, list(QUEUES), GuardedProvider(held, None), store, settings_for("v1")):
             await stack.enter_async_context(worker)
 
-        async def v1_is_registered() -> bool:
-            done = subprocess.run(
-                [str(TEMPORAL), "worker", "deployment", "describe", "--address", address, "--name", DEPLOYMENT],
-                capture_output=True, text=True, timeout=30,
-            )  # fmt: skip
-            return done.returncode == 0 and "v1" in done.stdout
-
-        await eventually(v1_is_registered, 30, "the v1 workers to register their deployment version")
+        await eventually(lambda: registered(address, "v1"), 30, "the v1 workers to register their version")
         set_current(address, "v1")
 
         job = WorldJob(
@@ -117,14 +119,7 @@ async def test_a_new_version_rolls_out_under_a_running_world_and_conversation(de
         ):
             await stack.enter_async_context(worker)
 
-        async def v2_is_registered() -> bool:
-            done = subprocess.run(
-                [str(TEMPORAL), "worker", "deployment", "describe", "--address", address, "--name", DEPLOYMENT],
-                capture_output=True, text=True, timeout=30,
-            )  # fmt: skip
-            return done.returncode == 0 and "v2" in done.stdout
-
-        await eventually(v2_is_registered, 30, "the v2 workers to register their deployment version")
+        await eventually(lambda: registered(address, "v2"), 30, "the v2 workers to register their version")
         set_current(address, "v2")
         assert (await old_world.describe()).status == WorkflowExecutionStatus.RUNNING, "v1 world still mid-way"
 
