@@ -12,6 +12,7 @@ import sysconfig
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import Client
@@ -46,15 +47,28 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-@pytest.fixture
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A fresh embedded dev server per test, so worker processes never share a queue."""
-    env = await WorkflowEnvironment.start_local(
+async def start_dev_server(**options: Any) -> WorkflowEnvironment:
+    """The embedded dev server with Atelier's flags (priority and fairness, search attributes)."""
+    return await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(TEMPORAL),
         dev_server_extra_args=dev_server_flags(),
         data_converter=pydantic_data_converter,
-        ui=False,
+        **({"ui": False} | options),
     )
+
+
+@pytest.fixture
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A fresh embedded dev server per test, so worker processes never share a queue."""
+    env = await start_dev_server()
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="module")
+async def module_dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One dev server for a module's tests (they use their own ids and queues' workers in turn)."""
+    env = await start_dev_server()
     yield env
     await env.shutdown()
 

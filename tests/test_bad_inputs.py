@@ -14,9 +14,7 @@ import pytest
 from PIL import Image
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import activities.references as references
@@ -27,24 +25,11 @@ from activities.storage import LocalStore
 from models.image import Evaluation, ImageJob
 from models.settings import IMAGE_QUEUE, STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE, Settings
 from models.world import safe_username
-from starter.services import dev_server_flags
-from tests.conftest import TEMPORAL, address_of, atelier_env, run_cli, running_workers
+from tests.conftest import address_of, atelier_env, run_cli, running_workers
 from tests.fake_openai import Fault, png
 from workers.registry import build_workers
 
 LONG = "x" * 100_000
-
-
-@pytest.fixture(scope="module")
-async def server():
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL),
-        dev_server_extra_args=dev_server_flags(),
-        data_converter=pydantic_data_converter,
-        ui=False,
-    )
-    yield env
-    await env.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -115,19 +100,19 @@ CLI_CASES = [
 
 
 @pytest.mark.parametrize(("args", "message"), CLI_CASES, ids=[f"{i:02d}" for i in range(len(CLI_CASES))])
-async def test_cli_refuses_bad_input(server, files, tmp_path, args, message):
+async def test_cli_refuses_bad_input(module_dev_env, files, tmp_path, args, message):
     out = tmp_path / "out"
     for name, path in files.items():
         args = [a.replace("{" + name + "}", path) for a in args]
     if args and args[0] in {"image", "world"} and len(args) > 1:
         args += ["--out", str(out)]
-    done = run_cli(*args, env=atelier_env(tmp_path, address_of(server)))
+    done = run_cli(*args, env=atelier_env(tmp_path, address_of(module_dev_env)))
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, done.stderr
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr[:500]
     assert "Traceback" not in done.stderr and done.stdout == ""
     assert not out.exists() and not (tmp_path / "data" / "out").exists(), "nothing is written"
-    assert [w.id async for w in server.client.list_workflows()] == [], "no workflow is started"
+    assert [w.id async for w in module_dev_env.client.list_workflows()] == [], "no workflow is started"
 
 
 @pytest.mark.parametrize(

@@ -14,11 +14,8 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
-from starter.services import dev_server_flags
-from tests.conftest import ROOT, TEMPORAL, address_of, atelier_env, free_port, run_cli, start_worker
+from tests.conftest import ROOT, address_of, atelier_env, free_port, run_cli, start_dev_server, start_worker
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = ROOT / ".atelier" / "screenshots"
@@ -42,13 +39,7 @@ async def browser():
 @pytest.fixture(scope="module")
 async def ui_server():
     ui_port = free_port()
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL),
-        dev_server_extra_args=dev_server_flags(),
-        data_converter=pydantic_data_converter,
-        ui=True,
-        ui_port=ui_port,
-    )
+    env = await start_dev_server(ui=True, ui_port=ui_port)
     yield env, ui_port
     await env.shutdown()
 

@@ -22,7 +22,6 @@ from models.search_attributes import COST, PIPELINE, ROOT, STATE
 from models.settings import Settings
 from models.world import WorldJob
 from starter.common import labelled_start
-from starter.services import dev_server_flags
 from tests.conftest import TEMPORAL, address_of, atelier_env, eventually, run_cli, running_workers, start_worker
 from workflows.conversation import ConversationWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
@@ -33,23 +32,11 @@ SCHEDULED = ("activity_task_scheduled_event_attributes", "start_child_workflow_e
 
 
 @pytest.fixture(scope="module")
-async def console_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL),
-        dev_server_extra_args=dev_server_flags(),
-        data_converter=pydantic_data_converter,
-        ui=False,
-    )
-    yield env
-    await env.shutdown()
-
-
-@pytest.fixture(scope="module")
-async def runs(console_env, tmp_path_factory) -> AsyncIterator[dict[str, str]]:
+async def runs(module_dev_env, tmp_path_factory) -> AsyncIterator[dict[str, str]]:
     """An image run, a world (2 × 2 with images), a meme and a conversation turn, started as the CLI does;
     the workers stay up for the tests' queries."""
-    client = console_env.client
-    settings = Settings(TEMPORAL_ADDRESS=address_of(console_env), LLM_API_KEY=None)
+    client = module_dev_env.client
+    settings = Settings(TEMPORAL_ADDRESS=address_of(module_dev_env), LLM_API_KEY=None)
     tag = uuid.uuid4().hex[:6]
     ids = {p: f"{p}-console-{tag}" for p in ("image", "world", "meme", "conversation")}
     store = LocalStore(tmp_path_factory.mktemp("console"))
@@ -104,8 +91,8 @@ async def current_details(handle: WorkflowHandle) -> str:
     return metadata.current_details
 
 
-async def test_every_step_of_every_pipeline_says_what_it_is(console_env, runs):
-    client = console_env.client
+async def test_every_step_of_every_pipeline_says_what_it_is(module_dev_env, runs):
+    client = module_dev_env.client
     image = await labelled_steps(client, runs["image"])
     first = ["iteration 1/2 · generate", "iteration 1/2 · evaluate", "iteration 1/2 · refine prompt"]
     assert image == [*first, "iteration 2/2 · generate", "iteration 2/2 · evaluate"]
@@ -124,8 +111,8 @@ async def test_every_step_of_every_pipeline_says_what_it_is(console_env, runs):
     assert "turn 1 · experience" in turn and "turn 1 · yield" in turn and "turn 1 · archive" in turn
 
 
-async def test_runs_start_with_a_summary_and_details_and_keep_current_details(console_env, runs):
-    client = console_env.client
+async def test_runs_start_with_a_summary_and_details_and_keep_current_details(module_dev_env, runs):
+    client = module_dev_env.client
     described = await client.get_workflow_handle(runs["world"]).describe()
     assert await described.static_summary() == "world · A harbour town of lamp makers"
     details = await described.static_details()
@@ -136,8 +123,8 @@ async def test_runs_start_with_a_summary_and_details_and_keep_current_details(co
     assert image.startswith("**iteration 2 of 2** · done") and "best score" in image
 
 
-async def test_runs_are_searchable_by_pipeline_state_cost_and_root(console_env, runs):
-    client = console_env.client
+async def test_runs_are_searchable_by_pipeline_state_cost_and_root(module_dev_env, runs):
+    client = module_dev_env.client
 
     async def listed(query: str, expected: set[str]) -> None:
         """Visibility is eventually consistent: wait for the expected set (and fail naming the query)."""
@@ -173,8 +160,8 @@ async def usernames(client: Client, world_id: str) -> list[str]:
     return [workflow_id.split("--", 1)[1] for workflow_id in started]
 
 
-def test_runs_lists_recent_runs_as_a_table_and_as_json(console_env, runs, tmp_path):
-    env = atelier_env(tmp_path, address_of(console_env))
+def test_runs_lists_recent_runs_as_a_table_and_as_json(module_dev_env, runs, tmp_path):
+    env = atelier_env(tmp_path, address_of(module_dev_env))
     listed = run_cli("runs", "--json", env=env)
     assert listed.returncode == 0, listed.stderr
     rows = {r["workflow_id"]: r for r in json.loads(listed.stdout)}

@@ -7,30 +7,15 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
-from starter.services import dev_server_flags
-from tests.conftest import ROOT, TEMPORAL, address_of, atelier_env, run_cli, start_worker
+from tests.conftest import ROOT, address_of, atelier_env, run_cli, start_worker
 from tests.secured_proxy import NGINX, Pki, SecuredProxy, make_pki
 
 API_KEY = "atelier-test-key-7f3a9c"
-
-
-@pytest.fixture(scope="module")
-async def upstream() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL),
-        dev_server_extra_args=dev_server_flags(),
-        data_converter=pydantic_data_converter,
-        ui=False,
-    )
-    yield env
-    await env.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +24,14 @@ def pki(tmp_path_factory) -> Pki:
 
 
 @pytest.fixture(scope="module")
-def proxies(upstream, pki, tmp_path_factory) -> Iterator[dict[str, SecuredProxy]]:
+def proxies(module_dev_env, pki, tmp_path_factory) -> Iterator[dict[str, SecuredProxy]]:
     if not Path(NGINX).exists():
         if os.environ.get("CI"):
             pytest.fail("nginx is missing: `make test` installs Debian's nginx")
         pytest.skip("nginx is not installed (`apt-get install nginx`)")
     folder = tmp_path_factory.mktemp("nginx")
     started = {
-        mode: SecuredProxy(folder, pki, address_of(upstream), mode, API_KEY) for mode in ("tls", "mtls", "apikey")
+        mode: SecuredProxy(folder, pki, address_of(module_dev_env), mode, API_KEY) for mode in ("tls", "mtls", "apikey")
     }
     yield started
     for proxy in started.values():
