@@ -131,8 +131,12 @@ class Settings(BaseSettings):
         return self
 
     def temporal_connect_config(self) -> dict[str, Any]:
-        """Keyword arguments for `Client.connect`: address, namespace, TLS, API key, gRPC metadata."""
-        return self._temporal.connect_config()
+        """Keyword arguments for `Client.connect`: address, namespace (as set now, e.g. after `model_copy`),
+        TLS, API key, gRPC metadata."""
+        return self._temporal.connect_config() | {
+            "target_host": self.temporal_address,
+            "namespace": self.temporal_namespace,
+        }
 
     @property
     def temporal_secured(self) -> str | None:

@@ -166,3 +166,5 @@ def test_grpc_metadata_and_secrets_come_from_the_ecosystem_variables(monkeypatch
     assert settings.workflow_ui_link("w") == "http://temporal.example:8233/namespaces/default/workflows/w"
     cloud = Settings(TEMPORAL_ADDRESS="ns.acct.tmprl.cloud:7233", TEMPORAL_NAMESPACE="ns.acct")
     assert cloud.workflow_ui_link("w") == "https://cloud.temporal.io/namespaces/ns.acct/workflows/w"
+    moved = settings.model_copy(update={"temporal_address": "elsewhere.example:7233"})
+    assert moved.temporal_connect_config()["target_host"] == "elsewhere.example:7233", "a copy connects where it says"
