@@ -32,7 +32,9 @@ class Pki:
     server_key: Path
     client_cert: Path
     client_key: Path
-    other_ca: Path  # a CA that signed nothing here: trusting it alone must fail the handshake
+    other_ca: Path  # somebody else's CA: trusting it alone must fail the handshake
+    stranger_cert: Path  # a client certificate somebody else's CA signed: mutual TLS must refuse it
+    stranger_key: Path
 
 
 def _name(common: str) -> x509.Name:
@@ -90,7 +92,8 @@ def _certificate(
 
 
 def make_pki(folder: Path) -> Pki:
-    """A private CA, a server certificate for localhost/127.0.0.1, a client certificate, and a stranger CA."""
+    """A private CA, a server certificate for localhost/127.0.0.1 and a client certificate it signed; and
+    somebody else's CA with a client certificate of its own."""
     folder.mkdir(parents=True, exist_ok=True)
     ca_key, other_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca = _certificate("Atelier test CA", ca_key, _name("Atelier test CA"), ca_key, ca=True)
@@ -98,10 +101,13 @@ def make_pki(folder: Path) -> Pki:
     server_key, client_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     server = _certificate("localhost", server_key, ca.subject, ca_key, server=True)
     client = _certificate("atelier-worker", client_key, ca.subject, ca_key)
+    stranger_key = ec.generate_private_key(ec.SECP256R1())
+    stranger = _certificate("atelier-worker", stranger_key, other.subject, other_key)
     _write(folder / "ca.pem", ca)
     _write(folder / "other-ca.pem", other)
     _write(folder / "server.pem", server, server_key)
     _write(folder / "client.pem", client, client_key)
+    _write(folder / "stranger.pem", stranger, stranger_key)
     return Pki(
         ca=folder / "ca.pem",
         server_cert=folder / "server.pem",
@@ -109,6 +115,8 @@ def make_pki(folder: Path) -> Pki:
         client_cert=folder / "client.pem",
         client_key=folder / "client.key",
         other_ca=folder / "other-ca.pem",
+        stranger_cert=folder / "stranger.pem",
+        stranger_key=folder / "stranger.key",
     )
 
 

@@ -115,6 +115,11 @@ client_key_path = "{pki.client_key}"
             {"TEMPORAL_TLS_CLIENT_CERT_PATH": None, "TEMPORAL_TLS_CLIENT_KEY_PATH": None},
             "refused the client certificate",
         ),
+        (
+            "mtls",
+            {"TEMPORAL_TLS_CLIENT_CERT_PATH": "STRANGER_CERT", "TEMPORAL_TLS_CLIENT_KEY_PATH": "STRANGER_KEY"},
+            "refused the client certificate",
+        ),
         ("apikey", {"TEMPORAL_API_KEY": "wrong-key-123"}, "refused the API key (check TEMPORAL_API_KEY"),
         ("apikey", {"TEMPORAL_NAMESPACE": "nowhere"}, "has no namespace 'nowhere' (check TEMPORAL_NAMESPACE"),
         (
@@ -123,7 +128,7 @@ client_key_path = "{pki.client_key}"
             "Temporal TLS: no file /nonexistent/client.pem",
         ),
     ],
-    ids=["wrong-ca", "no-tls", "no-client-cert", "wrong-key", "no-namespace", "bad-cert-path"],
+    ids=["wrong-ca", "no-tls", "no-client-cert", "wrong-client-cert", "wrong-key", "no-namespace", "bad-cert-path"],
 )
 def test_a_refused_connection_is_one_line_naming_what_to_fix(mode, change, message, proxies, pki, tmp_path):
     variables = connection(mode, proxies, pki)
@@ -131,7 +136,8 @@ def test_a_refused_connection_is_one_line_naming_what_to_fix(mode, change, messa
         if value is None:
             variables.pop(name, None)
         else:
-            variables[name] = str(pki.other_ca) if value == "OTHER_CA" else value
+            stand_ins = {"OTHER_CA": pki.other_ca, "STRANGER_CERT": pki.stranger_cert, "STRANGER_KEY": pki.stranger_key}
+            variables[name] = str(stand_ins.get(value, value))
     env = atelier_env(tmp_path, proxies[mode].address, **variables)
     cli = run_cli("status", "anything", env=env, timeout=60)
     worker = run_worker_once(env, tmp_path)
