@@ -56,14 +56,18 @@ def settings_for(build_id: str) -> Settings:
     return Settings(ATELIER_DEPLOYMENT=DEPLOYMENT, ATELIER_BUILD_ID=build_id, LLM_API_KEY=None)
 
 
-def set_current(address: str, build_id: str) -> None:
-    """The README's rollout step, with the real CLI."""
+async def set_current(address: str, build_id: str) -> None:
+    """The README's rollout step, with the real CLI; refused until every queue of the version has polled."""
+    await eventually(lambda: made_current(address, build_id), 60, f"{build_id} to become current")
+
+
+async def made_current(address: str, build_id: str) -> bool:
     done = subprocess.run(
         [str(TEMPORAL), "worker", "deployment", "set-current-version", "--address", address,
          "--deployment-name", DEPLOYMENT, "--build-id", build_id, "--yes"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    return done.returncode == 0
 
 
 async def registered(address: str, build_id: str) -> bool:
@@ -90,7 +94,7 @@ async def test_a_new_version_rolls_out_under_a_running_world_and_conversation(de
             await stack.enter_async_context(worker)
 
         await eventually(lambda: registered(address, "v1"), 30, "the v1 workers to register their version")
-        set_current(address, "v1")
+        await set_current(address, "v1")
 
         job = WorldJob(
             prompt="A lantern town of glass blowers", characters=2, posts_per_character=2, images=False, scoring=False
@@ -120,7 +124,7 @@ async def test_a_new_version_rolls_out_under_a_running_world_and_conversation(de
             await stack.enter_async_context(worker)
 
         await eventually(lambda: registered(address, "v2"), 30, "the v2 workers to register their version")
-        set_current(address, "v2")
+        await set_current(address, "v2")
         assert (await old_world.describe()).status == WorkflowExecutionStatus.RUNNING, "v1 world still mid-way"
 
         async def v1_still_running() -> bool:  # the README's drain check
