@@ -23,6 +23,12 @@ def _clean_prompt(value: str) -> str:
 Prompt = Annotated[str, AfterValidator(_clean_prompt)]
 
 
+def shorten(text: str, limit: int) -> str:
+    """One line of at most `limit` characters, whitespace folded, an ellipsis where it was cut."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class ModelOutput(BaseModel):
     """What a language model returns: exactly the schema's fields, no enormous strings."""
 

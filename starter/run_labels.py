@@ -11,6 +11,7 @@ from temporalio.client import Client
 
 from models.search_attributes import at_start
 from models.settings import Settings
+from models.text import shorten
 from workers.connection import has_search_attributes
 
 _known: dict[tuple[int, str], bool] = {}
@@ -24,14 +25,9 @@ async def searchable(client: Client, namespace: str) -> bool:
     return _known[key]
 
 
-def shorten(text: str, limit: int = 80) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def static_summary(pipeline: str, text: str) -> str:
     """One line for the run list: the pipeline and its prompt or topic."""
-    return f"{pipeline} · {shorten(text)}"
+    return f"{pipeline} · {shorten(text, 80)}"
 
 
 def static_details(pipeline: str, job: BaseModel, workflow_id: str, settings: Settings) -> str:

@@ -3,6 +3,8 @@ pydantic payloads; and what to tell the user when the connection is refused."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 from datetime import timedelta
 
@@ -55,25 +57,27 @@ async def connect(settings: Settings, runtime: Runtime | None = None, service: s
     `TemporalSetupError` with one line naming what to fix; an unreachable server raises RuntimeError."""
     from workers.tracing import interceptors
 
+    config = settings.temporal_connect_config()
     try:
         client = await Client.connect(
-            **settings.temporal_connect_config(),
-            data_converter=data_converter(settings),
-            runtime=runtime,
-            interceptors=interceptors(service),
+            **config, data_converter=data_converter(settings), runtime=runtime, interceptors=interceptors(service)
         )
         await client.workflow_service.describe_namespace(
             DescribeNamespaceRequest(namespace=settings.temporal_namespace), timeout=timedelta(seconds=10)
         )
     except RPCError as exc:
-        raise setup_error(settings, exc.status, exc.message) from None
+        raise setup_error(settings, config, exc.status, exc.message) from None
     except RuntimeError as exc:
-        raise setup_error(settings, None, str(exc)) from None
+        error = setup_error(settings, config, None, str(exc))
+        plaintext = not isinstance(error, TemporalSetupError) and not config.get("tls")
+        if plaintext and await speaks_tls(settings.temporal_address):
+            error = plaintext_to_tls(settings)
+        raise error from None
     return client
 
 
-def setup_error(settings: Settings, status: RPCStatusCode | None, message: str) -> Exception:
-    """What to fix, in one line, from how the connection failed."""
+def setup_error(settings: Settings, config: dict, status: RPCStatusCode | None, message: str) -> Exception:
+    """What to fix, in one line, from how the connection (made with `config`) failed."""
     at = f"Temporal at {settings.temporal_address}"
     text = message.lower()
     if status == RPCStatusCode.NOT_FOUND and "namespace" in text:
@@ -82,9 +86,9 @@ def setup_error(settings: Settings, status: RPCStatusCode | None, message: str) 
         )
     refused = ("unauthenticated", "401 unauthorized", "403 forbidden", "permission denied")
     if status in (RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED) or any(w in text for w in refused):
-        what = "API key" if settings.temporal_connect_config().get("api_key") else "credentials"
+        what = "API key" if config.get("api_key") else "credentials"
         return TemporalSetupError(f"{at} refused the {what} (check TEMPORAL_API_KEY or the profile's api_key)")
-    tls = bool(settings.temporal_connect_config().get("tls"))
+    tls = bool(config.get("tls"))
     if "certificaterequired" in text.replace(" ", "") or (tls and "400 bad request" in text):
         return TemporalSetupError(
             f"{at} refused the client certificate: set TEMPORAL_TLS_CLIENT_CERT_PATH and "
@@ -95,10 +99,40 @@ def setup_error(settings: Settings, status: RPCStatusCode | None, message: str) 
             f"TLS handshake with {at} failed: the server's certificate is not trusted or does not match "
             "(check TEMPORAL_TLS_SERVER_CA_CERT_PATH and TEMPORAL_TLS_SERVER_NAME)"
         )
-    if "frame_size_error" in text or "h2 protocol error" in text:
-        return TemporalSetupError(f"{at} speaks TLS: set TEMPORAL_TLS=true (or use a profile with tls)")
+    if not tls and ("frame_size_error" in text or "h2 protocol error" in text):
+        return plaintext_to_tls(settings)
     first = message.strip().splitlines()[0] if message.strip() else "no answer"
     return RuntimeError(f"cannot reach {at}: {first}")
+
+
+def plaintext_to_tls(settings: Settings) -> TemporalSetupError:
+    return TemporalSetupError(
+        f"Temporal at {settings.temporal_address} speaks TLS: set TEMPORAL_TLS=true (or use a profile with tls)"
+    )
+
+
+async def speaks_tls(address: str, timeout: float = 5.0) -> bool:
+    """Whether `address` (host:port) completes a TLS handshake. A plaintext gRPC client at a TLS endpoint
+    fails in several ways (a frame size error, or the connection simply closed); asking is what tells."""
+    import ssl
+
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return False
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(host.strip("[]"), int(port), ssl=context, server_hostname=host.strip("[]")),
+            timeout,
+        )
+    except (OSError, TimeoutError, ssl.SSLError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError, ssl.SSLError):
+        await writer.wait_closed()
+    return True
 
 
 async def has_search_attributes(client: Client, namespace: str) -> bool:

@@ -52,8 +52,3 @@ def for_child(pipeline: str) -> TypedSearchAttributes | None:
 def show(*lines: str) -> None:
     """The run's current details (markdown) in the UI: a short status, replaced as the run goes."""
     workflow.set_current_details("\n".join(line for line in lines if line))
-
-
-def shorten(text: str, limit: int = 60) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

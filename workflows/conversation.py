@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         YieldRequest,
         transcript_lines,
     )
+    from models.text import shorten
     from models.usage import Ledger, Metered
     from workflows import console
     from workflows.inputs import parse_input
@@ -232,7 +233,7 @@ class ConversationWorkflow:
         spent = st.usage.plus(self._ledger.usage).estimated_cost_usd
         console.show(
             f"**conversation** · {st.turns_total} turns · {len(self._inbox)} queued · run {st.runs}",
-            f"last: {console.shorten(st.recent[-1].user, 80)}" if st.recent else "",
+            f"last: {shorten(st.recent[-1].user, 80)}" if st.recent else "",
             f"spend ${spent:.4f}",
         )
         console.record(state="ACTIVE", cost_usd=spent)

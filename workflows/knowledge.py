@@ -9,6 +9,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from models.conversation import DocSummary, IngestJob
+    from models.text import shorten
     from workflows import console
     from workflows.inputs import parse_input
     from workflows.options import scoring_call
@@ -27,7 +28,7 @@ class KnowledgeIngestWorkflow:
                         "ingest_document",
                         doc,
                         result_type=DocSummary,
-                        **scoring_call(f"knowledge · ingest {console.shorten(doc.name, 40)}"),
+                        **scoring_call(f"knowledge · ingest {shorten(doc.name, 40)}"),
                     )
                     for doc in job.docs
                 )
