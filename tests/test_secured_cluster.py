@@ -148,6 +148,16 @@ def test_a_refused_connection_is_one_line_naming_what_to_fix(mode, change, messa
         assert "wrong-key-123" not in done.stderr and API_KEY not in done.stderr
 
 
+async def test_only_a_tls_endpoint_is_taken_for_one(proxies, module_dev_env):
+    """The probe behind "speaks TLS": a plaintext client's failure at a TLS endpoint varies (a frame size error,
+    or the connection closed), so the handshake is asked for; a plain gRPC server or a closed port is not TLS."""
+    from workers.connection import speaks_tls
+
+    assert await speaks_tls(proxies["tls"].address) and await speaks_tls(proxies["mtls"].address)
+    assert not await speaks_tls(address_of(module_dev_env))
+    assert not await speaks_tls("127.0.0.1:1") and not await speaks_tls("no-port")
+
+
 def run_worker_once(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     """`python -m workers` against a refused connection: it must stop at once with the one line."""
     return subprocess.run(
