@@ -14,16 +14,6 @@ from models.settings import Settings
 from models.text import shorten
 from workers.connection import has_search_attributes
 
-_known: dict[tuple[int, str], bool] = {}
-
-
-async def searchable(client: Client, namespace: str) -> bool:
-    """Whether the namespace has Atelier's search attributes (asked once per client)."""
-    key = (id(client), namespace)
-    if key not in _known:
-        _known[key] = await has_search_attributes(client, namespace)
-    return _known[key]
-
 
 def static_summary(pipeline: str, text: str) -> str:
     """One line for the run list: the pipeline and its prompt or topic."""
@@ -68,6 +58,6 @@ async def start_options(
         "static_summary": static_summary(pipeline, text),
         "static_details": static_details(pipeline, job, workflow_id, settings),
     }
-    if await searchable(client, settings.temporal_namespace):
+    if await has_search_attributes(client, settings.temporal_namespace):
         options["search_attributes"] = at_start(pipeline, settings.resolved_provider, workflow_id)
     return options

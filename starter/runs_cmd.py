@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,9 +17,8 @@ from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 
 from models.search_attributes import COST, PIPELINE, PIPELINES, SCORE, STATE, STATES
 from models.settings import Settings
-from starter import run_labels
 from starter.common import UsageError, bounded_query, connect_or_explain, stderr
-from workers.connection import missing_search_attributes
+from workers.connection import has_search_attributes, missing_search_attributes
 
 # Temporal's own statuses a run can end in without its workflow saying so (failed, cancelled, terminated…)
 CLOSED_BY_TEMPORAL = {"FAILED": "Failed", "CANCELLED": "Canceled", "TERMINATED": "Terminated", "TIMED_OUT": "TimedOut"}
@@ -50,8 +50,16 @@ def since_start(text: str, now: datetime) -> datetime:
     return now - timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
 
 
-def visibility_query(args: argparse.Namespace, searchable: bool, now: datetime) -> str:
-    """The list filter; with Atelier's attributes by pipeline and state, without them by workflow type."""
+@dataclass(frozen=True)
+class Wanted:
+    """What `runs` lists, checked before anything connects."""
+
+    pipelines: list[str]
+    state: str | None
+    started_after: datetime | None
+
+
+def wanted_runs(args: argparse.Namespace, now: datetime) -> Wanted:
     pipeline = args.pipeline.lower() if args.pipeline else None
     if pipeline is not None and pipeline not in PIPELINES:
         raise UsageError(f"--pipeline {args.pipeline!r}: choose one of {', '.join(PIPELINES)}")
@@ -60,11 +68,20 @@ def visibility_query(args: argparse.Namespace, searchable: bool, now: datetime) 
         raise UsageError(f"--state {args.state!r}: choose one of {', '.join(KNOWN_STATES)}")
     if not 1 <= args.limit <= 1000:
         raise UsageError(f"--limit {args.limit}: choose 1 to 1000")
-    wanted = [pipeline] if pipeline else [p for p in PIPELINES if p != "character"]
+    return Wanted(
+        pipelines=[pipeline] if pipeline else [p for p in PIPELINES if p != "character"],
+        state=state,
+        started_after=since_start(args.since, now) if args.since else None,
+    )
+
+
+def visibility_query(wanted: Wanted, searchable: bool) -> str:
+    """The list filter; with Atelier's attributes by pipeline and state, without them by workflow type."""
     if searchable:
-        parts = [f"{PIPELINE.name} IN ({', '.join(json.dumps(p) for p in wanted)})"]
+        parts = [f"{PIPELINE.name} IN ({', '.join(json.dumps(p) for p in wanted.pipelines)})"]
     else:
-        parts = [f"WorkflowType IN ({', '.join(json.dumps(WORKFLOW_TYPES[p]) for p in wanted)})"]
+        parts = [f"WorkflowType IN ({', '.join(json.dumps(WORKFLOW_TYPES[p]) for p in wanted.pipelines)})"]
+    state = wanted.state
     if state == "RUNNING":
         parts.append('ExecutionStatus = "Running"')
     elif state is not None:
@@ -73,8 +90,8 @@ def visibility_query(args: argparse.Namespace, searchable: bool, now: datetime) 
         if not by_temporal and not by_atelier:
             raise UsageError(f"--state {state}: needs Atelier's search attributes on the server")
         parts.append(f"({' OR '.join(p for p in (by_atelier, by_temporal) if p)})")
-    if args.since:
-        parts.append(f'StartTime > "{since_start(args.since, now).isoformat().replace("+00:00", "Z")}"')
+    if wanted.started_after:
+        parts.append(f'StartTime > "{wanted.started_after.isoformat().replace("+00:00", "Z")}"')
     return " AND ".join(parts)
 
 
@@ -146,12 +163,12 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     now = datetime.now(UTC)
-    visibility_query(args, True, now)  # bad input fails before connecting
+    wanted = wanted_runs(args, now)  # bad input fails before connecting
     client = await connect_or_explain(settings)
-    searchable = await run_labels.searchable(client, settings.temporal_namespace)
+    searchable = await has_search_attributes(client, settings.temporal_namespace)
     if not searchable:
         stderr.print(f"[yellow]{missing_search_attributes(settings.temporal_namespace)}[/]")
-    query = visibility_query(args, searchable, now)
+    query = visibility_query(wanted, searchable)
     found = [r async for r in client.list_workflows(query, limit=args.limit)]
     found.sort(key=lambda r: r.start_time, reverse=True)
     rows = list(await asyncio.gather(*(row(client, r, settings, now) for r in found[: args.limit])))

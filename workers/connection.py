@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 from datetime import timedelta
+from typing import Any
 
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
@@ -66,30 +67,35 @@ async def connect(settings: Settings, runtime: Runtime | None = None, service: s
             DescribeNamespaceRequest(namespace=settings.temporal_namespace), timeout=timedelta(seconds=10)
         )
     except RPCError as exc:
-        raise setup_error(settings, config, exc.status, exc.message) from None
+        raise setup_error(config, exc.status, exc.message) from None
     except RuntimeError as exc:
-        error = setup_error(settings, config, None, str(exc))
-        plaintext = not isinstance(error, TemporalSetupError) and not config.get("tls")
-        if plaintext and await speaks_tls(settings.temporal_address):
-            error = plaintext_to_tls(settings)
+        error = setup_error(config, None, str(exc))
+        if (
+            not isinstance(error, TemporalSetupError)
+            and not config.get("tls")
+            and await speaks_tls(config["target_host"])
+        ):
+            error = TemporalSetupError(
+                f"Temporal at {config['target_host']} speaks TLS: set TEMPORAL_TLS=true (or use a profile with tls)"
+            )
         raise error from None
     return client
 
 
-def setup_error(settings: Settings, config: dict, status: RPCStatusCode | None, message: str) -> Exception:
-    """What to fix, in one line, from how the connection (made with `config`) failed."""
-    at = f"Temporal at {settings.temporal_address}"
+def setup_error(config: dict[str, Any], status: RPCStatusCode | None, message: str) -> Exception:
+    """What to fix, in one line, from how the connection made with `config` failed. A plaintext client at a
+    TLS endpoint fails in no one way (a frame size error, the connection closed): `connect` asks the address."""
+    at = f"Temporal at {config['target_host']}"
     text = message.lower()
     if status == RPCStatusCode.NOT_FOUND and "namespace" in text:
         return TemporalSetupError(
-            f"{at} has no namespace {settings.temporal_namespace!r} (check TEMPORAL_NAMESPACE or the profile)"
+            f"{at} has no namespace {config['namespace']!r} (check TEMPORAL_NAMESPACE or the profile)"
         )
     refused = ("unauthenticated", "401 unauthorized", "403 forbidden", "permission denied")
     if status in (RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED) or any(w in text for w in refused):
         what = "API key" if config.get("api_key") else "credentials"
         return TemporalSetupError(f"{at} refused the {what} (check TEMPORAL_API_KEY or the profile's api_key)")
-    tls = bool(config.get("tls"))
-    if "certificaterequired" in text.replace(" ", "") or (tls and "400 bad request" in text):
+    if "certificaterequired" in text.replace(" ", "") or (config.get("tls") and "400 bad request" in text):
         return TemporalSetupError(
             f"{at} refused the client certificate: set TEMPORAL_TLS_CLIENT_CERT_PATH and "
             "TEMPORAL_TLS_CLIENT_KEY_PATH to a certificate its CA signed"
@@ -99,21 +105,12 @@ def setup_error(settings: Settings, config: dict, status: RPCStatusCode | None, 
             f"TLS handshake with {at} failed: the server's certificate is not trusted or does not match "
             "(check TEMPORAL_TLS_SERVER_CA_CERT_PATH and TEMPORAL_TLS_SERVER_NAME)"
         )
-    if not tls and ("frame_size_error" in text or "h2 protocol error" in text):
-        return plaintext_to_tls(settings)
     first = message.strip().splitlines()[0] if message.strip() else "no answer"
     return RuntimeError(f"cannot reach {at}: {first}")
 
 
-def plaintext_to_tls(settings: Settings) -> TemporalSetupError:
-    return TemporalSetupError(
-        f"Temporal at {settings.temporal_address} speaks TLS: set TEMPORAL_TLS=true (or use a profile with tls)"
-    )
-
-
 async def speaks_tls(address: str, timeout: float = 5.0) -> bool:
-    """Whether `address` (host:port) completes a TLS handshake. A plaintext gRPC client at a TLS endpoint
-    fails in several ways (a frame size error, or the connection simply closed); asking is what tells."""
+    """Whether `address` (host:port) completes a TLS handshake (no certificate checked, nothing sent)."""
     import ssl
 
     host, _, port = address.rpartition(":")

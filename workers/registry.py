@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -78,7 +79,9 @@ def provider_activities(provider: GuardedProvider, store: ArtifactStore, setting
     }
 
 
-def paid_call_worker(client: Client, queue: str, activities: list, settings: Settings) -> Worker:
+def paid_call_worker(
+    client: Client, queue: str, activities: list, settings: Settings, versioning: dict[str, Any]
+) -> Worker:
     """A worker for one kind of paid call: slots per process, and the queue's requests-per-minute limit,
     which the Temporal server enforces across every worker polling the queue."""
     kind = "image" if queue == IMAGE_QUEUE else "text"
@@ -91,7 +94,7 @@ def paid_call_worker(client: Client, queue: str, activities: list, settings: Set
         max_task_queue_activities_per_second=rpm / 60 if rpm else None,
         graceful_shutdown_timeout=timedelta(seconds=10),
         interceptors=[HeartbeatThroughout()],
-        **deployment_options(settings),
+        **versioning,
     )
 
 
@@ -108,6 +111,7 @@ def build_workers(
     `workflows` replaces the workflow classes (a rollout test runs a changed version beside the current one).
     """
     settings = settings or Settings()
+    versioning = deployment_options(settings)  # the build id digests the workflow code: read it once
     workers = []
     if WORKFLOW_QUEUE in queues:
         # A workflow's next task waits this long for the worker that cached it before any worker may take
@@ -118,14 +122,14 @@ def build_workers(
                 task_queue=WORKFLOW_QUEUE,
                 workflows=workflows or WORKFLOWS,
                 sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
-                **deployment_options(settings),
+                **versioning,
             )
         )
     if {TEXT_QUEUE, IMAGE_QUEUE, STORAGE_QUEUE} & set(queues):
         by_queue = provider_activities(provider, store, settings)
         for queue in (TEXT_QUEUE, IMAGE_QUEUE):
             if queue in queues:
-                workers.append(paid_call_worker(client, queue, by_queue[queue], settings))
+                workers.append(paid_call_worker(client, queue, by_queue[queue], settings, versioning))
         if STORAGE_QUEUE in queues:
             workers.append(
                 Worker(
@@ -135,7 +139,7 @@ def build_workers(
                     max_concurrent_activities=32,
                     graceful_shutdown_timeout=timedelta(seconds=10),
                     interceptors=[HeartbeatThroughout()],
-                    **deployment_options(settings),
+                    **versioning,
                 )
             )
     if SCORING_QUEUE in queues:
@@ -152,7 +156,7 @@ def build_workers(
                 max_concurrent_activities=4,
                 graceful_shutdown_timeout=timedelta(seconds=10),
                 interceptors=[HeartbeatThroughout()],
-                **deployment_options(settings),
+                **versioning,
             )
         )
     return workers
