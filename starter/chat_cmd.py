@@ -37,7 +37,8 @@ from starter.common import (
     stderr,
     validated,
 )
-from workflows.conversation import HANDING_OVER, ConversationWorkflow
+from workflows.conversation import ConversationWorkflow
+from workflows.mailbox import HANDING_OVER
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

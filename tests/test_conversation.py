@@ -167,6 +167,19 @@ async def test_steady_traffic_still_continues_as_new_and_loses_no_message(dev_en
     assert history.runs == 3, "continued as new at every bound of 3 turns although messages were queued"
 
 
+async def test_end_during_a_hand_over_answers_every_message_first(time_env, tmp_path):
+    """Five tells and `end` before the third turn's hand-over: the carried messages are answered, then it closes."""
+    texts = [f"Note {i}: the {w} is red." for i, w in enumerate(["kite", "boat", "roof", "cart", "bell"])]
+    async with running_workers(time_env.client, GuardedProvider(OfflineProvider(), None), LocalStore(tmp_path)):
+        handle = await start(time_env.client, continue_after_turns=3, keep_recent=5)
+        for text in texts:
+            await handle.signal(ConversationWorkflow.tell, text)
+        await handle.signal(ConversationWorkflow.end)
+        history = await handle.result()
+    assert history.turns_total == 5 and [t.user for t in history.recent] == texts, "none dropped at the end"
+    assert history.runs == 1
+
+
 async def test_experience_down_degrades_instead_of_failing(time_env, tmp_path):
     """No scoring worker: Experience times out; the answer comes without retrieval and says so."""
     provider, store = GuardedProvider(OfflineProvider(), None), LocalStore(tmp_path)

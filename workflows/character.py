@@ -35,16 +35,12 @@ with workflow.unsafe.imports_passed_through():
         profile_text,
     )
     from workflows import console
+    from workflows.failures import failure
     from workflows.inputs import parse_input
     from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
 
 
 PROGRESS_PATCH = "progress-by-half"
-
-
-def failure(step: str, err: ActivityError) -> Failure:
-    cause = err.cause or err
-    return Failure(step=step, error=str(getattr(cause, "message", None) or cause))
 
 
 @workflow.defn

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from models.scoring import Similarities, TextPairsRequest
     from models.usage import Ledger
     from workflows import console
+    from workflows.failures import failure_cause
     from workflows.inputs import parse_input
     from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
 
@@ -155,7 +156,7 @@ class MemeWorkflow:
                 MemeActivities.publish, rendered, **storage_call("meme · upload", 2)
             )
         except ActivityError as err:  # the meme exists (rendered); only its public copy is missing
-            upload_error = str(getattr(err.cause, "message", None) or err.cause or err)
+            upload_error = failure_cause(err)
             published = Published(image=rendered, url=None)
         result = MemeResult(
             meme_id=meme_id,
@@ -328,7 +329,7 @@ class MemeWorkflow:
                 raise outcome
             if isinstance(outcome, ActivityError):
                 scenes.append(None)
-                failures.append(str(outcome.cause.message if outcome.cause else outcome))  # type: ignore[union-attr]
+                failures.append(failure_cause(outcome))
             elif isinstance(outcome, BaseException):
                 raise outcome
             else:

@@ -43,7 +43,8 @@ with workflow.unsafe.imports_passed_through():
         safe_username,
     )
     from workflows import console
-    from workflows.character import CharacterWorkflow, failure
+    from workflows.character import CharacterWorkflow
+    from workflows.failures import failure
     from workflows.inputs import parse_input
     from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
     from workflows.world_accounts import WorldAccounts

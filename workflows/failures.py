@@ -1,0 +1,21 @@
+"""What went wrong in a step, in one line: the one way workflows read an activity's or child's failure."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import FailureError
+
+with workflow.unsafe.imports_passed_through():
+    from models.world import Failure
+
+
+def failure_cause(err: BaseException) -> str:
+    """The message of the error that failed the step (an activity's or a child's cause), else the error's."""
+    cause = getattr(err, "cause", None) or err
+    message = cause.message if isinstance(cause, FailureError) else None
+    return str(message or cause)
+
+
+def failure(step: str, err: BaseException) -> Failure:
+    """A step that failed for good, as recorded in results and manifests."""
+    return Failure(step=step, error=failure_cause(err))

@@ -1,0 +1,247 @@
+"""One PostChain turn: Action → Experience → Intention → Observation → Understanding (→ Experience again,
+bounded) → Yield → archive. A phase that keeps failing degrades the turn instead of failing it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel
+
+    from activities.conversation import ConversationActivities
+    from models.conversation import (
+        ActionOutput,
+        ActionRequest,
+        ConversationConfig,
+        ConversationState,
+        IntentionOutput,
+        IntentionRequest,
+        ObservationOutput,
+        ObservationRequest,
+        Passage,
+        Phase,
+        PhaseRecord,
+        Progress,
+        Reply,
+        Retrieved,
+        RetrieveRequest,
+        TurnRecord,
+        UnderstandingOutput,
+        UnderstandingRequest,
+        YieldOutput,
+        YieldRequest,
+        transcript_lines,
+    )
+    from models.usage import Ledger, Metered
+    from workflows.failures import failure_cause
+    from workflows.options import scoring_call, storage_call, text_call
+
+R = TypeVar("R")
+T = TypeVar("T")
+PHASE_ATTEMPTS = 3  # then the phase degrades
+
+
+def phase_call(summary: str) -> dict:
+    return text_call(summary, attempts=PHASE_ATTEMPTS)
+
+
+def experience_call(summary: str, wait_s: int) -> dict:
+    """The scoring queue, but only `wait_s` for a scoring worker to pick the search up."""
+    return scoring_call(summary) | {
+        "schedule_to_start_timeout": timedelta(seconds=wait_s),
+        "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=PHASE_ATTEMPTS),
+    }
+
+
+def step(turn: Turn, phase: Phase) -> str:
+    """A phase's summary in the UI, e.g. `turn 5 · experience`."""
+    return f"turn {turn.progress.turn} · {phase.value.lower()}"
+
+
+def elapsed_ms(started: datetime) -> int:
+    return int((workflow.now() - started).total_seconds() * 1000)
+
+
+def describe_retrieval(found: Retrieved) -> str:
+    best = ", ".join(f"{p.ref} ({p.score:.2f})" for p in found.passages[:3]) or "nothing relevant"
+    return f"searched {found.searched_turns} turns and {found.searched_chunks} passages: {best}"
+
+
+class Turn:
+    """One message's trip through the chain: its phase records and what degraded."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.degraded: list[str] = []
+
+    def record(self, phase: Phase, summary: str, ms: int, degraded: str | None = None) -> None:
+        self.progress.phases.append(PhaseRecord(phase=phase, summary=summary[:300], ms=ms, degraded=degraded))
+        if degraded:
+            self.degraded.append(degraded)
+
+
+class PostChain:
+    """Runs a conversation's turns; `progress` is the turn in progress, for the conversation's query."""
+
+    def __init__(self, config: ConversationConfig, ledger: Ledger) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.progress = Progress()
+
+    async def _run(
+        self, turn: Turn, phase: Phase, call: Awaitable[T], summary: Callable[[T], str], degraded: str
+    ) -> T | None:
+        """Await one phase's activity and record it; when it keeps failing, record the degradation, return None."""
+        started = workflow.now()
+        try:
+            result = await call
+        except ActivityError as err:
+            cause = failure_cause(err)
+            turn.record(phase, f"failed: {cause}", elapsed_ms(started), f"{degraded} ({phase.value} failed: {cause})")
+            return None
+        turn.record(phase, summary(result), elapsed_ms(started))
+        return result
+
+    async def _phase(
+        self,
+        turn: Turn,
+        phase: Phase,
+        activity: Callable[[Any, Any], Awaitable[Metered[R]]],
+        request: BaseModel,
+        summary: Callable[[R], str],
+        degraded: str,
+    ) -> R | None:
+        """A model phase on the provider queue; its usage goes into the ledger."""
+        call = workflow.execute_activity_method(activity, request, **phase_call(step(turn, phase)))
+        metered = await self._run(turn, phase, call, lambda m: summary(m.value), degraded)
+        return self.ledger.take(metered) if metered else None
+
+    async def _experience(self, turn: Turn, st: ConversationState, query: str) -> list[Passage] | None:
+        request = RetrieveRequest(
+            conversation_id=st.conversation_id, query=query, before_turn=st.turns_total + 1, k=self.config.top_k
+        )
+        call = workflow.execute_activity(
+            "retrieve_passages",
+            request,
+            result_type=Retrieved,
+            **experience_call(step(turn, Phase.EXPERIENCE), self.config.retrieval_wait_s),
+        )
+        found = await self._run(
+            turn, Phase.EXPERIENCE, call, describe_retrieval, "answered without retrieval: experience unavailable"
+        )
+        return found.passages if found else None
+
+    async def run(self, st: ConversationState, text: str, queued: int) -> Reply:
+        """Answer one message: every phase in order, degrading instead of failing."""
+        number = st.turns_total + 1
+        began = workflow.now()
+        turn = Turn(Progress(turn=number, user=text, queued=queued, turns_total=st.turns_total))
+        self.progress = turn.progress
+        acts = ConversationActivities
+
+        action: ActionOutput | None = await self._phase(
+            turn,
+            Phase.ACTION,
+            acts.action,
+            ActionRequest(user=text, recent=transcript_lines(st.recent[-3:])),
+            lambda out: out.response,
+            "no first response",
+        )
+        draft = action.response if action else ""
+        passages = await self._experience(turn, st, text)
+        retrieval = passages is not None
+        intent: IntentionOutput | None = await self._phase(
+            turn,
+            Phase.INTENTION,
+            acts.intention,
+            IntentionRequest(user=text, draft=draft),
+            lambda out: out.intent,
+            "intent unknown",
+        )
+        intent_text = intent.intent if intent else "unknown"
+        seen: ObservationOutput | None = await self._phase(
+            turn,
+            Phase.OBSERVATION,
+            acts.observation,
+            ObservationRequest(user=text, draft=draft, intent=intent_text),
+            lambda out: f"concepts: {', '.join(out.concepts) or 'none'}; {len(out.links)} links",
+            "nothing observed",
+        )
+        if seen:
+            st.observations.record(seen)
+        concepts = seen.concepts if seen else []
+
+        searches_left = self.config.search_again if retrieval else 0
+        while True:
+            understood: UnderstandingOutput | None = await self._phase(
+                turn,
+                Phase.UNDERSTANDING,
+                acts.understanding,
+                UnderstandingRequest(
+                    user=text,
+                    intent=intent_text,
+                    concepts=concepts,
+                    passages=passages or [],
+                    searches_left=searches_left,
+                ),
+                lambda out: f"{out.decision}: {out.reason}",
+                "answered without deliberation",
+            )
+            if not (understood and understood.decision == "search_again" and searches_left > 0):
+                break
+            searches_left -= 1
+            more = await self._experience(turn, st, understood.query or text)
+            if more is None:
+                break
+            known = {p.ref for p in passages or []}
+            passages = sorted([*(passages or []), *(p for p in more if p.ref not in known)], key=lambda p: -p.score)
+
+        found = passages or []
+        final: YieldOutput | None = await self._phase(
+            turn,
+            Phase.YIELD,
+            acts.yield_answer,
+            YieldRequest(user=text, draft=draft, intent=intent_text, passages=found, retrieval=retrieval),
+            lambda out: f"answer with {len(out.cited)} citations",
+            "answered with the first response",
+        )
+        if final:
+            answer = final.answer
+            citations = [found[i - 1] for i in dict.fromkeys(final.cited) if 1 <= i <= len(found)]
+        else:
+            answer = draft or "Sorry, I could not put an answer together this time."
+            citations = []
+        if not retrieval:
+            answer += "\n(answered without retrieval: the experience phase was unavailable)"
+
+        record = TurnRecord(
+            number=number,
+            user=text,
+            reply=answer,
+            intent=intent_text,
+            citations=citations,
+            phases=turn.progress.phases,
+            degraded=turn.degraded,
+            started_at=began,
+            finished_at=workflow.now(),
+        )
+        try:
+            archive_wait = timedelta(seconds=self.config.archive_wait_s)
+            await workflow.execute_activity_method(
+                acts.archive_turn, record, **storage_call(f"turn {number} · archive", deadline=archive_wait)
+            )
+        except ActivityError as err:  # the reply still goes out, saying what is missing
+            cause = failure_cause(err)
+            note = f"archiving failed ({cause}): later turns cannot retrieve this one"
+            turn.degraded.append(note)
+            answer = record.reply = f"{answer}\n({note})"
+            record.degraded = list(turn.degraded)
+        st.add(record, self.config.keep_recent)
+        self.progress = Progress(turns_total=st.turns_total, queued=queued)
+        return Reply(turn=number, text=answer, citations=citations, degraded=turn.degraded, phases=record.phases)
