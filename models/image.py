@@ -37,6 +37,7 @@ class ImageJob(BaseModel):
     max_iterations: int = Field(default=4, ge=1, le=20)
     threshold: int = Field(default=85, ge=0, le=100)
     technical_weight: float = Field(default=0.25, ge=0, le=1)  # share of the technical score in each score
+    scoring_wait_s: int = Field(default=60, ge=1, le=3600)  # for a scoring worker; then fidelity alone, noted
     cost: CostLimit | None = None  # a dollar budget for the whole run
 
 

@@ -121,18 +121,25 @@ class PaidRequest(BaseModel):
 
 
 class CostLimit(BaseModel):
-    """A run's dollar budget, and the most one call of each kind may cost (reserved before it starts)."""
+    """A run's dollar budget, the most one call of each kind may cost (its worst case), and the least a
+    call may be given when less than its worst case is left (the provider caps it to fit, or refuses)."""
 
     max_usd: float = Field(ge=0)
     text_call_usd: float = Field(ge=0)
     image_call_usd: float = Field(ge=0)
+    text_floor_usd: float | None = Field(default=None, ge=0)  # None: the worst case (runs quoted before floors)
+    image_floor_usd: float | None = Field(default=None, ge=0)
 
     def quote(self, kind: str) -> float:
         return self.image_call_usd if kind == "image" else self.text_call_usd
 
+    def floor(self, kind: str) -> float:
+        floor = self.image_floor_usd if kind == "image" else self.text_floor_usd
+        return self.quote(kind) if floor is None else min(floor, self.quote(kind))
+
 
 class BudgetExhausted(ApplicationError):
-    """What is left of the dollar budget does not cover the worst case of the next call."""
+    """What is left of the dollar budget does not cover the next call."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message, type="BudgetExhausted", non_retryable=True)
@@ -141,14 +148,17 @@ class BudgetExhausted(ApplicationError):
 class Ledger:
     """A workflow's running usage, and its dollar budget when it has one.
 
-    `reserve(kind)` sets aside the worst case of one call before it starts (or raises
-    `BudgetExhausted`); `release` gives the reservation back once `take` has booked the real usage.
-    `committed_usd` is budget handed on and not yet spent (a world's running characters' shares).
+    `reserve(kind)` sets aside what one call may cost before it starts; `release` gives the reservation
+    back once `take` has booked the real usage. `committed_usd` is budget handed on and not yet spent (a
+    world's running characters' shares). With `settling` (runs started since the budget patch) a call
+    may be given less than its worst case, down to its kind's floor, when that is all that is left; the
+    workflow waits for calls in flight to settle before it calls the budget exhausted (`in_flight`).
     """
 
-    def __init__(self, limit: CostLimit | None = None) -> None:
+    def __init__(self, limit: CostLimit | None = None, settling: bool = False) -> None:
         self.usage = Usage()
         self.limit = limit
+        self.settling = settling
         self.reserved_usd = 0.0
         self.committed_usd = 0.0
         self.exhausted = False
@@ -159,25 +169,33 @@ class Ledger:
             return None
         return max(0.0, self.limit.max_usd - self.usage.estimated_cost_usd - self.reserved_usd - self.committed_usd)
 
-    def affordable(self, *kinds: str) -> bool:
-        """Whether calls of these kinds fit now; remembers when they do not."""
+    def least(self, kind: str) -> float:
+        """The least a call of `kind` may be given (0 without a budget)."""
+        if self.limit is None:
+            return 0.0
+        return self.limit.floor(kind) if self.settling else self.limit.quote(kind)
+
+    def fits(self, *kinds: str) -> bool:
+        """Whether calls of these kinds, one after another, could each be given at least their least now."""
         free = self.free_usd()
-        if free is None or self.limit is None:
-            return True
-        fits = sum(self.limit.quote(kind) for kind in kinds) <= free + 1e-9
-        self.exhausted = self.exhausted or not fits
-        return fits
+        return free is None or sum(self.least(kind) for kind in kinds) <= free + 1e-9
+
+    def in_flight(self) -> bool:
+        """Whether reservations or shares are out that may still come back as unspent budget."""
+        return self.reserved_usd > 1e-9 or self.committed_usd > 1e-9
 
     def reserve(self, kind: str) -> float | None:
-        """Set aside one call's worst case and return it (the call's cap); None without a budget."""
-        if self.limit is None:
+        """Set aside one call's cap and return it: its worst case, or all that is free when that is less
+        (never below the kind's least); None without a budget. Callers check `fits` first."""
+        free = self.free_usd()
+        if free is None or self.limit is None:
             return None
-        if not self.affordable(kind):
+        if not self.fits(kind):
             raise BudgetExhausted(
                 f"budget ${self.limit.max_usd:.4f} spent: ${self.usage.estimated_cost_usd:.4f} used, the next "
-                f"{kind} call may cost up to ${self.limit.quote(kind):.4f}"
+                f"{kind} call needs at least ${self.least(kind):.4f}"
             )
-        amount = self.limit.quote(kind)
+        amount = min(self.limit.quote(kind), free) if self.settling else self.limit.quote(kind)
         self.reserved_usd += amount
         return amount
 
@@ -193,7 +211,7 @@ class Ledger:
         """Book usage spent elsewhere on this run's behalf (a finished child's)."""
         self.usage = self.usage.plus(usage)
 
-    def spend(self) -> Spend | None:
+    def statement(self) -> Spend | None:
         """Spent vs budget, for status and results."""
         if self.limit is None:
             return None

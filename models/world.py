@@ -179,8 +179,10 @@ class CallUsage(BaseModel):
     llm_calls: int = 0
     image_calls: int = 0
 
-    def minus(self, other: CallUsage) -> CallUsage:
-        return CallUsage(llm_calls=self.llm_calls - other.llm_calls, image_calls=self.image_calls - other.image_calls)
+    @classmethod
+    def one(cls, kind: str, count: int = 1) -> CallUsage:
+        """`count` calls of a kind (`text` or `image`)."""
+        return cls(llm_calls=count if kind == "text" else 0, image_calls=count if kind == "image" else 0)
 
     def plus(self, other: CallUsage) -> CallUsage:
         return CallUsage(llm_calls=self.llm_calls + other.llm_calls, image_calls=self.image_calls + other.image_calls)

@@ -129,10 +129,12 @@ def atelier_env(tmp_path: Path, address: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
+def start_worker(env: dict[str, str], log: Path, queues: tuple[str, ...] = ()) -> subprocess.Popen:
+    """`python -m workers`, serving every queue or only `queues` (no torch unless it scores)."""
     handle = open(log, "ab")  # noqa: SIM115 - owned by the process
+    args = [arg for queue in queues for arg in ("--queue", queue)]
     return subprocess.Popen(
-        [sys.executable, "-m", "workers"], cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "workers", *args], cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT
     )
 
 

@@ -7,7 +7,7 @@ import json
 import signal
 
 from models.image import ImageJob, ImageOptions, Phase, StopReason
-from models.settings import WORKFLOW_QUEUE
+from models.settings import IMAGE_QUEUE, STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE
 from tests.conftest import address_of, atelier_env, run_cli, start_worker, wait_for
 from tests.fake_openai import Fault
 from workflows.image_refinement import ImageRefinementWorkflow
@@ -93,3 +93,34 @@ async def test_cli_cancel_of_a_running_run_prints_best_so_far(dev_env, fake_open
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+async def test_a_deploy_lets_the_picture_in_flight_finish_instead_of_paying_for_it_again(
+    dev_env, fake_openai, tmp_path
+):
+    """SIGTERM (a rolling deploy) while the provider makes a picture that takes longer than the old 10 s
+    grace: the stopping worker finishes and reports that call, the new one goes on; one picture paid."""
+    fake_openai.script_scores(80)
+    fake_openai.delays["responses"] = 14
+    env = atelier_env(tmp_path, address_of(dev_env), LLM_BASE_URL=fake_openai.url, LLM_API_KEY=SECRET)
+    env["LLM_TIMEOUT_S"] = "30"
+    queues = (WORKFLOW_QUEUE, TEXT_QUEUE, IMAGE_QUEUE, STORAGE_QUEUE)
+    job = ImageJob(prompt="a slow sunrise", max_iterations=1, threshold=0, technical_weight=0)
+    old = start_worker(env, tmp_path / "old.log", queues)
+    new = None
+    try:
+        handle = await dev_env.client.start_workflow(
+            ImageRefinementWorkflow.run, job, id="deploy-1", task_queue=WORKFLOW_QUEUE
+        )
+        wait_for(lambda: len(fake_openai.calls("responses")) == 1, 60, "the picture to be asked for")
+        old.send_signal(signal.SIGTERM)
+        new = start_worker(env, tmp_path / "new.log", queues)
+        result = await asyncio.wait_for(handle.result(), timeout=90)
+        assert old.wait(timeout=60) == 0, "the old worker drained and exited cleanly"
+    finally:
+        for worker in (old, new):
+            if worker and worker.poll() is None:
+                worker.kill()
+                worker.wait(timeout=10)
+    assert result.final_score == 80
+    assert len(fake_openai.calls("responses")) == 1, "the picture in flight was made (and paid) once"

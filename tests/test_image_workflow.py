@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.providers.openai_provider import OpenAIProvider
 from activities.storage import LocalStore
 from models.image import ImageJob, ImageJobResult, ImageOptions, LoopState, Phase, StopReason
-from models.settings import WORKFLOW_QUEUE, Settings
+from models.settings import SCORING_QUEUE, WORKFLOW_QUEUE, Settings
 from tests.conftest import eventually, running_workers
 from tests.fake_openai import FakeOpenAI, Fault, png
+from workers.registry import QUEUES, build_workers
 from workflows.image_refinement import ImageRefinementWorkflow
 
 
@@ -205,3 +208,21 @@ async def test_technical_score_from_the_scoring_queue_is_combined(time_env, tmp_
         "evaluate_image": "atelier-text",
         "refine_prompt": "atelier-text",
     }
+
+
+async def test_without_a_scoring_worker_the_loop_scores_on_fidelity_alone(time_env, tmp_path):
+    """A deployment running only text, image and storage workers: the technical score waits a bounded time
+    for a scoring worker, then the loop goes on with the evaluator's fidelity, and says so."""
+    provider = GuardedProvider(OfflineProvider(), None)
+    queues = [queue for queue in QUEUES if queue != SCORING_QUEUE]
+    loop = ImageJob(prompt="a red fox in snow", max_iterations=2, threshold=100, technical_weight=0.5, scoring_wait_s=5)
+    async with contextlib.AsyncExitStack() as stack:
+        for worker in build_workers(time_env.client, queues, provider, LocalStore(tmp_path)):
+            await stack.enter_async_context(worker)
+        result = await time_env.client.execute_workflow(
+            ImageRefinementWorkflow.run, loop, id=f"no-scoring-{uuid.uuid4()}", task_queue=WORKFLOW_QUEUE
+        )
+    assert result.stopped_because == StopReason.MAX_ITERATIONS and len(result.iterations) == 2
+    for iteration in result.iterations:
+        assert iteration.technical is None and iteration.score == iteration.fidelity
+        assert iteration.note and "technical score unavailable" in iteration.note

@@ -22,12 +22,13 @@ from activities.providers.openai_provider import OpenAIProvider
 from activities.providers.pricing import quote
 from activities.rate_limits import Gate, Gates, reset_seconds, wait_seconds
 from activities.storage import LocalStore
+from activities.world import PORTRAIT, WORLD_IMAGE
 from models.image import ImageJob, ImageOptions
 from models.priority import run_priority
 from models.settings import Settings
 from models.text import ModelOutput
 from models.usage import DEFAULT_PRICES
-from models.world import Budget, WorldJob, WorldState
+from models.world import Budget, WorldJob, WorldResult, WorldState
 from tests.conftest import address_of, atelier_env, run_cli, start_worker
 from workers.registry import QUEUES, build_workers
 from workflows.image_refinement import ImageRefinementWorkflow
@@ -217,7 +218,7 @@ async def test_dollar_budget_runs_out_mid_world_and_the_world_keeps_what_it_made
     settings = limited_settings(fake_openai)
     limit = quote(settings, 0, [])
     per_chat = DEFAULT_PRICES["gpt-4o"].cost(120, 30, 0)  # what the test server reports for every chat
-    budget = limit.text_call_usd + 8 * per_chat
+    budget = limit.text_floor_usd + 6 * per_chat  # below the ~20 chats the world needs
     job = WorldJob(
         prompt="A library that lends out weather",
         characters=3,
@@ -238,6 +239,38 @@ async def test_dollar_budget_runs_out_mid_world_and_the_world_keeps_what_it_made
     capped = [c.body.get("max_completion_tokens") for c in fake_openai.calls("chat")]
     assert all(cap and cap <= 4096 for cap in capped), "every call's output was capped to fit its reservation"
 
+
+async def test_a_dollar_budget_is_spent_before_a_world_stops_and_an_ample_one_never_cuts_it_short(
+    time_env, fake_openai, tmp_path
+):
+    """Worst-case reservations far above real prices (a picture's ~4×, a chat's ~100×) no longer count as
+    spent: calls wait for those in flight to settle, and near the end take what is left down to a floor."""
+    settings = limited_settings(fake_openai)
+    options = [o for _, o in WORLD_IMAGE.values()] + [PORTRAIT]
+
+    async def world(name: str, max_usd: float | None) -> tuple[WorldResult, float]:
+        cost = quote(settings, max_usd, options) if max_usd is not None else None
+        job = WorldJob(prompt="A harbour of kites", characters=5, posts_per_character=4, scoring=False)
+        job.budget = Budget(cost=cost)
+        log = tmp_path / f"{name}.jsonl"
+        async with workers(time_env.client, settings, tmp_path / name, log):
+            result = await time_env.client.execute_workflow(
+                WorldWorkflow.run, job, id=f"{name}-{uuid.uuid4().hex[:6]}", task_queue=WORKFLOW_QUEUE
+            )
+        return result, sum(entry["cost_usd"] for entry in read_log(log))
+
+    full, full_cost = await world("full", None)
+    assert full.state == WorldState.COMPLETED and full.status.images.created == full.status.images.planned
+    ample, ample_cost = await world("ample", round(2.3 * full_cost, 4))
+    assert ample.state == WorldState.COMPLETED and not ample.status.budget_exhausted, ample.status.failures
+    assert ample_cost == pytest.approx(full_cost) and ample.status.images.created == full.status.images.created
+    budget = round(0.7 * full_cost, 4)
+    small, small_cost = await world("small", budget)
+    assert small.status.budget_exhausted and small.state == WorldState.COMPLETED_WITH_ERRORS
+    assert 0.8 * budget <= small_cost <= budget, f"spent ${small_cost:.4f} of ${budget:.4f}"
+    assert small.status.spend is not None and small.status.spend.spent_usd == pytest.approx(small_cost)
+    assert small.status.posts.created > 0 and small.status.images.created > 0, "what was made is kept"
+    print(f"budget use: full ${full_cost:.4f}; ample ${ample_cost:.4f}; small ${small_cost:.4f} of ${budget:.4f}")
 
 @pytest.mark.parametrize(
     ("args", "extra", "message"),

@@ -143,17 +143,42 @@ def test_world_accounts_hold_a_running_characters_allowance_until_its_result_set
     from workflows.world_accounts import WorldAccounts
 
     cost = CostLimit(max_usd=1.0, text_call_usd=0.1, image_call_usd=0.2)
-    accounts = WorldAccounts.for_budget(Budget(llm_calls=10, image_calls=4, cost=cost))
-    assert accounts.spend(llm=1)
-    calls, share = accounts.allowance(CallUsage(llm_calls=5, image_calls=2))
-    assert calls == CallUsage(llm_calls=5, image_calls=2) and share is not None and share.max_usd == pytest.approx(0.9)
+    accounts = WorldAccounts.for_budget(Budget(llm_calls=10, image_calls=4, cost=cost), settling=True)
+    assert accounts.book("text")
+    reserved = accounts.ledger.reserve("text")
+    need = CallUsage(llm_calls=5, image_calls=3)
+    assert accounts.worst_case(need) == pytest.approx(1.1)
+    assert not accounts.can_fund(need), "a call in flight may still come back unspent: wait for it"
+    accounts.ledger.release(reserved)
+    assert accounts.can_fund(need)
+    calls, share = accounts.allowance(need)
+    assert calls == need and share is not None and share.max_usd == pytest.approx(1.0), "all that is left"
     accounts.open("ada", calls, share)
-    assert accounts.free_calls() == CallUsage(llm_calls=4, image_calls=2), "the allowance is held"
-    assert not accounts.spend(image=1), "the world cannot spend the character's dollars"
+    assert accounts.free_calls() == CallUsage(llm_calls=4, image_calls=1), "the allowance is held"
+    assert not accounts.ledger.fits("image") and accounts.ledger.in_flight(), "the character's dollars are held"
     used = Usage(models={"m": ModelUsage(calls=2, cost_usd=0.15)})
     accounts.report(ProgressDelta(username="ada", calls=CallUsage(llm_calls=2), usage=used))
-    assert accounts.totals(False)[1] == used, "a running character's report counts"
-    accounts.settle("ada", CallUsage(llm_calls=2), used)
+    assert accounts.totals()[1] == used, "a running character's report counts"
+    accounts.settle("ada", CallUsage(llm_calls=2), used, exhausted=False)
     assert accounts.free_calls() == CallUsage(llm_calls=7, image_calls=4), "what it did not use flows back"
-    calls, usage, spend = accounts.totals(False)
+    calls, usage, spend = accounts.totals()
     assert calls == CallUsage(llm_calls=3) and usage == used and spend is not None and spend.spent_usd == 0.15
+    assert not accounts.exhausted and not accounts.ledger.in_flight()
+    assert not accounts.book("image", 5) and accounts.exhausted, "the call budget refusing is exhaustion too"
+
+
+def test_near_the_end_a_call_is_given_what_is_left_down_to_its_floor():
+    from models.usage import BudgetExhausted, CostLimit, Ledger
+
+    cost = CostLimit(max_usd=0.1, text_call_usd=0.06, image_call_usd=0.045, text_floor_usd=0.006, image_floor_usd=0.03)
+    ledger = Ledger(cost, settling=True)
+    assert ledger.fits("text", "image") and ledger.reserve("text") == pytest.approx(0.06)
+    assert ledger.reserve("image") == pytest.approx(0.04), "all that is left, above the image floor"
+    assert not ledger.fits("text") and ledger.in_flight(), "nothing left while both are in flight"
+    with pytest.raises(BudgetExhausted):
+        ledger.reserve("text")
+    ledger.release(0.06)
+    ledger.add(Usage(models={"m": ModelUsage(calls=1, cost_usd=0.001)}))
+    assert ledger.fits("text") and ledger.free_usd() == pytest.approx(0.059)
+    before = Ledger(cost)  # runs from before the budget patch: a call needs its whole worst case
+    assert before.fits("text") and not before.fits("text", "image")

@@ -36,6 +36,8 @@ WORKFLOWS = [
     KnowledgeIngestWorkflow,
 ]
 QUEUES = (WORKFLOW_QUEUE, TEXT_QUEUE, IMAGE_QUEUE, STORAGE_QUEUE, SCORING_QUEUE)
+SHUTDOWN_MARGIN_S = 15  # past a request's timeout: reading the reply, storing the picture
+SHUTDOWN_S = {STORAGE_QUEUE: 60, SCORING_QUEUE: 60}  # a put or a scoring batch finishes well within this
 STICKY_TIMEOUT = timedelta(seconds=3)
 
 
@@ -79,6 +81,16 @@ def provider_activities(provider: GuardedProvider, store: ArtifactStore, setting
     }
 
 
+def graceful_shutdown(queue: str, settings: Settings) -> timedelta:
+    """How long a stopping worker lets its running activities finish before cancelling them: a paid call
+    in flight gets as long as one request may take (LLM_TIMEOUT_S) and a little more, so a rolling deploy
+    never cancels a picture the provider is already making (and bills) only to ask for it again. Calls
+    still waiting on a rate limit have sent nothing; the new workers take them."""
+    if queue in (TEXT_QUEUE, IMAGE_QUEUE):
+        return timedelta(seconds=settings.llm_timeout_s + SHUTDOWN_MARGIN_S)
+    return timedelta(seconds=SHUTDOWN_S[queue])
+
+
 def paid_call_worker(
     client: Client, queue: str, activities: list, settings: Settings, versioning: dict[str, Any]
 ) -> Worker:
@@ -92,7 +104,7 @@ def paid_call_worker(
         activities=activities,
         max_concurrent_activities=settings.image_concurrency if kind == "image" else settings.text_concurrency,
         max_task_queue_activities_per_second=rpm / 60 if rpm else None,
-        graceful_shutdown_timeout=timedelta(seconds=10),
+        graceful_shutdown_timeout=graceful_shutdown(queue, settings),
         interceptors=[HeartbeatThroughout()],
         **versioning,
     )
@@ -137,7 +149,7 @@ def build_workers(
                     task_queue=STORAGE_QUEUE,
                     activities=by_queue[STORAGE_QUEUE],
                     max_concurrent_activities=32,
-                    graceful_shutdown_timeout=timedelta(seconds=10),
+                    graceful_shutdown_timeout=graceful_shutdown(STORAGE_QUEUE, settings),
                     interceptors=[HeartbeatThroughout()],
                     **versioning,
                 )
@@ -154,7 +166,7 @@ def build_workers(
                 task_queue=SCORING_QUEUE,
                 activities=scoring.activities() + knowledge.activities(),
                 max_concurrent_activities=4,
-                graceful_shutdown_timeout=timedelta(seconds=10),
+                graceful_shutdown_timeout=graceful_shutdown(SCORING_QUEUE, settings),
                 interceptors=[HeartbeatThroughout()],
                 **versioning,
             )

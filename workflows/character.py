@@ -7,6 +7,7 @@ fails after its retries is recorded and the rest goes on; progress is signalled 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio import workflow
@@ -15,7 +16,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.world import WorldActivities
     from models.scoring import Similarities, TextPairsRequest
-    from models.usage import Ledger
+    from models.usage import BudgetExhausted, Ledger, Metered, V
     from models.world import (
         AvatarRequest,
         CallUsage,
@@ -37,10 +38,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows import console
     from workflows.failures import failure
     from workflows.inputs import parse_input
-    from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
+    from workflows.options import call_kind, image_call, metered_call, scoring_call, storage_call, text_call
 
 
 PROGRESS_PATCH = "progress-by-half"
+BUDGET_PATCH = "budget-waits-for-calls-in-flight"
 
 
 @workflow.defn
@@ -54,19 +56,36 @@ class CharacterWorkflow:
         self._unsent: dict[str, int] = {}  # counts not yet reported to the world
         self._contents: list[str] = []
 
-    def _spend(self, llm: int = 0, image: int = 0) -> bool:
-        """Take calls from this character's allowance (calls, and dollars when the world has a dollar
-        budget); False (and remembered) when it is spent."""
+    def _book(self, kind: str) -> bool:
+        """Count one call against this character's call allowance; False (and remembered) when it is spent."""
         assert self._job and self._result
+        used = self._used.plus(CallUsage.one(kind))
         allowance = self._job.allowance
-        if self._used.llm_calls + llm > allowance.llm_calls or self._used.image_calls + image > allowance.image_calls:
+        if used.llm_calls > allowance.llm_calls or used.image_calls > allowance.image_calls:
             self._result.budget_exhausted = True
             return False
-        if not self._ledger.affordable(*["text"] * llm, *["image"] * image):  # its share of the dollars
-            self._result.budget_exhausted = True
-            return False
-        self._used = self._used.plus(CallUsage(llm_calls=llm, image_calls=image))
+        self._used = used
         return True
+
+    async def _call(
+        self, step: str, activity: Callable[..., Awaitable[Metered[V]]], request: Any, **options: Any
+    ) -> V | None:
+        """One paid call within this character's allowance (calls, and its share of the world's dollars).
+        None when it failed for good or the budget is spent, with the failure recorded under `step`."""
+        assert self._result
+        kind = call_kind(options)
+        if not self._book(kind):
+            self._result.failures.append(Failure(step=step, error="budget exhausted"))
+            return None
+        try:
+            return await metered_call(self._ledger, activity, request, **options)
+        except BudgetExhausted as err:
+            self._result.budget_exhausted = True
+            self._used = self._used.plus(CallUsage.one(kind, -1))  # not made: the call is not counted
+            self._result.failures.append(failure(step, err))
+        except ActivityError as err:
+            self._result.failures.append(failure(step, err))
+        return None
 
     def _show(self) -> None:
         assert self._job and self._result
@@ -112,7 +131,7 @@ class CharacterWorkflow:
     async def run(self, raw: dict[str, Any]) -> CharacterResult:
         job = parse_input(CharacterJob, raw)
         self._job = job
-        self._ledger = Ledger(job.cost)
+        self._ledger = Ledger(job.cost, settling=job.cost is not None and workflow.patched(BUDGET_PATCH))
         seed = job.seed
         result = self._result = CharacterResult(username=seed.username)
         manifest = CharacterManifest(
@@ -121,18 +140,13 @@ class CharacterWorkflow:
             display_name=seed.display_name,
             role_in_world=seed.role_in_world,
         )
-        if not self._spend(llm=1):
-            result.failures.append(Failure(step=f"{seed.username}/profile", error="budget exhausted"))
-            return result
-        try:
-            profiled = await metered_call(
-                self._ledger,
-                WorldActivities.character_detail,
-                CharacterDetailRequest(world_id=job.world_id, world_text=job.world_text, seed=seed),
-                **text_call(f"@{seed.username} · profile"),
-            )
-        except ActivityError as err:
-            result.failures.append(failure(f"{seed.username}/profile", err))
+        profiled = await self._call(
+            f"{seed.username}/profile",
+            WorldActivities.character_detail,
+            CharacterDetailRequest(world_id=job.world_id, world_text=job.world_text, seed=seed),
+            **text_call(f"@{seed.username} · profile"),
+        )
+        if profiled is None:
             return result
         manifest.profile = profiled.artifact
         self._report(characters_created=1)
@@ -180,23 +194,18 @@ class CharacterWorkflow:
 
     async def _avatar(self, detail: CharacterDetail, manifest: CharacterManifest) -> None:
         assert self._job and self._result
-        if not self._spend(image=1):
-            self._result.failures.append(Failure(step=f"{detail.username}/avatar", error="budget exhausted"))
-            return
-        try:
-            manifest.avatar = await metered_call(
-                self._ledger,
-                WorldActivities.character_avatar,
-                AvatarRequest(
-                    world_id=self._job.world_id,
-                    username=detail.username,
-                    avatar_description=detail.avatar_description,
-                    visual_style=self._job.visual_style,
-                ),
-                **image_call(f"@{detail.username} · avatar"),
-            )
-        except ActivityError as err:
-            self._result.failures.append(failure(f"{detail.username}/avatar", err))
+        manifest.avatar = await self._call(
+            f"{detail.username}/avatar",
+            WorldActivities.character_avatar,
+            AvatarRequest(
+                world_id=self._job.world_id,
+                username=detail.username,
+                avatar_description=detail.avatar_description,
+                visual_style=self._job.visual_style,
+            ),
+            **image_call(f"@{detail.username} · avatar"),
+        )
+        if manifest.avatar is None:
             return
         self._result.images_created += 1
         self._report(images_created=1)
@@ -211,25 +220,21 @@ class CharacterWorkflow:
         batch_index = 0
         while len(previous) < total:
             count = min(job.post_batch_size, total - len(previous))
-            if not self._spend(llm=1):
-                break
-            try:
-                batch = await metered_call(
-                    self._ledger,
-                    WorldActivities.post_batch,
-                    PostBatchRequest(
-                        world_id=job.world_id,
-                        world_text=job.world_text,
-                        character=detail,
-                        batch_index=batch_index,
-                        count=count,
-                        previous=previous,
-                        narrative_arc=arc,
-                    ),
-                    **text_call(f"@{detail.username} · post batch {batch_index + 1}"),
-                )
-            except ActivityError as err:
-                result.failures.append(failure(f"{detail.username}/post batch {batch_index + 1}", err))
+            batch = await self._call(
+                f"{detail.username}/post batch {batch_index + 1}",
+                WorldActivities.post_batch,
+                PostBatchRequest(
+                    world_id=job.world_id,
+                    world_text=job.world_text,
+                    character=detail,
+                    batch_index=batch_index,
+                    count=count,
+                    previous=previous,
+                    narrative_arc=arc,
+                ),
+                **text_call(f"@{detail.username} · post batch {batch_index + 1}"),
+            )
+            if batch is None:
                 break
             arc = arc or batch.narrative_arc
             ideas = batch.posts[:count]
@@ -263,45 +268,34 @@ class CharacterWorkflow:
     async def _post(self, detail: CharacterDetail, number: int, idea: PostIdea, arc: str) -> PostRecord | None:
         assert self._job and self._result
         job, step = self._job, f"{detail.username}/post {number}"
-        if not self._spend(llm=1):
-            self._result.failures.append(Failure(step=step, error="budget exhausted"))
-            return None
-        try:
-            written = await metered_call(
-                self._ledger,
-                WorldActivities.post_detail,
-                PostDetailRequest(
-                    world_id=job.world_id,
-                    world_text=job.world_text,
-                    character=detail,
-                    number=number,
-                    idea=idea,
-                    narrative_arc=arc,
-                ),
-                **text_call(f"@{detail.username} · post {number}/{job.seed.posts_count} · text"),
-            )
-        except ActivityError as err:
-            self._result.failures.append(failure(step, err))
+        written = await self._call(
+            step,
+            WorldActivities.post_detail,
+            PostDetailRequest(
+                world_id=job.world_id,
+                world_text=job.world_text,
+                character=detail,
+                number=number,
+                idea=idea,
+                narrative_arc=arc,
+            ),
+            **text_call(f"@{detail.username} · post {number}/{job.seed.posts_count} · text"),
+        )
+        if written is None:
             return None
         self._contents.append(written.detail.content)
         record = PostRecord(number=number, idea=idea, post=written.artifact)
         if job.images and idea.has_image:
-            if not self._spend(image=1):
-                self._result.failures.append(Failure(step=f"{step} image", error="budget exhausted"))
-                return record
-            try:
-                record.image = await metered_call(
-                    self._ledger,
-                    WorldActivities.post_image,
-                    PostImageRequest(
-                        world_id=job.world_id,
-                        username=detail.username,
-                        number=number,
-                        image_prompt=written.detail.image_prompt,
-                        visual_style=job.visual_style,
-                    ),
-                    **image_call(f"@{detail.username} · post {number}/{job.seed.posts_count} · image"),
-                )
-            except ActivityError as err:
-                self._result.failures.append(failure(f"{step} image", err))
+            record.image = await self._call(
+                f"{step} image",
+                WorldActivities.post_image,
+                PostImageRequest(
+                    world_id=job.world_id,
+                    username=detail.username,
+                    number=number,
+                    image_prompt=written.detail.image_prompt,
+                    visual_style=job.visual_style,
+                ),
+                **image_call(f"@{detail.username} · post {number}/{job.seed.posts_count} · image"),
+            )
         return record

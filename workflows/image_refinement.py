@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import is_cancelled_exception
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.image import ImageActivities
@@ -26,10 +27,13 @@ with workflow.unsafe.imports_passed_through():
     from models.scoring import ImageScores, ScoreImagesRequest
     from models.usage import BudgetExhausted, Ledger
     from workflows import console
+    from workflows.character import BUDGET_PATCH
+    from workflows.failures import failure_cause
     from workflows.inputs import parse_input
     from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
 
 
+SCORING_DEGRADES_PATCH = "technical-score-optional"
 ENDINGS = {StopReason.BUDGET_EXHAUSTED: "BUDGET_EXHAUSTED", StopReason.CANCELLED: "CANCELLED"}
 
 
@@ -49,7 +53,7 @@ class ImageRefinementWorkflow:
             update={
                 "pending_feedback": list(self._pending_feedback),
                 "usage": self._ledger.usage,
-                "spend": self._ledger.spend(),
+                "spend": self._ledger.statement(),
             }
         )
 
@@ -88,7 +92,7 @@ class ImageRefinementWorkflow:
             EvaluateImageRequest(workflow_id=workflow_id, iteration=number, prompt=prompt, image=image),
             **text_call(self._step(number, "evaluate")),
         )
-        item = None
+        item, note = None, None
         if job.technical_weight == 0:
             verdict = await evaluation
         else:
@@ -96,12 +100,22 @@ class ImageRefinementWorkflow:
                 "score_images",
                 ScoreImagesRequest(images=[image]),
                 result_type=ImageScores,
-                **scoring_call(self._step(number, "technical score")),
+                **scoring_call(self._step(number, "technical score"), timedelta(seconds=job.scoring_wait_s)),
             )
-            verdict, scores = await asyncio.gather(evaluation, technical)
-            item = scores.items[0]
+            if not workflow.patched(SCORING_DEGRADES_PATCH):  # runs from before: a scoring failure failed the loop
+                verdict, scores = await asyncio.gather(evaluation, technical)
+            else:
+                verdict, scores = await asyncio.gather(evaluation, technical, return_exceptions=True)
+                if isinstance(verdict, BaseException):
+                    raise verdict
+                if isinstance(scores, ActivityError):  # no scoring worker, or scoring keeps failing
+                    note = f"technical score unavailable ({failure_cause(scores)}): scored on fidelity alone"
+                elif isinstance(scores, BaseException):
+                    raise scores
+            item = None if note else scores.items[0]  # type: ignore[union-attr]
         weight = job.technical_weight if item else 0.0
         return Iteration(
+            note=note,
             number=number,
             prompt=prompt,
             image=image,
@@ -117,7 +131,7 @@ class ImageRefinementWorkflow:
     async def run(self, raw: dict[str, Any]) -> ImageJobResult:
         job = parse_input(ImageJob, raw)
         workflow_id = workflow.info().workflow_id
-        self._ledger = Ledger(job.cost)
+        self._ledger = Ledger(job.cost, settling=job.cost is not None and workflow.patched(BUDGET_PATCH))
         state = self._state = LoopState(max_iterations=job.max_iterations, threshold=job.threshold, prompt=job.prompt)
         iterations: list[Iteration] = []
         provider = "unknown"
@@ -134,7 +148,8 @@ class ImageRefinementWorkflow:
                 )
             prompt, human, previous_response_id = job.prompt, [], None
             for number in range(1, job.max_iterations + 1):
-                if not self._ledger.affordable("image", "text"):  # an iteration: generate and evaluate
+                if not self._ledger.fits("image", "text"):  # an iteration: generate and evaluate
+                    self._ledger.exhausted = True
                     if not iterations:
                         raise BudgetExhausted(f"the ${job.cost.max_usd:.4f} budget does not cover one iteration")  # type: ignore[union-attr]
                     stopped = StopReason.BUDGET_EXHAUSTED
@@ -158,7 +173,7 @@ class ImageRefinementWorkflow:
                 state.phase = Phase.EVALUATING
                 iteration = await self._evaluate(job, workflow_id, number, prompt, generated.image)
                 iteration.response_id, iteration.human_feedback = generated.response_id, human
-                iteration.note = generated.note
+                iteration.note = "; ".join(n for n in (generated.note, iteration.note) if n) or None
                 iterations.append(iteration)
                 state.scores.append(iteration.score)
                 state.best_score = max(state.scores)
@@ -168,7 +183,8 @@ class ImageRefinementWorkflow:
                     break
                 if number == job.max_iterations:
                     break
-                if not self._ledger.affordable("text", "image", "text"):  # refine, then the next iteration
+                if not self._ledger.fits("text", "image", "text"):  # refine, then the next iteration
+                    self._ledger.exhausted = True
                     stopped = StopReason.BUDGET_EXHAUSTED
                     break
                 state.phase = Phase.REFINING
@@ -185,6 +201,10 @@ class ImageRefinementWorkflow:
                     **text_call(self._step(number, "refine prompt")),
                 )
                 prompt = refined.prompt
+        except BudgetExhausted:  # a call the provider found dearer than what was left (nothing was sent)
+            if not iterations:
+                raise
+            stopped = StopReason.BUDGET_EXHAUSTED
         except (asyncio.CancelledError, Exception) as err:
             if not is_cancelled_exception(err) or not iterations:
                 raise
@@ -201,6 +221,6 @@ class ImageRefinementWorkflow:
             final_score=best.score,
             iterations=iterations,
             usage=self._ledger.usage,
-            spend=self._ledger.spend(),
+            spend=self._ledger.statement(),
             budget_exhausted=stopped == StopReason.BUDGET_EXHAUSTED,
         )

@@ -36,8 +36,9 @@ with workflow.unsafe.imports_passed_through():
         verify,
     )
     from models.scoring import Similarities, TextPairsRequest
-    from models.usage import Ledger
+    from models.usage import BudgetExhausted, Ledger
     from workflows import console
+    from workflows.character import BUDGET_PATCH
     from workflows.failures import failure_cause
     from workflows.inputs import parse_input
     from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
@@ -58,7 +59,7 @@ class MemeWorkflow:
     @workflow.query
     def status(self) -> MemeStatus:
         """The phase the meme is in, drafts so far, best score and usage (a copy: queries change nothing)."""
-        return self._status.model_copy(update={"usage": self._ledger.usage, "spend": self._ledger.spend()})
+        return self._status.model_copy(update={"usage": self._ledger.usage, "spend": self._ledger.statement()})
 
     @workflow.query
     def metrics(self) -> MemeMetrics:
@@ -87,7 +88,7 @@ class MemeWorkflow:
     async def run(self, raw: dict[str, Any]) -> MemeResult:
         job = parse_input(MemeJob, raw)
         meme_id = workflow.info().workflow_id
-        self._ledger = Ledger(job.cost)
+        self._ledger = Ledger(job.cost, settling=job.cost is not None and workflow.patched(BUDGET_PATCH))
         try:
             result = await self._make(job, meme_id)
         except BaseException as err:
@@ -103,7 +104,7 @@ class MemeWorkflow:
             cost_usd=self._ledger.usage.estimated_cost_usd,
             score=result.score,
         )
-        result.metrics, result.usage, result.spend = self._metrics, self._ledger.usage, self._ledger.spend()
+        result.metrics, result.usage, result.spend = self._metrics, self._ledger.usage, self._ledger.statement()
         result.budget_exhausted = self._ledger.exhausted
         meter = workflow.metric_meter()
         meter.create_counter("atelier_meme_cache", "meme cache lookups").with_additional_attributes(
@@ -235,7 +236,12 @@ class MemeWorkflow:
         self._enter(MemePhase.GENERATING_TEXT)
         while True:
             what = f"meme · text draft {len(drafts) + 1}" + (" (refine)" if refinements else "")
-            text: MemeText = await metered_call(self._ledger, MemeActivities.write_text, request, **text_call(what))
+            try:
+                text: MemeText = await metered_call(self._ledger, MemeActivities.write_text, request, **text_call(what))
+            except BudgetExhausted:
+                if not refinements:
+                    raise
+                return drafts, refinements, "budget_exhausted"
             self._enter(MemePhase.VERIFYING)
             draft = Draft(panels=text.panels, scene=text.scene, problems=verify(spec, text.panels, job.blocked_words))
             drafts.append(draft)
@@ -253,12 +259,19 @@ class MemeWorkflow:
                 self._enter(MemePhase.GENERATING_TEXT)
             else:
                 self._enter(MemePhase.SCORING)
-                await self._score(job, fmt, draft)
+                try:
+                    await self._score(job, fmt, draft)
+                except BudgetExhausted:
+                    if not refinements:
+                        raise
+                    drafts.pop()  # unjudged: the best scored draft is used
+                    return drafts, refinements, "budget_exhausted"
                 if draft.score is not None and draft.score >= job.target_score:
                     return drafts, refinements, "target_reached"
                 if refinements >= job.max_refinements:
                     return drafts, refinements, "out_of_refinements"
-                if not self._ledger.affordable("text", "text"):  # a rewrite and its judgement
+                if not self._ledger.fits("text", "text"):  # a rewrite and its judgement
+                    self._ledger.exhausted = True
                     return drafts, refinements, "budget_exhausted"
                 refinements += 1
                 self._metrics.refinements = refinements
@@ -280,8 +293,8 @@ class MemeWorkflow:
             "text_similarity",
             TextPairsRequest(texts=[" ".join(draft.panels)], references=[job.topic]),
             result_type=Similarities,
-            **scoring_call(f"meme · topic relevance of draft {self._status.drafts}")
-            | {"schedule_to_start_timeout": RELEVANCE_WAIT, "retry_policy": RetryPolicy(maximum_attempts=2)},
+            **scoring_call(f"meme · topic relevance of draft {self._status.drafts}", RELEVANCE_WAIT)
+            | {"retry_policy": RetryPolicy(maximum_attempts=2)},
         )
         verdict, relevance = await asyncio.gather(judged, similar, return_exceptions=True)
         if isinstance(verdict, BaseException):
@@ -304,7 +317,8 @@ class MemeWorkflow:
         """Every picture of the format, in parallel; past the image deadline, a plain background instead."""
         spec = FORMATS[fmt]
         style = f", {job.style}" if job.style else ""
-        if not self._ledger.affordable(*["image"] * len(spec.scenes)):
+        if not self._ledger.fits(*["image"] * len(spec.scenes)):
+            self._ledger.exhausted = True
             return [None] * len(spec.scenes), "budget exhausted before the pictures: rendered on a plain background"
         calls = [
             metered_call(
@@ -327,7 +341,7 @@ class MemeWorkflow:
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and is_cancelled_exception(outcome):
                 raise outcome
-            if isinstance(outcome, ActivityError):
+            if isinstance(outcome, (ActivityError, BudgetExhausted)):
                 scenes.append(None)
                 failures.append(failure_cause(outcome))
             elif isinstance(outcome, BaseException):

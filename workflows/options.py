@@ -9,10 +9,11 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from models.settings import IMAGE_QUEUE, MAX_CALL_DEADLINE_S, SCORING_QUEUE, STORAGE_QUEUE, TEXT_QUEUE
-    from models.usage import Ledger, Metered, PaidRequest, V
+    from models.usage import BudgetExhausted, Ledger, Metered, PaidRequest, V
 
 # Every activity heartbeats every 2 s for as long as it runs (the workers' HeartbeatThroughout
 # interceptor); a worker that dies is noticed after 8 s and its call retried about a second later.
@@ -21,6 +22,7 @@ STORAGE_DEADLINE = timedelta(minutes=10)  # a storage step still failing after t
 # One attempt of a paid call may wait on the provider's rate limit (heartbeating) up to the worker's
 # per-call deadline; a hung request is cut by the client timeout, a dead worker by the heartbeat timeout.
 PAID_ATTEMPT_LIMIT = timedelta(seconds=MAX_CALL_DEADLINE_S)
+SCORING_WAIT = timedelta(seconds=60)  # for a scoring worker to pick a call up (a busy one batches within this)
 
 
 def _paid_call(queue: str, attempts: int, summary: str) -> dict[str, Any]:
@@ -67,11 +69,14 @@ def storage_call(summary: str, minutes: int = 5, deadline: timedelta = STORAGE_D
     }
 
 
-def scoring_call(summary: str) -> dict[str, Any]:
-    """Options for an activity on the scoring queue (batched PyTorch work)."""
+def scoring_call(summary: str, wait: timedelta = SCORING_WAIT) -> dict[str, Any]:
+    """Options for an activity on the scoring queue (batched PyTorch work). Scoring is optional: a deployment
+    may run no scoring worker, so a call waits only `wait` to be picked up, then fails and the pipeline goes
+    on without its score (noted)."""
     return {
         "summary": summary,
         "task_queue": SCORING_QUEUE,
+        "schedule_to_start_timeout": wait,
         "start_to_close_timeout": timedelta(minutes=5),
         "heartbeat_timeout": HEARTBEAT_TIMEOUT,
         "retry_policy": RetryPolicy(
@@ -88,12 +93,29 @@ def call_kind(options: dict[str, Any]) -> str:
 async def metered_call(
     ledger: Ledger, activity: Callable[..., Awaitable[Metered[V]]], arg: PaidRequest, **options: Any
 ) -> V:
-    """Run a paid activity that returns `Metered[V]`: its worst case is reserved from the run's dollar
-    budget first (raises `BudgetExhausted` when it does not fit) and travels with the request as the
-    call's cap; its usage goes into the ledger and its value comes back."""
-    cap = ledger.reserve(call_kind(options))
+    """Run a paid activity that returns `Metered[V]`: what it may cost is reserved from the run's dollar
+    budget first and travels with the request as the call's cap; its usage goes into the ledger and its
+    value comes back.
+
+    The one way a budget runs out: raises `BudgetExhausted` (the ledger remembers it) when the budget
+    cannot cover the call once the calls in flight have settled, or when the provider finds the call's
+    real worst case above the cap it was given (nothing was sent)."""
+    kind = call_kind(options)
+    # what is in flight may come back unspent: wait for it (others waiting may take it first: check again)
+    while ledger.settling and not ledger.fits(kind) and ledger.in_flight():
+        await workflow.wait_condition(lambda: ledger.fits(kind) or not ledger.in_flight())
+    if not ledger.fits(kind):
+        ledger.exhausted = True
+        free = ledger.free_usd() or 0.0
+        raise BudgetExhausted(f"budget exhausted: ${free:.4f} left, an {kind} call needs ${ledger.least(kind):.4f}")
+    cap = ledger.reserve(kind)
     try:
         request = arg if cap is None else arg.model_copy(update={"max_cost_usd": cap})
         return ledger.take(await workflow.execute_activity_method(activity, request, **options))
+    except ActivityError as err:
+        if isinstance(err.cause, ApplicationError) and err.cause.type == "BudgetExhausted":
+            ledger.exhausted = True
+            raise BudgetExhausted(err.cause.message) from err
+        raise
     finally:
         ledger.release(cap)

@@ -53,8 +53,7 @@ def phase_call(summary: str) -> dict:
 
 def experience_call(summary: str, wait_s: int) -> dict:
     """The scoring queue, but only `wait_s` for a scoring worker to pick the search up."""
-    return scoring_call(summary) | {
-        "schedule_to_start_timeout": timedelta(seconds=wait_s),
+    return scoring_call(summary, timedelta(seconds=wait_s)) | {
         "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=PHASE_ATTEMPTS),
     }
 

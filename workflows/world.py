@@ -12,22 +12,15 @@ import math
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, is_cancelled_exception
-from temporalio.workflow import ParentClosePolicy
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.world import WorldActivities
     from models.artifacts import ArtifactRef
-    from models.scoring import NearDuplicates, NearDuplicatesRequest
-    from models.settings import WORKFLOW_QUEUE
-    from models.usage import Usage
+    from models.usage import BudgetExhausted
     from models.world import (
-        CallUsage,
-        CharacterBatchRequest,
-        CharacterJob,
         CharacterResult,
         CharacterSeed,
-        CharacterSummary,
         Failure,
         PhaseState,
         ProgressDelta,
@@ -39,19 +32,18 @@ with workflow.unsafe.imports_passed_through():
         WorldState,
         WorldStatus,
         format_world,
-        persona_text,
-        safe_username,
     )
     from workflows import console
-    from workflows.character import CharacterWorkflow
+    from workflows.casting import Casting
+    from workflows.character import BUDGET_PATCH
+    from workflows.character_runs import CharacterRuns
     from workflows.failures import failure
     from workflows.inputs import parse_input
-    from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
+    from workflows.options import image_call, metered_call, storage_call, text_call
     from workflows.world_accounts import WorldAccounts
+    from workflows.world_context import WorldContext
 
 IMAGE_PHASES = ("world_images", "avatars", "post_images")
-DUPLICATE_SIMILARITY = 0.9
-REGENERATION_ATTEMPTS = 2
 
 
 @workflow.defn
@@ -60,7 +52,6 @@ class WorldWorkflow:
         self._status: WorldStatus | None = None
         self._accounts = WorldAccounts()  # call and dollar budgets: own calls, running and finished characters
         self._cast: list[str] = []  # usernames in the order the batches made them
-        self._seeds: list[CharacterSeed] = []
 
     # --- status ----------------------------------------------------------------------------------
     @workflow.query
@@ -82,9 +73,8 @@ class WorldWorkflow:
         self._refresh_calls()
 
     def _totals(self) -> dict[str, Any]:
-        assert self._status
-        calls, usage, spend = self._accounts.totals(self._status.budget_exhausted)
-        return {"calls": calls, "usage": usage, "spend": spend}
+        calls, usage, spend = self._accounts.totals()
+        return {"calls": calls, "usage": usage, "spend": spend, "budget_exhausted": self._accounts.exhausted}
 
     def _refresh_calls(self) -> None:
         """Totals into the status, and the status into the run's current details."""
@@ -105,54 +95,43 @@ class WorldWorkflow:
         assert self._status
         self._status.phases[name] = state
 
-    # --- budget ----------------------------------------------------------------------------------
-    def _spend(self, llm: int = 0, image: int = 0) -> bool:
-        """Book the world's own next calls, or mark the budget exhausted."""
-        assert self._status
-        if not self._accounts.spend(llm, image):
-            self._status.budget_exhausted = True
-            return False
-        self._refresh_calls()
-        return True
-
     # --- the process -----------------------------------------------------------------------------
     @workflow.run
     async def run(self, raw: dict[str, Any]) -> WorldResult:
         job = parse_input(WorldJob, raw)
         world_id = workflow.info().workflow_id
-        self._accounts = WorldAccounts.for_budget(job.budget)
+        settling = job.budget.cost is not None and workflow.patched(BUDGET_PATCH)
+        self._accounts = WorldAccounts.for_budget(job.budget, settling)
         st = self._status = WorldStatus(world_id=world_id, budget=job.budget)
         if not job.images:
             for name in IMAGE_PHASES:
                 self._phase(name, PhaseState.COMPLETED)
         self._phase("world_description", PhaseState.IN_PROGRESS)
-        if not self._spend(llm=1):
-            self._phase("world_description", PhaseState.FAILED)
-            st.state = WorldState.FAILED
-            console.record(state=st.state.value)
-            raise ApplicationError("the call budget allows no LLM call", type="BudgetExhausted", non_retryable=True)
         try:
+            if not self._accounts.book("text"):
+                raise BudgetExhausted("the call budget allows no LLM call")
             described = await metered_call(
                 self._accounts.ledger,
                 WorldActivities.describe_world,
                 WorldPromptRequest(world_id=world_id, prompt=job.prompt),
                 **text_call("world · description"),
             )
-        except ActivityError:
+        except (ActivityError, BudgetExhausted):
             self._phase("world_description", PhaseState.FAILED)
             st.state = WorldState.FAILED
             console.record(state=st.state.value)
             raise
         self._phase("world_description", PhaseState.COMPLETED)
-        world, world_text = described.world, format_world(described.world)
+        world = described.world
         st.world_name = world.name
+        ctx = WorldContext(job, world_id, format_world(world), world.visual_style, world.name or world_id)
 
         images: dict[str, ArtifactRef | None] = {"background": None, "icon": None}
         results: list[CharacterResult] = []
         try:
-            tasks = [self._characters(job, world_id, world_text, world.visual_style, results)]
+            tasks = [self._characters(ctx, results)]
             if job.images:
-                tasks.append(self._world_images(job, world_id, world_text, world.visual_style, images))
+                tasks.append(self._world_images(ctx, images))
             await asyncio.gather(*tasks)
         except BaseException as err:
             if not is_cancelled_exception(err):
@@ -163,194 +142,80 @@ class WorldWorkflow:
         for name in ("character_details", "avatars", "posts", "post_images"):
             if st.phases[name] == PhaseState.IN_PROGRESS:
                 self._phase(name, PhaseState.COMPLETED)
+        self._refresh_calls()
         if st.budget_exhausted:
             st.failures.append(Failure(step="budget", error="budget exhausted: the world is incomplete"))
         st.state = WorldState.COMPLETED_WITH_ERRORS if st.failures else WorldState.COMPLETED
         return await self._finish(job, world_id, described.artifact, world.name, images, results)
 
-    async def _world_images(
-        self, job: WorldJob, world_id: str, world_text: str, style: str, images: dict[str, ArtifactRef | None]
-    ) -> None:
+    async def _world_images(self, ctx: WorldContext, images: dict[str, ArtifactRef | None]) -> None:
         assert self._status
         self._phase("world_images", PhaseState.IN_PROGRESS)
         self._status.images.planned += 2
 
         async def one(kind: str) -> None:
             assert self._status
-            if not self._spend(image=1):
+            if not self._accounts.book("image"):
                 self._status.failures.append(Failure(step=f"world/{kind}", error="budget exhausted"))
                 return
             try:
                 images[kind] = await metered_call(
                     self._accounts.ledger,
                     WorldActivities.world_image,
-                    WorldImageRequest(world_id=world_id, kind=kind, world_text=world_text, visual_style=style),
+                    WorldImageRequest(
+                        world_id=ctx.world_id, kind=kind, world_text=ctx.world_text, visual_style=ctx.style
+                    ),
                     **image_call(f"world · {kind} image"),
                 )
                 self._status.images.created += 1
+            except BudgetExhausted as err:
+                self._accounts.book("image", -1)  # not made
+                self._status.failures.append(failure(f"world/{kind}", err))
             except ActivityError as err:
                 self._status.failures.append(failure(f"world/{kind}", err))
+            self._refresh_calls()
 
         await asyncio.gather(one("background"), one("icon"))
         done = any(images.values())
         self._phase("world_images", PhaseState.COMPLETED if done else PhaseState.FAILED)
 
-    async def _characters(
-        self, job: WorldJob, world_id: str, world_text: str, style: str, results: list[CharacterResult]
-    ) -> None:
+    async def _characters(self, ctx: WorldContext, results: list[CharacterResult]) -> None:
         """Character batches in sequence (each sees the cast so far); each character starts at once."""
         st = self._status
         assert st
         self._phase("characters", PhaseState.IN_PROGRESS)
-        taken: set[str] = set()
-        cast: list[CharacterSummary] = []
+        casting = Casting(ctx, self._accounts, st)
+        runs = CharacterRuns(ctx, self._accounts, st)
         running: list[asyncio.Task[None]] = []
-        slots = asyncio.Semaphore(job.max_parallel_characters)
-        for batch_index in range(math.ceil(job.characters / job.character_batch_size)):
-            count = min(job.character_batch_size, job.characters - len(cast))
-            if count <= 0 or not self._spend(llm=1):
+        job = ctx.job
+        for index in range(math.ceil(job.characters / job.character_batch_size)):
+            fresh = await casting.batch(index)
+            if fresh is None:
                 break
-            try:
-                fresh = await self._batch(job, world_id, world_text, batch_index, count, cast, taken)
-            except ActivityError as err:
-                st.failures.append(failure(f"characters/batch {batch_index + 1}", err))
-                continue
             for seed in fresh:
-                cast.append(CharacterSummary.model_validate(seed.model_dump()))
                 self._cast.append(seed.username)
-                self._seeds.append(seed)
                 st.characters.planned += 1
                 st.posts.planned += seed.posts_count
                 st.images.planned += 1 if job.images else 0
-                running.append(
-                    asyncio.create_task(self._character(job, world_id, world_text, style, seed, slots, results))
-                )
-        self._phase("characters", PhaseState.COMPLETED if cast else PhaseState.FAILED)
+                running.append(asyncio.create_task(self._character(runs, seed, results)))
+            self._refresh_calls()
+        self._phase("characters", PhaseState.COMPLETED if casting.cast else PhaseState.FAILED)
         await asyncio.gather(*running)
         if st.characters.planned and not st.characters.created:
             self._phase("character_details", PhaseState.FAILED)
 
-    async def _batch(
-        self,
-        job: WorldJob,
-        world_id: str,
-        world_text: str,
-        batch_index: int,
-        count: int,
-        cast: list[CharacterSummary],
-        taken: set[str],
-    ) -> list[CharacterSeed]:
-        """One batch of new characters; near-copies of anyone already made are asked for again."""
+    async def _character(self, runs: CharacterRuns, seed: CharacterSeed, results: list[CharacterResult]) -> None:
+        """One character through the fan-out; its outcome into the world's status."""
         st = self._status
         assert st
-        kept: list[CharacterSeed] = []
-        wanted = count
-        for attempt in range(REGENERATION_ATTEMPTS + 1):
-            batch = await metered_call(
-                self._accounts.ledger,
-                WorldActivities.character_batch,
-                CharacterBatchRequest(
-                    world_id=world_id,
-                    world_text=world_text,
-                    batch_index=batch_index,
-                    count=wanted,
-                    max_posts=job.posts_per_character,
-                    previous=cast + [CharacterSummary.model_validate(s.model_dump()) for s in kept],
-                ),
-                **text_call(f"world · character batch {batch_index + 1}" + (" · again" if attempt else "")),
-            )
-            new = batch.characters[:wanted]
-            copies = await self._near_copies(job, kept, new) if attempt < REGENERATION_ATTEMPTS else set()
-            kept += [seed for i, seed in enumerate(new) if i not in copies]
-            wanted = len(copies)
-            st.duplicates_regenerated += wanted
-            if not wanted or not self._spend(llm=1):
-                break
-        return [
-            seed.model_copy(
-                update={
-                    "username": safe_username(seed.username, taken),
-                    "posts_count": min(seed.posts_count, job.posts_per_character),
-                }
-            )
-            for seed in kept
-        ]
-
-    async def _near_copies(self, job: WorldJob, kept: list[CharacterSeed], new: list[CharacterSeed]) -> set[int]:
-        """Indexes of `new` characters that are near-copies of an earlier one (scoring queue)."""
-        earlier = self._seeds + kept
-        if not job.scoring or len(earlier) + len(new) < 2:
-            return set()
-        texts = [persona_text(s) for s in earlier + new]
-        found = await workflow.execute_activity(
-            "near_duplicates",
-            NearDuplicatesRequest(texts=texts, threshold=DUPLICATE_SIMILARITY),
-            result_type=NearDuplicates,
-            **scoring_call(f"world · near-duplicate check of {len(new)} new"),
-        )
-        return {pair.second - len(earlier) for pair in found.pairs if pair.second >= len(earlier)}
-
-    async def _character(
-        self,
-        job: WorldJob,
-        world_id: str,
-        world_text: str,
-        style: str,
-        seed: CharacterSeed,
-        slots: asyncio.Semaphore,
-        results: list[CharacterResult],
-    ) -> None:
-        st = self._status
-        assert st
-        async with slots:
-            posts = seed.posts_count
-            # worst case: a model that returns one idea per batch needs a batch per post;
-            # whatever the character does not spend flows back to the pool when it finishes
-            need = CallUsage(
-                llm_calls=1 + 2 * posts,
-                image_calls=(1 + posts) if job.images else 0,
-            )
-            allowance, cost = self._accounts.allowance(need)
-            if allowance.llm_calls == 0 or (cost is not None and cost.max_usd < cost.text_call_usd):
-                st.budget_exhausted = True
-                st.failures.append(Failure(step=seed.username, error="budget exhausted: not generated"))
-                return
-            for name in ("character_details", "posts") + (("avatars", "post_images") if job.images else ()):
-                if st.phases[name] == PhaseState.PENDING:
-                    self._phase(name, PhaseState.IN_PROGRESS)
-            self._accounts.open(seed.username, allowance, cost)
-            try:
-                result = await workflow.execute_child_workflow(
-                    CharacterWorkflow.run,
-                    CharacterJob(
-                        world_id=world_id,
-                        world_text=world_text,
-                        visual_style=style,
-                        seed=seed,
-                        images=job.images,
-                        scoring=job.scoring,
-                        post_batch_size=job.post_batch_size,
-                        allowance=allowance,
-                        cost=cost,
-                    ),
-                    id=f"{world_id}--{seed.username}",
-                    task_queue=WORKFLOW_QUEUE,
-                    parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
-                    static_summary=f"@{seed.username} · character of {st.world_name or world_id} · {posts} posts",
-                    search_attributes=console.for_child("character"),
-                )
-            except ChildWorkflowError as err:
-                if is_cancelled_exception(err):
-                    raise
-                result = CharacterResult(username=seed.username, failures=[failure(seed.username, err)])
-                result.calls, result.usage = self._accounts.last_report(seed.username) or (allowance, Usage())
-            self._accounts.settle(seed.username, result.calls, result.usage)
+        result = await runs.run(seed)
         self._refresh_calls()
+        if result is None:
+            return
         console.record(cost_usd=st.usage.estimated_cost_usd)
         st.failures += result.failures
         if result.consistency is not None:
             st.consistency[seed.username] = result.consistency
-        st.budget_exhausted = st.budget_exhausted or result.budget_exhausted
         results.append(result)
 
     async def _finish(

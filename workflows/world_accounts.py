@@ -29,10 +29,16 @@ class WorldAccounts:
     settled_calls: CallUsage = field(default_factory=CallUsage)  # own calls + finished characters'
     ledger: Ledger = field(default_factory=Ledger)  # tokens, images, dollars: own calls + finished characters'
     running: dict[str, Running] = field(default_factory=dict)
+    short: bool = False  # the call budget refused a call, or a character ran out of its share
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether a budget has refused something: the world is incomplete."""
+        return self.short or self.ledger.exhausted
 
     @classmethod
-    def for_budget(cls, budget: Budget) -> WorldAccounts:
-        return cls(budget=budget, ledger=Ledger(budget.cost))
+    def for_budget(cls, budget: Budget, settling: bool) -> WorldAccounts:
+        return cls(budget=budget, ledger=Ledger(budget.cost, settling))
 
     # --- what may be spent -------------------------------------------------------------------------
     def free_calls(self) -> CallUsage:
@@ -44,15 +50,29 @@ class WorldAccounts:
             image_calls=max(0, self.budget.image_calls - held.image_calls),
         )
 
-    def spend(self, llm: int = 0, image: int = 0) -> bool:
-        """Book the world's own next calls if both budgets cover them (their dollars are reserved per call)."""
+    def book(self, kind: str, count: int = 1) -> bool:
+        """Count the world's own next calls against the call budget if it covers them (their dollars are
+        reserved per call, by `metered_call`); a negative count gives back calls that were not made."""
         free = self.free_calls()
-        if free.llm_calls < llm or free.image_calls < image:
+        calls = CallUsage.one(kind, count)
+        if free.llm_calls < calls.llm_calls or free.image_calls < calls.image_calls:
+            self.short = True
             return False
-        if not self.ledger.affordable(*["text"] * llm, *["image"] * image):
-            return False
-        self.settled_calls = self.settled_calls.plus(CallUsage(llm_calls=llm, image_calls=image))
+        self.settled_calls = self.settled_calls.plus(calls)
         return True
+
+    def worst_case(self, need: CallUsage) -> float:
+        """What a character needing `need` may cost at worst (0 without a dollar budget)."""
+        limit = self.budget.cost
+        if limit is None:
+            return 0.0
+        return need.llm_calls * limit.text_call_usd + need.image_calls * limit.image_call_usd
+
+    def can_fund(self, need: CallUsage) -> bool:
+        """Whether a character's worst case is free now, or nothing in flight can free more (then it gets
+        what is left): a character started on less would stop short while others' unspent shares flow back."""
+        free = self.ledger.free_usd()
+        return free is None or free + 1e-9 >= self.worst_case(need) or not self.ledger.in_flight()
 
     def allowance(self, need: CallUsage) -> tuple[CallUsage, CostLimit | None]:
         """What a character needing `need` at worst may have now: calls, and its share of the dollar budget."""
@@ -63,8 +83,8 @@ class WorldAccounts:
         limit = self.budget.cost
         if limit is None:
             return calls, None
-        worst = need.llm_calls * limit.text_call_usd + need.image_calls * limit.image_call_usd
-        return calls, limit.model_copy(update={"max_usd": round(min(worst, self.ledger.free_usd() or 0.0), 6)})
+        share = min(self.worst_case(need), self.ledger.free_usd() or 0.0)
+        return calls, limit.model_copy(update={"max_usd": round(share, 6)})
 
     # --- characters --------------------------------------------------------------------------------
     def open(self, username: str, calls: CallUsage, cost: CostLimit | None) -> None:
@@ -82,8 +102,9 @@ class WorldAccounts:
             return None
         return character.last.calls, character.last.usage
 
-    def settle(self, username: str, calls: CallUsage, usage: Usage) -> None:
+    def settle(self, username: str, calls: CallUsage, usage: Usage, exhausted: bool) -> None:
         """A character ended: what it really used replaces its allowance."""
+        self.short = self.short or exhausted
         self.running.pop(username, None)
         self._commit()
         self.settled_calls = self.settled_calls.plus(calls)
@@ -93,7 +114,7 @@ class WorldAccounts:
         self.ledger.committed_usd = sum(c.usd for c in self.running.values())
 
     # --- what was spent ----------------------------------------------------------------------------
-    def totals(self, exhausted: bool) -> tuple[CallUsage, Usage, Spend | None]:
+    def totals(self) -> tuple[CallUsage, Usage, Spend | None]:
         """Calls, usage and spend so far: settled, plus running characters' last reports."""
         calls, usage = self.settled_calls, self.ledger.usage
         for character in self.running.values():
@@ -105,6 +126,6 @@ class WorldAccounts:
                 max_usd=limit.max_usd,
                 spent_usd=usage.estimated_cost_usd,
                 reserved_usd=round(self.ledger.reserved_usd + self.ledger.committed_usd, 6),
-                exhausted=exhausted,
+                exhausted=self.exhausted,
             )
         return calls, usage, spend

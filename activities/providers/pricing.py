@@ -17,6 +17,8 @@ from models.usage import CostLimit, Price
 OUTPUT_TOKENS_MAX = 4096  # the most a capped text call may write
 OUTPUT_TOKENS_MIN = 64  # below this a structured reply cannot fit: the call is refused instead
 QUOTE_INPUT_TOKENS = 6000  # the prompt size a text call's reservation assumes (the cap adapts to the real one)
+FLOOR_INPUT_TOKENS = 500  # the prompt a call near the end of a budget must fit in (most prompts do)
+FLOOR_OUTPUT_TOKENS = 512  # and the output it may still write (capped to fit what it is given)
 IMAGE_INPUT_TOKENS = 1600  # an input image (evaluation, reference) costs at most this many tokens
 IMAGE_CALL_TEXT_TOKENS = 1000  # text the Responses API's model may write around an image tool call
 # Output tokens OpenAI bills per generated image, by quality and shape (its published table).
@@ -99,14 +101,25 @@ def image_call_bound(
 def quote(settings: Settings, max_usd: float, image_options: list[ImageOptions], references: int = 0) -> CostLimit:
     """A run's dollar budget with what it reserves per call: a text call at `QUOTE_INPUT_TOKENS` in and
     the output cap out (on the dearer of the text and evaluation models); an image at the run's
-    dearest image options. Raises `Unpriced` naming a model the price table lacks."""
+    dearest image options. Near the end of a budget a call may be given less, down to a floor that a
+    short prompt fits (`FLOOR_INPUT_TOKENS`; a longer one is refused by the provider, unsent). Raises
+    `Unpriced` naming a model the price table lacks."""
     text_models, _ = models_of(settings)
-    text = max(
-        price_of(settings.prices, model).cost(QUOTE_INPUT_TOKENS + IMAGE_INPUT_TOKENS, OUTPUT_TOKENS_MAX, 0)
-        for model in sorted(text_models)
-    )
+    prices = [price_of(settings.prices, model) for model in sorted(text_models)]
+    text = max(p.cost(QUOTE_INPUT_TOKENS + IMAGE_INPUT_TOKENS, OUTPUT_TOKENS_MAX, 0) for p in prices)
+    text_floor = max(p.cost(FLOOR_INPUT_TOKENS, FLOOR_OUTPUT_TOKENS, 0) for p in prices)
     image = max(
         (image_call_bound(settings, QUOTE_INPUT_TOKENS // 4, references, o, responses=True) for o in image_options),
         default=0.0,
     )
-    return CostLimit(max_usd=max_usd, text_call_usd=round(text, 6), image_call_usd=round(image, 6))
+    image_floor = min(
+        (image_call_bound(settings, FLOOR_INPUT_TOKENS, references, o, responses=True) for o in image_options),
+        default=0.0,
+    )
+    return CostLimit(
+        max_usd=max_usd,
+        text_call_usd=round(text, 6),
+        image_call_usd=round(image, 6),
+        text_floor_usd=round(text_floor, 6),
+        image_floor_usd=round(image_floor, 6),
+    )
