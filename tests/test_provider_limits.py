@@ -272,6 +272,7 @@ async def test_a_dollar_budget_is_spent_before_a_world_stops_and_an_ample_one_ne
     assert small.status.posts.created > 0 and small.status.images.created > 0, "what was made is kept"
     print(f"budget use: full ${full_cost:.4f}; ample ${ample_cost:.4f}; small ${small_cost:.4f} of ${budget:.4f}")
 
+
 @pytest.mark.parametrize(
     ("args", "extra", "message"),
     [
