@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import subprocess
 
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
@@ -22,10 +23,10 @@ from activities.storage import LocalStore
 from models.conversation import ConversationConfig, ConversationStart
 from models.settings import WORKFLOW_QUEUE, Settings
 from models.world import WorldJob, WorldState
-from tests.conftest import TEMPORAL, address_of, eventually
+from tests.conftest import ROOT, TEMPORAL, address_of, eventually
 from tests.rollout_v2 import ConversationWorkflowV2, WorldWorkflowV2
 from workers.registry import QUEUES, WORKFLOWS, build_workers
-from workers.versioning import default_build_id
+from workers.versioning import default_build_id, workflow_code
 from workflows.conversation import ConversationWorkflow
 from workflows.world import WorldWorkflow
 
@@ -173,3 +174,20 @@ def test_the_default_build_id_follows_the_workflow_code():
     version, digest = build.rsplit("-", 1)
     assert version == "0.1.0" and len(digest) == 12 and default_build_id() == build
     assert Settings(ATELIER_DEPLOYMENT="atelier").build_id is None, "resolved by the workers, not fixed in settings"
+
+
+def test_the_build_id_changes_with_any_code_a_workflow_runs_and_only_that(tmp_path):
+    """Workflow decisions also run in `models/` (the ledger, meme scoring, safe usernames → child ids): a
+    change there is new workflow code. A change to code no workflow imports (the CLI) is not."""
+    root = tmp_path / "atelier"
+    for package in ("workflows", "models", "activities", "starter"):
+        shutil.copytree(ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
+    files = {path.relative_to(root).as_posix() for path in workflow_code(root)}
+    assert {"workflows/world.py", "models/usage.py", "models/world.py", "models/meme.py"} <= files
+    assert not any(name.startswith("starter/") for name in files)
+    before = default_build_id(root)
+    (root / "starter" / "cli.py").write_text((root / "starter" / "cli.py").read_text() + "\n# a CLI change\n")
+    assert default_build_id(root) == before, "code no workflow runs leaves the build id alone"
+    usage = root / "models" / "usage.py"
+    usage.write_text(usage.read_text().replace("+ 1e-9", "+ 1e-6"))
+    assert default_build_id(root) != before, "a ledger change is a workflow change"

@@ -8,6 +8,7 @@ version when they continue as new. Without ATELIER_DEPLOYMENT workers are unvers
 
 from __future__ import annotations
 
+import ast
 import hashlib
 from importlib import metadata
 from pathlib import Path
@@ -18,14 +19,54 @@ from temporalio.worker import WorkerDeploymentConfig
 
 from models.settings import Settings
 
-WORKFLOW_CODE = Path(__file__).resolve().parent.parent / "workflows"
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def default_build_id() -> str:
-    """`<package version>-<12 hex of the workflow code>`: a new build id whenever workflow code changes."""
+def module_file(root: Path, name: str) -> Path | None:
+    """The project file of a dotted module name (a module or a package's __init__), if it is one."""
+    base = root.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def imported_names(path: Path) -> set[str]:
+    """Every module a file imports, anywhere in it (`from a import b` counts as `a` and `a.b`)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def workflow_code(root: Path = ROOT) -> list[Path]:
+    """The workflow modules and every project module they import, however indirectly: the code whose
+    decisions a replay of their histories runs (ledgers, scoring rules, id rules in `models/`, ...)."""
+    found: set[Path] = set()
+    todo = sorted((root / "workflows").glob("*.py"))
+    while todo:
+        path = todo.pop()
+        if path in found:
+            continue
+        found.add(path)
+        for name in imported_names(path):
+            parts = name.split(".")
+            for end in range(1, len(parts) + 1):  # a package's __init__ runs too
+                if (file := module_file(root, ".".join(parts[:end]))) is not None and file not in found:
+                    todo.append(file)
+    return sorted(found)
+
+
+def default_build_id(root: Path = ROOT) -> str:
+    """`<package version>-<12 hex of the workflow code>`: a new build id whenever the workflow modules or
+    any project module they import change."""
     digest = hashlib.sha256()
-    for path in sorted(WORKFLOW_CODE.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path in workflow_code(root):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     try:
         version = metadata.version("atelier")
     except metadata.PackageNotFoundError:
