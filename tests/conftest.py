@@ -87,13 +87,14 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 
 @contextlib.asynccontextmanager
 async def running_workers(
-    client: Client, provider: Provider | GuardedProvider, store: LocalStore
+    client: Client, provider: Provider | GuardedProvider, store: LocalStore, queues: list[str] | None = None
 ) -> AsyncIterator[None]:
-    """Workers for every queue; a bare provider (a test's spy) is guarded the way `make_provider` guards."""
+    """Workers for every queue (or `queues`); a bare provider (a test's spy) is guarded the way
+    `make_provider` guards."""
     if not isinstance(provider, GuardedProvider):
         provider = GuardedProvider(provider, None)
     async with contextlib.AsyncExitStack() as stack:
-        for worker in build_workers(client, list(QUEUES), provider, store):
+        for worker in build_workers(client, queues or list(QUEUES), provider, store):
             await stack.enter_async_context(worker)
         yield
 

@@ -1,9 +1,15 @@
 """Record finished workflow histories into tests/histories/ for the replay tests.
 
-Run after changing a workflow on purpose: `python -m tests.record_history [--searchable] [image world meme
-conversation knowledge]` (all when none is named). Re-record only what changed: the old histories are what
-running workflows of the old code look like. `--searchable` records runs started with Atelier's search
-attributes (as the CLI starts them on a server that has them) on a dev server, as `searchable-*.json`.
+Run after changing a workflow on purpose: `python -m tests.record_history [--searchable] [NAME ...]` (all
+when none is named; NAME is one of `RECORDERS`). Histories are never overwritten: the old ones are what
+running workflows of the old code look like, so a name already taken gets the next free `@N` suffix
+(`recorded-world@2.json`); the replay test takes the workflow id from before the `@`. `--searchable` records
+runs started with Atelier's search attributes (as the CLI starts them on a server that has them) on a dev
+server, as `searchable-*.json`.
+
+Besides each pipeline's happy path the corpus holds the paths that matter for replay: a dollar budget
+running out (calls waiting on reservations in flight), a cancelled loop, a world with failed steps, a
+conversation handing over with messages queued and ending during it, an image loop without a scoring worker.
 """
 
 from __future__ import annotations
@@ -12,25 +18,30 @@ import asyncio
 import hashlib
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.providers import Provider
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.storage import LocalStore, artifact_key
 from models.conversation import ConversationConfig, ConversationStart, IngestDoc, IngestJob
-from models.image import ImageJob, ImageOptions
+from models.image import ImageJob, ImageOptions, StopReason
 from models.meme import MemeJob
 from models.search_attributes import at_start
-from models.settings import WORKFLOW_QUEUE
-from models.world import WorldJob
+from models.settings import SCORING_QUEUE, WORKFLOW_QUEUE
+from models.usage import CostLimit, Price
+from models.world import Budget, WorldJob
 from starter.services import dev_server_flags
 from tests.conftest import TEMPORAL, TEST_SERVER, running_workers
+from workers.registry import QUEUES
 from workflows.conversation import ConversationWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
 from workflows.knowledge import KnowledgeIngestWorkflow
@@ -43,7 +54,15 @@ FOLDER = Path(__file__).parent / "histories"
 @dataclass(frozen=True)
 class Recording:
     client: Client
+    store: LocalStore
     searchable: bool = False
+
+    def workers(self, provider: Provider | None = None, queues: tuple[str, ...] = QUEUES) -> Any:
+        """Workers for the queues, with the offline provider unless a recorder needs another one."""
+        guarded = (
+            provider if isinstance(provider, GuardedProvider) else GuardedProvider(provider or OfflineProvider(), None)
+        )
+        return running_workers(self.client, guarded, self.store, list(queues))
 
     def start(self, pipeline: str, workflow_id: str) -> dict[str, Any]:
         """`start_workflow` keywords: the id (prefixed when searchable), queue and, when searchable, attributes."""
@@ -58,11 +77,21 @@ class Recording:
         }
 
 
+def free_name(workflow_id: str, folder: Path = FOLDER) -> Path:
+    """`<id>.json`, or the first free `<id>@N.json`: a recorded history is never overwritten."""
+    path, n = folder / f"{workflow_id}.json", 1
+    while path.exists():
+        n += 1
+        path = folder / f"{workflow_id}@{n}.json"
+    return path
+
+
 async def save(handle: WorkflowHandle) -> None:
     """One file per run, named after its workflow id (replay needs the real id)."""
     history = await handle.fetch_history()
-    (FOLDER / f"{handle.id}.json").write_text(history.to_json())
-    print(f"wrote {handle.id}.json ({len(history.events)} events)")
+    path = free_name(handle.id)
+    path.write_text(history.to_json())
+    print(f"wrote {path.name} ({len(history.events)} events)")
 
 
 async def record_image(rec: Recording) -> None:
@@ -78,18 +107,8 @@ async def record_world(rec: Recording) -> None:
     client = rec.client
     job = WorldJob(prompt="A lighthouse town of storm chasers", characters=2, posts_per_character=3)
     handle = await client.start_workflow(WorldWorkflow.run, job, **rec.start("world", "recorded-world"))
-    result = await handle.result()
-    await save(handle)
-    first = (
-        result.status.world_id
-        + "--"
-        + sorted(
-            e.start_child_workflow_execution_initiated_event_attributes.workflow_id.split("--")[1]
-            for e in (await handle.fetch_history()).events
-            if e.HasField("start_child_workflow_execution_initiated_event_attributes")
-        )[0]
-    )
-    await save(client.get_workflow_handle(first))
+    await handle.result()
+    await save_world(client, handle)
 
 
 async def record_meme(rec: Recording) -> None:
@@ -117,7 +136,7 @@ async def record_conversation(rec: Recording) -> None:
     await save(client.get_workflow_handle(handle.id, run_id=first_run))
 
 
-async def record_knowledge(rec: Recording, store: LocalStore) -> None:
+async def record_knowledge(rec: Recording) -> None:
     """Two documents chunked and embedded on the scoring queue."""
     client = rec.client
     docs = []
@@ -125,13 +144,140 @@ async def record_knowledge(rec: Recording, store: LocalStore) -> None:
                        ("bread.md", "# Sourdough\n\nFeed the starter daily.")):  # fmt: skip
         data = text.encode()
         digest = hashlib.sha256(data).hexdigest()[:16]
-        ref = await store.put(artifact_key("kb", "sources", f"{digest}-{name}"), data, "text/plain")
+        ref = await rec.store.put(artifact_key("kb", "sources", f"{digest}-{name}"), data, "text/plain")
         docs.append(IngestDoc(name=name, source=ref))
     handle = await client.start_workflow(
         KnowledgeIngestWorkflow.run, IngestJob(docs=docs), **rec.start("knowledge", "recorded-knowledge")
     )
     await handle.result()
     await save(handle)
+
+
+PRICED = {"offline": Price(input_per_mtok=100.0, output_per_mtok=400.0, per_image=0.02)}
+
+
+class FailingEveryThirdImage(OfflineProvider):
+    """The offline provider, whose every third picture fails for good: a world with failed steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images = 0
+
+    async def generate_image(self, *args: Any, **kwargs: Any) -> Any:
+        self.images += 1
+        if self.images % 3 == 0:
+            raise ApplicationError("the provider refused this picture", type="ImageRefused", non_retryable=True)
+        return await super().generate_image(*args, **kwargs)
+
+
+async def save_world(client: Client, handle: WorkflowHandle) -> None:
+    """The world's history and its first character's."""
+    await save(handle)
+    events = (await handle.fetch_history()).events
+    children = sorted(
+        e.start_child_workflow_execution_initiated_event_attributes.workflow_id
+        for e in events
+        if e.HasField("start_child_workflow_execution_initiated_event_attributes")
+    )
+    await save(client.get_workflow_handle(children[0]))
+
+
+async def record_world_budget(rec: Recording) -> None:
+    """A dollar budget smaller than the world: calls wait for reservations in flight, then it runs out."""
+    cost = CostLimit(max_usd=0.5, text_call_usd=0.12, image_call_usd=0.06, text_floor_usd=0.03, image_floor_usd=0.03)
+    job = WorldJob(prompt="A canal city of clockmakers", characters=3, posts_per_character=3, scoring=False)
+    job.budget = Budget(cost=cost)
+    async with rec.workers(GuardedProvider(OfflineProvider(), None, PRICED)):
+        handle = await rec.client.start_workflow(WorldWorkflow.run, job, **rec.start("world", "recorded-world-budget"))
+        result = await handle.result()
+    assert result.status.budget_exhausted, "the budget was meant to run out"
+    await save_world(rec.client, handle)
+
+
+async def record_world_partial(rec: Recording) -> None:
+    """A world some of whose pictures fail for good: COMPLETED_WITH_ERRORS."""
+    job = WorldJob(prompt="A desert observatory", characters=2, posts_per_character=2, scoring=False)
+    async with rec.workers(FailingEveryThirdImage()):
+        handle = await rec.client.start_workflow(WorldWorkflow.run, job, **rec.start("world", "recorded-world-partial"))
+        result = await handle.result()
+    assert result.status.failures, "some steps were meant to fail"
+    await save_world(rec.client, handle)
+
+
+async def record_image_cancelled(rec: Recording) -> None:
+    """An image loop cancelled in its second iteration: it ends with the best so far."""
+    job = ImageJob(prompt="a paper boat on a pond", max_iterations=4, threshold=100, technical_weight=0)
+    async with rec.workers(OfflineProvider(latency_s=0.3)):
+        handle = await rec.client.start_workflow(
+            ImageRefinementWorkflow.run, job, **rec.start("image", "recorded-image-cancelled")
+        )
+        while not (state := await handle.query(ImageRefinementWorkflow.state)) or state.iteration < 2:
+            await asyncio.sleep(0.05)
+        await handle.cancel()
+        result = await handle.result()
+    assert result.stopped_because == StopReason.CANCELLED
+    await save(handle)
+
+
+async def record_image_no_scoring(rec: Recording) -> None:
+    """No scoring worker: the technical score times out and the loop scores on fidelity alone (patched)."""
+    job = ImageJob(prompt="a lantern in fog", max_iterations=2, threshold=100, technical_weight=0.3, scoring_wait_s=2)
+    async with rec.workers(queues=tuple(q for q in QUEUES if q != SCORING_QUEUE)):
+        handle = await rec.client.start_workflow(
+            ImageRefinementWorkflow.run, job, **rec.start("image", "recorded-image-no-scoring")
+        )
+        result = await handle.result()
+    assert all(it.technical is None for it in result.iterations)
+    await save(handle)
+
+
+async def record_conversation_hand_over(rec: Recording) -> None:
+    """A hand-over with messages queued (told, and one asked), then `end` during the next hand-over: every
+    run's history (the carried messages are answered before the conversation closes)."""
+    start = ConversationStart(config=ConversationConfig(continue_after_turns=2))
+    async with rec.workers():
+        handle = await rec.client.start_workflow(
+            ConversationWorkflow.run, start, **rec.start("conversation", "recorded-conversation-hand-over")
+        )
+        first_run = (await handle.describe()).run_id
+        for i, thing in enumerate(["kite", "boat", "roof"]):
+            await handle.signal(ConversationWorkflow.tell, f"Note {i}: my {thing} is red.")
+        await handle.execute_update(ConversationWorkflow.ask, "What colour is my boat?")
+        for i, thing in enumerate(["cart", "bell", "lamp"]):
+            await handle.signal(ConversationWorkflow.tell, f"Later {i}: my {thing} is blue.")
+        await handle.signal(ConversationWorkflow.end)
+        history = await handle.result()
+    assert history.turns_total == 7, history.turns_total
+    run_id: str | None = first_run
+    while run_id:  # each run, following continue-as-new
+        run = rec.client.get_workflow_handle(handle.id, run_id=run_id)
+        await save(run)
+        last = (await run.fetch_history()).events[-1]
+        run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id or None
+
+
+def offline(record: Callable[[Recording], Awaitable[None]]) -> Callable[[Recording], Awaitable[None]]:
+    """A recorder run with workers for every queue and the offline provider."""
+
+    async def with_workers(rec: Recording) -> None:
+        async with rec.workers():
+            await record(rec)
+
+    return with_workers
+
+
+RECORDERS = {
+    "image": offline(record_image),
+    "world": offline(record_world),
+    "meme": offline(record_meme),
+    "conversation": offline(record_conversation),
+    "knowledge": offline(record_knowledge),
+    "world-budget": record_world_budget,
+    "world-partial": record_world_partial,
+    "image-cancelled": record_image_cancelled,
+    "image-no-scoring": record_image_no_scoring,
+    "conversation-hand-over": record_conversation_hand_over,
+}
 
 
 async def main(which: list[str]) -> None:
@@ -148,19 +294,10 @@ async def main(which: list[str]) -> None:
         env = await WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=str(TEST_SERVER), data_converter=pydantic_data_converter
         )
-    rec = Recording(env.client, searchable)
     with tempfile.TemporaryDirectory() as tmp:
-        store = LocalStore(Path(tmp))
-        recorders = {
-            "image": lambda: record_image(rec),
-            "world": lambda: record_world(rec),
-            "meme": lambda: record_meme(rec),
-            "conversation": lambda: record_conversation(rec),
-            "knowledge": lambda: record_knowledge(rec, store),
-        }
-        async with running_workers(env.client, GuardedProvider(OfflineProvider(), None), store):
-            for name in which or recorders:
-                await recorders[name]()
+        rec = Recording(env.client, LocalStore(Path(tmp)), searchable)
+        for name in which or RECORDERS:
+            await RECORDERS[name](rec)
     await env.shutdown()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import pytest
@@ -9,21 +11,61 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from tests.record_history import free_name
 from workers.registry import WORKFLOWS
+from workflows.character import BUDGET_PATCH, PROGRESS_PATCH
+from workflows.conversation import END_AFTER_HAND_OVER_PATCH, HAND_OVER_PATCH
+from workflows.image_refinement import SCORING_DEGRADES_PATCH
+
+PATCHES = (BUDGET_PATCH, PROGRESS_PATCH, END_AFTER_HAND_OVER_PATCH, HAND_OVER_PATCH, SCORING_DEGRADES_PATCH)
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
 def test_every_workflow_has_a_recorded_history():
-    recorded = [WorkflowHistory.from_json(p.stem, p.read_text()).events[0] for p in HISTORIES]
+    recorded = [WorkflowHistory.from_json(workflow_id(p), p.read_text()).events[0] for p in HISTORIES]
     types = {e.workflow_execution_started_event_attributes.workflow_type.name for e in recorded}
     missing = {w.__temporal_workflow_definition.name for w in WORKFLOWS} - types  # type: ignore[attr-defined]
     assert not missing, f"record them with `python -m tests.record_history`: {sorted(missing)}"
 
 
+def workflow_id(path: Path) -> str:
+    """The recorded run's workflow id: the file's name up to a version suffix (`recorded-world@2.json`)."""
+    return path.stem.split("@")[0]
+
+
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replay(path):
-    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    history = WorkflowHistory.from_json(workflow_id(path), path.read_text())
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history)
     assert result.replay_failure is None
+
+
+def test_recording_again_never_overwrites_a_history(tmp_path):
+    assert free_name("recorded-world", tmp_path).name == "recorded-world.json"
+    (tmp_path / "recorded-world.json").write_text("{}")
+    (tmp_path / "recorded-world@2.json").write_text("{}")
+    assert free_name("recorded-world", tmp_path).name == "recorded-world@3.json"
+    assert workflow_id(tmp_path / "recorded-world@3.json") == "recorded-world"
+
+
+def test_the_corpus_holds_the_paths_that_matter():
+    """Budget exhausted, cancelled, failed steps, a hand-over with queued messages ended during the next one,
+    no scoring worker; each patch's new branch is in at least one history."""
+    names = {workflow_id(p) for p in HISTORIES}
+    wanted = {
+        "recorded-world-budget",
+        "recorded-world-partial",
+        "recorded-image-cancelled",
+        "recorded-image-no-scoring",
+        "recorded-conversation-hand-over",
+    }
+    assert wanted <= names, sorted(wanted - names)
+    recorded = set()
+    for path in HISTORIES:
+        for event in json.loads(path.read_text())["events"]:
+            if marker := event.get("markerRecordedEventAttributes"):
+                data = marker["details"]["patch-data"]["payloads"][0]["data"]
+                recorded.add(json.loads(base64.b64decode(data))["id"])
+    assert set(PATCHES) <= recorded, f"no history takes the new branch of {sorted(set(PATCHES) - recorded)}"
