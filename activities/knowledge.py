@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections import OrderedDict
 from pathlib import PurePath
 
 import torch
@@ -18,6 +17,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
+from activities.lru import LRU
 from activities.scoring.text import TextEmbedder
 from activities.storage import ArtifactStore, artifact_key, kb_doc_key, load
 from models.conversation import (
@@ -34,7 +34,8 @@ from models.conversation import (
 KB_PREFIX = "kb/docs"
 CHUNK_CHARS = 800
 MIN_SCORE = 0.2  # passages less similar than this are noise
-CACHE_SIZE = 10_000
+CACHE_SIZE = 10_000  # embedded texts and archived turns kept per worker (least recently used go first)
+DOC_CACHE_SIZE = 256  # knowledge-base documents kept parsed per worker
 
 
 def turns_prefix(conversation_id: str) -> str:
@@ -80,23 +81,22 @@ class KnowledgeActivities:
     def __init__(self, store: ArtifactStore, embedder: TextEmbedder) -> None:
         self.store = store
         self.embedder = embedder
-        self._vectors: OrderedDict[str, torch.Tensor] = OrderedDict()  # text sha256 → unit vector
-        self._docs: dict[str, tuple[list[Passage], torch.Tensor]] = {}  # kb doc key → chunks and vectors
-        self._turns: OrderedDict[str, str] = OrderedDict()  # archived turn key → its text
+        self._vectors: LRU[str, torch.Tensor] = LRU(CACHE_SIZE)  # text sha256 → unit vector
+        self._docs: LRU[str, tuple[list[Passage], torch.Tensor]] = LRU(DOC_CACHE_SIZE)  # kb doc key → chunks, vectors
+        self._turns: LRU[str, str] = LRU(CACHE_SIZE)  # archived turn key → its text
 
     async def _embed(self, texts: list[str]) -> torch.Tensor:
         """Unit vectors for `texts`, reusing the ones this process has computed before."""
         keys = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
-        missing = [(k, t) for k, t in zip(keys, texts, strict=True) if k not in self._vectors]
+        found = {k: v for k in keys if (v := self._vectors.get(k)) is not None}
+        missing = list({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items())
         if missing:
             vectors = await asyncio.to_thread(self.embedder.embed, [t for _, t in missing])
             for (key, _), vector in zip(missing, vectors, strict=True):
-                self._vectors[key] = vector.cpu()
-            while len(self._vectors) > CACHE_SIZE:
-                self._vectors.popitem(last=False)
+                found[key] = self._vectors.put(key, vector.cpu())
         if not keys:
             return torch.empty(0, 384)
-        return torch.stack([self._vectors[k] for k in keys])
+        return torch.stack([found[k] for k in keys])
 
     @activity.defn(name="ingest_document")
     async def ingest_document(self, doc: IngestDoc) -> DocSummary:
@@ -122,22 +122,20 @@ class KnowledgeActivities:
 
     async def _doc(self, key: str) -> tuple[list[Passage], torch.Tensor]:
         """One document's chunks and vectors, read once: a doc id names its content, so a key never changes."""
-        if key not in self._docs:
-            doc = KnowledgeDoc.model_validate_json(await self.store.read(key))
-            passages = [
-                Passage(source="kb", ref=f"{doc.doc_id}#{c.index}", title=doc.name, text=c.text, score=0)
-                for c in doc.chunks
-            ]
-            self._docs[key] = (passages, torch.tensor([c.embedding for c in doc.chunks]))
-        return self._docs[key]
+        if (cached := self._docs.get(key)) is not None:
+            return cached
+        doc = KnowledgeDoc.model_validate_json(await self.store.read(key))
+        passages = [
+            Passage(source="kb", ref=f"{doc.doc_id}#{c.index}", title=doc.name, text=c.text, score=0)
+            for c in doc.chunks
+        ]
+        return self._docs.put(key, (passages, torch.tensor([c.embedding for c in doc.chunks])))
 
     async def _turn_text(self, key: str) -> str:
         """An archived turn as text, read once (a turn's record is final when archived)."""
-        if key not in self._turns:
-            self._turns[key] = turn_text(TurnRecord.model_validate_json(await self.store.read(key)))
-            while len(self._turns) > CACHE_SIZE:
-                self._turns.popitem(last=False)
-        return self._turns[key]
+        if (cached := self._turns.get(key)) is not None:
+            return cached
+        return self._turns.put(key, turn_text(TurnRecord.model_validate_json(await self.store.read(key))))
 
     @activity.defn(name="retrieve_passages")
     async def retrieve(self, request: RetrieveRequest) -> Retrieved:
@@ -146,8 +144,8 @@ class KnowledgeActivities:
         blocks: list[torch.Tensor] = []
         async with heartbeating("retrieving"):
             doc_keys = await self.store.keys(KB_PREFIX)
-            for key in set(self._docs) - set(doc_keys):  # removed from the knowledge base
-                del self._docs[key]
+            for key in set(self._docs.keys()) - set(doc_keys):  # removed from the knowledge base
+                self._docs.pop(key)
             for key in doc_keys:
                 passages, vectors = await self._doc(key)
                 candidates += passages

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     allow_private_urls: bool = Field(False, validation_alias="ATELIER_ALLOW_PRIVATE_URLS")
     offline_latency_s: float = Field(0.0, ge=0, validation_alias="ATELIER_OFFLINE_LATENCY_S")
     call_log: bool = Field(True, validation_alias="ATELIER_CALL_LOG")
+    call_log_max_mb: float = Field(64, gt=0, validation_alias="ATELIER_CALL_LOG_MAX_MB")  # then it rotates
+    call_log_files: int = Field(5, ge=1, le=100, validation_alias="ATELIER_CALL_LOG_FILES")  # kept, current included
     scoring_device: str = Field("auto", validation_alias="ATELIER_SCORING_DEVICE")
     scoring_batch: int | None = Field(None, ge=1, le=256, validation_alias="ATELIER_SCORING_BATCH")
     text_model: Path | None = Field(None, validation_alias="ATELIER_TEXT_MODEL")
@@ -70,6 +72,7 @@ class Settings(BaseSettings):
     metrics_host: str = Field("127.0.0.1", validation_alias="ATELIER_METRICS_HOST")
     codec_key: SecretStr | None = Field(None, validation_alias="ATELIER_CODEC_KEY")
     codec_port: int = Field(8888, validation_alias="ATELIER_CODEC_PORT")
+    codec_token: SecretStr | None = Field(None, validation_alias="ATELIER_CODEC_TOKEN")  # bearer token it wants
     # provider limits: requests per minute for each kind of paid call, enforced across all workers by the
     # Temporal server (0 = unlimited); activity slots per worker; how long one call may wait on a rate limit
     text_rpm: float = Field(0, ge=0, validation_alias="ATELIER_TEXT_RPM")

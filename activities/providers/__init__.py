@@ -29,13 +29,14 @@ def make_provider(settings: Settings) -> GuardedProvider:
 
         provider = OfflineProvider(latency_s=settings.offline_latency_s)
     from activities.breaker import Breakers
+    from activities.providers.call_log import CallLog
     from activities.providers.guarded import GuardedProvider
     from activities.rate_limits import Gates
 
-    log = settings.call_log_path if settings.call_log else None
+    log = CallLog(settings.call_log_path, int(settings.call_log_max_mb * 2**20), settings.call_log_files)
     return GuardedProvider(
         provider,
-        log,
+        log if settings.call_log else None,
         settings.prices,
         Breakers.from_settings(settings),
         Gates(settings.text_rpm, settings.image_rpm),

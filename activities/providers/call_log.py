@@ -1,34 +1,74 @@
 """The provider call log: one JSON line per model call, an audit trail of paid calls.
 
 Each line names the call, the workflow and activity that made it, the attempt, how long it took, whether
-it succeeded and what it used (tokens, images, cost); the crash tests count calls with it.
+it succeeded and what it used (tokens, images, cost); the crash tests count calls with it. Writes happen
+in a thread (never on the worker's event loop), and the file is size-bounded: past `max_bytes` it moves to
+`<name>.1` (older ones to `.2` …, the oldest past `files` dropped).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
+MAX_BYTES = 64 * 2**20
+FILES = 5
+
 
 class CallLog:
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, max_bytes: int = MAX_BYTES, files: int = FILES) -> None:
         self.path = path
+        self.max_bytes = max_bytes
+        self.files = files  # the current file and files-1 rotated ones
+        self._lock = threading.Lock()
         if path:
             path.parent.mkdir(parents=True, exist_ok=True)
 
-    def write(self, entry: dict[str, Any]) -> None:
+    async def write(self, entry: dict[str, Any]) -> None:
+        """Append one entry, off the event loop; done when it is on disk (the call's caller may read it)."""
         if self.path:
+            await asyncio.to_thread(self.append, json.dumps(entry) + "\n")
+
+    def append(self, line: str) -> None:
+        assert self.path
+        with self._lock:
+            if self.path.exists() and self.path.stat().st_size + len(line) > self.max_bytes:
+                self._rotate()
             with self.path.open("a") as log:
-                log.write(json.dumps(entry) + "\n")
+                log.write(line)
+
+    def _rotate(self) -> None:
+        assert self.path
+        for n in range(self.files - 1, 0, -1):
+            older = rotated(self.path, n)
+            if older.exists():
+                if n == self.files - 1:
+                    older.unlink()
+                else:
+                    older.rename(rotated(self.path, n + 1))
+        if self.files > 1:
+            self.path.rename(rotated(self.path, 1))
+        else:
+            self.path.unlink()
+
+
+def rotated(path: Path, n: int) -> Path:
+    return path.with_name(f"{path.name}.{n}")
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
-    """The log's entries; a line cut short by a crash is skipped."""
+    """The log's entries, oldest first, rotated files included; a line cut short by a crash is skipped."""
     entries = []
-    for line in path.read_text().splitlines() if path.exists() else []:
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
+    older = sorted(
+        (p for p in path.parent.glob(f"{path.name}.*") if p.suffix[1:].isdigit()), key=lambda p: -int(p.suffix[1:])
+    )
+    for part in [*older, path]:
+        for line in part.read_text().splitlines() if part.exists() else []:
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
     return entries

@@ -37,7 +37,7 @@ class GuardedProvider:
     def __init__(
         self,
         inner: Provider,
-        path: Path | None,
+        path: CallLog | Path | None,
         prices: dict[str, Price] | None = None,
         breakers: Breakers | None = None,
         gates: Gates | None = None,
@@ -45,7 +45,7 @@ class GuardedProvider:
     ) -> None:
         self.inner = inner
         self.name = inner.name
-        self.log = CallLog(path)
+        self.log = path if isinstance(path, CallLog) else CallLog(path)
         self.prices = DEFAULT_PRICES if prices is None else prices
         self.breakers = breakers
         self.gates = gates or Gates()
@@ -101,7 +101,7 @@ class GuardedProvider:
                 entry |= {"tokens": [used.input_tokens, used.output_tokens], "images": used.images}
                 entry["cost_usd"] = used.estimated_cost_usd
                 describe_span(span, entry["ms"], used)
-                self.log.write(entry)
+                await self.log.write(entry)
                 count_call(call, self.name, entry["ok"], entry["ms"], used)
 
     async def structured(
