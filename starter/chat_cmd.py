@@ -28,15 +28,15 @@ from models.settings import Settings
 from starter.common import (
     Pipeline,
     UsageError,
-    WorkerSilence,
     attached,
     bounded_query,
     connect_or_explain,
     existing,
-    labelled_start,
     stderr,
     validated,
 )
+from starter.follow import WorkerSilence
+from starter.launch import labelled_start
 from workflows.conversation import ConversationWorkflow
 from workflows.mailbox import HANDING_OVER
 

@@ -12,17 +12,10 @@ from activities.references import BadReference, check_url, is_url, read_local
 from activities.storage import make_store
 from models.image import ImageJob, ImageJobResult, ImageOptions, LoopState
 from models.settings import Settings
-from starter.common import (
-    Pipeline,
-    UsageError,
-    add_max_cost,
-    bounded_query,
-    cost_limit,
-    follow,
-    launch_and_print,
-    stderr,
-    validated,
-)
+from starter.common import Pipeline, UsageError, bounded_query, stderr, validated
+from starter.follow import follow
+from starter.launch import launch_and_print
+from starter.max_cost import add_max_cost, cost_limit
 from starter.results import image_result_json
 from workflows.image_refinement import ImageRefinementWorkflow
 

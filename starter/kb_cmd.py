@@ -10,7 +10,8 @@ from pathlib import Path
 from activities.storage import artifact_key, kb_doc_key, make_store
 from models.conversation import IngestDoc, IngestJob, KnowledgeDoc
 from models.settings import Settings
-from starter.common import UsageError, connect_or_explain, labelled_start, stderr
+from starter.common import UsageError, connect_or_explain, stderr
+from starter.launch import labelled_start
 from workflows.knowledge import KnowledgeIngestWorkflow
 
 MAX_BYTES = 5 * 1024 * 1024

@@ -12,17 +12,10 @@ from activities.meme import SCENE_OPTIONS
 from activities.storage import load, make_store, write_atomic
 from models.meme import FORMAT_NAMES, MemeJob, MemeMetrics, MemeResult, MemeStatus
 from models.settings import Settings
-from starter.common import (
-    Pipeline,
-    UsageError,
-    add_max_cost,
-    bounded_query,
-    cost_limit,
-    follow,
-    launch_and_print,
-    stderr,
-    validated,
-)
+from starter.common import Pipeline, UsageError, bounded_query, stderr, validated
+from starter.follow import follow
+from starter.launch import launch_and_print
+from starter.max_cost import add_max_cost, cost_limit
 from workflows.meme import MemeWorkflow
 
 

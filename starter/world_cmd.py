@@ -17,7 +17,9 @@ from activities.world import PORTRAIT, WORLD_IMAGE
 from models.artifacts import ArtifactRef
 from models.settings import Settings
 from models.world import Budget, PhaseState, WorldJob, WorldManifest, WorldResult, WorldStatus
-from starter.common import Pipeline, UsageError, add_max_cost, bounded_query, cost_limit, launch, stderr
+from starter.common import Pipeline, UsageError, bounded_query, stderr
+from starter.launch import launch
+from starter.max_cost import add_max_cost, cost_limit
 from starter.waiting import WaitingNotes
 from workflows.world import WorldWorkflow
 

@@ -21,7 +21,7 @@ from models.meme import MemeJob
 from models.search_attributes import COST, PIPELINE, ROOT, STATE
 from models.settings import Settings
 from models.world import WorldJob
-from starter.common import labelled_start
+from starter.launch import labelled_start
 from tests.conftest import TEMPORAL, address_of, atelier_env, eventually, run_cli, running_workers, start_worker
 from workflows.conversation import ConversationWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
