@@ -99,23 +99,20 @@ class CharacterWorkflow:
         )
 
     def _report(self, final: bool = False, **counts: int) -> None:
-        """Tell the world what happened, without waiting for the signal to land.
-
-        Counts add up here and go out as one signal when the profile is made, when half of the posts are
-        written, and at the end, so the world's history grows with its characters, not with their posts
-        (runs started before this sent one signal per report).
-        """
+        """Tell the world what happened, without waiting for the signal to land. Counts add up and go out as
+        one signal when the profile is made, per half of the posts, and at the end, so the world's history
+        grows with its characters, not their posts (runs started before the patch sent one per report)."""
         parent = workflow.info().parent
         if self._job is not None and self._result is not None:
             self._show()
         if parent is None or self._job is None:
             return
-        by_quarter = workflow.patched(PROGRESS_PATCH)
-        if final and not by_quarter:
+        batched = workflow.patched(PROGRESS_PATCH)
+        if final and not batched:
             return
         for name, value in counts.items():
             self._unsent[name] = self._unsent.get(name, 0) + value
-        if by_quarter:
+        if batched:
             half = max(1, (self._job.seed.posts_count + 1) // 2)
             due = final or "characters_created" in counts or self._unsent.get("posts_created", 0) >= half
             if not due or not self._unsent:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -19,7 +17,6 @@ with workflow.unsafe.imports_passed_through():
         CacheKeyRequest,
         Draft,
         FormatRequest,
-        JudgeRequest,
         MemeFormat,
         MemeJob,
         MemeMetrics,
@@ -29,22 +26,19 @@ with workflow.unsafe.imports_passed_through():
         MemeText,
         Published,
         RenderRequest,
-        SceneRequest,
         TextRequest,
-        combine_score,
-        scene_size,
         verify,
     )
-    from models.scoring import Similarities, TextPairsRequest
     from models.usage import BudgetExhausted, Ledger
     from workflows import console
     from workflows.character import BUDGET_PATCH
     from workflows.failures import failure_cause
     from workflows.inputs import parse_input
-    from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
+    from workflows.meme_judging import judge
+    from workflows.meme_pictures import scene_pictures
+    from workflows.options import metered_call, storage_call, text_call
 
 VERIFY_FIXES = 2  # rewrites allowed for text that fails verification, on top of the refinements
-RELEVANCE_WAIT = timedelta(seconds=20)  # how long the topic relevance waits for a scoring worker
 
 
 @workflow.defn
@@ -142,7 +136,7 @@ class MemeWorkflow:
         best = max(valid, key=lambda d: d.score or 0.0)  # max keeps the earliest of equal scores
 
         self._enter(MemePhase.GENERATING_IMAGE)
-        scenes, degraded = await self._scenes(job, meme_id, fmt, best)
+        scenes, degraded = await scene_pictures(self._ledger, job, meme_id, fmt, best)
         self._enter(MemePhase.POST_PROCESSING)
         rendered = await workflow.execute_activity(
             "render_meme",  # by name: Pillow stays out of the workflow
@@ -260,7 +254,9 @@ class MemeWorkflow:
             else:
                 self._enter(MemePhase.SCORING)
                 try:
-                    await self._score(job, fmt, draft)
+                    await judge(self._ledger, job, fmt, draft, self._status.drafts)
+                    self._metrics.scores.append(draft.score)  # type: ignore[arg-type]
+                    self._status.best_score = max(self._metrics.scores)
                 except BudgetExhausted:
                     if not refinements:
                         raise
@@ -280,77 +276,3 @@ class MemeWorkflow:
             request = request.model_copy(
                 update={"attempt": request.attempt + 1, "previous": draft.panels, "feedback": feedback}
             )
-
-    async def _score(self, job: MemeJob, fmt: MemeFormat, draft: Draft) -> None:
-        """The LLM judge ∥ topic relevance from the scoring queue (skipped when no scoring worker answers)."""
-        judged = metered_call(
-            self._ledger,
-            MemeActivities.judge_text,
-            JudgeRequest(topic=job.topic, format=fmt, panels=draft.panels),
-            **text_call(f"meme · judge draft {self._status.drafts}"),
-        )
-        similar = workflow.execute_activity(
-            "text_similarity",
-            TextPairsRequest(texts=[" ".join(draft.panels)], references=[job.topic]),
-            result_type=Similarities,
-            **scoring_call(f"meme · topic relevance of draft {self._status.drafts}", RELEVANCE_WAIT)
-            | {"retry_policy": RetryPolicy(maximum_attempts=2)},
-        )
-        verdict, relevance = await asyncio.gather(judged, similar, return_exceptions=True)
-        if isinstance(verdict, BaseException):
-            raise verdict
-        judgement = verdict
-        draft.humor, draft.clarity, draft.feedback = judgement.humor, judgement.clarity, judgement.feedback
-        if isinstance(relevance, Similarities):
-            draft.relevance = round(max(0.0, min(1.0, (relevance.values[0] - 0.15) / 0.55)), 3)
-        elif isinstance(relevance, ActivityError):
-            workflow.logger.info("topic relevance unavailable (%s): scoring with the judge alone", relevance.cause)
-        elif isinstance(relevance, BaseException):
-            raise relevance
-        draft.score = combine_score(draft.humor, draft.clarity, draft.relevance)
-        self._metrics.scores.append(draft.score)
-        self._status.best_score = max(self._metrics.scores)
-
-    async def _scenes(
-        self, job: MemeJob, meme_id: str, fmt: MemeFormat, draft: Draft
-    ) -> tuple[list[ArtifactRef | None], str | None]:
-        """Every picture of the format, in parallel; past the image deadline, a plain background instead."""
-        spec = FORMATS[fmt]
-        style = f", {job.style}" if job.style else ""
-        if not self._ledger.fits(*["image"] * len(spec.scenes)):
-            self._ledger.exhausted = True
-            return [None] * len(spec.scenes), "budget exhausted before the pictures: rendered on a plain background"
-        calls = [
-            metered_call(
-                self._ledger,
-                MemeActivities.generate_scene,
-                SceneRequest(
-                    meme_id=meme_id,
-                    index=index,
-                    prompt=f"{scene.subject}; {draft.scene}{style}; no text, no letters",
-                    size=scene_size(scene.box, spec.canvas),
-                ),
-                **image_call(f"meme · picture for panel {index + 1}")
-                | {"schedule_to_close_timeout": timedelta(seconds=job.image_deadline_s)},
-            )
-            for index, scene in enumerate(spec.scenes)
-        ]
-        outcomes = await asyncio.gather(*calls, return_exceptions=True)
-        scenes: list[ArtifactRef | None] = []
-        failures: list[str] = []
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException) and is_cancelled_exception(outcome):
-                raise outcome
-            if isinstance(outcome, (ActivityError, BudgetExhausted)):
-                scenes.append(None)
-                failures.append(failure_cause(outcome))
-            elif isinstance(outcome, BaseException):
-                raise outcome
-            else:
-                scenes.append(outcome)
-        if not failures:
-            return scenes, None
-        return scenes, (
-            f"image generation unavailable for {len(failures)} of {len(scenes)} pictures within "
-            f"{job.image_deadline_s} s ({failures[0]}): rendered on a plain background"
-        )

@@ -1,0 +1,49 @@
+"""A meme draft's score: the LLM judge's humour and clarity with the topic relevance from the scoring queue."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.meme import MemeActivities
+    from models.meme import Draft, JudgeRequest, MemeFormat, MemeJob, combine_score
+    from models.scoring import Similarities, TextPairsRequest
+    from models.usage import Ledger
+    from workflows.options import metered_call, scoring_call, text_call
+
+RELEVANCE_WAIT = timedelta(seconds=20)  # how long the topic relevance waits for a scoring worker
+
+
+async def judge(ledger: Ledger, job: MemeJob, fmt: MemeFormat, draft: Draft, number: int) -> None:
+    """Score draft `number`: the LLM judge ∥ topic relevance from the scoring queue (skipped when no scoring
+    worker answers in time)."""
+    judged = metered_call(
+        ledger,
+        MemeActivities.judge_text,
+        JudgeRequest(topic=job.topic, format=fmt, panels=draft.panels),
+        **text_call(f"meme · judge draft {number}"),
+    )
+    similar = workflow.execute_activity(
+        "text_similarity",
+        TextPairsRequest(texts=[" ".join(draft.panels)], references=[job.topic]),
+        result_type=Similarities,
+        **scoring_call(f"meme · topic relevance of draft {number}", RELEVANCE_WAIT)
+        | {"retry_policy": RetryPolicy(maximum_attempts=2)},
+    )
+    verdict, relevance = await asyncio.gather(judged, similar, return_exceptions=True)
+    if isinstance(verdict, BaseException):
+        raise verdict
+    judgement = verdict
+    draft.humor, draft.clarity, draft.feedback = judgement.humor, judgement.clarity, judgement.feedback
+    if isinstance(relevance, Similarities):
+        draft.relevance = round(max(0.0, min(1.0, (relevance.values[0] - 0.15) / 0.55)), 3)
+    elif isinstance(relevance, ActivityError):
+        workflow.logger.info("topic relevance unavailable (%s): scoring with the judge alone", relevance.cause)
+    elif isinstance(relevance, BaseException):
+        raise relevance
+    draft.score = combine_score(draft.humor, draft.clarity, draft.relevance)
