@@ -101,18 +101,30 @@ def parse_rule(rule: str) -> tuple[int, float]:
 
 
 class Breakers:
-    """The worker's breakers: text and image model calls, and uploads."""
+    """The worker's breakers: text and image model calls, and uploads. An endpoint of its own (pictures or
+    vision from another server) gets breakers of its own: one server's outage does not stop the other's calls."""
 
     def __init__(
         self, text: str = "5/30", image: str = "3/60", upload: str = "2/30", clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.text = CircuitBreaker("text model", *parse_rule(text), clock=clock)
-        self.image = CircuitBreaker("image model", *parse_rule(image), clock=clock)
+        self.rules = {"text": parse_rule(text), "image": parse_rule(image)}
+        self.clock = clock
+        self.text = CircuitBreaker("text model", *self.rules["text"], clock=clock)
+        self.image = CircuitBreaker("image model", *self.rules["image"], clock=clock)
         self.upload = CircuitBreaker("upload", *parse_rule(upload), clock=clock)
+        self._by_endpoint: dict[tuple[str, str], CircuitBreaker] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Breakers:
         return cls(settings.breaker_text, settings.breaker_image, settings.breaker_upload)
 
-    def for_call(self, call: str) -> CircuitBreaker:
-        return self.image if call == "generate_image" else self.text
+    def for_call(self, call: str, endpoint: str | None = None) -> CircuitBreaker:
+        """The breaker a model call passes: its kind's, or with `endpoint` named, that endpoint's."""
+        kind = "image" if call == "generate_image" else "text"
+        if endpoint is None:
+            return self.image if kind == "image" else self.text
+        key = (kind, endpoint)
+        if key not in self._by_endpoint:
+            name = f"{kind} model at {endpoint}"
+            self._by_endpoint[key] = CircuitBreaker(name, *self.rules[kind], clock=self.clock)
+        return self._by_endpoint[key]

@@ -24,7 +24,8 @@ def error_code(exc: openai.APIStatusError) -> str | None:
         return str(code)
     body = exc.body if isinstance(exc.body, dict) else {}
     inner = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
-    return inner.get("code") or inner.get("type")
+    found = inner.get("code") or inner.get("type")  # OpenRouter's code is the HTTP status, a number
+    return None if found is None else str(found)
 
 
 def is_missing_model(exc: openai.NotFoundError) -> bool:

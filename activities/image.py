@@ -35,7 +35,10 @@ class ImageActivities:
         result = called.value
         image = await self.store.put(key, result.data, result.content_type)
         generated = GeneratedImage(
-            image=image, response_id=result.response_id, provider=self.provider.name, note=result.note
+            image=image,
+            response_id=result.response_id,
+            provider=self.provider.provider_for("generate_image"),
+            note=result.note,
         )
         return called.carrying(generated)
 
@@ -48,11 +51,15 @@ class ImageActivities:
             )
         verdict = called.value
         return called.carrying(
-            ScoredEvaluation(score=verdict.score, feedback=verdict.feedback, provider=self.provider.name)
+            ScoredEvaluation(
+                score=verdict.score, feedback=verdict.feedback, provider=self.provider.provider_for("evaluate_image")
+            )
         )
 
     @activity.defn(name="refine_prompt")
     async def refine_prompt(self, request: RefinePromptRequest) -> Metered[ProviderRefinedPrompt]:
         async with heartbeating("refining prompt"):
             called = await self.provider.refine_prompt(request)
-        return called.carrying(ProviderRefinedPrompt(prompt=called.value.prompt, provider=self.provider.name))
+        return called.carrying(
+            ProviderRefinedPrompt(prompt=called.value.prompt, provider=self.provider.provider_for("refine_prompt"))
+        )

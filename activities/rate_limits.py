@@ -122,6 +122,15 @@ class Gates:
     def __init__(self, text_rpm: float = 0, image_rpm: float = 0) -> None:
         self.text = Gate("text rate limit", 60 / text_rpm if text_rpm else 0.0)
         self.image = Gate("image rate limit", 60 / image_rpm if image_rpm else 0.0)
+        self._by_endpoint: dict[tuple[str, str], Gate] = {}
 
-    def for_call(self, call: str) -> Gate:
-        return self.image if kind_of(call) == "image" else self.text
+    def for_call(self, call: str, endpoint: str | None = None) -> Gate:
+        """The gate a model call waits at: its kind's, or with `endpoint` named, that endpoint's (a 429 from
+        one server holds back only the calls to it; the configured rate applies to each)."""
+        gate = self.image if kind_of(call) == "image" else self.text
+        if endpoint is None:
+            return gate
+        key = (kind_of(call), endpoint)
+        if key not in self._by_endpoint:
+            self._by_endpoint[key] = Gate(f"{gate.name} at {endpoint}", gate.spacing_s)
+        return self._by_endpoint[key]

@@ -6,10 +6,19 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models import temporal_profile
+from models.endpoints import PREFIX, Endpoint, Kind, check_base_url
 from models.usage import DEFAULT_PRICES, Price
 
 # An attempt of a paid call may wait this long on a rate limit (its start-to-close timeout).
@@ -48,6 +57,12 @@ class Settings(BaseSettings):
     llm_model: str = Field("gpt-4o", validation_alias="LLM_MODEL")
     image_model: str = Field("gpt-image-1", validation_alias="IMAGE_MODEL")
     eval_model: str = Field("gpt-4o", validation_alias="EVAL_MODEL")
+    # pictures and vision evaluation from their own endpoints (unset: the text endpoint's)
+    image_base_url: str | None = Field(None, validation_alias="IMAGE_BASE_URL")
+    image_api_key: SecretStr | None = Field(None, validation_alias="IMAGE_API_KEY")
+    image_api: Literal["auto", "responses", "images", "chat", "offline"] = Field("auto", validation_alias="IMAGE_API")
+    eval_base_url: str | None = Field(None, validation_alias="EVAL_BASE_URL")
+    eval_api_key: SecretStr | None = Field(None, validation_alias="EVAL_API_KEY")
     llm_timeout_s: float = Field(120.0, gt=0, validation_alias="LLM_TIMEOUT_S")
 
     storage: Literal["local", "s3"] = Field("local", validation_alias="ATELIER_STORAGE")
@@ -90,12 +105,33 @@ class Settings(BaseSettings):
     # JSON, e.g. {"my-model": {"input_per_mtok": 0.2, "output_per_mtok": 0.8, "per_image": 0}}
     price_overrides: dict[str, Price] = Field(default_factory=dict, validation_alias="ATELIER_PRICES")
 
+    @field_validator("llm_base_url", "image_base_url", "eval_base_url", mode="after")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return check_base_url(value)
+
     @cached_property
     def resolved_provider(self) -> Literal["openai", "offline"]:
-        """`auto` means openai when a key is set, else the built-in offline provider."""
+        """`auto` means an OpenAI-compatible endpoint when a key or a base URL is set (Ollama and vLLM need
+        no key), else the built-in offline provider."""
         if self.provider == "auto":
-            return "openai" if self.llm_api_key else "offline"
+            return "openai" if self.llm_api_key or self.llm_base_url else "offline"
         return self.provider
+
+    def endpoint(self, kind: Kind) -> Endpoint:
+        """Where calls of `kind` go; an unset base URL, key or model falls back to the text endpoint's (a key
+        only together with its URL: a key is never sent to another host)."""
+        text = Endpoint("text", self.llm_base_url, self.llm_api_key, self.llm_model, "LLM_BASE_URL", "LLM_API_KEY")
+        if kind == "text":
+            return text
+        url, key = (
+            (self.image_base_url, self.image_api_key) if kind == "image" else (self.eval_base_url, self.eval_api_key)
+        )
+        model = self.image_model if kind == "image" else self.eval_model
+        prefix = PREFIX[kind]
+        if url is None:
+            return Endpoint(kind, text.base_url, key or text.api_key, model, "LLM_BASE_URL", f"{prefix}_API_KEY")
+        return Endpoint(kind, url, key, model, f"{prefix}_BASE_URL", f"{prefix}_API_KEY")
 
     @property
     def prices(self) -> dict[str, Price]:

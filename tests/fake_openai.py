@@ -1,6 +1,14 @@
 """A local OpenAI-compatible server for tests: chat (JSON schema), Responses image generation,
 images.generate, with scriptable faults (status + headers, delays, malformed JSON).
 
+Its `mode` behaves like one provider as that provider documents it:
+- `openai`: every route; pictures from the Responses image tool or `/images/generations` (`b64_json`).
+- `openrouter` (base `/api/v1`): pictures only from chat completions called with `modalities: ["image",
+  "text"]`, in `message.images[].image_url.url` as data URLs; every reply's `usage` carries its price in
+  `cost`; the Responses image tool is refused with 400; `/images/generations` does not exist (404).
+- `ollama`: chat with JSON-schema output and image inputs; no picture route (404, `404 page not found`).
+- `localai`: chat, and `/images/generations` answering with a `url` the server serves; no Responses route.
+
 Run it by hand with `python -m tests.fake_openai --port 8099`.
 """
 
@@ -151,8 +159,17 @@ def error_body(message: str, code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": "invalid_request_error", "code": code}}
 
 
+MODES = ("openai", "openrouter", "ollama", "localai")
+OPENROUTER_TEXT_COST = 0.00042  # what the openrouter mode reports in usage.cost for a chat
+OPENROUTER_IMAGE_COST = 0.0387  # and for a picture
+
+
 class FakeOpenAI:
-    def __init__(self) -> None:
+    def __init__(self, mode: str = "openai", api_key: str | None = None) -> None:
+        assert mode in MODES, mode
+        self.mode = mode
+        self.api_key = api_key  # when set, requests with another bearer key get 401
+        self.pictures: dict[str, bytes] = {}  # served at /generated-images/<name> (localai)
         self.requests: list[Recorded] = []
         self.faults: dict[str, deque[Fault]] = {}
         self.scores: deque[int] = deque()
@@ -164,6 +181,7 @@ class FakeOpenAI:
         self._random = random.Random(0)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+        self.url = ""
 
     # --- scripting -------------------------------------------------------------------------------
     def fail(self, route: str, *faults: Fault) -> None:
@@ -216,9 +234,39 @@ class FakeOpenAI:
         return prompts
 
     # --- replies ---------------------------------------------------------------------------------
+    def refusal_for(self, route: str) -> tuple[int, Any] | None:
+        """What the mode's provider answers on a route it does not have (status, body)."""
+        if self.mode == "openrouter" and route == "responses":
+            return 400, {"error": {"code": 400, "message": "Tool type image_generation is not supported"}}
+        if self.mode == "openrouter" and route == "images":
+            return 404, {"error": {"code": 404, "message": "Not Found"}}
+        if (
+            self.mode in ("ollama", "localai")
+            and route in ("responses", "images")
+            and not (self.mode == "localai" and route == "images")
+        ):
+            return 404, "404 page not found"
+        return None
+
     def reply(self, route: str, body: dict[str, Any], index: int) -> dict[str, Any]:
+        if route == "chat" and self.mode == "openrouter" and "image" in (body.get("modalities") or []):
+            picture = base64.b64encode(png(index)).decode()
+            reply = self.chat_envelope(body, index, "Here is the picture you asked for.")
+            reply["choices"][0]["message"]["images"] = [
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{picture}"}}
+            ]
+            reply["usage"] = {"prompt_tokens": 30, "completion_tokens": 1290, "total_tokens": 1320}
+            reply["usage"]["cost"] = OPENROUTER_IMAGE_COST
+            return reply
         if route == "chat":
-            return self._chat(body, index)
+            reply = self._chat(body, index)
+            if self.mode == "openrouter":
+                reply["usage"] = {**CHAT_USAGE, "cost": OPENROUTER_TEXT_COST}
+            return reply
+        if route == "images" and self.mode == "localai":
+            name = f"{index}.png"
+            self.pictures[name] = png(index)
+            return {"created": 0, "data": [{"url": f"{self.url.rsplit('/v1', 1)[0]}/generated-images/{name}"}]}
         if route == "responses":
             return {
                 "id": f"resp_{index}",
@@ -277,6 +325,28 @@ class FakeOpenAI:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def _refused_key(self) -> bool:
+                if fake.api_key and self.headers.get("authorization") != f"Bearer {fake.api_key}":
+                    self._send(401, error_body("Incorrect API key provided", "invalid_api_key"))
+                    return True
+                return False
+
+            def do_GET(self) -> None:
+                if self.path.endswith("/models"):
+                    if not self._refused_key():
+                        self._send(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+                    return
+                name = self.path.rsplit("/", 1)[-1]
+                if "/generated-images/" in self.path and name in fake.pictures:
+                    data = fake.pictures[name]
+                    self.send_response(200)
+                    self.send_header("content-type", "image/png")
+                    self.send_header("content-length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                self._send(404, error_body(f"no route {self.path}", "not_found"))
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
@@ -291,8 +361,12 @@ class FakeOpenAI:
                     faulted = fault.status != 200 or fault.malformed or fault.delay >= fake.fault_timeout_s
                     fake.requests.append(Recorded(self.path, body, time.monotonic(), faulted, limited=wait > 0))
                     index = len(fake.requests)
+                if self._refused_key():
+                    return None
                 if route is None or (route == "responses" and not fake.responses_api):
                     return self._send(404, error_body(f"no route {self.path}", "not_found"))
+                if (refused := fake.refusal_for(route)) is not None:
+                    return self._send(*refused)
                 if not wait:  # a refusal answers at once
                     time.sleep(fault.delay + fake.delays.get(route, 0.0))
                 if fault.status != 200:
@@ -302,11 +376,12 @@ class FakeOpenAI:
                     return self._send(200, fake.chat_envelope(body, index, content))
                 self._send(200, fake.reply(route, body, index))
 
-            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(payload).encode()
+            def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+                plain = isinstance(payload, str)  # Ollama answers a missing route in plain text
+                data = payload.encode() if plain else json.dumps(payload).encode()
                 try:
                     self.send_response(status)
-                    self.send_header("content-type", "application/json")
+                    self.send_header("content-type", "text/plain" if plain else "application/json")
                     self.send_header("content-length", str(len(data)))
                     for key, value in (headers or {}).items():
                         self.send_header(key, value)
@@ -318,7 +393,9 @@ class FakeOpenAI:
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        base = "/api/v1" if self.mode == "openrouter" else "/v1"
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{base}"
+        return self.url
 
     def stop(self) -> None:
         if self._server:
@@ -339,8 +416,9 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=8099)
     parser.add_argument("--text-rpm", type=float, default=0, help="chat requests per minute (0 = unlimited)")
     parser.add_argument("--image-rpm", type=float, default=0, help="images per minute (0 = unlimited)")
+    parser.add_argument("--mode", choices=MODES, default="openai", help="which provider to behave like")
     args = parser.parse_args()
-    server = FakeOpenAI()
+    server = FakeOpenAI(args.mode)
     server.rate_limit(args.text_rpm, args.image_rpm)
     url = server.start(args.port)
     print(f"fake OpenAI at {url} (Ctrl-C to stop)")

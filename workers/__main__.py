@@ -14,6 +14,7 @@ import time
 from pydantic import ValidationError
 
 from activities.providers import make_provider
+from activities.providers.endpoint_check import endpoint_warnings
 from activities.storage import make_store
 from models.settings import Settings, invalid_settings
 from workers.connection import connect, has_search_attributes, metrics_runtime, missing_search_attributes
@@ -28,6 +29,8 @@ async def serve(settings: Settings, queues: list[str]) -> None:
     client = await connect_patiently(settings, runtime)
     if not await has_search_attributes(client, settings.temporal_namespace):
         log.warning(missing_search_attributes(settings.temporal_namespace))
+    for warning in await endpoint_warnings(settings, queues):
+        log.warning(warning)
     provider = make_provider(settings)
     workers = build_workers(client, queues, provider, make_store(settings), settings)
     stop = asyncio.Event()

@@ -54,13 +54,14 @@ class GuardedProvider:
     async def _record(self, call: str, work: Work[R]) -> Metered[R]:
         """The call behind its rate-limit gate and circuit breaker, instrumented; a 429 waits and tries again
         (same attempt) until the per-call deadline, counted from when Temporal first scheduled the call."""
-        gate = self.gates.for_call(call)
+        endpoint = self.endpoint_for(call)
+        gate = self.gates.for_call(call, endpoint)
         kind = kind_of(call)
         deadline = _scheduled_at() + self.deadlines_s[kind]
         while True:
             await gate.wait_turn()
             try:
-                breaker = self.breakers.for_call(call) if self.breakers else None
+                breaker = self.breakers.for_call(call, endpoint) if self.breakers else None
                 with breaker.guard() if breaker else contextlib.nullcontext():
                     return await self._instrumented(call, work)
             except RateLimited as limited:
@@ -73,17 +74,26 @@ class GuardedProvider:
                     ) from limited
                 gate.close_for(limited.wait_s)
 
+    def endpoint_for(self, call: str) -> str | None:
+        """The endpoint a call goes to when the provider has several (None: one for all)."""
+        return getattr(self.inner, "endpoint_for", lambda _: None)(call)
+
+    def provider_for(self, call: str) -> str:
+        """How results and the call log name where a call went (`openai`, `openrouter`, a host:port, …)."""
+        return getattr(self.inner, "provider_for", lambda _: self.name)(call)
+
     async def _instrumented(self, call: str, work: Work[R]) -> Metered[R]:
         started = time.monotonic()
-        entry: dict[str, Any] = {"at": time.time(), "provider": self.name, "call": call}
+        entry: dict[str, Any] = {"at": time.time(), "provider": self.provider_for(call), "call": call}
         if activity.in_activity():
             info = activity.info()
             entry |= {"workflow_id": info.workflow_id, "activity_id": info.activity_id, "attempt": info.attempt}
         with tracer.start_as_current_span(f"provider {call}") as span:
-            span.set_attribute("atelier.provider", self.name)
+            span.set_attribute("atelier.provider", entry["provider"])
             span.set_attribute("atelier.model_call", call)
             if model := getattr(self.inner, "model_for", lambda _: None)(call):
                 span.set_attribute("atelier.model", model)
+                entry["model"] = model
             notes = usage.CallNotes()
             used: Usage | None = None
             try:
@@ -100,6 +110,7 @@ class GuardedProvider:
                     used = usage.priced(notes, self.prices)
                 entry |= {"tokens": [used.input_tokens, used.output_tokens], "images": used.images}
                 entry["cost_usd"] = used.estimated_cost_usd
+                entry["cost_source"] = notes.cost_source
                 describe_span(span, entry["ms"], used)
                 await self.log.write(entry)
                 count_call(call, self.name, entry["ok"], entry["ms"], used)

@@ -1,13 +1,14 @@
-"""Any OpenAI-compatible endpoint (OpenAI, OpenRouter, Ollama, vLLM) through the openai SDK.
+"""Any OpenAI-compatible endpoint (OpenAI, OpenRouter, Ollama, vLLM, LocalAI) through the openai SDK.
 
-The client never retries by itself (`max_retries=0`): Temporal owns retries.
+Text, pictures and vision evaluation may each come from their own endpoint (`models/endpoints.py`); one
+client per distinct server. The clients never retry by themselves (`max_retries=0`): Temporal owns retries.
 """
 
 from __future__ import annotations
 
-import base64
+import asyncio
 import dataclasses
-import hashlib
+import logging
 from typing import Any
 
 import openai
@@ -16,23 +17,17 @@ from pydantic import BaseModel, ValidationError
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import invalid_output, is_missing_model, provider_error
-from activities.providers import prompts, usage
+from activities.providers import prompts
 from activities.providers.base import GeneratedBytes, ReferenceInput, T
-from activities.providers.pricing import IMAGE_TOKENS, image_call_bound, input_bound, output_cap, price_of
+from activities.providers.image_routes import ROUTES, ImageRoutes, NoPicture, data_url, is_unsupported, note_reply
+from activities.providers.pricing import image_call_bound, input_bound, output_cap, price_of
 from activities.providers.usage import CallNotes
-from models.image import CONTENT_TYPES, Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
+from models.endpoints import Endpoint
+from models.image import Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
 from models.settings import Settings
 
-
-def data_url(data: bytes, content_type: str) -> str:
-    return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
-
-
-def image_tokens(options: ImageOptions) -> int:
-    """The output tokens OpenAI bills for one image (`auto` quality billed as medium)."""
-    quality = "medium" if options.quality == "auto" else options.quality
-    shape = "square" if options.size in ("1024x1024", "auto") else "wide"
-    return IMAGE_TOKENS[(quality, shape)]
+log = logging.getLogger(__name__)
+KIND_OF_CALL = {"generate_image": "image", "evaluate_image": "eval"}  # every other call is text
 
 
 def over_budget(what: str, worst_usd: float, max_cost_usd: float) -> ApplicationError:
@@ -43,16 +38,6 @@ def over_budget(what: str, worst_usd: float, max_cost_usd: float) -> Application
     )
 
 
-def note_usage(notes: CallNotes | None, model: str, reported: Any, images: int = 0) -> None:
-    """Note the usage a reply reports (chat: prompt/completion tokens; responses and images: input/output)."""
-    if reported is None:
-        usage.note(notes, model, images=images)
-        return
-    input_tokens = getattr(reported, "input_tokens", None) or getattr(reported, "prompt_tokens", 0) or 0
-    output_tokens = getattr(reported, "output_tokens", None) or getattr(reported, "completion_tokens", 0) or 0
-    usage.note(notes, model, int(input_tokens), int(output_tokens), images)
-
-
 def json_schema_format(schema: type[T]) -> dict[str, Any]:
     return {
         "type": "json_schema",
@@ -60,33 +45,77 @@ def json_schema_format(schema: type[T]) -> dict[str, Any]:
     }
 
 
+def client_for(endpoint: Endpoint, settings: Settings) -> AsyncOpenAI:
+    key = endpoint.api_key.get_secret_value() if endpoint.api_key else "not-needed"
+    return AsyncOpenAI(api_key=key, base_url=endpoint.url, max_retries=0, timeout=settings.llm_timeout_s)
+
+
+class RouteMissing(Exception):
+    """While `IMAGE_API=auto` looks for the route: this endpoint does not make pictures this way."""
+
+
+def candidate_routes(image: Endpoint, text: Endpoint) -> tuple[str, ...]:
+    """The routes `IMAGE_API=auto` tries, most capable first: OpenRouter makes pictures only through chat;
+    the Responses route needs the text model on the same server."""
+    if image.label == "openrouter":
+        return ("chat",)
+    return ROUTES if image.same_server(text) else ("images", "chat")
+
+
 class OpenAIProvider:
     name = "openai"
 
     def __init__(self, settings: Settings) -> None:
-        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else "not-needed"
         self.settings = settings
-        self.client = AsyncOpenAI(
-            api_key=key, base_url=settings.llm_base_url, max_retries=0, timeout=settings.llm_timeout_s
+        self.endpoints = {kind: settings.endpoint(kind) for kind in ("text", "image", "eval")}
+        clients: list[tuple[Endpoint, AsyncOpenAI]] = []
+        self.clients: dict[str, AsyncOpenAI] = {}
+        for kind, endpoint in self.endpoints.items():
+            shared = next((c for e, c in clients if e.same_server(endpoint)), None)
+            self.clients[kind] = shared or client_for(endpoint, settings)
+            clients.append((endpoint, self.clients[kind]))
+        self.client = self.clients["text"]
+        self.image_route: str | None = None if settings.image_api == "auto" else settings.image_api
+        self._finding_route = asyncio.Lock()
+        self.routes = ImageRoutes(
+            self.clients["image"], self.endpoints["image"], settings.llm_model, settings.allow_private_urls
         )
-        self._responses_api = True
+
+    def _kind(self, call: str) -> str:
+        return KIND_OF_CALL.get(call, "text")
 
     def model_for(self, call: str) -> str:
-        """The model a call goes to (for traces)."""
-        if call == "evaluate_image":
-            return self.settings.eval_model
-        if call == "generate_image" and not self._responses_api:
-            return self.settings.image_model
-        return self.settings.llm_model
+        """The model a call goes to (for traces and the call log)."""
+        kind = self._kind(call)
+        if kind == "image" and self.image_route == "offline":
+            return "offline"
+        if kind == "image" and self.image_route in (None, "responses"):
+            return self.settings.llm_model
+        return self.endpoints[kind].model
+
+    def provider_for(self, call: str) -> str:
+        """Where a call goes, as results and the call log name it (`openai`, `openrouter`, a host:port)."""
+        if self._kind(call) == "image" and self.image_route == "offline":
+            return "offline"
+        return self.endpoints[self._kind(call)].label
+
+    def endpoint_for(self, call: str) -> str | None:
+        """A call's endpoint when it is not the text endpoint's server (its own breaker and gate)."""
+        kind = self._kind(call)
+        if kind == "image" and self.image_route == "offline":
+            return "offline"
+        endpoint = self.endpoints[kind]
+        return None if endpoint.same_server(self.endpoints["text"]) else endpoint.label
 
     async def _structured_call(
         self,
         schema: type[T],
-        model: str,
+        kind: str,
         messages: list[dict[str, Any]],
         max_cost_usd: float | None,
         notes: CallNotes | None,
     ) -> T:
+        model = self.endpoints[kind].model
         what = f"{schema.__name__} from {model}"
         limits: dict[str, Any] = {}
         if max_cost_usd is not None:  # a budget: the output is capped so the worst case fits the reservation
@@ -95,12 +124,15 @@ class OpenAIProvider:
                 raise over_budget(what, price.cost(tokens_in, 64, 0), max_cost_usd)
             limits["max_completion_tokens"] = cap
         try:
-            completion = await self.client.chat.completions.create(
-                model=model, messages=messages, response_format=json_schema_format(schema), **limits
+            completion = await self.clients[kind].chat.completions.create(
+                model=model,
+                messages=messages,  # type: ignore[arg-type]
+                response_format=json_schema_format(schema),  # type: ignore[arg-type]
+                **limits,
             )
         except openai.OpenAIError as exc:
             raise provider_error(exc, what) from exc
-        note_usage(notes, model, completion.usage)
+        note_reply(notes, model, completion.usage)
         if not completion.choices:
             raise invalid_output(what, "no choices in reply")
         content = completion.choices[0].message.content or ""
@@ -119,7 +151,7 @@ class OpenAIProvider:
         notes: CallNotes | None = None,
     ) -> T:
         messages = [{"role": "system", "content": instructions}, {"role": "user", "content": prompt}]
-        return await self._structured_call(schema, self.settings.llm_model, messages, max_cost_usd, notes)
+        return await self._structured_call(schema, "text", messages, max_cost_usd, notes)
 
     async def evaluate_image(
         self,
@@ -139,7 +171,7 @@ class OpenAIProvider:
                 ],
             },
         ]
-        return await self._structured_call(Evaluation, self.settings.eval_model, messages, max_cost_usd, notes)
+        return await self._structured_call(Evaluation, "eval", messages, max_cost_usd, notes)
 
     async def refine_prompt(self, request: RefinePromptRequest, notes: CallNotes | None = None) -> RefinedPrompt:
         text = prompts.refine_request_text(
@@ -158,101 +190,95 @@ class OpenAIProvider:
         max_cost_usd: float | None = None,
         notes: CallNotes | None = None,
     ) -> GeneratedBytes:
+        if self.image_route == "offline":  # a text-only endpoint (Ollama, vLLM): the built-in pictures
+            from activities.providers.offline import OfflineProvider
+
+            return await OfflineProvider().generate_image(prompt, options, references, previous_response_id)
         if max_cost_usd is not None:
             sent = 0 if previous_response_id else len(references)
-            worst = image_call_bound(self.settings, len(prompt.encode()), sent, options, self._responses_api)
+            responses = self.image_route in (None, "responses")
+            worst = image_call_bound(self.settings, len(prompt.encode()), sent, options, responses)
             if worst > max_cost_usd:
-                raise over_budget(f"image from {self.settings.image_model}", worst, max_cost_usd)
-        if self._responses_api:
-            try:
-                return await self._generate_with_responses(prompt, options, references, previous_response_id, notes)
-            except openai.NotFoundError as exc:
-                if is_missing_model(exc):
-                    raise ApplicationError(
-                        f"image from {self.settings.llm_model}: the endpoint has no model "
-                        f"{self.settings.llm_model!r} (HTTP 404): check LLM_MODEL",
-                        type="ModelNotFound",
-                        non_retryable=True,
-                    ) from exc
-                # The endpoint has no Responses API route: use images.generate from now on.
-                self._responses_api = False
-        generated = await self._generate_with_images_api(prompt, options, notes)
-        dropped = [
-            what
-            for what, sent in (("reference images", references), ("the previous image", previous_response_id))
-            if sent
-        ]
-        if dropped:  # images.generate takes a prompt only
-            note = f"the endpoint has no Responses API: generated with images.generate without {' and '.join(dropped)}"
-            return dataclasses.replace(generated, note=note)
-        return generated
+                raise over_budget(f"image from {self.endpoints['image'].model}", worst, max_cost_usd)
+        if self.image_route is not None:
+            return await self._generate(self.image_route, prompt, options, references, previous_response_id, notes)
+        async with self._finding_route:  # the first picture finds the route; calls meanwhile wait for it
+            if self.image_route is not None:
+                return await self._generate(self.image_route, prompt, options, references, previous_response_id, notes)
+            image = self.endpoints["image"]
+            tried = candidate_routes(image, self.endpoints["text"])
+            for route in tried:
+                try:
+                    generated = await self._generate(route, prompt, options, references, previous_response_id, notes)
+                except RouteMissing:
+                    continue
+                self.image_route = route
+                log.info("IMAGE_API=auto: %s makes pictures through the %s route", image.label, route)
+                return generated
+        raise ApplicationError(
+            f"the image endpoint {image.url} ({image.url_setting}) answered none of the image routes "
+            f"({', '.join(tried)}): set IMAGE_API=offline for the built-in pictures, or IMAGE_BASE_URL to an "
+            "endpoint that makes pictures",
+            type="NoImageRoute",
+            non_retryable=True,
+        )
 
-    async def _generate_with_responses(
+    async def _generate(
         self,
+        route: str,
         prompt: str,
         options: ImageOptions,
         references: list[ReferenceInput],
         previous_response_id: str | None,
         notes: CallNotes | None,
     ) -> GeneratedBytes:
-        content: list[dict[str, Any]] = [{"type": "input_text", "text": prompt}]
-        if previous_response_id is None:
-            content += [{"type": "input_image", "image_url": data_url(r.data, r.content_type)} for r in references]
-        tool = {
-            "type": "image_generation",
-            "quality": options.quality,
-            "size": options.size,
-            "background": options.background,
-            "output_format": options.format,
-        }
-        kwargs: dict[str, Any] = {}
-        if previous_response_id:
-            kwargs["previous_response_id"] = previous_response_id
-        what = f"image from {self.settings.llm_model}"
+        """One picture through `route`, its failures as Temporal errors; `RouteMissing` while auto probes."""
+        image = self.endpoints["image"]
+        probing = self.image_route is None
         try:
-            response = await self.client.responses.create(
-                model=self.settings.llm_model,
-                input=[{"role": "user", "content": content}],
-                tools=[tool],
-                **kwargs,
-            )
-        except openai.NotFoundError:
-            raise  # the caller tells a missing route from a missing model
+            return await self._on_route(route, prompt, options, references, previous_response_id, notes)
+        except openai.APIStatusError as exc:
+            if isinstance(exc, openai.NotFoundError) and is_missing_model(exc):
+                setting = "LLM_MODEL" if route == "responses" else "IMAGE_MODEL"
+                raise ApplicationError(
+                    f"image from {image.label}: the endpoint has no model {self.model_for('generate_image')!r}"
+                    f" (HTTP 404): check {setting}",
+                    type="ModelNotFound",
+                    non_retryable=True,
+                ) from exc
+            if probing and is_unsupported(exc):
+                raise RouteMissing(route) from exc
+            raise provider_error(exc, f"image from {image.label}") from exc
         except openai.OpenAIError as exc:
-            raise provider_error(exc, what) from exc
-        note_usage(notes, self.settings.llm_model, response.usage)
-        for item in response.output or []:
-            if getattr(item, "type", None) == "image_generation_call" and getattr(item, "result", None):
-                # the image tool's tokens are not in the reply's usage: count them as OpenAI bills them
-                usage.note(notes, self.settings.image_model, output_tokens=image_tokens(options), images=1)
-                return GeneratedBytes(_b64(item.result, what), CONTENT_TYPES[options.format], response.id)
-        raise invalid_output(what, "reply has no image_generation_call with a result")
+            raise provider_error(exc, f"image from {image.label}") from exc
+        except NoPicture as exc:
+            if probing:  # a text-only model answering in words: not a picture route
+                raise RouteMissing(route) from exc
+            raise invalid_output(f"image from {image.label}", str(exc)) from exc
 
-    async def _generate_with_images_api(
-        self, prompt: str, options: ImageOptions, notes: CallNotes | None
+    async def _on_route(
+        self,
+        route: str,
+        prompt: str,
+        options: ImageOptions,
+        references: list[ReferenceInput],
+        previous_response_id: str | None,
+        notes: CallNotes | None,
     ) -> GeneratedBytes:
-        what = f"image from {self.settings.image_model}"
-        try:
-            result = await self.client.images.generate(
-                model=self.settings.image_model,
-                prompt=prompt,
-                size=options.size,
-                quality=options.quality,
-                background=options.background,
-                output_format=options.format,
-                n=1,
-            )
-        except openai.OpenAIError as exc:
-            raise provider_error(exc, what) from exc
-        if not result.data or not result.data[0].b64_json:
-            raise invalid_output(what, "reply has no b64_json image")
-        note_usage(notes, self.settings.image_model, getattr(result, "usage", None), images=1)
-        data = _b64(result.data[0].b64_json, what)
-        return GeneratedBytes(data, CONTENT_TYPES[options.format], "images-" + hashlib.sha256(data).hexdigest()[:24])
-
-
-def _b64(value: str, what: str) -> bytes:
-    try:
-        return base64.b64decode(value, validate=True)
-    except ValueError as exc:
-        raise invalid_output(what, "image is not valid base64") from exc
+        """One picture through one route; what the route cannot carry is said in the result's note."""
+        if route == "responses":
+            return await self.routes.responses(prompt, options, references, previous_response_id, notes)
+        if route == "images":
+            generated = await self.routes.images(prompt, options, notes)
+            dropped = [
+                w
+                for w, sent in (("reference images", references), ("the previous image", previous_response_id))
+                if sent
+            ]
+        else:
+            generated = await self.routes.chat(prompt, references, notes)
+            dropped = ["the previous image"] if previous_response_id else []
+        if dropped:
+            note = f"the {route} route cannot carry {' and '.join(dropped)}: generated without them"
+            return dataclasses.replace(generated, note=note)
+        return generated

@@ -82,7 +82,10 @@ def models_of(settings: Settings) -> tuple[set[str], str]:
     """The text models and the image model the configured provider calls."""
     if settings.resolved_provider == "offline":
         return {"offline"}, "offline"
-    return {settings.llm_model, settings.eval_model}, settings.image_model
+    return {
+        settings.llm_model,
+        settings.eval_model,
+    }, "offline" if settings.image_api == "offline" else settings.image_model
 
 
 def image_call_bound(
@@ -93,7 +96,7 @@ def image_call_bound(
     _, image_model = models_of(settings)
     context = prompt_tokens + references * IMAGE_INPUT_TOKENS
     cost = price_of(settings.prices, image_model).cost(context, image_tokens(options), 1)
-    if responses and image_model != "offline":
+    if responses and image_model != "offline" and settings.image_api in ("auto", "responses"):
         cost += price_of(settings.prices, settings.llm_model).cost(context, IMAGE_CALL_TEXT_TOKENS, 0)
     return cost
 

@@ -19,19 +19,35 @@ class Note:
     input_tokens: int = 0
     output_tokens: int = 0
     images: int = 0
+    cost_usd: float | None = None  # the price the endpoint reported for the call (OpenRouter's usage.cost)
 
 
 class CallNotes(list[Note]):
     """What one model call used, as the provider reported it."""
 
-    def note(self, model: str, input_tokens: int = 0, output_tokens: int = 0, images: int = 0) -> None:
-        self.append(Note(model, max(0, input_tokens), max(0, output_tokens), max(0, images)))
+    def note(
+        self, model: str, input_tokens: int = 0, output_tokens: int = 0, images: int = 0, cost_usd: float | None = None
+    ) -> None:
+        reported = cost_usd if cost_usd is not None and cost_usd >= 0 else None
+        self.append(Note(model, max(0, input_tokens), max(0, output_tokens), max(0, images), reported))
+
+    @property
+    def cost_source(self) -> str:
+        """`reported` when the endpoint priced every part of the call, else `table`."""
+        return "reported" if self and all(n.cost_usd is not None for n in self) else "table"
 
 
-def note(notes: CallNotes | None, model: str, input_tokens: int = 0, output_tokens: int = 0, images: int = 0) -> None:
+def note(
+    notes: CallNotes | None,
+    model: str,
+    input_tokens: int = 0,
+    output_tokens: int = 0,
+    images: int = 0,
+    cost_usd: float | None = None,
+) -> None:
     """Note in `notes` what a call used; a provider called on its own (no notes) keeps no count."""
     if notes is not None:
-        notes.note(model, input_tokens, output_tokens, images)
+        notes.note(model, input_tokens, output_tokens, images, cost_usd)
 
 
 def estimate_tokens(*texts: str) -> int:
@@ -40,11 +56,14 @@ def estimate_tokens(*texts: str) -> int:
 
 
 def priced(notes: CallNotes, prices: dict[str, Price]) -> Usage:
-    """One call's notes as usage, with its cost where the model has a price."""
+    """One call's notes as usage, with its cost: as the endpoint reported it, else from the price table
+    (None where the table has no price for the model)."""
     rows: dict[str, ModelUsage] = {}
     for item in notes:
         price = prices.get(item.model)
-        cost = price.cost(item.input_tokens, item.output_tokens, item.images) if price else None
+        cost = item.cost_usd
+        if cost is None and price is not None:
+            cost = price.cost(item.input_tokens, item.output_tokens, item.images)
         row = ModelUsage(
             calls=0 if rows else 1,  # the call counts once, under the first model it noted
             input_tokens=item.input_tokens,
