@@ -7,6 +7,7 @@ Its `mode` behaves like one provider as that provider documents it:
   "text"]`, in `message.images[].image_url.url` as data URLs; every reply's `usage` carries its price in
   `cost`; the Responses image tool is refused with 400; `/images/generations` does not exist (404).
 - `ollama`: chat with JSON-schema output and image inputs; no picture route (404, `404 page not found`).
+- `vllm`: chat with JSON-schema output (guided decoding); no picture route (FastAPI's 404 `{"detail": …}`).
 - `localai`: chat, and `/images/generations` answering with a `url` the server serves; no Responses route.
 
 Run it by hand with `python -m tests.fake_openai --port 8099`.
@@ -159,7 +160,7 @@ def error_body(message: str, code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": "invalid_request_error", "code": code}}
 
 
-MODES = ("openai", "openrouter", "ollama", "localai")
+MODES = ("openai", "openrouter", "ollama", "vllm", "localai")
 OPENROUTER_TEXT_COST = 0.00042  # what the openrouter mode reports in usage.cost for a chat
 OPENROUTER_IMAGE_COST = 0.0387  # and for a picture
 

@@ -28,6 +28,10 @@ ROWS = {
     "openai": ({}, "/responses"),
     "openrouter": ({"LLM_MODEL": "google/gemini-2.5-flash", "IMAGE_MODEL": "google/gemini-2.5-flash-image"}, "/chat"),
     "ollama": ({"LLM_MODEL": "llama3.2", "EVAL_MODEL": "llava", "IMAGE_API": "offline"}, None),
+    "vllm": (
+        {"LLM_MODEL": "Qwen/Qwen2.5-7B-Instruct", "EVAL_MODEL": "Qwen/Qwen2.5-VL-7B-Instruct", "IMAGE_API": "offline"},
+        None,
+    ),
     "localai": ({"LLM_MODEL": "gpt-4", "IMAGE_MODEL": "stablediffusion"}, "/images/generations"),
 }
 

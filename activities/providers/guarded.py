@@ -113,7 +113,7 @@ class GuardedProvider:
                 entry["cost_source"] = notes.cost_source
                 describe_span(span, entry["ms"], used)
                 await self.log.write(entry)
-                count_call(call, self.name, entry["ok"], entry["ms"], used)
+                count_call(call, entry["provider"], entry["ok"], entry["ms"], used)
 
     async def structured(
         self,
