@@ -6,6 +6,8 @@ Temporal owns retries: transient failures stay retryable (honouring Retry-After 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import openai
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -44,15 +46,60 @@ def provider_error(exc: Exception, what: str) -> ApplicationError:
         status = exc.status_code
         code = error_code(exc)
         message = f"{what}: provider answered HTTP {status}" + (f" [{code}]" if code else "") + f": {exc.message}"
-        if status == 429 and code not in PERMANENT_CODES:  # back-pressure: wait as long as the provider says
-            wait = wait_seconds(exc.response.headers)
-            return RateLimited(message, DEFAULT_WAIT_S if wait is None else wait)
-        if code in PERMANENT_CODES or not (status in RETRYABLE_STATUS or status >= 500):
-            return ApplicationError(message, type=f"ProviderHTTP{status}", non_retryable=True)
-        return ApplicationError(
-            message, type=f"ProviderHTTP{status}", next_retry_delay=retry_after(exc.response.headers)
-        )
+        if (refusal := refusal_of(exc, code)) is not None:
+            return refused(what, *refusal, status=status)
+        return classify(status, code, message, exc.response.headers, what)
     return ApplicationError(f"{what}: {type(exc).__name__}: {exc}", type="ProviderError")
+
+
+def classify(status: int, code: str | None, message: str, headers: Mapping[str, str], what: str) -> ApplicationError:
+    """An HTTP status (or the code of an error sent inside a 200 body) as Temporal's kind of failure."""
+    if status == 402:  # OpenRouter: out of credits; with retry-after, a spending limit that resets
+        if (wait := wait_seconds(headers)) is not None:
+            return RateLimited(f"{message} (a spending limit: waiting {wait:.0f} s)", wait)
+        return ApplicationError(
+            f"{what}: the provider refused for lack of credits (HTTP 402): add credits to the account or raise "
+            f"the key's limit ({message})",
+            type="InsufficientCredits",
+            non_retryable=True,
+        )
+    if code == "insufficient_quota":
+        return ApplicationError(
+            f"{what}: the account's quota is used up: check its plan and billing ({message})",
+            type="InsufficientQuota",
+            non_retryable=True,
+        )
+    if status == 429 and code not in PERMANENT_CODES:  # back-pressure: wait as long as the provider says
+        wait = wait_seconds(headers)
+        return RateLimited(message, DEFAULT_WAIT_S if wait is None else wait)
+    if code in PERMANENT_CODES or not (status in RETRYABLE_STATUS or status >= 500):
+        return ApplicationError(message, type=f"ProviderHTTP{status}", non_retryable=True)
+    return ApplicationError(message, type=f"ProviderHTTP{status}", next_retry_delay=retry_after(headers))
+
+
+def refusal_of(exc: openai.APIStatusError, code: str | None) -> tuple[str, str] | None:
+    """A safety refusal sent as an HTTP error, as (reason, category): OpenAI's `moderation_blocked` and
+    `content_policy_violation`, OpenRouter's 403 with `error.metadata.reasons`."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
+    message = str(error.get("message") or exc.message)
+    if code in ("moderation_blocked", "content_policy_violation"):
+        return message, code
+    reasons = (error.get("metadata") or {}).get("reasons") if isinstance(error.get("metadata"), dict) else None
+    if exc.status_code == 403 and reasons:
+        return f"{message} ({', '.join(map(str, reasons))})", "moderation"
+    return None
+
+
+def refused(what: str, reason: str, category: str, status: int | None = None) -> ApplicationError:
+    """A safety refusal: an outcome, not a fault. Non-retryable (the same request is refused again); the
+    provider's reason and category travel in the error's details."""
+    return ApplicationError(
+        f"{what}: refused by the provider's safety system ({f'HTTP {status}, ' if status else ''}{category}): {reason}",
+        {"reason": reason, "category": category},
+        type="Refused",
+        non_retryable=True,
+    )
 
 
 def invalid_output(what: str, detail: str) -> ApplicationError:

@@ -201,7 +201,7 @@ async def test_a_pydantic_error_from_a_bug_fails_the_task_not_the_run(dev_env, t
 )
 async def test_model_output_that_breaks_its_schema_is_refused(fake_openai, content):
     provider = OpenAIProvider(Settings(LLM_BASE_URL=fake_openai.url, LLM_API_KEY="k"))
-    fake_openai.fail("chat", Fault(content=content))
+    fake_openai.fail("chat", *(Fault(content=content) for _ in range(3)))  # the reply, and both re-asks
     with pytest.raises(ApplicationError) as err:
         await provider.structured(Evaluation, "evaluate", "a cat")
     assert err.value.type == "InvalidModelOutput" and "\n" not in err.value.message

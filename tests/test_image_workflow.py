@@ -112,7 +112,7 @@ async def test_cancel_returns_best_so_far(time_env, fake_openai, tmp_path):
     assert result.final_score == 55
 
 
-async def test_malformed_model_output_is_retried_then_succeeds(time_env, fake_openai, tmp_path):
+async def test_malformed_model_output_is_asked_again_then_succeeds(time_env, fake_openai, tmp_path):
     fake_openai.script_scores(88)
     fake_openai.fail("chat", Fault(malformed=True))
     result = await run_job(time_env, openai_provider(fake_openai), LocalStore(tmp_path), job(1, 85))
@@ -147,11 +147,11 @@ async def test_offline_provider_runs_the_loop(time_env, tmp_path):
 
 
 async def test_malformed_output_gives_up_after_three_attempts(time_env, fake_openai, tmp_path):
-    fake_openai.fail("chat", *(Fault(malformed=True) for _ in range(5)))
+    fake_openai.fail("chat", *(Fault(malformed=True) for _ in range(12)))
     with pytest.raises(WorkflowFailureError) as failure:
         await run_job(time_env, openai_provider(fake_openai), LocalStore(tmp_path), job())
     assert "InvalidModelOutput" in str(failure.value.cause.cause) or "invalid output" in str(failure.value.cause.cause)
-    assert len(fake_openai.calls("chat")) == 3
+    assert len(fake_openai.calls("chat")) == 9, "3 attempts, each asking once and re-asking twice"
 
 
 async def test_reference_images_are_stored_once_and_sent_on_iteration_one(time_env, fake_openai, tmp_path):

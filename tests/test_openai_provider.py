@@ -127,7 +127,7 @@ async def test_timeout_and_connection_errors_are_retryable(provider, fake_openai
 
 
 async def test_malformed_json_outside_an_activity_is_final(provider, fake_openai):
-    fake_openai.fail("chat", Fault(malformed=True))
+    fake_openai.fail("chat", *(Fault(malformed=True) for _ in range(3)))  # the reply and both re-asks
     with pytest.raises(ApplicationError) as err:
         await provider.evaluate_image(png(1), "image/png", "a cat")
     assert err.value.type == "InvalidModelOutput" and err.value.non_retryable

@@ -129,11 +129,12 @@ async def test_each_call_returns_its_own_usage_even_when_calls_overlap_or_fail(f
     )
     for called in (first, second):
         assert called.usage.input_tokens == CHAT_USAGE["prompt_tokens"] and called.usage.models["gpt-4o"].calls == 1
-    fake_openai.fail("chat", Fault(content="Sure! Here is your JSON."))
+    fake_openai.fail("chat", *(Fault(content="Sure! Here is your JSON.") for _ in range(3)))
     with pytest.raises(ApplicationError, match="Evaluation from gpt-4o"):
         await provider.structured(Evaluation, "evaluate", "a cat")
     failed = read_log(tmp_path / "calls.jsonl")[-1]
-    assert failed["ok"] is False and failed["tokens"] == [CHAT_USAGE["prompt_tokens"], CHAT_USAGE["completion_tokens"]]
+    asked = [3 * CHAT_USAGE["prompt_tokens"], 3 * CHAT_USAGE["completion_tokens"]]
+    assert failed["ok"] is False and failed["tokens"] == asked, "the reply and both re-asks, all billed"
     assert failed["cost_usd"] > 0, "a paid call that failed afterwards is still counted"
 
 

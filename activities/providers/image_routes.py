@@ -59,9 +59,10 @@ def reported_usage(reported: Any) -> tuple[int, int, float | None]:
     return int(tokens_in), int(tokens_out), float(cost) if isinstance(cost, int | float) else None
 
 
-def note_reply(notes: CallNotes | None, model: str, reported: Any, images: int = 0) -> None:
+def note_reply(notes: CallNotes | None, model: str, reported: Any, images: int = 0, new_call: bool = False) -> None:
+    """Note what a reply reports it used; `new_call`: another request of the same call (a re-ask)."""
     tokens_in, tokens_out, cost = reported_usage(reported)
-    usage.note(notes, model, tokens_in, tokens_out, images, cost)
+    usage.note(notes, model, tokens_in, tokens_out, images, cost, new_call)
 
 
 def b64_bytes(value: str, what: str) -> bytes:

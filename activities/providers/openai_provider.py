@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 from typing import Any
 
@@ -21,6 +22,7 @@ from activities.providers import prompts
 from activities.providers.base import GeneratedBytes, ReferenceInput, T
 from activities.providers.image_routes import ROUTES, ImageRoutes, NoPicture, data_url, is_unsupported, note_reply
 from activities.providers.pricing import image_call_bound, input_bound, output_cap, price_of
+from activities.providers.structured import json_text, reply_problem, restore_defaults, strict_schema
 from activities.providers.usage import CallNotes
 from models.endpoints import Endpoint
 from models.image import Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
@@ -38,11 +40,13 @@ def over_budget(what: str, worst_usd: float, max_cost_usd: float) -> Application
     )
 
 
-def json_schema_format(schema: type[T]) -> dict[str, Any]:
-    return {
-        "type": "json_schema",
-        "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": False},
-    }
+REASKS = 2  # a reply that does not validate is asked again this often, inside the same attempt
+REASK = "That reply is not valid: {problems}. Answer again with only the JSON object, valid against the schema."
+
+
+def validation_lines(exc: ValidationError) -> str:
+    """A validation error in a few words per problem, for the model to fix."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'reply'}: {e['msg']}" for e in exc.errors()[:5])
 
 
 def client_for(endpoint: Endpoint, settings: Settings) -> AsyncOpenAI:
@@ -107,6 +111,12 @@ class OpenAIProvider:
         endpoint = self.endpoints[kind]
         return None if endpoint.same_server(self.endpoints["text"]) else endpoint.label
 
+    def _strict(self, kind: str) -> bool:
+        """Whether the endpoint enforces strict schemas (OpenAI, OpenRouter with `require_parameters`)."""
+        if self.settings.strict_output != "auto":
+            return self.settings.strict_output == "on"
+        return self.endpoints[kind].label in ("openai", "openrouter")
+
     async def _structured_call(
         self,
         schema: type[T],
@@ -115,31 +125,59 @@ class OpenAIProvider:
         max_cost_usd: float | None,
         notes: CallNotes | None,
     ) -> T:
+        """Structured output, re-asked up to `REASKS` times inside this attempt with the reply and what was wrong
+        with it (each call counted and priced; under a budget each re-ask must still fit the call's cap)."""
         model = self.endpoints[kind].model
         what = f"{schema.__name__} from {model}"
-        limits: dict[str, Any] = {}
-        if max_cost_usd is not None:  # a budget: the output is capped so the worst case fits the reservation
-            price, tokens_in = price_of(self.settings.prices, model), input_bound(messages)
-            if not (cap := output_cap(price, tokens_in, max_cost_usd)):
-                raise over_budget(what, price.cost(tokens_in, 64, 0), max_cost_usd)
-            limits["max_completion_tokens"] = cap
-        try:
-            completion = await self.clients[kind].chat.completions.create(
-                model=model,
-                messages=messages,  # type: ignore[arg-type]
-                response_format=json_schema_format(schema),  # type: ignore[arg-type]
-                **limits,
-            )
-        except openai.OpenAIError as exc:
-            raise provider_error(exc, what) from exc
-        note_reply(notes, model, completion.usage)
-        if not completion.choices:
-            raise invalid_output(what, "no choices in reply")
-        content = completion.choices[0].message.content or ""
-        try:
-            return schema.model_validate_json(content)
-        except ValidationError as exc:
-            raise invalid_output(what, str(exc).splitlines()[0] + f" in {content[:120]!r}") from exc
+        original = schema.model_json_schema()
+        strict = self._strict(kind)
+        wire = strict_schema(original) if strict else original
+        extra: dict[str, Any] = {}
+        if self.endpoints[kind].label == "openrouter":  # route only to providers that honour the schema
+            extra["extra_body"] = {"provider": {"require_parameters": True}}
+        messages = list(messages)
+        spent = 0.0
+        for ask in range(REASKS + 1):
+            limits: dict[str, Any] = {}
+            if max_cost_usd is not None:  # a budget: the output is capped so the worst case fits what is left
+                price, tokens_in = price_of(self.settings.prices, model), input_bound(messages)
+                if not (cap := output_cap(price, tokens_in, max_cost_usd - spent)):
+                    if ask:
+                        raise invalid_output(what, "the reply did not validate and a re-ask no longer fits the budget")
+                    raise over_budget(what, price.cost(tokens_in, 64, 0), max_cost_usd)
+                limits["max_completion_tokens"] = cap
+                spent += price.cost(tokens_in, cap, 0)
+            try:
+                completion = await self.clients[kind].chat.completions.create(
+                    model=model,
+                    messages=messages,  # type: ignore[arg-type]
+                    response_format={  # type: ignore[arg-type]
+                        "type": "json_schema",
+                        "json_schema": {"name": schema.__name__, "schema": wire, "strict": strict},
+                    },
+                    **limits,
+                    **extra,
+                )
+            except openai.OpenAIError as exc:
+                raise provider_error(exc, what) from exc
+            note_reply(notes, model, completion.usage, new_call=ask > 0)
+            if (problem := reply_problem(completion, what, limits.get("max_completion_tokens"))) is not None:
+                raise problem
+            if not completion.choices:
+                raise invalid_output(what, "no choices in reply")
+            content = completion.choices[0].message.content or ""
+            try:
+                data = json.loads(json_text(content))
+                return schema.model_validate(restore_defaults(data, original) if strict else data)
+            except (ValueError, ValidationError) as exc:
+                problems = str(exc).splitlines()[0] if not isinstance(exc, ValidationError) else validation_lines(exc)
+                if ask == REASKS:
+                    raise invalid_output(what, f"{problems} in {content[:120]!r}") from exc
+                messages += [
+                    {"role": "assistant", "content": content},
+                    {"role": "user", "content": REASK.format(problems=problems)},
+                ]
+        raise AssertionError("unreachable")
 
     async def structured(
         self,

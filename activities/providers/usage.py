@@ -20,16 +20,23 @@ class Note:
     output_tokens: int = 0
     images: int = 0
     cost_usd: float | None = None  # the price the endpoint reported for the call (OpenRouter's usage.cost)
+    new_call: bool = False  # another request made by the same call (a re-ask), counted as a call of its own
 
 
 class CallNotes(list[Note]):
     """What one model call used, as the provider reported it."""
 
     def note(
-        self, model: str, input_tokens: int = 0, output_tokens: int = 0, images: int = 0, cost_usd: float | None = None
+        self,
+        model: str,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        images: int = 0,
+        cost_usd: float | None = None,
+        new_call: bool = False,
     ) -> None:
         reported = cost_usd if cost_usd is not None and cost_usd >= 0 else None
-        self.append(Note(model, max(0, input_tokens), max(0, output_tokens), max(0, images), reported))
+        self.append(Note(model, max(0, input_tokens), max(0, output_tokens), max(0, images), reported, new_call))
 
     @property
     def cost_source(self) -> str:
@@ -44,10 +51,11 @@ def note(
     output_tokens: int = 0,
     images: int = 0,
     cost_usd: float | None = None,
+    new_call: bool = False,
 ) -> None:
     """Note in `notes` what a call used; a provider called on its own (no notes) keeps no count."""
     if notes is not None:
-        notes.note(model, input_tokens, output_tokens, images, cost_usd)
+        notes.note(model, input_tokens, output_tokens, images, cost_usd, new_call)
 
 
 def estimate_tokens(*texts: str) -> int:
@@ -65,7 +73,7 @@ def priced(notes: CallNotes, prices: dict[str, Price]) -> Usage:
         if cost is None and price is not None:
             cost = price.cost(item.input_tokens, item.output_tokens, item.images)
         row = ModelUsage(
-            calls=0 if rows else 1,  # the call counts once, under the first model it noted
+            calls=1 if not rows or item.new_call else 0,  # a call counts once, under the first model it noted
             input_tokens=item.input_tokens,
             output_tokens=item.output_tokens,
             images=item.images,
