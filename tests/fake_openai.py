@@ -41,6 +41,8 @@ class Fault:
     delay: float = 0.0
     malformed: bool = False
     content: str | None = None  # a chat reply with exactly this content
+    finish_reason: str = "stop"  # with `content`: e.g. "length" (cut) or "content_filter"
+    refusal: str | None = None  # a chat reply whose message refuses (OpenAI's `message.refusal`)
 
 
 @dataclass
@@ -372,9 +374,14 @@ class FakeOpenAI:
                     time.sleep(fault.delay + fake.delays.get(route, 0.0))
                 if fault.status != 200:
                     return self._send(fault.status, fault.body or error_body(f"injected {fault.status}"), fault.headers)
-                if fault.malformed or fault.content is not None:
+                if fault.body is not None:  # an error inside an HTTP 200 body (OpenRouter, mid-generation)
+                    return self._send(200, fault.body, fault.headers)
+                if fault.malformed or fault.content is not None or fault.refusal is not None:
                     content = fault.content if fault.content is not None else '{"score": "high", "feedback": '
-                    return self._send(200, fake.chat_envelope(body, index, content))
+                    reply = fake.chat_envelope(body, index, "" if fault.refusal else content)
+                    reply["choices"][0]["finish_reason"] = fault.finish_reason
+                    reply["choices"][0]["message"]["refusal"] = fault.refusal
+                    return self._send(200, reply)
                 self._send(200, fake.reply(route, body, index))
 
             def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:

@@ -26,7 +26,14 @@ from workflows.world import WorldWorkflow
 # that makes its pictures.
 ROWS = {
     "openai": ({}, "/responses"),
-    "openrouter": ({"LLM_MODEL": "google/gemini-2.5-flash", "IMAGE_MODEL": "google/gemini-2.5-flash-image"}, "/chat"),
+    "openrouter": (
+        {
+            "LLM_MODEL": "google/gemini-2.5-flash",
+            "IMAGE_MODEL": "google/gemini-2.5-flash-image",
+            "ATELIER_STRICT_OUTPUT": "on",
+        },
+        "/chat",
+    ),
     "ollama": ({"LLM_MODEL": "llama3.2", "EVAL_MODEL": "llava", "IMAGE_API": "offline"}, None),
     "vllm": (
         {"LLM_MODEL": "Qwen/Qwen2.5-7B-Instruct", "EVAL_MODEL": "Qwen/Qwen2.5-VL-7B-Instruct", "IMAGE_API": "offline"},
