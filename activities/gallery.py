@@ -59,6 +59,8 @@ async def render_gallery(manifest: WorldManifest, store: ArtifactStore) -> str:
         for post in character.posts:
             detail = json.loads(await load(store, post.post))
             image = f'<img src="{_rel(post.image, wid)}" alt="">' if post.image else ""
+            if post.image_refused:
+                image = f"<p class='refused'>picture refused by the provider: {e(post.image_refused)}</p>"
             tags = " ".join(f"#{e(t)}" for t in detail.get("hashtags", []))
             parts.append(
                 f"<article>{image}<p>{e(detail['content'])}</p><p class='tags'>{tags}</p>"

@@ -109,6 +109,16 @@ class StopReason(StrEnum):
     MAX_ITERATIONS = "max_iterations"
     CANCELLED = "cancelled"
     BUDGET_EXHAUSTED = "budget_exhausted"
+    REFUSED = "refused"  # the provider's safety system refused every iteration's picture
+
+
+class Refusal(BaseModel):
+    """A picture the provider's safety system refused: the iteration still counts; the prompt is rewritten."""
+
+    iteration: int
+    prompt: str
+    reason: str
+    category: str
 
 
 class Iteration(BaseModel):
@@ -148,9 +158,10 @@ class ImageJobResult(BaseModel):
     workflow_id: str
     provider: str
     stopped_because: StopReason
-    best_iteration: int
-    final_score: int
+    best_iteration: int | None  # None when every iteration was refused
+    final_score: int | None
     iterations: list[Iteration]
+    refusals: list[Refusal] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)  # tokens, images and estimated cost of the whole run
     spend: Spend | None = None  # spent vs the dollar budget, when the run has one
     budget_exhausted: bool = False

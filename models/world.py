@@ -286,6 +286,7 @@ class PostRecord(BaseModel):
     idea: PostIdea
     post: ArtifactRef
     image: ArtifactRef | None = None
+    image_refused: str | None = None  # the provider's safety system refused the picture: its reason
 
 
 class CharacterManifest(BaseModel):

@@ -26,11 +26,13 @@ async def image_result_json(result: ImageJobResult, store: ArtifactStore, out_di
         path = (out_dir / f"iteration-{it.number:02d}.{it.image.extension}").resolve()
         write_atomic(path, await load(store, it.image))
         paths[it.number] = path
-    best = next(it for it in result.iterations if it.number == result.best_iteration)
-    best_path = (out_dir / f"best.{best.image.extension}").resolve()
-    write_atomic(best_path, paths[best.number].read_bytes())
+    best_path = None
+    best = next((it for it in result.iterations if it.number == result.best_iteration), None)
+    if best is not None:  # none when the provider refused every iteration's picture
+        best_path = (out_dir / f"best.{best.image.extension}").resolve()
+        write_atomic(best_path, paths[best.number].read_bytes())
     payload = {
-        "best_image_url": str(best_path),
+        "best_image_url": str(best_path) if best_path else None,
         "final_score": result.final_score,
         "prompt_history": [it.prompt for it in result.iterations],
         "image_history": [str(paths[it.number]) for it in result.iterations],
@@ -42,6 +44,7 @@ async def image_result_json(result: ImageJobResult, store: ArtifactStore, out_di
         "stopped_because": result.stopped_because.value,
         "usage": result.usage.model_dump(mode="json"),
         "notes": [f"iteration {it.number}: {it.note}" for it in result.iterations if it.note],
+        "refusals": [r.model_dump(mode="json") for r in result.refusals],
         "budget_exhausted": result.budget_exhausted,
         "spend": result.spend.model_dump(mode="json") if result.spend else None,
     }
@@ -77,7 +80,8 @@ def iterations_page(result: ImageJobResult, paths: dict[int, Path]) -> str:
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{e(result.workflow_id)}</title>"
         f"<style>{PAGE_STYLE}</style></head><body><header><h1>{e(result.workflow_id)}</h1>"
-        f"<p>best: iteration {result.best_iteration}, score {result.final_score} · stopped because "
+        + "".join(f"<p>iteration {r.iteration} refused ({e(r.category)}): {e(r.reason)}</p>" for r in result.refusals)
+        + f"<p>best: iteration {result.best_iteration}, score {result.final_score} · stopped because "
         f"{e(result.stopped_because.value)} · provider {e(result.provider)}</p>"
         f"<p>usage: {e(result.usage.summary())}</p></header>"
         f"<main>{''.join(cards)}</main></body></html>"

@@ -173,6 +173,7 @@ class FakeOpenAI:
         self.mode = mode
         self.api_key = api_key  # when set, requests with another bearer key get 401
         self.pictures: dict[str, bytes] = {}  # served at /generated-images/<name> (localai)
+        self.refuse_text: str | None = None  # picture prompts containing it are refused like `[refuse]` ones
         self.requests: list[Recorded] = []
         self.faults: dict[str, deque[Fault]] = {}
         self.scores: deque[int] = deque()
@@ -251,6 +252,26 @@ class FakeOpenAI:
             return 404, "404 page not found"
         return None
 
+    def safety_refusal(self, route: str, body: dict[str, Any]) -> tuple[int, Any] | None:
+        """A picture whose prompt is marked `[refuse]` (or `[refuse-always]`) is refused the way the mode's
+        provider refuses: OpenAI with 400 `moderation_blocked`, OpenRouter with 403 and `metadata.reasons`."""
+        if route == "responses":
+            prompt = body["input"][0]["content"][0]["text"]
+        elif route == "images":
+            prompt = body.get("prompt", "")
+        elif route == "chat" and "image" in (body.get("modalities") or []):
+            prompt = body["messages"][0]["content"][0]["text"]
+        else:
+            return None
+        if "[refuse" not in prompt and not (self.refuse_text and self.refuse_text in prompt):
+            return None
+        if self.mode == "openrouter":
+            reasons = {"code": 403, "message": "Input was flagged", "metadata": {"reasons": ["violence"]}}
+            return 403, {"error": reasons}
+        message = "Your request was rejected by the safety system. safety_violations=[violence]."
+        error = {"message": message, "type": "image_generation_user_error", "param": None, "code": "moderation_blocked"}
+        return 400, {"error": error}
+
     def reply(self, route: str, body: dict[str, Any], index: int) -> dict[str, Any]:
         if route == "chat" and self.mode == "openrouter" and "image" in (body.get("modalities") or []):
             picture = base64.b64encode(png(index)).decode()
@@ -302,7 +323,10 @@ class FakeOpenAI:
         elif name == "RefinedPrompt":
             text = body["messages"][-1]["content"]
             current = re.search(r"Current prompt: (.*)", text)
-            content = json.dumps({"prompt": f"{current.group(1) if current else 'prompt'} +r{index}"})
+            prompt = current.group(1) if current else "prompt"
+            if "safety system refused" in text:  # a rewrite within policy drops what was refused
+                prompt = prompt.replace("[refuse] ", "").replace("[refuse]", "")
+            content = json.dumps({"prompt": f"{prompt} +r{index}"})
         else:
             schema = body.get("response_format", {}).get("json_schema", {}).get("schema", {})
             value = instance(schema, schema.get("$defs", {}), index)
@@ -368,7 +392,7 @@ class FakeOpenAI:
                     return None
                 if route is None or (route == "responses" and not fake.responses_api):
                     return self._send(404, error_body(f"no route {self.path}", "not_found"))
-                if (refused := fake.refusal_for(route)) is not None:
+                if (refused := fake.refusal_for(route) or fake.safety_refusal(route, body)) is not None:
                     return self._send(*refused)
                 if not wait:  # a refusal answers at once
                     time.sleep(fault.delay + fake.delays.get(route, 0.0))

@@ -9,7 +9,8 @@ server, as `searchable-*.json`.
 
 Besides each pipeline's happy path the corpus holds the paths that matter for replay: a dollar budget
 running out (calls waiting on reservations in flight), a cancelled loop, a world with failed steps, a
-conversation handing over with messages queued and ending during it, an image loop without a scoring worker.
+conversation handing over with messages queued and ending during it, an image loop without a scoring worker,
+a picture refused by the provider's safety system.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.errors import refused
 from activities.providers import Provider
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
@@ -170,6 +172,31 @@ class FailingEveryThirdImage(OfflineProvider):
         return await super().generate_image(*args, **kwargs)
 
 
+class RefusingMarkedPrompts(OfflineProvider):
+    """The offline provider, whose safety system refuses pictures of prompts marked `[refuse]`."""
+
+    async def generate_image(self, prompt: str, *args: Any, **kwargs: Any) -> Any:
+        if "[refuse]" in prompt:
+            raise refused("image from offline", "the prompt was flagged (violence)", "moderation_blocked", 400)
+        return await super().generate_image(prompt, *args, **kwargs)
+
+    async def refine_prompt(self, request: Any, notes: Any = None) -> Any:
+        refined = await super().refine_prompt(request, notes)
+        return refined.model_copy(update={"prompt": refined.prompt.replace("[refuse] ", "")})
+
+
+async def record_image_refused(rec: Recording) -> None:
+    """A refused picture: the prompt is rewritten within policy and the loop goes on (patched)."""
+    job = ImageJob(prompt="[refuse] a duel at dawn", max_iterations=2, threshold=100, technical_weight=0)
+    async with rec.workers(RefusingMarkedPrompts()):
+        handle = await rec.client.start_workflow(
+            ImageRefinementWorkflow.run, job, **rec.start("image", "recorded-image-refused")
+        )
+        result = await handle.result()
+    assert len(result.refusals) == 1 and len(result.iterations) == 1
+    await save(handle)
+
+
 async def save_world(client: Client, handle: WorkflowHandle) -> None:
     """The world's history and its first character's."""
     await save(handle)
@@ -277,6 +304,7 @@ RECORDERS = {
     "image-cancelled": record_image_cancelled,
     "image-no-scoring": record_image_no_scoring,
     "conversation-hand-over": record_conversation_hand_over,
+    "image-refused": record_image_refused,
 }
 
 

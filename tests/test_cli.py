@@ -40,9 +40,10 @@ async def test_image_command_end_to_end(dev_env, cli_env, tmp_path):
         assert set(result) == {
             "best_image_url", "final_score", "prompt_history", "image_history", "feedback_history",
             "score_history", "response_ids", "workflow_id", "provider", "stopped_because", "usage",
-            "budget_exhausted", "spend", "notes",
+            "budget_exhausted", "spend", "notes", "refusals",
         }  # fmt: skip
         assert result["budget_exhausted"] is False and result["spend"] is None and result["notes"] == []
+        assert result["refusals"] == []
         assert result["usage"]["models"]["offline"]["calls"] == 3 + 3 + 2  # generate, evaluate ×3, refine ×2
         assert result["usage"]["images"] == 3 and "usage: " in done.stderr
         assert result["workflow_id"] == "e2e-1"

@@ -5,6 +5,7 @@ that does not validate re-asked inside the attempt, cut or refused replies), err
 from __future__ import annotations
 
 import json
+import uuid
 
 import httpx
 import openai
@@ -17,10 +18,16 @@ from activities.providers.guarded import GuardedProvider
 from activities.providers.openai_provider import OpenAIProvider
 from activities.providers.structured import json_text, restore_defaults, strict_schema
 from activities.rate_limits import RateLimited
-from models.image import Evaluation
-from models.settings import Settings
-from models.world import CharacterBatch, PostBatch
+from activities.storage import LocalStore
+from models.image import Evaluation, ImageJob, StopReason
+from models.meme import MemeJob
+from models.settings import IMAGE_QUEUE, STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE, Settings
+from models.world import CharacterBatch, PostBatch, WorldJob, WorldState
+from tests.conftest import address_of, atelier_env, run_cli, running_workers, start_worker
 from tests.fake_openai import CHAT_USAGE, Fault
+from workflows.image_refinement import ImageRefinementWorkflow
+from workflows.meme import MemeWorkflow
+from workflows.world import WorldWorkflow
 
 VALID = json.dumps({"score": 70, "feedback": "crisp"})
 
@@ -187,3 +194,72 @@ async def test_openrouter_routes_only_to_providers_that_honour_the_schema():
     assert (await openrouter.structured(Evaluation, "evaluate", "a cat")).score == 70
     assert seen[0]["provider"] == {"require_parameters": True}
     assert seen[0]["response_format"]["json_schema"]["strict"] is True
+
+
+# --- safety refusals are outcomes ---------------------------------------------------------------------------
+
+
+async def test_a_refused_picture_is_rewritten_within_policy_and_the_loop_goes_on(time_env, fake_openai, tmp_path):
+    fake_openai.script_scores(60, 70)
+    job = ImageJob(prompt="[refuse] a knight in a burning village", max_iterations=3, threshold=100, technical_weight=0)
+    provider = OpenAIProvider(Settings(LLM_BASE_URL=fake_openai.url, LLM_API_KEY="sk-answers"))
+    async with running_workers(time_env.client, provider, LocalStore(tmp_path)):
+        result = await time_env.client.execute_workflow(
+            ImageRefinementWorkflow.run, job, id=f"refused-{uuid.uuid4().hex[:6]}", task_queue=WORKFLOW_QUEUE
+        )
+    [refusal] = result.refusals
+    assert refusal.iteration == 1 and refusal.category == "moderation_blocked" and "safety system" in refusal.reason
+    assert [it.number for it in result.iterations] == [2, 3], "the refused iteration counts"
+    assert result.stopped_because == StopReason.MAX_ITERATIONS and result.final_score == 70
+    sent = fake_openai.generation_prompts()
+    assert sent.count(job.prompt) == 1 and "[refuse]" not in sent[1], "never sent again unchanged"
+
+
+async def test_a_refused_world_picture_keeps_its_post(time_env, fake_openai, tmp_path):
+    fake_openai.refuse_text = "image_prompt"  # every post's picture (not the world's, not the avatars)
+    job = WorldJob(prompt="A border town", characters=1, posts_per_character=2, scoring=False)
+    provider = OpenAIProvider(Settings(LLM_BASE_URL=fake_openai.url, LLM_API_KEY="sk-answers"))
+    store = LocalStore(tmp_path)
+    async with running_workers(time_env.client, provider, store):
+        result = await time_env.client.execute_workflow(
+            WorldWorkflow.run, job, id=f"refused-world-{uuid.uuid4().hex[:6]}", task_queue=WORKFLOW_QUEUE
+        )
+    status = result.status
+    assert result.state == WorldState.COMPLETED_WITH_ERRORS and status.posts.created == 2, "the posts are kept"
+    refused = [f for f in status.failures if "refused by the provider's safety system" in f.error]
+    assert refused and all(f.step.endswith("image") for f in refused), "status names each"
+    [character] = [json.loads(await store.read(k)) for k in await store.keys(f"worlds/{result.world_id}/characters")
+                   if k.endswith("character.json")]  # fmt: skip
+    pictured = [post for post in character["posts"] if post["idea"]["has_image"]]
+    assert len(pictured) == len(refused), "each refused picture's post is in the manifest"
+    assert all(post["image"] is None and "safety system" in post["image_refused"] for post in pictured)
+    gallery = (await store.read(result.gallery.key)).decode()
+    assert gallery.count("picture refused by the provider") == len(refused)
+
+
+async def test_when_every_iteration_is_refused_the_cli_says_so_and_exits_0(dev_env, fake_openai, tmp_path):
+    env = atelier_env(tmp_path, address_of(dev_env), LLM_BASE_URL=fake_openai.url, LLM_API_KEY="sk-answers")
+    worker = start_worker(env, tmp_path / "worker.log", (WORKFLOW_QUEUE, TEXT_QUEUE, IMAGE_QUEUE, STORAGE_QUEUE))
+    try:
+        args = ["image", "[refuse-always] a battle", "--max-iterations", "2", "--technical-weight", "0"]
+        done = run_cli(*args, "--out", str(tmp_path / "out"), env=env)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["stopped_because"] == "refused" and result["best_image_url"] is None
+    assert [r["iteration"] for r in result["refusals"]] == [1, 2] and result["image_history"] == []
+    assert all(r["category"] == "moderation_blocked" for r in result["refusals"])
+
+
+async def test_a_refused_meme_picture_falls_back_to_a_plain_background(time_env, fake_openai, tmp_path):
+    fake_openai.refuse_text = "no text, no letters"  # every scene prompt
+    job = MemeJob(topic="mondays", format="drake", max_refinements=0, use_cache=False)
+    provider = OpenAIProvider(Settings(LLM_BASE_URL=fake_openai.url, LLM_API_KEY="sk-answers"))
+    async with running_workers(time_env.client, provider, LocalStore(tmp_path)):
+        result = await time_env.client.execute_workflow(
+            MemeWorkflow.run, job, id=f"refused-meme-{uuid.uuid4().hex[:6]}", task_queue=WORKFLOW_QUEUE
+        )
+    assert result.degraded and "refused by the provider's safety system" in result.degraded
+    assert len(fake_openai.calls("responses")) == 2, "each picture asked once: a refusal is not retried"

@@ -13,11 +13,19 @@ from temporalio.worker import Replayer
 
 from tests.record_history import free_name
 from workers.registry import WORKFLOWS
-from workflows.character import BUDGET_PATCH, PROGRESS_PATCH
+from workflows.character import BUDGET_PATCH
 from workflows.conversation import END_AFTER_HAND_OVER_PATCH, HAND_OVER_PATCH
-from workflows.image_refinement import SCORING_DEGRADES_PATCH
+from workflows.image_refinement import REFUSAL_PATCH, SCORING_DEGRADES_PATCH
+from workflows.world_progress import PROGRESS_PATCH
 
-PATCHES = (BUDGET_PATCH, PROGRESS_PATCH, END_AFTER_HAND_OVER_PATCH, HAND_OVER_PATCH, SCORING_DEGRADES_PATCH)
+PATCHES = (
+    BUDGET_PATCH,
+    PROGRESS_PATCH,
+    END_AFTER_HAND_OVER_PATCH,
+    HAND_OVER_PATCH,
+    SCORING_DEGRADES_PATCH,
+    REFUSAL_PATCH,
+)
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -60,6 +68,7 @@ def test_the_corpus_holds_the_paths_that_matter():
         "recorded-image-cancelled",
         "recorded-image-no-scoring",
         "recorded-conversation-hand-over",
+        "recorded-image-refused",
     }
     assert wanted <= names, sorted(wanted - names)
     recorded = set()

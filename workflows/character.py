@@ -32,16 +32,15 @@ with workflow.unsafe.imports_passed_through():
         PostImageRequest,
         PostRecord,
         PostSummary,
-        ProgressDelta,
         profile_text,
     )
     from workflows import console
-    from workflows.failures import failure
+    from workflows.failures import failure, refusal
     from workflows.inputs import parse_input
     from workflows.options import call_kind, image_call, metered_call, scoring_call, storage_call, text_call
+    from workflows.world_progress import WorldProgress
 
 
-PROGRESS_PATCH = "progress-by-half"
 BUDGET_PATCH = "budget-waits-for-calls-in-flight"
 
 
@@ -52,26 +51,30 @@ class CharacterWorkflow:
         self._ledger = Ledger()
         self._job: CharacterJob | None = None
         self._result: CharacterResult | None = None
-        self._signals: list[asyncio.Task[None]] = []
-        self._unsent: dict[str, int] = {}  # counts not yet reported to the world
+        self._progress = WorldProgress("", 0)
         self._contents: list[str] = []
 
     def _book(self, kind: str) -> bool:
         """Count one call against this character's call allowance; False (and remembered) when it is spent."""
         assert self._job and self._result
-        used = self._used.plus(CallUsage.one(kind))
-        allowance = self._job.allowance
-        if used.llm_calls > allowance.llm_calls or used.image_calls > allowance.image_calls:
-            self._result.budget_exhausted = True
-            return False
-        self._used = used
-        return True
+        used, allowance = self._used.plus(CallUsage.one(kind)), self._job.allowance
+        self._result.budget_exhausted |= (
+            used.llm_calls > allowance.llm_calls or used.image_calls > allowance.image_calls
+        )
+        self._used = self._used if self._result.budget_exhausted else used
+        return not self._result.budget_exhausted
 
     async def _call(
-        self, step: str, activity: Callable[..., Awaitable[Metered[V]]], request: Any, **options: Any
+        self,
+        step: str,
+        activity: Callable[..., Awaitable[Metered[V]]],
+        request: Any,
+        refused: list[str] | None = None,
+        **options: Any,
     ) -> V | None:
         """One paid call within this character's allowance (calls, and its share of the world's dollars).
-        None when it failed for good or the budget is spent, with the failure recorded under `step`."""
+        None when it failed for good or the budget is spent, with the failure recorded under `step` (and a
+        safety refusal's reason added to `refused`)."""
         assert self._result
         kind = call_kind(options)
         if not self._book(kind):
@@ -85,6 +88,8 @@ class CharacterWorkflow:
             self._result.failures.append(failure(step, err))
         except ActivityError as err:
             self._result.failures.append(failure(step, err))
+            if refused is not None and (said := refusal(err)):
+                refused.append(said[0])
         return None
 
     def _show(self) -> None:
@@ -99,35 +104,17 @@ class CharacterWorkflow:
         )
 
     def _report(self, final: bool = False, **counts: int) -> None:
-        """Tell the world what happened, without waiting for the signal to land. Counts add up and go out as
-        one signal when the profile is made, per half of the posts, and at the end, so the world's history
-        grows with its characters, not their posts (runs started before the patch sent one per report)."""
-        parent = workflow.info().parent
-        if self._job is not None and self._result is not None:
-            self._show()
-        if parent is None or self._job is None:
+        """Show the character's progress, and tell the world (batched; see `WorldProgress`)."""
+        if self._job is None or self._result is None:
             return
-        batched = workflow.patched(PROGRESS_PATCH)
-        if final and not batched:
-            return
-        for name, value in counts.items():
-            self._unsent[name] = self._unsent.get(name, 0) + value
-        if batched:
-            half = max(1, (self._job.seed.posts_count + 1) // 2)
-            due = final or "characters_created" in counts or self._unsent.get("posts_created", 0) >= half
-            if not due or not self._unsent:
-                return
-        delta = ProgressDelta(
-            username=self._job.seed.username, calls=self._used, usage=self._ledger.usage, **self._unsent
-        )
-        self._unsent = {}
-        handle = workflow.get_external_workflow_handle(parent.workflow_id)
-        self._signals.append(asyncio.create_task(handle.signal("progress", delta)))
+        self._show()
+        self._progress.report(self._used, self._ledger.usage, final, **counts)
 
     @workflow.run
     async def run(self, raw: dict[str, Any]) -> CharacterResult:
         job = parse_input(CharacterJob, raw)
         self._job = job
+        self._progress = WorldProgress(job.seed.username, job.seed.posts_count)
         self._ledger = Ledger(job.cost, settling=job.cost is not None and workflow.patched(BUDGET_PATCH))
         seed = job.seed
         result = self._result = CharacterResult(username=seed.username)
@@ -170,7 +157,7 @@ class CharacterWorkflow:
             score=result.consistency,
         )
         self._report(final=True)
-        await asyncio.gather(*self._signals)
+        await self._progress.delivered()
         return result
 
     async def _consistency(self, detail: CharacterDetail) -> float | None:
@@ -283,6 +270,7 @@ class CharacterWorkflow:
         self._contents.append(written.detail.content)
         record = PostRecord(number=number, idea=idea, post=written.artifact)
         if job.images and idea.has_image:
+            refused: list[str] = []
             record.image = await self._call(
                 f"{step} image",
                 WorldActivities.post_image,
@@ -293,6 +281,8 @@ class CharacterWorkflow:
                     image_prompt=written.detail.image_prompt,
                     visual_style=job.visual_style,
                 ),
+                refused=refused,
                 **image_call(f"@{detail.username} · post {number}/{job.seed.posts_count} · image"),
             )
+            record.image_refused = refused[0] if refused else None
         return record

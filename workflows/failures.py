@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import FailureError
+from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from models.world import Failure
@@ -19,3 +19,12 @@ def failure_cause(err: BaseException) -> str:
 def failure(step: str, err: BaseException) -> Failure:
     """A step that failed for good, as recorded in results and manifests."""
     return Failure(step=step, error=failure_cause(err))
+
+
+def refusal(err: BaseException) -> tuple[str, str] | None:
+    """(reason, category) when a step failed on a safety refusal (an `ApplicationError` of type Refused)."""
+    cause = getattr(err, "cause", None)
+    if not (isinstance(cause, ApplicationError) and cause.type == "Refused"):
+        return None
+    details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+    return str(details.get("reason") or cause.message), str(details.get("category") or "refusal")

@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from models.artifacts import ArtifactRef
     from models.image import (
         EvaluateImageRequest,
+        GeneratedImage,
         GenerateImageRequest,
         ImageJob,
         ImageJobResult,
@@ -21,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         LoopState,
         Phase,
         RefinePromptRequest,
+        Refusal,
         StopReason,
         StoreReferencesRequest,
     )
@@ -28,13 +30,26 @@ with workflow.unsafe.imports_passed_through():
     from models.usage import BudgetExhausted, Ledger
     from workflows import console
     from workflows.character import BUDGET_PATCH
-    from workflows.failures import failure_cause
+    from workflows.failures import failure_cause, refusal
     from workflows.inputs import parse_input
     from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
 
 
 SCORING_DEGRADES_PATCH = "technical-score-optional"
-ENDINGS = {StopReason.BUDGET_EXHAUSTED: "BUDGET_EXHAUSTED", StopReason.CANCELLED: "CANCELLED"}
+REFUSAL_PATCH = "refused-picture-rewrites-the-prompt"
+ENDINGS = {
+    StopReason.BUDGET_EXHAUSTED: "BUDGET_EXHAUSTED",
+    StopReason.CANCELLED: "CANCELLED",
+    StopReason.REFUSED: "REFUSED",
+}
+
+
+def refused_feedback(refusal: Refusal) -> str:
+    """What the prompt writer is told about a refused picture."""
+    return (
+        f"The image provider's safety system refused this prompt ({refusal.category}): {refusal.reason}. Rewrite "
+        "it so that it stays within the content policy while keeping its intent."
+    )
 
 
 @workflow.defn
@@ -127,6 +142,30 @@ class ImageRefinementWorkflow:
             technical_breakdown=item.breakdown if item else {},
         )
 
+    async def _generate(self, request: GenerateImageRequest) -> GeneratedImage | Refusal:
+        """One picture; a safety refusal is an outcome (runs before the patch failed on it)."""
+        number = request.iteration
+        try:
+            return await metered_call(
+                self._ledger, ImageActivities.generate_image, request, **image_call(self._step(number, "generate"))
+            )
+        except ActivityError as err:
+            if (said := refusal(err)) is None or not workflow.patched(REFUSAL_PATCH):
+                raise
+            return Refusal(iteration=number, prompt=request.prompt, reason=said[0], category=said[1])
+
+    async def _refine(self, job: ImageJob, number: int, prompt: str, human: list[str], feedback: list[str]) -> str:
+        """The next iteration's prompt from the evaluator's (or a refusal's) feedback and the human's."""
+        refined = await metered_call(
+            self._ledger,
+            ImageActivities.refine_prompt,
+            RefinePromptRequest(
+                original_prompt=job.prompt, current_prompt=prompt, feedback=feedback, human_feedback=human
+            ),
+            **text_call(self._step(number, "refine prompt")),
+        )
+        return refined.prompt
+
     @workflow.run
     async def run(self, raw: dict[str, Any]) -> ImageJobResult:
         job = parse_input(ImageJob, raw)
@@ -134,6 +173,7 @@ class ImageRefinementWorkflow:
         self._ledger = Ledger(job.cost, settling=job.cost is not None and workflow.patched(BUDGET_PATCH))
         state = self._state = LoopState(max_iterations=job.max_iterations, threshold=job.threshold, prompt=job.prompt)
         iterations: list[Iteration] = []
+        refusals: list[Refusal] = []
         provider = "unknown"
         stopped = StopReason.MAX_ITERATIONS
         try:
@@ -156,19 +196,26 @@ class ImageRefinementWorkflow:
                     break
                 state.iteration, state.prompt, state.phase = number, prompt, Phase.GENERATING
                 self._show()
-                generated = await metered_call(
-                    self._ledger,
-                    ImageActivities.generate_image,
-                    GenerateImageRequest(
-                        workflow_id=workflow_id,
-                        iteration=number,
-                        prompt=prompt,
-                        options=job.options,
-                        references=references,
-                        previous_response_id=previous_response_id,
-                    ),
-                    **image_call(self._step(number, "generate")),
+                request = GenerateImageRequest(
+                    workflow_id=workflow_id,
+                    iteration=number,
+                    prompt=prompt,
+                    options=job.options,
+                    references=references,
+                    previous_response_id=previous_response_id,
                 )
+                generated = await self._generate(request)
+                if isinstance(generated, Refusal):  # the iteration counts; the prompt is rewritten, never resent
+                    refusals.append(generated)
+                    if number == job.max_iterations:
+                        break
+                    if not self._ledger.fits("text", "image", "text"):
+                        self._ledger.exhausted = True
+                        stopped = StopReason.BUDGET_EXHAUSTED
+                        break
+                    state.phase = Phase.REFINING
+                    prompt = await self._refine(job, number, prompt, [], [refused_feedback(generated)])
+                    continue
                 provider, previous_response_id = generated.provider, generated.response_id
                 state.phase = Phase.EVALUATING
                 iteration = await self._evaluate(job, workflow_id, number, prompt, generated.image)
@@ -189,18 +236,7 @@ class ImageRefinementWorkflow:
                     break
                 state.phase = Phase.REFINING
                 human, self._pending_feedback = self._pending_feedback, []
-                refined = await metered_call(
-                    self._ledger,
-                    ImageActivities.refine_prompt,
-                    RefinePromptRequest(
-                        original_prompt=job.prompt,
-                        current_prompt=prompt,
-                        feedback=[it.feedback for it in iterations],
-                        human_feedback=human,
-                    ),
-                    **text_call(self._step(number, "refine prompt")),
-                )
-                prompt = refined.prompt
+                prompt = await self._refine(job, number, prompt, human, [it.feedback for it in iterations])
         except BudgetExhausted:  # a call the provider found dearer than what was left (nothing was sent)
             if not iterations:
                 raise
@@ -209,17 +245,20 @@ class ImageRefinementWorkflow:
             if not is_cancelled_exception(err) or not iterations:
                 raise
             stopped = StopReason.CANCELLED
+        if not iterations and refusals:
+            stopped = StopReason.REFUSED
         state.phase = Phase.DONE
         self._show()
         console.record(state=ENDINGS.get(stopped, "COMPLETED"))
-        best = max(iterations, key=lambda it: it.score)  # max() keeps the earliest of equal scores
+        best = max(iterations, key=lambda it: it.score) if iterations else None  # the earliest of equal scores
         return ImageJobResult(
             workflow_id=workflow_id,
             provider=provider,
             stopped_because=stopped,
-            best_iteration=best.number,
-            final_score=best.score,
+            best_iteration=best.number if best else None,
+            final_score=best.score if best else None,
             iterations=iterations,
+            refusals=refusals,
             usage=self._ledger.usage,
             spend=self._ledger.statement(),
             budget_exhausted=stopped == StopReason.BUDGET_EXHAUSTED,
