@@ -97,9 +97,14 @@ class Gate:
         self._until = 0.0
         self._pace_until = 0.0
 
+    def pace(self, spacing_s: float) -> None:
+        """From now on every call leaves at most once per `spacing_s` (a limit the provider told us)."""
+        self.spacing_s = spacing_s
+        self._pace_until = float("inf")
+
     def close_for(self, seconds: float) -> None:
         self._until = max(self._until, self.clock() + max(seconds, 0.0))
-        self._pace_until = self._until + self.PACE_AFTER_REFUSAL_S
+        self._pace_until = max(self._pace_until, self._until + self.PACE_AFTER_REFUSAL_S)
 
     async def wait_turn(self) -> float:
         """Wait until this call may go; returns the seconds waited."""

@@ -58,7 +58,8 @@ class Bucket:
     """A provider's rate limit for one kind of request: `per_minute` refilled continuously, at most
     `burst` at once. Thread-safe callers hold the server's lock."""
 
-    def __init__(self, per_minute: float, burst: int, clock=time.monotonic) -> None:
+    def __init__(self, per_minute: float, burst: int, clock=time.monotonic, count_refused: bool = False) -> None:
+        self.count_refused = count_refused  # OpenAI: unsuccessful requests count against the limit too
         self.rate = per_minute / 60
         self.per_minute = per_minute
         self.burst = burst
@@ -74,7 +75,19 @@ class Bucket:
         if self.tokens >= 1:
             self.tokens -= 1
             return 0.0
-        return (1 - self.tokens) / self.rate
+        wait = (1 - self.tokens) / self.rate
+        if self.count_refused:
+            self.tokens -= 1
+        return wait
+
+    def headers(self) -> dict[str, str]:
+        """The x-ratelimit-* headers a hosted provider sends on every response."""
+        reset = max(0.0, (1 - self.tokens) / self.rate) if self.tokens < 1 else 0.0
+        return {
+            "x-ratelimit-limit-requests": str(int(self.per_minute)),
+            "x-ratelimit-remaining-requests": str(max(0, int(self.tokens))),
+            "x-ratelimit-reset-requests": f"{reset:.3f}s",
+        }
 
     def refusal(self, wait_s: float, kind: str) -> Fault:
         """The 429 hosted providers send: retry-after headers, x-ratelimit-*, an OpenAI error body."""
@@ -182,6 +195,7 @@ class FakeOpenAI:
         self.fault_rate = 0.0
         self.fault_timeout_s = 2.0
         self.buckets: dict[str, Bucket] = {}  # "text" / "image" → the account's rate limit
+        self.limit_headers = False
         self._random = random.Random(0)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -209,12 +223,17 @@ class FakeOpenAI:
             return Fault(delay=self.fault_timeout_s)
         return Fault(malformed=True)
 
-    def rate_limit(self, text_per_minute: float = 0, images_per_minute: float = 0, burst_s: float = 6.0) -> None:
+    def rate_limit(
+        self, text_per_minute: float = 0, images_per_minute: float = 0, burst_s: float = 6.0, hosted: bool = False
+    ) -> None:
         """Enforce account limits like a hosted provider: over them, HTTP 429 (chat counts as text;
-        Responses and Images calls count as images). `burst_s` worth of requests may come at once."""
+        Responses and Images calls count as images). `burst_s` worth of requests may come at once. `hosted`:
+        as OpenAI documents it, refused requests count against the limit too and every response carries
+        x-ratelimit-* headers."""
+        self.limit_headers = hosted
         for kind, per_minute in (("text", text_per_minute), ("image", images_per_minute)):
             if per_minute:
-                self.buckets[kind] = Bucket(per_minute, max(1, round(per_minute / 60 * burst_s)))
+                self.buckets[kind] = Bucket(per_minute, max(1, round(per_minute / 60 * burst_s)), count_refused=hosted)
 
     def limited(self) -> list[Recorded]:
         with self._lock:
@@ -385,6 +404,7 @@ class FakeOpenAI:
                     wait = bucket.take() if bucket and route else 0.0
                     if wait:
                         fault = bucket.refusal(wait, "text" if route == "chat" else "image")  # type: ignore[union-attr]
+                    limit_headers = bucket.headers() if bucket and fake.limit_headers else {}
                     faulted = fault.status != 200 or fault.malformed or fault.delay >= fake.fault_timeout_s
                     fake.requests.append(Recorded(self.path, body, time.monotonic(), faulted, limited=wait > 0))
                     index = len(fake.requests)
@@ -406,7 +426,7 @@ class FakeOpenAI:
                     reply["choices"][0]["finish_reason"] = fault.finish_reason
                     reply["choices"][0]["message"]["refusal"] = fault.refusal
                     return self._send(200, reply)
-                self._send(200, fake.reply(route, body, index))
+                self._send(200, fake.reply(route, body, index), limit_headers)
 
             def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
                 plain = isinstance(payload, str)  # Ollama answers a missing route in plain text

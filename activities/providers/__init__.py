@@ -29,6 +29,7 @@ def make_provider(settings: Settings) -> GuardedProvider:
 
         provider = OfflineProvider(latency_s=settings.offline_latency_s)
     from activities.breaker import Breakers
+    from activities.learned_limits import LimitLearner
     from activities.providers.call_log import CallLog
     from activities.providers.guarded import GuardedProvider
     from activities.rate_limits import Gates
@@ -41,4 +42,5 @@ def make_provider(settings: Settings) -> GuardedProvider:
         Breakers.from_settings(settings),
         Gates(settings.text_rpm, settings.image_rpm),
         {kind: settings.deadline_s(kind) for kind in ("text", "image")},
+        LimitLearner({kind: settings.rpm(kind) for kind in ("text", "image")}),
     )

@@ -7,9 +7,10 @@ Each call returns `Metered`: the reply with what the call used, priced, for the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,11 +20,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.breaker import Breakers
+from activities.learned_limits import LimitLearner, last_headers
 from activities.providers import usage
 from activities.providers.base import GeneratedBytes, Provider, ReferenceInput, T
 from activities.providers.call_log import CallLog
 from activities.providers.telemetry import count_call, describe_span, tracer
-from activities.rate_limits import Gates, RateLimited, kind_of
+from activities.rate_limits import Gate, Gates, RateLimited, kind_of
 from models.image import Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
 from models.usage import DEFAULT_PRICES, Metered, Price, Usage
 
@@ -42,6 +44,7 @@ class GuardedProvider:
         breakers: Breakers | None = None,
         gates: Gates | None = None,
         deadlines_s: dict[str, float] | None = None,
+        learner: LimitLearner | None = None,
     ) -> None:
         self.inner = inner
         self.name = inner.name
@@ -50,6 +53,8 @@ class GuardedProvider:
         self.breakers = breakers
         self.gates = gates or Gates()
         self.deadlines_s = deadlines_s or {"text": 1800.0, "image": 3600.0}
+        self.learner = learner
+        self._first = {"text": asyncio.Lock(), "image": asyncio.Lock()}
 
     async def _record(self, call: str, work: Work[R]) -> Metered[R]:
         """The call behind its rate-limit gate and circuit breaker, instrumented; a 429 waits and tries again
@@ -59,12 +64,17 @@ class GuardedProvider:
         kind = kind_of(call)
         deadline = _scheduled_at() + self.deadlines_s[kind]
         while True:
-            await gate.wait_turn()
             try:
                 breaker = self.breakers.for_call(call, endpoint) if self.breakers else None
-                with breaker.guard() if breaker else contextlib.nullcontext():
-                    return await self._instrumented(call, work)
+                async with self._first_answer(kind):
+                    await gate.wait_turn()
+                    last_headers.set(None)
+                    with breaker.guard() if breaker else contextlib.nullcontext():
+                        result = await self._instrumented(call, work)
+                await self._learn(kind, gate, refused=False)
+                return result
             except RateLimited as limited:
+                await self._learn(kind, gate, refused=True)
                 if time.time() + limited.wait_s > deadline:
                     raise ApplicationError(
                         f"{limited.message}; waiting longer would pass this call's {self.deadlines_s[kind]:.0f} s "
@@ -73,6 +83,27 @@ class GuardedProvider:
                         non_retryable=True,
                     ) from limited
                 gate.close_for(limited.wait_s)
+
+    @contextlib.asynccontextmanager
+    async def _first_answer(self, kind: str) -> AsyncIterator[None]:
+        """Slow start: while a kind's limit is still to be learned and nothing has answered yet, one call at
+        a time (the first answer says the limit; a burst before it would be refused and, with most
+        providers, counted against the limit)."""
+        if self.learner is None or not self.learner.learning(kind) or kind in self.learner.answered:
+            yield
+            return
+        async with self._first[kind]:
+            yield
+
+    async def _learn(self, kind: str, gate: Gate, refused: bool) -> None:
+        """What the provider said about its limit: the queue's server-side limit, and this process's pace
+        after a refusal (unless the user configured the kind's RPM)."""
+        if self.learner is None or not self.learner.learning(kind):
+            return
+        self.learner.observe(kind, last_headers.get(), refused)
+        if (rpm := self.learner.pace(kind)) is not None:
+            gate.pace(60 / rpm)
+        await self.learner.apply(kind)
 
     def endpoint_for(self, call: str) -> str | None:
         """The endpoint a call goes to when the provider has several (None: one for all)."""

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import invalid_output, is_missing_model, provider_error
+from activities.learned_limits import remember_headers
 from activities.providers import prompts
 from activities.providers.base import GeneratedBytes, ReferenceInput, T
 from activities.providers.image_routes import ROUTES, ImageRoutes, NoPicture, data_url, is_unsupported, note_reply
@@ -50,8 +51,12 @@ def validation_lines(exc: ValidationError) -> str:
 
 
 def client_for(endpoint: Endpoint, settings: Settings) -> AsyncOpenAI:
+    """One endpoint's client; every response's headers are kept for the call (limits are learned from them)."""
     key = endpoint.api_key.get_secret_value() if endpoint.api_key else "not-needed"
-    return AsyncOpenAI(api_key=key, base_url=endpoint.url, max_retries=0, timeout=settings.llm_timeout_s)
+    http = openai.DefaultAsyncHttpxClient(event_hooks={"response": [remember_headers]})
+    return AsyncOpenAI(
+        api_key=key, base_url=endpoint.url, max_retries=0, timeout=settings.llm_timeout_s, http_client=http
+    )
 
 
 class RouteMissing(Exception):
