@@ -10,7 +10,7 @@ import time
 
 from temporalio.api.enums.v1 import RateLimitSource, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, DescribeTaskQueueResponse
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -28,19 +28,24 @@ def waiting_line(kind: str, backlog: int, requests_per_second: float | None) -> 
     return f"{backlog} {kind} calls queued for a free worker slot"
 
 
+async def describe_queue(client: Client, queue: str) -> DescribeTaskQueueResponse:
+    """An activity queue's backlog and effective rate limit, as the server sees them."""
+    return await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+            report_stats=True,
+        )
+    )
+
+
 async def waiting(client: Client) -> list[str]:
     """One line per paid-call queue that has calls waiting; empty when none do (or the server cannot say)."""
     lines = []
     for kind, queue in QUEUES.items():
         try:
-            described = await client.workflow_service.describe_task_queue(
-                DescribeTaskQueueRequest(
-                    namespace=client.namespace,
-                    task_queue=TaskQueue(name=queue),
-                    task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-                    report_stats=True,
-                )
-            )
+            described = await describe_queue(client, queue)
         except RPCError:
             continue
         effective = described.effective_rate_limit

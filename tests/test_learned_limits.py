@@ -7,16 +7,14 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from temporalio.api.enums.v1 import RateLimitSource, TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.api.enums.v1 import RateLimitSource
 
 from activities.learned_limits import HEADROOM, LimitLearner
 from activities.providers import make_provider
 from activities.storage import LocalStore
 from models.settings import IMAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE, Settings
 from models.world import WorldJob, WorldState
-from starter.waiting import waiting
+from starter.waiting import describe_queue, waiting
 from tests.conftest import running_workers
 from workflows.world import WorldWorkflow
 
@@ -46,15 +44,8 @@ def test_without_headers_a_429_backs_off_to_what_was_getting_through(monkeypatch
 
 
 async def queue_limit(client, queue: str) -> tuple[float, int]:
-    described = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=client.namespace,
-            task_queue=TaskQueue(name=queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-            report_stats=True,
-        )
-    )
-    return described.effective_rate_limit.requests_per_second, described.effective_rate_limit.rate_limit_source
+    limit = (await describe_queue(client, queue)).effective_rate_limit
+    return limit.requests_per_second, limit.rate_limit_source
 
 
 async def test_an_unconfigured_world_learns_the_limits_and_sets_them_on_the_server(dev_env, fake_openai, tmp_path):

@@ -32,6 +32,16 @@ from models.image import CONTENT_TYPES, ImageOptions
 ROUTES = ("responses", "images", "chat")
 
 
+@dataclass(frozen=True)
+class PictureAsk:
+    """What one picture is asked with; a route takes what it can carry."""
+
+    prompt: str
+    options: ImageOptions
+    references: list[ReferenceInput]
+    previous_response_id: str | None
+
+
 class NoPicture(Exception):
     """A chat reply without a picture: the model (or the endpoint) does not make pictures this way."""
 
@@ -97,14 +107,13 @@ class ImageRoutes:
     responses_model: str  # the model that calls the image tool on the Responses route
     allow_private_urls: bool
 
-    async def responses(
-        self,
-        prompt: str,
-        options: ImageOptions,
-        references: list[ReferenceInput],
-        previous_response_id: str | None,
-        notes: CallNotes | None,
-    ) -> GeneratedBytes:
+    async def responses(self, ask: PictureAsk, notes: CallNotes | None) -> GeneratedBytes:
+        prompt, options, references, previous_response_id = (
+            ask.prompt,
+            ask.options,
+            ask.references,
+            ask.previous_response_id,
+        )
         content: list[dict[str, Any]] = [{"type": "input_text", "text": prompt}]
         if previous_response_id is None:
             content += [{"type": "input_image", "image_url": data_url(r.data, r.content_type)} for r in references]

@@ -21,7 +21,15 @@ from activities.errors import invalid_output, is_missing_model, provider_error
 from activities.learned_limits import remember_headers
 from activities.providers import prompts
 from activities.providers.base import GeneratedBytes, ReferenceInput, T
-from activities.providers.image_routes import ROUTES, ImageRoutes, NoPicture, data_url, is_unsupported, note_reply
+from activities.providers.image_routes import (
+    ROUTES,
+    ImageRoutes,
+    NoPicture,
+    PictureAsk,
+    data_url,
+    is_unsupported,
+    note_reply,
+)
 from activities.providers.pricing import image_call_bound, input_bound, output_cap, price_of
 from activities.providers.structured import json_text, reply_problem, restore_defaults, strict_schema
 from activities.providers.usage import CallNotes
@@ -243,16 +251,17 @@ class OpenAIProvider:
             worst = image_call_bound(self.settings, len(prompt.encode()), sent, options, responses)
             if worst > max_cost_usd:
                 raise over_budget(f"image from {self.endpoints['image'].model}", worst, max_cost_usd)
+        ask = PictureAsk(prompt, options, references, previous_response_id)
         if self.image_route is not None:
-            return await self._generate(self.image_route, prompt, options, references, previous_response_id, notes)
+            return await self._generate(self.image_route, ask, notes)
         async with self._finding_route:  # the first picture finds the route; calls meanwhile wait for it
             if self.image_route is not None:
-                return await self._generate(self.image_route, prompt, options, references, previous_response_id, notes)
+                return await self._generate(self.image_route, ask, notes)
             image = self.endpoints["image"]
             tried = candidate_routes(image, self.endpoints["text"])
             for route in tried:
                 try:
-                    generated = await self._generate(route, prompt, options, references, previous_response_id, notes)
+                    generated = await self._generate(route, ask, notes)
                 except RouteMissing:
                     continue
                 self.image_route = route
@@ -266,20 +275,12 @@ class OpenAIProvider:
             non_retryable=True,
         )
 
-    async def _generate(
-        self,
-        route: str,
-        prompt: str,
-        options: ImageOptions,
-        references: list[ReferenceInput],
-        previous_response_id: str | None,
-        notes: CallNotes | None,
-    ) -> GeneratedBytes:
+    async def _generate(self, route: str, ask: PictureAsk, notes: CallNotes | None) -> GeneratedBytes:
         """One picture through `route`, its failures as Temporal errors; `RouteMissing` while auto probes."""
         image = self.endpoints["image"]
         probing = self.image_route is None
         try:
-            return await self._on_route(route, prompt, options, references, previous_response_id, notes)
+            return await self._on_route(route, ask, notes)
         except openai.APIStatusError as exc:
             if isinstance(exc, openai.NotFoundError) and is_missing_model(exc):
                 setting = "LLM_MODEL" if route == "responses" else "IMAGE_MODEL"
@@ -299,28 +300,20 @@ class OpenAIProvider:
                 raise RouteMissing(route) from exc
             raise invalid_output(f"image from {image.label}", str(exc)) from exc
 
-    async def _on_route(
-        self,
-        route: str,
-        prompt: str,
-        options: ImageOptions,
-        references: list[ReferenceInput],
-        previous_response_id: str | None,
-        notes: CallNotes | None,
-    ) -> GeneratedBytes:
+    async def _on_route(self, route: str, ask: PictureAsk, notes: CallNotes | None) -> GeneratedBytes:
         """One picture through one route; what the route cannot carry is said in the result's note."""
         if route == "responses":
-            return await self.routes.responses(prompt, options, references, previous_response_id, notes)
+            return await self.routes.responses(ask, notes)
         if route == "images":
-            generated = await self.routes.images(prompt, options, notes)
+            generated = await self.routes.images(ask.prompt, ask.options, notes)
             dropped = [
                 w
-                for w, sent in (("reference images", references), ("the previous image", previous_response_id))
+                for w, sent in (("reference images", ask.references), ("the previous image", ask.previous_response_id))
                 if sent
             ]
         else:
-            generated = await self.routes.chat(prompt, references, notes)
-            dropped = ["the previous image"] if previous_response_id else []
+            generated = await self.routes.chat(ask.prompt, ask.references, notes)
+            dropped = ["the previous image"] if ask.previous_response_id else []
         if dropped:
             note = f"the {route} route cannot carry {' and '.join(dropped)}: generated without them"
             return dataclasses.replace(generated, note=note)
