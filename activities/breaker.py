@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from temporalio.exceptions import ApplicationError
 
+from activities.rate_limits import kind_of
 from models.settings import Settings
 
 NOT_A_SERVICE_FAILURE = {"InvalidModelOutput", "CircuitOpen", "RateLimited"}  # it answered, or was not called
@@ -120,7 +121,7 @@ class Breakers:
 
     def for_call(self, call: str, endpoint: str | None = None) -> CircuitBreaker:
         """The breaker a model call passes: its kind's, or with `endpoint` named, that endpoint's."""
-        kind = "image" if call == "generate_image" else "text"
+        kind = kind_of(call)
         if endpoint is None:
             return self.image if kind == "image" else self.text
         key = (kind, endpoint)

@@ -90,14 +90,19 @@ class LimitLearner:
         """Requests per minute this process should keep to for `kind`, if anything says."""
         return self.limit.get(kind) or self.inferred.get(kind)
 
+    def _set(self, kind: str, rpm: float) -> bool:
+        """Whether the server already has this limit (within 1%)."""
+        applied = self.applied.get(kind)
+        return applied is not None and abs(applied - rpm) < 0.01 * rpm
+
     async def apply(self, kind: str) -> None:
         """Set the queue's server-side rate limit to what was learned, once per change (every worker process
         does the same: the server keeps one value)."""
         rpm = self.limit.get(kind)
-        if rpm is None or self._unavailable or not activity.in_activity():
-            return
+        if rpm is None or self._unavailable or self._set(kind, rpm) or not activity.in_activity():
+            return  # checked before the lock: every call passes here
         async with self._lock:
-            if self.applied.get(kind) is not None and abs(self.applied[kind] - rpm) < 0.01 * rpm:
+            if self._set(kind, rpm):
                 return
             self.applied[kind] = rpm
             client = activity.client()
