@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.atelier-installed
 PROMPT ?= A lighthouse on a rocky coast at sunset, orange and purple sky, calm blue sea
 
-.PHONY: install tools demo test stop server worker lint bench chaos clean
+.PHONY: install tools demo test test-fast stop server worker lint bench chaos clean
 
 install: $(STAMP)
 
@@ -31,8 +31,15 @@ server: install
 worker: install
 	$(PY) -m workers
 
+# Four test processes on two cores: most tests wait on servers and workers, not on a CPU.
+# Every test is bounded by pytest-timeout (pyproject.toml); CI runs all of them, markers included.
+XDIST := -n 4
 test: install tools
-	@$(PY) -m pytest -q
+	@$(PY) -m pytest -q $(XDIST)
+
+# The inner loop: no worker or CLI processes, browser or TLS proxy (`-m slow|browser|proxy` selects those).
+test-fast: install tools
+	@$(PY) -m pytest -q $(XDIST) -m "not slow and not browser and not proxy"
 
 # Debian's docker-compose validates docker-compose.yml, Debian's chromium runs the browser checks and nginx
 # terminates TLS in front of the dev server for the secured-cluster tests

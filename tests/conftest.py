@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import itertools
 import os
 import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from temporalio.client import Client
@@ -38,6 +42,22 @@ TEMPORAL = scripts_dir() / "temporal"
 TEST_SERVER = scripts_dir() / "temporal-test-server"
 
 
+_test: list[pytest.Item] = []
+
+
+@pytest.fixture(autouse=True)
+def _current_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    _test.append(request.node)
+    yield
+    _test.pop()
+
+
+def require_slow_mark(what: str) -> None:
+    """Worker and CLI processes belong to tests marked `slow`, so `make test-fast` never starts one."""
+    if _test and _test[-1].get_closest_marker("slow") is None:
+        raise AssertionError(f"{_test[-1].nodeid} starts {what}: mark it @pytest.mark.slow")
+
+
 @pytest.fixture(scope="session")
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
@@ -53,7 +73,7 @@ async def start_dev_server(**options: Any) -> WorkflowEnvironment:
         dev_server_existing_path=str(TEMPORAL),
         dev_server_extra_args=dev_server_flags(),
         data_converter=pydantic_data_converter,
-        **({"ui": False} | options),
+        **({"ui": False, "port": free_port()} | options),
     )
 
 
@@ -111,10 +131,31 @@ def s3_endpoint() -> Iterator[str]:
     server.stop()
 
 
+PORTS_PER_PROCESS = 400
+
+
+def _port_range() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    start = 20_000 + int(worker or 0) % 30 * PORTS_PER_PROCESS
+    return range(start, start + PORTS_PER_PROCESS)
+
+
+_ports = itertools.cycle(_port_range())
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port no other test process will pick: each pytest-xdist worker takes ports in turn
+    from a range of its own below the kernel's ephemeral range (where no connection's local port
+    lands), skipping any that something else holds."""
+    for _ in range(PORTS_PER_PROCESS):
+        port = next(_ports)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port in {_port_range()}")
 
 
 def atelier_env(tmp_path: Path, address: str, **extra: str) -> dict[str, str]:
@@ -132,6 +173,7 @@ def atelier_env(tmp_path: Path, address: str, **extra: str) -> dict[str, str]:
 
 def start_worker(env: dict[str, str], log: Path, queues: tuple[str, ...] = ()) -> subprocess.Popen:
     """`python -m workers`, serving every queue or only `queues` (no torch unless it scores)."""
+    require_slow_mark("a worker process")
     handle = open(log, "ab")  # noqa: SIM115 - owned by the process
     args = [arg for queue in queues for arg in ("--queue", queue)]
     return subprocess.Popen(
@@ -140,6 +182,7 @@ def start_worker(env: dict[str, str], log: Path, queues: tuple[str, ...] = ()) -
 
 
 def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    require_slow_mark("a CLI process")
     return subprocess.run(
         [sys.executable, "-m", "starter", *args],
         cwd=ROOT,
@@ -148,6 +191,26 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess
         text=True,
         timeout=timeout,
     )
+
+
+def cli_main(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`starter.cli.main(args)` in this process, under `env` alone, with its output captured: what
+    `run_cli` checks, without an interpreter start per case (for matrices of bad input). It runs in
+    a thread of its own, so an async test can call it too."""
+    from starter.cli import main
+
+    out, err, result = io.StringIO(), io.StringIO(), []
+
+    def run() -> None:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            result.append(main(list(args)))
+
+    with mock.patch.dict(os.environ, env, clear=True):
+        thread = threading.Thread(target=run, name="cli")
+        thread.start()
+        thread.join(120)
+    assert result, f"the CLI did not return within 120 s: {err.getvalue()[-500:]}"
+    return subprocess.CompletedProcess(["atelier", *args], result[0], out.getvalue(), err.getvalue())
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:

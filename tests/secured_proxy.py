@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.conftest import free_port
+
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
@@ -120,12 +122,6 @@ def make_pki(folder: Path) -> Pki:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _config(folder: Path, pki: Pki, port: int, upstream: str, mode: str, api_key: str) -> str:
     client_auth = f"ssl_client_certificate {pki.ca}; ssl_verify_client on;" if mode == "mtls" else ""
     # a refused key gets gRPC's own answer, as Temporal Cloud gives it: status 16 UNAUTHENTICATED
@@ -169,7 +165,7 @@ class SecuredProxy:
     def __init__(self, folder: Path, pki: Pki, upstream: str, mode: str, api_key: str = "") -> None:
         self.folder = folder / f"nginx-{mode}"
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         conf = self.folder / "nginx.conf"
         conf.write_text(_config(self.folder, pki, self.port, upstream, mode, api_key))

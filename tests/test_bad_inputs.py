@@ -25,7 +25,7 @@ from activities.storage import LocalStore
 from models.image import Evaluation, ImageJob
 from models.settings import IMAGE_QUEUE, STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE, Settings
 from models.world import safe_username
-from tests.conftest import address_of, atelier_env, run_cli, running_workers
+from tests.conftest import address_of, atelier_env, cli_main, run_cli, running_workers
 from tests.fake_openai import Fault, png
 from workers.registry import build_workers
 
@@ -106,7 +106,7 @@ async def test_cli_refuses_bad_input(module_dev_env, files, tmp_path, args, mess
         args = [a.replace("{" + name + "}", path) for a in args]
     if args and args[0] in {"image", "world"} and len(args) > 1:
         args += ["--out", str(out)]
-    done = run_cli(*args, env=atelier_env(tmp_path, address_of(module_dev_env)))
+    done = cli_main(*args, env=atelier_env(tmp_path, address_of(module_dev_env)))
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, done.stderr
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr[:500]
@@ -128,9 +128,26 @@ async def test_cli_refuses_bad_input(module_dev_env, files, tmp_path, args, mess
     ],
 )
 def test_bad_configuration_is_a_one_line_error(tmp_path, variable, value):
-    done = run_cli("status", "x", env=atelier_env(tmp_path, "127.0.0.1:1", **{variable: value}))
+    done = cli_main("status", "x", env=atelier_env(tmp_path, "127.0.0.1:1", **{variable: value}))
     assert done.returncode == 2 and done.stderr.startswith("error: invalid configuration:")
     assert len(done.stderr.strip().splitlines()) == 1 and variable in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "extra", "message"),
+    [
+        (["image", "a cat", "--threshold", "high"], {}, "invalid int value"),
+        (["world", "a town\x07"], {}, "control character (U+0007)"),
+        (["status", "x"], {"ATELIER_PRICES": "{not json"}, "ATELIER_PRICES"),
+    ],
+)
+def test_the_installed_cli_refuses_bad_input_the_same_way(tmp_path, args, extra, message):
+    """The matrices above call `main()` in-process; these run `python -m starter` itself (the entry
+    point, its exit code and streams)."""
+    done = run_cli(*args, env=atelier_env(tmp_path, "127.0.0.1:1", **extra))
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ") and message in done.stderr
 
 
 @pytest.mark.parametrize(

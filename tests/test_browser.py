@@ -17,6 +17,8 @@ import pytest
 
 from tests.conftest import ROOT, address_of, atelier_env, free_port, run_cli, start_dev_server, start_worker
 
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = ROOT / ".atelier" / "screenshots"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

@@ -15,6 +15,8 @@ from PIL import Image
 
 from tests.conftest import ROOT, address_of, atelier_env, run_cli, start_worker, wait_for
 
+pytestmark = pytest.mark.slow
+
 PROMPT = "A red barn under a starry night sky with a blue river"
 
 

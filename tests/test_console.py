@@ -22,7 +22,16 @@ from models.search_attributes import COST, PIPELINE, ROOT, STATE
 from models.settings import Settings
 from models.world import WorldJob
 from starter.launch import labelled_start
-from tests.conftest import TEMPORAL, address_of, atelier_env, eventually, run_cli, running_workers, start_worker
+from tests.conftest import (
+    TEMPORAL,
+    address_of,
+    atelier_env,
+    cli_main,
+    eventually,
+    run_cli,
+    running_workers,
+    start_worker,
+)
 from workflows.conversation import ConversationWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
 from workflows.meme import MemeWorkflow
@@ -160,6 +169,7 @@ async def usernames(client: Client, world_id: str) -> list[str]:
     return [workflow_id.split("--", 1)[1] for workflow_id in started]
 
 
+@pytest.mark.slow
 def test_runs_lists_recent_runs_as_a_table_and_as_json(module_dev_env, runs, tmp_path):
     env = atelier_env(tmp_path, address_of(module_dev_env))
     listed = run_cli("runs", "--json", env=env)
@@ -173,18 +183,18 @@ def test_runs_lists_recent_runs_as_a_table_and_as_json(module_dev_env, runs, tmp
     started = [r["started"] for r in json.loads(listed.stdout)]
     assert started == sorted(started, reverse=True), "newest first"
 
-    worlds = json.loads(run_cli("runs", "--pipeline", "world", "--since", "1h", "--json", env=env).stdout)
+    worlds = json.loads(cli_main("runs", "--pipeline", "world", "--since", "1h", "--json", env=env).stdout)
     assert [r["workflow_id"] for r in worlds] == [runs["world"]]
     characters = json.loads(
-        run_cli("runs", "--pipeline", "character", "--state", "completed", "--json", env=env).stdout
+        cli_main("runs", "--pipeline", "character", "--state", "completed", "--json", env=env).stdout
     )
     assert len(characters) == 2 and all(r["workflow_id"].startswith(runs["world"]) for r in characters)
     assert (
-        json.loads(run_cli("runs", "--limit", "1", "--json", env=env).stdout)[0]["workflow_id"] == runs["conversation"]
+        json.loads(cli_main("runs", "--limit", "1", "--json", env=env).stdout)[0]["workflow_id"] == runs["conversation"]
     )
-    assert json.loads(run_cli("runs", "--state", "FAILED", "--json", env=env).stdout) == []
+    assert json.loads(cli_main("runs", "--state", "FAILED", "--json", env=env).stdout) == []
 
-    table = run_cli("runs", "--pipeline", "image", env=env)
+    table = cli_main("runs", "--pipeline", "image", env=env)
     assert table.returncode == 0 and runs["image"] in table.stdout and "COMPLETED" in table.stdout
     header = table.stdout.splitlines()[0].split()
     assert header[:4] == ["id", "pipeline", "state", "started"]
@@ -202,11 +212,12 @@ def test_runs_lists_recent_runs_as_a_table_and_as_json(module_dev_env, runs, tmp
     ],
 )
 def test_runs_refuses_bad_input_in_one_line(args, message, tmp_path):
-    result = run_cli("runs", *args, env=atelier_env(tmp_path, "127.0.0.1:1"))
+    result = cli_main("runs", *args, env=atelier_env(tmp_path, "127.0.0.1:1"))
     assert result.returncode == 2 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not result.stdout
 
 
+@pytest.mark.slow
 async def test_without_the_search_attributes_everything_still_runs_and_says_so_once(tmp_path):
     plain = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(TEMPORAL), data_converter=pydantic_data_converter, ui=False

@@ -197,6 +197,7 @@ async def test_experience_down_degrades_instead_of_failing(time_env, tmp_path):
     assert reply.phases[-1].phase == Phase.YIELD and again.turn == 2, "the conversation goes on"
 
 
+@pytest.mark.slow
 async def test_worker_killed_mid_turn_the_turn_completes_once(dev_env, tmp_path):
     env = atelier_env(tmp_path, address_of(dev_env), ATELIER_OFFLINE_LATENCY_S="0.6")
     first = start_worker(env, tmp_path / "worker-1.log")
@@ -239,6 +240,7 @@ async def test_worker_killed_mid_turn_the_turn_completes_once(dev_env, tmp_path)
     assert "action" in err and "yield" in err, "the CLI showed the phases"
 
 
+@pytest.mark.slow
 async def test_chat_cli_repl_history_kb_and_bad_input(dev_env, tmp_path):
     env = atelier_env(tmp_path, address_of(dev_env))
     doc = tmp_path / "bees.md"

@@ -6,11 +6,15 @@ import asyncio
 import json
 import signal
 
+import pytest
+
 from models.image import ImageJob, ImageOptions, Phase, StopReason
 from models.settings import IMAGE_QUEUE, STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE
 from tests.conftest import address_of, atelier_env, run_cli, start_worker, wait_for
 from tests.fake_openai import Fault
 from workflows.image_refinement import ImageRefinementWorkflow
+
+pytestmark = pytest.mark.slow
 
 SECRET = "sk-crash-test-secret-4242"
 

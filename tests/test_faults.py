@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
+
 from activities.providers.openai_provider import OpenAIProvider
 from activities.storage import LocalStore
 from models.image import ImageJob, ImageOptions, StopReason
@@ -45,6 +47,7 @@ async def test_every_run_completes_under_thirty_percent_faults(time_env, fake_op
     assert ratio <= MAX_CALL_RATIO, f"{ratio:.2f}x the ideal number of provider calls"
 
 
+@pytest.mark.slow
 async def test_permanent_errors_fail_fast_with_the_providers_message(dev_env, fake_openai, tmp_path):
     denied = Fault(status=401, body=error_body("Incorrect API key provided: sk-te***", "invalid_api_key"))
     fake_openai.fail("responses", *(denied for _ in range(5)))

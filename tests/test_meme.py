@@ -182,6 +182,7 @@ def test_text_within_the_limit_fits_without_cutting():
     assert font(40).size == 40
 
 
+@pytest.mark.slow
 async def test_cli_meme_then_cache_hit_and_bad_input(dev_env, tmp_path):
     env = atelier_env(tmp_path, address_of(dev_env))
     worker = start_worker(env, tmp_path / "worker.log")

@@ -45,6 +45,7 @@ def test_compose_stack_has_what_production_needs():
         assert key.name in job and f"{key.name}={KINDS[key.indexed_value_type.name]}" in job
 
 
+@pytest.mark.slow
 async def test_worker_serves_sdk_and_custom_metrics(dev_env, tmp_path):
     port = free_port()
     env = atelier_env(tmp_path, address_of(dev_env), ATELIER_METRICS_PORT=str(port))

@@ -237,6 +237,7 @@ async def test_a_refused_world_picture_keeps_its_post(time_env, fake_openai, tmp
     assert gallery.count("picture refused by the provider") == len(refused)
 
 
+@pytest.mark.slow
 async def test_when_every_iteration_is_refused_the_cli_says_so_and_exits_0(dev_env, fake_openai, tmp_path):
     env = atelier_env(tmp_path, address_of(dev_env), LLM_BASE_URL=fake_openai.url, LLM_API_KEY="sk-answers")
     worker = start_worker(env, tmp_path / "worker.log", (WORKFLOW_QUEUE, TEXT_QUEUE, IMAGE_QUEUE, STORAGE_QUEUE))

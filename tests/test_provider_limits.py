@@ -29,7 +29,7 @@ from models.settings import Settings
 from models.text import ModelOutput
 from models.usage import DEFAULT_PRICES
 from models.world import Budget, WorldJob, WorldResult, WorldState
-from tests.conftest import address_of, atelier_env, run_cli, start_worker
+from tests.conftest import address_of, atelier_env, cli_main, run_cli, start_worker
 from workers.registry import QUEUES, build_workers
 from workflows.image_refinement import ImageRefinementWorkflow
 from workflows.world import WorldWorkflow
@@ -144,6 +144,7 @@ async def test_world_at_tight_limits_keeps_every_image(dev_env, fake_openai, tmp
     assert share_refused(fake_openai) <= 0.05, f"{len(fake_openai.limited())} of {len(fake_openai.requests)} refused"
 
 
+@pytest.mark.slow
 async def test_two_worker_processes_stay_within_one_limit_together(dev_env, fake_openai, tmp_path):
     fake_openai.rate_limit(text_per_minute=240, images_per_minute=30)
     fake_openai.delays["responses"] = 0.2
@@ -180,6 +181,7 @@ async def test_two_worker_processes_stay_within_one_limit_together(dev_env, fake
 # --- fair shares and priority ---------------------------------------------------------------------
 
 
+@pytest.mark.slow  # waits on real time
 async def test_image_loop_goes_ahead_of_a_world_backlog(dev_env, fake_openai, tmp_path):
     fake_openai.rate_limit(images_per_minute=30)
     fake_openai.script_scores(*[90] * 50)
@@ -286,7 +288,7 @@ async def test_a_dollar_budget_is_spent_before_a_world_stops_and_an_ample_one_ne
 )
 @pytest.mark.parametrize("command", [["world", "a moon"], ["image", "a cat"], ["meme", "mondays"]])
 def test_bad_budgets_exit_2_with_one_line(tmp_path, command, args, extra, message):
-    done = run_cli(*command, *args, env=atelier_env(tmp_path, "127.0.0.1:1", **extra))
+    done = cli_main(*command, *args, env=atelier_env(tmp_path, "127.0.0.1:1", **extra))
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1 and done.stdout == ""
 

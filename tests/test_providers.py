@@ -164,6 +164,7 @@ async def test_a_worker_warns_about_an_endpoint_it_cannot_reach_or_that_refuses_
     assert not any("sk-" in w for w in warnings), "keys never appear in messages"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variable", ["LLM_BASE_URL", "IMAGE_BASE_URL", "EVAL_BASE_URL"])
 def test_a_malformed_base_url_stops_the_worker_with_one_line(tmp_path, variable):
     import subprocess

@@ -10,6 +10,7 @@ import subprocess
 import threading
 import urllib.request
 
+import pytest
 from minio import Minio
 from temporalio.client import Client
 
@@ -30,6 +31,7 @@ def exported_history(address: str, workflow_id: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 async def test_keys_never_leave_the_worker(dev_env, fake_openai, s3_endpoint, tmp_path):
     fake_openai.script_scores(90)
     env = atelier_env(
@@ -62,6 +64,7 @@ async def test_keys_never_leave_the_worker(dev_env, fake_openai, s3_endpoint, tm
         assert API_KEY not in text and S3_SECRET not in text
 
 
+@pytest.mark.slow
 async def test_payloads_are_unreadable_without_the_codec_key(dev_env, tmp_path):
     env = atelier_env(tmp_path, address_of(dev_env), ATELIER_CODEC_KEY=CODEC_KEY)
     worker = start_worker(env, tmp_path / "worker.log")
@@ -98,6 +101,7 @@ async def test_payloads_are_unreadable_without_the_codec_key(dev_env, tmp_path):
         server.shutdown()
 
 
+@pytest.mark.slow
 def test_a_bad_codec_key_is_a_clear_error(tmp_path):
     done = run_cli("status", "x", env=atelier_env(tmp_path, "127.0.0.1:1", ATELIER_CODEC_KEY="short"))
     assert done.returncode == 1 and "ATELIER_CODEC_KEY" in done.stderr and "Traceback" not in done.stderr

@@ -15,6 +15,8 @@ import pytest
 from tests.conftest import ROOT, address_of, atelier_env, run_cli, start_worker
 from tests.secured_proxy import NGINX, Pki, SecuredProxy, make_pki
 
+pytestmark = [pytest.mark.slow, pytest.mark.proxy]
+
 API_KEY = "atelier-test-key-7f3a9c"
 
 

@@ -11,12 +11,15 @@ import threading
 import time
 from collections import Counter
 
+import pytest
 from PIL import Image
 
 from activities.providers.call_log import read_log
 from models.world import WorldManifest, WorldState
 from tests.conftest import ROOT, address_of, atelier_env, run_cli, start_worker, wait_for
 from workflows.world import WorldWorkflow
+
+pytestmark = pytest.mark.slow
 
 PROMPT = "A floating archipelago run by cartographer guilds"
 

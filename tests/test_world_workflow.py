@@ -186,6 +186,7 @@ async def test_cancelling_the_world_cancels_its_characters(time_env, tmp_path):
     assert manifest.state == WorldState.CANCELLED
 
 
+@pytest.mark.slow  # waits on real time
 async def test_fifty_characters_twenty_posts_stay_under_the_history_limit(time_env, tmp_path):
     store = LocalStore(tmp_path)
     job = WorldJob(prompt=PROMPT, characters=50, posts_per_character=20, images=False, max_parallel_characters=20)

@@ -20,9 +20,14 @@ _installed = False
 
 
 def install(service: str, exporter: SpanExporter | None = None) -> bool:
-    """Install a tracer provider once per process: the given exporter, else OTLP if configured."""
+    """Install a tracer provider once per process: the given exporter, else OTLP if configured.
+
+    An exporter given once a provider is installed is added to it (a process has one provider)."""
     global _installed
     if _installed:
+        provider = trace.get_tracer_provider()
+        if exporter is not None and isinstance(provider, TracerProvider):
+            provider.add_span_processor(BatchSpanProcessor(exporter))
         return True
     if exporter is None:
         if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):

@@ -6,6 +6,8 @@ import pytest
 
 from tests.chaos.harness import Trial, run_trial
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize(
     "trial",
