@@ -10,6 +10,7 @@ from activities.heartbeat import heartbeating
 from activities.providers.base import T
 from activities.providers.guarded import GuardedProvider
 from activities.storage import ArtifactStore, turn_key
+from activities.text_publisher import TextPublisher
 from models.conversation import (
     ActionOutput,
     ActionRequest,
@@ -18,6 +19,7 @@ from models.conversation import (
     ObservationOutput,
     ObservationRequest,
     Passage,
+    Phase,
     TurnRecord,
     UnderstandingOutput,
     UnderstandingRequest,
@@ -44,11 +46,21 @@ class ConversationActivities:
         async with heartbeating(what):
             return await self.provider.structured(schema, SYSTEM, prompt, request)
 
+    async def _ask_streaming(
+        self, schema: type[T], prompt: str, request: ActionRequest | YieldRequest, phase: Phase
+    ) -> Metered[T]:
+        """`_ask`, with the reply's prose published to the conversation's stream as the model writes it
+        (when the workflow asked for it: runs from before streaming do not)."""
+        if request.stream_turn is None:
+            return await self._ask(schema, prompt, request, phase.value)
+        async with heartbeating(phase.value), TextPublisher(request.stream_turn, phase) as text:
+            return await self.provider.structured(schema, SYSTEM, prompt, request, stream=text.stream)
+
     @activity.defn(name="phase_action")
     async def action(self, request: ActionRequest) -> Metered[ActionOutput]:
         recent = "\n".join(request.recent) or "(this is the first message)"
         prompt = f"Conversation so far:\n{recent}\n\nNew message: {request.user}\nWrite a first, short response."
-        return await self._ask(ActionOutput, prompt, request, "action")
+        return await self._ask_streaming(ActionOutput, prompt, request, Phase.ACTION)
 
     @activity.defn(name="phase_intention")
     async def intention(self, request: IntentionRequest) -> Metered[IntentionOutput]:
@@ -82,7 +94,7 @@ class ConversationActivities:
             f"Passages:\n{sources or '(none)'}\n"
             "Write the final answer. Cite the passages you use as [n] and list their numbers in `cited`."
         )
-        return await self._ask(YieldOutput, prompt, request, "yield")
+        return await self._ask_streaming(YieldOutput, prompt, request, Phase.YIELD)
 
     @activity.defn(name="archive_turn")
     async def archive_turn(self, turn: TurnRecord) -> None:

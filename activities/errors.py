@@ -49,6 +49,10 @@ def provider_error(exc: Exception, what: str) -> ApplicationError:
         if (refusal := refusal_of(exc, code)) is not None:
             return refused(what, *refusal, status=status)
         return classify(status, code, message, exc.response.headers, what)
+    if isinstance(exc, openai.APIError) and isinstance(exc.body, dict):  # an error sent in a stream's chunk
+        code = exc.body.get("code")
+        status = code if isinstance(code, int) else 502
+        return classify(status, None if isinstance(code, int) else code, f"{what}: {exc.message}", {}, what)
     return ApplicationError(f"{what}: {type(exc).__name__}: {exc}", type="ProviderError")
 
 

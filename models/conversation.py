@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field
+from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 from models.artifacts import ArtifactRef
 from models.text import ModelOutput, Prompt
@@ -69,6 +70,7 @@ class Passage(BaseModel):
 class ActionRequest(BaseModel):
     user: str
     recent: list[str] = Field(default_factory=list)  # the last turns, "User: …" / "Assistant: …"
+    stream_turn: int | None = None  # set: the reply's text goes to the conversation's stream as this turn's
 
 
 class RetrieveRequest(BaseModel):
@@ -109,6 +111,7 @@ class YieldRequest(BaseModel):
     intent: str
     passages: list[Passage]
     retrieval: bool  # False when Experience was unavailable
+    stream_turn: int | None = None  # set: the answer's text goes to the conversation's stream as this turn's
 
 
 # --- the conversation's state --------------------------------------------------------------------
@@ -179,6 +182,7 @@ class ConversationStart(BaseModel):
     config: ConversationConfig = Field(default_factory=ConversationConfig)
     state: ConversationState | None = None  # set when the conversation continues as new
     pending: list[str] = Field(default_factory=list)  # told messages carried over, answered first, in order
+    stream: WorkflowStreamState | None = None  # the Workflow Stream's state, carried across continue-as-new
 
 
 class Reply(BaseModel):

@@ -1,4 +1,5 @@
-"""`atelier chat`: talk to a PostChain conversation, watching each phase as it completes."""
+"""`atelier chat`: talk to a PostChain conversation: the answer streams to stdout as it is written, each
+phase's summary goes to stderr as it completes (`starter/chat_stream.py`)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from models.conversation import (
     UserMessage,
 )
 from models.settings import Settings
+from starter.chat_stream import AnswerView, resume_turn, stream_offset, streamed_send
 from starter.common import (
     Pipeline,
     UsageError,
@@ -88,20 +90,43 @@ def show_reply(reply: Reply) -> None:
         print(f"   [{number}] {passage.title} ({passage.ref}, similarity {passage.score:.2f})")
 
 
-async def ask(handle: WorkflowHandle, text: str, patience_s: float = 60.0) -> Reply:
+async def ask(handle: WorkflowHandle, text: str, patience_s: float = 60.0, update_id: str | None = None) -> Reply:
     """The reply to one message; while the conversation hands over to a fresh run, ask again."""
     deadline = time.monotonic() + patience_s
     while True:
         try:
-            return await handle.execute_update(ConversationWorkflow.ask, text)
+            return await handle.execute_update(ConversationWorkflow.ask, text, id=update_id)
         except WorkflowUpdateFailedError as exc:
             if HANDING_OVER not in str(exc.cause) or time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.5)
 
 
+async def talk(client: Client, handle: WorkflowHandle, text: str) -> Reply:
+    """Ask, and show the turn as it is written (runs from before streaming: phase by phase, then the reply)."""
+    found = await stream_offset(client, handle)
+    if found is None:
+        reply = await send(handle, text)
+        show_reply(reply)
+        return reply
+    stream, offset = found
+    return await streamed_send(
+        stream, offset, lambda update_id: ask(handle, text, update_id=update_id), AnswerView(show_phase=show_phase)
+    )
+
+
+async def show_turn_in_progress(client: Client, handle: WorkflowHandle) -> None:
+    """On attaching to a conversation in the middle of a turn: that turn from its start, to its reply."""
+    progress: Progress | None = await bounded_query(handle, ConversationWorkflow.progress, Progress)
+    if progress is None or progress.turn is None or (found := await stream_offset(client, handle)) is None:
+        return
+    stderr.print(f"(turn {progress.turn} is being answered: {progress.user})")
+    await resume_turn(found[0], progress.turn, AnswerView(show_phase=show_phase))
+
+
 async def send(handle: WorkflowHandle, text: str) -> Reply:
-    """Ask, printing each phase of this message's turn as the workflow records it."""
+    """Ask, printing each phase of this message's turn as the workflow records it (no stream: `--json`, and
+    runs from before streaming)."""
     reply_task = asyncio.ensure_future(ask(handle, text))
     shown, turn = 0, None
     silent = WorkerSilence()
@@ -146,7 +171,8 @@ async def print_history(handle: WorkflowHandle, settings: Settings, as_json: boo
     return 0
 
 
-async def repl(handle: WorkflowHandle, settings: Settings) -> int:
+async def repl(client: Client, handle: WorkflowHandle, settings: Settings) -> int:
+    await show_turn_in_progress(client, handle)
     stderr.print("type a message; /history shows the transcript, /quit (or Ctrl-D) leaves")
     while True:
         try:
@@ -166,7 +192,7 @@ async def repl(handle: WorkflowHandle, settings: Settings) -> int:
         except ValueError as exc:
             stderr.print(f"[red]not sent:[/] {str(exc).splitlines()[-1]}")
             continue
-        show_reply(await send(handle, text))
+        await talk(client, handle, text)
         sys.stdout.flush()
 
 
@@ -187,12 +213,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     handle = await open_conversation(client, args, settings)
     if args.message is None:
-        return await repl(handle, settings)
-    reply = await send(handle, message.text)
+        return await repl(client, handle, settings)
     if args.json:
-        print(reply.model_dump_json(indent=2))
+        print((await send(handle, message.text)).model_dump_json(indent=2))
     else:
-        show_reply(reply)
+        await talk(client, handle, message.text)
     return 0
 
 

@@ -10,6 +10,13 @@ Its `mode` behaves like one provider as that provider documents it:
 - `vllm`: chat with JSON-schema output (guided decoding); no picture route (FastAPI's 404 `{"detail": …}`).
 - `localai`: chat, and `/images/generations` answering with a `url` the server serves; no Responses route.
 
+Chat completions asked with `stream: true` answer as Server-Sent Events the way the APIs document them:
+`chat.completion.chunk`s (a role chunk, content or refusal in pieces spread over the reply's delay, a last
+chunk with `finish_reason`), a usage chunk with empty `choices` when `stream_options.include_usage` is set
+(OpenRouter: always), then `data: [DONE]`. OpenRouter mode also sends `: OPENROUTER PROCESSING` comments, and
+an error during generation as a chunk with `error` and finish_reason `error`; errors before the first
+chunk are ordinary HTTP errors. `cut_stream` drops the connection part-way through a reply.
+
 Run it by hand with `python -m tests.fake_openai --port 8099`.
 """
 
@@ -196,6 +203,7 @@ class FakeOpenAI:
         self.fault_timeout_s = 2.0
         self.buckets: dict[str, Bucket] = {}  # "text" / "image" → the account's rate limit
         self.limit_headers = False
+        self.cuts: dict[str, deque[int]] = {}  # JSON schema name → streamed replies to cut after n chunks
         self._random = random.Random(0)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -205,6 +213,11 @@ class FakeOpenAI:
     def fail(self, route: str, *faults: Fault) -> None:
         """Queue faults for a route ('chat', 'responses', 'images'), used one per request."""
         self.faults.setdefault(route, deque()).extend(faults)
+
+    def cut_stream(self, schema_name: str, after_chunks: int) -> None:
+        """The next streamed reply for this JSON schema stops after `after_chunks` chunks: the connection
+        closes with no last chunk and no `[DONE]` (a dropped stream)."""
+        self.cuts.setdefault(schema_name, deque()).append(after_chunks)
 
     def random_faults(self, rate: float, seed: int = 0, timeout_s: float = 2.0) -> None:
         """From now on, fail this share of requests with 429 (Retry-After), 500, a stall or bad JSON."""
@@ -363,6 +376,26 @@ class FakeOpenAI:
             "usage": CHAT_USAGE,
         }
 
+    def chunks(self, reply: dict[str, Any], body: dict[str, Any], error: dict[str, Any] | None = None) -> list[dict]:
+        """A chat reply as the `chat.completion.chunk`s a streaming API sends."""
+        head = {k: reply[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+        choice, message = reply["choices"][0], reply["choices"][0]["message"]
+        field = "refusal" if message.get("refusal") else "content"
+        text = message.get(field) or ""
+        pieces = [text[i : i + 8] for i in range(0, len(text), 8)]
+        out = [head | {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
+        out += [head | {"choices": [{"index": 0, "delta": {field: p}, "finish_reason": None}]} for p in pieces]
+        if error is not None:  # OpenRouter: an error during generation ends the stream as a chunk
+            err = error.get("error", error)
+            return [
+                *out,
+                head | {"error": err, "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]},
+            ]
+        out.append(head | {"choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]})
+        if (body.get("stream_options") or {}).get("include_usage") or self.mode == "openrouter":
+            out.append(head | {"choices": [], "usage": reply.get("usage", CHAT_USAGE)})
+        return out
+
     # --- server ----------------------------------------------------------------------------------
     def start(self, port: int = 0) -> str:
         fake = self
@@ -414,19 +447,59 @@ class FakeOpenAI:
                     return self._send(404, error_body(f"no route {self.path}", "not_found"))
                 if (refused := fake.refusal_for(route) or fake.safety_refusal(route, body)) is not None:
                     return self._send(*refused)
-                if not wait:  # a refusal answers at once
-                    time.sleep(fault.delay + fake.delays.get(route, 0.0))
+                streaming = route == "chat" and bool(body.get("stream"))
+                delay = 0.0 if wait else fault.delay + fake.delays.get(route, 0.0)  # a refusal answers at once
+                if not streaming:
+                    time.sleep(delay)
                 if fault.status != 200:
+                    time.sleep(delay if streaming else 0.0)
                     return self._send(fault.status, fault.body or error_body(f"injected {fault.status}"), fault.headers)
                 if fault.body is not None:  # an error inside an HTTP 200 body (OpenRouter, mid-generation)
+                    if streaming:
+                        return self._stream(fake.chat_envelope(body, index, '{"answer": "'), body, delay, fault.body)
                     return self._send(200, fault.body, fault.headers)
                 if fault.malformed or fault.content is not None or fault.refusal is not None:
                     content = fault.content if fault.content is not None else '{"score": "high", "feedback": '
                     reply = fake.chat_envelope(body, index, "" if fault.refusal else content)
                     reply["choices"][0]["finish_reason"] = fault.finish_reason
                     reply["choices"][0]["message"]["refusal"] = fault.refusal
-                    return self._send(200, reply)
-                self._send(200, fake.reply(route, body, index), limit_headers)
+                    return self._stream(reply, body, delay) if streaming else self._send(200, reply)
+                reply = fake.reply(route, body, index)
+                if streaming:
+                    return self._stream(reply, body, delay, headers=limit_headers)
+                self._send(200, reply, limit_headers)
+
+            def _stream(
+                self,
+                reply: dict[str, Any],
+                body: dict[str, Any],
+                delay: float,
+                error: dict[str, Any] | None = None,
+                headers: dict[str, str] | None = None,
+            ) -> None:
+                """`reply` as SSE chunks over `delay` seconds (and `error` as the last one, if given)."""
+                name = body.get("response_format", {}).get("json_schema", {}).get("name", "")
+                with fake._lock:
+                    cuts = fake.cuts.get(name)
+                    cut = cuts.popleft() if cuts else None
+                events = [*fake.chunks(reply, body, error)]
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                try:
+                    if fake.mode == "openrouter":
+                        self.wfile.write(b": OPENROUTER PROCESSING\n\n")
+                    for number, event in enumerate(events):
+                        if cut is not None and number >= cut:
+                            return  # the connection closes: no last chunk, no [DONE]
+                        time.sleep(delay / len(events))
+                        self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                        self.wfile.flush()
+                    self.wfile.write(b"data: [DONE]\n\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
             def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
                 plain = isinstance(payload, str)  # Ollama answers a missing route in plain text

@@ -47,10 +47,10 @@ class HeldProvider(OfflineProvider):
         super().__init__()
         self.release = asyncio.Event()
 
-    async def structured(self, schema, instructions, prompt, context=None, max_cost_usd=None, notes=None):
+    async def structured(self, schema, instructions, prompt, context=None, max_cost_usd=None, notes=None, stream=None):
         if schema.__name__ == "PostDetail":
             await self.release.wait()
-        return await super().structured(schema, instructions, prompt, context, max_cost_usd, notes)
+        return await super().structured(schema, instructions, prompt, context, max_cost_usd, notes, stream)
 
 
 def settings_for(build_id: str) -> Settings:

@@ -2,8 +2,10 @@
 
 Messages arrive as `ask` updates (which wait for the reply) or `tell` signals and are answered one at a
 time, in arrival order (`workflows/mailbox.py` says what happens to each). Each runs the AEIOU-Y chain
-(`workflows/postchain.py`). After `continue_after_turns` turns the workflow hands over: it continues as
-new with its state compacted and the messages still waiting, so its history stays bounded.
+(`workflows/postchain.py`), streamed to subscribers as it is written (`workflows/turn_stream.py`). After
+`continue_after_turns` turns (or sooner when stream polls have made its history long) the workflow hands
+over: it continues as new with its state compacted, the messages still waiting and the stream's state, so
+its history stays bounded.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
+    from temporalio.contrib.workflow_streams import WorkflowStream
 
     from models.conversation import (
         ConversationStart,
@@ -30,24 +33,39 @@ with workflow.unsafe.imports_passed_through():
     from workflows.inputs import parse_input
     from workflows.mailbox import Mailbox
     from workflows.postchain import PostChain
+    from workflows.turn_stream import TurnStream
 
 HAND_OVER_PATCH = "continue-as-new-at-a-hard-bound"
 END_AFTER_HAND_OVER_PATCH = "answer-carried-messages-before-ending"
 
 
+def carried_stream(raw: dict[str, Any]) -> ConversationStart | None:
+    """The start input when it is valid (`run` reports it when it is not)."""
+    try:
+        return ConversationStart.model_validate(raw)
+    except ValidationError:
+        return None
+
+
 @workflow.defn
 class ConversationWorkflow:
-    def __init__(self) -> None:
+    @workflow.init
+    def __init__(self, raw: dict[str, Any]) -> None:
         self._state: ConversationState | None = None
         self._mailbox = Mailbox()
         self._ledger = Ledger()
-        self._chain = PostChain(ConversationStart().config, self._ledger)
+        start = carried_stream(raw)
+        self._stream = TurnStream(WorkflowStream(prior_state=start.stream if start else None))
+        self._chain = PostChain(ConversationStart().config, self._ledger, self._stream)
+        self._asks: dict[int, str] = {}  # message number → the id of the `ask` update waiting on it
 
     # --- messages ----------------------------------------------------------------------------------
     @workflow.update
     async def ask(self, text: str) -> Reply:
         """Send a message and wait for its reply; messages are answered one at a time, in arrival order."""
         number = self._mailbox.ask(UserMessage(text=text).text)
+        if (info := workflow.current_update_info()) is not None:
+            self._asks[number] = info.id
         self._chain.progress.queued = self._mailbox.queued
         await workflow.wait_condition(lambda: self._mailbox.has_reply(number))
         return self._mailbox.reply(number)
@@ -108,7 +126,7 @@ class ConversationWorkflow:
     @workflow.run
     async def run(self, raw: dict[str, Any]) -> History:
         start = parse_input(ConversationStart, raw)
-        self._chain = PostChain(start.config, self._ledger)
+        self._chain = PostChain(start.config, self._ledger, self._stream)
         st = self._state = start.state or ConversationState(conversation_id=workflow.info().workflow_id)
         self._chain.progress.turns_total = st.turns_total
         for text in start.pending:
@@ -120,25 +138,28 @@ class ConversationWorkflow:
             await workflow.wait_condition(mailbox.ready)
             message = mailbox.take()
             if message is None:
+                self._stream.detach()  # stream subscribers' long polls are handlers too
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if mailbox.unanswered() and workflow.patched(END_AFTER_HAND_OVER_PATCH):
                     mailbox.answer_carried()  # `end` came during the hand-over: answer here, then close
                     continue
                 break
             number, text = message
-            reply = await self._chain.run(st, text, mailbox.queued)
+            reply = await self._chain.run(st, text, mailbox.queued, self._asks.pop(number, None))
             self._show(st)
             mailbox.answered(number, reply)
             turns_this_run += 1
             if (
                 turns_this_run < start.config.continue_after_turns
                 and not workflow.info().is_continue_as_new_suggested()
+                and not self._stream.crowded()
             ):
                 continue
             if workflow.patched(HAND_OVER_PATCH):
                 mailbox.hand_over()
                 self._chain.progress.queued = mailbox.queued
             elif not mailbox.inbox:  # runs started before the hand-over: continue-as-new once the inbox is empty
+                self._stream.detach()
                 await workflow.wait_condition(lambda: workflow.all_handlers_finished() or bool(mailbox.inbox))
                 if not mailbox.inbox:
                     self._continue_as_new(st, start)
@@ -165,7 +186,8 @@ class ConversationWorkflow:
         carried = st.model_copy(update={"runs": st.runs + 1, "usage": st.usage.plus(self._ledger.usage)})
         # with Worker Versioning the next run starts on the deployment's current version (new code ships to
         # conversations here, never mid-run: each run stays pinned to the version it started on)
+        stream = self._stream.stream.get_state()
         workflow.continue_as_new(
-            ConversationStart(config=start.config, state=carried, pending=self._mailbox.carried),
+            ConversationStart(config=start.config, state=carried, pending=self._mailbox.carried, stream=stream),
             initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE,
         )

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from models.usage import Ledger, Metered
     from workflows.failures import failure_cause
     from workflows.options import scoring_call, storage_call, text_call
+    from workflows.turn_stream import TurnStream
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -73,14 +74,17 @@ def describe_retrieval(found: Retrieved) -> str:
 
 
 class Turn:
-    """One message's trip through the chain: its phase records and what degraded."""
+    """One message's trip through the chain: its phase records (also on the stream) and what degraded."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, stream: TurnStream) -> None:
         self.progress = progress
+        self.stream = stream
         self.degraded: list[str] = []
 
     def record(self, phase: Phase, summary: str, ms: int, degraded: str | None = None) -> None:
-        self.progress.phases.append(PhaseRecord(phase=phase, summary=summary[:300], ms=ms, degraded=degraded))
+        record = PhaseRecord(phase=phase, summary=summary[:300], ms=ms, degraded=degraded)
+        self.progress.phases.append(record)
+        self.stream.phase(self.progress.turn or 0, record)
         if degraded:
             self.degraded.append(degraded)
 
@@ -88,9 +92,10 @@ class Turn:
 class PostChain:
     """Runs a conversation's turns; `progress` is the turn in progress, for the conversation's query."""
 
-    def __init__(self, config: ConversationConfig, ledger: Ledger) -> None:
+    def __init__(self, config: ConversationConfig, ledger: Ledger, stream: TurnStream) -> None:
         self.config = config
         self.ledger = ledger
+        self.stream = stream
         self.progress = Progress()
 
     async def _run(
@@ -136,19 +141,21 @@ class PostChain:
         )
         return found.passages if found else None
 
-    async def run(self, st: ConversationState, text: str, queued: int) -> Reply:
-        """Answer one message: every phase in order, degrading instead of failing."""
+    async def run(self, st: ConversationState, text: str, queued: int, ask: str | None = None) -> Reply:
+        """Answer one message (`ask`: the id of the update waiting for it): every phase in order, degrading
+        instead of failing; streamed when the run streams."""
         number = st.turns_total + 1
         began = workflow.now()
-        turn = Turn(Progress(turn=number, user=text, queued=queued, turns_total=st.turns_total))
+        turn = Turn(Progress(turn=number, user=text, queued=queued, turns_total=st.turns_total), self.stream)
         self.progress = turn.progress
         acts = ConversationActivities
+        streamed = number if self.stream.started(number, ask, text) else None
 
         action: ActionOutput | None = await self._phase(
             turn,
             Phase.ACTION,
             acts.action,
-            ActionRequest(user=text, recent=transcript_lines(st.recent[-3:])),
+            ActionRequest(user=text, recent=transcript_lines(st.recent[-3:]), stream_turn=streamed),
             lambda out: out.response,
             "no first response",
         )
@@ -206,7 +213,9 @@ class PostChain:
             turn,
             Phase.YIELD,
             acts.yield_answer,
-            YieldRequest(user=text, draft=draft, intent=intent_text, passages=found, retrieval=retrieval),
+            YieldRequest(
+                user=text, draft=draft, intent=intent_text, passages=found, retrieval=retrieval, stream_turn=streamed
+            ),
             lambda out: f"answer with {len(out.cited)} citations",
             "answered with the first response",
         )
@@ -243,4 +252,6 @@ class PostChain:
             record.degraded = list(turn.degraded)
         st.add(record, self.config.keep_recent)
         self.progress = Progress(turns_total=st.turns_total, queued=queued)
-        return Reply(turn=number, text=answer, citations=citations, degraded=turn.degraded, phases=record.phases)
+        reply = Reply(turn=number, text=answer, citations=citations, degraded=turn.degraded, phases=record.phases)
+        self.stream.done(number, reply)
+        return reply

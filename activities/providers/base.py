@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -17,6 +18,21 @@ T = TypeVar("T", bound=BaseModel)
 class ReferenceInput:
     data: bytes
     content_type: str
+
+
+def _nothing() -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class TextStream:
+    """Where a structured call sends one string field of its reply as the model writes it: `send` gets
+    each new piece of `field`'s text (the pieces concatenate to the field's final value); `restart` says
+    the text starts again (a re-ask inside the call: what was sent so far is to be replaced)."""
+
+    field: str
+    send: Callable[[str], None]
+    restart: Callable[[], None] = _nothing
 
 
 @dataclass(frozen=True)
@@ -42,10 +58,12 @@ class Provider(Protocol):
         context: BaseModel | None = None,
         max_cost_usd: float | None = None,
         notes: CallNotes | None = None,
+        stream: TextStream | None = None,
     ) -> T:
         """Chat completion whose reply is validated against `schema`.
 
         `context` is the request the prompt was rendered from; the offline provider writes from it.
+        With `stream`, the reply is streamed and `stream.field`'s text is sent as it arrives.
         """
         ...
 

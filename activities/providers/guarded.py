@@ -22,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 from activities.breaker import Breakers
 from activities.learned_limits import LimitLearner, last_headers
 from activities.providers import usage
-from activities.providers.base import GeneratedBytes, Provider, ReferenceInput, T
+from activities.providers.base import GeneratedBytes, Provider, ReferenceInput, T, TextStream
 from activities.providers.call_log import CallLog
 from activities.providers.telemetry import count_call, describe_span, tracer
 from activities.rate_limits import Gate, Gates, RateLimited, kind_of
@@ -153,10 +153,13 @@ class GuardedProvider:
         prompt: str,
         context: BaseModel | None = None,
         max_cost_usd: float | None = None,
+        stream: TextStream | None = None,
     ) -> Metered[T]:
         return await self._record(
             f"structured:{schema.__name__}",
-            lambda notes: self.inner.structured(schema, instructions, prompt, context, max_cost_usd, notes),
+            lambda notes: self.inner.structured(
+                schema, instructions, prompt, context, max_cost_usd, notes, **({"stream": stream} if stream else {})
+            ),
         )
 
     async def generate_image(

@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from activities.errors import invalid_output, is_missing_model, provider_error
 from activities.learned_limits import remember_headers
 from activities.providers import prompts
-from activities.providers.base import GeneratedBytes, ReferenceInput, T
+from activities.providers.base import GeneratedBytes, ReferenceInput, T, TextStream
 from activities.providers.image_routes import (
     ROUTES,
     ImageRoutes,
@@ -31,6 +31,7 @@ from activities.providers.image_routes import (
     note_reply,
 )
 from activities.providers.pricing import image_call_bound, input_bound, output_cap, price_of
+from activities.providers.streamed_reply import streamed_completion
 from activities.providers.structured import json_text, reply_problem, restore_defaults, strict_schema
 from activities.providers.usage import CallNotes
 from models.endpoints import Endpoint
@@ -137,9 +138,11 @@ class OpenAIProvider:
         messages: list[dict[str, Any]],
         max_cost_usd: float | None,
         notes: CallNotes | None,
+        stream: TextStream | None = None,
     ) -> T:
         """Structured output, re-asked up to `REASKS` times inside this attempt with the reply and what was wrong
-        with it (each call counted and priced; under a budget each re-ask must still fit the call's cap)."""
+        with it (each call counted and priced; under a budget each re-ask must still fit the call's cap).
+        With `stream`, each reply is streamed and `stream.field`'s text sent as it arrives."""
         model = self.endpoints[kind].model
         what = f"{schema.__name__} from {model}"
         original = schema.model_json_schema()
@@ -160,17 +163,26 @@ class OpenAIProvider:
                     raise over_budget(what, price.cost(tokens_in, 64, 0), max_cost_usd)
                 limits["max_completion_tokens"] = cap
                 spent += price.cost(tokens_in, cap, 0)
+            if stream is not None and ask:
+                stream.restart()
+            request = {
+                "model": model,
+                "messages": messages,
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": schema.__name__, "schema": wire, "strict": strict},
+                },
+                **limits,
+                **extra,
+            }
             try:
-                completion = await self.clients[kind].chat.completions.create(
-                    model=model,
-                    messages=messages,  # type: ignore[arg-type]
-                    response_format={  # type: ignore[arg-type]
-                        "type": "json_schema",
-                        "json_schema": {"name": schema.__name__, "schema": wire, "strict": strict},
-                    },
-                    **limits,
-                    **extra,
-                )
+                if stream is None:
+                    completion = await self.clients[kind].chat.completions.create(**request)
+                else:
+                    chunks = await self.clients[kind].chat.completions.create(
+                        **request, stream=True, stream_options={"include_usage": True}
+                    )
+                    completion = await streamed_completion(chunks, stream, json.dumps(messages), what)
             except openai.OpenAIError as exc:
                 raise provider_error(exc, what) from exc
             note_reply(notes, model, completion.usage, new_call=ask > 0)
@@ -200,9 +212,10 @@ class OpenAIProvider:
         context: BaseModel | None = None,
         max_cost_usd: float | None = None,
         notes: CallNotes | None = None,
+        stream: TextStream | None = None,
     ) -> T:
         messages = [{"role": "system", "content": instructions}, {"role": "user", "content": prompt}]
-        return await self._structured_call(schema, "text", messages, max_cost_usd, notes)
+        return await self._structured_call(schema, "text", messages, max_cost_usd, notes, stream)
 
     async def evaluate_image(
         self,

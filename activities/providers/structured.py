@@ -4,6 +4,7 @@
   `additionalProperties: false`, every property required, the optional ones nullable, keywords strict mode
   refuses left to pydantic); `restore_defaults` turns the nulls it allows back into the model's defaults.
 - `json_text`: the JSON object in a reply, out of a ```json fence or surrounding prose.
+- `partial_field`: a string field's text so far in a JSON reply still being streamed.
 - `reply_problem`: what is wrong with a chat reply before its content is read: a refusal, a filtered or
   cut reply, an error sent inside an HTTP 200 body (OpenRouter).
 """
@@ -88,6 +89,46 @@ def json_text(content: str) -> str:
         return fenced.group(1).strip()
     start, end = text.find("{"), text.rfind("}")
     return text[start : end + 1] if 0 <= start < end else text
+
+
+_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def partial_field(text: str, field: str) -> str:
+    """The decoded text of the string property `field` so far in `text`, a JSON object cut anywhere
+    (a streamed reply): "" until the property starts; an escape cut in half waits for its rest."""
+    match = re.search(r'"' + re.escape(field) + r'"\s*:\s*"', text)
+    if match is None:
+        return ""
+    out, i = [], match.end()
+    while i < len(text):
+        char = text[i]
+        if char == '"':
+            break
+        if char != "\\":
+            out.append(char)
+            i += 1
+            continue
+        if i + 1 >= len(text):
+            break
+        code = text[i + 1]
+        if code == "u":
+            digits = text[i + 2 : i + 6]
+            if len(digits) < 4:
+                break
+            point = int(digits, 16)
+            if 0xD800 <= point < 0xDC00:  # a surrogate pair: wait for its second half
+                low = text[i + 8 : i + 12]
+                if len(low) < 4:
+                    break
+                point = 0x10000 + ((point - 0xD800) << 10) + (int(low, 16) - 0xDC00)
+                i += 6
+            out.append(chr(point))
+            i += 6
+            continue
+        out.append(_ESCAPES.get(code, code))
+        i += 2
+    return "".join(out)
 
 
 def reply_problem(reply: Any, what: str, cap: int | None) -> ApplicationError | None:

@@ -10,7 +10,7 @@ import re
 from PIL import Image
 from pydantic import BaseModel
 
-from activities.providers.base import GeneratedBytes, ReferenceInput, T
+from activities.providers.base import GeneratedBytes, ReferenceInput, T, TextStream
 from activities.providers.offline import conversation_writer, judge, meme_writer, render, world_writer, writer
 from activities.providers.offline.vocabulary import parse
 from activities.providers.usage import CallNotes, estimate_tokens, note
@@ -48,14 +48,27 @@ class OfflineProvider:
         context: BaseModel | None = None,
         max_cost_usd: float | None = None,
         notes: CallNotes | None = None,
+        stream: TextStream | None = None,
     ) -> T:
-        await self._wait()
         if context is not None and (write := WRITERS.get(schema)) is not None:
             result = write(context)
         else:
             result = writer.SchemaFiller(prompt).build(schema)
+        if stream is None:
+            await self._wait()
+        else:
+            await self._write_out(str(getattr(result, stream.field)), stream)
         note(notes, self.name, estimate_tokens(instructions, prompt), estimate_tokens(result.model_dump_json()))
         return result  # type: ignore[return-value]
+
+    async def _write_out(self, text: str, stream: TextStream) -> None:
+        """Send `text` word by word across the simulated latency, as a remote model streams its reply:
+        the first word after a first-token delay of one word's share."""
+        words = re.findall(r"\S+\s*|\s+", text) or [text]
+        for word in words:
+            if self.latency_s:
+                await asyncio.sleep(self.latency_s / len(words))
+            stream.send(word)
 
     async def generate_image(
         self,

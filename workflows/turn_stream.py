@@ -1,0 +1,57 @@
+"""A conversation's Workflow Stream, from the workflow's side: each turn's events (started, a phase done,
+done) published exactly once by the workflow, beside the text the phase activities publish as the model
+writes it. The stream keeps the turn in progress only: it is truncated when the next turn starts.
+
+Runs that started before streaming replay without it (patch `stream-each-turn`)."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from temporalio.contrib.workflow_streams import WorkflowStream
+
+    from models.conversation import PhaseRecord, Reply
+    from models.conversation_stream import TURN_TOPIC, TurnEvent
+
+STREAM_PATCH = "stream-each-turn"
+OFFSET_QUERY = "__temporal_workflow_stream_offset"  # the stream's own query: its current offset
+MAX_RUN_EVENTS = 3_600  # each stream poll is an update (two events): hand over well before 2,000 updates
+
+
+class TurnStream:
+    def __init__(self, stream: WorkflowStream) -> None:
+        self.stream = stream
+        self.events = stream.topic(TURN_TOPIC, type=TurnEvent)
+        self.on = False
+
+    def started(self, turn: int, ask: str | None, user: str) -> bool:
+        """A turn begins: drop the last turn's events, say which message this turn answers. Whether this
+        turn streams (decided once per run, by the patch)."""
+        self.on = workflow.patched(STREAM_PATCH)
+        if self.on:
+            self.stream.truncate(self.offset())
+            self.events.publish(TurnEvent(kind="started", turn=turn, ask=ask, user=user))
+        return self.on
+
+    def phase(self, turn: int, record: PhaseRecord) -> None:
+        if self.on:
+            self.events.publish(TurnEvent(kind="phase", turn=turn, phase=record))
+
+    def done(self, turn: int, reply: Reply) -> None:
+        if self.on:
+            self.events.publish(TurnEvent(kind="done", turn=turn, reply=reply))
+
+    def offset(self) -> int:
+        handler = workflow.get_query_handler(OFFSET_QUERY)
+        assert handler is not None, "the stream registers its offset query"
+        return handler()
+
+    def crowded(self) -> bool:
+        """Time to hand over: stream polls have made this run's history long."""
+        return self.on and workflow.info().get_current_history_length() > MAX_RUN_EVENTS
+
+    def detach(self) -> None:
+        """Before the run waits for its handlers to finish: release the subscribers' long polls (they
+        follow the conversation to its next run, or read the closed one)."""
+        self.stream.detach_pollers()
