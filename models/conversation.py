@@ -156,6 +156,7 @@ class ConversationConfig(BaseModel):
     top_k: int = Field(default=4, ge=1, le=20)
     retrieval_wait_s: int = Field(default=20, ge=1, le=600)  # for a scoring worker; then Experience degrades
     archive_wait_s: int = Field(default=60, ge=1, le=3600)  # storage failing longer: reply says archiving failed
+    stream: bool = True  # publish each turn to the conversation's Workflow Stream (subscribers see it written)
 
 
 class ConversationState(BaseModel):

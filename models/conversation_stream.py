@@ -1,8 +1,8 @@
 """What a conversation's Workflow Stream carries: turn events from the workflow (topic `turn`) and the
 text of the phases that write prose, as the model writes it (topic `text`, from the phase activities).
 
-The stream holds the current turn only (it is truncated when the next turn starts), so a client that
-subscribes from offset 0 reads the turn in progress from its start."""
+The stream holds the turn in progress and the one before it (older events are truncated as a turn starts),
+so a client that subscribes from offset 0 reads the turn in progress from its start."""
 
 from __future__ import annotations
 

@@ -27,8 +27,9 @@ SAVE, RESTORE_AND_CLEAR = "\x1b7", "\x1b8\x1b[J"  # a terminal's saved cursor: w
 
 class AnswerView:
     """The answer as it arrives. A new attempt (the activity retried) or take (a re-ask) replaces what the
-    earlier one showed: a terminal erases and rewrites; a pipe keeps what it has and goes on once the new
-    text passes it, or, when the new text differs, prints the final answer on a line of its own."""
+    earlier one showed: while it writes the same text nothing changes and the answer goes on once it passes
+    what is shown; when it differs, a terminal erases and rewrites, and a pipe (which cannot take text
+    back) prints the final answer on a line of its own, saying so on stderr."""
 
     def __init__(self, out: TextIO | None = None, show_phase: Callable[[PhaseRecord], None] | None = None) -> None:
         self.out = out or sys.stdout
@@ -60,6 +61,8 @@ class AnswerView:
         if target.startswith(self.shown):
             self.out.write(target[len(self.shown) :])
             self.shown = target
+        elif self.shown.startswith(target):  # a new attempt retracing what is shown: wait until it passes it
+            return
         elif self.tty:
             self.out.write(RESTORE_AND_CLEAR + target)
             self.shown = target
@@ -136,7 +139,7 @@ async def streamed_send(
 
 async def resume_turn(stream: WorkflowStreamClient, turn: int, view: AnswerView) -> bool:
     """Show the turn in progress from its start (the stream holds it from offset 0) to its reply; whether
-    it was still there to show."""
+    it was still there to show (a turn two turns back is gone)."""
     if (reply := await follow_turn(stream, view, 0, turn=turn)) is None:
         return False
     view.finish(reply)

@@ -10,13 +10,14 @@ server, as `searchable-*.json`.
 Besides each pipeline's happy path the corpus holds the paths that matter for replay: a dollar budget
 running out (calls waiting on reservations in flight), a cancelled loop, a world with failed steps, a
 conversation handing over with messages queued and ending during it, an image loop without a scoring worker,
-a picture refused by the provider's safety system.
+a picture refused by the provider's safety system, a conversation streamed to a subscriber.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -41,6 +42,8 @@ from models.search_attributes import at_start
 from models.settings import SCORING_QUEUE, WORKFLOW_QUEUE
 from models.usage import CostLimit, Price
 from models.world import Budget, WorldJob
+from starter.chat_cmd import ask
+from starter.chat_stream import AnswerView, stream_offset, streamed_send
 from starter.services import dev_server_flags
 from tests.conftest import TEMPORAL, TEST_SERVER, running_workers
 from workers.registry import QUEUES
@@ -275,12 +278,37 @@ async def record_conversation_hand_over(rec: Recording) -> None:
         await handle.signal(ConversationWorkflow.end)
         history = await handle.result()
     assert history.turns_total == 7, history.turns_total
+    await save_runs(rec.client, handle.id, first_run)
+
+
+async def save_runs(client: Client, workflow_id: str, first_run: str) -> None:
+    """Every run of a workflow, following continue-as-new from `first_run`."""
     run_id: str | None = first_run
-    while run_id:  # each run, following continue-as-new
-        run = rec.client.get_workflow_handle(handle.id, run_id=run_id)
+    while run_id:
+        run = client.get_workflow_handle(workflow_id, run_id=run_id)
         await save(run)
         last = (await run.fetch_history()).events[-1]
         run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id or None
+
+
+async def record_conversation_streamed(rec: Recording) -> None:
+    """Three turns watched as they stream (stream polls, text published by the phases, the stream truncated
+    per turn and carried across continue-as-new), then `end` (patched: runs from before do not stream)."""
+    start = ConversationStart(config=ConversationConfig(continue_after_turns=2))
+    async with rec.workers(OfflineProvider(latency_s=0.3)):
+        handle = await rec.client.start_workflow(
+            ConversationWorkflow.run, start, **rec.start("conversation", "recorded-conversation-streamed")
+        )
+        first_run = (await handle.describe()).run_id
+        for text in ["I keep three beehives on my roof in Lisbon.", "My cat is called Pixel.", "Where are my bees?"]:
+            found = await stream_offset(rec.client, handle)
+            assert found is not None, "the conversation streams"
+            view = AnswerView(io.StringIO())
+            reply = await streamed_send(*found, lambda update_id, t=text: ask(handle, t, update_id=update_id), view)
+            assert view.shown == reply.text, (view.shown, reply.text)
+        await handle.signal(ConversationWorkflow.end)
+        await handle.result()
+    await save_runs(rec.client, handle.id, first_run)
 
 
 def offline(record: Callable[[Recording], Awaitable[None]]) -> Callable[[Recording], Awaitable[None]]:
@@ -305,6 +333,7 @@ RECORDERS = {
     "image-no-scoring": record_image_no_scoring,
     "conversation-hand-over": record_conversation_hand_over,
     "image-refused": record_image_refused,
+    "conversation-streamed": record_conversation_streamed,
 }
 
 

@@ -16,6 +16,7 @@ from workers.registry import WORKFLOWS
 from workflows.character import BUDGET_PATCH
 from workflows.conversation import END_AFTER_HAND_OVER_PATCH, HAND_OVER_PATCH
 from workflows.image_refinement import REFUSAL_PATCH, SCORING_DEGRADES_PATCH
+from workflows.turn_stream import STREAM_PATCH
 from workflows.world_progress import PROGRESS_PATCH
 
 PATCHES = (
@@ -25,6 +26,7 @@ PATCHES = (
     HAND_OVER_PATCH,
     SCORING_DEGRADES_PATCH,
     REFUSAL_PATCH,
+    STREAM_PATCH,
 )
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))

@@ -149,7 +149,7 @@ class PostChain:
         turn = Turn(Progress(turn=number, user=text, queued=queued, turns_total=st.turns_total), self.stream)
         self.progress = turn.progress
         acts = ConversationActivities
-        streamed = number if self.stream.started(number, ask, text) else None
+        streamed = number if self.stream.started(number, ask, text, self.config.stream) else None
 
         action: ActionOutput | None = await self._phase(
             turn,

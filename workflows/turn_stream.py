@@ -1,6 +1,7 @@
 """A conversation's Workflow Stream, from the workflow's side: each turn's events (started, a phase done,
 done) published exactly once by the workflow, beside the text the phase activities publish as the model
-writes it. The stream keeps the turn in progress only: it is truncated when the next turn starts.
+writes it. The stream keeps two turns, the one in progress and the one before (so a subscriber that
+falls a little behind still reads how the last one ended): what is older is truncated as a turn starts.
 
 Runs that started before streaming replay without it (patch `stream-each-turn`)."""
 
@@ -24,13 +25,16 @@ class TurnStream:
         self.stream = stream
         self.events = stream.topic(TURN_TOPIC, type=TurnEvent)
         self.on = False
+        self.last_start: int | None = None  # where the previous turn's events begin
 
-    def started(self, turn: int, ask: str | None, user: str) -> bool:
-        """A turn begins: drop the last turn's events, say which message this turn answers. Whether this
-        turn streams (decided once per run, by the patch)."""
-        self.on = workflow.patched(STREAM_PATCH)
+    def started(self, turn: int, ask: str | None, user: str, wanted: bool = True) -> bool:
+        """A turn begins: drop what came before the previous turn, say which message this one answers.
+        Whether this turn streams (`wanted` by the conversation's config, and the run streams: the patch)."""
+        self.on = wanted and workflow.patched(STREAM_PATCH)
         if self.on:
-            self.stream.truncate(self.offset())
+            if self.last_start is not None:
+                self.stream.truncate(self.last_start)
+            self.last_start = self.offset()
             self.events.publish(TurnEvent(kind="started", turn=turn, ask=ask, user=user))
         return self.on
 
