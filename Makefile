@@ -63,6 +63,7 @@ bench: install
 	@$(PY) -m bench.world_bench
 	@$(PY) -m bench.scoring
 	@$(PY) -m bench.rate_limits
+	@$(PY) -m bench.streaming
 
 lint: install
 	$(PY) -m ruff check .
