@@ -201,14 +201,34 @@ def read_stdout(process: subprocess.Popen, into: list[tuple[float, str]]) -> Non
         into.append((time.monotonic(), chunk))
 
 
+class HeldAnswer(OfflineProvider):
+    """The offline provider at 1 s a call; while `hold` is set, an answer stops after its first words until
+    the test lets it go on (a reply caught mid-stream, whatever the machine's load)."""
+
+    def __init__(self) -> None:
+        super().__init__(latency_s=1.0)
+        self.hold = False
+        self.midway = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def _write_out(self, text: str, stream: TextStream) -> None:
+        if not (self.hold and stream.field == "answer"):
+            return await super()._write_out(text, stream)
+        head, tail = text.split(" ", 2)[:2], text.split(" ", 2)[2:]
+        await super()._write_out(" ".join(head) + " ", stream)
+        self.midway.set()
+        await self.release.wait()
+        await super()._write_out(" ".join(tail), stream)
+
+
 @pytest.mark.slow
 async def test_chat_prints_the_answer_as_it_arrives_and_a_killed_cli_attached_again_shows_it_once(dev_env, tmp_path):
     """`chat --message` streams (offline provider, 1 s a call); a second CLI killed mid-reply, then `chat
     --id` attached to the same conversation, shows that turn from its start: nothing doubled, nothing lost."""
     env = atelier_env(tmp_path, address_of(dev_env))
-    provider = GuardedProvider(OfflineProvider(latency_s=1.0), None)
+    provider = HeldAnswer()
     store = LocalStore(tmp_path / "data" / "artifacts")
-    async with running_workers(dev_env.client, provider, store):
+    async with running_workers(dev_env.client, GuardedProvider(provider, None), store):
         command = [sys.executable, "-m", "starter", "chat", "--id", "streamed"]
         first: list[tuple[float, str]] = []
         chat = subprocess.Popen(
@@ -223,25 +243,30 @@ async def test_chat_prints_the_answer_as_it_arrives_and_a_killed_cli_attached_ag
         assert chat.returncode == 0 and text == f"atelier: {history.recent[0].reply}\n", text
         assert len(first) >= 3 and first[-1][0] - first[0][0] >= 0.5, "the answer came in pieces, over time"
 
+        provider.hold = True
         killed: list[tuple[float, str]] = []
         second = subprocess.Popen(
             [*command, "--message", "And what does she do with the glass?"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         reader = asyncio.ensure_future(asyncio.to_thread(read_stdout, second, killed))
-        while len("".join(chunk for _, chunk in killed)) < len("atelier: ") + 5:
-            assert second.poll() is None, "the reply finished before the CLI could be killed"
+        await asyncio.wait_for(provider.midway.wait(), 60)
+        while len("".join(chunk for _, chunk in killed)) <= len("atelier: "):
+            assert second.poll() is None, "the CLI ended before it showed the answer's first words"
             await asyncio.sleep(0.02)
         second.send_signal(signal.SIGKILL)
         await reader
-        attached = await asyncio.to_thread(
-            subprocess.run, command, cwd=ROOT, env=env, input="/quit\n", capture_output=True, text=True, timeout=60
+        attached = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
+        said = await asyncio.to_thread(attached.stderr.readline)  # type: ignore[union-attr]
+        provider.release.set()  # the answer goes on only once the new CLI is attached
+        out, err = await asyncio.to_thread(attached.communicate, "/quit\n", 60)
         history = await handle.query(ConversationWorkflow.history)
     reply = history.recent[-1].reply
-    assert attached.returncode == 0, attached.stderr
-    assert "(turn 2 is being answered" in attached.stderr, attached.stderr
-    assert attached.stdout.count("atelier: ") == 1 and f"atelier: {reply}\n" in attached.stdout, attached.stdout
+    assert attached.returncode == 0, err
+    assert said.startswith("(turn 2 is being answered"), said + err
+    assert out.count("atelier: ") == 1 and f"atelier: {reply}\n" in out, out
     assert reply.startswith("".join(chunk for _, chunk in killed).removeprefix("atelier: ")), "the same text went on"
 
 
@@ -249,7 +274,7 @@ async def test_chat_prints_the_answer_as_it_arrives_and_a_killed_cli_attached_ag
 async def test_a_worker_killed_mid_stream_the_reply_completes_and_nothing_is_doubled(dev_env, tmp_path):
     """The text worker is SIGKILLed while the answer streams; another takes the phase over (heartbeat
     timeout): its attempt writes the same text again, which the screen does not repeat, and goes on."""
-    env = atelier_env(tmp_path, address_of(dev_env), ATELIER_OFFLINE_LATENCY_S="1.5")
+    env = atelier_env(tmp_path, address_of(dev_env), ATELIER_OFFLINE_LATENCY_S="2.5")
     store = LocalStore(tmp_path / "data" / "artifacts")
     in_process = [WORKFLOW_QUEUE, IMAGE_QUEUE, STORAGE_QUEUE, SCORING_QUEUE]
     text_worker = start_worker(env, tmp_path / "text-1.log", (TEXT_QUEUE,))
