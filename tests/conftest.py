@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import io
 import itertools
 import os
@@ -222,10 +223,15 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 
 
 async def eventually(check, timeout: float, what: str, every: float = 0.05):
-    """Await `check()` until it returns something truthy (returned); fail, naming `what`, after `timeout`."""
+    """Call `check()` (awaiting it when it is a coroutine) until it returns something truthy (returned);
+    fail, naming `what`, after `timeout`."""
     deadline = time.monotonic() + timeout
-    while not (value := await check()):
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(every)
-    return value

@@ -29,7 +29,7 @@ from models.settings import Settings
 from models.text import ModelOutput
 from models.usage import DEFAULT_PRICES
 from models.world import Budget, WorldJob, WorldResult, WorldState
-from tests.conftest import address_of, atelier_env, cli_main, run_cli, start_worker
+from tests.conftest import address_of, atelier_env, cli_main, eventually, run_cli, start_worker
 from workers.registry import QUEUES, build_workers
 from workflows.image_refinement import ImageRefinementWorkflow
 from workflows.world import WorldWorkflow
@@ -106,8 +106,7 @@ async def test_one_call_told_to_wait_holds_back_the_others(fake_openai):
     fake_openai.delays["chat"] = 0.05
     provider = GuardedProvider(OpenAIProvider(limited_settings(fake_openai)), None)
     first = asyncio.create_task(provider.structured(Answer, "answer", "first"))
-    while not fake_openai.calls("chat"):
-        await asyncio.sleep(0.01)
+    await eventually(lambda: fake_openai.calls("chat"), 10, "the first call", every=0.01)
     refused_at = fake_openai.calls("chat")[0].at
     await asyncio.sleep(0.2)  # the refusal has arrived: the gate is closed
     await asyncio.gather(first, provider.structured(Answer, "answer", "second"))
@@ -195,8 +194,8 @@ async def test_image_loop_goes_ahead_of_a_world_backlog(dev_env, fake_openai, tm
             WorldWorkflow.run, world, id="backlog-world", task_queue=WORKFLOW_QUEUE,
             priority=run_priority("world", "backlog-world"),
         )  # fmt: skip
-        while len(fake_openai.calls("responses")) < 3:  # the world's images have started
-            await asyncio.sleep(0.1)
+        images_started = lambda: len(fake_openai.calls("responses")) >= 3  # noqa: E731
+        await eventually(images_started, 60, "the world's images to start", every=0.1)
         await asyncio.sleep(3)  # its avatars and post images pile up behind the 30/min limit
         started = time.monotonic()
         result = await client.execute_workflow(

@@ -28,7 +28,7 @@ from models.conversation import ConversationConfig, ConversationStart, History, 
 from models.settings import IMAGE_QUEUE, SCORING_QUEUE, STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE, Settings
 from starter.chat_cmd import ask
 from starter.chat_stream import RESTORE_AND_CLEAR, SAVE, AnswerView, follow_turn, stream_offset, streamed_send
-from tests.conftest import ROOT, address_of, atelier_env, running_workers, start_worker
+from tests.conftest import ROOT, address_of, atelier_env, eventually, running_workers, start_worker
 from tests.fake_openai import OPENROUTER_TEXT_COST, FakeOpenAI, Fault
 from workflows.conversation import ConversationWorkflow
 
@@ -140,8 +140,7 @@ async def test_continue_as_new_under_steady_streaming_loses_nothing(time_env, tm
             assert out.getvalue().startswith(f"atelier: {reply.text}\n"), (out.getvalue(), reply.text)
             replies.append(reply)
         history = await handle.query(ConversationWorkflow.history)
-        while len(done) < 6 and not follower.done():
-            await asyncio.sleep(0.1)
+        await eventually(lambda: len(done) >= 6 or follower.done(), 30, "the follower")
         follower.cancel()
     assert history.turns_total == 6 and history.runs >= 3, "continued as new, twice"
     assert sorted(done) == list(range(1, 7)), f"the follower saw every turn end: {done}"
@@ -251,9 +250,12 @@ async def test_chat_prints_the_answer_as_it_arrives_and_a_killed_cli_attached_ag
         )  # fmt: skip
         reader = asyncio.ensure_future(asyncio.to_thread(read_stdout, second, killed))
         await asyncio.wait_for(provider.midway.wait(), 60)
-        while len("".join(chunk for _, chunk in killed)) <= len("atelier: "):
+
+        async def first_words() -> bool:
             assert second.poll() is None, "the CLI ended before it showed the answer's first words"
-            await asyncio.sleep(0.02)
+            return len("".join(chunk for _, chunk in killed)) > len("atelier: ")
+
+        await eventually(first_words, 30, "the answer's first words on the CLI", every=0.02)
         second.send_signal(signal.SIGKILL)
         await reader
         attached = subprocess.Popen(
@@ -284,9 +286,12 @@ async def test_a_worker_killed_mid_stream_the_reply_completes_and_nothing_is_dou
             handle = await start(dev_env.client)
             out = Terminal()
             asking = asyncio.ensure_future(say(dev_env.client, handle, "Why do herons stand so still?", out))
-            while "atelier: " not in out.getvalue() or len(out.getvalue()) < len("atelier: ") + 5:
+
+            async def streaming() -> bool:
                 assert not asking.done(), "the reply finished before the worker could be killed"
-                await asyncio.sleep(0.02)
+                return "atelier: " in out.getvalue() and len(out.getvalue()) >= len("atelier: ") + 5
+
+            await eventually(streaming, 60, "the answer to start streaming", every=0.02)
             text_worker.send_signal(signal.SIGKILL)
             text_worker.wait(timeout=10)
             replacement = start_worker(env, tmp_path / "text-2.log", (TEXT_QUEUE,))
