@@ -50,6 +50,8 @@ class AnswerView:
 
     def text(self, delta: TextDelta) -> None:
         version = (delta.attempt, delta.take)
+        if self.version is not None and version < self.version:
+            return  # an attempt already given up on, still writing (its worker lost touch, not its process)
         if version != self.version:
             if self.version is None:
                 self.out.write("atelier: " + (SAVE if self.tty else ""))

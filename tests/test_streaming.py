@@ -24,7 +24,8 @@ from activities.providers.openai_provider import OpenAIProvider
 from activities.providers.structured import partial_field
 from activities.providers.usage import CallNotes
 from activities.storage import LocalStore
-from models.conversation import ConversationConfig, ConversationStart, History, Reply, YieldOutput
+from models.conversation import ConversationConfig, ConversationStart, History, Phase, Reply, YieldOutput
+from models.conversation_stream import TextDelta
 from models.settings import IMAGE_QUEUE, SCORING_QUEUE, STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE, Settings
 from starter.chat_cmd import ask
 from starter.chat_stream import RESTORE_AND_CLEAR, SAVE, AnswerView, follow_turn, stream_offset, streamed_send
@@ -186,6 +187,24 @@ async def test_the_provider_streams_the_field_and_reads_usage_and_mid_stream_err
             assert "upstream model crashed" in failure.value.message
     finally:
         fake.stop()
+
+
+def delta(text: str, attempt: int = 1, take: int = 1) -> TextDelta:
+    return TextDelta(turn=1, phase=Phase.YIELD, attempt=attempt, take=take, text=text)
+
+
+def test_the_view_replaces_an_attempt_only_when_its_text_differs():
+    tty, pipe = Terminal(), io.StringIO()
+    for out in (tty, pipe):
+        view = AnswerView(out)
+        view.text(delta("Herons wait "))
+        view.text(delta("Herons ", attempt=2))  # the retry retraces what is shown: nothing changes
+        view.text(delta("wait for fish.", attempt=2))
+        view.text(delta("and wait", attempt=1))  # the abandoned attempt, still writing: ignored
+        view.text(delta("Grey herons ", attempt=2, take=2))  # a re-ask with other words
+        view.finish(Reply(turn=1, text="Grey herons wait."))
+    assert tty.screen() == "atelier: Grey herons wait.\n" and tty.getvalue().count(RESTORE_AND_CLEAR) == 1
+    assert pipe.getvalue() == "atelier: Herons wait for fish.\nGrey herons wait.\n", "a pipe: the final answer in full"
 
 
 def test_a_string_field_is_read_from_json_cut_anywhere():
