@@ -24,4 +24,6 @@ async def test_kill_mid_run_loses_and_repeats_nothing(trial, tmp_path):
     assert outcome.error == ""
     assert outcome.completed
     assert outcome.duplicates == 0 and outcome.lost == 0
-    assert outcome.recovery_s is not None and outcome.recovery_s < 15, "in-flight work restarts within ~10 s"
+    # ~10 s idle (the 8 s heartbeat timeout, or a restarted server's reconnect); the bound leaves room for a
+    # busy machine yet stays far below what a missing heartbeat would cost (the call's own timeout, minutes)
+    assert outcome.recovery_s is not None and outcome.recovery_s < 30, "in-flight work restarts within seconds"
