@@ -15,6 +15,7 @@ import sysconfig
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -220,6 +221,23 @@ def wait_for(predicate, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+async def completed_steps(client: Client, workflow_ids: set[str], before: float | None = None) -> set[tuple[str, str]]:
+    """(workflow id, activity id) of every activity whose completion the server had recorded (`before` this
+    time.time(), if given): at a kill, the steps that are truly finished (a model call in the call log may
+    not have been reported to the server yet)."""
+    done = set()
+    for workflow_id in workflow_ids:
+        scheduled, history = {}, await client.get_workflow_handle(workflow_id).fetch_history()
+        for event in history.events:
+            if event.HasField("activity_task_scheduled_event_attributes"):
+                scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_id
+            elif event.HasField("activity_task_completed_event_attributes") and (
+                before is None or event.event_time.ToDatetime(tzinfo=UTC).timestamp() < before
+            ):
+                done.add((workflow_id, scheduled[event.activity_task_completed_event_attributes.scheduled_event_id]))
+    return done
 
 
 async def eventually(check, timeout: float, what: str, every: float = 0.05):

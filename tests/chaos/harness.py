@@ -29,14 +29,12 @@ from models.meme import MemeJob
 from models.settings import WORKFLOW_QUEUE, Settings
 from models.world import WorldJob, WorldManifest, WorldState
 from starter.services import dev_server_flags, listening
-from tests.conftest import ROOT, TEMPORAL, free_port
+from tests.conftest import ROOT, TEMPORAL, completed_steps, free_port
 from workers.connection import connect
 from workflows.conversation import ConversationWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
 from workflows.meme import MemeWorkflow
 from workflows.world import WorldWorkflow
-
-SETTLE_S = 1.0  # a call logged this long before a kill has certainly been reported to Temporal
 
 
 @dataclass(frozen=True)
@@ -229,7 +227,7 @@ async def run_trial(trial: Trial, folder: Path) -> Outcome:
         after = sorted(e["at"] for e in calls if e["ok"] and e["at"] > killed_at)
         outcome.recovery_s = round(after[0] - killed_at, 2) if after else None
         ok = Counter((e["workflow_id"], e["activity_id"]) for e in calls if e["ok"])
-        settled = {(e["workflow_id"], e["activity_id"]) for e in before if e["ok"] and e["at"] < killed_at - SETTLE_S}
+        settled = await completed_steps(client, {e["workflow_id"] for e in before}, before=killed_at)
         redone = sum(1 for step in settled if ok[step] > 1)
         outcome.retried_in_flight = sum(n - 1 for step, n in ok.items() if n > 1 and step not in settled)
         outcome.lost, outcome.duplicates = lost, redone + extra
