@@ -210,6 +210,7 @@ async def test_technical_score_from_the_scoring_queue_is_combined(time_env, tmp_
     }
 
 
+@pytest.mark.slow  # waits on real time
 async def test_without_a_scoring_worker_the_loop_scores_on_fidelity_alone(time_env, tmp_path):
     """A deployment running only text, image and storage workers: the technical score waits a bounded time
     for a scoring worker, then the loop goes on with the evaluator's fidelity, and says so."""

@@ -128,6 +128,7 @@ async def test_a_call_past_its_deadline_fails_once_with_a_clear_error(fake_opena
 # --- limits across workers ------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # waits on the test server's real rate limit
 async def test_world_at_tight_limits_keeps_every_image(dev_env, fake_openai, tmp_path):
     fake_openai.rate_limit(text_per_minute=120, images_per_minute=30)
     fake_openai.delays["responses"] = 0.3

@@ -107,6 +107,7 @@ async def test_meme_reports_a_failed_upload_and_keeps_the_meme(time_env, tmp_pat
     assert (tmp_path / result.image.key).is_file(), "the rendered meme is kept"
 
 
+@pytest.mark.slow  # waits on real time
 async def test_slow_storage_does_not_trip_the_heartbeat_timeout(dev_env, tmp_path):
     job = ImageJob(prompt="a slow red fox", max_iterations=1, threshold=0, technical_weight=0)
     async with running_workers(dev_env.client, offline(), SlowStore(tmp_path)):
