@@ -28,7 +28,7 @@ from models.conversation import ConversationConfig, ConversationStart
 from models.settings import WORKFLOW_QUEUE
 from starter.chat_cmd import ask
 from starter.chat_stream import AnswerView, stream_offset, streamed_send
-from tests.conftest import running_workers, start_dev_server
+from tests.conftest import each_run, running_workers, start_dev_server
 from workflows.conversation import ConversationWorkflow
 
 LATENCY_S = 1.0
@@ -68,13 +68,10 @@ class Clocked(io.StringIO):
 
 
 async def history_size(client: Client, workflow_id: str, first_run: str) -> tuple[int, int]:
+    """Events and JSON bytes over every run of the conversation."""
     events = size = 0
-    run_id: str | None = first_run
-    while run_id:
-        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    async for history in each_run(client, workflow_id, first_run):
         events, size = events + len(history.events), size + len(history.to_json())
-        last = history.events[-1]
-        run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id or None
     return events, size
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TextIO
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 
 from models.conversation import PhaseRecord, Reply
@@ -53,11 +53,15 @@ class AnswerView:
         if self.version is not None and version < self.version:
             return  # an attempt already given up on, still writing (its worker lost touch, not its process)
         if version != self.version:
-            if self.version is None:
-                self.out.write("atelier: " + (SAVE if self.tty else ""))
+            self._begin()
             self.version, self.current = version, ""
         self.current += delta.text
         self._render(self.current)
+
+    def _begin(self) -> None:
+        """The answer's prefix, once; a terminal saves the cursor there (a rewrite goes back to it)."""
+        if self.version is None:
+            self.out.write("atelier: " + (SAVE if self.tty else ""))
 
     def _render(self, target: str) -> None:
         if target.startswith(self.shown):
@@ -72,9 +76,8 @@ class AnswerView:
 
     def finish(self, reply: Reply) -> None:
         """The reply's text where the stream left off, its citations, then the phases not shown yet."""
-        if self.version is None:
-            self.out.write("atelier: " + (SAVE if self.tty else ""))
-            self.version = (0, 0)
+        self._begin()
+        self.version = self.version or (0, 0)
         self._render(reply.text)
         if self.shown != reply.text:
             stderr.print("[yellow](the answer was rewritten after a retry; in full:)[/]")
@@ -116,7 +119,7 @@ async def stream_offset(client: Client, handle: WorkflowHandle) -> tuple[Workflo
     stream = WorkflowStreamClient.create(client, handle.id)
     try:
         return stream, await stream.get_offset()
-    except Exception:  # no such query on runs from before streaming
+    except WorkflowQueryFailedError:  # no such query on runs from before streaming
         return None
 
 

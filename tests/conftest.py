@@ -21,7 +21,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -221,6 +221,16 @@ def wait_for(predicate, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+async def each_run(client: Client, workflow_id: str, first_run: str) -> AsyncIterator[WorkflowHistory]:
+    """The history of every run of a workflow, following continue-as-new from `first_run`."""
+    run_id: str | None = first_run
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        yield history
+        last = history.events[-1]
+        run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id or None
 
 
 async def completed_steps(client: Client, workflow_ids: set[str], before: float | None = None) -> set[tuple[str, str]]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -45,7 +45,7 @@ from models.world import Budget, WorldJob
 from starter.chat_cmd import ask
 from starter.chat_stream import AnswerView, stream_offset, streamed_send
 from starter.services import dev_server_flags
-from tests.conftest import TEMPORAL, TEST_SERVER, running_workers
+from tests.conftest import TEMPORAL, TEST_SERVER, each_run, running_workers
 from workers.registry import QUEUES
 from workflows.conversation import ConversationWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
@@ -93,8 +93,11 @@ def free_name(workflow_id: str, folder: Path = FOLDER) -> Path:
 
 async def save(handle: WorkflowHandle) -> None:
     """One file per run, named after its workflow id (replay needs the real id)."""
-    history = await handle.fetch_history()
-    path = free_name(handle.id)
+    write(handle.id, await handle.fetch_history())
+
+
+def write(workflow_id: str, history: WorkflowHistory) -> None:
+    path = free_name(workflow_id)
     path.write_text(history.to_json())
     print(f"wrote {path.name} ({len(history.events)} events)")
 
@@ -283,12 +286,8 @@ async def record_conversation_hand_over(rec: Recording) -> None:
 
 async def save_runs(client: Client, workflow_id: str, first_run: str) -> None:
     """Every run of a workflow, following continue-as-new from `first_run`."""
-    run_id: str | None = first_run
-    while run_id:
-        run = client.get_workflow_handle(workflow_id, run_id=run_id)
-        await save(run)
-        last = (await run.fetch_history()).events[-1]
-        run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id or None
+    async for history in each_run(client, workflow_id, first_run):
+        write(workflow_id, history)
 
 
 async def record_conversation_streamed(rec: Recording) -> None:

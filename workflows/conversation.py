@@ -39,8 +39,8 @@ HAND_OVER_PATCH = "continue-as-new-at-a-hard-bound"
 END_AFTER_HAND_OVER_PATCH = "answer-carried-messages-before-ending"
 
 
-def carried_stream(raw: dict[str, Any]) -> ConversationStart | None:
-    """The start input when it is valid (`run` reports it when it is not)."""
+def valid_start(raw: dict[str, Any]) -> ConversationStart | None:
+    """The start input when it is valid (`run` reports it when it is not): for the stream's carried state."""
     try:
         return ConversationStart.model_validate(raw)
     except ValidationError:
@@ -54,7 +54,7 @@ class ConversationWorkflow:
         self._state: ConversationState | None = None
         self._mailbox = Mailbox()
         self._ledger = Ledger()
-        start = carried_stream(raw)
+        start = valid_start(raw)
         self._stream = TurnStream(WorkflowStream(prior_state=start.stream if start else None))
         self._chain = PostChain(ConversationStart().config, self._ledger, self._stream)
         self._asks: dict[int, str] = {}  # message number → the id of the `ask` update waiting on it
