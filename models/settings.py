@@ -34,7 +34,9 @@ SCORING_QUEUE = "atelier-scoring"  # PyTorch scoring and embeddings
 class Settings(BaseSettings):
     """Atelier settings. Secrets are `SecretStr` and never leave the worker process."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # Only the documented names (each field's validation_alias: ATELIER_*, LLM_*, IMAGE_*, ...) are read, from
+    # the environment, `.env` and keyword arguments; a bare field name (BUILD_ID, PROVIDER, DATA_DIR) is not.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=False)
     _temporal: temporal_profile.Connection = PrivateAttr()
 
     # Temporal's connection, the way the `temporal` CLI reads it (temporalio.envconfig): a TOML profile
