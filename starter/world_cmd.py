@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from temporalio.client import Client, WorkflowHandle
 
-from activities.storage import ArtifactStore, load, make_store, write_atomic
+from activities.storage import ArtifactStore, LocalStore, load, make_store
 from activities.world import PORTRAIT, WORLD_IMAGE
 from models.artifacts import ArtifactRef
 from models.settings import Settings
@@ -134,8 +135,16 @@ async def materialize(result: WorldResult, store: ArtifactStore, out_dir: Path) 
         for post in character.posts:
             refs += [post.post, post.image]
     prefix = f"worlds/{result.world_id}/"
+    folder, outside = LocalStore(out_dir), []  # contained as the local store contains its keys
     for ref in [r for r in refs if r is not None] + [result.manifest]:
-        write_atomic(out_dir / ref.key.removeprefix(prefix), await load(store, ref))
+        try:
+            await folder.put(ref.key.removeprefix(prefix), await load(store, ref), ref.content_type)
+        except ValueError:  # a key with `..` (or absolute): it would land outside the folder
+            outside.append(ref.key)
+    if outside:
+        names = escape(", ".join(outside[:3]) + (", ..." if len(outside) > 3 else ""))
+        files = f"{len(outside)} file{'s' if len(outside) > 1 else ''}"
+        stderr.print(f"[yellow]skipped {files} whose keys lead outside {escape(str(out_dir))}: {names}[/]")
     return manifest
 
 

@@ -7,8 +7,10 @@ import os
 import shutil
 import subprocess
 import urllib.request
+from pathlib import Path
 
 import pytest
+import yaml
 
 from models.search_attributes import KEYS, KINDS
 from tests.conftest import ROOT, address_of, atelier_env, free_port, run_cli, start_worker, wait_for
@@ -23,21 +25,65 @@ def _compose() -> str:
     return found
 
 
+def compose(*args: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`docker-compose ARGS` on the repository's file with only `env` for the stack's own variables: no `.env`
+    of the developer's, no MINIO_ROOT_PASSWORD or ATELIER_BIND from their shell."""
+    empty = tmp_path / "empty.env"
+    empty.touch()
+    clean = {k: v for k, v in os.environ.items() if k not in {"MINIO_ROOT_PASSWORD", "ATELIER_BIND"}} | env
+    return subprocess.run(
+        [_compose(), "--env-file", str(empty), *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )
+
+
+PASSWORD = {"MINIO_ROOT_PASSWORD": "a-test-password"}
+
+
 @pytest.mark.parametrize("profile", [[], ["--profile", "gpu"]], ids=["default", "gpu"])
-def test_compose_file_is_valid(profile):
-    done = subprocess.run([_compose(), *profile, "config", "-q"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+def test_compose_file_is_valid(profile, tmp_path):
+    done = compose(*profile, "config", "-q", tmp_path=tmp_path, **PASSWORD)
     assert done.returncode == 0, done.stderr
 
 
-def test_compose_stack_has_what_production_needs():
-    done = subprocess.run(
-        [_compose(), "--profile", "gpu", "config", "--services"], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+def published(config: str) -> dict[str, set[str]]:
+    """Each service's published ports, as the host addresses they listen on (short or long syntax)."""
+    hosts: dict[str, set[str]] = {}
+    for name, service in yaml.safe_load(config)["services"].items():
+        for port in service.get("ports", []):
+            if isinstance(port, dict):
+                host = port.get("host_ip", "0.0.0.0")
+            else:
+                parts = str(port).split(":")
+                host = parts[0] if len(parts) == 3 else "0.0.0.0"
+            hosts.setdefault(name, set()).add(host)
+    return hosts
+
+
+def test_compose_publishes_on_loopback_unless_told_and_wants_a_minio_password(tmp_path):
+    done = compose("--profile", "gpu", "config", tmp_path=tmp_path, **PASSWORD)
+    assert done.returncode == 0, done.stderr
+    hosts = published(done.stdout)
+    assert {"temporal", "temporal-ui", "minio", "jaeger", "prometheus"} <= set(hosts)
+    assert all(listen == {"127.0.0.1"} for listen in hosts.values()), hosts
+    assert "atelier-change-me" not in done.stdout, "no default password"
+    assert "a-test-password" in yaml.safe_load(done.stdout)["services"]["worker"]["environment"]["S3_SECRET_KEY"]
+
+    told = compose("config", tmp_path=tmp_path, ATELIER_BIND="0.0.0.0", **PASSWORD)
+    assert told.returncode == 0, told.stderr
+    assert all(listen == {"0.0.0.0"} for listen in published(told.stdout).values())
+
+    for missing in ({}, {"MINIO_ROOT_PASSWORD": ""}):
+        refused = compose("config", "-q", tmp_path=tmp_path, **missing)
+        assert refused.returncode != 0 and "set MINIO_ROOT_PASSWORD" in refused.stderr, refused.stderr
+
+
+def test_compose_stack_has_what_production_needs(tmp_path):
+    done = compose("--profile", "gpu", "config", "--services", tmp_path=tmp_path, **PASSWORD)
     services = set(done.stdout.split())
     needed = "postgresql temporal temporal-schema temporal-namespace temporal-ui minio minio-bucket jaeger prometheus"
     workers = {"worker", "text-worker", "image-worker", "scoring-worker", "scoring-worker-cpu"}
     assert set(needed.split()) | workers <= services
-    config = subprocess.run([_compose(), "config"], cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
+    config = compose("config", tmp_path=tmp_path, **PASSWORD).stdout
     job = " ".join(config.split("\n  temporal-namespace:\n", 1)[1].split("depends_on:")[0].split())
     for name in ("TEMPORAL_ADDRESS:", "TEMPORAL_API_KEY:", "TEMPORAL_TLS_CLIENT_CERT_PATH:", "ATELIER_DEPLOYMENT:"):
         assert config.count(name) >= len(workers), f"every worker reads {name[:-1]}"
