@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import inspect
 import io
@@ -21,6 +22,9 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -173,14 +177,74 @@ def atelier_env(tmp_path: Path, address: str, **extra: str) -> dict[str, str]:
     return env
 
 
+_children: list[subprocess.Popen] = []  # every process `spawn` started that may still run
+
+
+def spawn(args: list[str], **options: Any) -> subprocess.Popen:
+    """`subprocess.Popen`, for tests: the process is stopped when the test that started it ends, passed or
+    failed (`pytest_runtest_call` below), or when this interpreter exits; a test may still stop it earlier."""
+    process = subprocess.Popen(args, **options)
+    _children.append(process)
+    return process
+
+
+def stop_process(process: subprocess.Popen, grace: float = 5) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; reaped either way."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _stop_children(since: int = 0) -> None:
+    started, _children[since:] = _children[since:], []
+    for process in reversed(started):
+        stop_process(process)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Stop what the test body started, however it ended (an assertion, an exception, pytest-timeout), before
+    its fixtures (the dev server a worker polls) are torn down. Fixtures stop what they start themselves."""
+    since = len(_children)
+    try:
+        yield
+    finally:
+        _stop_children(since)
+
+
+atexit.register(_stop_children)  # what a fixture left, or a run cut short (Ctrl-C)
+
+
 def start_worker(env: dict[str, str], log: Path, queues: tuple[str, ...] = ()) -> subprocess.Popen:
-    """`python -m workers`, serving every queue or only `queues` (no torch unless it scores)."""
+    """`python -m workers`, serving every queue or only `queues` (no torch unless it scores); stopped when
+    the test ends (`spawn`)."""
     require_slow_mark("a worker process")
-    handle = open(log, "ab")  # noqa: SIM115 - owned by the process
-    args = [arg for queue in queues for arg in ("--queue", queue)]
-    return subprocess.Popen(
-        [sys.executable, "-m", "workers", *args], cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT
+    with open(log, "ab") as handle:  # the process has its own copy of the descriptor
+        args = [arg for queue in queues for arg in ("--queue", queue)]
+        return spawn(
+            [sys.executable, "-m", "workers", *args], cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT
+        )
+
+
+async def wait_for_pollers(client: Client, queue: str, timeout: float = 60, kind: str = "workflow") -> None:
+    """Wait until a worker polls `queue` (its workflow or activity tasks), as the server sees it: a state to
+    wait on, not a time, before asking a run anything that needs a worker (a query)."""
+    task_type = {
+        "workflow": TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        "activity": TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    }[kind]
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace, task_queue=TaskQueue(name=queue), task_queue_type=task_type
     )
+
+    async def polled() -> bool:
+        return bool((await client.workflow_service.describe_task_queue(request)).pollers)
+
+    await eventually(polled, timeout, f"a worker to poll {queue} ({kind} tasks)", every=0.1)
 
 
 def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.conftest import free_port
+from tests.conftest import free_port, spawn
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -169,7 +169,7 @@ class SecuredProxy:
         self.address = f"127.0.0.1:{self.port}"
         conf = self.folder / "nginx.conf"
         conf.write_text(_config(self.folder, pki, self.port, upstream, mode, api_key))
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [NGINX, "-c", str(conf), "-p", str(self.folder), "-g", "daemon off;"],
             stdout=subprocess.DEVNULL,
             stderr=open(self.folder / "stderr.log", "wb"),  # noqa: SIM115 - owned by the process

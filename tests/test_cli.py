@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, address_of, atelier_env, run_cli, start_worker, wait_for
+from tests.conftest import ROOT, address_of, atelier_env, run_cli, spawn, start_worker, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -100,7 +100,7 @@ def test_console_script_is_installed():
 
 
 async def test_run_started_before_any_worker_says_so_and_finishes_when_one_comes(dev_env, cli_env, tmp_path):
-    cli = subprocess.Popen(
+    cli = spawn(
         [sys.executable, "-m", "starter", "meme", "mondays", "--format", "two-buttons"],
         cwd=ROOT, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

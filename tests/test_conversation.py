@@ -25,7 +25,17 @@ from activities.storage import LocalStore, artifact_key
 from models.conversation import ConversationConfig, ConversationStart, History, IngestDoc, IngestJob, Phase
 from models.settings import STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE
 from starter.chat_cmd import ask
-from tests.conftest import ROOT, address_of, atelier_env, eventually, run_cli, running_workers, start_worker, wait_for
+from tests.conftest import (
+    ROOT,
+    address_of,
+    atelier_env,
+    eventually,
+    run_cli,
+    running_workers,
+    spawn,
+    start_worker,
+    wait_for,
+)
 from workers.registry import build_workers
 from workflows.conversation import ConversationWorkflow
 from workflows.knowledge import KnowledgeIngestWorkflow
@@ -202,7 +212,7 @@ async def test_worker_killed_mid_turn_the_turn_completes_once(dev_env, tmp_path)
     env = atelier_env(tmp_path, address_of(dev_env), ATELIER_OFFLINE_LATENCY_S="0.6")
     first = start_worker(env, tmp_path / "worker-1.log")
     assert run_cli("chat", "--id", "crashy", "--message", FACT, env=env).returncode == 0
-    asking = subprocess.Popen(
+    asking = spawn(
         [sys.executable, "-m", "starter", "chat", "--id", "crashy", "--message", QUESTION, "--json"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

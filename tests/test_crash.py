@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+from datetime import timedelta
 
 import pytest
 
 from models.image import ImageJob, ImageOptions, Phase, StopReason
 from models.settings import IMAGE_QUEUE, STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE
-from tests.conftest import address_of, atelier_env, run_cli, start_worker, wait_for
+from tests.conftest import address_of, atelier_env, eventually, run_cli, start_worker, wait_for, wait_for_pollers
 from tests.fake_openai import Fault
 from workflows.image_refinement import ImageRefinementWorkflow
 
@@ -32,21 +33,21 @@ async def test_worker_killed_during_generation_resumes_without_repeating_work(de
     )
 
     first = start_worker(env, tmp_path / "worker-1.log")
+    await wait_for_pollers(dev_env.client, WORKFLOW_QUEUE)  # a query needs a worker that polls: wait on that
     handle = await dev_env.client.start_workflow(
         ImageRefinementWorkflow.run, job, id="crash-1", task_queue=WORKFLOW_QUEUE
     )
-    for _ in range(600):
-        state = await handle.query(ImageRefinementWorkflow.state)
-        if (
+
+    async def generating_the_second() -> bool:
+        state = await handle.query(ImageRefinementWorkflow.state, rpc_timeout=timedelta(seconds=10))
+        return bool(
             state
             and state.iteration == 2
             and state.phase == Phase.GENERATING
             and len(fake_openai.calls("responses")) == 2
-        ):
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("run never reached iteration 2")
+        )
+
+    await eventually(generating_the_second, 60, "the run to generate iteration 2")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     calls_at_kill = len(fake_openai.calls("chat"))

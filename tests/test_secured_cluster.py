@@ -3,6 +3,7 @@ server, and a worker and the CLI reach it with only the ecosystem's TEMPORAL_* v
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -32,12 +33,11 @@ def proxies(module_dev_env, pki, tmp_path_factory) -> Iterator[dict[str, Secured
             pytest.fail("nginx is missing: `make test` installs Debian's nginx")
         pytest.skip("nginx is not installed (`apt-get install nginx`)")
     folder = tmp_path_factory.mktemp("nginx")
-    started = {
-        mode: SecuredProxy(folder, pki, address_of(module_dev_env), mode, API_KEY) for mode in ("tls", "mtls", "apikey")
-    }
-    yield started
-    for proxy in started.values():
-        proxy.close()
+    with contextlib.ExitStack() as stack:  # each one stopped, even when a later one fails to start
+        yield {
+            mode: stack.enter_context(SecuredProxy(folder, pki, address_of(module_dev_env), mode, API_KEY))
+            for mode in ("tls", "mtls", "apikey")
+        }
 
 
 def connection(mode: str, proxies: dict[str, SecuredProxy], pki: Pki) -> dict[str, str]:

@@ -29,7 +29,7 @@ from models.conversation_stream import TextDelta
 from models.settings import IMAGE_QUEUE, SCORING_QUEUE, STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE, Settings
 from starter.chat_cmd import ask
 from starter.chat_stream import RESTORE_AND_CLEAR, SAVE, AnswerView, follow_turn, stream_offset, streamed_send
-from tests.conftest import ROOT, address_of, atelier_env, eventually, running_workers, start_worker
+from tests.conftest import ROOT, address_of, atelier_env, eventually, running_workers, spawn, start_worker
 from tests.fake_openai import OPENROUTER_TEXT_COST, FakeOpenAI, Fault
 from workflows.conversation import ConversationWorkflow
 
@@ -249,7 +249,7 @@ async def test_chat_prints_the_answer_as_it_arrives_and_a_killed_cli_attached_ag
     async with running_workers(dev_env.client, GuardedProvider(provider, None), store):
         command = [sys.executable, "-m", "starter", "chat", "--id", "streamed"]
         first: list[tuple[float, str]] = []
-        chat = subprocess.Popen(
+        chat = spawn(
             [*command, "--message", "Tell me about the lighthouse keeper who collects sea glass."],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
@@ -263,7 +263,7 @@ async def test_chat_prints_the_answer_as_it_arrives_and_a_killed_cli_attached_ag
 
         provider.hold = True
         killed: list[tuple[float, str]] = []
-        second = subprocess.Popen(
+        second = spawn(
             [*command, "--message", "And what does she do with the glass?"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -277,7 +277,7 @@ async def test_chat_prints_the_answer_as_it_arrives_and_a_killed_cli_attached_ag
         await eventually(first_words, 30, "the answer's first words on the CLI", every=0.02)
         second.send_signal(signal.SIGKILL)
         await reader
-        attached = subprocess.Popen(
+        attached = spawn(
             command, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         said = await asyncio.to_thread(attached.stderr.readline)  # type: ignore[union-attr]

@@ -15,7 +15,7 @@ from PIL import Image
 
 from activities.providers.call_log import read_log
 from models.world import WorldManifest, WorldState
-from tests.conftest import ROOT, address_of, atelier_env, completed_steps, run_cli, start_worker, wait_for
+from tests.conftest import ROOT, address_of, atelier_env, completed_steps, run_cli, spawn, start_worker, wait_for
 from workflows.world import WorldWorkflow
 
 pytestmark = pytest.mark.slow
@@ -120,7 +120,7 @@ async def test_ctrl_c_detaches_and_the_world_goes_on(dev_env, tmp_path):
     env = atelier_env(tmp_path, address_of(dev_env), ATELIER_OFFLINE_LATENCY_S="0.2")
     worker = start_worker(env, tmp_path / "worker.log")
     try:
-        cli = subprocess.Popen(
+        cli = spawn(
             [sys.executable, "-m", "starter", "world", PROMPT, "--characters", "3", "--posts", "4", "--id", "w-int"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             preexec_fn=interruptible,

@@ -29,7 +29,7 @@ from models.meme import MemeJob
 from models.settings import WORKFLOW_QUEUE, Settings
 from models.world import WorldJob, WorldManifest, WorldState
 from starter.services import dev_server_flags, listening
-from tests.conftest import ROOT, TEMPORAL, completed_steps, free_port
+from tests.conftest import ROOT, TEMPORAL, completed_steps, free_port, spawn
 from workers.connection import connect
 from workflows.conversation import ConversationWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
@@ -79,7 +79,7 @@ class Stack:
                    "--db-filename", str(self.folder / "temporal.db"), "--log-level", "error",
                    *dev_server_flags()]  # fmt: skip
         log = open(self.folder / "server.log", "ab")  # noqa: SIM115 - owned by the process
-        self.server = subprocess.Popen(command, stdout=log, stderr=log)
+        self.server = spawn(command, stdout=log, stderr=log)
         deadline = time.monotonic() + 30
         while not listening(self.address):
             if time.monotonic() > deadline:
@@ -88,9 +88,7 @@ class Stack:
 
     def start_worker(self) -> None:
         log = open(self.folder / "worker.log", "ab")  # noqa: SIM115 - owned by the process
-        self.worker = subprocess.Popen(
-            [sys.executable, "-m", "workers"], cwd=ROOT, env=self.env, stdout=log, stderr=log
-        )
+        self.worker = spawn([sys.executable, "-m", "workers"], cwd=ROOT, env=self.env, stdout=log, stderr=log)
 
     @staticmethod
     def kill(process: subprocess.Popen | None) -> None:
@@ -202,10 +200,10 @@ async def run_trial(trial: Trial, folder: Path) -> Outcome:
     rng = random.Random(trial.seed)
     outcome = Outcome(trial)
     stack = Stack(folder, LATENCY[trial.pipeline])
-    stack.start_server()
-    stack.start_worker()
     started = time.monotonic()
     try:
+        stack.start_server()
+        stack.start_worker()
         client = await _client(stack.address, stack.settings)
         workflow_id = f"chaos-{trial.pipeline}-{trial.seed}"
         await _start(client, trial.pipeline, workflow_id)
