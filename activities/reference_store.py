@@ -1,4 +1,5 @@
-"""Reference images of an image run: fetched (or read) once, verified, and kept in the artifact store.
+"""Reference images of an image run: fetched (or read from the CLI's uploads) once, verified, and kept in
+the artifact store under the run.
 
 Its own module, so workflows (which call it by name) never import httpx or Pillow.
 """
@@ -28,11 +29,11 @@ class ReferenceActivities:
         for index, ref in enumerate(request.references):
             try:
                 async with heartbeating(f"fetching reference {index + 1}"):
-                    image = await load_reference(ref, self.allow_private_urls)
+                    image = await load_reference(self.store, ref, index + 1, self.allow_private_urls)
             except BadReference as exc:
                 raise ApplicationError(str(exc), type="BadReference", non_retryable=True) from exc
             except httpx.HTTPError as exc:
-                raise ApplicationError(f"reference {ref!r}: {exc}", type="ReferenceUnavailable") from exc
+                raise ApplicationError(f"reference {index + 1}: {exc}", type="ReferenceUnavailable") from exc
             key = run_key(request.workflow_id, "refs", f"{index:02d}.{image.extension}")
             stored.append(await self.store.put(key, image.data, image.content_type))
         return stored

@@ -1,4 +1,8 @@
-"""Reference images: local files and http(s) URLs, checked before anything uses them.
+"""Reference images: uploads in the artifact store and http(s) URLs, checked before anything uses them.
+
+Local files are the CLI's to read (`read_local`, on the CLI's machine): it uploads them to the artifact
+store, and a workflow gets artifact references. A worker reads only those uploads and guarded URLs
+(`load_reference`), never a path on its own disk.
 
 Guards: 20 MB cap, a timeout, Pillow verification, a decompression-bomb limit, http/https
 only, and no loopback/private/link-local targets (checked after DNS resolution and on every
@@ -21,6 +25,10 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 from PIL import Image
+
+from activities.storage import ArtifactIntegrityError, ArtifactStore, load
+from models.artifacts import ArtifactRef
+from models.image import is_http_url, is_uploaded
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 64 * 1024 * 1024
@@ -162,7 +170,20 @@ async def fetch_url(
     raise BadReference(f"reference {url!r}: more than {MAX_REDIRECTS} redirects")
 
 
-async def load_reference(ref: str, allow_private: bool = False) -> ReferenceImage:
-    if is_url(ref):
+async def load_reference(
+    store: ArtifactStore, ref: ArtifactRef | str, number: int, allow_private: bool = False
+) -> ReferenceImage:
+    """A reference image a workflow named, read by a worker: an uploaded artifact or a guarded http(s) URL.
+
+    Anything else (a path, a file: URL, another run's artifact) is refused with one message that does not
+    depend on what is on the worker's disk or in the store."""
+    if isinstance(ref, str) and is_http_url(ref):
         return await fetch_url(ref, allow_private)
-    return await asyncio.to_thread(read_local, ref)
+    refused = BadReference(f"reference {number}: not an uploaded artifact or an http(s) URL")
+    if not isinstance(ref, ArtifactRef) or not is_uploaded(ref) or not await store.exists(ref.key):
+        raise refused
+    try:
+        data = await load(store, ref)
+    except ArtifactIntegrityError:
+        raise refused from None
+    return verify_image(data, ref.key)

@@ -16,3 +16,11 @@ class ArtifactRef(BaseModel):
     @property
     def extension(self) -> str:
         return self.key.rsplit(".", 1)[-1] if "." in self.key.rsplit("/", 1)[-1] else "bin"
+
+
+REFERENCE_PREFIX = "uploads"  # reference images the CLI uploaded, each under its content address
+
+
+def reference_key(sha256: str, extension: str) -> str:
+    """Where an uploaded reference image lives in the artifact store: `uploads/<sha256>.<ext>`."""
+    return f"{REFERENCE_PREFIX}/{sha256}.{extension}"

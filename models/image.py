@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, Field
+from pydantic import AfterValidator, AliasChoices, BaseModel, Field
 
-from models.artifacts import ArtifactRef
+from models.artifacts import REFERENCE_PREFIX, ArtifactRef
 from models.text import ModelOutput, Prompt
 from models.usage import CostLimit, PaidRequest, Spend, Usage
 
@@ -28,11 +30,36 @@ class ImageOptions(BaseModel):
     format: ImageFormat = "png"
 
 
+_UPLOADED = re.compile(rf"^{REFERENCE_PREFIX}/(?P<sha256>[0-9a-f]{{64}})\.(png|jpg|webp|gif)$")
+
+
+def is_uploaded(ref: ArtifactRef) -> bool:
+    """An artifact reference that names an uploaded reference image, under its own content address."""
+    match = _UPLOADED.match(ref.key)
+    return match is not None and match["sha256"] == ref.sha256
+
+
+def is_http_url(ref: str) -> bool:
+    parts = urlsplit(ref)
+    return parts.scheme.lower() in {"http", "https"} and bool(parts.hostname)
+
+
+def _reference(ref: ArtifactRef | str) -> ArtifactRef | str:
+    """Never a path: the worker's disk is not the caller's (the CLI uploads local files and sends these)."""
+    if (isinstance(ref, ArtifactRef) and is_uploaded(ref)) or (isinstance(ref, str) and is_http_url(ref)):
+        return ref
+    raise ValueError("a reference is an uploaded artifact or an http(s) URL (the CLI uploads local files)")
+
+
+# A reference image as a workflow gets it: an upload in the artifact store (key + sha256) or an http(s) URL.
+Reference = Annotated[ArtifactRef | str, AfterValidator(_reference)]
+
+
 class ImageJob(BaseModel):
     """Input of ImageRefinementWorkflow."""
 
     prompt: Prompt = Field(max_length=8000)
-    references: list[str] = Field(default_factory=list, max_length=8)
+    references: list[Reference] = Field(default_factory=list, max_length=8)
     options: ImageOptions = Field(default_factory=ImageOptions)
     max_iterations: int = Field(default=4, ge=1, le=20)
     threshold: int = Field(default=85, ge=0, le=100)
@@ -43,7 +70,7 @@ class ImageJob(BaseModel):
 
 class StoreReferencesRequest(BaseModel):
     workflow_id: str = Field(validation_alias=AliasChoices("workflow_id", "run_id"))  # the image run
-    references: list[str]
+    references: list[ArtifactRef | str]  # checked again by the activity: a workflow may have been made by anyone
 
 
 class GenerateImageRequest(PaidRequest):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowHandle
 
-from activities.references import BadReference, check_url, is_url, read_local
-from activities.storage import make_store
+from activities.references import BadReference, ReferenceImage, check_url, is_url, read_local
+from activities.storage import ArtifactStore, make_ref, make_store
+from models.artifacts import ArtifactRef, reference_key
 from models.image import ImageJob, ImageJobResult, ImageOptions, LoopState
 from models.settings import Settings
 from starter.common import Pipeline, UsageError, bounded_query, stderr, validated
@@ -23,7 +25,9 @@ from workflows.image_refinement import ImageRefinementWorkflow
 def add_parser(sub: argparse._SubParsersAction) -> None:
     image = sub.add_parser("image", help="run the prompt → image → evaluate → refine loop")
     image.add_argument("prompt")
-    image.add_argument("--refs", nargs="+", default=[], metavar="PATH_OR_URL")
+    image.add_argument(
+        "--refs", nargs="+", default=[], metavar="PATH_OR_URL", help="local files are uploaded to the artifact store"
+    )
     image.add_argument("--quality", choices=["auto", "low", "medium", "high"], default="high")
     image.add_argument("--size", choices=["auto", "1024x1024", "1024x1536", "1536x1024"], default="1024x1024")
     image.add_argument("--background", choices=["auto", "opaque", "transparent"], default=None)
@@ -39,8 +43,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     image.add_argument("--detach", action="store_true", help="start the run and print its workflow id")
 
 
-def image_job(args: argparse.Namespace, settings: Settings) -> ImageJob:
-    """Validate everything the user typed before any workflow starts."""
+Upload = tuple[ArtifactRef, bytes]
+
+
+def local_reference(path: str) -> Upload:
+    """A local reference image, read and verified here, and the artifact reference it is uploaded as:
+    content-addressed, so the same picture is one artifact however often it is sent."""
+    image: ReferenceImage = read_local(path)
+    sha256 = hashlib.sha256(image.data).hexdigest()
+    return make_ref(reference_key(sha256, image.extension), image.data, image.content_type), image.data
+
+
+async def upload(store: ArtifactStore, uploads: list[Upload]) -> None:
+    """Put each local reference in the artifact store the workers read (idempotent: same bytes, same key)."""
+    for ref, data in uploads:
+        if not await store.exists(ref.key):
+            await store.put(ref.key, data, ref.content_type)
+
+
+def image_job(args: argparse.Namespace, settings: Settings) -> tuple[ImageJob, list[Upload]]:
+    """Validate everything the user typed before any workflow starts; local references become the
+    uploads to make (the workflow gets their artifact references, never a path)."""
     if not args.prompt.strip():
         raise UsageError("the prompt is empty")
     if not 1 <= args.max_iterations <= 20:
@@ -52,19 +75,20 @@ def image_job(args: argparse.Namespace, settings: Settings) -> ImageJob:
     background = args.background or ("transparent" if args.format in {"png", "webp"} else "opaque")
     if background == "transparent" and args.format == "jpeg":
         raise UsageError("--background transparent needs --format png or webp")
-    references = []
+    references: list[ArtifactRef | str] = []
+    uploads: list[Upload] = []
     for ref in args.refs:
         try:
             if is_url(ref):
                 check_url(ref, settings.allow_private_urls)
                 references.append(ref)
             else:
-                read_local(ref)
-                references.append(str(Path(ref).expanduser().resolve()))
+                uploads.append(local_reference(ref))
+                references.append(uploads[-1][0])
         except BadReference as exc:
             raise UsageError(str(exc)) from exc
     options = ImageOptions(quality=args.quality, size=args.size, background=background, format=args.format)
-    return validated(
+    job = validated(
         ImageJob,
         prompt=args.prompt.strip(),
         references=references,
@@ -74,6 +98,7 @@ def image_job(args: argparse.Namespace, settings: Settings) -> ImageJob:
         technical_weight=args.technical_weight,
         cost=cost_limit(args, settings, [options], len(references), first=("image", "text")),
     )
+    return job, uploads
 
 
 async def loop_state(handle: WorkflowHandle) -> LoopState | None:
@@ -103,7 +128,8 @@ async def print_result(client: Client, workflow_id: str, settings: Settings, out
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    job = image_job(args, settings)
+    job, uploads = image_job(args, settings)
+    await upload(make_store(settings), uploads)
     return await launch_and_print(args, settings, "image", ImageRefinementWorkflow.run, job, job.prompt, print_result)
 
 

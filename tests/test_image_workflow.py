@@ -15,6 +15,7 @@ from activities.providers.openai_provider import OpenAIProvider
 from activities.storage import LocalStore
 from models.image import ImageJob, ImageJobResult, ImageOptions, LoopState, Phase, StopReason
 from models.settings import SCORING_QUEUE, WORKFLOW_QUEUE, Settings
+from starter.image_cmd import local_reference, upload
 from tests.conftest import eventually, running_workers
 from tests.fake_openai import FakeOpenAI, Fault, png
 from workers.registry import QUEUES, build_workers
@@ -158,8 +159,10 @@ async def test_reference_images_are_stored_once_and_sent_on_iteration_one(time_e
     ref = tmp_path / "style.png"
     ref.write_bytes(png(7))
     fake_openai.script_scores(10, 95)
-    refs_job = job().model_copy(update={"references": [str(ref)]})
     store = LocalStore(tmp_path / "store")
+    uploaded = local_reference(str(ref))  # as the CLI sends it
+    await upload(store, [uploaded])
+    refs_job = job().model_copy(update={"references": [uploaded[0]]})
     result = await run_job(time_env, openai_provider(fake_openai), store, refs_job)
     first, second = (c.body["input"][0]["content"] for c in fake_openai.calls("responses"))
     assert first[1]["type"] == "input_image" and len(second) == 1
@@ -168,12 +171,14 @@ async def test_reference_images_are_stored_once_and_sent_on_iteration_one(time_e
 
 
 async def test_bad_reference_fails_at_once_without_retries(time_env, tmp_path):
-    missing = job().model_copy(update={"references": [str(tmp_path / "gone.png")]})
+    ref = tmp_path / "gone.png"
+    ref.write_bytes(png(4))
+    never_uploaded = job().model_copy(update={"references": [local_reference(str(ref))[0]]})
     with pytest.raises(WorkflowFailureError) as failure:
-        await run_job(time_env, OfflineProvider(), LocalStore(tmp_path), missing)
+        await run_job(time_env, OfflineProvider(), LocalStore(tmp_path / "store"), never_uploaded)
     activity_error = failure.value.cause
     assert activity_error.retry_state.name == "NON_RETRYABLE_FAILURE"
-    assert "gone.png" in str(activity_error.cause) and "no such file" in str(activity_error.cause)
+    assert "reference 1: not an uploaded artifact" in str(activity_error.cause)
 
 
 async def test_technical_score_from_the_scoring_queue_is_combined(time_env, tmp_path):

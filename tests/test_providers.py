@@ -17,6 +17,7 @@ from models.image import ImageJob, ImageOptions
 from models.settings import WORKFLOW_QUEUE, Settings
 from models.usage import Price
 from models.world import WorldJob, WorldState
+from starter.image_cmd import local_reference, upload
 from tests.conftest import atelier_env, free_port, running_workers
 from tests.fake_openai import OPENROUTER_IMAGE_COST, OPENROUTER_TEXT_COST, FakeOpenAI, png
 from workflows.image_refinement import ImageRefinementWorkflow
@@ -76,16 +77,19 @@ async def test_a_world_and_an_image_loop_through_each_provider(time_env, servers
     provider = make_provider(settings)
     reference = tmp_path / "ref.png"
     reference.write_bytes(png(3))
+    store = LocalStore(tmp_path / "store")
+    uploaded = local_reference(str(reference))  # as the CLI sends it
+    await upload(store, [uploaded])
     world = WorldJob(prompt="A river port of bell makers", characters=2, posts_per_character=1, scoring=False)
     loop = ImageJob(
         prompt="a bell foundry at dawn",
-        references=[str(reference)],
+        references=[uploaded[0]],
         options=ImageOptions(background="opaque"),
         max_iterations=2,
         threshold=100,
         technical_weight=0,
     )
-    async with running_workers(time_env.client, provider, LocalStore(tmp_path / "store")):
+    async with running_workers(time_env.client, provider, store):
         made = await time_env.client.execute_workflow(
             WorldWorkflow.run, world, id=f"{mode}-world-{uuid.uuid4().hex[:6]}", task_queue=WORKFLOW_QUEUE
         )
