@@ -139,18 +139,33 @@ def read_local(path: str) -> ReferenceImage:
     return verify_image(data, path)
 
 
+Origin = tuple[str, str, int]  # scheme, host, port
+
+
+def origin(url: str) -> Origin:
+    """A URL's scheme, host (lower case) and port (the scheme's default when none is given)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
+
+
 async def fetch_url(
     url: str,
     allow_private: bool = False,
     timeout: float = FETCH_TIMEOUT_S,
     transport: httpx.AsyncBaseTransport | None = None,
+    trusted: Origin | None = None,
 ) -> ReferenceImage:
     """Download an image URL, re-checking the target on every redirect, connecting to the address that
-    was checked, and capping the size."""
+    was checked, and capping the size.
+
+    `trusted`: an origin (an image endpoint's own scheme, host and port) whose address may be private, for
+    the first hop only: every redirect is checked in full, wherever it points."""
     current = url
     async with httpx.AsyncClient(follow_redirects=False, timeout=timeout, transport=transport) as client:
-        for _ in range(MAX_REDIRECTS + 1):
-            address = await asyncio.to_thread(check_url, current, allow_private)
+        for hop in range(MAX_REDIRECTS + 1):
+            exempt = hop == 0 and trusted is not None and origin(current) == trusted
+            address = await asyncio.to_thread(check_url, current, allow_private or exempt)
             target, headers, extensions = pinned(current, address)
             async with client.stream("GET", target, headers=headers, extensions=extensions) as response:
                 if response.is_redirect:

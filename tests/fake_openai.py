@@ -193,6 +193,7 @@ class FakeOpenAI:
         self.mode = mode
         self.api_key = api_key  # when set, requests with another bearer key get 401
         self.pictures: dict[str, bytes] = {}  # served at /generated-images/<name> (localai)
+        self.picture_redirect: str | None = None  # when set, /generated-images/* answers 302 to it
         self.refuse_text: str | None = None  # picture prompts containing it are refused like `[refuse]` ones
         self.requests: list[Recorded] = []
         self.faults: dict[str, deque[Fault]] = {}
@@ -416,6 +417,12 @@ class FakeOpenAI:
                         self._send(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
                     return
                 name = self.path.rsplit("/", 1)[-1]
+                if "/generated-images/" in self.path and fake.picture_redirect:
+                    self.send_response(302)
+                    self.send_header("location", fake.picture_redirect)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
                 if "/generated-images/" in self.path and name in fake.pictures:
                     data = fake.pictures[name]
                     self.send_response(200)

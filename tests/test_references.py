@@ -114,3 +114,49 @@ async def test_connects_to_the_address_it_checked_even_when_dns_changes_its_answ
         ("https://93.184.216.35/cat.png", "img.example", "img.example"),
     ], "each hop went to the address that was checked, never to a second answer"
     assert asked == ["cdn.example", "img.example"], "one resolution per hop: the check's"
+
+
+@pytest.mark.parametrize("target", ["other-port", "metadata", None])
+async def test_the_endpoints_own_host_is_trusted_for_the_first_hop_only(image_server, target):
+    """A LocalAI on loopback answers a picture URL on its own host and port: that first hop may be private.
+    A redirect from it is checked like any reference URL: another loopback port or the cloud metadata
+    address is refused, never fetched."""
+    from activities.providers.openai_provider import OpenAIProvider
+    from models.image import ImageOptions
+    from models.settings import Settings
+    from tests.fake_openai import FakeOpenAI
+
+    fake = FakeOpenAI("localai")
+    fake.url = fake.start()
+    try:
+        fake.picture_redirect = {"other-port": f"{image_server}/cat.png",
+                                 "metadata": "http://169.254.169.254/latest/meta-data/"}.get(target)  # fmt: skip
+        settings = Settings(LLM_BASE_URL=fake.url, LLM_API_KEY="k", IMAGE_API="images", IMAGE_MODEL="stablediffusion")
+        routes = OpenAIProvider(settings).routes
+        if target is None:
+            made = await routes.images("a cat", ImageOptions(background="opaque"), None)
+            assert made.data == next(iter(fake.pictures.values())), "a direct URL on the endpoint's host works"
+            return
+        with pytest.raises(Exception, match="non-public address") as refused:
+            await routes.images("a cat", ImageOptions(background="opaque"), None)
+        assert (
+            "169.254.169.254" in str(refused.value) if target == "metadata" else image_server[7:] in str(refused.value)
+        )
+    finally:
+        fake.stop()
+
+
+async def test_a_trusted_origin_is_exact_and_only_the_first_hop(image_server):
+    from activities.references import origin
+
+    own = origin(image_server)
+    assert (await fetch_url(f"{image_server}/cat.png", trusted=own)).data == png(3)
+    with pytest.raises(BadReference, match="non-public address"):  # the same origin, but a redirect hop
+        await fetch_url(f"{image_server}/redirect", trusted=own)
+    scheme, host, port = own
+    with pytest.raises(BadReference, match="non-public address"):  # the same host on another port
+        await fetch_url(f"{image_server}/cat.png", trusted=(scheme, host, port + 1))
+    with pytest.raises(BadReference, match="non-public address"):  # another scheme
+        await fetch_url(f"{image_server}/cat.png", trusted=("https", host, port))
+    assert origin("https://Img.Example/v1") == ("https", "img.example", 443)
+    assert origin("http://[::1]:8000/v1") == ("http", "::1", 8000)

@@ -15,7 +15,6 @@ import binascii
 import hashlib
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import openai
 from openai import AsyncOpenAI
@@ -25,7 +24,7 @@ from activities.providers import usage
 from activities.providers.base import GeneratedBytes, ReferenceInput
 from activities.providers.pricing import IMAGE_TOKENS
 from activities.providers.usage import CallNotes
-from activities.references import BadReference, fetch_url
+from activities.references import BadReference, fetch_url, origin
 from models.endpoints import Endpoint
 from models.image import CONTENT_TYPES, ImageOptions
 
@@ -183,10 +182,10 @@ class ImageRoutes:
 
     async def _download(self, url: str, what: str) -> tuple[bytes, str]:
         """A picture the endpoint answered with a URL: fetched like a reference image (checked address, size
-        cap, redirects re-checked); the endpoint's own host may be private (a LocalAI on the LAN)."""
-        own = urlsplit(url).hostname == urlsplit(self.endpoint.url).hostname
+        cap, every redirect re-checked). Only a first hop to the endpoint's own scheme, host and port may be
+        private (a LocalAI on the LAN); a redirect from it is checked like any other URL."""
         try:
-            picture = await fetch_url(url, allow_private=self.allow_private_urls or own)
+            picture = await fetch_url(url, allow_private=self.allow_private_urls, trusted=origin(self.endpoint.url))
         except BadReference as exc:
             raise invalid_output(what, str(exc)) from exc
         return picture.data, picture.content_type
