@@ -103,14 +103,14 @@ class MemeActivities:
 
     @activity.defn(name="publish_meme")
     async def publish(self, image: ArtifactRef) -> Published:
-        """Upload the finished meme under its content address; return where to fetch it."""
+        """Upload the finished meme under its content address; return its key (the link, e.g. a presigned URL,
+        is minted when the result is read: a credential in history would outlive its use)."""
         data = await load(self.store, image)
         key = artifact_key("memes", f"{image.sha256}.png")
         with self.upload.guard():
             async with heartbeating("uploading"):
                 published = await self.store.put(key, data, "image/png")
-                url = await self.store.url(key)
-        return Published(image=published, url=url)
+        return Published(image=published)
 
     @activity.defn(name="meme_cache_lookup")
     async def cache_lookup(self, request: CacheKeyRequest) -> CacheLookup:
@@ -136,8 +136,10 @@ class MemeActivities:
         await self.store.put(cache_entry(cached.key), cached.model_dump_json(indent=2).encode(), "application/json")
 
     @activity.defn(name="meme_url")
-    async def url(self, image: ArtifactRef) -> str:
-        return await self.store.url(image.key)
+    async def url(self, image: ArtifactRef) -> str | None:
+        """Nothing, now: a cached meme's link is minted when the result is read (`meme_link`), not kept in
+        history. Kept for the runs whose workflow code still asks for it."""
+        return None
 
     def storage_steps(self) -> list:
         """The steps that only touch the store: no model call."""

@@ -252,8 +252,8 @@ class CacheLookup(BaseModel):
 
 
 class Published(BaseModel):
-    image: ArtifactRef
-    url: str | None  # presigned URL (MinIO/S3) or file path (local); None when the upload failed
+    image: ArtifactRef  # the public copy, by key: its link is minted when the result is read
+    url: str | None = None  # only in results recorded before: a 7-day presigned URL (MinIO/S3) or a file path
 
 
 class MemeResult(BaseModel):
@@ -268,7 +268,9 @@ class MemeResult(BaseModel):
     refinements: int
     history: list[Draft]
     image: ArtifactRef
-    url: str | None  # None when the upload failed (see upload_error); the image itself is kept
+    # None in new results: the link (presigned URL or file path) is minted from `image.key` when the result is
+    # read (`meme_link`), never kept in history; results recorded before hold one minted when made
+    url: str | None
     cache: Literal["hit", "miss", "bypassed"]
     degraded: str | None = None  # set when the meme had to be made without generated images
     upload_error: str | None = None

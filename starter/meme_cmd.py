@@ -9,7 +9,7 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowHandle
 
 from activities.meme import SCENE_OPTIONS
-from activities.storage import load, make_store, write_atomic
+from activities.storage import ArtifactStore, load, make_store, write_atomic
 from models.meme import FORMAT_NAMES, MemeJob, MemeMetrics, MemeResult, MemeStatus
 from models.settings import Settings
 from starter.common import Pipeline, UsageError, bounded_query, stderr, validated
@@ -66,13 +66,22 @@ async def progress_line(handle: WorkflowHandle) -> str | None:
     return f"{st.phase.value.lower().replace('_', ' ')} · drafts {st.drafts}{best}{spent}"
 
 
+async def meme_link(store: ArtifactStore, result: MemeResult) -> str | None:
+    """Where to fetch the published meme, minted now (a presigned URL on MinIO/S3, valid 7 days from now; a
+    path on the local store): results keep only its key. None when the upload failed."""
+    if result.upload_error is not None:
+        return None
+    return await store.url(result.image.key)
+
+
 async def print_result(client: Client, workflow_id: str, settings: Settings, out: Path | None) -> int:
     handle = client.get_workflow_handle_for(MemeWorkflow.run, workflow_id)
     result: MemeResult = await follow(client, handle, progress_line)
     out_dir = out or settings.data_dir / "out" / workflow_id
     path = (out_dir / "meme.png").resolve()
-    write_atomic(path, await load(make_store(settings), result.image))
-    payload = result.model_dump(mode="json") | {"file": str(path)}
+    store = make_store(settings)
+    write_atomic(path, await load(store, result.image))
+    payload = result.model_dump(mode="json") | {"url": await meme_link(store, result), "file": str(path)}
     write_atomic(out_dir / "result.json", json.dumps(payload, indent=2).encode())
     print(json.dumps(payload, indent=2))
     timeline = " → ".join(f"{phase.lower().replace('_', ' ')} {ms} ms" for phase, ms in result.metrics.phase_ms.items())

@@ -57,7 +57,8 @@ async def test_refinement_runs_out_and_keeps_the_best_draft(time_env, tmp_path):
     assert all(d.relevance is not None for d in result.history), "the scoring queue measured topic relevance"
     assert result.history[1].panels != result.history[0].panels
     assert set(result.metrics.phase_ms) >= {"GENERATING_TEXT", "SCORING", "REFINING", "GENERATING_IMAGE", "UPLOADING"}
-    with Image.open(result.url) as image:
+    assert result.url is None, "the link is minted when the result is read"
+    with Image.open(await LocalStore(tmp_path).url(result.image.key)) as image:
         assert image.size == FORMATS[MemeFormat.DRAKE].canvas
     assert result.usage.images == 2 and result.usage.models["offline"].calls == 3 + 3 + 2  # write, judge ×3; two scenes
 
@@ -148,7 +149,7 @@ async def test_image_outage_degrades_to_a_plain_background(time_env, fake_openai
     assert "2 of 2 pictures" in result.degraded and result.usage.images == 0
     assert result.cache == "miss" and result.panels in [d.panels for d in result.history]
     assert len(fake_openai.calls("responses")) <= 2 * 3 + 2, "the image breaker stopped the hammering"
-    with Image.open(result.url) as image:
+    with Image.open(await LocalStore(tmp_path).url(result.image.key)) as image:
         assert image.size == (1024, 1024)
 
 

@@ -13,7 +13,7 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -22,13 +22,19 @@ from models.settings import Settings
 
 
 def data_converter(settings: Settings) -> DataConverter:
-    """pydantic payloads, encrypted when ATELIER_CODEC_KEY is set."""
+    """pydantic payloads, encrypted when ATELIER_CODEC_KEY is set; then failures' messages and stack traces
+    (model output, reference URLs, refusal reasons) are moved into an encoded payload too, so history
+    keeps only "Encoded failure" in plain text. Plain failures recorded before still decode."""
     if settings.codec_key is None:
         return pydantic_data_converter
     from workers.codec import EncryptionCodec, parse_key
 
     codec = EncryptionCodec(parse_key(settings.codec_key.get_secret_value()))
-    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 # Buckets that fit what each histogram measures (the SDK's default buckets are milliseconds).
