@@ -18,11 +18,13 @@ with workflow.unsafe.imports_passed_through():
         persona_text,
         safe_username,
     )
-    from workflows.failures import failure
+    from workflows.failures import failure, stop_if_cancelled
     from workflows.options import metered_call, scoring_call, text_call
     from workflows.world_accounts import WorldAccounts
     from workflows.world_context import WorldContext
 
+# Runs from before this patch failed the world when the near-copy check failed (no scoring worker).
+NEAR_COPIES_OPTIONAL_PATCH = "near-copy-check-optional"
 DUPLICATE_SIMILARITY = 0.9
 REGENERATION_ATTEMPTS = 2
 
@@ -35,6 +37,7 @@ class Casting:
         self.cast: list[CharacterSummary] = []  # everyone made so far, as later batches see them
         self.seeds: list[CharacterSeed] = []
         self.taken: set[str] = set()  # usernames in use
+        self.checking = ctx.job.scoring  # near-copies checked on the scoring queue (off once it failed)
 
     async def batch(self, index: int) -> list[CharacterSeed] | None:
         """The next batch's new characters ([] when the batch failed, recorded); None when the budget
@@ -66,6 +69,7 @@ class Casting:
                 self.accounts.book("text", -1)  # not made
                 break
             except ActivityError as err:  # the batch is lost, near-copy regenerations included
+                stop_if_cancelled(err)
                 self.status.failures.append(failure(f"characters/batch {index + 1}", err))
                 return []
             new = batch.characters[:wanted]
@@ -93,13 +97,22 @@ class Casting:
     async def _near_copies(self, kept: list[CharacterSeed], new: list[CharacterSeed]) -> set[int]:
         """Indexes of `new` characters that are near-copies of an earlier one (scoring queue)."""
         earlier = self.seeds + kept
-        if not self.ctx.job.scoring or len(earlier) + len(new) < 2:
+        if not self.checking or len(earlier) + len(new) < 2:
             return set()
         texts = [persona_text(s) for s in earlier + new]
-        found = await workflow.execute_activity(
-            "near_duplicates",
-            NearDuplicatesRequest(texts=texts, threshold=DUPLICATE_SIMILARITY),
-            result_type=NearDuplicates,
-            **scoring_call(f"world · near-duplicate check of {len(new)} new"),
-        )
+        try:
+            found = await workflow.execute_activity(
+                "near_duplicates",
+                NearDuplicatesRequest(texts=texts, threshold=DUPLICATE_SIMILARITY),
+                result_type=NearDuplicates,
+                **scoring_call(f"world · near-duplicate check of {len(new)} new"),
+            )
+        except ActivityError as err:
+            stop_if_cancelled(err)
+            if not workflow.patched(NEAR_COPIES_OPTIONAL_PATCH):
+                raise
+            # scoring is optional: the characters are kept unchecked, and the world says so
+            self.status.failures.append(failure("characters/near-copy check", err))
+            self.checking = False  # no point asking again for every batch
+            return set()
         return {pair.second - len(earlier) for pair in found.pairs if pair.second >= len(earlier)}

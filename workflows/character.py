@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
         profile_text,
     )
     from workflows import console
-    from workflows.failures import failure, refusal
+    from workflows.failures import failure, refusal, stop_if_cancelled
     from workflows.inputs import parse_input
     from workflows.options import call_kind, image_call, metered_call, scoring_call, storage_call, text_call
     from workflows.world_progress import WorldProgress
@@ -87,6 +87,7 @@ class CharacterWorkflow:
             self._used = self._used.plus(CallUsage.one(kind, -1))  # not made: the call is not counted
             self._result.failures.append(failure(step, err))
         except ActivityError as err:
+            stop_if_cancelled(err)
             self._result.failures.append(failure(step, err))
             if refused is not None and (said := refusal(err)):
                 refused.append(said[0])
@@ -148,6 +149,7 @@ class CharacterWorkflow:
                 WorldActivities.write_character_manifest, manifest, **storage_call(f"@{seed.username} · manifest")
             )
         except ActivityError as err:  # storage is failing for good: the world reports it
+            stop_if_cancelled(err)
             result.failures.append(failure(f"{seed.username}/manifest", err))
         result.calls, result.usage = self._used, self._ledger.usage
         self._show()
@@ -172,6 +174,7 @@ class CharacterWorkflow:
                 **scoring_call(f"@{detail.username} · consistency of {len(self._contents)} posts"),
             )
         except ActivityError as err:
+            stop_if_cancelled(err)
             self._result.failures.append(failure(f"{detail.username}/consistency", err))
             return None
         return round(sum(similar.values) / len(similar.values), 4)
@@ -202,30 +205,36 @@ class CharacterWorkflow:
         total, arc, previous = job.seed.posts_count, None, []
         writing: list[asyncio.Task[None]] = []
         batch_index = 0
-        while len(previous) < total:
-            count = min(job.post_batch_size, total - len(previous))
-            batch = await self._call(
-                f"{detail.username}/post batch {batch_index + 1}",
-                WorldActivities.post_batch,
-                PostBatchRequest(
-                    world_id=job.world_id,
-                    world_text=job.world_text,
-                    character=detail,
-                    batch_index=batch_index,
-                    count=count,
-                    previous=previous,
-                    narrative_arc=arc,
-                ),
-                **text_call(f"@{detail.username} · post batch {batch_index + 1}"),
-            )
-            if batch is None:
-                break
-            arc = arc or batch.narrative_arc
-            ideas = batch.posts[:count]
-            start = len(previous) + 1
-            writing.append(asyncio.create_task(self._write_batch(detail, manifest, start, ideas, arc)))
-            previous += [PostSummary(number=start + i, topic=x.topic, brief=x.brief) for i, x in enumerate(ideas)]
-            batch_index += 1
+        try:
+            while len(previous) < total:
+                count = min(job.post_batch_size, total - len(previous))
+                batch = await self._call(
+                    f"{detail.username}/post batch {batch_index + 1}",
+                    WorldActivities.post_batch,
+                    PostBatchRequest(
+                        world_id=job.world_id,
+                        world_text=job.world_text,
+                        character=detail,
+                        batch_index=batch_index,
+                        count=count,
+                        previous=previous,
+                        narrative_arc=arc,
+                    ),
+                    **text_call(f"@{detail.username} · post batch {batch_index + 1}"),
+                )
+                if batch is None:
+                    break
+                arc = arc or batch.narrative_arc
+                ideas = batch.posts[:count]
+                start = len(previous) + 1
+                writing.append(asyncio.create_task(self._write_batch(detail, manifest, start, ideas, arc)))
+                previous += [PostSummary(number=start + i, topic=x.topic, brief=x.brief) for i, x in enumerate(ideas)]
+                batch_index += 1
+        except BaseException:  # cancelled while planning: the posts being written stop too
+            for task in writing:
+                task.cancel()
+            await asyncio.gather(*writing, return_exceptions=True)
+            raise
         await asyncio.gather(*writing)
         if len(previous) < total:
             missing = total - len(previous)

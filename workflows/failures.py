@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.exceptions import ApplicationError, FailureError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from models.world import Failure
+
+# A cancel reaches a step as its activity's or child's failure (an ActivityError whose cause is a
+# cancellation); runs from before this patch recorded it as a failed step and went on to the next one.
+CANCEL_PATCH = "cancel-stops-the-run"
+
+
+def stop_if_cancelled(err: BaseException) -> None:
+    """Raise `err` on when it is a cancellation: a cancel stops the run, it is never a failed step to go on
+    from (spending after it is what the user asked to stop)."""
+    if is_cancelled_exception(err) and workflow.patched(CANCEL_PATCH):
+        raise err
 
 
 def failure_cause(err: BaseException) -> str:

@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from models.usage import BudgetExhausted, Ledger
     from workflows import console
     from workflows.character import BUDGET_PATCH
-    from workflows.failures import failure_cause
+    from workflows.failures import failure_cause, stop_if_cancelled
     from workflows.inputs import parse_input
     from workflows.meme_judging import judge
     from workflows.meme_pictures import scene_pictures
@@ -151,6 +151,7 @@ class MemeWorkflow:
                 MemeActivities.publish, rendered, **storage_call("meme · upload", 2)
             )
         except ActivityError as err:  # the meme exists (rendered); only its public copy is missing
+            stop_if_cancelled(err)
             upload_error = failure_cause(err)
             published = Published(image=rendered, url=None)
         result = MemeResult(
@@ -194,6 +195,7 @@ class MemeWorkflow:
                 MemeActivities.cache_save, cached, **storage_call("meme · save to cache")
             )
         except ActivityError as err:
+            stop_if_cancelled(err)
             workflow.logger.warning("meme cache not saved: %s", err.cause or err)
 
     async def _from_cache(self, job: MemeJob, meme_id: str, hit: CachedMeme) -> MemeResult:

@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         transcript_lines,
     )
     from models.usage import Ledger, Metered
-    from workflows.failures import failure_cause
+    from workflows.failures import failure_cause, stop_if_cancelled
     from workflows.options import scoring_call, storage_call, text_call
     from workflows.turn_stream import TurnStream
 
@@ -106,6 +106,7 @@ class PostChain:
         try:
             result = await call
         except ActivityError as err:
+            stop_if_cancelled(err)
             cause = failure_cause(err)
             turn.record(phase, f"failed: {cause}", elapsed_ms(started), f"{degraded} ({phase.value} failed: {cause})")
             return None
@@ -245,6 +246,7 @@ class PostChain:
                 acts.archive_turn, record, **storage_call(f"turn {number} · archive", deadline=archive_wait)
             )
         except ActivityError as err:  # the reply still goes out, saying what is missing
+            stop_if_cancelled(err)
             cause = failure_cause(err)
             note = f"archiving failed ({cause}): later turns cannot retrieve this one"
             turn.degraded.append(note)

@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.casting import Casting
     from workflows.character import BUDGET_PATCH
     from workflows.character_runs import CharacterRuns
-    from workflows.failures import failure
+    from workflows.failures import failure, stop_if_cancelled
     from workflows.inputs import parse_input
     from workflows.options import image_call, metered_call, storage_call, text_call
     from workflows.world_accounts import WorldAccounts
@@ -172,6 +172,7 @@ class WorldWorkflow:
                 self._accounts.book("image", -1)  # not made
                 self._status.failures.append(failure(f"world/{kind}", err))
             except ActivityError as err:
+                stop_if_cancelled(err)
                 self._status.failures.append(failure(f"world/{kind}", err))
             self._refresh_calls()
 
@@ -188,17 +189,23 @@ class WorldWorkflow:
         runs = CharacterRuns(ctx, self._accounts, st)
         running: list[asyncio.Task[None]] = []
         job = ctx.job
-        for index in range(math.ceil(job.characters / job.character_batch_size)):
-            fresh = await casting.batch(index)
-            if fresh is None:
-                break
-            for seed in fresh:
-                self._cast.append(seed.username)
-                st.characters.planned += 1
-                st.posts.planned += seed.posts_count
-                st.images.planned += 1 if job.images else 0
-                running.append(asyncio.create_task(self._character(runs, seed, results)))
-            self._refresh_calls()
+        try:
+            for index in range(math.ceil(job.characters / job.character_batch_size)):
+                fresh = await casting.batch(index)
+                if fresh is None:
+                    break
+                for seed in fresh:
+                    self._cast.append(seed.username)
+                    st.characters.planned += 1
+                    st.posts.planned += seed.posts_count
+                    st.images.planned += 1 if job.images else 0
+                    running.append(asyncio.create_task(self._character(runs, seed, results)))
+                self._refresh_calls()
+        except BaseException:  # cancelled while casting: the characters already started stop too
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            raise
         self._phase("characters", PhaseState.COMPLETED if casting.cast else PhaseState.FAILED)
         await asyncio.gather(*running)
         if st.characters.planned and not st.characters.created:
