@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
         profile_text,
     )
     from workflows import console
-    from workflows.failures import failure, refusal, stop_if_cancelled
+    from workflows.failures import cancel_started, failure, refusal, stop_if_cancelled
     from workflows.inputs import parse_input
     from workflows.options import call_kind, image_call, metered_call, scoring_call, storage_call, text_call
     from workflows.world_progress import WorldProgress
@@ -231,9 +231,7 @@ class CharacterWorkflow:
                 previous += [PostSummary(number=start + i, topic=x.topic, brief=x.brief) for i, x in enumerate(ideas)]
                 batch_index += 1
         except BaseException:  # cancelled while planning: the posts being written stop too
-            for task in writing:
-                task.cancel()
-            await asyncio.gather(*writing, return_exceptions=True)
+            await cancel_started(writing)
             raise
         await asyncio.gather(*writing)
         if len(previous) < total:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, FailureError, is_cancelled_exception
 
@@ -18,6 +20,13 @@ def stop_if_cancelled(err: BaseException) -> None:
     from (spending after it is what the user asked to stop)."""
     if is_cancelled_exception(err) and workflow.patched(CANCEL_PATCH):
         raise err
+
+
+async def cancel_started(tasks: list) -> None:
+    """Cancel the tasks a cancelled step had started (characters, posts being written) and wait for them."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def failure_cause(err: BaseException) -> str:

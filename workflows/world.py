@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.casting import Casting
     from workflows.character import BUDGET_PATCH
     from workflows.character_runs import CharacterRuns
-    from workflows.failures import failure, stop_if_cancelled
+    from workflows.failures import cancel_started, failure, stop_if_cancelled
     from workflows.inputs import parse_input
     from workflows.options import image_call, metered_call, storage_call, text_call
     from workflows.world_accounts import WorldAccounts
@@ -202,9 +202,7 @@ class WorldWorkflow:
                     running.append(asyncio.create_task(self._character(runs, seed, results)))
                 self._refresh_calls()
         except BaseException:  # cancelled while casting: the characters already started stop too
-            for task in running:
-                task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
+            await cancel_started(running)
             raise
         self._phase("characters", PhaseState.COMPLETED if casting.cast else PhaseState.FAILED)
         await asyncio.gather(*running)
