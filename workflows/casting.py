@@ -19,7 +19,8 @@ with workflow.unsafe.imports_passed_through():
         safe_username,
     )
     from workflows.failures import failure, stop_if_cancelled
-    from workflows.options import metered_call, scoring_call, text_call
+    from workflows.metering import metered_call
+    from workflows.options import scoring_call, text_call
     from workflows.world_accounts import WorldAccounts
     from workflows.world_context import WorldContext
 

@@ -37,7 +37,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows import console
     from workflows.failures import cancel_started, failure, refusal, stop_if_cancelled
     from workflows.inputs import parse_input
-    from workflows.options import call_kind, image_call, metered_call, scoring_call, storage_call, text_call
+    from workflows.metering import call_kind, metered_call
+    from workflows.options import image_call, scoring_call, storage_call, text_call
     from workflows.world_progress import WorldProgress
 
 

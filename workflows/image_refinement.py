@@ -32,7 +32,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.character import BUDGET_PATCH
     from workflows.failures import failure_cause, refusal
     from workflows.inputs import parse_input
-    from workflows.options import image_call, metered_call, scoring_call, storage_call, text_call
+    from workflows.metering import metered_call
+    from workflows.options import image_call, scoring_call, storage_call, text_call
 
 
 SCORING_DEGRADES_PATCH = "technical-score-optional"

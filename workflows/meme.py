@@ -36,7 +36,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.inputs import parse_input
     from workflows.meme_judging import judge
     from workflows.meme_pictures import scene_pictures
-    from workflows.options import metered_call, storage_call, text_call
+    from workflows.metering import metered_call
+    from workflows.options import storage_call, text_call
 
 VERIFY_FIXES = 2  # rewrites allowed for text that fails verification, on top of the refinements
 

@@ -14,7 +14,8 @@ with workflow.unsafe.imports_passed_through():
     from models.meme import Draft, JudgeRequest, MemeFormat, MemeJob, combine_score
     from models.scoring import Similarities, TextPairsRequest
     from models.usage import Ledger
-    from workflows.options import metered_call, scoring_call, text_call
+    from workflows.metering import metered_call
+    from workflows.options import scoring_call, text_call
 
 RELEVANCE_WAIT = timedelta(seconds=20)  # how long the topic relevance waits for a scoring worker
 

@@ -14,7 +14,8 @@ with workflow.unsafe.imports_passed_through():
     from models.meme import FORMATS, Draft, MemeFormat, MemeJob, SceneRequest, scene_size
     from models.usage import BudgetExhausted, Ledger
     from workflows.failures import failure_cause
-    from workflows.options import image_call, metered_call
+    from workflows.metering import metered_call
+    from workflows.options import image_call
 
 
 async def scene_pictures(

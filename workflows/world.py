@@ -39,7 +39,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.character_runs import CharacterRuns
     from workflows.failures import cancel_started, failure, stop_if_cancelled
     from workflows.inputs import parse_input
-    from workflows.options import image_call, metered_call, storage_call, text_call
+    from workflows.metering import metered_call
+    from workflows.options import image_call, storage_call, text_call
     from workflows.world_accounts import WorldAccounts
     from workflows.world_context import WorldContext
 
