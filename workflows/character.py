@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
 
 
 BUDGET_PATCH = "budget-waits-for-calls-in-flight"
+BY_KIND_PATCH = "character-budget-by-kind"  # a spent image allowance no longer refuses text calls (#27 item 7)
 
 
 @workflow.defn
@@ -54,14 +55,24 @@ class CharacterWorkflow:
         self._result: CharacterResult | None = None
         self._progress = WorldProgress("", 0)
         self._contents: list[str] = []
+        self._by_kind = False  # runs since BY_KIND_PATCH: each kind of call has its own allowance
 
     def _book(self, kind: str) -> bool:
-        """Count one call against this character's call allowance; False (and remembered) when it is spent."""
+        """Count one call against this character's call allowance; False (and remembered) when it is spent.
+        Each kind runs out on its own, as the world's calls do (`WorldAccounts.book`): a character whose
+        image calls are spent still writes its text posts (dollars are the ledger's to refuse, per call, in
+        `metered_call`). Runs from before the patch refused every call once either kind, or the dollars,
+        had run out."""
         assert self._job and self._result
         used, allowance = self._used.plus(CallUsage.one(kind)), self._job.allowance
-        self._result.budget_exhausted |= (
-            used.llm_calls > allowance.llm_calls or used.image_calls > allowance.image_calls
-        )
+        over = used.llm_calls > allowance.llm_calls or used.image_calls > allowance.image_calls
+        if self._by_kind:
+            if over:
+                self._result.budget_exhausted = True
+                return False
+            self._used = used
+            return True
+        self._result.budget_exhausted |= over
         self._used = self._used if self._result.budget_exhausted else used
         return not self._result.budget_exhausted
 
@@ -116,6 +127,7 @@ class CharacterWorkflow:
     async def run(self, raw: dict[str, Any]) -> CharacterResult:
         job = parse_input(CharacterJob, raw)
         self._job = job
+        self._by_kind = workflow.patched(BY_KIND_PATCH)
         self._progress = WorldProgress(job.seed.username, job.seed.posts_count)
         self._ledger = Ledger(job.cost, settling=job.cost is not None and workflow.patched(BUDGET_PATCH))
         seed = job.seed
