@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
 
 HAND_OVER_PATCH = "continue-as-new-at-a-hard-bound"
 END_AFTER_HAND_OVER_PATCH = "answer-carried-messages-before-ending"
+CARRIED_FIRST_PATCH = "carried-messages-queued-before-handlers"
 
 
 def valid_start(raw: dict[str, Any]) -> ConversationStart | None:
@@ -58,6 +59,13 @@ class ConversationWorkflow:
         self._stream = TurnStream(WorkflowStream(prior_state=start.stream if start else None))
         self._chain = PostChain(ConversationStart().config, self._ledger, self._stream)
         self._asks: dict[int, str] = {}  # message number → the id of the `ask` update waiting on it
+        # The messages a hand-over carried are queued before any handler of this run: they were sent before
+        # whatever reaches the new run, and the mailbox's bound counts them. Runs from before the patch
+        # queued them in `run`, after the first handlers had run.
+        self._carried_queued = bool(start and start.pending) and workflow.patched(CARRIED_FIRST_PATCH)
+        if start and self._carried_queued:
+            for text in start.pending:
+                self._mailbox.tell(text)
 
     # --- messages ----------------------------------------------------------------------------------
     @workflow.update
@@ -129,8 +137,9 @@ class ConversationWorkflow:
         self._chain = PostChain(start.config, self._ledger, self._stream)
         st = self._state = start.state or ConversationState(conversation_id=workflow.info().workflow_id)
         self._chain.progress.turns_total = st.turns_total
-        for text in start.pending:
-            self._mailbox.tell(text)
+        if not self._carried_queued:
+            for text in start.pending:
+                self._mailbox.tell(text)
         self._show(st)
         turns_this_run = 0
         mailbox = self._mailbox
