@@ -77,6 +77,24 @@ def turn_text(turn: TurnRecord) -> str:
     return f"User: {turn.user}\nAssistant: {turn.reply}"
 
 
+def doc_passages(stored: bytes) -> tuple[list[Passage], torch.Tensor]:
+    """A stored knowledge document's chunks as passages, and their vectors (parsing: run off the loop)."""
+    doc = KnowledgeDoc.model_validate_json(stored)
+    passages = [
+        Passage(source="kb", ref=f"{doc.doc_id}#{c.index}", title=doc.name, text=c.text, score=0) for c in doc.chunks
+    ]
+    return passages, torch.tensor([c.embedding for c in doc.chunks])
+
+
+def best_passages(candidates: list[Passage], blocks: list[torch.Tensor], query: torch.Tensor, k: int) -> list[Passage]:
+    """The `k` candidates most similar to the query, above MIN_SCORE (tensor work: run off the loop)."""
+    scores = (torch.cat(blocks) @ query).tolist()
+    ranked = sorted(zip(scores, range(len(candidates)), strict=True), reverse=True)
+    return [
+        candidates[i].model_copy(update={"score": round(score, 4)}) for score, i in ranked[:k] if score >= MIN_SCORE
+    ]
+
+
 class KnowledgeActivities:
     def __init__(self, store: ArtifactStore, embedder: TextEmbedder) -> None:
         self.store = store
@@ -124,12 +142,7 @@ class KnowledgeActivities:
         """One document's chunks and vectors, read once: a doc id names its content, so a key never changes."""
         if (cached := self._docs.get(key)) is not None:
             return cached
-        doc = KnowledgeDoc.model_validate_json(await self.store.read(key))
-        passages = [
-            Passage(source="kb", ref=f"{doc.doc_id}#{c.index}", title=doc.name, text=c.text, score=0)
-            for c in doc.chunks
-        ]
-        return self._docs.put(key, (passages, torch.tensor([c.embedding for c in doc.chunks])))
+        return self._docs.put(key, await asyncio.to_thread(doc_passages, await self.store.read(key)))
 
     async def _turn_text(self, key: str) -> str:
         """An archived turn as text, read once (a turn's record is final when archived)."""
@@ -161,13 +174,7 @@ class KnowledgeActivities:
                 return Retrieved(passages=[], searched_turns=0, searched_chunks=0)
             blocks.append(await self._embed([p.text for p in candidates[chunk_count:]]))
             query = (await self._embed([request.query]))[0]
-            scores = (torch.cat(blocks) @ query).tolist()
-        ranked = sorted(zip(scores, range(len(candidates)), strict=True), reverse=True)
-        passages = [
-            candidates[i].model_copy(update={"score": round(score, 4)})
-            for score, i in ranked[: request.k]
-            if score >= MIN_SCORE
-        ]
+            passages = await asyncio.to_thread(best_passages, candidates, blocks, query, request.k)
         return Retrieved(passages=passages, searched_turns=len(earlier), searched_chunks=chunk_count)
 
     def activities(self) -> list:

@@ -140,23 +140,29 @@ class LocalStore:
         return await asyncio.to_thread(self._path(key).read_bytes)
 
     async def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        return await asyncio.to_thread(self._path(key).is_file)
 
     async def url(self, key: str) -> str:
         return str(self._path(key))
 
-    async def keys(self, prefix: str) -> list[str]:
+    def _keys(self, prefix: str) -> list[str]:
         folder = self._path(prefix)
         root = self.root.resolve()
         files = folder.rglob("*") if folder.is_dir() else []
         return sorted(str(f.relative_to(root)) for f in files if f.is_file() and not f.name.startswith("."))
 
-    async def delete(self, key: str) -> bool:
+    async def keys(self, prefix: str) -> list[str]:
+        return await asyncio.to_thread(self._keys, prefix)  # a folder walk: off the event loop
+
+    def _delete(self, key: str) -> bool:
         path = self._path(key)
         if not path.is_file():
             return False
         path.unlink()
         return True
+
+    async def delete(self, key: str) -> bool:
+        return await asyncio.to_thread(self._delete, key)
 
 
 class S3Store:

@@ -23,6 +23,7 @@ from tests.conftest import TEST_SERVER, running_workers
 from workflows.conversation import ConversationWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
 from workflows.meme import MemeWorkflow
+from workflows.options import HEARTBEAT_TIMEOUT
 from workflows.world import WorldWorkflow
 
 
@@ -42,11 +43,11 @@ class FailingStore(LocalStore):
 
 
 class SlowStore(LocalStore):
-    """Images take longer to store than the 8 s heartbeat timeout."""
+    """Images take longer to store than the heartbeat timeout."""
 
     async def put(self, key, data, content_type):
         if content_type.startswith("image/"):
-            await asyncio.sleep(10)
+            await asyncio.sleep(HEARTBEAT_TIMEOUT.total_seconds() + 2)
         return await super().put(key, data, content_type)
 
 

@@ -10,7 +10,7 @@ from temporalio.worker import Worker
 
 from activities.breaker import Breakers
 from activities.conversation import ConversationActivities
-from activities.heartbeat import HeartbeatThroughout
+from activities.heartbeat import HEARTBEAT_EVERY_S, HeartbeatThroughout
 from activities.image import ImageActivities
 from activities.meme import MemeActivities
 from activities.meme_render import RenderActivities
@@ -37,8 +37,27 @@ WORKFLOWS = [
 ]
 QUEUES = (WORKFLOW_QUEUE, TEXT_QUEUE, IMAGE_QUEUE, STORAGE_QUEUE, SCORING_QUEUE)
 SHUTDOWN_MARGIN_S = 15  # past a request's timeout: reading the reply, storing the picture
-SHUTDOWN_S = {STORAGE_QUEUE: 60, SCORING_QUEUE: 60}  # a put or a scoring batch finishes well within this
+SHUTDOWN_S = 60  # a put or a scoring batch finishes well within this
 STICKY_TIMEOUT = timedelta(seconds=3)
+SCORING_SLOTS = 4  # batched PyTorch calls at once in one scoring worker
+# Every beat reaches the server within this (the SDK would wait 0.8 x the heartbeat timeout): the
+# heartbeat timeout's slack is then all the time a stall may take.
+HEARTBEAT_THROTTLE = timedelta(seconds=HEARTBEAT_EVERY_S)
+
+
+def activity_worker(client: Client, queue: str, activities: list, settings: Settings, **options: Any) -> Worker:
+    """A worker for `queue`'s activities: heartbeats from every activity's first line to its last, sent on
+    promptly, and a graceful shutdown long enough for the queue's calls in flight."""
+    return Worker(
+        client,
+        task_queue=queue,
+        activities=activities,
+        graceful_shutdown_timeout=graceful_shutdown(queue, settings),
+        interceptors=[HeartbeatThroughout()],
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        **options,
+    )
 
 
 def provider_activities(provider: GuardedProvider, store: ArtifactStore, settings: Settings) -> dict[str, list]:
@@ -88,7 +107,7 @@ def graceful_shutdown(queue: str, settings: Settings) -> timedelta:
     still waiting on a rate limit have sent nothing; the new workers take them."""
     if queue in (TEXT_QUEUE, IMAGE_QUEUE):
         return timedelta(seconds=settings.llm_timeout_s + SHUTDOWN_MARGIN_S)
-    return timedelta(seconds=SHUTDOWN_S[queue])
+    return timedelta(seconds=SHUTDOWN_S)
 
 
 def paid_call_worker(
@@ -98,14 +117,13 @@ def paid_call_worker(
     which the Temporal server enforces across every worker polling the queue."""
     kind = "image" if queue == IMAGE_QUEUE else "text"
     rpm = settings.rpm(kind)
-    return Worker(
+    return activity_worker(
         client,
-        task_queue=queue,
-        activities=activities,
+        queue,
+        activities,
+        settings,
         max_concurrent_activities=settings.image_concurrency if kind == "image" else settings.text_concurrency,
         max_task_queue_activities_per_second=rpm / 60 if rpm else None,
-        graceful_shutdown_timeout=graceful_shutdown(queue, settings),
-        interceptors=[HeartbeatThroughout()],
         **versioning,
     )
 
@@ -144,14 +162,8 @@ def build_workers(
                 workers.append(paid_call_worker(client, queue, by_queue[queue], settings, versioning))
         if STORAGE_QUEUE in queues:
             workers.append(
-                Worker(
-                    client,
-                    task_queue=STORAGE_QUEUE,
-                    activities=by_queue[STORAGE_QUEUE],
-                    max_concurrent_activities=32,
-                    graceful_shutdown_timeout=graceful_shutdown(STORAGE_QUEUE, settings),
-                    interceptors=[HeartbeatThroughout()],
-                    **versioning,
+                activity_worker(
+                    client, STORAGE_QUEUE, by_queue[STORAGE_QUEUE], settings, max_concurrent_activities=32, **versioning
                 )
             )
     if SCORING_QUEUE in queues:
@@ -161,13 +173,12 @@ def build_workers(
         scoring = ScoringActivities(store, settings)
         knowledge = KnowledgeActivities(store, scoring.models.text)
         workers.append(
-            Worker(
+            activity_worker(
                 client,
-                task_queue=SCORING_QUEUE,
-                activities=scoring.activities() + knowledge.activities(),
-                max_concurrent_activities=4,
-                graceful_shutdown_timeout=graceful_shutdown(SCORING_QUEUE, settings),
-                interceptors=[HeartbeatThroughout()],
+                SCORING_QUEUE,
+                scoring.activities() + knowledge.activities(),
+                settings,
+                max_concurrent_activities=SCORING_SLOTS,
                 **versioning,
             )
         )

@@ -13,8 +13,10 @@ with workflow.unsafe.imports_passed_through():
     from models.settings import IMAGE_QUEUE, MAX_CALL_DEADLINE_S, SCORING_QUEUE, STORAGE_QUEUE, TEXT_QUEUE
 
 # Every activity heartbeats every 2 s for as long as it runs (the workers' HeartbeatThroughout
-# interceptor); a worker that dies is noticed after 8 s and its call retried about a second later.
-HEARTBEAT_TIMEOUT = timedelta(seconds=8)
+# interceptor), and the workers send each beat on within 2 s (an explicit throttle: the SDK's default is
+# 0.8 x the timeout). An attempt survives ~18 s without a beat (a busy event loop, a slow disk); a worker
+# that dies is noticed after 20 s and its call retried about a second later.
+HEARTBEAT_TIMEOUT = timedelta(seconds=20)
 STORAGE_DEADLINE = timedelta(minutes=10)  # a storage step still failing after this is reported, not retried
 # One attempt of a paid call may wait on the provider's rate limit (heartbeating) up to the worker's
 # per-call deadline; a hung request is cut by the client timeout, a dead worker by the heartbeat timeout.
