@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field, computed_field
 from temporalio.exceptions import ApplicationError
@@ -101,6 +102,22 @@ class Usage(BaseModel):
         if self.unpriced_models:
             line += f" (no price for {', '.join(self.unpriced_models)})"
         return line
+
+
+USAGE_DETAIL = "atelier_usage"  # the key under which a failure's details and heartbeats carry usage so far
+
+
+def usage_detail(usage: Usage) -> dict[str, Any]:
+    """Usage as a failure detail or heartbeat field (plain JSON: it decodes without type hints)."""
+    return {USAGE_DETAIL: usage.model_dump(mode="json", include={"models"})}
+
+
+def usage_in(details: Sequence[Any] | None) -> Usage | None:
+    """The usage a failure's details (or heartbeat details) carry, the last one found; None when none do."""
+    for item in reversed(details or ()):
+        if isinstance(item, dict) and isinstance(item.get(USAGE_DETAIL), dict):
+            return Usage.model_validate(item[USAGE_DETAIL])
+    return None
 
 
 class Metered(BaseModel, Generic[V]):

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.usage import Ledger, Metered
     from workflows.failures import failure_cause, stop_if_cancelled
+    from workflows.metering import booked
     from workflows.options import scoring_call, storage_call, text_call
     from workflows.turn_stream import TurnStream
 
@@ -122,8 +123,9 @@ class PostChain:
         summary: Callable[[R], str],
         degraded: str,
     ) -> R | None:
-        """A model phase on the provider queue; its usage goes into the ledger."""
-        call = workflow.execute_activity_method(activity, request, **phase_call(step(turn, phase)))
+        """A model phase on the provider queue; its usage, every attempt's (a phase that failed too), goes into
+        the ledger."""
+        call = booked(self.ledger, workflow.execute_activity_method(activity, request, **phase_call(step(turn, phase))))
         metered = await self._run(turn, phase, call, lambda m: summary(m.value), degraded)
         return self.ledger.take(metered) if metered else None
 
