@@ -154,7 +154,7 @@ class ConversationConfig(BaseModel):
     keep_recent: int = Field(default=6, ge=1, le=50)  # turns kept in full; older ones become summary lines
     search_again: int = Field(default=1, ge=0, le=3)  # extra Experience passes Understanding may ask for
     top_k: int = Field(default=4, ge=1, le=20)
-    retrieval_wait_s: int = Field(default=20, ge=1, le=600)  # for a scoring worker; then Experience degrades
+    retrieval_wait_s: int = Field(default=20, ge=1, le=600)  # the search, on a busy scoring worker; then degraded
     archive_wait_s: int = Field(default=60, ge=1, le=3600)  # storage failing longer: reply says archiving failed
     stream: bool = True  # publish each turn to the conversation's Workflow Stream (subscribers see it written)
 

@@ -64,7 +64,9 @@ class ImageJob(BaseModel):
     max_iterations: int = Field(default=4, ge=1, le=20)
     threshold: int = Field(default=85, ge=0, le=100)
     technical_weight: float = Field(default=0.25, ge=0, le=1)  # share of the technical score in each score
-    scoring_wait_s: int = Field(default=60, ge=1, le=3600)  # for a scoring worker; then fidelity alone, noted
+    # the technical score, queued behind a busy scoring worker and run; then fidelity alone, noted (with no
+    # scoring worker polling, at once)
+    scoring_wait_s: int = Field(default=300, ge=1, le=3600)
     cost: CostLimit | None = None  # a dollar budget for the whole run
 
 

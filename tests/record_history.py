@@ -10,12 +10,14 @@ server, as `searchable-*.json`.
 Besides each pipeline's happy path the corpus holds the paths that matter for replay: a dollar budget
 running out (calls waiting on reservations in flight), a cancelled loop, a world with failed steps, a
 conversation handing over with messages queued and ending during it, an image loop without a scoring worker,
-a picture refused by the provider's safety system, a conversation streamed to a subscriber.
+a picture refused by the provider's safety system, a conversation streamed to a subscriber, a world without a
+scoring worker, a world cancelled while casting.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import sys
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -35,7 +37,7 @@ from activities.providers import Provider
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.storage import LocalStore, artifact_key
-from models.conversation import ConversationConfig, ConversationStart, IngestDoc, IngestJob
+from models.conversation import ConversationConfig, ConversationStart, ConversationState, IngestDoc, IngestJob
 from models.image import ImageJob, ImageOptions, StopReason
 from models.meme import MemeJob
 from models.search_attributes import at_start
@@ -264,6 +266,52 @@ async def record_image_no_scoring(rec: Recording) -> None:
     await save(handle)
 
 
+async def record_world_no_scoring(rec: Recording) -> None:
+    """No scoring worker: the near-copy and consistency checks are skipped, saying so (patched)."""
+    job = WorldJob(prompt="A salt-flat railway town", characters=3, posts_per_character=2, images=False)
+    async with rec.workers(queues=tuple(q for q in QUEUES if q != SCORING_QUEUE)):
+        handle = await rec.client.start_workflow(
+            WorldWorkflow.run, job, **rec.start("world", "recorded-world-no-scoring")
+        )
+        result = await handle.result()
+    assert any(f.step == "characters/near-copy check" for f in result.status.failures), result.status.failures
+    await save_world(rec.client, handle)
+
+
+async def record_world_cancelled(rec: Recording) -> None:
+    """A world cancelled while its characters are cast: no paid call after the cancel (patched)."""
+    job = WorldJob(prompt="A reef town of divers", characters=6, posts_per_character=2, images=False, scoring=False)
+    async with rec.workers(OfflineProvider(latency_s=0.5)):
+        handle = await rec.client.start_workflow(
+            WorldWorkflow.run, job, **rec.start("world", "recorded-world-cancelled")
+        )
+        while (await handle.query(WorldWorkflow.status)).phases["characters"] != "IN_PROGRESS":
+            await asyncio.sleep(0.05)
+        await handle.cancel()
+        with contextlib.suppress(WorkflowFailureError):  # a cancelled world ends CANCELLED
+            await handle.result()
+    assert (await handle.describe()).status.name == "CANCELED"
+    await save(handle)
+
+
+async def record_conversation_carried(rec: Recording) -> None:
+    """A run started as a hand-over starts one, two told messages carried: they are queued before any
+    handler runs and answered first, then an ask (patched)."""
+    workflow_id = "recorded-conversation-carried"
+    state = ConversationState(conversation_id=workflow_id, turns_total=1, runs=2)
+    pending = ["Carried 1: my kite is red.", "Carried 2: my boat is green."]
+    start = ConversationStart(config=ConversationConfig(), state=state, pending=pending)
+    async with rec.workers():
+        handle = await rec.client.start_workflow(
+            ConversationWorkflow.run, start, **rec.start("conversation", workflow_id)
+        )
+        reply = await handle.execute_update(ConversationWorkflow.ask, "What colour is my boat?")
+        await handle.signal(ConversationWorkflow.end)
+        history = await handle.result()
+    assert reply.turn == 4 and history.turns_total == 4, (reply.turn, history.turns_total)
+    await save(handle)
+
+
 async def record_conversation_hand_over(rec: Recording) -> None:
     """A hand-over with messages queued (told, and one asked), then `end` during the next hand-over: every
     run's history (the carried messages are answered before the conversation closes)."""
@@ -333,6 +381,9 @@ RECORDERS = {
     "conversation-hand-over": record_conversation_hand_over,
     "image-refused": record_image_refused,
     "conversation-streamed": record_conversation_streamed,
+    "world-no-scoring": record_world_no_scoring,
+    "world-cancelled": record_world_cancelled,
+    "conversation-carried": record_conversation_carried,
 }
 
 

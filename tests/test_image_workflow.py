@@ -208,6 +208,7 @@ async def test_technical_score_from_the_scoring_queue_is_combined(time_env, tmp_
     ]
     queues = {a.activity_type.name: a.task_queue.name for a in scheduled}
     assert queues == {
+        "require_pollers": "atelier-storage",  # is a scoring worker there?
         "score_images": "atelier-scoring",
         "generate_image": "atelier-images",
         "evaluate_image": "atelier-text",

@@ -13,9 +13,12 @@ from temporalio.worker import Replayer
 
 from tests.record_history import free_name
 from workers.registry import WORKFLOWS
-from workflows.character import BUDGET_PATCH
-from workflows.conversation import END_AFTER_HAND_OVER_PATCH, HAND_OVER_PATCH
+from workflows.casting import NEAR_COPIES_OPTIONAL_PATCH
+from workflows.character import BUDGET_PATCH, BY_KIND_PATCH
+from workflows.conversation import CARRIED_FIRST_PATCH, END_AFTER_HAND_OVER_PATCH, HAND_OVER_PATCH
+from workflows.failures import CANCEL_PATCH
 from workflows.image_refinement import REFUSAL_PATCH, SCORING_DEGRADES_PATCH
+from workflows.scoring import POLLERS_PATCH
 from workflows.turn_stream import STREAM_PATCH
 from workflows.world_progress import PROGRESS_PATCH
 
@@ -27,6 +30,11 @@ PATCHES = (
     SCORING_DEGRADES_PATCH,
     REFUSAL_PATCH,
     STREAM_PATCH,
+    CANCEL_PATCH,
+    NEAR_COPIES_OPTIONAL_PATCH,
+    BY_KIND_PATCH,
+    CARRIED_FIRST_PATCH,
+    POLLERS_PATCH,
 )
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))

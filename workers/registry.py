@@ -15,6 +15,7 @@ from activities.image import ImageActivities
 from activities.meme import MemeActivities
 from activities.meme_render import RenderActivities
 from activities.providers.guarded import GuardedProvider
+from activities.queue_pollers import require_pollers
 from activities.reference_store import ReferenceActivities
 from activities.storage import ArtifactStore
 from activities.world import WorldActivities
@@ -96,6 +97,7 @@ def provider_activities(provider: GuardedProvider, store: ArtifactStore, setting
             world.write_world_manifest,
             *meme.storage_steps(),
             conversation.archive_turn,
+            require_pollers,
         ],
     }
 

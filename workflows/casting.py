@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.failures import failure, stop_if_cancelled
     from workflows.metering import metered_call
     from workflows.options import scoring_call, text_call
+    from workflows.scoring import ScoringQueue
     from workflows.world_accounts import WorldAccounts
     from workflows.world_context import WorldContext
 
@@ -39,6 +40,7 @@ class Casting:
         self.seeds: list[CharacterSeed] = []
         self.taken: set[str] = set()  # usernames in use
         self.checking = ctx.job.scoring  # near-copies checked on the scoring queue (off once it failed)
+        self.scoring = ScoringQueue()
 
     async def batch(self, index: int) -> list[CharacterSeed] | None:
         """The next batch's new characters ([] when the batch failed, recorded); None when the budget
@@ -102,7 +104,7 @@ class Casting:
             return set()
         texts = [persona_text(s) for s in earlier + new]
         try:
-            found = await workflow.execute_activity(
+            found = await self.scoring.execute(
                 "near_duplicates",
                 NearDuplicatesRequest(texts=texts, threshold=DUPLICATE_SIMILARITY),
                 result_type=NearDuplicates,

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.inputs import parse_input
     from workflows.metering import call_kind, metered_call
     from workflows.options import image_call, scoring_call, storage_call, text_call
+    from workflows.scoring import ScoringQueue
     from workflows.world_progress import WorldProgress
 
 
@@ -180,7 +181,7 @@ class CharacterWorkflow:
         assert self._result
         persona = profile_text(detail)
         try:
-            similar = await workflow.execute_activity(
+            similar = await ScoringQueue().execute(
                 "text_similarity",
                 TextPairsRequest(texts=self._contents, references=[persona] * len(self._contents)),
                 result_type=Similarities,

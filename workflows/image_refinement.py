@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.inputs import parse_input
     from workflows.metering import metered_call
     from workflows.options import image_call, scoring_call, storage_call, text_call
+    from workflows.scoring import ScoringQueue
 
 
 SCORING_DEGRADES_PATCH = "technical-score-optional"
@@ -112,7 +113,7 @@ class ImageRefinementWorkflow:
         if job.technical_weight == 0:
             verdict = await evaluation
         else:
-            technical = workflow.execute_activity(
+            technical = self._scoring.execute(
                 "score_images",
                 ScoreImagesRequest(images=[image]),
                 result_type=ImageScores,
@@ -172,6 +173,7 @@ class ImageRefinementWorkflow:
         job = parse_input(ImageJob, raw)
         workflow_id = workflow.info().workflow_id
         self._ledger = Ledger(job.cost, settling=job.cost is not None and workflow.patched(BUDGET_PATCH))
+        self._scoring = ScoringQueue()
         state = self._state = LoopState(max_iterations=job.max_iterations, threshold=job.threshold, prompt=job.prompt)
         iterations: list[Iteration] = []
         refusals: list[Refusal] = []

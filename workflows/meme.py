@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.meme_pictures import scene_pictures
     from workflows.metering import metered_call
     from workflows.options import storage_call, text_call
+    from workflows.scoring import ScoringQueue
 
 VERIFY_FIXES = 2  # rewrites allowed for text that fails verification, on top of the refinements
 
@@ -48,6 +49,7 @@ class MemeWorkflow:
         self._status = MemeStatus()
         self._metrics = MemeMetrics()
         self._ledger = Ledger()
+        self._scoring = ScoringQueue()
         self._phase_started: datetime | None = None
 
     # --- queries -------------------------------------------------------------------------------
@@ -257,7 +259,7 @@ class MemeWorkflow:
             else:
                 self._enter(MemePhase.SCORING)
                 try:
-                    await judge(self._ledger, job, fmt, draft, self._status.drafts)
+                    await judge(self._ledger, self._scoring, job, fmt, draft, self._status.drafts)
                     self._metrics.scores.append(draft.score)  # type: ignore[arg-type]
                     self._status.best_score = max(self._metrics.scores)
                 except BudgetExhausted:

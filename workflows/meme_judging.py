@@ -16,24 +16,27 @@ with workflow.unsafe.imports_passed_through():
     from models.usage import Ledger
     from workflows.metering import metered_call
     from workflows.options import scoring_call, text_call
+    from workflows.scoring import ScoringQueue
 
-RELEVANCE_WAIT = timedelta(seconds=20)  # how long the topic relevance waits for a scoring worker
+RELEVANCE_DEADLINE = timedelta(minutes=1)  # the topic relevance, queued behind a busy scoring worker and run
 
 
-async def judge(ledger: Ledger, job: MemeJob, fmt: MemeFormat, draft: Draft, number: int) -> None:
+async def judge(
+    ledger: Ledger, scoring: ScoringQueue, job: MemeJob, fmt: MemeFormat, draft: Draft, number: int
+) -> None:
     """Score draft `number`: the LLM judge ∥ topic relevance from the scoring queue (skipped when no scoring
-    worker answers in time)."""
+    worker polls it, or it fails)."""
     judged = metered_call(
         ledger,
         MemeActivities.judge_text,
         JudgeRequest(topic=job.topic, format=fmt, panels=draft.panels),
         **text_call(f"meme · judge draft {number}"),
     )
-    similar = workflow.execute_activity(
+    similar = scoring.execute(
         "text_similarity",
         TextPairsRequest(texts=[" ".join(draft.panels)], references=[job.topic]),
         result_type=Similarities,
-        **scoring_call(f"meme · topic relevance of draft {number}", RELEVANCE_WAIT)
+        **scoring_call(f"meme · topic relevance of draft {number}", RELEVANCE_DEADLINE)
         | {"retry_policy": RetryPolicy(maximum_attempts=2)},
     )
     verdict, relevance = await asyncio.gather(judged, similar, return_exceptions=True)

@@ -21,7 +21,7 @@ STORAGE_DEADLINE = timedelta(minutes=10)  # a storage step still failing after t
 # One attempt of a paid call may wait on the provider's rate limit (heartbeating) up to the worker's
 # per-call deadline; a hung request is cut by the client timeout, a dead worker by the heartbeat timeout.
 PAID_ATTEMPT_LIMIT = timedelta(seconds=MAX_CALL_DEADLINE_S)
-SCORING_WAIT = timedelta(seconds=60)  # for a scoring worker to pick a call up (a busy one batches within this)
+SCORING_DEADLINE = timedelta(minutes=10)  # a scoring call, queued behind a busy worker's batches and run
 
 
 def _paid_call(queue: str, attempts: int, summary: str) -> dict[str, Any]:
@@ -68,15 +68,16 @@ def storage_call(summary: str, minutes: int = 5, deadline: timedelta = STORAGE_D
     }
 
 
-def scoring_call(summary: str, wait: timedelta = SCORING_WAIT) -> dict[str, Any]:
-    """Options for an activity on the scoring queue (batched PyTorch work). Scoring is optional: a deployment
-    may run no scoring worker, so a call waits only `wait` to be picked up, then fails and the pipeline goes
-    on without its score (noted)."""
+def scoring_call(summary: str, deadline: timedelta = SCORING_DEADLINE) -> dict[str, Any]:
+    """Options for an activity on the scoring queue (batched PyTorch work), run through
+    `workflows.scoring.ScoringQueue`, which first asks whether any scoring worker polls (scoring is
+    optional). A busy worker is waited for: the call, queued and run, takes at most `deadline`; then it
+    fails and the pipeline goes on without its score (noted)."""
     return {
         "summary": summary,
         "task_queue": SCORING_QUEUE,
-        "schedule_to_start_timeout": wait,
-        "start_to_close_timeout": timedelta(minutes=5),
+        "schedule_to_close_timeout": deadline,
+        "start_to_close_timeout": min(deadline, timedelta(minutes=5)),
         "heartbeat_timeout": HEARTBEAT_TIMEOUT,
         "retry_policy": RetryPolicy(
             initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1), maximum_attempts=5

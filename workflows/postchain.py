@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.failures import failure_cause, stop_if_cancelled
     from workflows.metering import booked
     from workflows.options import scoring_call, storage_call, text_call
+    from workflows.scoring import ScoringQueue
     from workflows.turn_stream import TurnStream
 
 R = TypeVar("R")
@@ -54,7 +55,7 @@ def phase_call(summary: str) -> dict:
 
 
 def experience_call(summary: str, wait_s: int) -> dict:
-    """The scoring queue, but only `wait_s` for a scoring worker to pick the search up."""
+    """The scoring queue, with `wait_s` for the search, queued behind a busy scoring worker and run."""
     return scoring_call(summary, timedelta(seconds=wait_s)) | {
         "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=PHASE_ATTEMPTS),
     }
@@ -97,6 +98,7 @@ class PostChain:
         self.config = config
         self.ledger = ledger
         self.stream = stream
+        self.scoring = ScoringQueue()
         self.progress = Progress()
 
     async def _run(
@@ -133,7 +135,7 @@ class PostChain:
         request = RetrieveRequest(
             conversation_id=st.conversation_id, query=query, before_turn=st.turns_total + 1, k=self.config.top_k
         )
-        call = workflow.execute_activity(
+        call = self.scoring.execute(
             "retrieve_passages",
             request,
             result_type=Retrieved,
