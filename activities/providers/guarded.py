@@ -2,7 +2,9 @@
 
 Guarded: each call waits behind its kind's rate-limit gate (a 429 waits and tries again) and goes
 through its circuit breaker. Instrumented: a span, metrics, priced usage and a call-log line.
-Each call returns `Metered`: the reply with what the call used, priced, for the activity to hand on.
+Each call returns `Metered`: the reply with what the call used, priced, for the activity to hand on;
+what every call used, failed ones included, also goes into the activity's heartbeats (`heartbeat.spent`),
+and a call's cap is what is left of it once the activity's earlier attempts are paid for (`cap_left`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.breaker import Breakers
+from activities.heartbeat import cap_left, spent
 from activities.learned_limits import LimitLearner, last_headers
 from activities.providers import usage
 from activities.providers.base import GeneratedBytes, Provider, ReferenceInput, T, TextStream
@@ -142,6 +145,7 @@ class GuardedProvider:
                 entry |= {"tokens": [used.input_tokens, used.output_tokens], "images": used.images}
                 entry["cost_usd"] = used.estimated_cost_usd
                 entry["cost_source"] = notes.cost_source
+                spent(used)  # carried to the next attempt and in this attempt's failure
                 describe_span(span, entry["ms"], used)
                 await self.log.write(entry)
                 count_call(call, entry["provider"], entry["ok"], entry["ms"], used)
@@ -158,7 +162,13 @@ class GuardedProvider:
         return await self._record(
             f"structured:{schema.__name__}",
             lambda notes: self.inner.structured(
-                schema, instructions, prompt, context, max_cost_usd, notes, **({"stream": stream} if stream else {})
+                schema,
+                instructions,
+                prompt,
+                context,
+                cap_left(max_cost_usd),
+                notes,
+                **({"stream": stream} if stream else {}),
             ),
         )
 
@@ -173,7 +183,7 @@ class GuardedProvider:
         return await self._record(
             "generate_image",
             lambda notes: self.inner.generate_image(
-                prompt, options, references, previous_response_id, max_cost_usd, notes
+                prompt, options, references, previous_response_id, cap_left(max_cost_usd), notes
             ),
         )
 
@@ -182,11 +192,15 @@ class GuardedProvider:
     ) -> Metered[Evaluation]:
         return await self._record(
             "evaluate_image",
-            lambda notes: self.inner.evaluate_image(image, content_type, prompt, max_cost_usd, notes),
+            lambda notes: self.inner.evaluate_image(image, content_type, prompt, cap_left(max_cost_usd), notes),
         )
 
     async def refine_prompt(self, request: RefinePromptRequest) -> Metered[RefinedPrompt]:
-        return await self._record("refine_prompt", lambda notes: self.inner.refine_prompt(request, notes))
+        def refine(notes: usage.CallNotes) -> Coroutine[Any, Any, RefinedPrompt]:
+            capped = request.model_copy(update={"max_cost_usd": cap_left(request.max_cost_usd)})
+            return self.inner.refine_prompt(capped, notes)
+
+        return await self._record("refine_prompt", refine)
 
 
 def _scheduled_at() -> float:
