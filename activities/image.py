@@ -6,7 +6,9 @@ from temporalio import activity
 
 from activities.heartbeat import heartbeating
 from activities.providers import ReferenceInput
+from activities.providers.base import GeneratedBytes
 from activities.providers.guarded import GuardedProvider
+from activities.purchases import Spool, bought_once
 from activities.storage import ArtifactStore, load, run_key
 from models.image import (
     EvaluateImageRequest,
@@ -20,20 +22,24 @@ from models.usage import Metered
 
 
 class ImageActivities:
-    def __init__(self, provider: GuardedProvider, store: ArtifactStore) -> None:
+    def __init__(self, provider: GuardedProvider, store: ArtifactStore, spool: Spool) -> None:
         self.provider = provider
         self.store = store
+        self.spool = spool  # pictures bought but not yet stored
 
     @activity.defn(name="generate_image")
     async def generate_image(self, request: GenerateImageRequest) -> Metered[GeneratedImage]:
         references = [ReferenceInput(await load(self.store, r), r.content_type) for r in request.references]
-        async with heartbeating(f"generating image {request.iteration}"):
-            called = await self.provider.generate_image(
-                request.prompt, request.options, references, request.previous_response_id, request.max_cost_usd
-            )
         key = run_key(request.workflow_id, f"iteration-{request.iteration:02d}.{request.options.format}")
+
+        async def buy() -> Metered[GeneratedBytes]:
+            async with heartbeating(f"generating image {request.iteration}"):
+                return await self.provider.generate_image(
+                    request.prompt, request.options, references, request.previous_response_id, request.max_cost_usd
+                )
+
+        called, image = await bought_once(self.spool, self.store, key, buy)
         result = called.value
-        image = await self.store.put(key, result.data, result.content_type)
         generated = GeneratedImage(
             image=image,
             response_id=result.response_id,

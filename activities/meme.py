@@ -14,7 +14,9 @@ from temporalio import activity
 
 from activities.breaker import CircuitBreaker
 from activities.heartbeat import heartbeating
+from activities.providers.base import GeneratedBytes
 from activities.providers.guarded import GuardedProvider
+from activities.purchases import Spool, bought_once
 from activities.storage import ArtifactIntegrityError, ArtifactStore, artifact_key, load, run_key
 from models.artifacts import ArtifactRef
 from models.image import ImageOptions
@@ -60,9 +62,12 @@ def cache_entry(key: str) -> str:
 
 
 class MemeActivities:
-    def __init__(self, provider: GuardedProvider, store: ArtifactStore, upload: CircuitBreaker, models: str) -> None:
+    def __init__(
+        self, provider: GuardedProvider, store: ArtifactStore, spool: Spool, upload: CircuitBreaker, models: str
+    ) -> None:
         self.provider = provider
         self.store = store
+        self.spool = spool  # pictures bought but not yet stored
         self.upload = upload
         self.models = models  # provider and model names: part of the cache key
 
@@ -96,10 +101,14 @@ class MemeActivities:
     @activity.defn(name="generate_meme_scene")
     async def generate_scene(self, request: SceneRequest) -> Metered[ArtifactRef]:
         options = SCENE_OPTIONS.model_copy(update={"size": request.size})
-        async with heartbeating(f"scene {request.index}"):
-            called = await self.provider.generate_image(request.prompt, options, [], None, request.max_cost_usd)
         key = run_key(request.meme_id, f"scene-{request.index}.png")
-        return called.carrying(await self.store.put(key, called.value.data, called.value.content_type))
+
+        async def buy() -> Metered[GeneratedBytes]:
+            async with heartbeating(f"scene {request.index}"):
+                return await self.provider.generate_image(request.prompt, options, [], None, request.max_cost_usd)
+
+        called, stored = await bought_once(self.spool, self.store, key, buy)
+        return called.carrying(stored)
 
     @activity.defn(name="publish_meme")
     async def publish(self, image: ArtifactRef) -> Published:

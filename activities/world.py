@@ -12,7 +12,9 @@ from temporalio import activity
 from activities import gallery
 from activities.heartbeat import heartbeating
 from activities.prompts import render
+from activities.providers.base import GeneratedBytes
 from activities.providers.guarded import GuardedProvider
+from activities.purchases import Spool, bought_once
 from activities.storage import ArtifactStore, load, world_key
 from models.artifacts import ArtifactRef
 from models.image import ImageOptions
@@ -64,9 +66,10 @@ def _opaque(options: ImageOptions) -> ImageOptions:
 
 
 class WorldActivities:
-    def __init__(self, provider: GuardedProvider, store: ArtifactStore) -> None:
+    def __init__(self, provider: GuardedProvider, store: ArtifactStore, spool: Spool) -> None:
         self.provider = provider
         self.store = store
+        self.spool = spool  # pictures bought but not yet stored
 
     async def _json(self, key: str, model: BaseModel) -> ArtifactRef:
         return await self.store.put(key, model.model_dump_json(indent=2).encode(), "application/json")
@@ -74,9 +77,13 @@ class WorldActivities:
     async def _image(
         self, key: str, prompt: str, options: ImageOptions, max_cost_usd: float | None
     ) -> Metered[ArtifactRef]:
-        async with heartbeating(f"image {key}"):
-            called = await self.provider.generate_image(prompt, options, [], None, max_cost_usd)
-        return called.carrying(await self.store.put(key, called.value.data, called.value.content_type))
+
+        async def buy() -> Metered[GeneratedBytes]:
+            async with heartbeating(f"image {key}"):
+                return await self.provider.generate_image(prompt, options, [], None, max_cost_usd)
+
+        called, stored = await bought_once(self.spool, self.store, key, buy)
+        return called.carrying(stored)
 
     @activity.defn(name="describe_world")
     async def describe_world(self, request: WorldPromptRequest) -> Metered[Described]:

@@ -15,6 +15,7 @@ from activities.image import ImageActivities
 from activities.meme import MemeActivities
 from activities.meme_render import RenderActivities
 from activities.providers.guarded import GuardedProvider
+from activities.purchases import Spool, spool_folder
 from activities.queue_pollers import require_pollers
 from activities.reference_store import ReferenceActivities
 from activities.storage import ArtifactStore
@@ -63,11 +64,12 @@ def activity_worker(client: Client, queue: str, activities: list, settings: Sett
 
 def provider_activities(provider: GuardedProvider, store: ArtifactStore, settings: Settings) -> dict[str, list]:
     """The activities that need the provider or the store, by the queue they run on."""
-    image = ImageActivities(provider, store)
-    world = WorldActivities(provider, store)
+    spool = Spool(spool_folder(settings.data_dir))
+    image = ImageActivities(provider, store, spool)
+    world = WorldActivities(provider, store, spool)
     breakers = getattr(provider, "breakers", None) or Breakers.from_settings(settings)
     models = "offline" if provider.name == "offline" else f"{provider.name}:{settings.llm_model}:{settings.image_model}"
-    meme = MemeActivities(provider, store, breakers.upload, models)
+    meme = MemeActivities(provider, store, spool, breakers.upload, models)
     conversation = ConversationActivities(provider, store)
     return {
         TEXT_QUEUE: [
