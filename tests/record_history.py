@@ -312,6 +312,32 @@ async def record_conversation_carried(rec: Recording) -> None:
     await save(handle)
 
 
+async def record_conversation_failed_attempts(rec: Recording) -> None:
+    """A reply's Action phase malformed on all three attempts, through the real openai SDK: the turn
+    completes degraded and the failed attempts' usage is booked (patched)."""
+    from activities.providers.openai_provider import OpenAIProvider
+    from models.settings import Settings
+    from tests.fake_openai import FakeOpenAI, Fault
+
+    fake = FakeOpenAI()
+    url = fake.start()
+    try:
+        fake.fail("chat", *(Fault(malformed=True) for _ in range(9)))
+        provider = OpenAIProvider(Settings(LLM_BASE_URL=url, LLM_API_KEY="test-key", LLM_TIMEOUT_S=10))
+        start = ConversationStart(config=ConversationConfig())
+        async with rec.workers(provider):
+            handle = await rec.client.start_workflow(
+                ConversationWorkflow.run, start, **rec.start("conversation", "recorded-conversation-failed-attempts")
+            )
+            reply = await handle.execute_update(ConversationWorkflow.ask, "I keep three beehives on my roof.")
+            await handle.signal(ConversationWorkflow.end)
+            await handle.result()
+    finally:
+        fake.stop()
+    assert reply.degraded, "the Action phase was meant to fail"
+    await save(handle)
+
+
 async def record_conversation_hand_over(rec: Recording) -> None:
     """A hand-over with messages queued (told, and one asked), then `end` during the next hand-over: every
     run's history (the carried messages are answered before the conversation closes)."""
@@ -384,6 +410,7 @@ RECORDERS = {
     "world-no-scoring": record_world_no_scoring,
     "world-cancelled": record_world_cancelled,
     "conversation-carried": record_conversation_carried,
+    "conversation-failed-attempts": record_conversation_failed_attempts,
 }
 
 
