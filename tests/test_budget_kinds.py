@@ -13,6 +13,7 @@ from models.world import (
     CallUsage,
     CharacterJob,
     CharacterManifest,
+    CharacterResult,
     CharacterSeed,
     PostDetail,
     WorldJob,
@@ -50,23 +51,28 @@ SEED = CharacterSeed(
 )
 
 
-async def test_a_character_out_of_image_calls_still_writes_its_text_posts(time_env, tmp_path):
-    provider, store = Counting(), LocalStore(tmp_path)
-    # text calls: profile + 4 post batches + 8 posts = 13; one image call: the avatar takes it
+async def run_character(env, provider: Counting, store: LocalStore, allowance: CallUsage) -> CharacterResult:
+    """SEED's character, in posts batches of 2, within `allowance` (pictures only when it has image calls)."""
     job = CharacterJob(
         world_id="world-kinds",
         world_text="A harbour town lit by tide-powered lamps.",
         visual_style="ink and watercolour",
         seed=SEED,
-        images=True,
+        images=allowance.image_calls > 0,
         scoring=False,
         post_batch_size=2,
-        allowance=CallUsage(llm_calls=13, image_calls=1),
+        allowance=allowance,
     )
-    async with running_workers(time_env.client, provider, store):
-        result = await time_env.client.execute_workflow(
+    async with running_workers(env.client, provider, store):
+        return await env.client.execute_workflow(
             CharacterWorkflow.run, job, id=f"character-{uuid.uuid4().hex[:8]}", task_queue=WORKFLOW_QUEUE
         )
+
+
+async def test_a_character_out_of_image_calls_still_writes_its_text_posts(time_env, tmp_path):
+    provider, store = Counting(), LocalStore(tmp_path)
+    # text calls: profile + 4 post batches + 8 posts = 13; one image call: the avatar takes it
+    result = await run_character(time_env, provider, store, CallUsage(llm_calls=13, image_calls=1))
     manifest = CharacterManifest.model_validate_json(await load(store, result.manifest))
     planned_images = sum(1 for p in manifest.posts if p.idea.has_image)
     assert planned_images > 0, "the storyline plans post images (else this test measures nothing)"
@@ -88,20 +94,7 @@ async def test_a_character_out_of_image_calls_still_writes_its_text_posts(time_e
 async def test_a_character_out_of_text_calls_stops_its_text_posts_there(time_env, tmp_path):
     """The text allowance still binds: with 5 text calls (profile, 2 batches, 2 posts) the rest is refused."""
     provider, store = Counting(), LocalStore(tmp_path)
-    job = CharacterJob(
-        world_id="world-kinds",
-        world_text="A harbour town lit by tide-powered lamps.",
-        visual_style="ink and watercolour",
-        seed=SEED,
-        images=False,
-        scoring=False,
-        post_batch_size=2,
-        allowance=CallUsage(llm_calls=5, image_calls=0),
-    )
-    async with running_workers(time_env.client, provider, store):
-        result = await time_env.client.execute_workflow(
-            CharacterWorkflow.run, job, id=f"character-{uuid.uuid4().hex[:8]}", task_queue=WORKFLOW_QUEUE
-        )
+    result = await run_character(time_env, provider, store, CallUsage(llm_calls=5, image_calls=0))
     assert result.budget_exhausted
     assert len(provider.texts) == result.calls.llm_calls == 5
     assert 0 < result.posts_created < SEED.posts_count
