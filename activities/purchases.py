@@ -4,7 +4,8 @@ An image activity buys a picture and stores it. When storing fails (the store is
 stopped after the provider answered), Temporal retries the activity; without this, the retry would buy the
 picture again. `bought_once` spools the purchase (bytes, content type, usage) under the activity's own
 identity before storing it, so a retry on the same machine stores the spooled picture instead of asking the
-provider, and the purchase's usage is booked once.
+provider, and the purchase's usage is booked once. What no attempt came back for (the activity failed for
+good, its run was cancelled) is swept when a worker starts, a week on.
 """
 
 from __future__ import annotations
@@ -13,23 +14,31 @@ import asyncio
 import hashlib
 import json
 import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio import activity
 
-from activities.heartbeat import earlier_usage
+from activities.heartbeat import earlier_usage, spent
 from activities.providers.base import GeneratedBytes
 from activities.storage import ArtifactStore, write_atomic
 from models.artifacts import ArtifactRef
 from models.usage import Metered, Usage
 
+KEPT_FOR_S = 7 * 24 * 3600  # an activity's retries are long over by then
+
+
+def calls(usage: Usage) -> int:
+    return sum(row.calls for row in usage.models.values())
+
 
 @dataclass(frozen=True)
 class Spooled:
     picture: GeneratedBytes
-    usage: Usage
+    usage: Usage  # what the purchase used
+    through: int  # the activity's provider calls, all attempts, once it was bought (the attempt's first call)
 
 
 class Spool:
@@ -49,7 +58,7 @@ class Spool:
             return None
         about = json.loads(meta.read_text())
         picture = GeneratedBytes(path.read_bytes(), about["content_type"], about["response_id"], about["note"])
-        return Spooled(picture, Usage.model_validate(about["usage"]))
+        return Spooled(picture, Usage.model_validate(about["usage"]), int(about.get("through", 0)))
 
     def _save(self, path: Path, spooled: Spooled) -> None:
         picture = spooled.picture
@@ -58,6 +67,7 @@ class Spool:
             "response_id": picture.response_id,
             "note": picture.note,
             "usage": json.loads(spooled.usage.model_dump_json()),
+            "through": spooled.through,
         }
         write_atomic(path, picture.data)
         write_atomic(path.with_suffix(".json"), json.dumps(about).encode())  # last: its presence says complete
@@ -65,6 +75,18 @@ class Spool:
     def _drop(self, path: Path) -> None:
         for stale in (path.with_suffix(".json"), path):
             stale.unlink(missing_ok=True)
+
+    def sweep(self, older_than_s: float = KEPT_FOR_S) -> int:
+        """Delete what no attempt came back for (and temp files a dead worker left); how many files went."""
+        cutoff, swept = time.time() - older_than_s, 0
+        for stale in self.folder.iterdir():
+            try:
+                if stale.is_file() and stale.stat().st_mtime < cutoff:
+                    stale.unlink()
+                    swept += 1
+            except FileNotFoundError:  # another worker on this data dir swept it first
+                pass
+        return swept
 
     async def load(self, key: str) -> Spooled | None:
         return await asyncio.to_thread(self._load, self._path(key))
@@ -83,13 +105,15 @@ async def bought_once(
     store keeps it. A store failure leaves the spool for the retry."""
     if (kept := await spool.load(key)) is None:
         called = await buy()
-        usage = called.usage
-        await spool.save(key, Spooled(called.value, usage))
-        picture = called.value
-    else:
-        # the attempt that bought it carried its usage to this one (its heartbeats): booked with this result
-        # then; only when that never got through is the spooled usage booked here
-        picture, usage = kept.picture, Usage() if earlier_usage().models else kept.usage
+        picture, usage = called.value, called.usage
+        await spool.save(key, Spooled(picture, usage, calls(earlier_usage()) + calls(usage)))
+    elif calls(earlier_usage()) >= kept.through:
+        # the attempt that bought it carried its usage to this one (its heartbeats): the worker's interceptor
+        # books it with this result, or with this attempt's failure
+        picture, usage = kept.picture, Usage()
+    else:  # that never got through (the worker died at once): booked from the spool, and carried on
+        picture, usage = kept.picture, kept.usage
+        spent(usage)
     stored = await store.put(key, picture.data, picture.content_type)
     await spool.drop(key)
     return Metered(value=picture, usage=usage), stored
@@ -101,3 +125,10 @@ def spool_folder(data_dir: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
     return folder
+
+
+def worker_spool(data_dir: Path) -> Spool:
+    """The worker's spool, swept of what no attempt came back for."""
+    spool = Spool(spool_folder(data_dir))
+    spool.sweep()
+    return spool

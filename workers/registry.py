@@ -15,7 +15,7 @@ from activities.image import ImageActivities
 from activities.meme import MemeActivities
 from activities.meme_render import RenderActivities
 from activities.providers.guarded import GuardedProvider
-from activities.purchases import Spool, spool_folder
+from activities.purchases import worker_spool
 from activities.queue_pollers import require_pollers
 from activities.reference_store import ReferenceActivities
 from activities.storage import ArtifactStore
@@ -64,7 +64,7 @@ def activity_worker(client: Client, queue: str, activities: list, settings: Sett
 
 def provider_activities(provider: GuardedProvider, store: ArtifactStore, settings: Settings) -> dict[str, list]:
     """The activities that need the provider or the store, by the queue they run on."""
-    spool = Spool(spool_folder(settings.data_dir))
+    spool = worker_spool(settings.data_dir)
     image = ImageActivities(provider, store, spool)
     world = WorldActivities(provider, store, spool)
     breakers = getattr(provider, "breakers", None) or Breakers.from_settings(settings)
