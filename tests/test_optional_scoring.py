@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 import uuid
 
 import pytest
@@ -25,7 +24,7 @@ from models.image import ImageJob
 from models.meme import MemeJob
 from models.settings import SCORING_QUEUE, STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE, Settings
 from models.world import WorldJob
-from tests.conftest import eventually, running_workers
+from tests.conftest import eventually, running_workers, wait_for_pollers
 from workers.registry import QUEUES, SCORING_SLOTS, activity_worker
 from workflows.conversation import ConversationWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
@@ -45,13 +44,13 @@ def run_id(name: str) -> dict[str, str]:
 async def test_every_pipeline_completes_without_a_scoring_worker_and_says_so(dev_env, tmp_path):
     client, store = dev_env.client, LocalStore(tmp_path)
     queues = [queue for queue in QUEUES if queue != SCORING_QUEUE]
-    started = time.monotonic()
     async with running_workers(client, OfflineProvider(), store, queues):
-        world = await client.execute_workflow(
+        world_run = await client.start_workflow(
             WorldWorkflow.run,
             WorldJob(prompt="A salt-flat railway town", characters=5, posts_per_character=2, images=False),
             **run_id("world"),
         )
+        world = await world_run.result()
         image = await client.execute_workflow(
             ImageRefinementWorkflow.run, ImageJob(prompt="a red fox in snow", max_iterations=1), **run_id("image")
         )
@@ -84,8 +83,12 @@ async def test_every_pipeline_completes_without_a_scoring_worker_and_says_so(dev
     assert meme.history and all(draft.relevance is None and draft.score is not None for draft in meme.history)
     assert reply.text and any("experience" in d.lower() for d in reply.degraded), reply.degraded
     assert ABSENT in str(ingest.value.cause), "the knowledge base says why it cannot ingest"
-    # nothing waited for a scoring worker to turn up (before: 60 s per scoring step, and the world failed)
-    assert time.monotonic() - started < OLD_WAIT_S
+    # nothing was sent to the scoring queue to wait there (before: a 60 s schedule-to-start timeout per step)
+    events = (await world_run.fetch_history()).events
+    key = "activity_task_scheduled_event_attributes"
+    scheduled = [getattr(e, key) for e in events if e.HasField(key)]
+    assert "require_pollers" in {a.activity_type.name for a in scheduled}
+    assert not [a for a in scheduled if a.task_queue.name == SCORING_QUEUE]
 
 
 class HeldEmbedder:
@@ -126,6 +129,7 @@ async def test_documents_queued_behind_a_busy_scoring_worker_all_land(dev_env, t
         client, SCORING_QUEUE, knowledge.activities(), settings, max_concurrent_activities=SCORING_SLOTS
     )
     async with running_workers(client, OfflineProvider(), store, [WORKFLOW_QUEUE, STORAGE_QUEUE, TEXT_QUEUE]), scoring:
+        await wait_for_pollers(client, SCORING_QUEUE, kind="activity")  # the run asks the server who polls
         handle = await client.start_workflow(KnowledgeIngestWorkflow.run, IngestJob(docs=docs), **run_id("kb"))
         await eventually(lambda: embedder.holding >= SCORING_SLOTS, 60, "every scoring slot busy")
         await asyncio.sleep(OLD_WAIT_S + 2)  # the other 96 have waited longer than the old timeout allowed

@@ -244,8 +244,8 @@ class CharacterWorkflow:
                 writing.append(asyncio.create_task(self._write_batch(detail, manifest, start, ideas, arc)))
                 previous += [PostSummary(number=start + i, topic=x.topic, brief=x.brief) for i, x in enumerate(ideas)]
                 batch_index += 1
-        except BaseException:  # cancelled while planning: the posts being written stop too
-            await cancel_started(writing)
+        except BaseException as err:  # cancelled while planning: the posts being written stop too
+            await cancel_started(writing, err)
             raise
         await asyncio.gather(*writing)
         if len(previous) < total:

@@ -22,8 +22,11 @@ def stop_if_cancelled(err: BaseException) -> None:
         raise err
 
 
-async def cancel_started(tasks: list) -> None:
-    """Cancel the tasks a cancelled step had started (characters, posts being written) and wait for them."""
+async def cancel_started(tasks: list, err: BaseException) -> None:
+    """When `err` is the run's cancellation, cancel the tasks the step had started (characters, posts being
+    written) and wait for them (runs from before CANCEL_PATCH left them)."""
+    if not (is_cancelled_exception(err) and workflow.patched(CANCEL_PATCH)):
+        return
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

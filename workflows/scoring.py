@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
 # Runs from before this patch called the scoring queue with a schedule-to-start timeout as "is anyone there?"
 POLLERS_PATCH = "scoring-asks-for-pollers"
 ASK_AGAIN = timedelta(minutes=1)
+OLD_WAIT = timedelta(seconds=60)  # the schedule-to-start timeout runs from before the patch had
 ASK_DEADLINE = timedelta(minutes=2)  # the storage worker asks the server; failing that long, scoring is skipped
 
 
@@ -37,8 +38,18 @@ class ScoringQueue:
 
     async def execute(self, activity: str, arg: Any, *, result_type: type, **options: Any) -> Any:
         """Run a scoring activity (options from `scoring_call`) once a scoring worker is known to poll."""
-        if workflow.patched(POLLERS_PATCH) and (absent := await self._absent()) is not None:
-            raise absent
+        if not workflow.patched(POLLERS_PATCH):  # runs from before: "is anyone there?" as a timeout, as then
+            options = options | {"schedule_to_start_timeout": min(options["schedule_to_close_timeout"], OLD_WAIT)}
+        elif (absent := await self._absent()) is not None:
+            raise ActivityError(
+                absent.message,
+                scheduled_event_id=absent.scheduled_event_id,
+                started_event_id=absent.started_event_id,
+                identity=absent.identity,
+                activity_type=absent.activity_type,
+                activity_id=absent.activity_id,
+                retry_state=absent.retry_state,
+            ) from absent.cause  # a fresh error for each caller, the same cause
         return await workflow.execute_activity(activity, arg, result_type=result_type, **options)
 
     async def _absent(self) -> ActivityError | None:

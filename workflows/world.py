@@ -202,8 +202,8 @@ class WorldWorkflow:
                     st.images.planned += 1 if job.images else 0
                     running.append(asyncio.create_task(self._character(runs, seed, results)))
                 self._refresh_calls()
-        except BaseException:  # cancelled while casting: the characters already started stop too
-            await cancel_started(running)
+        except BaseException as err:  # cancelled while casting: the characters already started stop too
+            await cancel_started(running, err)
             raise
         self._phase("characters", PhaseState.COMPLETED if casting.cast else PhaseState.FAILED)
         await asyncio.gather(*running)
