@@ -169,13 +169,24 @@ def carrying_usage(err: BaseException, usage: Usage) -> BaseException:
     return carried.with_traceback(err.__traceback__)
 
 
+def reservation_spent(err: BaseException, usage: Usage) -> BaseException:
+    """A call refused as over its cap after its earlier attempts spent part of it: what ran out is this
+    call's reservation, not the run's budget (`ReservationSpent`, non-retryable: the step fails, the run
+    goes on within its budget)."""
+    if not (usage.models and isinstance(err, ApplicationError) and err.type == "BudgetExhausted"):
+        return err
+    spent_usd = usage.estimated_cost_usd
+    message = f"{err.message} (its earlier attempts spent ${spent_usd:.4f} of the call's reservation)"
+    return ApplicationError(message, *err.details, type="ReservationSpent", non_retryable=True)
+
+
 class _Beating(ActivityInboundInterceptor):
     async def execute_activity(self, input: ExecuteActivityInput) -> object:
         async with pulse_throughout() as pulse:
             try:
                 result = await super().execute_activity(input)
             except BaseException as err:
-                carried = carrying_usage(err, pulse.usage)
+                carried = carrying_usage(reservation_spent(err, pulse.usage), pulse.usage)
                 if carried is err:
                     raise
                 raise carried from carried.__cause__

@@ -121,7 +121,9 @@ async def test_retries_share_the_one_reservation(time_env, fake_openai, tmp_path
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
         state = await final_state(handle)
-    assert "BudgetExhausted" in repr(failure.value.cause), "the retry cannot fit what the first attempt left"
+    refused = failure.value.cause.cause  # the evaluation's ActivityError's cause
+    assert getattr(refused, "type", None) == "ReservationSpent", "the retry cannot fit what the first attempt left"
+    assert state.spend and not state.spend.exhausted, "the call's reservation ran out, not the run's budget"
     chats = len(fake_openai.calls("chat"))
     assert chats == 1, "attempt 1 asked once (a re-ask did not fit); attempt 2 sent nothing"
     spent_on_evaluation = chats * CHAT_USAGE["completion_tokens"] * per_output_token
