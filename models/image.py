@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, Field
+from pydantic import AfterValidator, AliasChoices, BaseModel, Field, ValidationInfo
 
 from models.artifacts import REFERENCE_PREFIX, ArtifactRef
 from models.text import ModelOutput, Prompt
@@ -44,11 +44,21 @@ def is_http_url(ref: str) -> bool:
     return parts.scheme.lower() in {"http", "https"} and bool(parts.hostname)
 
 
-def _reference(ref: ArtifactRef | str) -> ArtifactRef | str:
-    """Never a path: the worker's disk is not the caller's (the CLI uploads local files and sends these)."""
-    if (isinstance(ref, ArtifactRef) and is_uploaded(ref)) or (isinstance(ref, str) and is_http_url(ref)):
+REFERENCE_RULE = "a reference is an uploaded artifact or an http(s) URL (the CLI uploads local files)"
+RECORDED_RUN = "recorded_run"  # validation context: a workflow's input as an earlier version may have taken it
+
+
+def is_reference(ref: ArtifactRef | str) -> bool:
+    return (isinstance(ref, ArtifactRef) and is_uploaded(ref)) or (isinstance(ref, str) and is_http_url(ref))
+
+
+def _reference(ref: ArtifactRef | str, info: ValidationInfo) -> ArtifactRef | str:
+    """Never a path: the worker's disk is not the caller's (the CLI uploads local files and sends these).
+    A workflow parses its input leniently (`RECORDED_RUN` context) and refuses under a patch: runs started
+    before the rule replay as they ran (their store_references step refuses the path)."""
+    if is_reference(ref) or (info.context or {}).get(RECORDED_RUN):
         return ref
-    raise ValueError("a reference is an uploaded artifact or an http(s) URL (the CLI uploads local files)")
+    raise ValueError(REFERENCE_RULE)
 
 
 # A reference image as a workflow gets it: an upload in the artifact store (key + sha256) or an http(s) URL.

@@ -338,6 +338,19 @@ async def record_conversation_failed_attempts(rec: Recording) -> None:
     await save(handle)
 
 
+async def record_image_path_reference(rec: Recording) -> None:
+    """A worker path given as a reference: refused as invalid input before anything runs (patched)."""
+    raw = {"prompt": "a cat", "references": ["/etc/atelier/secret.png"], "max_iterations": 1}
+    async with rec.workers():
+        handle = await rec.client.start_workflow(
+            "ImageRefinementWorkflow", raw, **rec.start("image", "recorded-image-path-reference")
+        )
+        with contextlib.suppress(WorkflowFailureError):
+            await handle.result()
+    assert (await handle.describe()).status.name == "FAILED"
+    await save(handle)
+
+
 async def record_conversation_hand_over(rec: Recording) -> None:
     """A hand-over with messages queued (told, and one asked), then `end` during the next hand-over: every
     run's history (the carried messages are answered before the conversation closes)."""
@@ -411,6 +424,7 @@ RECORDERS = {
     "world-cancelled": record_world_cancelled,
     "conversation-carried": record_conversation_carried,
     "conversation-failed-attempts": record_conversation_failed_attempts,
+    "image-path-reference": record_image_path_reference,
 }
 
 

@@ -7,12 +7,14 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.image import ImageActivities
     from models.artifacts import ArtifactRef
     from models.image import (
+        RECORDED_RUN,
+        REFERENCE_RULE,
         EvaluateImageRequest,
         GeneratedImage,
         GenerateImageRequest,
@@ -25,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         Refusal,
         StopReason,
         StoreReferencesRequest,
+        is_reference,
     )
     from models.scoring import ImageScores, ScoreImagesRequest
     from models.usage import BudgetExhausted, Ledger
@@ -39,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
 
 SCORING_DEGRADES_PATCH = "technical-score-optional"
 REFUSAL_PATCH = "refused-picture-rewrites-the-prompt"
+UPLOADS_PATCH = "references-are-uploads"  # runs from before took a worker path as a reference
 ENDINGS = {
     StopReason.BUDGET_EXHAUSTED: "BUDGET_EXHAUSTED",
     StopReason.CANCELLED: "CANCELLED",
@@ -170,7 +174,12 @@ class ImageRefinementWorkflow:
 
     @workflow.run
     async def run(self, raw: dict[str, Any]) -> ImageJobResult:
-        job = parse_input(ImageJob, raw)
+        job = parse_input(ImageJob, raw, {RECORDED_RUN: True})
+        bad = next((n for n, ref in enumerate(job.references) if not is_reference(ref)), None)
+        if bad is not None and workflow.patched(UPLOADS_PATCH):  # runs from before read paths (they replay so)
+            raise ApplicationError(
+                f"invalid ImageJob: references.{bad}: {REFERENCE_RULE}", type="InvalidInput", non_retryable=True
+            )
         workflow_id = workflow.info().workflow_id
         self._ledger = Ledger(job.cost, settling=job.cost is not None and workflow.patched(BUDGET_PATCH))
         self._scoring = ScoringQueue()

@@ -18,10 +18,10 @@ with workflow.unsafe.imports_passed_through():
 M = TypeVar("M", bound=BaseModel)
 
 
-def parse_input(model: type[M], raw: Any) -> M:
+def parse_input(model: type[M], raw: Any, context: dict[str, Any] | None = None) -> M:
     """`raw` as `model`, or a non-retryable `InvalidInput` error naming the first bad field."""
     try:
-        return model.model_validate(raw)
+        return model.model_validate(raw, context=context)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(map(str, first["loc"])) or model.__name__
