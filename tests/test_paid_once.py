@@ -72,7 +72,9 @@ async def test_the_image_loop_stores_the_picture_it_bought(time_env, fake_openai
 async def test_world_and_meme_pictures_are_bought_once(time_env, fake_openai, tmp_path):
     store = StoreDownForPictures(tmp_path)
     world = WorldJob(prompt="A reef town of divers", characters=1, posts_per_character=1, scoring=False)
-    meme = MemeJob(topic="mondays", max_refinements=0, use_cache=False)
+    meme = MemeJob(
+        topic="mondays", format="drake", max_refinements=0, use_cache=False
+    )  # two panels, as the fake writes
     async with running_workers(time_env.client, openai_provider(fake_openai), store):
         made = await time_env.client.execute_workflow(
             WorldWorkflow.run, world, id=f"paid-once-world-{uuid.uuid4()}", task_queue=WORKFLOW_QUEUE
