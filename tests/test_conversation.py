@@ -82,11 +82,11 @@ def test_chunks_follow_headings_and_paragraphs():
     assert all(len(c) <= 200 for c in long) and all(c.endswith(".") for c in long)
 
 
-async def test_later_answer_retrieves_an_earlier_turn_and_a_knowledge_passage(time_env, tmp_path):
+async def test_later_answer_retrieves_an_earlier_turn_and_a_knowledge_passage(module_dev_env, tmp_path):
     store = LocalStore(tmp_path)
-    async with running_workers(time_env.client, GuardedProvider(OfflineProvider(), None), store):
-        await add_knowledge(time_env.client, store)
-        handle = await start(time_env.client)
+    async with running_workers(module_dev_env.client, GuardedProvider(OfflineProvider(), None), store):
+        await add_knowledge(module_dev_env.client, store)
+        handle = await start(module_dev_env.client)
         first = await handle.execute_update(ConversationWorkflow.ask, FACT)
         second = await handle.execute_update(ConversationWorkflow.ask, QUESTION)
         observations = await handle.query(ConversationWorkflow.observations)
@@ -102,9 +102,9 @@ async def test_later_answer_retrieves_an_earlier_turn_and_a_knowledge_passage(ti
     assert history.usage.models["offline"].calls == 10, "five model phases per turn"
 
 
-async def test_messages_are_processed_one_at_a_time_in_arrival_order(time_env, tmp_path):
-    async with running_workers(time_env.client, GuardedProvider(OfflineProvider(), None), LocalStore(tmp_path)):
-        handle = await start(time_env.client)
+async def test_messages_are_processed_one_at_a_time_in_arrival_order(module_dev_env, tmp_path):
+    async with running_workers(module_dev_env.client, GuardedProvider(OfflineProvider(), None), LocalStore(tmp_path)):
+        handle = await start(module_dev_env.client)
         texts = [f"Note number {i}: the {word} is blue." for i, word in enumerate(["sky", "sea", "door", "car", "ink"])]
         updates = [
             await handle.start_update(ConversationWorkflow.ask, text, wait_for_stage=WorkflowUpdateStage.ACCEPTED)
@@ -128,10 +128,10 @@ async def test_messages_are_processed_one_at_a_time_in_arrival_order(time_env, t
     assert all(a.finished_at <= b.started_at for a, b in itertools.pairwise(turns)), "no interleaving"
 
 
-async def test_continue_as_new_keeps_state_and_memory(time_env, tmp_path):
+async def test_continue_as_new_keeps_state_and_memory(module_dev_env, tmp_path):
     provider = GuardedProvider(OfflineProvider(), tmp_path / "calls.jsonl")
-    async with running_workers(time_env.client, provider, LocalStore(tmp_path)):
-        handle = await start(time_env.client, continue_after_turns=2, keep_recent=2)
+    async with running_workers(module_dev_env.client, provider, LocalStore(tmp_path)):
+        handle = await start(module_dev_env.client, continue_after_turns=2, keep_recent=2)
         first_run = (await handle.describe()).run_id
         await ask(handle, FACT)
         for text in ["The weather is mild today.", "I also grow tomatoes.", "My cat is called Pixel."]:
@@ -177,11 +177,11 @@ async def test_steady_traffic_still_continues_as_new_and_loses_no_message(dev_en
     assert history.runs == 3, "continued as new at every bound of 3 turns although messages were queued"
 
 
-async def test_end_during_a_hand_over_answers_every_message_first(time_env, tmp_path):
+async def test_end_during_a_hand_over_answers_every_message_first(module_dev_env, tmp_path):
     """Five tells and `end` before the third turn's hand-over: the carried messages are answered, then it closes."""
     texts = [f"Note {i}: the {w} is red." for i, w in enumerate(["kite", "boat", "roof", "cart", "bell"])]
-    async with running_workers(time_env.client, GuardedProvider(OfflineProvider(), None), LocalStore(tmp_path)):
-        handle = await start(time_env.client, continue_after_turns=3, keep_recent=5)
+    async with running_workers(module_dev_env.client, GuardedProvider(OfflineProvider(), None), LocalStore(tmp_path)):
+        handle = await start(module_dev_env.client, continue_after_turns=3, keep_recent=5)
         for text in texts:
             await handle.signal(ConversationWorkflow.tell, text)
         await handle.signal(ConversationWorkflow.end)
@@ -190,14 +190,14 @@ async def test_end_during_a_hand_over_answers_every_message_first(time_env, tmp_
     assert history.runs == 1
 
 
-async def test_experience_down_degrades_instead_of_failing(time_env, tmp_path):
+async def test_experience_down_degrades_instead_of_failing(module_dev_env, tmp_path):
     """No scoring worker: Experience times out; the answer comes without retrieval and says so."""
     provider, store = GuardedProvider(OfflineProvider(), None), LocalStore(tmp_path)
-    workers = build_workers(time_env.client, [WORKFLOW_QUEUE, TEXT_QUEUE, STORAGE_QUEUE], provider, store)
+    workers = build_workers(module_dev_env.client, [WORKFLOW_QUEUE, TEXT_QUEUE, STORAGE_QUEUE], provider, store)
     async with contextlib.AsyncExitStack() as stack:
         for worker in workers:
             await stack.enter_async_context(worker)
-        handle = await start(time_env.client, retrieval_wait_s=2)
+        handle = await start(module_dev_env.client, retrieval_wait_s=2)
         reply = await handle.execute_update(ConversationWorkflow.ask, QUESTION)
         again = await handle.execute_update(ConversationWorkflow.ask, "And in summer?")
     assert "answered without retrieval" in reply.text and reply.citations == []
