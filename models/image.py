@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, Field, ValidationInfo
+from pydantic import AfterValidator, AliasChoices, BaseModel, Field, ValidationInfo, field_validator
 
 from models.artifacts import REFERENCE_PREFIX, ArtifactRef
 from models.text import ModelOutput, Prompt
@@ -45,6 +45,7 @@ def is_http_url(ref: str) -> bool:
 
 
 REFERENCE_RULE = "a reference is an uploaded artifact or an http(s) URL (the CLI uploads local files)"
+TRANSPARENT_RULE = "transparent background needs format png or webp"
 RECORDED_RUN = "recorded_run"  # validation context: a workflow's input as an earlier version may have taken it
 
 
@@ -78,6 +79,19 @@ class ImageJob(BaseModel):
     # scoring worker polling, at once)
     scoring_wait_s: int = Field(default=300, ge=1, le=3600)
     cost: CostLimit | None = None  # a dollar budget for the whole run
+
+    @field_validator("options")
+    @classmethod
+    def _renderable(cls, options: ImageOptions, info: ValidationInfo) -> ImageOptions:
+        """A JPEG has no alpha channel. Checked on the job, not on `ImageOptions`: the activities' requests
+        carry options as runs took them, and a workflow parses its input leniently (`RECORDED_RUN`)."""
+        if (
+            options.background == "transparent"
+            and options.format == "jpeg"
+            and not (info.context or {}).get(RECORDED_RUN)
+        ):
+            raise ValueError(TRANSPARENT_RULE)
+        return options
 
 
 class StoreReferencesRequest(BaseModel):

@@ -13,10 +13,10 @@ MODEL_TEXT_LIMIT = 8000
 def _clean_prompt(value: str) -> str:
     text = value.strip()
     if not text:
-        raise ValueError("the prompt is empty")
+        raise ValueError("must not be empty")
     bad = next((ch for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t"), None)
     if bad is not None:
-        raise ValueError(f"the prompt contains a control character (U+{ord(bad):04X})")
+        raise ValueError(f"contains a control character (U+{ord(bad):04X})")
     return text
 
 

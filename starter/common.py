@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +17,7 @@ from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHand
 from temporalio.service import RPCError, RPCStatusCode
 
 from models.settings import Settings
+from models.validation import field_problems
 from workers.connection import TemporalSetupError, connect
 
 M = TypeVar("M", bound=BaseModel)
@@ -56,14 +57,24 @@ async def connect_or_explain(settings: Settings) -> Client:
         raise RuntimeError(f"{exc} (start it with `make demo` or `python -m starter server`)") from None
 
 
-def validated(model: type[M], **fields: Any) -> M:
-    """Build a job from what the user typed; the first problem becomes a one-line usage error."""
+def validated(model: type[M], flags: Mapping[str, str] | None = None, **fields: Any) -> M:
+    """Build a job from what the user typed; its first problem becomes a one-line usage error naming the
+    flag: `flags` maps a field path (or the start of one, e.g. `budget.cost`) to the flag it came from;
+    a field it does not name is shown by its path."""
     try:
         return model(**fields)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        message = first["msg"].removeprefix("Value error, ")
-        raise UsageError(f"{'.'.join(map(str, first['loc']))}: {message}") from exc
+        first = field_problems(exc, model)[0]
+        raise UsageError(f"{flag_of(first['field'], flags or {})}: {first['message']}") from exc
+
+
+def flag_of(field: str, flags: Mapping[str, str]) -> str:
+    """The flag of a dotted field path: its longest start that `flags` names, else the path itself."""
+    parts = field.split(".")
+    for end in range(len(parts), 0, -1):
+        if (flag := flags.get(".".join(parts[:end]))) is not None:
+            return flag
+    return field or "input"
 
 
 async def existing(client: Client, workflow_id: str) -> tuple[WorkflowHandle, WorkflowExecutionDescription]:

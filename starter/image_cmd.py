@@ -12,7 +12,7 @@ from temporalio.client import Client, WorkflowHandle
 from activities.references import BadReference, ReferenceImage, check_url, is_url, read_local
 from activities.storage import ArtifactStore, make_ref, make_store
 from models.artifacts import ArtifactRef, reference_key
-from models.image import ImageJob, ImageJobResult, ImageOptions, LoopState
+from models.image import ImageJob, ImageJobResult, LoopState
 from models.settings import Settings
 from starter.common import Pipeline, UsageError, bounded_query, stderr, validated
 from starter.follow import follow
@@ -61,20 +61,35 @@ async def upload(store: ArtifactStore, uploads: list[Upload]) -> None:
             await store.put(ref.key, data, ref.content_type)
 
 
+# where each field of the job comes from on the command line (the prompt is the positional argument)
+IMAGE_FLAGS = {
+    "prompt": "prompt",
+    "references": "--refs",
+    "options": "--background",  # the job's rule on the options: a transparent background needs png or webp
+    "options.quality": "--quality",
+    "options.size": "--size",
+    "options.background": "--background",
+    "options.format": "--format",
+    "max_iterations": "--max-iterations",
+    "threshold": "--threshold",
+    "technical_weight": "--technical-weight",
+    "cost": "--max-cost",
+}
+
+
 def image_job(args: argparse.Namespace, settings: Settings) -> tuple[ImageJob, list[Upload]]:
-    """Validate everything the user typed before any workflow starts; local references become the
-    uploads to make (the workflow gets their artifact references, never a path)."""
-    if not args.prompt.strip():
-        raise UsageError("the prompt is empty")
-    if not 1 <= args.max_iterations <= 20:
-        raise UsageError("--max-iterations must be between 1 and 20")
-    if not 0 <= args.threshold <= 100:
-        raise UsageError("--threshold must be between 0 and 100")
-    if not 0 <= args.technical_weight <= 1:
-        raise UsageError("--technical-weight must be between 0 and 1")
+    """Validate everything the user typed before any workflow starts, by the job's own rules; local
+    references become the uploads to make (the workflow gets their artifact references, never a path)."""
     background = args.background or ("transparent" if args.format in {"png", "webp"} else "opaque")
-    if background == "transparent" and args.format == "jpeg":
-        raise UsageError("--background transparent needs --format png or webp")
+    typed = {
+        "prompt": args.prompt,
+        "options": {"quality": args.quality, "size": args.size, "background": background, "format": args.format},
+        "max_iterations": args.max_iterations,
+        "threshold": args.threshold,
+        "technical_weight": args.technical_weight,
+    }
+    options = validated(ImageJob, IMAGE_FLAGS, **typed).options  # before any file is read or URL resolved
+    cost = cost_limit(args, settings, [options], len(args.refs), first=("image", "text"))
     references: list[ArtifactRef | str] = []
     uploads: list[Upload] = []
     for ref in args.refs:
@@ -87,18 +102,7 @@ def image_job(args: argparse.Namespace, settings: Settings) -> tuple[ImageJob, l
                 references.append(uploads[-1][0])
         except BadReference as exc:
             raise UsageError(str(exc)) from exc
-    options = ImageOptions(quality=args.quality, size=args.size, background=background, format=args.format)
-    job = validated(
-        ImageJob,
-        prompt=args.prompt.strip(),
-        references=references,
-        options=options,
-        max_iterations=args.max_iterations,
-        threshold=args.threshold,
-        technical_weight=args.technical_weight,
-        cost=cost_limit(args, settings, [options], len(references), first=("image", "text")),
-    )
-    return job, uploads
+    return validated(ImageJob, IMAGE_FLAGS, **typed, references=references, cost=cost), uploads
 
 
 async def loop_state(handle: WorkflowHandle) -> LoopState | None:

@@ -12,7 +12,7 @@ from activities.meme import SCENE_OPTIONS
 from activities.storage import ArtifactStore, load, make_store, write_atomic
 from models.meme import FORMAT_NAMES, MemeJob, MemeMetrics, MemeResult, MemeStatus
 from models.settings import Settings
-from starter.common import Pipeline, UsageError, bounded_query, stderr, validated
+from starter.common import Pipeline, bounded_query, stderr, validated
 from starter.follow import follow
 from starter.launch import launch_and_print
 from starter.max_cost import add_max_cost, cost_limit
@@ -33,24 +33,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     meme.add_argument("--detach", action="store_true", help="start the run and print its workflow id")
 
 
+# where each field of the job comes from (the topic is the positional argument)
+MEME_FLAGS = {
+    "topic": "topic",
+    "format": "--format",
+    "style": "--style",
+    "max_refinements": "--max-refinements",
+    "target_score": "--target-score",
+    "blocked_words": "ATELIER_BLOCKED_WORDS",
+    "cost": "--max-cost",
+}
+
+
 def meme_job(args: argparse.Namespace, settings: Settings) -> MemeJob:
-    if not args.topic.strip():
-        raise UsageError("the topic is empty")
-    if not 0 <= args.max_refinements <= 10:
-        raise UsageError("--max-refinements must be between 0 and 10")
-    if not 0 <= args.target_score <= 1:
-        raise UsageError("--target-score must be between 0 and 1")
-    return validated(
+    """The job, by its own rules, then its dollar budget."""
+    job = validated(
         MemeJob,
-        topic=args.topic.strip(),
+        MEME_FLAGS,
+        topic=args.topic,
         format=args.format,
         style=args.style.strip(),
         max_refinements=args.max_refinements,
         target_score=args.target_score,
         use_cache=not args.no_cache,
         blocked_words=settings.blocked_words,
-        cost=cost_limit(args, settings, [SCENE_OPTIONS]),
     )
+    return job.model_copy(update={"cost": cost_limit(args, settings, [SCENE_OPTIONS])})
 
 
 async def meme_status(handle: WorkflowHandle) -> MemeStatus | None:

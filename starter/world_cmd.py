@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from temporalio.client import Client, WorkflowHandle
@@ -18,7 +17,7 @@ from activities.world import PORTRAIT, WORLD_IMAGE
 from models.artifacts import ArtifactRef
 from models.settings import Settings
 from models.world import Budget, PhaseState, WorldJob, WorldManifest, WorldResult, WorldStatus
-from starter.common import Pipeline, UsageError, bounded_query, stderr
+from starter.common import Pipeline, bounded_query, stderr, validated
 from starter.launch import launch
 from starter.max_cost import add_max_cost, cost_limit
 from starter.waiting import WaitingNotes
@@ -42,31 +41,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     world.add_argument("--detach", action="store_true", help="start the world and print its id")
 
 
+# where each field of the job comes from (the prompt is the positional argument)
+WORLD_FLAGS = {
+    "prompt": "prompt",
+    "characters": "--characters",
+    "posts_per_character": "--posts",
+    "images": "--no-images",
+    "budget.llm_calls": "--max-llm-calls",
+    "budget.image_calls": "--max-image-calls",
+    "budget.cost": "--max-cost",
+    "max_parallel_characters": "--parallel",
+}
+
+
 def world_job(args: argparse.Namespace, settings: Settings) -> WorldJob:
-    if not args.prompt.strip():
-        raise UsageError("the prompt is empty")
-    images = [options for _, options in WORLD_IMAGE.values()] + [PORTRAIT] if args.images else []
+    """The job, by its own rules, then its dollar budget (priced for the images it will make)."""
+    job = validated(
+        WorldJob,
+        WORLD_FLAGS,
+        prompt=args.prompt,
+        characters=args.characters,
+        posts_per_character=args.posts,
+        images=args.images,
+        budget={"llm_calls": args.max_llm_calls, "image_calls": args.max_image_calls},
+        max_parallel_characters=args.parallel,
+    )
+    images = [options for _, options in WORLD_IMAGE.values()] + [PORTRAIT] if job.images else []
     cost = cost_limit(args, settings, images)
-    try:
-        return WorldJob(
-            prompt=args.prompt.strip(),
-            characters=args.characters,
-            posts_per_character=args.posts,
-            images=args.images,
-            budget=Budget(llm_calls=args.max_llm_calls, image_calls=args.max_image_calls, cost=cost),
-            max_parallel_characters=args.parallel,
-        )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        flag = {
-            "characters": "--characters",
-            "posts_per_character": "--posts",
-            "max_parallel_characters": "--parallel",
-            "llm_calls": "--max-llm-calls",
-            "image_calls": "--max-image-calls",
-        }
-        name = flag.get(str(first["loc"][0]), ".".join(map(str, first["loc"])))
-        raise UsageError(f"{name}: {first['msg']}") from exc
+    return job.model_copy(update={"budget": job.budget.model_copy(update={"cost": cost})})
 
 
 async def world_status(handle: WorkflowHandle) -> WorldStatus | None:

@@ -285,7 +285,7 @@ async def test_chat_cli_repl_history_kb_and_bad_input(dev_env, tmp_path):
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
     for args, message in [
         (["chat", "--message", "   "], "error: the message is empty"),
-        (["chat", "--message", "bell \x07 rings"], "error: text: the prompt contains a control character (U+0007)"),
+        (["chat", "--message", "bell \x07 rings"], "error: text: contains a control character (U+0007)"),
         (["chat", "--history"], "error: --history needs --id CONVERSATION"),
         (["chat", "--id", "nobody-here", "--history"], "error: no run with id 'nobody-here'"),
         (["kb", "add", str(tmp_path / "missing.md")], "error: "),

@@ -206,10 +206,10 @@ async def test_cli_meme_then_cache_hit_and_bad_input(dev_env, tmp_path):
         worker.terminate()
         worker.wait(timeout=30)
     for args, message in [
-        (["meme", "  "], "error: the topic is empty"),
+        (["meme", "  "], "error: topic: must not be empty"),
         (["meme", "x", "--format", "loss"], "error: argument --format: invalid choice: 'loss'"),
-        (["meme", "x", "--max-refinements", "-1"], "error: --max-refinements must be between 0 and 10"),
-        (["meme", "x", "--target-score", "1.5"], "error: --target-score must be between 0 and 1"),
+        (["meme", "x", "--max-refinements", "-1"], "error: --max-refinements: must be between 0 and 10"),
+        (["meme", "x", "--target-score", "1.5"], "error: --target-score: must be between 0 and 1"),
     ]:
         done = run_cli(*args, env=env)
         assert done.returncode == 2 and done.stderr.strip().startswith(message) and len(done.stderr.splitlines()) == 1
