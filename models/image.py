@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from models.artifacts import REFERENCE_PREFIX, ArtifactRef
 from models.text import ModelOutput, Prompt
@@ -26,8 +26,15 @@ class ImageOptions(BaseModel):
 
     quality: Quality = "high"
     size: Size = "1024x1024"
-    background: Background = "transparent"
+    background: Background = "transparent"  # unset: transparent, or opaque for jpeg (which has no alpha)
     format: ImageFormat = "png"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _background_for_format(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("background") is None and data.get("format") == "jpeg":
+            return {**data, "background": "opaque"}
+        return data
 
 
 _UPLOADED = re.compile(rf"^{REFERENCE_PREFIX}/(?P<sha256>[0-9a-f]{{64}})\.(png|jpg|webp|gif)$")

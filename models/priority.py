@@ -26,5 +26,6 @@ def fairness_key(workflow_id: str) -> str:
     )
 
 
-def run_priority(pipeline: str, workflow_id: str) -> Priority:
-    return Priority(priority_key=PRIORITY_KEYS[pipeline], fairness_key=fairness_key(workflow_id))
+def run_priority(pipeline: str, workflow_id: str, tenant: str | None = None) -> Priority:
+    """A run started through the HTTP API shares by tenant: one tenant's backlog does not starve another's."""
+    return Priority(priority_key=PRIORITY_KEYS[pipeline], fairness_key=fairness_key(tenant or workflow_id))

@@ -14,8 +14,9 @@ STATE = SearchAttributeKey.for_keyword("AtelierState")  # the pipeline's own sta
 COST = SearchAttributeKey.for_float("AtelierCostUSD")
 SCORE = SearchAttributeKey.for_float("AtelierScore")
 ROOT = SearchAttributeKey.for_keyword("AtelierRoot")  # the top-level run: a world's characters carry its id
+TENANT = SearchAttributeKey.for_keyword("AtelierTenant")  # who started it through the HTTP API
 
-KEYS = (PIPELINE, PROVIDER, STATE, COST, SCORE, ROOT)
+KEYS = (PIPELINE, PROVIDER, STATE, COST, SCORE, ROOT, TENANT)
 PIPELINES = ("image", "world", "character", "meme", "conversation", "knowledge")
 STATES = (
     "RUNNING",
@@ -35,13 +36,12 @@ def server_flags() -> list[str]:
     return [flag for key in KEYS for flag in ("--search-attribute", f"{key.name}={KINDS[key.indexed_value_type.name]}")]
 
 
-def at_start(pipeline: str, provider: str, root: str) -> TypedSearchAttributes:
+def at_start(pipeline: str, provider: str, root: str, tenant: str | None = None) -> TypedSearchAttributes:
     """The attributes a run starts with; its workflow updates state, cost and score as it goes."""
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(PIPELINE, pipeline),
-            SearchAttributePair(PROVIDER, provider),
-            SearchAttributePair(STATE, "RUNNING"),
-            SearchAttributePair(ROOT, root),
-        ]
-    )
+    pairs = [
+        SearchAttributePair(PIPELINE, pipeline),
+        SearchAttributePair(PROVIDER, provider),
+        SearchAttributePair(STATE, "RUNNING"),
+        SearchAttributePair(ROOT, root),
+    ]
+    return TypedSearchAttributes(pairs + ([SearchAttributePair(TENANT, tenant)] if tenant else []))

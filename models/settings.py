@@ -106,6 +106,17 @@ class Settings(BaseSettings):
     breaker_image: str = Field("3/60", pattern=r"^[1-9]\d*/\d+(\.\d+)?$", validation_alias="ATELIER_BREAKER_IMAGE")
     breaker_upload: str = Field("2/30", pattern=r"^[1-9]\d*/\d+(\.\d+)?$", validation_alias="ATELIER_BREAKER_UPLOAD")
     blocked_words: list[str] = Field(default_factory=list, validation_alias="ATELIER_BLOCKED_WORDS")  # JSON list
+    # the HTTP API (`python -m starter serve`): where it listens, its keys (hashed), requests per key per minute,
+    # and per-tenant caps (0 = none)
+    api_host: str = Field("127.0.0.1", validation_alias="ATELIER_API_HOST")
+    api_port: int = Field(8000, ge=1, le=65535, validation_alias="ATELIER_API_PORT")
+    api_keys_file: Path | None = Field(
+        None, validation_alias="ATELIER_API_KEYS_FILE"
+    )  # default <data dir>/api-keys.json
+    api_public_url: str | None = Field(None, validation_alias="ATELIER_API_PUBLIC_URL")  # links in results and events
+    api_rate_per_minute: int = Field(600, ge=1, validation_alias="ATELIER_API_RATE_PER_MINUTE")
+    tenant_max_running: int = Field(0, ge=0, validation_alias="ATELIER_TENANT_MAX_RUNNING")
+    tenant_max_usd_per_day: float = Field(0, ge=0, validation_alias="ATELIER_TENANT_MAX_USD_PER_DAY")
     # JSON, e.g. {"my-model": {"input_per_mtok": 0.2, "output_per_mtok": 0.8, "per_image": 0}}
     price_overrides: dict[str, Price] = Field(default_factory=dict, validation_alias="ATELIER_PRICES")
 
@@ -164,6 +175,15 @@ class Settings(BaseSettings):
     @property
     def artifact_dir(self) -> Path:
         return self.data_dir / "artifacts"
+
+    @property
+    def api_keys_path(self) -> Path:
+        return self.api_keys_file or self.data_dir / "api-keys.json"
+
+    @property
+    def api_url(self) -> str:
+        """Where clients reach the API: ATELIER_API_PUBLIC_URL, else the address it listens on."""
+        return (self.api_public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
 
     @model_validator(mode="after")
     def _temporal_profile(self) -> Settings:

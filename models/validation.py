@@ -7,6 +7,7 @@ field (`starter.common.validated`), the HTTP API answers all of them as 422 prob
 from __future__ import annotations
 
 import types
+from collections.abc import Sequence
 from typing import Annotated, Any, TypedDict, Union, get_args, get_origin
 
 import annotated_types
@@ -19,15 +20,19 @@ class FieldProblem(TypedDict):
     message: str  # e.g. "must be between 1 and 20"
 
 
-def field_problems(exc: ValidationError, model: type[BaseModel] | None = None) -> list[FieldProblem]:
-    """Every error of `exc`, in pydantic's order, as a field path and a message (duplicates once).
+def field_problems(
+    exc: ValidationError | Sequence[Any], model: type[BaseModel] | None = None, skip: int = 0
+) -> list[FieldProblem]:
+    """Every error of `exc` (or of pydantic's error list), in pydantic's order, as a field path and a
+    message (duplicates once).
 
     `model` is the model that was validated: with it, a bound is worded from the field's own bounds
-    ("must be between 1 and 20"); without, from the bound that was crossed ("must be 1 or more")."""
+    ("must be between 1 and 20"); without, from the bound that was crossed ("must be 1 or more"). The
+    first `skip` steps of each location are not the model's (FastAPI's `body`)."""
     problems: list[FieldProblem] = []
-    for error in exc.errors():
+    for error in exc.errors() if isinstance(exc, ValidationError) else exc:
         loc = tuple(part for part in error.get("loc", ()) if not _is_tag(part))
-        problem = FieldProblem(field=".".join(map(str, loc)), message=_message(error, _field(model, loc)))
+        problem = FieldProblem(field=".".join(map(str, loc)), message=_message(error, _field(model, loc[skip:])))
         if problem not in problems:
             problems.append(problem)
     return problems

@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from models.settings import Settings, invalid_settings
-from starter import chat_cmd, image_cmd, kb_cmd, meme_cmd, runs_cmd, services, world_cmd
+from starter import chat_cmd, image_cmd, kb_cmd, meme_cmd, runs_cmd, serve_cmd, services, world_cmd
 from starter.common import Parser, Pipeline, UsageError, attached, connect_or_explain, existing, stderr
 from starter.waiting import waiting
 
@@ -47,6 +47,7 @@ def build_parser() -> Parser:
     chat_cmd.add_parser(sub)
     kb_cmd.add_parser(sub)
     runs_cmd.add_parser(sub)
+    serve_cmd.add_parsers(sub)
     for name, text in (
         ("status", "show a run's status"),
         ("result", "wait for and print a run's result"),
@@ -107,6 +108,8 @@ COMMANDS = {
     "chat": chat_cmd.run,
     "kb": kb_cmd.run,
     "runs": runs_cmd.run,
+    "serve": serve_cmd.run_serve,
+    "api-key": serve_cmd.run_api_key,
     "status": cmd_status,
     "result": cmd_result,
     "cancel": cmd_cancel,

@@ -51,7 +51,13 @@ def _cell(value: Any) -> str:
 
 
 async def start_options(
-    client: Client, settings: Settings, pipeline: str, text: str, job: BaseModel, workflow_id: str
+    client: Client,
+    settings: Settings,
+    pipeline: str,
+    text: str,
+    job: BaseModel,
+    workflow_id: str,
+    tenant: str | None = None,
 ) -> dict[str, Any]:
     """`start_workflow` keywords: summary, details and (when the server has them) search attributes."""
     options: dict[str, Any] = {
@@ -59,5 +65,5 @@ async def start_options(
         "static_details": static_details(pipeline, job, workflow_id, settings),
     }
     if await has_search_attributes(client, settings.temporal_namespace):
-        options["search_attributes"] = at_start(pipeline, settings.resolved_provider, workflow_id)
+        options["search_attributes"] = at_start(pipeline, settings.resolved_provider, workflow_id, tenant)
     return options

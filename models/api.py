@@ -1,0 +1,92 @@
+"""What the HTTP API takes and answers, beside the jobs themselves (`ImageJob`, `WorldJob`, `MemeJob`): the
+request bodies are those jobs with the API's few extra fields, so CLI and API validate through one model."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, Field, HttpUrl
+
+from models.image import ImageJob
+from models.meme import MemeJob
+from models.world import WorldJob
+
+Pipeline = Literal["image", "world", "meme"]
+RunStatus = Literal["running", "completed", "failed", "cancelled", "terminated", "timed_out"]
+EventType = Literal[
+    "run.started",
+    "run.progress",
+    "iteration.completed",
+    "character.created",
+    "post.created",
+    "image.created",
+    "run.completed",
+    "run.failed",
+    "run.cancelled",
+]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+TERMINAL_EVENTS = ("run.completed", "run.failed", "run.cancelled")
+
+
+class RunOptions(BaseModel):
+    """What a create may carry beside the job."""
+
+    max_cost_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)  # the run's dollar budget
+    webhook: HttpUrl | None = None  # deliveries signed with the tenant's secret (GET /v1/webhooks/secret)
+    webhook_events: list[EventType] | None = None  # None: every event
+
+
+class ImageRequest(ImageJob, RunOptions):
+    pass
+
+
+class WorldRequest(WorldJob, RunOptions):
+    pass
+
+
+class MemeRequest(MemeJob, RunOptions):
+    pass
+
+
+class RunUrls(BaseModel):
+    run: str
+    events: str
+    result: str
+    cancel: str
+    temporal_ui: str
+
+
+class RunCreated(BaseModel):
+    id: str
+    pipeline: Pipeline
+    status: RunStatus
+    urls: RunUrls
+
+
+class RunView(BaseModel):
+    """A run as `GET /v1/runs/{id}` shows it."""
+
+    id: str
+    pipeline: str
+    status: RunStatus
+    state: str  # the pipeline's own state, e.g. COMPLETED_WITH_ERRORS, or Temporal's status
+    summary: str | None = None
+    started_at: datetime | None = None
+    closed_at: datetime | None = None
+    progress: dict[str, Any] | None = None  # the pipeline's live status, when a worker answers
+    usage: dict[str, Any] | None = None
+    cost_usd: float | None = None
+    score: float | None = None
+    budget_exhausted: bool = False
+    failures: list[dict[str, Any]] = Field(default_factory=list)
+    urls: RunUrls
+
+
+class RunPage(BaseModel):
+    runs: list[RunView]
+    next_cursor: str | None = None
+
+
+class Feedback(BaseModel):
+    text: str = Field(min_length=1, max_length=2000)

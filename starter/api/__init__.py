@@ -1,0 +1,1 @@
+"""Atelier's HTTP API (`python -m starter serve`): another client of the same workflows as the CLI."""

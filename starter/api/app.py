@@ -1,0 +1,47 @@
+"""The FastAPI app: one Temporal client, the artifact store and the keys, shared by every request."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from activities.storage import make_store
+from models.settings import Settings
+from starter.api import artifacts, creates, events, problems, runs, webhooks
+from starter.api.keys import KeyStore
+from starter.api.service import RateLimiter, Service
+from workers.connection import connect
+
+
+def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
+    """The API; it connects to Temporal when it starts (or uses `client`)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.service = Service(
+            settings=settings,
+            client=client or await connect(settings, service="atelier-api"),
+            store=make_store(settings),
+            keys=KeyStore(settings.api_keys_path),
+            limiter=RateLimiter(settings.api_rate_per_minute),
+        )
+        yield
+
+    app = FastAPI(
+        title="Atelier",
+        version="1",
+        summary="Durable AI content pipelines on Temporal: start, follow and fetch runs; events and webhooks.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    for module in (creates, runs, events, artifacts, webhooks):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["service"], summary="Whether the API is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

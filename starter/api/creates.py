@@ -1,0 +1,188 @@
+"""Creating runs: `POST /v1/images`, `/v1/worlds`, `/v1/memes` (and `/v1/uploads` for reference images).
+
+A create is idempotent under `Idempotency-Key`: the workflow id is derived from the tenant and the key,
+the request's digest rides in the run's memo, and the same key with another body is a 409.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Response, UploadFile
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.meme import SCENE_OPTIONS
+from activities.references import MAX_BYTES, BadReference, check_url, verify_image
+from activities.storage import make_ref
+from activities.world import PORTRAIT, WORLD_IMAGE
+from models.api import ImageRequest, MemeRequest, RunCreated, RunOptions, WorldRequest
+from models.artifacts import ArtifactRef, reference_key
+from models.image import ImageJob
+from models.meme import MemeJob
+from models.priority import run_priority
+from models.settings import WORKFLOW_QUEUE
+from models.world import WorldJob
+from starter import run_labels
+from starter.api.caps import check_caps
+from starter.api.links import run_urls
+from starter.api.pipelines import PIPELINES, Pipeline
+from starter.api.problems import ApiProblem, FieldProblem, invalid
+from starter.api.service import Caller, Service, Svc, Who
+from starter.max_cost import BadBudget, cost_limit_for
+
+router = APIRouter(prefix="/v1", tags=["runs"])
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
+MEMO_TENANT, MEMO_REQUEST = "atelier_tenant", "atelier_request_sha256"
+OPTIONS = set(RunOptions.model_fields)
+
+
+class BadField(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.problem = FieldProblem(field=field, message=message)
+
+
+def run_id(caller: Caller, pipeline: str, idempotency_key: str | None) -> str:
+    """`<tenant>.<pipeline>-…`: from the key when there is one (the same key, the same run)."""
+    if idempotency_key is None:
+        return f"{caller.tenant}.{pipeline}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}"
+    digest = hashlib.sha256(f"{caller.tenant}\0{pipeline}\0{idempotency_key}".encode()).hexdigest()
+    return f"{caller.tenant}.{pipeline}-{digest[:24]}"
+
+
+def budget(svc: Service, options: RunOptions, image_options: list, references: int = 0, first=("text",)) -> Any:
+    value = options.max_cost_usd if options.max_cost_usd is not None else svc.settings.max_cost_usd
+    try:
+        return cost_limit_for(value, svc.settings, image_options, references, first)
+    except BadBudget as exc:
+        raise BadField("body.max_cost_usd", str(exc)) from exc
+
+
+async def check_references(svc: Service, caller: Caller, body: ImageRequest) -> None:
+    """URLs pass the same guard as the workers'; uploads must be this tenant's."""
+    for n, ref in enumerate(body.references):
+        where = f"body.references.{n}"
+        if isinstance(ref, str):
+            try:
+                check_url(ref, svc.settings.allow_private_urls)
+            except BadReference as exc:
+                raise BadField(where, str(exc)) from exc
+        elif not await svc.store.exists(upload_marker(caller, ref.key)):
+            raise BadField(where, f"no upload {ref.key!r} (POST /v1/uploads first)")
+
+
+def upload_marker(caller: Caller, key: str) -> str:
+    return f"api/tenants/{caller.tenant}/{key}"
+
+
+async def start(svc: Service, caller: Caller, pipe: Pipeline, job: Any, request: Any, key: str | None) -> RunCreated:
+    workflow_id = run_id(caller, pipe.name, key)
+    digest = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+    text = getattr(job, pipe.text_field)
+    created = RunCreated(id=workflow_id, pipeline=pipe.name, status="running", urls=run_urls(svc.settings, workflow_id))
+    if key is not None and (existing := await _existing(svc, workflow_id)) is not None:
+        return _same_request(existing, digest, created)
+    await check_caps(svc, caller)
+    labels = await run_labels.start_options(
+        svc.client, svc.settings, pipe.name, text, job, workflow_id, caller.tenant if caller.keyed else None
+    )
+    try:
+        await svc.client.start_workflow(
+            pipe.run,
+            job,
+            id=workflow_id,
+            task_queue=WORKFLOW_QUEUE,
+            priority=run_priority(pipe.name, workflow_id, caller.tenant if caller.keyed else None),
+            memo={MEMO_TENANT: caller.tenant, MEMO_REQUEST: digest},
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            **labels,
+        )
+    except WorkflowAlreadyStartedError:  # a concurrent create with the same key won
+        if (existing := await _existing(svc, workflow_id)) is None:
+            raise
+        return _same_request(existing, digest, created)
+    return created
+
+
+async def _existing(svc: Service, workflow_id: str) -> Any:
+    try:
+        return await svc.client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+
+
+def _same_request(description: Any, digest: str, created: RunCreated) -> RunCreated:
+    memo = description.raw_description.workflow_execution_info.memo.fields
+    recorded = memo.get(MEMO_REQUEST)
+    if recorded is None or digest not in recorded.data.decode(errors="ignore"):
+        raise ApiProblem(409, "idempotency key reused", "this Idempotency-Key was used with another request body")
+    return created.model_copy(update={"status": description.status.name.lower().replace("canceled", "cancelled")})
+
+
+def _job(model: type, body: Any, **more: Any) -> Any:
+    return model.model_validate(body.model_dump(exclude=OPTIONS) | more)
+
+
+async def _answer(response: Response, svc: Service, caller: Caller, pipeline: str, job_of: Any, body: Any, key: Any):
+    try:
+        job = await job_of()
+    except BadField as exc:
+        return invalid([exc.problem])
+    created = await start(svc, caller, PIPELINES[pipeline], job, body, key)
+    response.status_code = 202
+    response.headers["Location"] = created.urls.run
+    return created
+
+
+@router.post("/images", status_code=202, response_model=RunCreated, summary="Start an image loop run")
+async def create_image(body: ImageRequest, response: Response, svc: Svc, caller: Who, key: IdempotencyKey = None):
+    async def job_of() -> ImageJob:
+        await check_references(svc, caller, body)
+        refs, first = len(body.references), ("image", "text")
+        return _job(ImageJob, body, cost=body.cost or budget(svc, body, [body.options], refs, first))
+
+    return await _answer(response, svc, caller, "image", job_of, body, key)
+
+
+@router.post("/worlds", status_code=202, response_model=RunCreated, summary="Start a world")
+async def create_world(body: WorldRequest, response: Response, svc: Svc, caller: Who, key: IdempotencyKey = None):
+    async def job_of() -> WorldJob:
+        images = [options for _, options in WORLD_IMAGE.values()] + [PORTRAIT] if body.images else []
+        cost = body.budget.cost or budget(svc, body, images)
+        return _job(WorldJob, body, budget=body.budget.model_copy(update={"cost": cost}).model_dump())
+
+    return await _answer(response, svc, caller, "world", job_of, body, key)
+
+
+@router.post("/memes", status_code=202, response_model=RunCreated, summary="Make a meme")
+async def create_meme(body: MemeRequest, response: Response, svc: Svc, caller: Who, key: IdempotencyKey = None):
+    async def job_of() -> MemeJob:
+        words = sorted({*body.blocked_words, *svc.settings.blocked_words})
+        return _job(MemeJob, body, blocked_words=words, cost=body.cost or budget(svc, body, [SCENE_OPTIONS]))
+
+    return await _answer(response, svc, caller, "meme", job_of, body, key)
+
+
+@router.post("/uploads", status_code=201, response_model=ArtifactRef, tags=["artifacts"], summary="Upload a reference")
+async def upload(file: UploadFile, svc: Svc, caller: Who) -> Any:
+    """A reference image for `references`: stored under its content address, checked as the CLI checks files."""
+    data = await file.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        return invalid([FieldProblem(field="body.file", message=f"larger than {MAX_BYTES // (1024 * 1024)} MB")])
+    try:
+        image = verify_image(data, file.filename or "upload")
+    except BadReference as exc:
+        return invalid([FieldProblem(field="body.file", message=str(exc))])
+    ref = make_ref(reference_key(hashlib.sha256(data).hexdigest(), image.extension), data, image.content_type)
+    if not await svc.store.exists(ref.key):
+        await svc.store.put(ref.key, data, ref.content_type)
+    await svc.store.put(upload_marker(caller, ref.key), b"", "application/octet-stream")
+    return ref

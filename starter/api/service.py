@@ -1,0 +1,85 @@
+"""What every route needs: the settings, one Temporal client, the artifact store, the keys, and who is
+calling (`Caller`, from `Authorization: Bearer <key>`)."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from temporalio.client import Client
+
+from activities.storage import ArtifactStore
+from models.settings import Settings
+from starter.api.keys import LOCAL_TENANT, KeyStore
+from starter.api.problems import ApiProblem
+
+
+@dataclass
+class RateLimiter:
+    """A token bucket per key: `per_minute` requests, refilled evenly."""
+
+    per_minute: int
+    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # key → (tokens, at)
+
+    def retry_after(self, key: str) -> float:
+        """0 when the request may go now (and takes its token), else the seconds until it may."""
+        now = time.monotonic()
+        tokens, at = self.buckets.get(key, (float(self.per_minute), now))
+        tokens = min(float(self.per_minute), tokens + (now - at) * self.per_minute / 60)
+        if tokens >= 1:
+            self.buckets[key] = (tokens - 1, now)
+            return 0.0
+        self.buckets[key] = (tokens, now)
+        return (1 - tokens) * 60 / self.per_minute
+
+
+@dataclass
+class Service:
+    settings: Settings
+    client: Client
+    store: ArtifactStore
+    keys: KeyStore
+    limiter: RateLimiter
+
+
+@dataclass(frozen=True)
+class Caller:
+    tenant: str
+    keyed: bool  # False: the API has no keys and serves its one local tenant (on loopback)
+
+    def owns(self, workflow_id: str) -> bool:
+        """A tenant's runs are the ids it was given (`<tenant>.<pipeline>-…`); the local tenant owns all."""
+        return not self.keyed or workflow_id.startswith(f"{self.tenant}.")
+
+
+def service(request: Request) -> Service:
+    return request.app.state.service
+
+
+def caller(request: Request, svc: Annotated[Service, Depends(service)]) -> Caller:
+    """Who calls: the tenant of a valid, unrevoked key (401 otherwise), limited to its rate (429)."""
+    header = request.headers.get("authorization", "")
+    if not svc.keys.configured():
+        found = Caller(LOCAL_TENANT, keyed=False)
+        bucket = LOCAL_TENANT
+    else:
+        scheme, _, key = header.partition(" ")
+        tenant = svc.keys.tenant_of(key.strip()) if scheme.lower() == "bearer" and key.strip() else None
+        if tenant is None:
+            raise ApiProblem(
+                401, "unauthorized", "send Authorization: Bearer <API key>", {"WWW-Authenticate": "Bearer"}
+            )
+        found = Caller(tenant, keyed=True)
+        bucket = key
+    if (wait := svc.limiter.retry_after(bucket)) > 0:
+        raise ApiProblem(
+            429, "too many requests", "this key's request rate is used up", {"Retry-After": str(math.ceil(wait))}
+        )
+    return found
+
+
+Svc = Annotated[Service, Depends(service)]
+Who = Annotated[Caller, Depends(caller)]
