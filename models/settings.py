@@ -29,6 +29,7 @@ TEXT_QUEUE = "atelier-text"  # paid text calls: chat, structured output, evaluat
 IMAGE_QUEUE = "atelier-images"  # paid image generation
 STORAGE_QUEUE = "atelier-storage"  # storage-only steps: references, manifests, render, upload, cache
 SCORING_QUEUE = "atelier-scoring"  # PyTorch scoring and embeddings
+EVENTS_QUEUE = "atelier-events"  # following runs for the API: events, webhook deliveries
 
 
 class Settings(BaseSettings):

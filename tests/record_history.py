@@ -38,6 +38,7 @@ from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.storage import LocalStore, artifact_key
 from models.conversation import ConversationConfig, ConversationStart, ConversationState, IngestDoc, IngestJob
+from models.events import EventFeed
 from models.image import ImageJob, ImageOptions, StopReason
 from models.meme import MemeJob
 from models.search_attributes import at_start
@@ -53,6 +54,7 @@ from workflows.conversation import ConversationWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
 from workflows.knowledge import KnowledgeIngestWorkflow
 from workflows.meme import MemeWorkflow
+from workflows.run_events import RunEventsWorkflow
 from workflows.world import WorldWorkflow
 
 FOLDER = Path(__file__).parent / "histories"
@@ -397,6 +399,18 @@ async def record_conversation_streamed(rec: Recording) -> None:
     await save_runs(rec.client, handle.id, first_run)
 
 
+async def record_run_events(rec: Recording) -> None:
+    """An image run followed for the API: its events recorded batch by batch until the terminal one."""
+    job = ImageJob(prompt="a paper lantern", options=ImageOptions(), max_iterations=2, threshold=100)
+    run = await rec.client.start_workflow(ImageRefinementWorkflow.run, job, **rec.start("image", "recorded-followed"))
+    feed = EventFeed(run_id=run.id, pipeline="image", tenant="local")
+    handle = await rec.client.start_workflow(
+        RunEventsWorkflow.run, feed, id=f"{run.id}~events", task_queue=WORKFLOW_QUEUE
+    )
+    await handle.result()
+    await save(handle)
+
+
 def offline(record: Callable[[Recording], Awaitable[None]]) -> Callable[[Recording], Awaitable[None]]:
     """A recorder run with workers for every queue and the offline provider."""
 
@@ -425,6 +439,7 @@ RECORDERS = {
     "conversation-carried": record_conversation_carried,
     "conversation-failed-attempts": record_conversation_failed_attempts,
     "image-path-reference": record_image_path_reference,
+    "run-events": offline(record_run_events),
 }
 
 

@@ -18,15 +18,25 @@ from activities.providers.guarded import GuardedProvider
 from activities.purchases import worker_spool
 from activities.queue_pollers import require_pollers
 from activities.reference_store import ReferenceActivities
+from activities.run_events import RunObserver
 from activities.storage import ArtifactStore
 from activities.world import WorldActivities
-from models.settings import IMAGE_QUEUE, SCORING_QUEUE, STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE, Settings
+from models.settings import (
+    EVENTS_QUEUE,
+    IMAGE_QUEUE,
+    SCORING_QUEUE,
+    STORAGE_QUEUE,
+    TEXT_QUEUE,
+    WORKFLOW_QUEUE,
+    Settings,
+)
 from workers.versioning import deployment_options
 from workflows.character import CharacterWorkflow
 from workflows.conversation import ConversationWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
 from workflows.knowledge import KnowledgeIngestWorkflow
 from workflows.meme import MemeWorkflow
+from workflows.run_events import RunEventsWorkflow
 from workflows.world import WorldWorkflow
 
 WORKFLOWS = [
@@ -36,8 +46,9 @@ WORKFLOWS = [
     MemeWorkflow,
     ConversationWorkflow,
     KnowledgeIngestWorkflow,
+    RunEventsWorkflow,
 ]
-QUEUES = (WORKFLOW_QUEUE, TEXT_QUEUE, IMAGE_QUEUE, STORAGE_QUEUE, SCORING_QUEUE)
+QUEUES = (WORKFLOW_QUEUE, TEXT_QUEUE, IMAGE_QUEUE, STORAGE_QUEUE, SCORING_QUEUE, EVENTS_QUEUE)
 SHUTDOWN_MARGIN_S = 15  # past a request's timeout: reading the reply, storing the picture
 SHUTDOWN_S = 60  # a put or a scoring batch finishes well within this
 STICKY_TIMEOUT = timedelta(seconds=3)
@@ -170,6 +181,13 @@ def build_workers(
                     client, STORAGE_QUEUE, by_queue[STORAGE_QUEUE], settings, max_concurrent_activities=32, **versioning
                 )
             )
+    if EVENTS_QUEUE in queues:  # mostly waiting: many slots, little work each
+        observer = RunObserver(store, settings.api_url)
+        workers.append(
+            activity_worker(
+                client, EVENTS_QUEUE, [observer.observe_run], settings, max_concurrent_activities=200, **versioning
+            )
+        )
     if SCORING_QUEUE in queues:
         from activities.knowledge import KnowledgeActivities  # torch loads only where scoring runs
         from activities.scoring import ScoringActivities

@@ -22,6 +22,7 @@ from activities.storage import make_ref
 from activities.world import PORTRAIT, WORLD_IMAGE
 from models.api import ImageRequest, MemeRequest, RunCreated, RunOptions, WorldRequest
 from models.artifacts import ArtifactRef, reference_key
+from models.events import Webhook
 from models.image import ImageJob
 from models.meme import MemeJob
 from models.priority import run_priority
@@ -29,6 +30,7 @@ from models.settings import WORKFLOW_QUEUE
 from models.world import WorldJob
 from starter import run_labels
 from starter.api.caps import check_caps
+from starter.api.events import ensure_feed
 from starter.api.links import run_urls
 from starter.api.pipelines import PIPELINES, Pipeline
 from starter.api.problems import ApiProblem, FieldProblem, invalid
@@ -107,7 +109,12 @@ async def start(svc: Service, caller: Caller, pipe: Pipeline, job: Any, request:
         if (existing := await _existing(svc, workflow_id)) is None:
             raise
         return _same_request(existing, digest, created)
+    await ensure_feed(svc, workflow_id, pipe.name, caller.tenant, webhooks_of(request))
     return created
+
+
+def webhooks_of(request: Any) -> list[Webhook]:
+    return [Webhook(url=request.webhook, events=request.webhook_events)] if request.webhook else []
 
 
 async def _existing(svc: Service, workflow_id: str) -> Any:

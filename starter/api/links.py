@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from models.api import RunUrls
+from models.events import artifact_link, with_artifact_links
 from models.settings import Settings
 
 
@@ -22,16 +23,9 @@ def run_urls(settings: Settings, workflow_id: str) -> RunUrls:
 
 
 def artifact_url(settings: Settings, key: str) -> str:
-    return f"{settings.api_url}/v1/artifacts/{quote(key)}"
+    return artifact_link(settings.api_url, key)
 
 
 def with_links(settings: Settings, value: Any) -> Any:
-    """A result's JSON with a `url` beside every artifact reference (a dict with key and sha256)."""
-    if isinstance(value, dict):
-        linked = {name: with_links(settings, item) for name, item in value.items()}
-        if isinstance(value.get("key"), str) and "sha256" in value:
-            linked["url"] = artifact_url(settings, value["key"])
-        return linked
-    if isinstance(value, list):
-        return [with_links(settings, item) for item in value]
-    return value
+    """A result's or event's JSON with a `url` beside every artifact key."""
+    return with_artifact_links(settings.api_url, value)

@@ -1,0 +1,232 @@
+"""Following a run for the API: what is new since the last look becomes events, recorded as one batch in
+the artifact store before the workflow hears of it. The run is read, never changed: its status and live
+state from Temporal, what it made from the store (`runs/<id>/…`, `worlds/<id>/…`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.storage import ArtifactStore, artifact_key
+from models.events import Batch, CharacterSeen, ObserveRequest, RunEvent, Seen
+
+POLL_S = 0.5
+STATUS_QUERY = {"image": "state", "world": "status", "meme": "status"}
+TERMINAL = {
+    WorkflowExecutionStatus.COMPLETED: "run.completed",
+    WorkflowExecutionStatus.FAILED: "run.failed",
+    WorkflowExecutionStatus.CANCELED: "run.cancelled",
+    WorkflowExecutionStatus.TERMINATED: "run.failed",
+    WorkflowExecutionStatus.TIMED_OUT: "run.failed",
+}
+PICTURE = (".png", ".jpeg", ".jpg", ".webp")
+
+
+def events_prefix(run_id: str) -> str:
+    return artifact_key("events", run_id)
+
+
+def batch_key(run_id: str, first_seq: int) -> str:
+    return f"{events_prefix(run_id)}/{first_seq:08d}.json"
+
+
+def progress_of(pipeline: str, state: dict[str, Any]) -> dict[str, Any]:
+    """The part of a live state that makes a `run.progress` event (not every token count)."""
+    if pipeline == "image":
+        names = ("iteration", "max_iterations", "phase", "scores", "best_score", "pending_feedback")
+    elif pipeline == "world":
+        names = ("state", "world_name", "phases", "characters", "posts", "images", "budget_exhausted")
+    else:
+        names = ("phase", "format", "drafts", "best_score")
+    progress = {name: state.get(name) for name in names}
+    progress["cost_usd"] = (state.get("usage") or {}).get("estimated_cost_usd")
+    return progress
+
+
+class Look:
+    """One look at the run: the events it finds, in order, and what is then seen."""
+
+    def __init__(self, run_id: str, seen: Seen) -> None:
+        self.run_id, self.seen = run_id, seen.model_copy(deep=True)
+        self.found: list[tuple[str, dict[str, Any]]] = []
+
+    def add(self, event_type: str, /, **data: Any) -> None:
+        self.found.append((event_type, {"run_id": self.run_id, **data}))
+
+    def link(self, key: str) -> dict[str, str]:
+        """An artifact as events name it: its key (the API, or the webhook, adds the link to fetch it)."""
+        return {"key": key}
+
+
+class RunObserver:
+    """The activity that looks; it holds the store and reads Temporal through the worker's client."""
+
+    def __init__(self, store: ArtifactStore, api_url: str) -> None:
+        self.store, self.api_url = store, api_url
+
+    @activity.defn(name="observe_run")
+    async def observe_run(self, request: ObserveRequest) -> Batch:
+        key = batch_key(request.run_id, request.first_seq)
+        if await self.store.exists(key):  # an earlier attempt recorded this batch: it stands
+            return Batch.model_validate_json(await self.store.read(key))
+        deadline = time.monotonic() + request.wait_s
+        while True:
+            look = await self._look(activity.client(), request)
+            if look.found or look.seen.closed or time.monotonic() >= deadline:
+                break
+            activity.heartbeat()
+            await asyncio.sleep(POLL_S)
+        now = datetime.now(UTC)
+        events = [
+            RunEvent(seq=request.first_seq + n, type=event_type, run_id=request.run_id, timestamp=now, data=data)
+            for n, (event_type, data) in enumerate(look.found)
+        ]
+        batch = Batch(first_seq=request.first_seq, events=events, seen=look.seen)
+        if events:
+            await self.store.put(key, batch.model_dump_json().encode(), "application/json")
+        return batch
+
+    async def _look(self, client: Client, request: ObserveRequest) -> Look:
+        look = Look(request.run_id, request.seen)
+        handle = client.get_workflow_handle(request.run_id)
+        try:
+            described = await handle.describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return look
+            raise
+        closed = described.status in TERMINAL
+        if not look.seen.started:
+            look.seen.started = True
+            look.add("run.started", pipeline=request.pipeline)
+        top = "worlds" if request.pipeline == "world" else "runs"
+        keys = set(await self.store.keys(artifact_key(top, request.run_id)))
+        if not closed:
+            await self._progress(handle, request.pipeline, keys, look)
+        if request.pipeline == "world":
+            await self._world(keys, look, closed)
+        else:
+            await self._pictures(keys, look, request.pipeline)
+        if closed:
+            result = await self._result(handle, described.status)
+            if request.pipeline == "image" and isinstance(result, dict):
+                self._iterations([it["score"] for it in result.get("iterations", [])], keys, look)
+            look.seen.closed = True
+            look.add(TERMINAL[described.status], **_ending(result, described.status))
+        return look
+
+    async def _progress(self, handle: Any, pipeline: str, keys: set[str], look: Look) -> None:
+        try:
+            state = await handle.query(STATUS_QUERY[pipeline])
+        except RPCError:
+            return  # no worker answered this time: the next look asks again
+        if not isinstance(state, dict):
+            return
+        progress = progress_of(pipeline, state)
+        digest = json.dumps(progress, sort_keys=True, separators=(",", ":"))
+        if digest != look.seen.progress:
+            look.seen.progress = digest
+            look.add("run.progress", **progress)
+        if pipeline == "image":
+            self._iterations(state.get("scores") or [], keys, look)
+
+    def _iterations(self, scores: list[int], keys: set[str], look: Look) -> None:
+        """Each scored iteration once, with its picture's link."""
+        for number in range(look.seen.iterations + 1, len(scores) + 1):
+            picture = next(
+                (k for k in sorted(keys) if k.rsplit("/", 1)[-1].startswith(f"iteration-{number:02d}.")), None
+            )
+            look.add(
+                "iteration.completed", number=number, score=scores[number - 1], image=picture and look.link(picture)
+            )
+        look.seen.iterations = max(look.seen.iterations, len(scores))
+
+    async def _pictures(self, keys: set[str], look: Look, pipeline: str) -> None:
+        """An image run's iteration pictures and a meme's finished picture, each once."""
+        wanted = (
+            sorted(k for k in keys if k.rsplit("/", 1)[-1].startswith("iteration-") and k.endswith(PICTURE))
+            if pipeline == "image"
+            else sorted(k for k in keys if k.endswith("/meme.png"))
+        )
+        for key in wanted:
+            if key not in look.seen.pictures:
+                look.seen.pictures.append(key)
+                look.add("image.created", kind="iteration" if pipeline == "image" else "meme", image=look.link(key))
+
+    async def _world(self, keys: set[str], look: Look, closed: bool) -> None:
+        prefix = artifact_key("worlds", look.run_id) + "/"
+        for key in sorted(keys):
+            name = key.removeprefix(prefix)
+            if "/" not in name and name.startswith(("background.", "icon.")) and key not in look.seen.pictures:
+                look.seen.pictures.append(key)
+                look.add("image.created", kind=name.split(".")[0], image=look.link(key))
+        users = sorted({k.removeprefix(prefix).split("/")[1] for k in keys if k.startswith(prefix + "characters/")})
+        for username in users:
+            if username not in look.seen.done:
+                await self._character(keys, look, prefix + f"characters/{username}/", username, closed)
+
+    async def _character(self, keys: set[str], look: Look, base: str, username: str, closed: bool) -> None:
+        seen = look.seen.characters.setdefault(username, CharacterSeen())
+        finished = closed or base + "character.json" in keys
+        if not seen.created and base + "profile.json" in keys:
+            profile = json.loads(await self.store.read(base + "profile.json"))
+            seen.created = True
+            look.add("character.created", username=username, **_pick(profile, "display_name", "bio", "interests"))
+        avatar = next((k for k in sorted(keys) if k.startswith(base + "avatar.")), None)
+        if avatar and not seen.avatar:
+            seen.avatar = True
+            look.add("image.created", kind="avatar", username=username, image=look.link(avatar))
+        posts = sorted(
+            int(k[len(base) + 6 : -5]) for k in keys if k.startswith(base + "posts/") and k.endswith(".json")
+        )
+        for number in posts:
+            picture = next(
+                (k for k in keys if k.startswith(f"{base}posts/{number:03d}.") and k.endswith(PICTURE)), None
+            )
+            later = finished or any(n > number for n in posts)
+            if number in seen.posts or not (picture or later):
+                continue  # its picture may still come: the post goes out with it
+            post = json.loads(await self.store.read(f"{base}posts/{number:03d}.json"))
+            seen.posts.append(number)
+            image = look.link(picture) if picture else None
+            look.add(
+                "post.created",
+                username=username,
+                number=number,
+                image=image,
+                **_pick(post, "content", "hashtags", "mood"),
+            )
+            if picture:
+                seen.pictures.append(number)
+                look.add("image.created", kind="post", username=username, number=number, image=image)
+        if finished and seen.created:
+            look.seen.done.append(username)
+            del look.seen.characters[username]
+
+    async def _result(self, handle: Any, status: WorkflowExecutionStatus) -> Any:
+        """The finished run's result (a dict), or its failure's message (a str)."""
+        if status not in (WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.FAILED):
+            return None
+        try:
+            return await handle.result()
+        except WorkflowFailureError as exc:
+            return str(exc.cause or exc)
+
+
+def _ending(result: Any, status: WorkflowExecutionStatus) -> dict[str, Any]:
+    if isinstance(result, dict):
+        return {"state": result.get("state") or result.get("stopped_because")}
+    if isinstance(result, str):
+        return {"error": result}
+    return {"status": status.name.lower()}
+
+
+def _pick(value: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {name: value.get(name) for name in names}

@@ -1,0 +1,98 @@
+"""A run's events, as the API streams them (SSE) and webhooks deliver them.
+
+`RunEventsWorkflow` follows a run and records its events in batches in the artifact store
+(`events/<run>/<first seq>.json`); each event has a per-run sequence number, its SSE `id`. A batch, once
+written, is never changed: an attempt that finds its batch already written returns it as it stands.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import BaseModel, Field, HttpUrl
+
+from models.api import EventType
+
+
+class RunEvent(BaseModel):
+    seq: int = Field(ge=1)
+    type: EventType
+    run_id: str
+    timestamp: datetime
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class CharacterSeen(BaseModel):
+    created: bool = False
+    avatar: bool = False
+    posts: list[int] = Field(default_factory=list)
+    pictures: list[int] = Field(default_factory=list)
+
+
+class Seen(BaseModel):
+    """What the events sent so far covered: small (finished characters are only a name)."""
+
+    started: bool = False
+    progress: str | None = None  # the last progress sent, as compact JSON
+    iterations: int = 0
+    pictures: list[str] = Field(default_factory=list)  # the run's own pictures sent (iterations, world, meme)
+    characters: dict[str, CharacterSeen] = Field(default_factory=dict)  # characters still being made
+    done: list[str] = Field(default_factory=list)  # characters whose every post was sent
+    closed: bool = False
+
+
+class Webhook(BaseModel):
+    """Where a run's events are delivered, and which (None: all)."""
+
+    url: HttpUrl
+    events: list[EventType] | None = None
+    endpoint_id: str | None = None  # a registered endpoint (its own secret); None: the tenant's secret
+
+
+class EventFeed(BaseModel):
+    """Input of RunEventsWorkflow (and what it carries over when it continues as new)."""
+
+    run_id: str
+    pipeline: str
+    tenant: str
+    webhooks: list[Webhook] = Field(default_factory=list)
+    seen: Seen = Field(default_factory=Seen)
+    next_seq: int = 1
+
+
+class ObserveRequest(BaseModel):
+    run_id: str
+    pipeline: str
+    tenant: str
+    webhooks: list[Webhook] = Field(default_factory=list)
+    seen: Seen
+    first_seq: int
+    wait_s: float = 10.0  # wait this long for something new before answering with nothing
+
+
+class Batch(BaseModel):
+    """What one observation found: the events (numbered from `first_seq`) and what has now been seen."""
+
+    first_seq: int
+    events: list[RunEvent] = Field(default_factory=list)
+    seen: Seen
+
+
+def artifact_link(api_url: str, key: str) -> str:
+    """Where a client fetches an artifact: the API's `GET /v1/artifacts/{key}`."""
+    return f"{api_url.rstrip('/')}/v1/artifacts/{quote(key)}"
+
+
+def with_artifact_links(api_url: str, value: Any) -> Any:
+    """`value` with a `url` beside every artifact (an `ArtifactRef`, or an event's `{"key": …}`): where a
+    client fetches it."""
+    if isinstance(value, dict):
+        linked = {name: with_artifact_links(api_url, item) for name, item in value.items()}
+        if isinstance(value.get("key"), str) and ("sha256" in value or value.keys() <= {"key", "url"}):
+            linked["url"] = artifact_link(api_url, value["key"])
+        return linked
+    if isinstance(value, list):
+        return [with_artifact_links(api_url, item) for item in value]
+    return value
