@@ -5,6 +5,7 @@ state from Temporal, what it made from the store (`runs/<id>/…`, `worlds/<id>/
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from datetime import UTC, datetime
@@ -12,10 +13,13 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.storage import ArtifactStore, artifact_key
-from models.events import Batch, CharacterSeen, ObserveRequest, RunEvent, Seen
+from models.events import Batch, CharacterSeen, Delivery, ObserveRequest, RunEvent, Seen, Webhook, with_artifact_links
+from models.settings import WORKFLOW_QUEUE, Settings
 
 POLL_S = 0.5
 STATUS_QUERY = {"image": "state", "world": "status", "meme": "status"}
@@ -66,16 +70,20 @@ class Look:
 
 
 class RunObserver:
-    """The activity that looks; it holds the store and reads Temporal through the worker's client."""
+    """The activity that looks; it holds the store and reads Temporal through the worker's client. It
+    also starts the webhook deliveries of each batch (one workflow per event and endpoint, started once:
+    its id is the delivery's)."""
 
-    def __init__(self, store: ArtifactStore, api_url: str) -> None:
-        self.store, self.api_url = store, api_url
+    def __init__(self, store: ArtifactStore, settings: Settings) -> None:
+        self.store, self.settings = store, settings
 
     @activity.defn(name="observe_run")
     async def observe_run(self, request: ObserveRequest) -> Batch:
         key = batch_key(request.run_id, request.first_seq)
         if await self.store.exists(key):  # an earlier attempt recorded this batch: it stands
-            return Batch.model_validate_json(await self.store.read(key))
+            batch = Batch.model_validate_json(await self.store.read(key))
+            await self._deliver(activity.client(), request, batch)
+            return batch
         deadline = time.monotonic() + request.wait_s
         while True:
             look = await self._look(activity.client(), request)
@@ -91,7 +99,41 @@ class RunObserver:
         batch = Batch(first_seq=request.first_seq, events=events, seen=look.seen)
         if events:
             await self.store.put(key, batch.model_dump_json().encode(), "application/json")
+            await self._deliver(activity.client(), request, batch)
         return batch
+
+    async def _deliver(self, client: Client, request: ObserveRequest, batch: Batch) -> None:
+        starts = [
+            self._start_delivery(client, request, number, hook, event)
+            for number, hook in enumerate(request.webhooks)
+            for event in batch.events
+            if hook.events is None or event.type in hook.events
+        ]
+        await asyncio.gather(*starts)
+
+    async def _start_delivery(
+        self, client: Client, request: ObserveRequest, number: int, hook: Webhook, event: RunEvent
+    ):
+        data = with_artifact_links(self.settings.api_url, event.data) | {"seq": event.seq}
+        delivery = Delivery(
+            delivery_id=f"{request.run_id}~hook{number}-{event.seq:08d}",
+            run_id=request.run_id,
+            tenant=request.tenant,
+            url=str(hook.url),
+            endpoint_id=hook.endpoint_id,
+            payload={"type": event.type, "timestamp": event.timestamp.isoformat(), "data": data},
+            schedule_s=self.settings.webhook_schedule_s,
+        )
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await client.start_workflow(
+                "WebhookDeliveryWorkflow",
+                delivery,
+                id=delivery.delivery_id,
+                task_queue=WORKFLOW_QUEUE,
+                static_summary=f"{event.type} #{event.seq} → {hook.url}",
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            )
 
     async def _look(self, client: Client, request: ObserveRequest) -> Look:
         look = Look(request.run_id, request.seen)

@@ -8,7 +8,7 @@ written, is never changed: an attempt that finds its batch already written retur
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field, HttpUrl
@@ -49,6 +49,47 @@ class Webhook(BaseModel):
     url: HttpUrl
     events: list[EventType] | None = None
     endpoint_id: str | None = None  # a registered endpoint (its own secret); None: the tenant's secret
+
+
+class Delivery(BaseModel):
+    """Input of WebhookDeliveryWorkflow: one event to one endpoint, tried on the schedule with one
+    `webhook-id`."""
+
+    delivery_id: str  # also the `webhook-id` header: the same on every attempt and redelivery
+    run_id: str
+    tenant: str
+    url: str
+    endpoint_id: str | None = None
+    payload: dict[str, Any]  # `type`, `timestamp`, `data` (with the run's sequence number)
+    schedule_s: list[float]
+
+
+class SendRequest(BaseModel):
+    delivery_id: str
+    tenant: str
+    url: str
+    endpoint_id: str | None = None
+    payload: dict[str, Any]
+    attempt: int
+
+
+class Sent(BaseModel):
+    """One attempt's outcome: the receiver's status code, or why there was none."""
+
+    attempt: int
+    at: datetime
+    status: int | None = None
+    error: str | None = None
+    retry_after_s: float | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+class DeliveryOutcome(BaseModel):
+    outcome: Literal["delivered", "failed", "disabled"]
+    attempts: list[Sent]
 
 
 class EventFeed(BaseModel):

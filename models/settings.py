@@ -118,6 +118,15 @@ class Settings(BaseSettings):
     api_rate_per_minute: int = Field(600, ge=1, validation_alias="ATELIER_API_RATE_PER_MINUTE")
     tenant_max_running: int = Field(0, ge=0, validation_alias="ATELIER_TENANT_MAX_RUNNING")
     tenant_max_usd_per_day: float = Field(0, ge=0, validation_alias="ATELIER_TENANT_MAX_USD_PER_DAY")
+    # webhook deliveries: the Standard Webhooks retry schedule (seconds before each attempt), and whether a
+    # webhook may point at a loopback, private or link-local address (tests; a private network's receiver)
+    webhook_schedule_s: list[float] = Field(
+        default_factory=lambda: [0, 5, 300, 1800, 7200, 18000, 36000, 36000],
+        min_length=1,
+        max_length=20,
+        validation_alias="ATELIER_WEBHOOK_SCHEDULE_S",
+    )
+    webhook_allow_private: bool = Field(False, validation_alias="ATELIER_WEBHOOK_ALLOW_PRIVATE")
     # JSON, e.g. {"my-model": {"input_per_mtok": 0.2, "output_per_mtok": 0.8, "per_image": 0}}
     price_overrides: dict[str, Price] = Field(default_factory=dict, validation_alias="ATELIER_PRICES")
 

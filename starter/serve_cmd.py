@@ -6,8 +6,8 @@ import argparse
 import ipaddress
 import socket
 
+from activities.api_keys import BadTenant, KeyStore, as_json, listing
 from models.settings import Settings
-from starter.api.keys import BadTenant, KeyStore, as_json, listing
 from starter.common import UsageError, stderr
 
 

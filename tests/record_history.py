@@ -38,7 +38,7 @@ from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.storage import LocalStore, artifact_key
 from models.conversation import ConversationConfig, ConversationStart, ConversationState, IngestDoc, IngestJob
-from models.events import EventFeed
+from models.events import Delivery, EventFeed
 from models.image import ImageJob, ImageOptions, StopReason
 from models.meme import MemeJob
 from models.search_attributes import at_start
@@ -55,6 +55,7 @@ from workflows.image_refinement import ImageRefinementWorkflow
 from workflows.knowledge import KnowledgeIngestWorkflow
 from workflows.meme import MemeWorkflow
 from workflows.run_events import RunEventsWorkflow
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
 from workflows.world import WorldWorkflow
 
 FOLDER = Path(__file__).parent / "histories"
@@ -411,6 +412,23 @@ async def record_run_events(rec: Recording) -> None:
     await save(handle)
 
 
+async def record_webhook_delivery(rec: Recording) -> None:
+    """A delivery whose receiver never answers (a guarded address): tried on a short schedule, then failed."""
+    delivery = Delivery(
+        delivery_id="recorded-delivery~hook0-00000001",
+        run_id="recorded-delivery",
+        tenant="local",
+        url="http://127.0.0.1:9/hooks",
+        payload={"type": "run.started", "timestamp": "2026-12-03T00:00:00Z", "data": {"seq": 1}},
+        schedule_s=[0, 5, 300],
+    )
+    handle = await rec.client.start_workflow(
+        WebhookDeliveryWorkflow.run, delivery, id=delivery.delivery_id, task_queue=WORKFLOW_QUEUE
+    )
+    await handle.result()
+    await save(handle)
+
+
 def offline(record: Callable[[Recording], Awaitable[None]]) -> Callable[[Recording], Awaitable[None]]:
     """A recorder run with workers for every queue and the offline provider."""
 
@@ -440,6 +458,7 @@ RECORDERS = {
     "conversation-failed-attempts": record_conversation_failed_attempts,
     "image-path-reference": record_image_path_reference,
     "run-events": offline(record_run_events),
+    "webhook-delivery": offline(record_webhook_delivery),
 }
 
 

@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 import pytest
 from PIL import Image
 
+from activities.api_keys import KeyStore
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.storage import LocalStore
 from models.settings import Settings
-from starter.api.keys import KeyStore
 from tests.api_support import api_settings, http, serving
 from tests.conftest import address_of, eventually, running_workers
 

@@ -20,6 +20,7 @@ from activities.queue_pollers import require_pollers
 from activities.reference_store import ReferenceActivities
 from activities.run_events import RunObserver
 from activities.storage import ArtifactStore
+from activities.webhooks import WebhookSender
 from activities.world import WorldActivities
 from models.settings import (
     EVENTS_QUEUE,
@@ -37,6 +38,7 @@ from workflows.image_refinement import ImageRefinementWorkflow
 from workflows.knowledge import KnowledgeIngestWorkflow
 from workflows.meme import MemeWorkflow
 from workflows.run_events import RunEventsWorkflow
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
 from workflows.world import WorldWorkflow
 
 WORKFLOWS = [
@@ -47,6 +49,7 @@ WORKFLOWS = [
     ConversationWorkflow,
     KnowledgeIngestWorkflow,
     RunEventsWorkflow,
+    WebhookDeliveryWorkflow,
 ]
 QUEUES = (WORKFLOW_QUEUE, TEXT_QUEUE, IMAGE_QUEUE, STORAGE_QUEUE, SCORING_QUEUE, EVENTS_QUEUE)
 SHUTDOWN_MARGIN_S = 15  # past a request's timeout: reading the reply, storing the picture
@@ -182,11 +185,10 @@ def build_workers(
                 )
             )
     if EVENTS_QUEUE in queues:  # mostly waiting: many slots, little work each
-        observer = RunObserver(store, settings.api_url)
+        observer, sender = RunObserver(store, settings), WebhookSender(settings)
+        activities = [observer.observe_run, sender.send_webhook, sender.disable_endpoint]
         workers.append(
-            activity_worker(
-                client, EVENTS_QUEUE, [observer.observe_run], settings, max_concurrent_activities=200, **versioning
-            )
+            activity_worker(client, EVENTS_QUEUE, activities, settings, max_concurrent_activities=200, **versioning)
         )
     if SCORING_QUEUE in queues:
         from activities.knowledge import KnowledgeActivities  # torch loads only where scoring runs

@@ -8,10 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from activities.api_keys import KeyStore
 from activities.storage import make_store
 from models.settings import Settings
 from starter.api import artifacts, creates, events, problems, runs, webhooks
-from starter.api.keys import KeyStore
 from starter.api.service import RateLimiter, Service
 from workers.connection import connect
 

@@ -35,6 +35,7 @@ from starter.api.links import run_urls
 from starter.api.pipelines import PIPELINES, Pipeline
 from starter.api.problems import ApiProblem, FieldProblem, invalid
 from starter.api.service import Caller, Service, Svc, Who
+from starter.api.webhooks import guard_webhook
 from starter.max_cost import BadBudget, cost_limit_for
 
 router = APIRouter(prefix="/v1", tags=["runs"])
@@ -109,12 +110,15 @@ async def start(svc: Service, caller: Caller, pipe: Pipeline, job: Any, request:
         if (existing := await _existing(svc, workflow_id)) is None:
             raise
         return _same_request(existing, digest, created)
-    await ensure_feed(svc, workflow_id, pipe.name, caller.tenant, webhooks_of(request))
+    await ensure_feed(svc, workflow_id, pipe.name, caller.tenant, webhooks_of(svc, caller, request))
     return created
 
 
-def webhooks_of(request: Any) -> list[Webhook]:
-    return [Webhook(url=request.webhook, events=request.webhook_events)] if request.webhook else []
+def webhooks_of(svc: Service, caller: Caller, request: Any) -> list[Webhook]:
+    """The create's own webhook (the tenant's secret) and the tenant's registered endpoints (their own)."""
+    own = [Webhook(url=request.webhook, events=request.webhook_events)] if request.webhook else []
+    registered = [Webhook(url=e.url, events=e.events, endpoint_id=e.id) for e in svc.keys.endpoints(caller.tenant)]
+    return own + registered
 
 
 async def _existing(svc: Service, workflow_id: str) -> Any:
@@ -139,6 +143,8 @@ def _job(model: type, body: Any, **more: Any) -> Any:
 
 
 async def _answer(response: Response, svc: Service, caller: Caller, pipeline: str, job_of: Any, body: Any, key: Any):
+    if body.webhook and (problem := guard_webhook(svc.settings, str(body.webhook), "body.webhook")):
+        return invalid([problem])
     try:
         job = await job_of()
     except BadField as exc:

@@ -11,9 +11,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from temporalio.client import Client
 
+from activities.api_keys import LOCAL_TENANT, KeyStore
 from activities.storage import ArtifactStore
 from models.settings import Settings
-from starter.api.keys import LOCAL_TENANT, KeyStore
 from starter.api.problems import ApiProblem
 
 

@@ -36,10 +36,24 @@ class ApiKey(BaseModel):
     revoked_at: datetime | None = None
 
 
+class Endpoint(BaseModel):
+    """A webhook endpoint a tenant registered: every run's events (or those listed) go to it, signed with
+    its own secret."""
+
+    id: str
+    tenant: str
+    url: str
+    events: list[str] | None = None
+    secret: str
+    created_at: datetime
+    disabled_at: datetime | None = None  # it answered 410 Gone, or was removed
+
+
 class KeyFile(BaseModel):
     keys: list[ApiKey] = Field(default_factory=list)
-    # each tenant's webhook signing secret (`whsec_…`), made with its first key
+    # each tenant's webhook signing secret (`whsec_…`), for a create's own `webhook`
     webhook_secrets: dict[str, str] = Field(default_factory=dict)
+    endpoints: list[Endpoint] = Field(default_factory=list)
 
 
 def check_tenant(name: str) -> str:
@@ -110,6 +124,38 @@ class KeyStore:
             keys.webhook_secrets[tenant] = new_webhook_secret()
             self.save(keys)
         return keys.webhook_secrets[tenant]
+
+    def add_endpoint(self, tenant: str, url: str, events: list[str] | None) -> Endpoint:
+        endpoint = Endpoint(
+            id="ep_" + secrets.token_hex(8),
+            tenant=tenant,
+            url=url,
+            events=events,
+            secret=new_webhook_secret(),
+            created_at=datetime.now(UTC),
+        )
+        keys = self.load().model_copy(deep=True)
+        keys.endpoints.append(endpoint)
+        self.save(keys)
+        return endpoint
+
+    def endpoints(self, tenant: str) -> list[Endpoint]:
+        return [e for e in self.load().endpoints if e.tenant == tenant and e.disabled_at is None]
+
+    def disable_endpoint(self, endpoint_id: str) -> Endpoint | None:
+        keys = self.load().model_copy(deep=True)
+        found = next((e for e in keys.endpoints if e.id == endpoint_id and e.disabled_at is None), None)
+        if found is not None:
+            found.disabled_at = datetime.now(UTC)
+            self.save(keys)
+        return found
+
+    def signing_secret(self, tenant: str, endpoint_id: str | None) -> str | None:
+        """The secret a delivery is signed with: its endpoint's, or the tenant's; None for a disabled endpoint."""
+        if endpoint_id is None:
+            return self.webhook_secret(tenant)
+        found = next((e for e in self.load().endpoints if e.id == endpoint_id and e.tenant == tenant), None)
+        return found.secret if found is not None and found.disabled_at is None else None
 
 
 def new_webhook_secret() -> str:

@@ -1,0 +1,163 @@
+"""Webhooks per the Standard Webhooks specification: signed deliveries of each character and post as a
+world makes them, retried on the schedule with one `webhook-id` through a receiver that fails or is down,
+listed per run and sent again on request."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+import uvicorn
+from standardwebhooks.webhooks import Webhook
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from activities.api_keys import KeyStore
+from activities.providers.guarded import GuardedProvider
+from activities.providers.offline import OfflineProvider
+from activities.storage import LocalStore
+from tests.api_support import api_settings, http, serving
+from tests.conftest import address_of, eventually
+from workers.registry import QUEUES, build_workers
+
+pytestmark = pytest.mark.slow  # a dev server, workers, uvicorn and a receiver
+
+SCHEDULE = [0, 1, 1, 2, 3, 5]  # the specification's schedule, in seconds instead of hours
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver on loopback: it verifies every delivery, and fails the first `fail` attempts of each."""
+
+    secret: str = ""
+    fail: int = 0
+    tries: Counter = field(default_factory=Counter)  # webhook-id → attempts seen
+    received: dict[str, dict] = field(default_factory=dict)  # webhook-id → payload, once verified and accepted
+
+    async def endpoint(self, request: Request) -> Response:
+        body = await request.body()
+        payload = Webhook(self.secret).verify(body, dict(request.headers))  # raises on a bad signature
+        message = request.headers["webhook-id"]
+        self.tries[message] += 1
+        if self.tries[message] <= self.fail:
+            return Response(status_code=500)
+        self.received[message] = payload
+        return Response(status_code=204)
+
+
+@contextlib.asynccontextmanager
+async def receiving(receiver: Receiver, port: int | None = None) -> AsyncIterator[str]:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port or 0))
+    app = Starlette(routes=[Route("/hooks", receiver.endpoint, methods=["POST"])])
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/hooks"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+async def api(module_dev_env, tmp_path_factory):
+    settings = api_settings(
+        address_of(module_dev_env),
+        tmp_path_factory.mktemp("hooks"),
+        ATELIER_WEBHOOK_SCHEDULE_S=SCHEDULE,
+        ATELIER_WEBHOOK_ALLOW_PRIVATE=True,
+    )
+    provider = GuardedProvider(OfflineProvider(), None)
+    workers = build_workers(module_dev_env.client, list(QUEUES), provider, LocalStore(settings.artifact_dir), settings)
+    async with contextlib.AsyncExitStack() as stack:
+        for worker in workers:
+            await stack.enter_async_context(worker)
+        yield await stack.enter_async_context(serving(settings, module_dev_env.client))
+
+
+WORLD = {"prompt": "A river town of ferry pilots", "characters": 3, "posts_per_character": 2, "images": False}
+
+
+async def test_a_world_delivers_each_character_and_post_signed(api):
+    base, _settings = api
+    async with http(base) as client:
+        receiver = Receiver(secret=(await client.get("/v1/webhooks/secret")).json()["secret"])
+        async with receiving(receiver) as url:
+            run = (await client.post("/v1/worlds", json=WORLD | {"webhook": url})).json()
+            await eventually(lambda: _ended(receiver), 90, "the terminal event delivered")
+    payloads = sorted(receiver.received.values(), key=lambda p: p["data"]["seq"])
+    types = [p["type"] for p in payloads]
+    assert types.count("character.created") == 3 and types.count("post.created") == 6
+    assert types[-1] == "run.completed" and [p["data"]["seq"] for p in payloads] == list(range(1, len(types) + 1))
+    posts = [p["data"] for p in payloads if p["type"] == "post.created"]
+    assert all(p["content"] and p["run_id"] == run["id"] for p in posts)
+    assert all(len(json.dumps(p)) < 20_000 for p in payloads), "thin payloads"
+    assert set(receiver.tries.values()) == {1}
+
+
+async def test_a_receiver_that_fails_twice_or_is_down_at_first_still_gets_every_event_once(api):
+    base, _settings = api
+    async with http(base) as client:
+        secret = (await client.get("/v1/webhooks/secret")).json()["secret"]
+        flaky = Receiver(secret=secret, fail=2)
+        async with receiving(flaky) as url:
+            run = (await client.post("/v1/memes", json={"topic": "mondays", "format": "drake", "webhook": url})).json()
+            await eventually(lambda: _ended(flaky), 90, "every meme event delivered past two failures")
+        assert set(flaky.tries.values()) == {3}, "each webhook-id tried three times, the third accepted"
+
+        late = Receiver(secret=secret)
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()  # nothing listens there yet: the first attempts are refused
+        url = f"http://127.0.0.1:{port}/hooks"
+        run = (await client.post("/v1/images", json={"prompt": "a barge", "max_iterations": 1, "webhook": url})).json()
+        await asyncio.sleep(3)
+        async with receiving(late, port):
+            await eventually(lambda: _ended(late), 90, "every event delivered once the receiver is up")
+        types = [p["type"] for p in sorted(late.received.values(), key=lambda p: p["data"]["seq"])]
+        assert types[0] == "run.started" and types[-1] == "run.completed"
+
+        listed = (await client.get(f"/v1/runs/{run['id']}/deliveries")).json()
+        assert listed and all(d["status"] == "delivered" for d in listed)
+        assert any(a["error"] for d in listed for a in d["attempts"]), "the refused attempts are listed"
+        again = await client.post(f"/v1/runs/{run['id']}/deliveries/{listed[0]['id']}/redeliver")
+        assert again.status_code == 202
+        async with receiving(late, port):
+            await eventually(lambda: late.tries[listed[0]["id"]] >= 2 or None, 30, "the delivery sent again")
+
+
+async def test_webhook_urls_are_guarded_and_keys_see_only_their_endpoints(api):
+    base, settings = api
+    guarded = settings.model_copy(update={"webhook_allow_private": False})
+    from starter.api.webhooks import guard_webhook
+
+    assert guard_webhook(guarded, "http://127.0.0.1:9/x", "body.webhook") is not None
+    assert guard_webhook(guarded, "ftp://example.com/x", "body.webhook") is not None
+    async with http(base) as client:
+        made = (await client.post("/v1/webhooks", json={"url": "https://example.com/hooks"})).json()
+        assert made["secret"].startswith("whsec_") and made["id"] in [
+            e["id"] for e in (await client.get("/v1/webhooks")).json()
+        ]
+        assert (await client.delete(f"/v1/webhooks/{made['id']}")).status_code == 204
+        assert (await client.delete(f"/v1/webhooks/{made['id']}")).status_code == 404
+    KeyStore(settings.api_keys_path)  # the API's keys file is where the workers read the secrets
+
+
+def _ended(receiver: Receiver) -> bool | None:
+    """Whether the terminal event and every event before it arrived."""
+    seqs = {p["data"]["seq"]: p["type"] for p in receiver.received.values()}
+    last = next((seq for seq, kind in seqs.items() if kind in ("run.completed", "run.failed", "run.cancelled")), None)
+    return (last is not None and set(seqs) == set(range(1, last + 1))) or None
