@@ -132,13 +132,26 @@ def up(settings: Settings, wait_s: float = 60.0) -> list[str]:
     else:
         pid = _spawn(settings, "worker", ["workers"])
         notes.append(f"started worker (pid {pid}, log {settings.log_dir / 'worker.log'})")
+    api_address = f"{settings.api_host}:{settings.api_port}"
+    if _alive(settings.run_dir / "api.pid", "starter serve"):
+        notes.append(f"API already running: {settings.api_url}")
+    elif listening(api_address):
+        notes.append(f"something else listens on {api_address}: the API was not started (set ATELIER_API_PORT)")
+    else:
+        pid, api_deadline = _spawn(settings, "api", ["starter", "serve"]), time.monotonic() + wait_s
+        while not listening(api_address):
+            if time.monotonic() > api_deadline or _alive(settings.run_dir / "api.pid", "starter serve") is None:
+                raise ServiceError(f"the API did not come up at {settings.api_url}; see {settings.log_dir / 'api.log'}")
+            time.sleep(0.2)
+        notes.append(f"started API (pid {pid}, log {settings.log_dir / 'api.log'})")
+        notes.append(f"API: {settings.api_url} (docs {settings.api_url}/docs)")
     return notes
 
 
 def down(settings: Settings) -> list[str]:
     """Stop only what `up` started, by its pid files."""
     notes = []
-    for name, marker in (("worker", "-m workers"), ("server", "start-dev")):
+    for name, marker in (("api", "starter serve"), ("worker", "-m workers"), ("server", "start-dev")):
         pid_file = settings.run_dir / f"{name}.pid"
         pid = _alive(pid_file, marker)
         if pid is None:
