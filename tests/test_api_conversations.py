@@ -1,0 +1,71 @@
+"""Conversations over the API: a reply as JSON, or streamed as it is written; the history; tenants."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from activities.api_keys import KeyStore
+from activities.providers.guarded import GuardedProvider
+from activities.providers.offline import OfflineProvider
+from activities.storage import LocalStore
+from tests.api_support import api_settings, http, serving
+from tests.conftest import address_of, running_workers
+
+pytestmark = pytest.mark.slow  # a dev server, workers and uvicorn
+
+
+@pytest.fixture(scope="module")
+async def api(module_dev_env, tmp_path_factory):
+    settings = api_settings(address_of(module_dev_env), tmp_path_factory.mktemp("talk"))
+    async with (
+        running_workers(
+            module_dev_env.client, GuardedProvider(OfflineProvider(), None), LocalStore(settings.artifact_dir)
+        ),
+        serving(settings, module_dev_env.client) as served,
+    ):
+        yield served
+
+
+async def test_a_conversation_replies_as_json_and_streamed_and_keeps_its_history(api):
+    base, settings = api
+    store = KeyStore(settings.api_keys_path)
+    acme, zeta = store.add("acme")[0], store.add("zeta")[0]
+    async with http(base, acme) as client, http(base, zeta) as other:
+        started = await client.post("/v1/conversations", json={"config": {"retrieval_wait_s": 5}})
+        assert started.status_code == 201, started.text
+        conversation = started.json()
+        first = await client.post(conversation["messages"], json={"text": "I keep bees in Lisbon."})
+        assert first.status_code == 200 and first.json()["turn"] == 1 and first.json()["text"]
+
+        events, fields = [], {}
+        headers = {"Accept": "text/event-stream"}
+        async with client.stream(
+            "POST", conversation["messages"], json={"text": "What do I keep?"}, headers=headers
+        ) as s:
+            assert s.headers["content-type"].startswith("text/event-stream")
+            async for line in s.aiter_lines():
+                if line.startswith(("event:", "data:")):
+                    name, _, value = line.partition(":")
+                    fields[name] = value.strip()
+                elif not line and fields:
+                    events.append((fields["event"], json.loads(fields["data"])))
+                    fields = {}
+        kinds = [kind for kind, _ in events]
+        assert kinds[-1] == "reply" and "phase" in kinds and "text" in kinds
+        reply = events[-1][1]
+        assert reply["turn"] == 2
+        written = "".join(data["text"] for kind, data in events if kind == "text")
+        assert reply["text"].startswith(written[:20]), "the streamed answer is the reply's"
+
+        history = (await client.get(f"/v1/conversations/{conversation['id']}")).json()
+        assert history["turns_total"] == 2 and [t["user"] for t in history["recent"]] == [
+            "I keep bees in Lisbon.",
+            "What do I keep?",
+        ]
+        assert (await other.get(f"/v1/conversations/{conversation['id']}")).status_code == 404
+        refused = await other.post(conversation["messages"].replace(base, ""), json={"text": "hi"})
+        assert refused.status_code == 404
+        blank = await client.post(conversation["messages"], json={"text": "   "})
+        assert blank.status_code == 422 and blank.json()["errors"][0]["field"] == "body.text"
