@@ -31,6 +31,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         yield
 
     app = FastAPI(
+        responses=problems.RESPONSES,
         title="Atelier",
         version="1",
         summary="Durable AI content pipelines on Temporal: start, follow and fetch runs; events and webhooks.",

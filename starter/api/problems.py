@@ -30,6 +30,23 @@ class Problem(BaseModel):
     errors: list[FieldProblem] = Field(default_factory=list)
 
 
+PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+RESPONSES: dict[int | str, dict] = {
+    status: {"description": title, "content": PROBLEM_CONTENT}
+    for status, title in {
+        400: "a body that cannot be read (not JSON, not UTF-8, a broken form)",
+        401: "no valid API key",
+        402: "the tenant's daily budget is spent",
+        404: "no such resource (or another tenant's)",
+        409: "conflicts with the resource's state, or an Idempotency-Key reused with another body",
+        422: "invalid input: each problem names its field",
+        429: "too many requests or runs at once (see Retry-After)",
+        500: "an internal error (never for bad input)",
+        503: "no worker answered in time",
+    }.items()
+}
+
+
 class ApiProblem(Exception):
     """Raised by a route: answered as a problem with this status."""
 
@@ -53,7 +70,26 @@ def respond(problem: Problem, headers: dict[str, str] | None = None) -> JSONResp
 
 
 def install(app: FastAPI) -> None:
-    """Every error the API answers is a problem."""
+    """Every error the API answers is a problem (and the OpenAPI document says so)."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            spec = generate()
+            schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = spec.setdefault("components", {}).setdefault("schemas", {})
+            components.update(schema.pop("$defs", {}))
+            components["Problem"] = schema
+            for operations in spec["paths"].values():
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
+                    operation.setdefault("responses", {})["422"] = RESPONSES[422]
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(RequestValidationError)
     async def _request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -81,13 +81,20 @@ CURSOR = b"atl1:"  # what starts every cursor this API gives (then Temporal's pa
 
 
 def _cursor(value: str | None) -> bytes | None:
+    """Temporal's page token from a cursor this API gave; BadCursor for anything else."""
     if value is None:
         return None
     try:
         raw = base64.b64decode(value.encode(), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         raw = b""
-    return raw.removeprefix(CURSOR) if raw.startswith(CURSOR) and len(raw) > len(CURSOR) else b"\xff"
+    if not raw.startswith(CURSOR) or len(raw) == len(CURSOR):
+        raise BadCursor(value)
+    return raw.removeprefix(CURSOR)
+
+
+class BadCursor(ValueError):
+    pass
 
 
 @router.get("", response_model=RunPage, summary="List runs, newest first")
@@ -106,12 +113,15 @@ async def list_runs(
         if state.upper() not in KNOWN_STATES:
             return invalid([FieldProblem(field="query.state", message=f"one of {', '.join(KNOWN_STATES)}")])
         parts.append(_state_filter(state.upper()))
-    listing = svc.client.list_workflows(" AND ".join(parts), page_size=limit, next_page_token=_cursor(cursor))
+    bad_cursor = invalid([FieldProblem(field="query.cursor", message="not a cursor this API gave")])
     try:
+        listing = svc.client.list_workflows(" AND ".join(parts), page_size=limit, next_page_token=_cursor(cursor))
         await listing.fetch_next_page(page_size=limit)
+    except BadCursor:
+        return bad_cursor
     except RPCError as exc:
         if cursor is not None and exc.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.UNKNOWN):
-            return invalid([FieldProblem(field="query.cursor", message="not a cursor this API gave")])
+            return bad_cursor
         raise
     token = listing.next_page_token
     return RunPage(
