@@ -64,6 +64,7 @@ bench: install
 	@$(PY) -m bench.scoring
 	@$(PY) -m bench.rate_limits
 	@$(PY) -m bench.streaming
+	@$(PY) -m bench.api
 
 lint: install
 	$(PY) -m ruff check .

@@ -24,8 +24,9 @@ from activities.api_keys import KeyStore
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.storage import LocalStore
+from models.settings import EVENTS_QUEUE
 from tests.api_support import api_settings, http, serving
-from tests.conftest import address_of, eventually
+from tests.conftest import address_of, atelier_env, eventually, start_worker
 from workers.registry import QUEUES, build_workers
 
 pytestmark = pytest.mark.slow  # a dev server, workers, uvicorn and a receiver
@@ -161,3 +162,56 @@ def _ended(receiver: Receiver) -> bool | None:
     seqs = {p["data"]["seq"]: p["type"] for p in receiver.received.values()}
     last = next((seq for seq, kind in seqs.items() if kind in ("run.completed", "run.failed", "run.cancelled")), None)
     return (last is not None and set(seqs) == set(range(1, last + 1))) or None
+
+
+async def test_an_events_worker_killed_mid_delivery_loses_no_event(dev_env, tmp_path):
+    """The events queue's worker is a process of its own, killed while the receiver holds a delivery; a
+    new one takes over: every event still arrives, each under one webhook-id."""
+    env = atelier_env(
+        tmp_path,
+        address_of(dev_env),
+        ATELIER_WEBHOOK_SCHEDULE_S=json.dumps(SCHEDULE),
+        ATELIER_WEBHOOK_ALLOW_PRIVATE="1",
+    )
+    settings = api_settings(
+        address_of(dev_env), tmp_path / "data", ATELIER_WEBHOOK_SCHEDULE_S=SCHEDULE, ATELIER_WEBHOOK_ALLOW_PRIVATE=True
+    )
+    store = LocalStore(settings.artifact_dir)
+    queues = [q for q in QUEUES if q != EVENTS_QUEUE]
+    async with contextlib.AsyncExitStack() as stack:
+        for worker in build_workers(dev_env.client, queues, GuardedProvider(OfflineProvider(), None), store, settings):
+            await stack.enter_async_context(worker)
+        base, _ = await stack.enter_async_context(serving(settings, dev_env.client))
+        client = await stack.enter_async_context(http(base))
+        receiver = SlowReceiver(secret=(await client.get("/v1/webhooks/secret")).json()["secret"])
+        url = await stack.enter_async_context(receiving(receiver))
+        first = start_worker(env, tmp_path / "events-1.log", (EVENTS_QUEUE,))
+        assert (await client.post("/v1/worlds", json=WORLD | {"webhook": url})).status_code == 202
+        await eventually(lambda: receiver.holding or None, 60, "a delivery in the receiver's hands")
+        first.kill()  # mid-delivery: the receiver holds a request of this worker's
+        first.wait(10)
+        start_worker(env, tmp_path / "events-2.log", (EVENTS_QUEUE,))
+        await eventually(lambda: _ended(receiver), 120, "every event delivered after the kill")
+    seqs = sorted(p["data"]["seq"] for p in receiver.received.values())
+    assert seqs == list(range(1, len(seqs) + 1)), "nothing lost"
+    assert len(receiver.received) == len(receiver.tries), "one webhook-id per event"
+    assert receiver.cut >= 1, "a delivery was cut by the kill and sent again under its webhook-id"
+
+
+@dataclass
+class SlowReceiver(Receiver):
+    """Holds each delivery a moment; counts the ones whose sender vanished before the answer."""
+
+    holding: int = 0
+    cut: int = 0
+
+    async def endpoint(self, request: Request) -> Response:
+        self.holding += 1
+        try:
+            await request.body()  # read first: checking for a disconnect would take the body's message
+            await asyncio.sleep(2)
+            if await request.is_disconnected():
+                self.cut += 1
+            return await super().endpoint(request)
+        finally:
+            self.holding -= 1

@@ -13,6 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.webhooks import WebhookSender
     from models.events import Delivery, DeliveryOutcome, SendRequest, Sent
     from models.settings import EVENTS_QUEUE
+    from workflows.options import HEARTBEAT_TIMEOUT
 
 
 @workflow.defn
@@ -71,5 +72,6 @@ def _send_options(summary: str) -> dict:
         "summary": summary,
         "task_queue": EVENTS_QUEUE,
         "start_to_close_timeout": timedelta(seconds=40),
+        "heartbeat_timeout": HEARTBEAT_TIMEOUT,  # a worker that dies mid-send is noticed in seconds
         "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5),
     }
