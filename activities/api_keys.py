@@ -10,14 +10,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import secrets
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, Field
-
-from activities.storage import write_atomic
 
 TENANT = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 LOCAL_TENANT = "local"  # the one tenant of an API without keys (bound to loopback only)
@@ -59,6 +59,8 @@ class KeyFile(BaseModel):
 def check_tenant(name: str) -> str:
     if not TENANT.match(name):
         raise BadTenant(f"tenant {name!r}: use 1-32 lower-case letters, digits or _, starting with a letter")
+    if name == LOCAL_TENANT:
+        raise BadTenant(f"tenant {name!r} is reserved: it owns the runs made before the API had keys")
     return name
 
 
@@ -83,9 +85,16 @@ class KeyStore:
         return self._read[1]
 
     def save(self, keys: KeyFile) -> None:
+        """Atomically, and private from the first byte (it holds the tenants' webhook secrets)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.path, keys.model_dump_json(indent=2).encode())
-        self.path.chmod(0o600)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-keys-")  # mode 0600
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(keys.model_dump_json(indent=2).encode())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def configured(self) -> bool:
         return any(k.revoked_at is None for k in self.load().keys)

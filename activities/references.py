@@ -74,6 +74,10 @@ def check_url(url: str, allow_private: bool = False) -> str | None:
         raise BadReference(f"reference {url!r}: only http and https URLs are allowed")
     if not parts.hostname:
         raise BadReference(f"reference {url!r}: URL has no host")
+    try:
+        parts.port  # noqa: B018  (urlsplit checks the port only when asked)
+    except ValueError as exc:
+        raise BadReference(f"reference {url!r}: {exc}") from exc
     if allow_private:
         return None
     try:

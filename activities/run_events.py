@@ -8,20 +8,31 @@ import asyncio
 import contextlib
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowQueryFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.storage import ArtifactStore, artifact_key
-from models.events import Batch, CharacterSeen, Delivery, ObserveRequest, RunEvent, Seen, Webhook, with_artifact_links
+from models.events import (
+    Batch,
+    CharacterSeen,
+    Delivery,
+    ObserveRequest,
+    RunEvent,
+    Seen,
+    Webhook,
+    shown_url,
+    with_artifact_links,
+)
 from models.settings import WORKFLOW_QUEUE, Settings
 
 POLL_S = 0.5
+QUERY_TIMEOUT = timedelta(seconds=3)  # well under the heartbeat timeout: a look never stalls on a query
 STATUS_QUERY = {"image": "state", "world": "status", "meme": "status"}
 TERMINAL = {
     WorkflowExecutionStatus.COMPLETED: "run.completed",
@@ -98,7 +109,10 @@ class RunObserver:
         ]
         batch = Batch(first_seq=request.first_seq, events=events, seen=look.seen)
         if events:
-            await self.store.put(key, batch.model_dump_json().encode(), "application/json")
+            activity.heartbeat()
+            if not await self.store.put_new(key, batch.model_dump_json().encode(), "application/json"):
+                # another attempt of this look (one that lost touch, still running) recorded first: its stands
+                batch = Batch.model_validate_json(await self.store.read(key))
             await self._deliver(activity.client(), request, batch)
         return batch
 
@@ -130,7 +144,7 @@ class RunObserver:
                 delivery,
                 id=delivery.delivery_id,
                 task_queue=WORKFLOW_QUEUE,
-                static_summary=f"{event.type} #{event.seq} → {hook.url}",
+                static_summary=f"{event.type} #{event.seq} → {shown_url(str(hook.url))}",
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             )
@@ -166,8 +180,8 @@ class RunObserver:
 
     async def _progress(self, handle: Any, pipeline: str, keys: set[str], look: Look) -> None:
         try:
-            state = await handle.query(STATUS_QUERY[pipeline])
-        except RPCError:
+            state = await handle.query(STATUS_QUERY[pipeline], rpc_timeout=QUERY_TIMEOUT)
+        except (RPCError, WorkflowQueryFailedError):
             return  # no worker answered this time: the next look asks again
         if not isinstance(state, dict):
             return

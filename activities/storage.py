@@ -97,6 +97,10 @@ class ArtifactStore(Protocol):
 
     async def read(self, key: str) -> bytes: ...
 
+    async def put_new(self, key: str, data: bytes, content_type: str) -> bool:
+        """Store the artifact only if the key is free; False when something is already there."""
+        ...
+
     async def exists(self, key: str) -> bool: ...
 
     async def url(self, key: str) -> str:
@@ -135,6 +139,25 @@ class LocalStore:
     async def put(self, key: str, data: bytes, content_type: str) -> ArtifactRef:
         await asyncio.to_thread(write_atomic, self._path(key), data)
         return make_ref(key, data, content_type)
+
+    async def put_new(self, key: str, data: bytes, content_type: str) -> bool:
+        return await asyncio.to_thread(self._put_new, self._path(key), data)
+
+    @staticmethod
+    def _put_new(path: Path, data: bytes) -> bool:
+        """Written whole to a temp file, then linked into place: the link fails if the key is taken."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                os.fchmod(f.fileno(), 0o666 & ~current_umask())
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            Path(tmp).unlink(missing_ok=True)
 
     async def read(self, key: str) -> bytes:
         return await asyncio.to_thread(self._path(key).read_bytes)
@@ -220,6 +243,14 @@ class S3Store:
     async def put(self, key: str, data: bytes, content_type: str) -> ArtifactRef:
         await asyncio.to_thread(self._put, key, data, content_type)
         return make_ref(key, data, content_type)
+
+    async def put_new(self, key: str, data: bytes, content_type: str) -> bool:
+        """Checked, then written: two writers racing within one request's time can both write (S3's
+        conditional `If-None-Match` writes are not in the minio SDK's put_object)."""
+        if await self.exists(key):
+            return False
+        await self.put(key, data, content_type)
+        return True
 
     async def read(self, key: str) -> bytes:
         return await asyncio.to_thread(self._read, key)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, Field, HttpUrl
 
@@ -81,6 +81,7 @@ class Sent(BaseModel):
     status: int | None = None
     error: str | None = None
     retry_after_s: float | None = None
+    gone: bool = False  # the endpoint was removed or disabled: nothing more is sent to it
 
     @property
     def delivered(self) -> bool:
@@ -119,6 +120,12 @@ class Batch(BaseModel):
     first_seq: int
     events: list[RunEvent] = Field(default_factory=list)
     seen: Seen
+
+
+def shown_url(url: str) -> str:
+    """A webhook URL as summaries show it: no credentials, query or fragment."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
 def artifact_link(api_url: str, key: str) -> str:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import socket
 
 from activities.api_keys import BadTenant, KeyStore, as_json, listing
 from models.settings import Settings
+from starter.api.hosts import is_loopback
 from starter.common import UsageError, stderr
 
 
@@ -23,18 +22,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     listed.add_argument("--json", action="store_true")
     revoke = actions.add_parser("revoke", help="revoke a key by its id (from `list`)")
     revoke.add_argument("key_id")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        try:
-            return all(ipaddress.ip_address(a[4][0]).is_loopback for a in socket.getaddrinfo(host, None))
-        except (OSError, ValueError):
-            return False
 
 
 def serve_settings(args: argparse.Namespace, settings: Settings) -> Settings:

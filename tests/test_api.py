@@ -133,6 +133,21 @@ async def test_keys_are_required_and_a_revoked_key_is_refused_at_once(api, keys)
         assert (await client.get("/v1/runs")).status_code == 401
 
 
+async def test_revoking_the_last_key_locks_the_api_it_never_opens_it(module_dev_env, tmp_path):
+    settings = api_settings(address_of(module_dev_env), tmp_path)
+    store = KeyStore(settings.api_keys_path)
+    key, stored = store.add("solo")
+    async with serving(settings, module_dev_env.client) as (base, _), http(base, key) as client, http(base) as anyone:
+        assert (await client.get("/v1/runs")).status_code == 200
+        store.revoke(stored.id)
+        assert (await client.get("/v1/runs")).status_code == 401
+        assert (await anyone.get("/v1/runs")).status_code == 401, "not the keyless local tenant"
+        settings.api_keys_path.unlink()
+        assert (await anyone.get("/v1/runs")).status_code == 401
+    with pytest.raises(ValueError, match="reserved"):
+        store.add("local")
+
+
 @pytest.mark.parametrize(
     ("path", "body", "field"),
     [
@@ -140,6 +155,7 @@ async def test_keys_are_required_and_a_revoked_key_is_refused_at_once(api, keys)
         ("/v1/images", {"prompt": "x", "max_iterations": 99}, "body.max_iterations"),
         ("/v1/images", {"prompt": "x", "references": ["/etc/passwd"]}, "body.references.0"),
         ("/v1/images", {"prompt": "x", "references": ["http://127.0.0.1/a.png"]}, "body.references.0"),
+        ("/v1/images", {"prompt": "x", "references": ["http://example.com:99999/a.png"]}, "body.references.0"),
         ("/v1/images", {"prompt": "x", "max_cost_usd": -1}, "body.max_cost_usd"),
         ("/v1/images", {"prompt": "x", "options": {"format": "jpeg", "background": "transparent"}}, "body.options"),
         ("/v1/worlds", {"prompt": "x", "characters": 0}, "body.characters"),

@@ -61,6 +61,8 @@ async def test_a_world_streams_each_character_and_post_once_and_resumes_where_it
         first = await read_events(client, run_id, stop_after=4)  # a client that drops mid-run…
         rest = await read_events(client, run_id, last=first[-1]["seq"])  # …and reconnects
         whole = await read_events(client, run_id)  # a late subscriber reads everything recorded
+        ended = await client.get(f"/v1/runs/{run_id}/events", headers={"Last-Event-ID": str(rest[-1]["seq"])})
+        assert ended.status_code == 204, "a client resuming after the terminal event is told the stream has ended"
     events = first + rest
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), "nothing lost, nothing twice"
     assert events == whole

@@ -35,7 +35,7 @@ async def test_schemathesis_finds_no_server_error_and_nothing_outside_the_schema
             "--exclude-path-regex", "/(events|messages)$",
             "--max-examples", "4", "--seed", "7", "--request-timeout", "20",
             "--phases", "examples,coverage,fuzzing", "--no-color",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path,  # its reports go there
         )  # fmt: skip
         out, _ = await run.communicate()
     report = out.decode(errors="replace")

@@ -145,8 +145,8 @@ async def test_webhook_urls_are_guarded_and_keys_see_only_their_endpoints(api):
     guarded = settings.model_copy(update={"webhook_allow_private": False})
     from starter.api.webhooks import guard_webhook
 
-    assert guard_webhook(guarded, "http://127.0.0.1:9/x", "body.webhook") is not None
-    assert guard_webhook(guarded, "ftp://example.com/x", "body.webhook") is not None
+    assert await guard_webhook(guarded, "http://127.0.0.1:9/x", "body.webhook") is not None
+    assert await guard_webhook(guarded, "ftp://example.com/x", "body.webhook") is not None
     async with http(base) as client:
         made = (await client.post("/v1/webhooks", json={"url": "https://example.com/hooks"})).json()
         assert made["secret"].startswith("whsec_") and made["id"] in [

@@ -8,10 +8,11 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.webhooks import WebhookSender
-    from models.events import Delivery, DeliveryOutcome, SendRequest, Sent
+    from models.events import Delivery, DeliveryOutcome, SendRequest, Sent, shown_url
     from models.settings import EVENTS_QUEUE
     from workflows.options import HEARTBEAT_TIMEOUT
 
@@ -43,9 +44,11 @@ class WebhookDeliveryWorkflow:
             self._attempts.append(sent)
             if sent.delivered:
                 return DeliveryOutcome(outcome="delivered", attempts=self._attempts)
+            if sent.gone:
+                return DeliveryOutcome(outcome="disabled", attempts=self._attempts)
             if sent.status == 410:
                 await workflow.execute_activity_method(
-                    WebhookSender.disable_endpoint, delivery, **_send_options(f"disable {delivery.url}")
+                    WebhookSender.disable_endpoint, delivery, **_send_options(f"disable {shown_url(delivery.url)}")
                 )
                 return DeliveryOutcome(outcome="disabled", attempts=self._attempts)
             wait = sent.retry_after_s or 0.0
@@ -60,9 +63,14 @@ class WebhookDeliveryWorkflow:
             payload=delivery.payload,
             attempt=number,
         )
-        return await workflow.execute_activity_method(
-            WebhookSender.send_webhook, request, **_send_options(f"{delivery.payload['type']} → attempt {number}")
-        )
+        try:
+            return await workflow.execute_activity_method(
+                WebhookSender.send_webhook, request, **_send_options(f"{delivery.payload['type']} → attempt {number}")
+            )
+        except ActivityError as err:  # the attempt itself could not run (its workers kept dying): it failed
+            if is_cancelled_exception(err):
+                raise
+            return Sent(attempt=number, at=workflow.now(), error=f"attempt did not run: {err.cause or err}")
 
 
 def _send_options(summary: str) -> dict:

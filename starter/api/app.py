@@ -12,6 +12,7 @@ from activities.api_keys import KeyStore
 from activities.storage import make_store
 from models.settings import Settings
 from starter.api import artifacts, conversations, creates, events, problems, runs, webhooks
+from starter.api.hosts import is_loopback
 from starter.api.service import RateLimiter, Service
 from workers.connection import connect
 
@@ -21,12 +22,14 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        keys = KeyStore(settings.api_keys_path)
         app.state.service = Service(
             settings=settings,
             client=client or await connect(settings, service="atelier-api"),
             store=make_store(settings),
-            keys=KeyStore(settings.api_keys_path),
+            keys=keys,
             limiter=RateLimiter(settings.api_rate_per_minute),
+            keyed=keys.configured() or not is_loopback(settings.api_host),
         )
         yield
 

@@ -6,6 +6,7 @@ the request's digest rides in the run's memo, and the same key with another body
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from datetime import UTC, datetime
@@ -72,7 +73,7 @@ async def check_references(svc: Service, caller: Caller, body: ImageRequest) -> 
         where = f"body.references.{n}"
         if isinstance(ref, str):
             try:
-                check_url(ref, svc.settings.allow_private_urls)
+                await asyncio.to_thread(check_url, ref, svc.settings.allow_private_urls)
             except BadReference as exc:
                 raise BadField(where, str(exc)) from exc
         elif not await svc.store.exists(upload_marker(caller, ref.key)):
@@ -88,8 +89,11 @@ async def start(svc: Service, caller: Caller, pipe: Pipeline, job: Any, request:
     digest = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
     text = getattr(job, pipe.text_field)
     created = RunCreated(id=workflow_id, pipeline=pipe.name, status="running", urls=run_urls(svc.settings, workflow_id))
+    feed = (svc, workflow_id, pipe.name, caller.tenant, webhooks_of(svc, caller, request))
     if key is not None and (existing := await _existing(svc, workflow_id)) is not None:
-        return _same_request(existing, digest, created)
+        same = _same_request(existing, digest, created)
+        await ensure_feed(*feed)  # an earlier create may have started the run and not its feed
+        return same
     await check_caps(svc, caller)
     labels = await run_labels.start_options(
         svc.client, svc.settings, pipe.name, text, job, workflow_id, caller.tenant if caller.keyed else None
@@ -109,8 +113,8 @@ async def start(svc: Service, caller: Caller, pipe: Pipeline, job: Any, request:
     except WorkflowAlreadyStartedError:  # a concurrent create with the same key won
         if (existing := await _existing(svc, workflow_id)) is None:
             raise
-        return _same_request(existing, digest, created)
-    await ensure_feed(svc, workflow_id, pipe.name, caller.tenant, webhooks_of(svc, caller, request))
+        created = _same_request(existing, digest, created)
+    await ensure_feed(*feed)
     return created
 
 
@@ -143,7 +147,7 @@ def _job(model: type, body: Any, **more: Any) -> Any:
 
 
 async def _answer(response: Response, svc: Service, caller: Caller, pipeline: str, job_of: Any, body: Any, key: Any):
-    if body.webhook and (problem := guard_webhook(svc.settings, str(body.webhook), "body.webhook")):
+    if body.webhook and (problem := await guard_webhook(svc.settings, str(body.webhook), "body.webhook")):
         return invalid([problem])
     try:
         job = await job_of()

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -75,6 +75,15 @@ async def recorded(svc: Service, run_id: str, after: int) -> AsyncIterator[RunEv
         await asyncio.sleep(POLL_S)
 
 
+async def terminal_seq(svc: Service, run_id: str) -> int | None:
+    """The sequence number of the run's terminal event, once it is recorded (in the last batch)."""
+    keys = await svc.store.keys(events_prefix(run_id))
+    if not keys:
+        return None
+    batch = Batch.model_validate_json(await svc.store.read(max(keys)))
+    return next((e.seq for e in batch.events if e.type in TERMINAL_EVENTS), None)
+
+
 def sse(settings: Settings, event: RunEvent | None) -> str:
     if event is None:
         return ": keep-alive\n\n"
@@ -86,7 +95,7 @@ def sse(settings: Settings, event: RunEvent | None) -> str:
     "/{run_id}/events",
     summary="The run's events (Server-Sent Events)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, 204: {"description": "the stream has ended already"}},
 )
 async def run_events(
     run_id: str,
@@ -94,10 +103,12 @@ async def run_events(
     caller: Who,
     last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
     after: Annotated[int | None, Query(ge=0, description="resume after this event (as Last-Event-ID)")] = None,
-) -> StreamingResponse:
+) -> Response:
     _, described = await owned(svc, caller, run_id)
-    await ensure_feed(svc, run_id, pipeline_of_type(described.workflow_type).name, caller.tenant, [])
     start = last_event_id if last_event_id is not None else after or 0
+    if (last := await terminal_seq(svc, run_id)) is not None and start >= last:
+        return Response(status_code=204)  # the stream has ended: EventSource stops reconnecting on a 204
+    await ensure_feed(svc, run_id, pipeline_of_type(described.workflow_type).name, caller.tenant, [])
 
     async def stream() -> AsyncIterator[str]:
         async for event in recorded(svc, run_id, start):

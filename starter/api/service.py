@@ -43,6 +43,13 @@ class Service:
     store: ArtifactStore
     keys: KeyStore
     limiter: RateLimiter
+    keyed: bool = False  # keys were configured when the API started, or it listens beyond loopback
+
+    def needs_keys(self) -> bool:
+        """Once keyed, always keyed: revoking the last key (or losing the file) locks everyone out, it never
+        opens the API to a keyless local tenant."""
+        self.keyed = self.keyed or self.keys.configured()
+        return self.keyed
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,7 @@ def service(request: Request) -> Service:
 def caller(request: Request, svc: Annotated[Service, Depends(service)]) -> Caller:
     """Who calls: the tenant of a valid, unrevoked key (401 otherwise), limited to its rate (429)."""
     header = request.headers.get("authorization", "")
-    if not svc.keys.configured():
+    if not svc.needs_keys():
         found = Caller(LOCAL_TENANT, keyed=False)
         bucket = LOCAL_TENANT
     else:

@@ -4,6 +4,7 @@ with their attempts, which can be sent again."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -50,10 +51,11 @@ class DeliveryView(BaseModel):
     attempts: list[Sent]
 
 
-def guard_webhook(settings: Settings, url: str, field: str) -> FieldProblem | None:
-    """Webhook URLs pass the same guard as reference URLs (ATELIER_WEBHOOK_ALLOW_PRIVATE lifts it)."""
+async def guard_webhook(settings: Settings, url: str, field: str) -> FieldProblem | None:
+    """Webhook URLs pass the same guard as reference URLs (ATELIER_WEBHOOK_ALLOW_PRIVATE lifts it); the
+    name is resolved off the event loop."""
     try:
-        check_url(url, settings.webhook_allow_private)
+        await asyncio.to_thread(check_url, url, settings.webhook_allow_private)
     except BadReference as exc:
         return FieldProblem(field=field, message=str(exc).replace("reference", "webhook", 1))
     return None
@@ -66,7 +68,7 @@ async def secret(svc: Svc, caller: Who) -> Secret:
 
 @router.post("/v1/webhooks", status_code=201, response_model=EndpointView, summary="Register a webhook endpoint")
 async def register(body: NewEndpoint, svc: Svc, caller: Who) -> Any:
-    if problem := guard_webhook(svc.settings, str(body.url), "body.url"):
+    if problem := await guard_webhook(svc.settings, str(body.url), "body.url"):
         return invalid([problem])
     endpoint = svc.keys.add_endpoint(caller.tenant, str(body.url), body.events)
     return EndpointView(**endpoint.model_dump(include={"id", "url", "events", "created_at", "secret"}))
