@@ -10,14 +10,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
 import secrets
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, Field
+
+from activities.storage import write_atomic
 
 TENANT = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 LOCAL_TENANT = "local"  # the one tenant of an API without keys (bound to loopback only)
@@ -86,15 +86,7 @@ class KeyStore:
 
     def save(self, keys: KeyFile) -> None:
         """Atomically, and private from the first byte (it holds the tenants' webhook secrets)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-keys-")  # mode 0600
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(keys.model_dump_json(indent=2).encode())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self.path, keys.model_dump_json(indent=2).encode(), mode=0o600)
 
     def configured(self) -> bool:
         return any(k.revoked_at is None for k in self.load().keys)

@@ -70,22 +70,29 @@ def current_umask() -> int:
     return mask
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *, mode: int | None = None, exclusive: bool = False) -> bool:
     """Write a file so readers see the old content or the new, never half of it.
 
-    The file gets the mode any new file would (0666 less the umask), not the temp file's private 0600,
-    so galleries and images can be served or shared.
+    The file gets `mode`, or the mode any new file would (0666 less the umask), not the temp file's
+    private 0600, so galleries and images can be served or shared. `exclusive`: only if nothing is at
+    `path` yet (linked into place); False when something was.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            os.fchmod(f.fileno(), 0o666 & ~current_umask())
-        os.replace(tmp, path)
-    except BaseException:
+            os.fchmod(f.fileno(), 0o666 & ~current_umask() if mode is None else mode)
+        if not exclusive:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ArtifactIntegrityError(Exception):
@@ -141,23 +148,7 @@ class LocalStore:
         return make_ref(key, data, content_type)
 
     async def put_new(self, key: str, data: bytes, content_type: str) -> bool:
-        return await asyncio.to_thread(self._put_new, self._path(key), data)
-
-    @staticmethod
-    def _put_new(path: Path, data: bytes) -> bool:
-        """Written whole to a temp file, then linked into place: the link fails if the key is taken."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                os.fchmod(f.fileno(), 0o666 & ~current_umask())
-            os.link(tmp, path)
-            return True
-        except FileExistsError:
-            return False
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        return await asyncio.to_thread(write_atomic, self._path(key), data, exclusive=True)
 
     async def read(self, key: str) -> bytes:
         return await asyncio.to_thread(self._path(key).read_bytes)
