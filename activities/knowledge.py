@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from activities.heartbeat import heartbeating
 from activities.lru import LRU
 from activities.scoring.text import TextEmbedder
-from activities.storage import ArtifactStore, artifact_key, kb_doc_key, load
+from activities.storage import ArtifactStore, artifact_key, kb_doc_key, kb_prefix, load
 from models.conversation import (
     Chunk,
     DocSummary,
@@ -31,7 +31,6 @@ from models.conversation import (
     TurnRecord,
 )
 
-KB_PREFIX = "kb/docs"
 CHUNK_CHARS = 800
 MIN_SCORE = 0.2  # passages less similar than this are noise
 CACHE_SIZE = 10_000  # embedded texts and archived turns kept per worker (least recently used go first)
@@ -135,7 +134,8 @@ class KnowledgeActivities:
             for i, (piece, vector) in enumerate(zip(pieces, vectors, strict=True))
         ]
         stored = KnowledgeDoc(doc_id=doc_id, name=doc.name, source=doc.source, chunks=chunks)
-        await self.store.put(kb_doc_key(doc_id), stored.model_dump_json().encode(), "application/json")
+        key = kb_doc_key(doc_id, doc.knowledge)
+        await self.store.put(key, stored.model_dump_json().encode(), "application/json")
         return DocSummary(doc_id=doc_id, name=doc.name, chunks=len(chunks), characters=len(text))
 
     async def _doc(self, key: str) -> tuple[list[Passage], torch.Tensor]:
@@ -156,8 +156,10 @@ class KnowledgeActivities:
         candidates: list[Passage] = []
         blocks: list[torch.Tensor] = []
         async with heartbeating("retrieving"):
-            doc_keys = await self.store.keys(KB_PREFIX)
-            for key in set(self._docs.keys()) - set(doc_keys):  # removed from the knowledge base
+            prefix = kb_prefix(request.knowledge)
+            doc_keys = await self.store.keys(prefix)
+            cached = set(self._docs.keys())
+            for key in {k for k in cached if k.startswith(prefix + "/")} - set(doc_keys):  # removed from the base
                 self._docs.pop(key)
             for key in doc_keys:
                 passages, vectors = await self._doc(key)

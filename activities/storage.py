@@ -43,9 +43,14 @@ def world_key(world_id: str, *parts: str) -> str:
     return artifact_key("worlds", world_id, *parts)
 
 
-def kb_doc_key(doc_id: str) -> str:
-    """Key of one knowledge-base document (chunks and embeddings): `kb/docs/<doc id>.json`."""
-    return artifact_key("kb", "docs", f"{doc_id}.json")
+def kb_prefix(knowledge: str | None = None) -> str:
+    """Where a knowledge base's documents live: `kb/docs` (the shared one), `kb/tenants/<name>/docs`."""
+    return artifact_key("kb", "docs") if knowledge is None else artifact_key("kb", "tenants", knowledge, "docs")
+
+
+def kb_doc_key(doc_id: str, knowledge: str | None = None) -> str:
+    """Key of one knowledge-base document (chunks and embeddings): `<kb prefix>/<doc id>.json`."""
+    return f"{kb_prefix(knowledge)}/{safe_segment(doc_id)}.json"
 
 
 def turn_key(conversation_id: str, number: int) -> str:

@@ -78,6 +78,7 @@ class RetrieveRequest(BaseModel):
     query: str
     before_turn: int  # earlier turns only
     k: int = Field(default=4, ge=1, le=20)
+    knowledge: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,31}$")  # whose base (None: shared)
 
 
 class Retrieved(BaseModel):
@@ -157,6 +158,7 @@ class ConversationConfig(BaseModel):
     retrieval_wait_s: int = Field(default=20, ge=1, le=600)  # the search, on a busy scoring worker; then degraded
     archive_wait_s: int = Field(default=60, ge=1, le=3600)  # storage failing longer: reply says archiving failed
     stream: bool = True  # publish each turn to the conversation's Workflow Stream (subscribers see it written)
+    knowledge: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,31}$")  # whose base (None: shared)
 
 
 class ConversationState(BaseModel):
@@ -241,6 +243,7 @@ class DocSummary(BaseModel):
 class IngestDoc(BaseModel):
     name: str
     source: ArtifactRef
+    knowledge: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,31}$")  # whose base (None: shared)
 
 
 class IngestJob(BaseModel):

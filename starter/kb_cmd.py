@@ -7,7 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from activities.storage import artifact_key, kb_doc_key, make_store
+from activities.storage import artifact_key, kb_doc_key, kb_prefix, make_store
 from models.conversation import IngestDoc, IngestJob, KnowledgeDoc
 from models.settings import Settings
 from starter.common import UsageError, connect_or_explain, stderr
@@ -46,7 +46,7 @@ def read_text_file(path: Path) -> bytes:
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     store = make_store(settings)
     if args.kb_command == "list":
-        docs = [KnowledgeDoc.model_validate_json(await store.read(key)) for key in await store.keys("kb/docs")]
+        docs = [KnowledgeDoc.model_validate_json(await store.read(key)) for key in await store.keys(kb_prefix())]
         listed = [{"doc_id": d.doc_id, "name": d.name, "chunks": len(d.chunks)} for d in docs]
         print(json.dumps(listed, indent=2))
         return 0

@@ -69,3 +69,31 @@ async def test_a_conversation_replies_as_json_and_streamed_and_keeps_its_history
         assert refused.status_code == 404
         blank = await client.post(conversation["messages"], json={"text": "   "})
         assert blank.status_code == 422 and blank.json()["errors"][0]["field"] == "body.text"
+
+
+async def test_each_tenant_has_its_own_knowledge_base(api):
+    base, settings = api
+    store = KeyStore(settings.api_keys_path)
+    acme, zeta = store.add("kb_acme")[0], store.add("kb_zeta")[0]
+    async with http(base, acme) as a, http(base, zeta) as z:
+        fact = b"# Lighthouse\n\nThe lighthouse keeper's cat is called Biscuit and sleeps on the lamp room stairs."
+        other = b"# Bakery\n\nThe baker's dog is called Pretzel and guards the flour sacks every night."
+        added = await a.post("/v1/knowledge", files=[("files", ("cat.md", fact, "text/markdown"))])
+        assert added.status_code == 201, added.text
+        doc_id = added.json()["documents"][0]["doc_id"]
+        assert (await z.post("/v1/knowledge", files=[("files", ("dog.md", other, "text/markdown"))])).status_code == 201
+        assert [d["doc_id"] for d in (await a.get("/v1/knowledge")).json()] == [doc_id]
+        assert doc_id not in [d["doc_id"] for d in (await z.get("/v1/knowledge")).json()]
+
+        talk = (await a.post("/v1/conversations", json={"config": {"retrieval_wait_s": 30}})).json()
+        reply = (
+            await a.post(talk["messages"], json={"text": "What is the name of the lighthouse keeper's cat?"})
+        ).json()
+        kb = [c for c in reply["citations"] if c["source"] == "kb"]
+        assert kb and all(c["ref"].startswith(doc_id) for c in kb), "only acme's own documents are searched"
+
+        assert (await z.delete(f"/v1/knowledge/{doc_id}")).status_code == 404
+        assert (await a.delete(f"/v1/knowledge/{doc_id}")).status_code == 204
+        assert (await a.get("/v1/knowledge")).json() == []
+        bad = await a.post("/v1/knowledge", files=[("files", ("x.bin", b"\xff\xfe\x00", "application/octet-stream"))])
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "body.files.0"

@@ -133,7 +133,11 @@ class PostChain:
 
     async def _experience(self, turn: Turn, st: ConversationState, query: str) -> list[Passage] | None:
         request = RetrieveRequest(
-            conversation_id=st.conversation_id, query=query, before_turn=st.turns_total + 1, k=self.config.top_k
+            conversation_id=st.conversation_id,
+            query=query,
+            before_turn=st.turns_total + 1,
+            k=self.config.top_k,
+            knowledge=self.config.knowledge,
         )
         call = self.scoring.execute(
             "retrieve_passages",

@@ -11,7 +11,7 @@ from temporalio.client import Client
 from activities.api_keys import KeyStore
 from activities.storage import make_store
 from models.settings import Settings
-from starter.api import artifacts, conversations, creates, events, problems, runs, webhooks
+from starter.api import artifacts, conversations, creates, events, knowledge, problems, runs, webhooks
 from starter.api.hosts import is_loopback
 from starter.api.service import RateLimiter, Service
 from workers.connection import connect
@@ -41,7 +41,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (creates, runs, events, artifacts, webhooks, conversations):
+    for module in (creates, runs, events, artifacts, webhooks, conversations, knowledge):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["service"], summary="Whether the API is up")

@@ -62,7 +62,8 @@ async def owned_conversation(svc: Service, caller: Caller, conversation_id: str)
 @router.post("", status_code=201, response_model=ConversationCreated, summary="Start a conversation")
 async def start(svc: Svc, caller: Who, body: NewConversation | None = None) -> Any:
     conversation_id = f"{caller.tenant}.conversation-{uuid.uuid4().hex[:16]}"
-    job = ConversationStart(config=(body or NewConversation()).config)
+    config = (body or NewConversation()).config  # retrieval searches the tenant's own knowledge base
+    job = ConversationStart(config=config.model_copy(update={"knowledge": caller.tenant if caller.keyed else None}))
     tenant = caller.tenant if caller.keyed else None
     labels = await run_labels.start_options(
         svc.client, svc.settings, "conversation", f"conversation {conversation_id}", job, conversation_id, tenant
