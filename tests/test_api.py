@@ -148,6 +148,21 @@ async def test_revoking_the_last_key_locks_the_api_it_never_opens_it(module_dev_
         store.add("local")
 
 
+async def test_a_key_s_rate_and_a_tenant_s_runs_at_once_are_capped(api, module_dev_env, tmp_path):
+    _, shared = api
+    settings = shared.model_copy(update={"api_rate_per_minute": 4, "tenant_max_running": 1})
+    key = KeyStore(settings.api_keys_path).add("capped")[0]
+    async with serving(settings, module_dev_env.client) as (base, _), http(base, key) as client:
+        world = {"prompt": "A long coast", "characters": 6, "posts_per_character": 4, "images": True}
+        first = await client.post("/v1/worlds", json=world)
+        assert first.status_code == 202
+        second = await client.post("/v1/worlds", json=world)
+        assert second.status_code == 429 and "at once" in second.json()["detail"], second.text
+        await client.post(f"/v1/runs/{first.json()['id']}/cancel")
+        limited = [await client.get("/v1/runs") for _ in range(3)][-1]
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+
+
 @pytest.mark.parametrize(
     ("path", "body", "field"),
     [
