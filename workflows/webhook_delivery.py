@@ -11,7 +11,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities.webhooks import WebhookSender
     from models.events import Delivery, DeliveryOutcome, SendRequest, Sent, shown_url
     from models.settings import EVENTS_QUEUE
     from workflows.options import HEARTBEAT_TIMEOUT
@@ -47,8 +46,8 @@ class WebhookDeliveryWorkflow:
             if sent.gone:
                 return DeliveryOutcome(outcome="disabled", attempts=self._attempts)
             if sent.status == 410:
-                await workflow.execute_activity_method(
-                    WebhookSender.disable_endpoint, delivery, **_send_options(f"disable {shown_url(delivery.url)}")
+                await workflow.execute_activity(
+                    "disable_endpoint", delivery, **_send_options(f"disable {shown_url(delivery.url)}")
                 )
                 return DeliveryOutcome(outcome="disabled", attempts=self._attempts)
             wait = sent.retry_after_s or 0.0
@@ -64,8 +63,11 @@ class WebhookDeliveryWorkflow:
             attempt=number,
         )
         try:
-            return await workflow.execute_activity_method(
-                WebhookSender.send_webhook, request, **_send_options(f"{delivery.payload['type']} → attempt {number}")
+            return await workflow.execute_activity(  # by name: the sender's HTTP client stays out of workflows
+                "send_webhook",
+                request,
+                result_type=Sent,
+                **_send_options(f"{delivery.payload['type']} → attempt {number}"),
             )
         except ActivityError as err:  # the attempt itself could not run (its workers kept dying): it failed
             if is_cancelled_exception(err):
