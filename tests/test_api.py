@@ -107,7 +107,8 @@ async def test_a_tenant_sees_only_its_own_runs_and_artifacts(api, keys):
         run = (await acme.post("/v1/images", json={"prompt": "a lamp", "max_iterations": 1})).json()
         await finished(acme, run["id"])
         key = (await acme.get(f"/v1/runs/{run['id']}/result")).json()["iterations"][0]["image"]["key"]
-        for path in (f"/v1/runs/{run['id']}", f"/v1/runs/{run['id']}/result", f"/v1/artifacts/{key}"):
+        paths = [f"/v1/runs/{run['id']}{tail}" for tail in ("", "/result", "/events", "/deliveries")]
+        for path in [*paths, f"/v1/artifacts/{key}"]:
             theirs, unknown = await zeta.get(path), await zeta.get(path.replace(run["id"], "zeta.image-nope"))
             assert theirs.status_code == unknown.status_code == 404, path
         assert (await zeta.post(f"/v1/runs/{run['id']}/cancel")).status_code == 404
