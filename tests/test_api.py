@@ -9,14 +9,18 @@ from collections.abc import AsyncIterator
 
 import pytest
 from PIL import Image
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from activities.api_keys import KeyStore
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.storage import LocalStore
+from models.image import ImageJob
+from models.search_attributes import COST, PIPELINE
 from models.settings import Settings
 from tests.api_support import api_settings, http, serving
 from tests.conftest import address_of, eventually, running_workers
+from workflows.image_refinement import ImageRefinementWorkflow
 
 pytestmark = pytest.mark.slow  # starts a dev server, workers and uvicorn
 
@@ -162,6 +166,31 @@ async def test_a_key_s_rate_and_a_tenant_s_runs_at_once_are_capped(api, module_d
         await client.post(f"/v1/runs/{first.json()['id']}/cancel")
         limited = [await client.get("/v1/runs") for _ in range(3)][-1]
         assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+
+
+async def test_a_tenant_s_dollars_per_day_are_capped(api, module_dev_env):
+    _, shared = api
+    settings = shared.model_copy(update={"tenant_max_usd_per_day": 2.0})
+    key = KeyStore(settings.api_keys_path).add("spender")[0]
+    spent = TypedSearchAttributes([SearchAttributePair(PIPELINE, "image"), SearchAttributePair(COST, 2.5)])
+    earlier = await module_dev_env.client.start_workflow(  # a run of today that cost $2.50 (as its workflow says)
+        ImageRefinementWorkflow.run,
+        ImageJob(prompt="an expensive lamp", max_iterations=1),
+        id="spender.image-earlier",
+        task_queue="nobody-polls-this",
+        search_attributes=spent,
+    )
+    async with serving(settings, module_dev_env.client) as (base, _), http(base, key) as client:
+        refused = await eventually(
+            lambda: _status(client.post("/v1/memes", json={"topic": "lamps", "format": "drake"}), 402), 30, "402"
+        )
+        assert "spent today" in refused.json()["detail"]
+    await earlier.terminate()
+
+
+async def _status(request, status: int):
+    answer = await request
+    return answer if answer.status_code == status else None
 
 
 @pytest.mark.parametrize(
