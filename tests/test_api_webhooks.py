@@ -190,6 +190,8 @@ async def test_an_events_worker_killed_mid_delivery_loses_no_event(dev_env, tmp_
         await eventually(lambda: receiver.holding or None, 60, "a delivery in the receiver's hands")
         first.kill()  # mid-delivery: the receiver holds a request of this worker's
         first.wait(10)
+        await asyncio.sleep(0.5)  # the kill's closed connection reaches the receiver
+        receiver.release.set()
         start_worker(env, tmp_path / "events-2.log", (EVENTS_QUEUE,))
         await eventually(lambda: _ended(receiver), 120, "every event delivered after the kill")
     seqs = sorted(p["data"]["seq"] for p in receiver.received.values())
@@ -200,18 +202,20 @@ async def test_an_events_worker_killed_mid_delivery_loses_no_event(dev_env, tmp_
 
 @dataclass
 class SlowReceiver(Receiver):
-    """Holds each delivery a moment; counts the ones whose sender vanished before the answer."""
+    """Holds the deliveries it gets until `release` is set; counts the ones whose sender vanished meanwhile."""
 
     holding: int = 0
     cut: int = 0
+    release: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def endpoint(self, request: Request) -> Response:
         self.holding += 1
         try:
             await request.body()  # read first: checking for a disconnect would take the body's message
-            await asyncio.sleep(2)
+            await self.release.wait()
             if await request.is_disconnected():
                 self.cut += 1
+                return Response(status_code=499)  # nobody reads it: the sender is gone
             return await super().endpoint(request)
         finally:
             self.holding -= 1

@@ -24,7 +24,7 @@ from starter.api.links import run_urls
 from starter.api.problems import ApiProblem
 from starter.api.service import Caller, Service, Svc, Who
 from starter.chat_cmd import ask
-from starter.chat_stream import follow_turn, stream_offset
+from starter.chat_stream import CATCH_UP_S, follow_turn, stream_offset
 from starter.common import bounded_query
 from workflows.conversation import ConversationWorkflow
 
@@ -139,6 +139,9 @@ async def message(
                     yield getter.result()
                 else:
                     getter.cancel()
+            await asyncio.wait([watcher], timeout=CATCH_UP_S)  # the stream may lag the reply: let it show the rest
+            while not feed.events.empty():
+                yield feed.events.get_nowait()
             if (failed := reply_task.exception()) is not None:
                 detail = failed.problem.detail if isinstance(failed, ApiProblem) else type(failed).__name__
                 yield sse("error", {"detail": detail})
