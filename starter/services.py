@@ -97,7 +97,7 @@ def _alive(pid_file: Path, marker: str) -> int | None:
     return pid if marker in cmdline else None
 
 
-def _spawn(settings: Settings, name: str, args: list[str]) -> int:
+def _spawn(settings: Settings, name: str, args: list[str]) -> subprocess.Popen:
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     with open(settings.log_dir / f"{name}.log", "ab") as log:
@@ -109,7 +109,7 @@ def _spawn(settings: Settings, name: str, args: list[str]) -> int:
             start_new_session=True,
         )
     (settings.run_dir / f"{name}.pid").write_text(str(process.pid))
-    return process.pid
+    return process
 
 
 def up(settings: Settings, wait_s: float = 60.0) -> list[str]:
@@ -120,7 +120,7 @@ def up(settings: Settings, wait_s: float = 60.0) -> list[str]:
     elif listening(settings.temporal_address):
         notes.append(f"using the Temporal server already at {settings.temporal_address}")
     else:
-        pid = _spawn(settings, "server", ["starter", "server"])
+        pid = _spawn(settings, "server", ["starter", "server"]).pid
         notes.append(f"started Temporal dev server (pid {pid}, log {settings.log_dir / 'server.log'})")
     deadline = time.monotonic() + wait_s
     while not listening(settings.temporal_address):
@@ -130,7 +130,7 @@ def up(settings: Settings, wait_s: float = 60.0) -> list[str]:
     if _alive(settings.run_dir / "worker.pid", "-m workers"):
         notes.append("worker already running")
     else:
-        pid = _spawn(settings, "worker", ["workers"])
+        pid = _spawn(settings, "worker", ["workers"]).pid
         notes.append(f"started worker (pid {pid}, log {settings.log_dir / 'worker.log'})")
     api_address = f"{settings.api_host}:{settings.api_port}"
     if _alive(settings.run_dir / "api.pid", "starter serve"):
@@ -138,12 +138,12 @@ def up(settings: Settings, wait_s: float = 60.0) -> list[str]:
     elif listening(api_address):
         notes.append(f"something else listens on {api_address}: the API was not started (set ATELIER_API_PORT)")
     else:
-        pid, api_deadline = _spawn(settings, "api", ["starter", "serve"]), time.monotonic() + wait_s
-        while not listening(api_address):
-            if time.monotonic() > api_deadline or _alive(settings.run_dir / "api.pid", "starter serve") is None:
+        api, api_deadline = _spawn(settings, "api", ["starter", "serve"]), time.monotonic() + wait_s
+        while not listening(api_address):  # (the child's /proc cmdline is ours until it execs: ask the process)
+            if time.monotonic() > api_deadline or api.poll() is not None:
                 raise ServiceError(f"the API did not come up at {settings.api_url}; see {settings.log_dir / 'api.log'}")
             time.sleep(0.2)
-        notes.append(f"started API (pid {pid}, log {settings.log_dir / 'api.log'})")
+        notes.append(f"started API (pid {api.pid}, log {settings.log_dir / 'api.log'})")
         notes.append(f"API: {settings.api_url} (docs {settings.api_url}/docs)")
     return notes
 
