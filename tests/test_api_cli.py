@@ -4,6 +4,8 @@ image run; `starter serve` without keys refuses to listen beyond loopback; `api-
 from __future__ import annotations
 
 import json
+import subprocess
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -13,28 +15,31 @@ from tests.conftest import atelier_env, free_port, run_cli
 pytestmark = pytest.mark.slow  # CLI processes, a dev server, a worker and the API
 
 
-def test_up_prints_the_api_url_and_an_image_run_is_started_followed_and_fetched(tmp_path):
+@pytest.fixture
+def started(tmp_path) -> Iterator[tuple[subprocess.CompletedProcess[str], dict[str, str]]]:
+    """`starter up` in a data dir of the test's own; `starter down` when the test ends, pass or fail."""
     env = atelier_env(tmp_path, f"127.0.0.1:{free_port()}") | {"ATELIER_API_PORT": str(free_port())}
-    up = run_cli("up", env=env, timeout=120)
     try:
-        assert up.returncode == 0, up.stderr
-        url = next(line.split()[1] for line in up.stderr.splitlines() if line.startswith("API: "))
-        with httpx.Client(base_url=url, timeout=30) as api:
-            created = api.post(
-                "/v1/images", json={"prompt": "a lighthouse at dusk", "max_iterations": 2, "threshold": 100}
-            )
-            assert created.status_code == 202, created.text
-            run = created.json()
-            with api.stream("GET", run["urls"]["events"], timeout=120) as stream:
-                types = [line.removeprefix("event: ") for line in stream.iter_lines() if line.startswith("event: ")]
-            assert (
-                types[0] == "run.started" and types[-1] == "run.completed" and types.count("iteration.completed") == 2
-            )
-            result = api.get(run["urls"]["result"]).json()
-            picture = api.get(result["iterations"][-1]["image"]["url"])
-            assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
+        yield run_cli("up", env=env, timeout=120), env
     finally:
-        down = run_cli("down", env=env)
+        run_cli("down", env=env)
+
+
+def test_up_prints_the_api_url_and_an_image_run_is_started_followed_and_fetched(started):
+    up, env = started
+    assert up.returncode == 0, up.stderr
+    url = next(line.split()[1] for line in up.stderr.splitlines() if line.startswith("API: "))
+    with httpx.Client(base_url=url, timeout=30) as api:
+        created = api.post("/v1/images", json={"prompt": "a lighthouse at dusk", "max_iterations": 2, "threshold": 100})
+        assert created.status_code == 202, created.text
+        run = created.json()
+        with api.stream("GET", run["urls"]["events"], timeout=120) as stream:
+            types = [line.removeprefix("event: ") for line in stream.iter_lines() if line.startswith("event: ")]
+        assert types[0] == "run.started" and types[-1] == "run.completed" and types.count("iteration.completed") == 2
+        result = api.get(run["urls"]["result"]).json()
+        picture = api.get(result["iterations"][-1]["image"]["url"])
+        assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
+    down = run_cli("down", env=env)
     assert "stopped api" in down.stderr and "stopped worker" in down.stderr
 
 

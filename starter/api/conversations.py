@@ -13,7 +13,6 @@ from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.service import RPCError, RPCStatusCode
 
 from models.conversation import ConversationConfig, ConversationStart, History, PhaseRecord, Reply, UserMessage
 from models.conversation_stream import TextDelta
@@ -22,7 +21,7 @@ from models.settings import WORKFLOW_QUEUE
 from starter import run_labels
 from starter.api.links import run_urls
 from starter.api.problems import ApiProblem
-from starter.api.service import Caller, Service, Svc, Who
+from starter.api.service import Caller, Service, Svc, Who, owned
 from starter.chat_cmd import ask
 from starter.chat_stream import CATCH_UP_S, follow_turn, stream_offset
 from starter.common import bounded_query
@@ -42,18 +41,8 @@ class NewConversation(BaseModel):
 
 
 async def owned_conversation(svc: Service, caller: Caller, conversation_id: str) -> WorkflowHandle:
-    missing = ApiProblem(404, "not found", f"no conversation {conversation_id!r}")
-    if not caller.owns(conversation_id):
-        raise missing
+    described = await owned(svc, caller, conversation_id, {ConversationWorkflow.__name__}, "conversation")
     handle = svc.client.get_workflow_handle(conversation_id)
-    try:
-        described = await handle.describe()
-    except RPCError as exc:
-        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
-            raise missing from exc
-        raise
-    if described.workflow_type != ConversationWorkflow.__name__:
-        raise missing
     if described.status != WorkflowExecutionStatus.RUNNING:
         raise ApiProblem(409, "conversation ended", f"conversation {conversation_id!r} has ended; start a new one")
     return handle

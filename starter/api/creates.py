@@ -15,7 +15,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Response, UploadFile
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
 from activities.meme import SCENE_OPTIONS
 from activities.references import MAX_BYTES, BadReference, check_url, verify_image
@@ -35,7 +34,7 @@ from starter.api.events import ensure_feed
 from starter.api.links import run_urls
 from starter.api.pipelines import PIPELINES, Pipeline
 from starter.api.problems import ApiProblem, FieldProblem, invalid
-from starter.api.service import Caller, Service, Svc, Who
+from starter.api.service import Caller, Service, Svc, Who, described
 from starter.api.webhooks import guard_webhook
 from starter.max_cost import BadBudget, cost_limit_for
 
@@ -90,7 +89,7 @@ async def start(svc: Service, caller: Caller, pipe: Pipeline, job: Any, request:
     text = getattr(job, pipe.text_field)
     created = RunCreated(id=workflow_id, pipeline=pipe.name, status="running", urls=run_urls(svc.settings, workflow_id))
     feed = (svc, workflow_id, pipe.name, caller.tenant, webhooks_of(svc, caller, request))
-    if key is not None and (existing := await _existing(svc, workflow_id)) is not None:
+    if key is not None and (existing := await described(svc, workflow_id)) is not None:
         same = _same_request(existing, digest, created)
         await ensure_feed(*feed)  # an earlier create may have started the run and not its feed
         return same
@@ -111,7 +110,7 @@ async def start(svc: Service, caller: Caller, pipe: Pipeline, job: Any, request:
             **labels,
         )
     except WorkflowAlreadyStartedError:  # a concurrent create with the same key won
-        if (existing := await _existing(svc, workflow_id)) is None:
+        if (existing := await described(svc, workflow_id)) is None:
             raise
         created = _same_request(existing, digest, created)
     await ensure_feed(*feed)
@@ -123,15 +122,6 @@ def webhooks_of(svc: Service, caller: Caller, request: Any) -> list[Webhook]:
     own = [Webhook(url=request.webhook, events=request.webhook_events)] if request.webhook else []
     registered = [Webhook(url=e.url, events=e.events, endpoint_id=e.id) for e in svc.keys.endpoints(caller.tenant)]
     return own + registered
-
-
-async def _existing(svc: Service, workflow_id: str) -> Any:
-    try:
-        return await svc.client.get_workflow_handle(workflow_id).describe()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise
 
 
 def _same_request(description: Any, digest: str, created: RunCreated) -> RunCreated:

@@ -16,9 +16,10 @@ from models.api import Feedback, RunPage, RunStatus, RunView
 from models.search_attributes import COST, SCORE
 from starter.api.caps import tenant_runs
 from starter.api.links import run_urls, with_links
-from starter.api.pipelines import PIPELINES, pipeline_of_type
+from starter.api.pipelines import PIPELINES, WORKFLOW_TYPES, pipeline_of_type
 from starter.api.problems import ApiProblem, FieldProblem, invalid
 from starter.api.service import Caller, Service, Svc, Who
+from starter.api.service import owned as owned_workflow
 from starter.common import bounded_query
 from starter.runs_cmd import CLOSED_BY_TEMPORAL, KNOWN_STATES, state_of
 from workflows.image_refinement import ImageRefinementWorkflow
@@ -36,24 +37,10 @@ STATUS: dict[WorkflowExecutionStatus | None, RunStatus] = {
 }
 
 
-def not_found(workflow_id: str) -> ApiProblem:
-    return ApiProblem(404, "not found", f"no run {workflow_id!r}")
-
-
 async def owned(svc: Service, caller: Caller, workflow_id: str) -> tuple[WorkflowHandle, Any]:
-    """The caller's run and its description; 404 for anyone else's."""
-    if not caller.owns(workflow_id):
-        raise not_found(workflow_id)
-    handle = svc.client.get_workflow_handle(workflow_id)
-    try:
-        described = await handle.describe()
-    except RPCError as exc:
-        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
-            raise not_found(workflow_id) from exc
-        raise
-    if pipeline_of_type(described.workflow_type) is None:
-        raise not_found(workflow_id)
-    return handle, described
+    """The caller's run (of a pipeline the API starts) and its description; 404 for anyone else's."""
+    found = await owned_workflow(svc, caller, workflow_id, set(WORKFLOW_TYPES))
+    return svc.client.get_workflow_handle(workflow_id), found
 
 
 def view(svc: Service, run: WorkflowExecution, progress: dict | None = None) -> RunView:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionDescription
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.api_keys import LOCAL_TENANT, KeyStore
 from activities.storage import ArtifactStore
@@ -60,6 +61,24 @@ class Caller:
     def owns(self, workflow_id: str) -> bool:
         """A tenant's runs are the ids it was given (`<tenant>.<pipeline>-…`); the local tenant owns all."""
         return not self.keyed or workflow_id.startswith(f"{self.tenant}.")
+
+
+async def described(svc: Service, workflow_id: str) -> WorkflowExecutionDescription | None:
+    """The workflow's description, or None when there is no such workflow (a malformed id included)."""
+    try:
+        return await svc.client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+            return None
+        raise
+
+
+async def owned(svc: Service, caller: Caller, workflow_id: str, workflow_types: set[str], what: str = "run") -> Any:
+    """The caller's workflow of one of these types, described; 404 for anyone else's, exactly as for none."""
+    found = await described(svc, workflow_id) if caller.owns(workflow_id) else None
+    if found is None or found.workflow_type not in workflow_types:
+        raise ApiProblem(404, "not found", f"no {what} {workflow_id!r}")
+    return found
 
 
 def service(request: Request) -> Service:
