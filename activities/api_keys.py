@@ -54,6 +54,7 @@ class KeyFile(BaseModel):
     # each tenant's webhook signing secret (`whsec_…`), for a create's own `webhook`
     webhook_secrets: dict[str, str] = Field(default_factory=dict)
     endpoints: list[Endpoint] = Field(default_factory=list)
+    session_secret: str = ""  # signs the studio's session cookies and CSRF tokens (made on first use)
 
 
 def check_tenant(name: str) -> str:
@@ -97,6 +98,18 @@ class KeyStore:
             if k.revoked_at is None and secrets.compare_digest(k.sha256, wanted):
                 return k.tenant
         return None
+
+    def tenant_of_digest(self, sha256: str) -> str | None:
+        """The tenant of the unrevoked key with this digest (a studio session names its key so)."""
+        return next((k.tenant for k in self.load().keys if k.revoked_at is None and k.sha256 == sha256), None)
+
+    def session_secret(self) -> str:
+        keys = self.load()
+        if keys.session_secret:
+            return keys.session_secret
+        keys = keys.model_copy(update={"session_secret": secrets.token_urlsafe(32)})
+        self.save(keys)
+        return keys.session_secret
 
     def add(self, tenant: str) -> tuple[str, ApiKey]:
         """A new key for `tenant`: the key itself (shown once) and what is stored of it."""

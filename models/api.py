@@ -35,6 +35,7 @@ class RunOptions(BaseModel):
     max_cost_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)  # the run's dollar budget
     webhook: HttpUrl | None = None  # deliveries signed with the tenant's secret (GET /v1/webhooks/secret)
     webhook_events: list[EventType] | None = None  # None: every event
+    rerun_of: str | None = Field(default=None, max_length=200)  # the run this one was started again from
 
 
 class ImageRequest(ImageJob, RunOptions):

@@ -208,6 +208,8 @@ class LoopState(BaseModel):
     scores: list[int] = Field(default_factory=list)
     best_score: int | None = None
     pending_feedback: list[str] = Field(default_factory=list)
+    iterations: list[Iteration] = Field(default_factory=list)  # the finished iterations so far
+    refusals: list[Refusal] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)  # tokens, images and estimated cost so far
     spend: Spend | None = None  # spent vs the dollar budget, when the run has one
 

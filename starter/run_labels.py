@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import BaseModel
 from temporalio.client import Client
@@ -13,6 +14,8 @@ from models.search_attributes import at_start
 from models.settings import Settings
 from models.text import shorten
 from workers.connection import has_search_attributes
+
+MEMO_TEXT = "atelier_text"  # the run's prompt or topic, as its list shows it
 
 
 def static_summary(pipeline: str, text: str) -> str:
@@ -31,7 +34,14 @@ def static_details(pipeline: str, job: BaseModel, workflow_id: str, settings: Se
         lines += [f"| {name} | `{_cell(value)}` |" for name, value in options.items()]
         lines.append("")
     lines.append(f"Output: {output_of(pipeline, workflow_id, settings)}")
+    lines += ["", f"Studio: [{workflow_id}]({studio_link(settings, pipeline, workflow_id)})"]
     return "\n".join(lines)
+
+
+def studio_link(settings: Settings, pipeline: str, workflow_id: str) -> str:
+    """The run's page in Atelier Studio (served by the API)."""
+    page = "conversations" if pipeline == "conversation" else "knowledge" if pipeline == "knowledge" else "runs"
+    return f"{settings.api_url}/{page}" + ("" if pipeline == "knowledge" else f"/{quote(workflow_id, safe='')}")
 
 
 def output_of(pipeline: str, workflow_id: str, settings: Settings) -> str:
@@ -59,10 +69,12 @@ async def start_options(
     workflow_id: str,
     tenant: str | None = None,
 ) -> dict[str, Any]:
-    """`start_workflow` keywords: summary, details and (when the server has them) search attributes."""
+    """`start_workflow` keywords: summary, details, the prompt or topic in the memo (what the studio lists and
+    searches) and (when the server has them) search attributes."""
     options: dict[str, Any] = {
         "static_summary": static_summary(pipeline, text),
         "static_details": static_details(pipeline, job, workflow_id, settings),
+        "memo": {MEMO_TEXT: shorten(text, 400)},
     }
     if await has_search_attributes(client, settings.temporal_namespace):
         options["search_attributes"] = at_start(pipeline, settings.resolved_provider, workflow_id, tenant)

@@ -63,6 +63,8 @@ class ImageRefinementWorkflow:
     def __init__(self) -> None:
         self._state: LoopState | None = None
         self._pending_feedback: list[str] = []
+        self._iterations: list[Iteration] = []  # what the `state` query shows of the run so far
+        self._refusals: list[Refusal] = []
         self._ledger = Ledger()  # tokens, images and cost of this run's model calls
 
     @workflow.query
@@ -73,6 +75,8 @@ class ImageRefinementWorkflow:
         return self._state.model_copy(
             update={
                 "pending_feedback": list(self._pending_feedback),
+                "iterations": list(self._iterations),
+                "refusals": list(self._refusals),
                 "usage": self._ledger.usage,
                 "spend": self._ledger.statement(),
             }
@@ -184,8 +188,7 @@ class ImageRefinementWorkflow:
         self._ledger = Ledger(job.cost, settling=job.cost is not None and workflow.patched(BUDGET_PATCH))
         self._scoring = ScoringQueue()
         state = self._state = LoopState(max_iterations=job.max_iterations, threshold=job.threshold, prompt=job.prompt)
-        iterations: list[Iteration] = []
-        refusals: list[Refusal] = []
+        iterations, refusals = self._iterations, self._refusals
         provider = "unknown"
         stopped = StopReason.MAX_ITERATIONS
         try:

@@ -14,6 +14,7 @@ from models.settings import Settings
 from starter.api import artifacts, conversations, creates, events, knowledge, problems, runs, webhooks
 from starter.api.hosts import is_loopback
 from starter.api.service import RateLimiter, Service
+from starter.studio import app as studio
 from workers.connection import connect
 
 
@@ -30,6 +31,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
             keys=keys,
             limiter=RateLimiter(settings.api_rate_per_minute),
             keyed=keys.configured() or not is_loopback(settings.api_host),
+            secret=keys.session_secret(),
         )
         yield
 
@@ -43,6 +45,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     problems.install(app)
     for module in (creates, runs, events, artifacts, webhooks, conversations, knowledge):
         app.include_router(module.router)
+    studio.install(app)
 
     @app.get("/healthz", tags=["service"], summary="Whether the API is up")
     async def healthz() -> dict[str, str]:

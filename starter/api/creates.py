@@ -40,7 +40,7 @@ from starter.max_cost import BadBudget, cost_limit_for
 
 router = APIRouter(prefix="/v1", tags=["runs"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
-MEMO_TENANT, MEMO_REQUEST = "atelier_tenant", "atelier_request_sha256"
+MEMO_TENANT, MEMO_REQUEST, MEMO_RERUN = "atelier_tenant", "atelier_request_sha256", "atelier_rerun_of"
 OPTIONS = set(RunOptions.model_fields)
 
 
@@ -97,6 +97,9 @@ async def start(svc: Service, caller: Caller, pipe: Pipeline, job: Any, request:
     labels = await run_labels.start_options(
         svc.client, svc.settings, pipe.name, text, job, workflow_id, caller.tenant if caller.keyed else None
     )
+    memo = labels["memo"] | {MEMO_TENANT: caller.tenant, MEMO_REQUEST: digest}
+    if request.rerun_of:
+        memo[MEMO_RERUN] = request.rerun_of
     try:
         await svc.client.start_workflow(
             pipe.run,
@@ -104,10 +107,9 @@ async def start(svc: Service, caller: Caller, pipe: Pipeline, job: Any, request:
             id=workflow_id,
             task_queue=WORKFLOW_QUEUE,
             priority=run_priority(pipe.name, workflow_id, caller.tenant if caller.keyed else None),
-            memo={MEMO_TENANT: caller.tenant, MEMO_REQUEST: digest},
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            **labels,
+            **(labels | {"memo": memo}),
         )
     except WorkflowAlreadyStartedError:  # a concurrent create with the same key won
         if (existing := await described(svc, workflow_id)) is None:
@@ -139,6 +141,8 @@ def _job(model: type, body: Any, **more: Any) -> Any:
 async def _answer(response: Response, svc: Service, caller: Caller, pipeline: str, job_of: Any, body: Any, key: Any):
     if body.webhook and (problem := await guard_webhook(svc.settings, str(body.webhook), "body.webhook")):
         return invalid([problem])
+    if body.rerun_of and (not caller.owns(body.rerun_of) or await described(svc, body.rerun_of) is None):
+        return invalid([FieldProblem(field="body.rerun_of", message=f"no run {body.rerun_of!r}")])
     try:
         job = await job_of()
     except BadField as exc:

@@ -67,7 +67,7 @@ def view(svc: Service, run: WorkflowExecution, progress: dict | None = None) -> 
 CURSOR = b"atl1:"  # what starts every cursor this API gives (then Temporal's page token)
 
 
-def _cursor(value: str | None) -> bytes | None:
+def page_token(value: str | None) -> bytes | None:
     """Temporal's page token from a cursor this API gave; BadCursor for anything else."""
     if value is None:
         return None
@@ -99,10 +99,10 @@ async def list_runs(
     if state is not None:
         if state.upper() not in KNOWN_STATES:
             return invalid([FieldProblem(field="query.state", message=f"one of {', '.join(KNOWN_STATES)}")])
-        parts.append(_state_filter(state.upper()))
+        parts.append(state_filter(state.upper()))
     bad_cursor = invalid([FieldProblem(field="query.cursor", message="not a cursor this API gave")])
     try:
-        listing = svc.client.list_workflows(" AND ".join(parts), page_size=limit, next_page_token=_cursor(cursor))
+        listing = svc.client.list_workflows(" AND ".join(parts), page_size=limit, next_page_token=page_token(cursor))
         await listing.fetch_next_page(page_size=limit)
     except BadCursor:
         return bad_cursor
@@ -110,14 +110,17 @@ async def list_runs(
         if cursor is not None and exc.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.UNKNOWN):
             return bad_cursor
         raise
-    token = listing.next_page_token
     return RunPage(
-        runs=[view(svc, run) for run in listing.current_page or []],
-        next_cursor=base64.urlsafe_b64encode(CURSOR + token).decode() if token else None,
+        runs=[view(svc, run) for run in listing.current_page or []], next_cursor=next_cursor(listing.next_page_token)
     )
 
 
-def _state_filter(state: str) -> str:
+def next_cursor(token: bytes | None) -> str | None:
+    """The cursor this API gives for Temporal's page token."""
+    return base64.urlsafe_b64encode(CURSOR + token).decode() if token else None
+
+
+def state_filter(state: str) -> str:
     if state == "RUNNING":
         return 'ExecutionStatus = "Running"'
     if state in CLOSED_BY_TEMPORAL:

@@ -16,6 +16,8 @@ from activities.api_keys import LOCAL_TENANT, KeyStore
 from activities.storage import ArtifactStore
 from models.settings import Settings
 from starter.api.problems import ApiProblem
+from starter.api.sessions import SESSION_COOKIE, check_csrf, session_key
+from starter.api.thumbnails import Thumbnails
 
 
 @dataclass
@@ -45,6 +47,8 @@ class Service:
     keys: KeyStore
     limiter: RateLimiter
     keyed: bool = False  # keys were configured when the API started, or it listens beyond loopback
+    thumbnails: Thumbnails = field(default_factory=Thumbnails)
+    secret: str = ""  # signs studio sessions and CSRF tokens (the keys file's)
 
     def needs_keys(self) -> bool:
         """Once keyed, always keyed: revoking the last key (or losing the file) locks everyone out, it never
@@ -86,25 +90,33 @@ def service(request: Request) -> Service:
 
 
 def caller(request: Request, svc: Annotated[Service, Depends(service)]) -> Caller:
-    """Who calls: the tenant of a valid, unrevoked key (401 otherwise), limited to its rate (429)."""
-    header = request.headers.get("authorization", "")
+    """Who calls: the tenant of a valid, unrevoked key (401 otherwise) or of a studio session, limited to its
+    rate (429). A browser's unsafe request without a key must carry the page's CSRF token (403)."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    key = key.strip() if scheme.lower() == "bearer" else ""
+    cookie = request.cookies.get(SESSION_COOKIE)
     if not svc.needs_keys():
-        found = Caller(LOCAL_TENANT, keyed=False)
-        bucket = LOCAL_TENANT
+        if not key:
+            check_csrf(request, svc.secret, None)
+        found, bucket = Caller(LOCAL_TENANT, keyed=False), LOCAL_TENANT
+    elif key:
+        found, bucket = Caller(_tenant(svc.keys.tenant_of(key)), keyed=True), key
     else:
-        scheme, _, key = header.partition(" ")
-        tenant = svc.keys.tenant_of(key.strip()) if scheme.lower() == "bearer" and key.strip() else None
-        if tenant is None:
-            raise ApiProblem(
-                401, "unauthorized", "send Authorization: Bearer <API key>", {"WWW-Authenticate": "Bearer"}
-            )
-        found = Caller(tenant, keyed=True)
-        bucket = key
+        key_sha256 = session_key(svc.secret, cookie) if cookie else None
+        found = Caller(_tenant(svc.keys.tenant_of_digest(key_sha256) if key_sha256 else None), keyed=True)
+        check_csrf(request, svc.secret, cookie)
+        bucket = f"session:{key_sha256}"
     if (wait := svc.limiter.retry_after(bucket)) > 0:
         raise ApiProblem(
             429, "too many requests", "this key's request rate is used up", {"Retry-After": str(math.ceil(wait))}
         )
     return found
+
+
+def _tenant(tenant: str | None) -> str:
+    if tenant is None:
+        raise ApiProblem(401, "unauthorized", "send Authorization: Bearer <API key>", {"WWW-Authenticate": "Bearer"})
+    return tenant
 
 
 Svc = Annotated[Service, Depends(service)]

@@ -1,0 +1,108 @@
+"""Who is looking: the caller of the API (keyless on loopback: the local tenant), or a signed-in session;
+the sign-in page that turns a key into the session cookie, and sign-out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from activities.api_keys import digest
+from starter.api.problems import ApiProblem
+from starter.api.service import Caller, Service, Svc, caller, service
+from starter.api.sessions import SESSION_COOKIE, SESSION_S, check_csrf, csrf_token, new_session
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+router = APIRouter(include_in_schema=False)
+
+
+def picture(key: str | None, width: int | None = None) -> str:
+    """Where the page fetches an artifact (through the API, sized down when `width` is given)."""
+    if not key:
+        return ""
+    return "/v1/artifacts/" + quote(key) + (f"?width={width}" if width else "")
+
+
+templates.env.globals.update(picture=picture)
+
+
+class SignInNeeded(Exception):
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
+@dataclass(frozen=True)
+class Viewer:
+    caller: Caller
+    csrf: str
+    signed_in: bool  # a session: the page offers sign-out
+
+
+def viewer(request: Request, svc: Annotated[Service, Depends(service)]) -> Viewer:
+    """The page's caller, or a redirect to sign in when the API needs a key and there is no session."""
+    try:
+        found = caller(request, svc)
+    except ApiProblem as exc:
+        if exc.problem.status == 401:
+            raise SignInNeeded(request.url.path + (f"?{request.url.query}" if request.url.query else "")) from exc
+        raise
+    cookie = request.cookies.get(SESSION_COOKIE) if found.keyed else None
+    return Viewer(found, csrf_token(svc.secret, cookie), signed_in=cookie is not None)
+
+
+Looker = Annotated[Viewer, Depends(viewer)]
+
+
+def page(request: Request, name: str, look: Viewer | None, svc: Service, **context: Any) -> Response:
+    """A studio page: every template gets the viewer, its CSRF token and the Temporal UI's address."""
+    return templates.TemplateResponse(
+        request,
+        name,
+        {"viewer": look, "csrf": look.csrf if look else "", "temporal_ui": svc.settings.temporal_ui_url, **context},
+    )
+
+
+def safe_next(target: str) -> str:
+    """Only a path on this site (never `//elsewhere` or a full URL)."""
+    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
+
+
+@router.get("/signin")
+async def signin_page(request: Request, svc: Svc, next: str = "/") -> Response:
+    return page(request, "signin.html", None, svc, next=safe_next(next), csrf=csrf_token(svc.secret, None))
+
+
+@router.post("/signin")
+async def signin(
+    request: Request, svc: Svc, key: Annotated[str, Form()] = "", csrf: Annotated[str, Form()] = "", next: str = "/"
+) -> Response:
+    check_csrf(request, svc.secret, None, csrf)
+    if not key.strip() or svc.keys.tenant_of(key.strip()) is None:
+        context = {"next": safe_next(next), "error": "That key is not valid (or was revoked).", "csrf": csrf}
+        response = page(request, "signin.html", None, svc, **context)
+        response.status_code = 401
+        return response
+    response = RedirectResponse(safe_next(next), status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        new_session(svc.secret, digest(key.strip())),
+        max_age=SESSION_S,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/signout")
+async def signout(request: Request, svc: Svc, csrf: Annotated[str, Form()] = "") -> Response:
+    check_csrf(request, svc.secret, request.cookies.get(SESSION_COOKIE), csrf)
+    response = RedirectResponse("/signin", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict")
+    return response

@@ -1,0 +1,73 @@
+"""New runs: a form per pipeline (filled from a run when started again from it), conversations and the
+knowledge base."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from minio.error import S3Error
+
+from activities.storage import kb_doc_key
+from models.conversation import KnowledgeDoc
+from starter.api.conversations import history as conversation_history
+from starter.api.knowledge import knowledge_of
+from starter.api.knowledge import listing as knowledge_listing
+from starter.api.pipelines import WORKFLOW_TYPES
+from starter.api.problems import ApiProblem
+from starter.api.service import Svc, owned
+from starter.studio.access import Looker, page
+from starter.studio.forms import form_for
+from starter.studio.runs_data import job_of
+from starter.studio.runs_page import row_of
+from workflows.conversation import ConversationWorkflow
+
+router = APIRouter(include_in_schema=False)
+TITLES = {"image": "New image run", "world": "New world", "meme": "New meme"}
+
+
+@router.get("/new/{pipeline}")
+async def new_run(
+    pipeline: Literal["image", "world", "meme"], request: Request, svc: Svc, look: Looker, start_from: str = ""
+) -> Response:
+    values: dict = {}
+    if start_from:
+        await owned(svc, look.caller, start_from, set(WORKFLOW_TYPES))
+        values = await job_of(svc, start_from)
+        if (values.get("cost") or {}).get("max_usd") is not None:
+            values["max_cost_usd"] = values["cost"]["max_usd"]
+    references = [r for r in values.get("references", []) if isinstance(r, dict)]
+    context = {"pipeline": pipeline, "title": TITLES[pipeline], "fields": form_for(pipeline, values)}
+    return page(request, "new.html", look, svc, start_from=start_from, references=references, **context)
+
+
+@router.get("/conversations")
+async def conversations(request: Request, svc: Svc, look: Looker) -> Response:
+    tenant = f'WorkflowId STARTS_WITH "{look.caller.tenant}." AND ' if look.caller.keyed else ""
+    query = f'{tenant}WorkflowType = "{ConversationWorkflow.__name__}"'
+    rows = [await row_of(run) async for run in svc.client.list_workflows(query, limit=50)]
+    return page(request, "conversations.html", look, svc, rows=rows)
+
+
+@router.get("/conversations/{conversation_id}")
+async def conversation(conversation_id: str, request: Request, svc: Svc, look: Looker) -> Response:
+    found = await conversation_history(conversation_id, svc, look.caller)
+    ui = svc.settings.workflow_ui_link(conversation_id)
+    return page(request, "chat.html", look, svc, conversation_id=conversation_id, history=found, ui=ui)
+
+
+@router.get("/knowledge")
+async def knowledge(request: Request, svc: Svc, look: Looker) -> Response:
+    docs = await knowledge_listing(svc, look.caller)
+    return page(request, "knowledge.html", look, svc, docs=docs)
+
+
+@router.get("/knowledge/{doc_id}")
+async def document(doc_id: str, request: Request, svc: Svc, look: Looker) -> Response:
+    """One document's passages, each with its anchor (`#chunk-<n>`: where a reply's citation points)."""
+    try:
+        doc = KnowledgeDoc.model_validate_json(await svc.store.read(kb_doc_key(doc_id, knowledge_of(look.caller))))
+    except (FileNotFoundError, ValueError, S3Error) as exc:
+        raise ApiProblem(404, "not found", f"no document {doc_id!r}") from exc
+    return page(request, "document.html", look, svc, doc=doc)

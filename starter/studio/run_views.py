@@ -1,0 +1,148 @@
+"""What each run page shows, gathered from the run: its job, its live status (while it runs) or its result,
+and what it has stored so far. One gathering per pipeline, used by the page and by its live part."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.client import WorkflowExecutionDescription
+
+from models.image import ImageJobResult, Iteration, LoopState, Refusal
+from models.meme import MemeResult, MemeStatus
+from models.world import PHASES, WorldResult, WorldStatus
+from starter.api.creates import MEMO_RERUN
+from starter.api.pipelines import pipeline_of_type
+from starter.api.runs import STATUS
+from starter.api.service import Service
+from starter.studio.runs_data import job_of, live_state, result_of
+from starter.studio.world_data import WorldView, world_view
+
+
+@dataclass
+class RunHead:
+    """What every run page says at its top."""
+
+    id: str
+    pipeline: str
+    status: str  # running, completed, failed, cancelled…
+    text: str
+    started: datetime | None
+    seconds: float | None
+    job: dict[str, Any]
+    rerun_of: str | None
+    temporal_ui: str
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+
+async def head_of(svc: Service, described: WorkflowExecutionDescription) -> RunHead:
+    pipe = pipeline_of_type(described.workflow_type)
+    job = await job_of(svc, described.id)
+    end = described.close_time or datetime.now(UTC)
+    return RunHead(
+        id=described.id,
+        pipeline=pipe.name if pipe else described.workflow_type,
+        status=STATUS[described.status],
+        text=str(job.get(pipe.text_field, "") if pipe else ""),
+        started=described.start_time,
+        seconds=(end - described.start_time).total_seconds() if described.start_time else None,
+        job=job,
+        rerun_of=await described.memo_value(MEMO_RERUN, None),
+        temporal_ui=svc.settings.workflow_ui_link(described.id),
+    )
+
+
+@dataclass
+class ImageView:
+    iterations: list[Iteration] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+    best: int | None = None
+    phase: str = ""
+    iteration: int = 0
+    max_iterations: int = 0
+    threshold: int = 0
+    pending_feedback: list[str] = field(default_factory=list)
+    stopped_because: str | None = None
+    cost_usd: float = 0.0
+    tokens: int = 0
+    answered: bool = True  # False: the run is going and no worker answered its query this time
+
+    @property
+    def scores(self) -> list[int]:
+        return [it.score for it in self.iterations]
+
+
+async def image_view(svc: Service, described: WorkflowExecutionDescription) -> ImageView:
+    result: ImageJobResult | None = await result_of(svc, described.id, described)
+    if result is not None:
+        best = result.best_iteration
+        return ImageView(
+            result.iterations,
+            result.refusals,
+            best,
+            phase="DONE",
+            iteration=len(result.iterations) + len(result.refusals),
+            stopped_because=str(result.stopped_because),
+            cost_usd=result.usage.estimated_cost_usd,
+            tokens=result.usage.input_tokens + result.usage.output_tokens,
+        )
+    state: LoopState | None = await live_state(svc, described.id, described)
+    if state is None:
+        return ImageView(answered=False)
+    best = max(state.iterations, key=lambda it: it.score).number if state.iterations else None
+    return ImageView(
+        state.iterations,
+        state.refusals,
+        best,
+        phase=str(state.phase),
+        iteration=state.iteration,
+        max_iterations=state.max_iterations,
+        threshold=state.threshold,
+        pending_feedback=state.pending_feedback,
+        cost_usd=state.usage.estimated_cost_usd,
+        tokens=state.usage.input_tokens + state.usage.output_tokens,
+    )
+
+
+@dataclass
+class WorldPage:
+    world: WorldView
+    status: WorldStatus | None
+    phases: list[tuple[str, str, int]]  # name, state, percent done
+
+    @property
+    def failures(self) -> list[Any]:
+        return self.status.failures if self.status else []
+
+
+def _percent(status: WorldStatus, phase: str) -> int:
+    state = status.phases.get(phase)
+    counter = {"characters": status.characters, "character_details": status.characters, "posts": status.posts,
+               "post_images": status.images, "avatars": status.characters}.get(phase)  # fmt: skip
+    if str(state) == "COMPLETED":
+        return 100
+    if counter is None or not counter.planned:
+        return 50 if str(state) == "IN_PROGRESS" else 0
+    return min(100, round(100 * counter.created / counter.planned))
+
+
+async def world_page(svc: Service, described: WorkflowExecutionDescription) -> WorldPage:
+    result: WorldResult | None = await result_of(svc, described.id, described)
+    status = result.status if result is not None else await live_state(svc, described.id, described)
+    phases = [(name, str(status.phases.get(name, "PENDING")), _percent(status, name)) for name in PHASES if status]
+    return WorldPage(await world_view(svc.store, described.id), status, phases)
+
+
+@dataclass
+class MemeView:
+    status: MemeStatus | None
+    result: MemeResult | None
+
+
+async def meme_view(svc: Service, described: WorkflowExecutionDescription) -> MemeView:
+    result = await result_of(svc, described.id, described)
+    return MemeView(None if result else await live_state(svc, described.id, described), result)
