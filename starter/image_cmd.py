@@ -16,7 +16,7 @@ from models.image import ImageJob, ImageJobResult, LoopState
 from models.settings import Settings
 from starter.common import Pipeline, UsageError, bounded_query, stderr, validated
 from starter.follow import follow
-from starter.launch import launch_and_print
+from starter.launch import launch_and_print, print_studio_link
 from starter.max_cost import add_max_cost, cost_limit
 from starter.results import image_result_json
 from workflows.image_refinement import ImageRefinementWorkflow
@@ -128,6 +128,7 @@ async def print_result(client: Client, workflow_id: str, settings: Settings, out
     stderr.print(f"best image: {payload['best_image_url']} (score {payload['final_score']})")
     stderr.print(f"usage: {result.usage.summary()}")
     stderr.print(f"Temporal UI: {settings.workflow_ui_link(workflow_id)}")
+    print_studio_link(settings, "image", workflow_id)
     return 0
 
 

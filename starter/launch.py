@@ -12,6 +12,7 @@ from models.priority import run_priority
 from models.settings import WORKFLOW_QUEUE, Settings
 from starter import run_labels
 from starter.common import attached, connect_or_explain, default_id, stderr
+from starter.services import listening
 from workers.connection import missing_search_attributes
 
 
@@ -53,10 +54,17 @@ async def start_or_attach(
         )
         stderr.print(f"run {workflow_id} · provider {settings.resolved_provider}")
         stderr.print(f"Temporal UI: {settings.workflow_ui_link(workflow_id)}")
+        print_studio_link(settings, pipeline, workflow_id)
         return handle
     except WorkflowAlreadyStartedError:
         stderr.print(f"run {workflow_id} already exists: showing its result")
         return client.get_workflow_handle_for(run, workflow_id)
+
+
+def print_studio_link(settings: Settings, pipeline: str, workflow_id: str) -> None:
+    """Where to watch the run in Atelier Studio, when the API that serves it is up."""
+    if listening(f"{settings.api_host}:{settings.api_port}", timeout=0.3):
+        stderr.print(f"Studio: {run_labels.studio_link(settings, pipeline, workflow_id)}")
 
 
 async def launch(args: Any, settings: Settings, kind: str, run: Any, job: Any, text: str) -> tuple[Client, str] | None:

@@ -134,7 +134,7 @@ def up(settings: Settings, wait_s: float = 60.0) -> list[str]:
         notes.append(f"started worker (pid {pid}, log {settings.log_dir / 'worker.log'})")
     api_address = f"{settings.api_host}:{settings.api_port}"
     if _alive(settings.run_dir / "api.pid", "starter serve"):
-        notes.append(f"API already running: {settings.api_url}")
+        notes.append(f"API already running: Studio {settings.api_url}/")
     elif listening(api_address):
         notes.append(f"something else listens on {api_address}: the API was not started (set ATELIER_API_PORT)")
     else:
@@ -144,7 +144,7 @@ def up(settings: Settings, wait_s: float = 60.0) -> list[str]:
                 raise ServiceError(f"the API did not come up at {settings.api_url}; see {settings.log_dir / 'api.log'}")
             time.sleep(0.2)
         notes.append(f"started API (pid {api.pid}, log {settings.log_dir / 'api.log'})")
-        notes.append(f"API: {settings.api_url} (docs {settings.api_url}/docs)")
+        notes.append(f"Studio: {settings.api_url}/ · API: {settings.api_url}/v1 (docs {settings.api_url}/docs)")
     return notes
 
 

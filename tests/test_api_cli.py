@@ -25,10 +25,10 @@ def started(tmp_path) -> Iterator[tuple[subprocess.CompletedProcess[str], dict[s
         run_cli("down", env=env)
 
 
-def test_up_prints_the_api_url_and_an_image_run_is_started_followed_and_fetched(started):
+def test_up_prints_the_studio_url_and_an_image_run_is_started_followed_and_fetched(started):
     up, env = started
     assert up.returncode == 0, up.stderr
-    url = next(line.split()[1] for line in up.stderr.splitlines() if line.startswith("API: "))
+    url = next(line.split()[1] for line in up.stderr.splitlines() if line.startswith("Studio: ")).rstrip("/")
     with httpx.Client(base_url=url, timeout=30) as api:
         created = api.post("/v1/images", json={"prompt": "a lighthouse at dusk", "max_iterations": 2, "threshold": 100})
         assert created.status_code == 202, created.text
@@ -39,6 +39,14 @@ def test_up_prints_the_api_url_and_an_image_run_is_started_followed_and_fetched(
         result = api.get(run["urls"]["result"]).json()
         picture = api.get(result["iterations"][-1]["image"]["url"])
         assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
+        # the CLI's run (what `make demo` starts) is on the studio, at the link the CLI prints
+        cli = run_cli("image", "a lighthouse at dawn", "--max-iterations", "2", "--id", "demo-run", env=env)
+        assert cli.returncode == 0, cli.stderr
+        assert f"Studio: {url}/runs/demo-run" in cli.stderr.splitlines()
+        listed = api.get("/", headers={"Accept": "text/html"})
+        assert listed.status_code == 200 and 'data-run="demo-run"' in listed.text
+        page = api.get("/runs/demo-run", headers={"Accept": "text/html"}).text
+        assert page.count('class="card iteration') == 2 and "/v1/artifacts/runs/demo-run/iteration-01." in page
     down = run_cli("down", env=env)
     assert "stopped api" in down.stderr and "stopped worker" in down.stderr
 
