@@ -278,6 +278,13 @@ async def test_the_runs_list_shows_sized_down_pictures_filters_and_searches(stud
     await p.wait_for_url(re.compile("q=green"))
     assert [await r.get_attribute("data-run") for r in await p.locator("[data-run]").all()] == [ids[1]]
 
+    await p.goto(f"{base}/runs/{meme}")
+    assert all(w > 0 for w in await pictures_loaded(p, ".meme-result img"))
+    assert await p.locator(".draft").count() >= 1
+    assert await p.locator("[data-cache]").inner_text() in ("hit", "miss", "bypassed")
+    await checked(page)
+    await shots(page.page.context.browser, f"{base}/runs/{meme}", "meme")
+
 
 async def _done(client: httpx.AsyncClient, run_id: str) -> bool:
     return (await client.get(f"/v1/runs/{run_id}")).json()["status"] != "running"
@@ -334,3 +341,36 @@ async def test_with_keys_a_tenant_signs_in_and_cannot_reach_another_tenants_run(
         await shots(browser, f"{keyed}/signin", "signin")
         for context in contexts.values():
             await context.close()
+
+
+async def test_knowledge_is_added_cited_in_a_reply_and_removed(studio, page, browser):
+    base, _ = studio
+    p = page.page
+    await p.goto(f"{base}/knowledge")
+    text = b"The lamp lighters of Varn light every harbour lamp at dusk with long brass poles and whale oil."
+    await p.get_by_label("Add text documents").set_input_files(
+        files=[{"name": "varn.txt", "mimeType": "text/plain", "buffer": text}]
+    )
+    await p.get_by_role("button", name="Upload").click()
+    doc = p.locator("[data-doc]", has_text="varn.txt")
+    await doc.wait_for(timeout=60_000)
+    await checked(page)
+    await shots(browser, f"{base}/knowledge", "knowledge")
+
+    await p.goto(f"{base}/conversations")
+    await p.get_by_role("button", name="New conversation").click()
+    await p.wait_for_url(re.compile(r"/conversations/local\.conversation-"))
+    await p.get_by_label("Message").fill("When do the lamp lighters of Varn light the harbour lamps?")
+    await p.get_by_role("button", name="Send").click()
+    citation = p.locator(".citations a", has_text="varn.txt").first
+    await citation.wait_for(timeout=60_000)
+    await citation.click()
+    await p.wait_for_url(re.compile(r"/knowledge/[^/#]+#chunk-\d+$"))
+    assert "brass poles" in await p.locator("li:target").inner_text()
+    await checked(page)
+
+    await p.goto(f"{base}/knowledge")
+    await p.locator("[data-doc]", has_text="varn.txt").get_by_role("button", name="Remove varn.txt").click()
+    await p.locator("[data-doc]", has_text="varn.txt").wait_for(state="detached")
+    await p.reload()
+    assert await p.locator("[data-doc]", has_text="varn.txt").count() == 0

@@ -216,11 +216,27 @@ function chatForm(form) {
         reply.textContent = data.text;
         delete reply.dataset.streaming;
         turn.id = `turn-${data.turn}`;
+        if (data.citations?.length) reply.after(citationsOf(data.citations));
       } else if (type === "error") {
         showProblems(form, { detail: data.detail });
       }
     });
   });
+}
+
+// As the page renders them: a document's passage, or an earlier turn of this conversation.
+function citationsOf(citations) {
+  const line = document.createElement("p");
+  line.className = "citations";
+  line.append("Sources: ");
+  citations.forEach((c, n) => {
+    const link = document.createElement("a");
+    const [doc, chunk] = c.ref.split("#");
+    link.href = c.source === "kb" ? `/knowledge/${encodeURIComponent(doc)}#chunk-${chunk}` : `#${c.ref.replace(" ", "-")}`;
+    link.textContent = c.title;
+    line.append(link, n < citations.length - 1 ? ", " : "");
+  });
+  return line;
 }
 
 async function readEvents(response, handle) {
