@@ -8,6 +8,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from activities.api_keys import KeyStore
 from models.priority import run_priority
 from models.settings import WORKFLOW_QUEUE, Settings
 from starter import run_labels
@@ -62,8 +63,11 @@ async def start_or_attach(
 
 
 def print_studio_link(settings: Settings, pipeline: str, workflow_id: str) -> None:
-    """Where to watch the run in Atelier Studio, when the API that serves it is up."""
-    if listening(f"{settings.api_host}:{settings.api_port}", timeout=0.3):
+    """Where to watch the run in Atelier Studio, when the API that serves it is up and keyless (with keys, a
+    run the CLI starts belongs to no tenant: only the keyless studio shows it)."""
+    if not KeyStore(settings.api_keys_path).configured() and listening(
+        f"{settings.api_host}:{settings.api_port}", timeout=0.3
+    ):
         stderr.print(f"Studio: {run_labels.studio_link(settings, pipeline, workflow_id)}")
 
 

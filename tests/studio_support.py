@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.conftest import ROOT, eventually
+from activities.providers.guarded import GuardedProvider
+from activities.providers.offline import OfflineProvider
+from activities.storage import LocalStore
+from tests.api_support import api_settings, serving
+from tests.conftest import ROOT, address_of, eventually, running_workers
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = ROOT / ".atelier" / "screenshots"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]  # fmt: skip
+LATENCY_S = 0.5  # each offline model call takes this long: a run is watched while it goes
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
@@ -79,3 +86,55 @@ async def pictures_loaded(page: Any, selector: str = "img") -> list[int]:
         return widths if widths and all(w >= 0 for w in widths) else None
 
     return await eventually(settled, 30, f"pictures {selector} loaded")
+
+
+# --- fixtures (a test module imports them: one browser and one studio per module) -------------------
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Any]:
+    playwright = playwright_or_skip()
+    async with playwright.async_playwright() as p:
+        instance = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield instance
+        await instance.close()
+
+
+@pytest.fixture(scope="module")
+async def studio(module_dev_env, tmp_path_factory) -> AsyncIterator[tuple[str, Any]]:
+    """The keyless API (one local tenant, as on loopback) with workers for every queue."""
+    settings = api_settings(address_of(module_dev_env), tmp_path_factory.mktemp("studio"))
+    provider = GuardedProvider(OfflineProvider(latency_s=LATENCY_S), None)
+    async with (
+        running_workers(module_dev_env.client, provider, LocalStore(settings.artifact_dir)),
+        serving(settings, module_dev_env.client) as (base, served),
+    ):
+        yield base, served
+
+
+@pytest.fixture
+async def page(browser) -> AsyncIterator[Watched]:
+    context = await browser.new_context(viewport=DESKTOP)
+    watched = Watched(await context.new_page())
+    yield watched
+    await context.close()
+    assert not watched.errors, watched.errors
+
+
+async def checked(watched: Watched) -> None:
+    """No serious accessibility violation on the page as it stands."""
+    assert not await serious_violations(watched.page), watched.page.url
+
+
+async def run_status(base: str, run_id: str, key: str | None = None) -> dict:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async with httpx.AsyncClient(base_url=base, headers=headers) as client:
+        return (await client.get(f"/v1/runs/{run_id}")).json()
+
+
+async def finished(base: str, run_id: str, key: str | None = None) -> dict:
+    async def done() -> dict | None:
+        run = await run_status(base, run_id, key)
+        return run if run["status"] != "running" else None
+
+    return await eventually(done, 90, f"run {run_id} finished")

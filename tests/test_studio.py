@@ -1,77 +1,22 @@
 """Atelier Studio in a real browser (Playwright driving Debian's chromium) against a real dev server,
 workers and the API: runs are started from the forms, watched while they go, steered, cancelled, started
 again and compared; a world fills in live; a chat reply streams into the page; bad input is refused field
-by field; another tenant's run cannot be reached. Every page visited is checked for console errors and
+by field; knowledge is added, cited and removed. Every page visited is checked for console errors and
 serious accessibility violations, and kept as screenshots at desktop and phone width."""
 
+# ruff: noqa: F811 — the fixtures are imported from tests/studio_support.py and taken as arguments
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from activities.api_keys import KeyStore
-from activities.providers.guarded import GuardedProvider
-from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore
-from tests.api_support import api_settings, serving
-from tests.conftest import address_of, eventually, running_workers
-from tests.studio_support import (
-    CHROMIUM,
-    DESKTOP,
-    FLAGS,
-    Watched,
-    pictures_loaded,
-    playwright_or_skip,
-    serious_violations,
-    shots,
-)
+from tests.conftest import eventually
+from tests.studio_support import browser, checked, finished, page, pictures_loaded, run_status, shots, studio  # noqa: F401
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-LATENCY_S = 0.5  # each offline model call takes this long: a run is watched while it goes
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Any]:
-    playwright = playwright_or_skip()
-    async with playwright.async_playwright() as p:
-        instance = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield instance
-        await instance.close()
-
-
-@pytest.fixture(scope="module")
-async def studio(module_dev_env, tmp_path_factory) -> AsyncIterator[tuple[str, Any]]:
-    """The keyless API (one local tenant, as on loopback) with workers for every queue."""
-    settings = api_settings(address_of(module_dev_env), tmp_path_factory.mktemp("studio"))
-    provider = GuardedProvider(OfflineProvider(latency_s=LATENCY_S), None)
-    async with (
-        running_workers(module_dev_env.client, provider, LocalStore(settings.artifact_dir)),
-        serving(settings, module_dev_env.client) as (base, served),
-    ):
-        yield base, served
-
-
-@pytest.fixture
-async def page(browser) -> AsyncIterator[Watched]:
-    context = await browser.new_context(viewport=DESKTOP)
-    watched = Watched(await context.new_page())
-    yield watched
-    await context.close()
-    assert not watched.errors, watched.errors
-
-
-async def checked(watched: Watched) -> None:
-    """No serious accessibility violation on the page as it stands."""
-    assert not await serious_violations(watched.page), watched.page.url
-
-
-async def run_status(base: str, run_id: str) -> dict:
-    async with httpx.AsyncClient(base_url=base) as client:
-        return (await client.get(f"/v1/runs/{run_id}")).json()
 
 
 def run_id_of(url: str) -> str:
@@ -259,7 +204,7 @@ async def test_the_runs_list_shows_sized_down_pictures_filters_and_searches(stud
                for prompt in ("a blue kite over dunes", "a green kite in rain")]  # fmt: skip
         meme = (await client.post("/v1/memes", json={"topic": "kites on mondays"})).json()["id"]
         for run_id in [*ids, meme]:
-            await eventually(lambda r=run_id: _done(client, r), 90, f"{run_id} finished")
+            await finished(base, run_id)
     p = page.page
     await p.goto(base + "/")
     for run_id in [*ids, meme]:
@@ -284,63 +229,6 @@ async def test_the_runs_list_shows_sized_down_pictures_filters_and_searches(stud
     assert await p.locator("[data-cache]").inner_text() in ("hit", "miss", "bypassed")
     await checked(page)
     await shots(page.page.context.browser, f"{base}/runs/{meme}", "meme")
-
-
-async def _done(client: httpx.AsyncClient, run_id: str) -> bool:
-    return (await client.get(f"/v1/runs/{run_id}")).json()["status"] != "running"
-
-
-async def test_with_keys_a_tenant_signs_in_and_cannot_reach_another_tenants_run(
-    module_dev_env, studio, browser, tmp_path
-):
-    _, keyless = studio
-    keys_file = tmp_path / "keys.json"
-    store = KeyStore(keys_file)
-    acme, _ = store.add("acme")
-    zeta, _ = store.add("zeta")
-    settings = keyless.model_copy(update={"api_keys_file": keys_file})
-    async with serving(settings, module_dev_env.client) as (keyed, _):
-        async with httpx.AsyncClient(base_url=keyed, headers={"Authorization": f"Bearer {acme}"}) as client:
-            run_id = (
-                await client.post("/v1/images", json={"prompt": "acme's lighthouse", "max_iterations": 1})
-            ).json()["id"]
-            await eventually(lambda: _done(client, run_id), 90, "acme's run finished")
-        contexts = {}
-        for tenant, key in (("acme", acme), ("zeta", zeta)):
-            context = contexts[tenant] = await browser.new_context(viewport=DESKTOP)
-            watched = Watched(await context.new_page())
-            watched.expect_status(401, 403, 404)  # a wrong key, a forged POST, another tenant's run
-            p = watched.page
-            await p.goto(f"{keyed}/runs/{run_id}")
-            assert "/signin" in p.url, "a keyed studio asks for a key first"
-            await p.get_by_label("API key").fill("atl_not-a-key")
-            await p.get_by_role("button", name="Sign in").click()
-            await p.get_by_text("That key is not valid").wait_for()
-            await checked(watched)
-            await p.get_by_label("API key").fill(key)
-            await p.get_by_role("button", name="Sign in").click()
-            await p.wait_for_load_state("load")
-            cookie = next(c for c in await context.cookies() if c["name"] == "atelier_session")
-            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
-            if tenant == "acme":
-                assert p.url.endswith(f"/runs/{run_id}")
-                await p.wait_for_selector("[data-iteration='1'] img")
-                forged = await p.evaluate(f"fetch('/v1/runs/{run_id}/cancel', {{method: 'POST'}}).then(r => r.status)")
-                assert forged == 403, "a browser's POST without the page's CSRF token is refused"
-                assert not watched.errors, watched.errors
-            else:
-                assert await p.get_by_role("heading", name="not found").count() == 1
-                picture = await p.evaluate(f"fetch('/v1/artifacts/runs/{run_id}/iteration-01.png').then(r => r.status)")
-                listed = await p.evaluate("fetch('/v1/runs').then(r => r.json()).then(j => j.runs.length)")
-                assert (picture, listed) == (404, 0)
-                await p.goto(f"{keyed}/")
-                await p.get_by_role("button", name="Sign out").click()
-                await p.wait_for_url(re.compile("/signin"))
-                await p.goto(f"{keyed}/")
-                assert "/signin" in p.url
-        await shots(browser, f"{keyed}/signin", "signin")
-        for context in contexts.values():
-            await context.close()
 
 
 async def test_knowledge_is_added_cited_in_a_reply_and_removed(studio, page, browser):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +19,18 @@ from starter.api.service import RateLimiter, Service
 from starter.studio import app as studio
 from workers.connection import connect
 
+log = logging.getLogger("atelier.api")
+
+
+def session_secret(keys: KeyStore) -> str:
+    """The keys file's (shared by every API process that reads it), or this process's own when the file
+    cannot be written (a read-only mount): sessions then last as long as the process."""
+    try:
+        return keys.session_secret()
+    except OSError as exc:
+        log.warning("keys file %s is read-only (%s): studio sessions end when this API stops", keys.path, exc)
+        return secrets.token_urlsafe(32)
+
 
 def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     """The API; it connects to Temporal when it starts (or uses `client`)."""
@@ -31,7 +45,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
             keys=keys,
             limiter=RateLimiter(settings.api_rate_per_minute),
             keyed=keys.configured() or not is_loopback(settings.api_host),
-            secret=keys.session_secret(),
+            secret=session_secret(keys),
         )
         yield
 

@@ -44,29 +44,36 @@ async def get_artifact(
 ) -> Any:
     if width is not None and width not in WIDTHS:
         return invalid([FieldProblem(field="query.width", message=f"one of {', '.join(map(str, WIDTHS))}")])
-    missing = ApiProblem(404, "not found", f"no artifact {key!r}")
     if not await readable(svc, caller, key):
-        raise missing
+        raise ApiProblem(404, "not found", f"no artifact {key!r}")
+    if width is not None and (kept := svc.thumbnails.get(key, width)) is not None:
+        return _answer(request, kept[0], kept[1], "image/webp")
+    data = await _read(svc, key)
+    etag = f'"{hashlib.sha256(data).hexdigest()}{f"-w{width}" if width else ""}"'
+    if width is None:
+        return _answer(request, etag, data, mimetypes.guess_type(key)[0] or "application/octet-stream")
     try:
-        data = await svc.store.read(key)
+        small = await asyncio.to_thread(thumbnail, data, width)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ApiProblem(422, "not a picture", f"artifact {key!r} is not a picture to size down") from exc
+    svc.thumbnails.put(key, width, etag, small)
+    return _answer(request, etag, small, "image/webp")
+
+
+async def _read(svc: Service, key: str) -> bytes:
+    missing = ApiProblem(404, "not found", f"no artifact {key!r}")
+    try:
+        return await svc.store.read(key)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError) as exc:
         raise missing from exc
     except S3Error as exc:
         if exc.code in ("NoSuchKey", "NoSuchBucket"):
             raise missing from exc
         raise
-    digest = hashlib.sha256(data).hexdigest()
-    etag = f'"{digest}{f"-w{width}" if width else ""}"'
+
+
+def _answer(request: Request, etag: str, data: bytes, media_type: str) -> Response:
     headers = {"ETag": etag, "Cache-Control": "private, max-age=300"}
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
-    if width is None:
-        return Response(data, media_type=mimetypes.guess_type(key)[0] or "application/octet-stream", headers=headers)
-    small = svc.thumbnails.get(digest, width)
-    if small is None:
-        try:
-            small = await asyncio.to_thread(thumbnail, data, width)
-        except (UnidentifiedImageError, OSError) as exc:
-            raise ApiProblem(422, "not a picture", f"artifact {key!r} is not a picture to size down") from exc
-        svc.thumbnails.put(digest, width, small)
-    return Response(small, media_type="image/webp", headers=headers)
+    return Response(data, media_type=media_type, headers=headers)

@@ -11,9 +11,9 @@ from starter.api.service import Caller, Service
 TOP_LEVEL = 'WorkflowType IN ("ImageRefinementWorkflow", "WorldWorkflow", "MemeWorkflow")'
 
 
-def tenant_runs(caller: Caller) -> str:
-    """The visibility filter for a tenant's runs (all runs for the local tenant)."""
-    return f'WorkflowId STARTS_WITH "{caller.tenant}." AND {TOP_LEVEL}' if caller.keyed else TOP_LEVEL
+def tenant_runs(caller: Caller, types: str = TOP_LEVEL) -> str:
+    """The visibility filter for a tenant's runs of these types (every one's for the local tenant)."""
+    return f'WorkflowId STARTS_WITH "{caller.tenant}." AND {types}' if caller.keyed else types
 
 
 async def check_caps(svc: Service, caller: Caller) -> None:

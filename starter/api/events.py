@@ -84,6 +84,16 @@ async def terminal_seq(svc: Service, run_id: str) -> int | None:
     return next((e.seq for e in batch.events if e.type in TERMINAL_EVENTS), None)
 
 
+async def last_seq(svc: Service, run_id: str) -> int:
+    """The sequence number of the run's last recorded event (0: none yet): a page rendered now follows on
+    from there."""
+    keys = await svc.store.keys(events_prefix(run_id))
+    if not keys:
+        return 0
+    batch = Batch.model_validate_json(await svc.store.read(max(keys)))
+    return max((e.seq for e in batch.events), default=batch.first_seq - 1)
+
+
 def sse(settings: Settings, event: RunEvent | None) -> str:
     if event is None:
         return ": keep-alive\n\n"

@@ -16,7 +16,7 @@ from activities.api_keys import LOCAL_TENANT, KeyStore
 from activities.storage import ArtifactStore
 from models.settings import Settings
 from starter.api.problems import ApiProblem
-from starter.api.sessions import SESSION_COOKIE, check_csrf, session_key
+from starter.api.sessions import SESSION_COOKIE, check_csrf, check_host, session_key
 from starter.api.thumbnails import Thumbnails
 
 
@@ -91,13 +91,14 @@ def service(request: Request) -> Service:
 
 def caller(request: Request, svc: Annotated[Service, Depends(service)]) -> Caller:
     """Who calls: the tenant of a valid, unrevoked key (401 otherwise) or of a studio session, limited to its
-    rate (429). A browser's unsafe request without a key must carry the page's CSRF token (403)."""
+    rate (429). A browser's unsafe request from another site, or on a session without the page's CSRF token,
+    is refused (403); so is a keyless request to a name that is not loopback (`sessions.check_host`)."""
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     key = key.strip() if scheme.lower() == "bearer" else ""
     cookie = request.cookies.get(SESSION_COOKIE)
     if not svc.needs_keys():
-        if not key:
-            check_csrf(request, svc.secret, None)
+        check_host(request, svc.settings.api_public_url)
+        check_csrf(request, svc.secret, None)
         found, bucket = Caller(LOCAL_TENANT, keyed=False), LOCAL_TENANT
     elif key:
         found, bucket = Caller(_tenant(svc.keys.tenant_of(key)), keyed=True), key

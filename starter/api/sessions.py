@@ -1,6 +1,9 @@
-"""The studio's sign-in: a key becomes an HttpOnly, SameSite=Strict session cookie naming the key's digest
-(signed, so revoking the key ends the session), and every unsafe request a browser makes carries a CSRF
-token (`X-CSRF-Token`) derived from the session, or from no session on a keyless API."""
+"""Browsers: the studio's sign-in turns a key into an HttpOnly, SameSite=Strict session cookie naming the
+key's digest (signed; revoking the key ends the session), and no unsafe request a browser sends from another
+site gets through. Every unsafe browser request must come from this site (`Sec-Fetch-Site`, else `Origin`);
+one riding on a session must also carry the page's CSRF token (`X-CSRF-Token`, or a plain form's field).
+A keyless API answers only to its loopback names (or its public URL's host), so a rebound DNS name cannot
+make another site's page same-origin with it."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from urllib.parse import urlsplit
 
 from fastapi import Request
 
@@ -17,10 +21,17 @@ SESSION_COOKIE = "atelier_session"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_S = 7 * 24 * 3600
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 
 
 def _mac(secret: str, text: str) -> str:
+    if not secret:
+        raise ValueError("no session secret")  # an empty key would sign anything anyone can forge
     return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def _same(a: str, b: str) -> bool:
+    return secrets.compare_digest(a.encode(), b.encode())
 
 
 def new_session(secret: str, key_sha256: str, now: float | None = None) -> str:
@@ -32,26 +43,49 @@ def session_key(secret: str, cookie: str, now: float | None = None) -> str | Non
     """The key digest a valid, unexpired session cookie names; None for anything else."""
     key_sha256, _, rest = cookie.partition(".")
     expires, _, mac = rest.partition(".")
-    if not expires.isdigit() or int(expires) < (now or time.time()):
+    if not (expires.isascii() and expires.isdigit()) or int(expires) < (now or time.time()):
         return None
-    return key_sha256 if secrets.compare_digest(mac, _mac(secret, f"{key_sha256}.{expires}")) else None
+    return key_sha256 if _same(mac, _mac(secret, f"{key_sha256}.{expires}")) else None
 
 
-def csrf_token(secret: str, cookie: str | None) -> str:
-    """The token pages embed and scripts send back; bound to the session (or to none)."""
-    return _mac(secret, f"csrf\0{cookie or ''}")[:40]
+def csrf_token(secret: str, cookie: str) -> str:
+    """The token a signed-in page embeds and its scripts send back: bound to the session."""
+    return _mac(secret, f"csrf\0{cookie}")[:40]
 
 
-def from_browser(request: Request) -> bool:
-    """Browsers name where a request comes from; API clients (curl, SDKs) send neither header."""
-    return "origin" in request.headers or "sec-fetch-site" in request.headers
+def from_this_site(request: Request) -> bool:
+    """Whether a request a browser may have sent comes from this site's own pages. API clients (curl,
+    SDKs) send neither header and pass: they cannot be steered by another site."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    host = request.headers.get("host", "")
+    return origin in (f"{request.url.scheme}://{host}", f"http://{host}", f"https://{host}")
 
 
 def check_csrf(request: Request, secret: str, cookie: str | None, sent: str | None = None) -> None:
-    """An unsafe request on a session, or from a browser to a keyless API, must carry the page's token (in
+    """An unsafe request must come from this site; on a session it must also carry the page's token (in
     `X-CSRF-Token`, or `sent`: a plain form's field)."""
-    if request.method not in UNSAFE or (cookie is None and not from_browser(request)):
+    if request.method not in UNSAFE:
+        return
+    if not from_this_site(request):
+        raise ApiProblem(403, "forbidden", "a browser may change things only from this site's own pages")
+    if cookie is None:
         return
     sent = request.headers.get(CSRF_HEADER, "") if sent is None else sent
-    if not sent or not secrets.compare_digest(sent, csrf_token(secret, cookie)):
-        raise ApiProblem(403, "forbidden", f"a browser's {request.method} must carry the page's {CSRF_HEADER}")
+    if not sent or not _same(sent, csrf_token(secret, cookie)):
+        raise ApiProblem(403, "forbidden", f"a signed-in {request.method} must carry the page's {CSRF_HEADER}")
+
+
+def check_host(request: Request, public_url: str | None) -> None:
+    """A keyless API serves its loopback names only (and its public URL's host, when set)."""
+    host = (request.headers.get("host") or "").lower()
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    allowed = set(LOOPBACK_NAMES)
+    if public_url:
+        allowed.add((urlsplit(public_url).hostname or "").lower())
+    if name not in allowed:
+        raise ApiProblem(403, "forbidden", f"this keyless API answers to loopback names only, not {host!r}")

@@ -53,7 +53,7 @@ def viewer(request: Request, svc: Annotated[Service, Depends(service)]) -> Viewe
             raise SignInNeeded(request.url.path + (f"?{request.url.query}" if request.url.query else "")) from exc
         raise
     cookie = request.cookies.get(SESSION_COOKIE) if found.keyed else None
-    return Viewer(found, csrf_token(svc.secret, cookie), signed_in=cookie is not None)
+    return Viewer(found, csrf_token(svc.secret, cookie) if cookie else "", signed_in=cookie is not None)
 
 
 Looker = Annotated[Viewer, Depends(viewer)]
@@ -75,16 +75,14 @@ def safe_next(target: str) -> str:
 
 @router.get("/signin")
 async def signin_page(request: Request, svc: Svc, next: str = "/") -> Response:
-    return page(request, "signin.html", None, svc, next=safe_next(next), csrf=csrf_token(svc.secret, None))
+    return page(request, "signin.html", None, svc, next=safe_next(next))
 
 
 @router.post("/signin")
-async def signin(
-    request: Request, svc: Svc, key: Annotated[str, Form()] = "", csrf: Annotated[str, Form()] = "", next: str = "/"
-) -> Response:
-    check_csrf(request, svc.secret, None, csrf)
+async def signin(request: Request, svc: Svc, key: Annotated[str, Form()] = "", next: str = "/") -> Response:
+    check_csrf(request, svc.secret, None)  # from this site's own sign-in page only (no login CSRF)
     if not key.strip() or svc.keys.tenant_of(key.strip()) is None:
-        context = {"next": safe_next(next), "error": "That key is not valid (or was revoked).", "csrf": csrf}
+        context = {"next": safe_next(next), "error": "That key is not valid (or was revoked)."}
         response = page(request, "signin.html", None, svc, **context)
         response.status_code = 401
         return response
@@ -95,7 +93,7 @@ async def signin(
         max_age=SESSION_S,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=request.url.scheme == "https" or svc.settings.api_url.startswith("https:"),
     )
     return response
 

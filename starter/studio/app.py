@@ -2,33 +2,79 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from starter.api.problems import ApiProblem, respond
+from starter.api.problems import ApiProblem
 from starter.studio import access, new_pages, run_pages, runs_page
 from starter.studio.access import SignInNeeded, templates
 
 STATIC = Path(__file__).parent / "static"
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+API_PATHS = ("/v1/", "/docs", "/redoc", "/openapi.json")  # /docs loads Swagger UI from its CDN
+
+
+class NoFraming:
+    """ASGI middleware: nothing of the API's may be framed by another site (clickjacking a studio button),
+    nothing is content-sniffed, and studio pages run this site's own script only."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        page = not scope["path"].startswith(API_PATHS)
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["X-Frame-Options"] = "DENY"
+                headers["X-Content-Type-Options"] = "nosniff"
+                if page:
+                    headers["Content-Security-Policy"] = PAGE_POLICY
+            await send(message)
+
+        await self.app(scope, receive, sending)
 
 
 def install(app: FastAPI) -> None:
     for module in (access, runs_page, run_pages, new_pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(NoFraming)
 
     @app.exception_handler(SignInNeeded)
     async def _sign_in(request: Request, exc: SignInNeeded) -> Response:
         return RedirectResponse(f"/signin?next={quote(exc.path, safe='')}", status_code=303)
 
-    @app.exception_handler(ApiProblem)
-    async def _problem(request: Request, exc: ApiProblem) -> Response:
-        """The API answers a problem; a studio page answers the same status as a page."""
-        if request.url.path.startswith("/v1/") or "text/html" not in request.headers.get("accept", ""):
-            return respond(exc.problem, exc.headers)
-        context = {"viewer": None, "csrf": "", "title": exc.problem.title, "detail": exc.problem.detail}
-        return templates.TemplateResponse(request, "problem.html", context, status_code=exc.problem.status)
+    for kind in (ApiProblem, RequestValidationError, StarletteHTTPException):
+        app.add_exception_handler(kind, _as_page(app.exception_handlers[kind]))
+
+
+def _as_page(answer_problem: Any) -> Any:
+    """The API answers a problem; a studio page (a browser asking for HTML) gets the same as a page."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        problem = await answer_problem(request, exc)
+        if request.url.path.startswith(API_PATHS) or "text/html" not in request.headers.get("accept", ""):
+            return problem
+        body = json.loads(problem.body)
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in body.get("errors", [])) or body.get("detail")
+        context = {"viewer": None, "csrf": "", "title": body.get("title", "error"), "detail": detail}
+        return templates.TemplateResponse(request, "problem.html", context, status_code=problem.status_code)
+
+    return handler

@@ -43,10 +43,13 @@ def flat(value: Any, prefix: str = "") -> dict[str, str]:
 def compared(runs: list[tuple[RunHead, ImageView | None]]) -> Compared:
     jobs = [flat(head.job) for head, _ in runs]
     names = sorted({name for job in jobs for name in job})
-    settings = [
-        (name, [job.get(name, "–") for job in jobs], len({job.get(name, "–") for job in jobs}) > 1) for name in names
-    ]
-    most = max((len(view.iterations) for _, view in runs if view), default=1)
+    settings = []
+    for name in names:
+        values = [job.get(name, "–") for job in jobs]
+        settings.append((name, values, len(set(values)) > 1))
+    numbers = [it.number for _, view in runs if view for it in view.iterations]
+    numbers += [r.iteration for _, view in runs if view for r in view.refusals]
+    most = max(numbers, default=1)  # refused iterations count: the axis is the run's iteration numbers
     found = Compared([(head, view, COLOURS[n]) for n, (head, view) in enumerate(runs)], settings, [], max(most, 1))
     for head, view, colour in found.runs:
         if view is not None:

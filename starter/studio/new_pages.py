@@ -11,6 +11,7 @@ from minio.error import S3Error
 
 from activities.storage import kb_doc_key
 from models.conversation import KnowledgeDoc
+from starter.api.caps import tenant_runs
 from starter.api.conversations import history as conversation_history
 from starter.api.knowledge import knowledge_of
 from starter.api.knowledge import listing as knowledge_listing
@@ -33,8 +34,7 @@ async def new_run(
 ) -> Response:
     values: dict = {}
     if start_from:
-        await owned(svc, look.caller, start_from, set(WORKFLOW_TYPES))
-        values = await job_of(svc, start_from)
+        values = await job_of(svc, await owned(svc, look.caller, start_from, set(WORKFLOW_TYPES)))
         if (values.get("cost") or {}).get("max_usd") is not None:
             values["max_cost_usd"] = values["cost"]["max_usd"]
     references = [r for r in values.get("references", []) if isinstance(r, dict)]
@@ -44,8 +44,7 @@ async def new_run(
 
 @router.get("/conversations")
 async def conversations(request: Request, svc: Svc, look: Looker) -> Response:
-    tenant = f'WorkflowId STARTS_WITH "{look.caller.tenant}." AND ' if look.caller.keyed else ""
-    query = f'{tenant}WorkflowType = "{ConversationWorkflow.__name__}"'
+    query = tenant_runs(look.caller, f'WorkflowType = "{ConversationWorkflow.__name__}"')
     rows = [await row_of(run) async for run in svc.client.list_workflows(query, limit=50)]
     return page(request, "conversations.html", look, svc, rows=rows)
 

@@ -3,11 +3,13 @@ say something changed), and the comparison of two to four runs."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from starter.api.events import last_seq
 from starter.api.pipelines import WORKFLOW_TYPES, pipeline_of_type
 from starter.api.problems import ApiProblem
 from starter.api.service import Service, Svc, owned
@@ -24,8 +26,10 @@ async def _run(request: Request, svc: Service, look: Viewer, run_id: str, part: 
     pipeline = pipeline_of_type(described.workflow_type).name
     head = await head_of(svc, described)
     view = await VIEWS[pipeline](svc, described)
-    name = f"{pipeline}_live.html" if part else f"{pipeline}.html"
-    return page(request, name, look, svc, head=head, view=view)
+    if part:
+        return page(request, f"{pipeline}_live.html", look, svc, head=head, view=view)
+    after = await last_seq(svc, run_id) if head.running else 0  # the page shows what those events said
+    return page(request, f"{pipeline}.html", look, svc, head=head, view=view, after=after)
 
 
 @router.get("/runs/{run_id}")
@@ -38,6 +42,12 @@ async def run_part(run_id: str, request: Request, svc: Svc, look: Looker) -> Res
     return await _run(request, svc, look, run_id, part=True)
 
 
+async def _compared(svc: Service, look: Viewer, run_id: str) -> tuple[Any, Any]:
+    described = await owned(svc, look.caller, run_id, set(WORKFLOW_TYPES))
+    head = await head_of(svc, described)
+    return head, await image_view(svc, described) if head.pipeline == "image" else None
+
+
 @router.get("/compare")
 async def compare_page(
     request: Request,
@@ -48,11 +58,6 @@ async def compare_page(
     ids = list(dict.fromkeys(r for r in run if r))
     if not 2 <= len(ids) <= 4:
         raise ApiProblem(422, "choose two to four runs", "compare takes 2 to 4 `run` ids")
-    runs: list[Any] = []
-    for run_id in ids:
-        described = await owned(svc, look.caller, run_id, set(WORKFLOW_TYPES))
-        head = await head_of(svc, described)
-        view = await image_view(svc, described) if head.pipeline == "image" else None
-        runs.append((head, view))
+    runs = await asyncio.gather(*(_compared(svc, look, run_id) for run_id in ids))
     found: Compared = compared(runs)
     return page(request, "compare.html", look, svc, compared=found)

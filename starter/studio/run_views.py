@@ -41,7 +41,7 @@ class RunHead:
 
 async def head_of(svc: Service, described: WorkflowExecutionDescription) -> RunHead:
     pipe = pipeline_of_type(described.workflow_type)
-    job = await job_of(svc, described.id)
+    job = await job_of(svc, described)
     end = described.close_time or datetime.now(UTC)
     return RunHead(
         id=described.id,
@@ -72,12 +72,15 @@ class ImageView:
     answered: bool = True  # False: the run is going and no worker answered its query this time
 
     @property
-    def scores(self) -> list[int]:
-        return [it.score for it in self.iterations]
+    def cards(self) -> list[tuple[str, Iteration | Refusal]]:
+        """Scored and refused iterations, in the order they ran."""
+        cards: list[tuple[str, Iteration | Refusal]] = [("iteration", it) for it in self.iterations]
+        cards += [("refusal", r) for r in self.refusals]
+        return sorted(cards, key=lambda card: card[1].number if card[0] == "iteration" else card[1].iteration)
 
 
 async def image_view(svc: Service, described: WorkflowExecutionDescription) -> ImageView:
-    result: ImageJobResult | None = await result_of(svc, described.id, described)
+    result: ImageJobResult | None = await result_of(svc, described)
     if result is not None:
         best = result.best_iteration
         return ImageView(
@@ -90,7 +93,7 @@ async def image_view(svc: Service, described: WorkflowExecutionDescription) -> I
             cost_usd=result.usage.estimated_cost_usd,
             tokens=result.usage.input_tokens + result.usage.output_tokens,
         )
-    state: LoopState | None = await live_state(svc, described.id, described)
+    state: LoopState | None = await live_state(svc, described)
     if state is None:
         return ImageView(answered=False)
     best = max(state.iterations, key=lambda it: it.score).number if state.iterations else None
@@ -131,10 +134,10 @@ def _percent(status: WorldStatus, phase: str) -> int:
 
 
 async def world_page(svc: Service, described: WorkflowExecutionDescription) -> WorldPage:
-    result: WorldResult | None = await result_of(svc, described.id, described)
-    status = result.status if result is not None else await live_state(svc, described.id, described)
+    result: WorldResult | None = await result_of(svc, described)
+    status = result.status if result is not None else await live_state(svc, described)
     phases = [(name, str(status.phases.get(name, "PENDING")), _percent(status, name)) for name in PHASES if status]
-    return WorldPage(await world_view(svc.store, described.id), status, phases)
+    return WorldPage(await world_view(svc.store, described.id, described.run_id or ""), status, phases)
 
 
 @dataclass
@@ -144,5 +147,5 @@ class MemeView:
 
 
 async def meme_view(svc: Service, described: WorkflowExecutionDescription) -> MemeView:
-    result = await result_of(svc, described.id, described)
-    return MemeView(None if result else await live_state(svc, described.id, described), result)
+    result = await result_of(svc, described)
+    return MemeView(None if result else await live_state(svc, described), result)

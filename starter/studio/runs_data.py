@@ -1,83 +1,108 @@
-"""What the studio reads of a run, once per run where it cannot change: the job it was started with (from its
-first history event), its result, and the picture that stands for it in lists."""
+"""What the studio reads of a run, kept where it cannot change: the job it was started with (its first
+history event), its result, the last answer of its status query once it is closed, and the picture that
+stands for it in lists. Kept per Temporal run (workflow id + run id), so a reset or a reused id reads anew."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from typing import Any
 
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
+from activities.run_events import PICTURE
+from activities.storage import run_key, world_key
 from starter.api.pipelines import pipeline_of_type
 from starter.api.service import Service
 from starter.common import bounded_query
 
-KEPT = 512  # jobs and results kept in memory (a closed run's never change)
-
 
 class Kept(OrderedDict):
-    """A bounded memo: the newest `KEPT` entries."""
+    """A bounded memo: the newest `size` entries."""
 
-    def keep(self, key: str, value: Any) -> Any:
+    def __init__(self, size: int = 512) -> None:
+        super().__init__()
+        self.size = size
+
+    def keep(self, key: Any, value: Any) -> Any:
         self[key] = value
         self.move_to_end(key)
-        while len(self) > KEPT:
+        while len(self) > self.size:
             self.popitem(last=False)
         return value
 
 
 _jobs: Kept = Kept()
 _results: Kept = Kept()
+_closed_states: Kept = Kept()
 
 
-async def job_of(svc: Service, run_id: str) -> dict[str, Any]:
-    """The job the run was started with, as JSON (empty when its history cannot be read)."""
-    if run_id in _jobs:
-        return _jobs[run_id]
-    try:
-        async for event in svc.client.get_workflow_handle(run_id).fetch_history_events():
-            payloads = event.workflow_execution_started_event_attributes.input.payloads
-            decoded = await svc.client.data_converter.decode(payloads, [dict]) if payloads else [{}]
-            value = decoded[0] if isinstance(decoded[0], dict) else {}
-            return _jobs.keep(run_id, value)
-    except RPCError:
-        return {}
-    return {}
+def run_of(described: WorkflowExecutionDescription) -> tuple[str, str]:
+    return described.id, described.run_id or ""
 
 
-async def result_of(svc: Service, run_id: str, described: Any) -> Any:
+async def job_of(svc: Service, described: WorkflowExecutionDescription) -> dict[str, Any]:
+    """The job the run was started with, as JSON (empty when its history cannot be read). A copy: callers
+    may change it."""
+    key = run_of(described)
+    if key not in _jobs:
+        job: dict[str, Any] = {}
+        try:
+            handle = svc.client.get_workflow_handle(described.id, run_id=described.run_id)
+            async for event in handle.fetch_history_events(page_size=1):
+                payloads = event.workflow_execution_started_event_attributes.input.payloads
+                decoded = await svc.client.data_converter.decode(payloads, [dict]) if payloads else [{}]
+                job = decoded[0] if isinstance(decoded[0], dict) else {}
+                break
+        except RPCError:
+            return {}
+        _jobs.keep(key, job)
+    return dict(_jobs[key])
+
+
+async def result_of(svc: Service, described: WorkflowExecutionDescription) -> Any:
     """A completed run's result (its pipeline's model), else None."""
     if described.status != WorkflowExecutionStatus.COMPLETED:
         return None
-    if run_id in _results:
-        return _results[run_id]
+    key = run_of(described)
+    if key not in _results:
+        pipe = pipeline_of_type(described.workflow_type)
+        handle = svc.client.get_workflow_handle(described.id, run_id=described.run_id, result_type=pipe.result_type)
+        _results.keep(key, await handle.result())
+    return _results[key]
+
+
+async def live_state(svc: Service, described: WorkflowExecutionDescription) -> Any:
+    """The pipeline's status query (None when no worker answers in time, or it cannot answer). A closed run's
+    answer is kept: asking again would have a worker replay the whole history each time."""
+    key = run_of(described)
+    if key in _closed_states:
+        return _closed_states[key]
     pipe = pipeline_of_type(described.workflow_type)
-    result = await svc.client.get_workflow_handle(run_id, result_type=pipe.result_type).result()
-    return _results.keep(run_id, result)
+    handle = svc.client.get_workflow_handle(described.id, run_id=described.run_id)
+    try:
+        state = await bounded_query(handle, pipe.status_query, pipe.status_type | None)
+    except WorkflowQueryFailedError:
+        return None
+    if state is not None and described.status != WorkflowExecutionStatus.RUNNING:
+        _closed_states.keep(key, state)
+    return state
 
 
-async def live_state(svc: Service, run_id: str, described: Any) -> Any:
-    """The pipeline's live status query (None when no worker answers in time)."""
-    pipe = pipeline_of_type(described.workflow_type)
-    handle = svc.client.get_workflow_handle(run_id)
-    return await bounded_query(handle, pipe.status_query, pipe.status_type | None)
-
-
-async def picture_of(svc: Service, run_id: str, described: Any) -> str | None:
+async def picture_of(svc: Service, described: WorkflowExecutionDescription) -> str | None:
     """The artifact that stands for the run: an image run's best (or latest) picture, a world's icon, a meme."""
     pipe = pipeline_of_type(described.workflow_type)
     if pipe is None:
         return None
     if pipe.name == "world":
-        names = {k.rsplit("/", 1)[-1]: k for k in await svc.store.keys(f"worlds/{run_id}") if k.count("/") == 2}
-        found = [key for want in ("icon.", "background.") for name, key in names.items() if name.startswith(want)]
-        return found[0] if found else None
-    result = await result_of(svc, run_id, described)
+        top = world_key(described.id) + "/"
+        names = {k.removeprefix(top): k for k in await svc.store.keys(world_key(described.id))}
+        return next((names[n] for want in ("icon.", "background.") for n in sorted(names) if n.startswith(want)), None)
+    result = await result_of(svc, described)
     if pipe.name == "meme":
         return result.image.key if result is not None else None
     if result is not None and result.best_iteration is not None:
         return next(it.image.key for it in result.iterations if it.number == result.best_iteration)
-    keys = await svc.store.keys(f"runs/{run_id}")
-    pictures = sorted(k for k in keys if k.rsplit("/", 1)[-1].startswith("iteration-"))
+    keys = await svc.store.keys(run_key(described.id))
+    pictures = sorted(k for k in keys if k.rsplit("/", 1)[-1].startswith("iteration-") and k.endswith(PICTURE))
     return pictures[-1] if pictures else None

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from temporalio.client import WorkflowExecution
+from temporalio.service import RPCError
 
 from models.search_attributes import COST, SCORE
 from starter.api.caps import tenant_runs
@@ -52,12 +53,21 @@ async def row_of(run: WorkflowExecution) -> Row:
         pipeline=pipe.name if pipe else run.workflow_type,
         status=STATUS[run.status],
         state=state_of(run),
-        text=str(await run.memo_value(MEMO_TEXT, "")),
+        text=await text_of(run),
         score=run.typed_search_attributes.get(SCORE),
         cost=run.typed_search_attributes.get(COST),
         started=run.start_time,
         seconds=(end - run.start_time).total_seconds() if run.start_time else None,
     )
+
+
+async def text_of(run: WorkflowExecution) -> str:
+    """The prompt or topic the run was started with (runs from before the memo, or one the codec cannot
+    read, show their id)."""
+    try:
+        return str(await run.memo_value(MEMO_TEXT, ""))
+    except Exception:
+        return ""
 
 
 def query_of(tenant_filter: str, pipeline: str | None, state: str | None) -> str:
@@ -95,12 +105,15 @@ async def runs_page(
         try:
             listing = svc.client.list_workflows(query, page_size=PAGE, next_page_token=page_token(cursor))
             await listing.fetch_next_page(page_size=PAGE)
-        except BadCursor:
+        except (BadCursor, RPCError):  # a cursor Temporal no longer takes, or a filter this server lacks
+            if cursor is None and not state:
+                raise
             return RedirectResponse("/", status_code=303)
         rows = [await row_of(run) for run in listing.current_page or []]
         more = next_cursor(listing.next_page_token)
     context = {"rows": rows, "more": more, "pipeline": pipeline, "state": state, "q": q, "states": KNOWN_STATES}
-    context["live"] = cursor is None  # the first page refreshes; later pages stand still
+    context["live"] = cursor is None and not q.strip()  # the first page refreshes; others and searches stand
+    context["capped"] = bool(q.strip()) and len(rows) == PAGE
     return page(request, "runs_rows.html" if part else "runs.html", look, svc, **context)
 
 
@@ -108,13 +121,9 @@ async def runs_page(
 async def thumbnail(run_id: str, svc: Svc, look: Looker) -> Response:
     """The run's picture, sized down (a placeholder naming the pipeline while there is none)."""
     described = await owned(svc, look.caller, run_id, set(WORKFLOW_TYPES))
-    key = await picture_of(svc, run_id, described)
+    key = await picture_of(svc, described)
     if key is None:
         pipe = pipeline_of_type(described.workflow_type)
         return Response(PLACEHOLDER.format(pipe.name if pipe else "run"), media_type="image/svg+xml",
                         headers={"Cache-Control": "no-store"})  # fmt: skip
     return RedirectResponse(picture(key, 192), status_code=307, headers={"Cache-Control": "private, max-age=5"})
-
-
-def money(value: Any) -> str:
-    return f"${value:.4f}" if isinstance(value, int | float) else "–"

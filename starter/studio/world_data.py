@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
-from activities.storage import ArtifactStore
+from activities.run_events import PICTURE
+from activities.storage import ArtifactStore, world_key
 from starter.studio.runs_data import Kept
-
-PICTURE = (".png", ".jpeg", ".jpg", ".webp")
-_read: Kept = Kept()  # profiles and posts are written once: read once
 
 
 @dataclass
@@ -52,44 +49,56 @@ class WorldView:
         return sum(bool(c.avatar) + sum(bool(p.picture) for p in c.posts) for c in self.characters)
 
 
-async def _json(store: ArtifactStore, key: str) -> dict[str, Any]:
-    if key not in _read:
-        _read.keep(key, json.loads(await store.read(key)))
-    return _read[key]
+_finished: Kept = Kept(4096)  # (world run, username) → a character whose manifest is written: it is final
 
 
-def _picture(keys: set[str], stem: str) -> str | None:
-    return next((k for k in sorted(keys) if k.startswith(stem) and k.endswith(PICTURE)), None)
+def _picture(keys: list[str], stem: str) -> str | None:
+    return next((k for k in keys if k.startswith(stem) and k.endswith(PICTURE)), None)
 
 
-async def world_view(store: ArtifactStore, world_id: str) -> WorldView:
-    prefix = f"worlds/{world_id}/"
-    keys = set(await store.keys(f"worlds/{world_id}"))
-    view = WorldView(world_id, background=_picture(keys, prefix + "background."), icon=_picture(keys, prefix + "icon."))
-    if prefix + "world.json" in keys:
+async def world_view(store: ArtifactStore, world_id: str, run: str = "") -> WorldView:
+    """The world as stored now; each character read once its manifest is written, and kept from then on."""
+    prefix = world_key(world_id) + "/"
+    keys = sorted(await store.keys(world_key(world_id)))
+    top = [k for k in keys if "/" not in k[len(prefix) :]]
+    characters: dict[str, list[str]] = {}
+    for key in keys:
+        parts = key[len(prefix) :].split("/")
+        if parts[0] == "characters" and len(parts) > 2:
+            characters.setdefault(parts[1], []).append(key)
+    view = WorldView(world_id, background=_picture(top, prefix + "background."), icon=_picture(top, prefix + "icon."))
+    if prefix + "world.json" in top:
         world = json.loads(await store.read(prefix + "world.json"))
         view.name, view.description, view.visual_style = world["name"], world["description"], world["visual_style"]
-    if prefix + "manifest.json" in keys:
+    if prefix + "manifest.json" in top:
         view.manifest = prefix + "manifest.json"
-    users = sorted({k[len(prefix) :].split("/")[1] for k in keys if k.startswith(prefix + "characters/")})
-    for username in users:
-        view.characters.append(await _character(store, keys, f"{prefix}characters/{username}/", username))
+    for username, own in characters.items():
+        if (world_id, run, username) not in _finished:
+            made = await _character(store, own, f"{prefix}characters/{username}/", username)
+            if not made.finished:
+                view.characters.append(made)
+                continue
+            _finished.keep((world_id, run, username), made)
+        view.characters.append(_finished[(world_id, run, username)])
     return view
 
 
-async def _character(store: ArtifactStore, keys: set[str], base: str, username: str) -> CharacterView:
+async def _character(store: ArtifactStore, keys: list[str], base: str, username: str) -> CharacterView:
     character = CharacterView(username, avatar=_picture(keys, base + "avatar."))
     if base + "profile.json" in keys:
-        profile = await _json(store, base + "profile.json")
+        profile = json.loads(await store.read(base + "profile.json"))
         character.display_name, character.bio = profile.get("display_name", ""), profile.get("bio", "")
     refused: dict[int, str] = {}
     if base + "character.json" in keys:
         manifest = json.loads(await store.read(base + "character.json"))
         character.finished, character.role = True, manifest.get("role_in_world", "")
         refused = {p["number"]: p["image_refused"] for p in manifest.get("posts", []) if p.get("image_refused")}
+    pictures = {
+        k[len(base) + 6 : len(base) + 9]: k for k in keys if k.startswith(base + "posts/") and k.endswith(PICTURE)
+    }
     numbers = sorted(int(k[len(base) + 6 : -5]) for k in keys if k.startswith(base + "posts/") and k.endswith(".json"))
     for number in numbers:
-        post = await _json(store, f"{base}posts/{number:03d}.json")
+        post = json.loads(await store.read(f"{base}posts/{number:03d}.json"))
         character.posts.append(
             PostView(
                 number,
@@ -97,7 +106,7 @@ async def _character(store: ArtifactStore, keys: set[str], base: str, username: 
                 hashtags=post.get("hashtags", []),
                 mood=post.get("mood", ""),
                 image_prompt=post.get("image_prompt", ""),
-                picture=_picture(keys, f"{base}posts/{number:03d}."),
+                picture=pictures.get(f"{number:03d}"),
                 refused=refused.get(number),
             )
         )

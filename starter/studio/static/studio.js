@@ -48,13 +48,24 @@ function clearProblems(form) {
 
 // ---- live parts: swap in the server's rendering when the run's events say something changed ----
 function swap(target, html) {
+  if (target.dataset.shown === html) return;  // nothing changed: leave focus and reading place alone
+  target.dataset.shown = html;
   const checked = new Set([...target.querySelectorAll("input[type=checkbox]:checked")].map((i) => i.value));
+  const focused = document.activeElement && target.contains(document.activeElement) ? document.activeElement : null;
+  const focusedValue = focused && (focused.value || focused.getAttribute("href"));
   target.innerHTML = html;
   target.querySelectorAll("input[type=checkbox]").forEach((i) => { i.checked = checked.has(i.value); });
+  if (focusedValue) {
+    [...target.querySelectorAll("input, a")].find((el) => (el.value || el.getAttribute("href")) === focusedValue)?.focus();
+  }
   document.body.dataset.updated = String(Date.now());
   document.dispatchEvent(new CustomEvent("studio:updated"));
 }
 
+const SETTLE_MS = 500;  // a burst of events (a world's posts) makes one refresh each half second at most
+
+// One refresh at a time; events arriving meanwhile make one more. A session that ended (the fragment was
+// redirected to the sign-in page, or refused) reloads the page instead of swapping that in.
 function refresher(target, url) {
   let running = false, again = false;
   return async function refresh() {
@@ -64,14 +75,16 @@ function refresher(target, url) {
       do {
         again = false;
         const response = await fetch(url, { credentials: "same-origin" });
+        if (response.redirected || response.status === 401) { window.location.reload(); return; }
         if (response.ok) swap(target, await response.text());
+        if (again) await new Promise((done) => setTimeout(done, SETTLE_MS));
       } while (again);
     } finally { running = false; }
   };
 }
 
 function follow(target) {
-  const refresh = refresher(target, target.dataset.live);
+  const refresh = target.refresh = refresher(target, target.dataset.live);
   if (!target.dataset.events) return;
   const source = new EventSource(target.dataset.events);
   let ended = false;
@@ -88,7 +101,16 @@ function follow(target) {
       if (TERMINAL.includes(type)) end(); else refresh();
     });
   }
-  source.onerror = () => { if (source.readyState === EventSource.CLOSED) end(); };
+  source.onerror = async () => {
+    if (source.readyState !== EventSource.CLOSED || ended) return;  // the browser reconnects by itself
+    const run = await fetch(target.dataset.run, { credentials: "same-origin" });
+    if (run.ok && (await run.json()).status !== "running") return end();  // the stream had ended already
+    const notice = document.createElement("p");  // the stream was refused: look every few seconds instead
+    notice.className = "muted";
+    notice.textContent = "Live updates paused; refreshing every 5 seconds.";
+    target.before(notice);
+    setInterval(() => { if (!document.hidden) refresh(); }, 5000);
+  };
 }
 
 function poll(target) {
@@ -103,7 +125,7 @@ function bodyOf(form) {
     const kind = el.dataset.kind;
     let value;
     if (kind === "boolean") value = el.checked;
-    else if (kind === "list") value = el.value.split(/\n|,/).map((v) => v.trim()).filter(Boolean);
+    else if (kind === "list") value = el.value.split("\n").map((v) => v.trim()).filter(Boolean);
     else if (el.value.trim() === "") continue;  // unset: the API's default
     else if (kind === "integer" || kind === "number") value = Number.isNaN(Number(el.value)) ? el.value : Number(el.value);
     else value = el.value;
@@ -174,90 +196,8 @@ function feedbackForm(form) {
     const response = await api("POST", form.dataset.feedback, { text: text.value });
     if (!response.ok) return showProblems(form, await problemOf(response));
     text.value = "";
-    const live = document.querySelector("[data-live]");
-    if (live) await refresher(live, live.dataset.live)();
+    await document.querySelector("[data-live]")?.refresh?.();
   });
-}
-
-// ---- chat: the reply appears as it is written ----
-function chatForm(form) {
-  const chat = document.querySelector("[data-chat]");
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearProblems(form);
-    const input = form.querySelector("textarea");
-    const text = input.value;
-    const response = await api("POST", form.dataset.ask, { text }, { Accept: "text/event-stream" });
-    if (!response.ok) return showProblems(form, await problemOf(response));
-    input.value = "";
-    const turn = document.createElement("li");
-    turn.className = "turn";
-    turn.innerHTML = '<p class="user"><span class="label">You</span> </p><div class="assistant"><span class="label">Atelier</span> <p data-reply data-streaming></p><ol class="live-phases"></ol></div>';
-    turn.querySelector(".user").append(text);
-    chat.append(turn);
-    const reply = turn.querySelector("[data-reply]");
-    if (!(response.headers.get("content-type") || "").includes("text/event-stream")) {
-      reply.textContent = (await response.json()).text;
-      return;
-    }
-    let take = null;
-    await readEvents(response, (type, data) => {
-      if (type === "text") {
-        const key = `${data.attempt}/${data.take}`;
-        if (take !== null && key !== take) reply.textContent = "";  // a retried reply starts over
-        take = key;
-        reply.textContent += data.text;
-        reply.dataset.pieces = String(Number(reply.dataset.pieces || 0) + 1);
-      } else if (type === "phase") {
-        const item = document.createElement("li");
-        item.textContent = `${data.phase}: ${data.summary}`;
-        turn.querySelector(".live-phases").append(item);
-      } else if (type === "reply") {
-        reply.textContent = data.text;
-        delete reply.dataset.streaming;
-        turn.id = `turn-${data.turn}`;
-        if (data.citations?.length) reply.after(citationsOf(data.citations));
-      } else if (type === "error") {
-        showProblems(form, { detail: data.detail });
-      }
-    });
-  });
-}
-
-// As the page renders them: a document's passage, or an earlier turn of this conversation.
-function citationsOf(citations) {
-  const line = document.createElement("p");
-  line.className = "citations";
-  line.append("Sources: ");
-  citations.forEach((c, n) => {
-    const link = document.createElement("a");
-    const [doc, chunk] = c.ref.split("#");
-    link.href = c.source === "kb" ? `/knowledge/${encodeURIComponent(doc)}#chunk-${chunk}` : `#${c.ref.replace(" ", "-")}`;
-    link.textContent = c.title;
-    line.append(link, n < citations.length - 1 ? ", " : "");
-  });
-  return line;
-}
-
-async function readEvents(response, handle) {
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffer += value;
-    let end;
-    while ((end = buffer.indexOf("\n\n")) >= 0) {
-      const frame = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      let type = "message", data = "";
-      for (const line of frame.split("\n")) {
-        if (line.startsWith("event:")) type = line.slice(6).trim();
-        else if (line.startsWith("data:")) data += line.slice(5).trim();
-      }
-      if (data) handle(type, JSON.parse(data));
-    }
-  }
 }
 
 // ---- the rest: buttons that call the API ----
@@ -266,7 +206,6 @@ function wire() {
   document.querySelectorAll("[data-poll]").forEach(poll);
   document.querySelectorAll("form[data-create]").forEach(createForm);
   document.querySelectorAll("form[data-feedback]").forEach(feedbackForm);
-  document.querySelectorAll("form[data-ask]").forEach(chatForm);
   document.querySelectorAll("[data-cancel]").forEach((button) => button.addEventListener("click", async () => {
     button.disabled = true;
     const response = await api("POST", button.dataset.cancel);
