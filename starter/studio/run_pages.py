@@ -29,7 +29,8 @@ async def _run(request: Request, svc: Service, look: Viewer, run_id: str, part: 
     if part:
         return page(request, f"{pipeline}_live.html", look, svc, head=head, view=view)
     after = await last_seq(svc, run_id) if head.running else 0  # the page shows what those events said
-    return page(request, f"{pipeline}.html", look, svc, head=head, view=view, after=after)
+    name = "image.html" if pipeline == "image" else "run.html"  # the image loop adds its feedback box
+    return page(request, name, look, svc, head=head, view=view, after=after)
 
 
 @router.get("/runs/{run_id}")
