@@ -65,6 +65,7 @@ bench: install
 	@$(PY) -m bench.rate_limits
 	@$(PY) -m bench.streaming
 	@$(PY) -m bench.api
+	@$(PY) -m bench.studio
 
 lint: install
 	$(PY) -m ruff check .
