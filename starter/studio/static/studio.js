@@ -67,19 +67,20 @@ const SETTLE_MS = 500;  // a burst of events (a world's posts) makes one refresh
 // One refresh at a time; events arriving meanwhile make one more. A session that ended (the fragment was
 // redirected to the sign-in page, or refused) reloads the page instead of swapping that in.
 function refresher(target, url) {
-  let running = false, again = false;
-  return async function refresh() {
-    if (running) { again = true; return; }
-    running = true;
-    try {
-      do {
-        again = false;
-        const response = await fetch(url, { credentials: "same-origin" });
-        if (response.redirected || response.status === 401) { window.location.reload(); return; }
-        if (response.ok) swap(target, await response.text());
-        if (again) await new Promise((done) => setTimeout(done, SETTLE_MS));
-      } while (again);
-    } finally { running = false; }
+  let current = null, again = false;
+  const loop = async () => {
+    do {
+      again = false;
+      const response = await fetch(url, { credentials: "same-origin" });
+      if (response.redirected || response.status === 401) { window.location.reload(); return; }
+      if (response.ok) swap(target, await response.text());
+      if (again) await new Promise((done) => setTimeout(done, SETTLE_MS));
+    } while (again);
+  };
+  return function refresh() {  // resolves once what was asked for is drawn
+    if (current) { again = true; return current; }
+    current = loop().finally(() => { current = null; });
+    return current;
   };
 }
 
