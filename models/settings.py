@@ -50,9 +50,12 @@ class Settings(BaseSettings):
     temporal_ui: str | None = Field(None, validation_alias="TEMPORAL_UI_URL")
     data_dir: Path = Field(Path(".atelier"), validation_alias="ATELIER_DATA_DIR")
     # Worker Versioning, opt-in: the Worker Deployment these workers belong to, and their build id
-    # (default: package version + digest of the workflow code)
-    deployment: str | None = Field(None, validation_alias="ATELIER_DEPLOYMENT")
-    build_id: str | None = Field(None, validation_alias="ATELIER_BUILD_ID")
+    # (default: package version + digest of the workflow code). Temporal's worker controller hands its pods
+    # TEMPORAL_DEPLOYMENT_NAME and TEMPORAL_WORKER_BUILD_ID: where set, they win.
+    deployment: str | None = Field(
+        None, validation_alias=AliasChoices("TEMPORAL_DEPLOYMENT_NAME", "ATELIER_DEPLOYMENT")
+    )
+    build_id: str | None = Field(None, validation_alias=AliasChoices("TEMPORAL_WORKER_BUILD_ID", "ATELIER_BUILD_ID"))
 
     provider: Literal["auto", "openai", "offline"] = Field("auto", validation_alias="ATELIER_PROVIDER")
     llm_base_url: str | None = Field(None, validation_alias="LLM_BASE_URL")
@@ -90,6 +93,9 @@ class Settings(BaseSettings):
     text_model: Path | None = Field(None, validation_alias="ATELIER_TEXT_MODEL")
     metrics_port: int | None = Field(None, ge=1, le=65535, validation_alias="ATELIER_METRICS_PORT")
     metrics_host: str = Field("127.0.0.1", validation_alias="ATELIER_METRICS_HOST")
+    # a worker's /livez and /readyz for orchestrators' probes (workers/health.py); off unless a port is set
+    health_port: int | None = Field(None, ge=1, le=65535, validation_alias="ATELIER_HEALTH_PORT")
+    health_host: str = Field("127.0.0.1", validation_alias="ATELIER_HEALTH_HOST")
     codec_key: SecretStr | None = Field(None, validation_alias="ATELIER_CODEC_KEY")
     codec_port: int = Field(8888, validation_alias="ATELIER_CODEC_PORT")
     codec_token: SecretStr | None = Field(None, validation_alias="ATELIER_CODEC_TOKEN")  # bearer token it wants
@@ -99,6 +105,13 @@ class Settings(BaseSettings):
     image_rpm: float = Field(0, ge=0, validation_alias="ATELIER_IMAGE_RPM")
     text_concurrency: int = Field(64, ge=1, le=1000, validation_alias="ATELIER_TEXT_CONCURRENCY")
     image_concurrency: int = Field(16, ge=1, le=1000, validation_alias="ATELIER_IMAGE_CONCURRENCY")
+    # slots of the other queues per worker process (workflow tasks need two: a sticky and a normal poll)
+    workflow_concurrency: int = Field(100, ge=2, le=1000, validation_alias="ATELIER_WORKFLOW_CONCURRENCY")
+    storage_concurrency: int = Field(32, ge=1, le=1000, validation_alias="ATELIER_STORAGE_CONCURRENCY")
+    events_concurrency: int = Field(200, ge=1, le=2000, validation_alias="ATELIER_EVENTS_CONCURRENCY")
+    scoring_concurrency: int = Field(4, ge=1, le=64, validation_alias="ATELIER_SCORING_CONCURRENCY")
+    # pollers per queue per worker scale between 1 and this on the server's hints (a poll waits for a free slot)
+    max_pollers: int = Field(20, ge=1, le=200, validation_alias="ATELIER_MAX_POLLERS")
     text_deadline_s: float = Field(1800, gt=0, le=MAX_CALL_DEADLINE_S, validation_alias="ATELIER_TEXT_DEADLINE_S")
     image_deadline_s: float = Field(3600, gt=0, le=MAX_CALL_DEADLINE_S, validation_alias="ATELIER_IMAGE_DEADLINE_S")
     max_cost_usd: float | None = Field(None, ge=0, validation_alias="ATELIER_MAX_COST_USD")

@@ -18,6 +18,7 @@ from activities.providers.endpoint_check import endpoint_warnings
 from activities.storage import make_store
 from models.settings import Settings, invalid_settings
 from workers.connection import connect, has_search_attributes, metrics_runtime, missing_search_attributes
+from workers.health import WorkerHealth, start_health_server
 from workers.registry import QUEUES, build_workers
 from workers.versioning import deployment_version
 
@@ -25,6 +26,20 @@ log = logging.getLogger("atelier.worker")
 
 
 async def serve(settings: Settings, queues: list[str]) -> None:
+    health = WorkerHealth(settings.temporal_namespace)
+    async with contextlib.AsyncExitStack() as probes:
+        if settings.health_port is not None:  # up first: live while connecting, ready once polling
+            server = await start_health_server(health, settings.health_host, settings.health_port)
+            probes.push_async_callback(closed, server)
+        await run_workers(settings, queues, health)
+
+
+async def closed(server: asyncio.Server) -> None:
+    server.close()
+    await server.wait_closed()
+
+
+async def run_workers(settings: Settings, queues: list[str], health: WorkerHealth) -> None:
     runtime = metrics_runtime(settings)
     client = await connect_patiently(settings, runtime)
     if not await has_search_attributes(client, settings.temporal_namespace):
@@ -40,6 +55,7 @@ async def serve(settings: Settings, queues: list[str]) -> None:
     async with contextlib.AsyncExitStack() as stack:
         for worker in workers:
             await stack.enter_async_context(worker)
+        health.client, health.workers = client, workers
         version = deployment_version(settings)
         log.info(
             "worker polling %s on %s (provider %s, storage %s, %s)",
@@ -50,6 +66,7 @@ async def serve(settings: Settings, queues: list[str]) -> None:
             f"deployment {version.deployment_name} build {version.build_id}" if version else "unversioned",
         )
         await stop.wait()
+        health.draining = True
         log.info("shutting down: finishing in-flight tasks")
     log.info("worker stopped")
 

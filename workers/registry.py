@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 from activities.breaker import Breakers
 from activities.conversation import ConversationActivities
@@ -55,19 +55,26 @@ QUEUES = (WORKFLOW_QUEUE, TEXT_QUEUE, IMAGE_QUEUE, STORAGE_QUEUE, SCORING_QUEUE,
 SHUTDOWN_MARGIN_S = 15  # past a request's timeout: reading the reply, storing the picture
 SHUTDOWN_S = 60  # a put or a scoring batch finishes well within this
 STICKY_TIMEOUT = timedelta(seconds=3)
-SCORING_SLOTS = 4  # batched PyTorch calls at once in one scoring worker
+SCORING_SLOTS = Settings.model_fields["scoring_concurrency"].default  # batched PyTorch calls at once, by default
 # Every beat reaches the server within this (the SDK would wait 0.8 x the heartbeat timeout): the
 # heartbeat timeout's slack is then all the time a stall may take.
 HEARTBEAT_THROTTLE = timedelta(seconds=HEARTBEAT_EVERY_S)
 
 
+def pollers(settings: Settings) -> PollerBehaviorAutoscaling:
+    """Polls per queue that follow the server's hints: one when the queue is idle, up to ATELIER_MAX_POLLERS
+    while tasks wait (each poll also waits for a free slot, so slots cap them too)."""
+    return PollerBehaviorAutoscaling(minimum=1, initial=min(5, settings.max_pollers), maximum=settings.max_pollers)
+
+
 def activity_worker(client: Client, queue: str, activities: list, settings: Settings, **options: Any) -> Worker:
     """A worker for `queue`'s activities: heartbeats from every activity's first line to its last, sent on
-    promptly, and a graceful shutdown long enough for the queue's calls in flight."""
+    promptly, pollers that scale, and a graceful shutdown long enough for the queue's calls in flight."""
     return Worker(
         client,
         task_queue=queue,
         activities=activities,
+        activity_task_poller_behavior=pollers(settings),
         graceful_shutdown_timeout=graceful_shutdown(queue, settings),
         interceptors=[HeartbeatThroughout()],
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
@@ -170,6 +177,8 @@ def build_workers(
                 task_queue=WORKFLOW_QUEUE,
                 workflows=workflows or WORKFLOWS,
                 sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
+                max_concurrent_workflow_tasks=settings.workflow_concurrency,
+                workflow_task_poller_behavior=pollers(settings),
                 **versioning,
             )
         )
@@ -181,14 +190,20 @@ def build_workers(
         if STORAGE_QUEUE in queues:
             workers.append(
                 activity_worker(
-                    client, STORAGE_QUEUE, by_queue[STORAGE_QUEUE], settings, max_concurrent_activities=32, **versioning
+                    client,
+                    STORAGE_QUEUE,
+                    by_queue[STORAGE_QUEUE],
+                    settings,
+                    max_concurrent_activities=settings.storage_concurrency,
+                    **versioning,
                 )
             )
     if EVENTS_QUEUE in queues:  # mostly waiting: many slots, little work each
         observer, sender = RunObserver(store, settings), WebhookSender(settings)
         activities = [observer.observe_run, sender.send_webhook, sender.disable_endpoint]
+        slots = settings.events_concurrency
         workers.append(
-            activity_worker(client, EVENTS_QUEUE, activities, settings, max_concurrent_activities=200, **versioning)
+            activity_worker(client, EVENTS_QUEUE, activities, settings, max_concurrent_activities=slots, **versioning)
         )
     if SCORING_QUEUE in queues:
         from activities.knowledge import KnowledgeActivities  # torch loads only where scoring runs
@@ -202,7 +217,7 @@ def build_workers(
                 SCORING_QUEUE,
                 scoring.activities() + knowledge.activities(),
                 settings,
-                max_concurrent_activities=SCORING_SLOTS,
+                max_concurrent_activities=settings.scoring_concurrency,
                 **versioning,
             )
         )
