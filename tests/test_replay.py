@@ -17,7 +17,8 @@ from workflows.casting import NEAR_COPIES_OPTIONAL_PATCH
 from workflows.character import BUDGET_PATCH, BY_KIND_PATCH
 from workflows.conversation import CARRIED_FIRST_PATCH, END_AFTER_HAND_OVER_PATCH, HAND_OVER_PATCH
 from workflows.failures import CANCEL_PATCH
-from workflows.image_refinement import REFUSAL_PATCH, SCORING_DEGRADES_PATCH, UPLOADS_PATCH
+from workflows.image_evaluation import SCORING_DEGRADES_PATCH
+from workflows.image_refinement import REFUSAL_PATCH, UPLOADS_PATCH
 from workflows.metering import BOOK_FAILED_ATTEMPTS_PATCH
 from workflows.scoring import POLLERS_PATCH
 from workflows.turn_stream import STREAM_PATCH

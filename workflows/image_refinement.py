@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio import workflow
@@ -15,7 +15,6 @@ with workflow.unsafe.imports_passed_through():
     from models.image import (
         RECORDED_RUN,
         REFERENCE_RULE,
-        EvaluateImageRequest,
         GeneratedImage,
         GenerateImageRequest,
         ImageJob,
@@ -29,18 +28,17 @@ with workflow.unsafe.imports_passed_through():
         StoreReferencesRequest,
         is_reference,
     )
-    from models.scoring import ImageScores, ScoreImagesRequest
     from models.usage import BudgetExhausted, Ledger
     from workflows import console
     from workflows.character import BUDGET_PATCH
-    from workflows.failures import failure_cause, refusal
+    from workflows.failures import refusal
+    from workflows.image_evaluation import scored_iteration
     from workflows.inputs import parse_input
     from workflows.metering import metered_call
-    from workflows.options import image_call, scoring_call, storage_call, text_call
+    from workflows.options import image_call, storage_call, text_call
     from workflows.scoring import ScoringQueue
 
 
-SCORING_DEGRADES_PATCH = "technical-score-optional"
 REFUSAL_PATCH = "refused-picture-rewrites-the-prompt"
 UPLOADS_PATCH = "references-are-uploads"  # runs from before took a worker path as a reference
 ENDINGS = {
@@ -48,6 +46,16 @@ ENDINGS = {
     StopReason.CANCELLED: "CANCELLED",
     StopReason.REFUSED: "REFUSED",
 }
+
+
+@dataclass
+class Draft:
+    """What the next iteration starts from: its prompt, the human feedback its prompt took in, and the
+    previous picture's response id (the provider refines from it)."""
+
+    prompt: str
+    human: list[str] = field(default_factory=list)
+    previous_response_id: str | None = None
 
 
 def refused_feedback(refusal: Refusal) -> str:
@@ -66,6 +74,7 @@ class ImageRefinementWorkflow:
         self._iterations: list[Iteration] = []  # what the `state` query shows of the run so far
         self._refusals: list[Refusal] = []
         self._ledger = Ledger()  # tokens, images and cost of this run's model calls
+        self._provider = "unknown"  # who made the pictures
 
     @workflow.query
     def state(self) -> LoopState | None:
@@ -88,9 +97,11 @@ class ImageRefinementWorkflow:
         if text.strip():
             self._pending_feedback.append(text.strip())
 
-    def _step(self, number: int, what: str) -> str:
+    def _step(self, number: int, what: str = "") -> str:
+        """How the iteration's calls are named in the Temporal UI: `iteration 2/4 · generate`."""
         assert self._state
-        return f"iteration {number}/{self._state.max_iterations} · {what}"
+        step = f"iteration {number}/{self._state.max_iterations}"
+        return f"{step} · {what}" if what else step
 
     def _show(self) -> None:
         """Current details and searchable cost/score, as of the last finished step."""
@@ -103,54 +114,6 @@ class ImageRefinementWorkflow:
             f"spend ${spent:.4f}" + (f" of ${self._ledger.limit.max_usd:.2f}" if self._ledger.limit else ""),
         )
         console.record(cost_usd=spent, score=state.best_score if state.scores else None)
-
-    async def _evaluate(
-        self, job: ImageJob, workflow_id: str, number: int, prompt: str, image: ArtifactRef
-    ) -> Iteration:
-        """The evaluator's fidelity score ∥ the scoring queue's technical score, combined by weight.
-
-        The returned iteration still lacks its response id and human feedback; the loop adds them.
-        """
-        evaluation = metered_call(
-            self._ledger,
-            ImageActivities.evaluate_image,
-            EvaluateImageRequest(workflow_id=workflow_id, iteration=number, prompt=prompt, image=image),
-            **text_call(self._step(number, "evaluate")),
-        )
-        item, note = None, None
-        if job.technical_weight == 0:
-            verdict = await evaluation
-        else:
-            technical = self._scoring.execute(
-                "score_images",
-                ScoreImagesRequest(images=[image]),
-                result_type=ImageScores,
-                **scoring_call(self._step(number, "technical score"), timedelta(seconds=job.scoring_wait_s)),
-            )
-            if not workflow.patched(SCORING_DEGRADES_PATCH):  # runs from before: a scoring failure failed the loop
-                verdict, scores = await asyncio.gather(evaluation, technical)
-            else:
-                verdict, scores = await asyncio.gather(evaluation, technical, return_exceptions=True)
-                if isinstance(verdict, BaseException):
-                    raise verdict
-                if isinstance(scores, ActivityError):  # no scoring worker, or scoring keeps failing
-                    note = f"technical score unavailable ({failure_cause(scores)}): scored on fidelity alone"
-                elif isinstance(scores, BaseException):
-                    raise scores
-            item = None if note else scores.items[0]  # type: ignore[union-attr]
-        weight = job.technical_weight if item else 0.0
-        return Iteration(
-            note=note,
-            number=number,
-            prompt=prompt,
-            image=image,
-            response_id="",
-            score=round((1 - weight) * verdict.score + weight * (item.score if item else 0)),
-            feedback=verdict.feedback,
-            fidelity=verdict.score,
-            technical=item.score if item else None,
-            technical_breakdown=item.breakdown if item else {},
-        )
 
     async def _generate(self, request: GenerateImageRequest) -> GeneratedImage | Refusal:
         """One picture; a safety refusal is an outcome (runs before the patch failed on it)."""
@@ -178,102 +141,127 @@ class ImageRefinementWorkflow:
 
     @workflow.run
     async def run(self, raw: dict[str, Any]) -> ImageJobResult:
-        job = parse_input(ImageJob, raw, {RECORDED_RUN: True})
-        bad = next((n for n, ref in enumerate(job.references) if not is_reference(ref)), None)
-        if bad is not None and workflow.patched(UPLOADS_PATCH):  # runs from before read paths (they replay so)
-            raise ApplicationError(
-                f"invalid ImageJob: references.{bad}: {REFERENCE_RULE}", type="InvalidInput", non_retryable=True
-            )
-        workflow_id = workflow.info().workflow_id
+        job = self._job(raw)
         self._ledger = Ledger(job.cost, settling=job.cost is not None and workflow.patched(BUDGET_PATCH))
         self._scoring = ScoringQueue()
-        state = self._state = LoopState(max_iterations=job.max_iterations, threshold=job.threshold, prompt=job.prompt)
-        iterations, refusals = self._iterations, self._refusals
-        provider = "unknown"
+        self._state = LoopState(max_iterations=job.max_iterations, threshold=job.threshold, prompt=job.prompt)
         stopped = StopReason.MAX_ITERATIONS
         try:
-            references: list[ArtifactRef] = []
-            if job.references:
-                state.phase = Phase.REFERENCES
-                references = await workflow.execute_activity(
-                    "store_references",  # by name: httpx and Pillow stay out of the workflow
-                    StoreReferencesRequest(workflow_id=workflow_id, references=job.references),
-                    result_type=list[ArtifactRef],
-                    **storage_call(f"references · store {len(job.references)}"),
-                )
-            prompt, human, previous_response_id = job.prompt, [], None
+            references = await self._references(job)
+            draft = Draft(job.prompt)
             for number in range(1, job.max_iterations + 1):
-                if not self._ledger.fits("image", "text"):  # an iteration: generate and evaluate
-                    self._ledger.exhausted = True
-                    if not iterations:
-                        raise BudgetExhausted(f"the ${job.cost.max_usd:.4f} budget does not cover one iteration")  # type: ignore[union-attr]
-                    stopped = StopReason.BUDGET_EXHAUSTED
+                if (stop := await self._iteration(job, number, references, draft)) is not None:
+                    stopped = stop
                     break
-                state.iteration, state.prompt, state.phase = number, prompt, Phase.GENERATING
-                self._show()
-                request = GenerateImageRequest(
-                    workflow_id=workflow_id,
-                    iteration=number,
-                    prompt=prompt,
-                    options=job.options,
-                    references=references,
-                    previous_response_id=previous_response_id,
-                )
-                generated = await self._generate(request)
-                if isinstance(generated, Refusal):  # the iteration counts; the prompt is rewritten, never resent
-                    refusals.append(generated)
-                    if number == job.max_iterations:
-                        break
-                    if not self._ledger.fits("text", "image", "text"):
-                        self._ledger.exhausted = True
-                        stopped = StopReason.BUDGET_EXHAUSTED
-                        break
-                    state.phase = Phase.REFINING
-                    prompt = await self._refine(job, number, prompt, [], [refused_feedback(generated)])
-                    continue
-                provider, previous_response_id = generated.provider, generated.response_id
-                state.phase = Phase.EVALUATING
-                iteration = await self._evaluate(job, workflow_id, number, prompt, generated.image)
-                iteration.response_id, iteration.human_feedback = generated.response_id, human
-                iteration.note = "; ".join(n for n in (generated.note, iteration.note) if n) or None
-                iterations.append(iteration)
-                state.scores.append(iteration.score)
-                state.best_score = max(state.scores)
-                self._show()
-                if iteration.score >= job.threshold:
-                    stopped = StopReason.THRESHOLD
-                    break
-                if number == job.max_iterations:
-                    break
-                if not self._ledger.fits("text", "image", "text"):  # refine, then the next iteration
-                    self._ledger.exhausted = True
-                    stopped = StopReason.BUDGET_EXHAUSTED
-                    break
-                state.phase = Phase.REFINING
-                human, self._pending_feedback = self._pending_feedback, []
-                prompt = await self._refine(job, number, prompt, human, [it.feedback for it in iterations])
         except BudgetExhausted:  # a call the provider found dearer than what was left (nothing was sent)
-            if not iterations:
+            if not self._iterations:
                 raise
             stopped = StopReason.BUDGET_EXHAUSTED
         except (asyncio.CancelledError, Exception) as err:
-            if not is_cancelled_exception(err) or not iterations:
+            if not is_cancelled_exception(err) or not self._iterations:
                 raise
             stopped = StopReason.CANCELLED
-        if not iterations and refusals:
-            stopped = StopReason.REFUSED
-        state.phase = Phase.DONE
+        return self._finish(StopReason.REFUSED if self._refusals and not self._iterations else stopped)
+
+    async def _iteration(
+        self, job: ImageJob, number: int, references: list[ArtifactRef], draft: Draft
+    ) -> StopReason | None:
+        """Generate, score (or take the refusal), then rewrite `draft` for the next iteration; or why to stop."""
+        if self._over_budget("image", "text"):  # an iteration: generate and evaluate
+            if not self._iterations:
+                raise BudgetExhausted(f"the ${job.cost.max_usd:.4f} budget does not cover one iteration")  # type: ignore[union-attr]
+            return StopReason.BUDGET_EXHAUSTED
+        state = self._state
+        assert state
+        state.iteration, state.prompt, state.phase = number, draft.prompt, Phase.GENERATING
+        self._show()
+        generated = await self._generate(self._request(job, number, references, draft))
+        if isinstance(generated, Refusal):  # the iteration counts; the prompt is rewritten, never resent
+            self._refusals.append(generated)
+            human, feedback = [], [refused_feedback(generated)]
+        else:
+            self._provider, draft.previous_response_id = generated.provider, generated.response_id
+            state.phase = Phase.EVALUATING
+            step = self._step(number)
+            iteration = await scored_iteration(
+                self._ledger, self._scoring, job, number, draft.prompt, generated, draft.human, step
+            )
+            self._scored(iteration)
+            if iteration.score >= job.threshold:
+                return StopReason.THRESHOLD
+            human, feedback = None, [it.feedback for it in self._iterations]
+        if number == job.max_iterations:
+            return StopReason.MAX_ITERATIONS
+        if self._over_budget("text", "image", "text"):  # refine, then the next iteration
+            return StopReason.BUDGET_EXHAUSTED
+        state.phase = Phase.REFINING
+        if human is None:  # after a scored picture, the refinement takes in the human's feedback too
+            draft.human, self._pending_feedback = self._pending_feedback, []
+            human = draft.human
+        draft.prompt = await self._refine(job, number, draft.prompt, human, feedback)
+        return None
+
+    def _job(self, raw: dict[str, Any]) -> ImageJob:
+        """The job, parsed as its run took it; a path as a reference refused (runs from before replay so)."""
+        job = parse_input(ImageJob, raw, {RECORDED_RUN: True})
+        bad = next((n for n, ref in enumerate(job.references) if not is_reference(ref)), None)
+        if bad is not None and workflow.patched(UPLOADS_PATCH):
+            raise ApplicationError(
+                f"invalid ImageJob: references.{bad}: {REFERENCE_RULE}", type="InvalidInput", non_retryable=True
+            )
+        return job
+
+    async def _references(self, job: ImageJob) -> list[ArtifactRef]:
+        if not job.references:
+            return []
+        assert self._state
+        self._state.phase = Phase.REFERENCES
+        return await workflow.execute_activity(
+            "store_references",  # by name: httpx and Pillow stay out of the workflow
+            StoreReferencesRequest(workflow_id=workflow.info().workflow_id, references=job.references),
+            result_type=list[ArtifactRef],
+            **storage_call(f"references · store {len(job.references)}"),
+        )
+
+    def _request(self, job: ImageJob, number: int, references: list[ArtifactRef], draft: Draft):
+        return GenerateImageRequest(
+            workflow_id=workflow.info().workflow_id,
+            iteration=number,
+            prompt=draft.prompt,
+            options=job.options,
+            references=references,
+            previous_response_id=draft.previous_response_id,
+        )
+
+    def _over_budget(self, *kinds: str) -> bool:
+        """Whether the budget cannot cover these calls' worst case (and so is exhausted)."""
+        if self._ledger.fits(*kinds):
+            return False
+        self._ledger.exhausted = True
+        return True
+
+    def _scored(self, iteration: Iteration) -> None:
+        assert self._state
+        self._iterations.append(iteration)
+        self._state.scores.append(iteration.score)
+        self._state.best_score = max(self._state.scores)
+        self._show()
+
+    def _finish(self, stopped: StopReason) -> ImageJobResult:
+        assert self._state
+        self._state.phase = Phase.DONE
         self._show()
         console.record(state=ENDINGS.get(stopped, "COMPLETED"))
+        iterations = self._iterations
         best = max(iterations, key=lambda it: it.score) if iterations else None  # the earliest of equal scores
         return ImageJobResult(
-            workflow_id=workflow_id,
-            provider=provider,
+            workflow_id=workflow.info().workflow_id,
+            provider=self._provider,
             stopped_because=stopped,
             best_iteration=best.number if best else None,
             final_score=best.score if best else None,
             iterations=iterations,
-            refusals=refusals,
+            refusals=self._refusals,
             usage=self._ledger.usage,
             spend=self._ledger.statement(),
             budget_exhausted=stopped == StopReason.BUDGET_EXHAUSTED,
