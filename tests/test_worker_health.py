@@ -45,7 +45,10 @@ async def test_ready_while_its_workers_poll_and_not_once_they_stop(module_dev_en
     server = await start_health_server(health, "127.0.0.1", port)
     url = f"http://127.0.0.1:{port}"
     try:
-        assert await probe(f"{url}/readyz") == (503, {"ok": False, "detail": "connecting to Temporal"})
+        assert await probe(f"{url}/readyz") == (
+            503,
+            {"ok": False, "detail": "starting: connecting to Temporal, building the workers"},
+        )
         assert await probe(f"{url}/livez") == (200, {"ok": True, "detail": "running"})
         async with contextlib.AsyncExitStack() as stack:
             for worker in workers:

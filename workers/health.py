@@ -42,7 +42,7 @@ class WorkerHealth:
         if self.draining:
             return False, "draining: finishing the tasks in flight"
         if self.client is None or not self.workers:
-            return False, "connecting to Temporal"
+            return False, "starting: connecting to Temporal, building the workers"
         stopped = [worker.task_queue for worker in self.workers if not worker.is_running]
         if stopped:
             return False, f"not polling {', '.join(stopped)}"
