@@ -13,11 +13,11 @@ import re
 from pathlib import PurePath
 
 import torch
+from cachetools import LRUCache
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
-from activities.lru import LRU
 from activities.scoring.text import TextEmbedder
 from activities.storage import ArtifactStore, artifact_key, kb_doc_key, kb_prefix, load
 from models.conversation import (
@@ -98,9 +98,11 @@ class KnowledgeActivities:
     def __init__(self, store: ArtifactStore, embedder: TextEmbedder) -> None:
         self.store = store
         self.embedder = embedder
-        self._vectors: LRU[str, torch.Tensor] = LRU(CACHE_SIZE)  # text sha256 → unit vector
-        self._docs: LRU[str, tuple[list[Passage], torch.Tensor]] = LRU(DOC_CACHE_SIZE)  # kb doc key → chunks, vectors
-        self._turns: LRU[str, str] = LRU(CACHE_SIZE)  # archived turn key → its text
+        self._vectors: LRUCache[str, torch.Tensor] = LRUCache(CACHE_SIZE)  # text sha256 → unit vector
+        self._docs: LRUCache[str, tuple[list[Passage], torch.Tensor]] = LRUCache(
+            DOC_CACHE_SIZE
+        )  # doc → chunks, vectors
+        self._turns: LRUCache[str, str] = LRUCache(CACHE_SIZE)  # archived turn key → its text
 
     async def _embed(self, texts: list[str]) -> torch.Tensor:
         """Unit vectors for `texts`, reusing the ones this process has computed before."""
@@ -110,7 +112,7 @@ class KnowledgeActivities:
         if missing:
             vectors = await asyncio.to_thread(self.embedder.embed, [t for _, t in missing])
             for (key, _), vector in zip(missing, vectors, strict=True):
-                found[key] = self._vectors.put(key, vector.cpu())
+                found[key] = self._vectors[key] = vector.cpu()
         if not keys:
             return torch.empty(0, 384)
         return torch.stack([found[k] for k in keys])
@@ -142,13 +144,15 @@ class KnowledgeActivities:
         """One document's chunks and vectors, read once: a doc id names its content, so a key never changes."""
         if (cached := self._docs.get(key)) is not None:
             return cached
-        return self._docs.put(key, await asyncio.to_thread(doc_passages, await self.store.read(key)))
+        self._docs[key] = await asyncio.to_thread(doc_passages, await self.store.read(key))
+        return self._docs[key]
 
     async def _turn_text(self, key: str) -> str:
         """An archived turn as text, read once (a turn's record is final when archived)."""
         if (cached := self._turns.get(key)) is not None:
             return cached
-        return self._turns.put(key, turn_text(TurnRecord.model_validate_json(await self.store.read(key))))
+        self._turns[key] = turn_text(TurnRecord.model_validate_json(await self.store.read(key)))
+        return self._turns[key]
 
     @activity.defn(name="retrieve_passages")
     async def retrieve(self, request: RetrieveRequest) -> Retrieved:
@@ -160,7 +164,7 @@ class KnowledgeActivities:
             doc_keys = await self.store.keys(prefix)
             cached = set(self._docs.keys())
             for key in {k for k in cached if k.startswith(prefix + "/")} - set(doc_keys):  # removed from the base
-                self._docs.pop(key)
+                self._docs.pop(key, None)
             for key in doc_keys:
                 passages, vectors = await self._doc(key)
                 candidates += passages

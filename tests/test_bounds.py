@@ -11,7 +11,6 @@ import threading
 
 import pytest
 
-from activities.lru import LRU
 from activities.providers.call_log import CallLog, read_log
 from models.settings import Settings
 from starter.codec_server import MAX_BODY, make_server
@@ -41,17 +40,9 @@ async def test_the_call_log_is_written_off_the_event_loop(tmp_path, monkeypatch)
     assert read_log(tmp_path / "calls.jsonl") == [{"call": "image"}], "and is on disk when write returns"
 
 
-def test_caches_forget_the_least_recently_used_first():
-    cache: LRU[str, int] = LRU(2)
-    cache.put("a", 1)
-    cache.put("b", 2)
-    assert cache.get("a") == 1  # a is now the most recently used
-    cache.put("c", 3)
-    assert "a" in cache and "b" not in cache and len(cache) == 2
-
-
 def test_knowledge_caches_are_bounded():
     import torch
+    from cachetools import LRUCache
 
     from activities.knowledge import KnowledgeActivities
 
@@ -63,7 +54,7 @@ def test_knowledge_caches_are_bounded():
             return torch.ones(len(texts), 384)
 
     acts = KnowledgeActivities(store=None, embedder=Embedder())  # type: ignore[arg-type]
-    acts._vectors.size = 3
+    acts._vectors = LRUCache(3)
     asyncio.run(acts._embed(["a", "b", "c"]))
     asyncio.run(acts._embed(["a", "d"]))  # a is used again, d pushes out the least recently used: b
     asyncio.run(acts._embed(["a", "c", "d"]))

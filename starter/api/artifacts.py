@@ -46,7 +46,7 @@ async def get_artifact(
         return invalid([FieldProblem(field="query.width", message=f"one of {', '.join(map(str, WIDTHS))}")])
     if not await readable(svc, caller, key):
         raise ApiProblem(404, "not found", f"no artifact {key!r}")
-    if width is not None and (kept := svc.thumbnails.get(key, width)) is not None:
+    if width is not None and (kept := svc.thumbnails.get((key, width))) is not None:
         return _answer(request, kept[0], kept[1], "image/webp")
     data = await _read(svc, key)
     etag = f'"{hashlib.sha256(data).hexdigest()}{f"-w{width}" if width else ""}"'
@@ -56,7 +56,7 @@ async def get_artifact(
         small = await asyncio.to_thread(thumbnail, data, width)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ApiProblem(422, "not a picture", f"artifact {key!r} is not a picture to size down") from exc
-    svc.thumbnails.put(key, width, etag, small)
+    svc.thumbnails[(key, width)] = (etag, small)
     return _answer(request, etag, small, "image/webp")
 
 

@@ -4,9 +4,9 @@ stands for it in lists. Kept per Temporal run (workflow id + run id), so a reset
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
+from cachetools import LRUCache
 from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
@@ -16,25 +16,10 @@ from starter.api.pipelines import pipeline_of_type
 from starter.api.service import Service
 from starter.common import bounded_query
 
-
-class Kept(OrderedDict):
-    """A bounded memo: the newest `size` entries."""
-
-    def __init__(self, size: int = 512) -> None:
-        super().__init__()
-        self.size = size
-
-    def keep(self, key: Any, value: Any) -> Any:
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
-        return value
-
-
-_jobs: Kept = Kept()
-_results: Kept = Kept()
-_closed_states: Kept = Kept()
+KEPT = 512  # runs whose job, result and closed state are kept in memory
+_jobs: LRUCache[tuple[str, str], dict[str, Any]] = LRUCache(KEPT)
+_results: LRUCache[tuple[str, str], Any] = LRUCache(KEPT)
+_closed_states: LRUCache[tuple[str, str], Any] = LRUCache(KEPT)
 
 
 def run_of(described: WorkflowExecutionDescription) -> tuple[str, str]:
@@ -56,7 +41,7 @@ async def job_of(svc: Service, described: WorkflowExecutionDescription) -> dict[
                 break
         except RPCError:
             return {}
-        _jobs.keep(key, job)
+        _jobs[key] = job
     return dict(_jobs[key])
 
 
@@ -68,7 +53,7 @@ async def result_of(svc: Service, described: WorkflowExecutionDescription) -> An
     if key not in _results:
         pipe = pipeline_of_type(described.workflow_type)
         handle = svc.client.get_workflow_handle(described.id, run_id=described.run_id, result_type=pipe.result_type)
-        _results.keep(key, await handle.result())
+        _results[key] = await handle.result()
     return _results[key]
 
 
@@ -85,7 +70,7 @@ async def live_state(svc: Service, described: WorkflowExecutionDescription) -> A
     except WorkflowQueryFailedError:
         return None
     if state is not None and described.status != WorkflowExecutionStatus.RUNNING:
-        _closed_states.keep(key, state)
+        _closed_states[key] = state
     return state
 
 

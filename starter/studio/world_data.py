@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from cachetools import LRUCache
+
 from activities.run_events import PICTURE
 from activities.storage import ArtifactStore, world_key
-from starter.studio.runs_data import Kept
 
 
 @dataclass
@@ -49,7 +50,7 @@ class WorldView:
         return sum(bool(c.avatar) + sum(bool(p.picture) for p in c.posts) for c in self.characters)
 
 
-_finished: Kept = Kept(4096)  # (world run, username) → a character whose manifest is written: it is final
+_finished: LRUCache[tuple[str, str, str], CharacterView] = LRUCache(4096)  # (world, run, username) → final
 
 
 def _picture(keys: list[str], stem: str) -> str | None:
@@ -78,7 +79,7 @@ async def world_view(store: ArtifactStore, world_id: str, run: str = "") -> Worl
             if not made.finished:
                 view.characters.append(made)
                 continue
-            _finished.keep((world_id, run, username), made)
+            _finished[(world_id, run, username)] = made
         view.characters.append(_finished[(world_id, run, username)])
     return view
 
