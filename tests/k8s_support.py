@@ -17,7 +17,7 @@ DEPLOY = ROOT / "deploy"
 # what a reader applies: the two overlays, each with KEDA, and the worker controller's variant
 APPLIED = ["k8s/overlays/temporal-cloud", "k8s/overlays/self-hosted", "keda/temporal-cloud", "keda/self-hosted"]
 APPLIED.append("worker-controller")
-# the mutual-TLS components composed onto an overlay, the way deploy/SCALE-OUT.md says
+# the mutual-TLS components composed onto an overlay, the way README.md's Scale-out says
 COMPOSED = {
     "self-hosted+mtls": (["keda/self-hosted"], ["k8s/components/mtls", "keda/components/mtls"]),
     "temporal-cloud+mtls": (["k8s/overlays/temporal-cloud"], ["k8s/components/mtls"]),

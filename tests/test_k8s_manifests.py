@@ -37,7 +37,7 @@ from workers.registry import QUEUES, graceful_shutdown
 
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 IMAGES = {"atelier-worker", "atelier-worker-cuda"}
-# the Secrets deploy/SCALE-OUT.md tells the reader to create; nothing else may be referenced
+# the Secrets the README's Scale-out section tells the reader to create; nothing else may be referenced
 SECRETS = {"atelier-temporal", "atelier-temporal-tls", "atelier-s3", "atelier-provider", "atelier-codec"}
 SECRET_NAME = re.compile(r"(KEY|SECRET|PASSWORD|TOKEN)")
 # after its graceful shutdown a worker still cancels what is left and exits: at least this long
@@ -352,8 +352,14 @@ def test_every_secret_is_a_reference(renders, name):
             }
         referenced |= {volume["secret"]["secretName"] for volume in spec.get("volumes", []) if "secret" in volume}
     assert {"atelier-s3", "atelier-temporal"} <= referenced <= SECRETS, referenced
-    guide = (DEPLOY / "SCALE-OUT.md").read_text()
+    guide = scale_out_guide()
     assert all(f"secret generic {secret}" in guide for secret in referenced), "the guide says how to create each"
+
+
+def scale_out_guide() -> str:
+    """The README's "Scale-out" section: what a reader takes to a cluster."""
+    readme = (ROOT / "README.md").read_text()
+    return readme[readme.index("\n## Scale-out\n") :].split("\n## ", 2)[1]
 
 
 @pytest.mark.parametrize("name", ["k8s/overlays/temporal-cloud", "keda/temporal-cloud"])
@@ -437,11 +443,11 @@ def test_every_kustomization_in_deploy_is_rendered_here():
 
 
 def test_the_guides_table_says_what_the_manifests_do(renders):
-    """deploy/SCALE-OUT.md's table of Deployments: each row's queue, replica range and grace period."""
+    """The README's Scale-out table of Deployments: each row's queue, replica range and grace period."""
     docs = docs_of(renders, "keda/self-hosted")
     rows = {
         re.match(r"`([a-z-]+)`", cells[0]).group(1): cells
-        for line in (DEPLOY / "SCALE-OUT.md").read_text().splitlines()
+        for line in scale_out_guide().splitlines()
         if line.startswith("| `atelier-") and len(cells := [c.strip() for c in line.strip("|").split("|")]) == 4
     }
     scaled = {doc["spec"]["scaleTargetRef"]["name"]: doc["spec"] for doc in kind_of(docs, "ScaledObject")}
