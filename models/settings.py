@@ -211,7 +211,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _temporal_profile(self) -> Settings:
         """Resolve the Temporal connection now, so a bad profile or a missing certificate is reported up front."""
-        self._temporal = temporal_profile.load(self)
+        self._temporal = temporal_profile.load(
+            self.temporal_profile, self.temporal_config_file, self.temporal_address, self.temporal_namespace
+        )
         self.temporal_address = self._temporal.address
         self.temporal_namespace = self._temporal.namespace
         return self

@@ -8,12 +8,9 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from temporalio.envconfig import ClientConfigProfile
-
-if TYPE_CHECKING:
-    from models.settings import Settings
 
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_NAMESPACE = "default"
@@ -42,19 +39,20 @@ class Connection:
         return f"Connection({self.address!r}, {self.namespace!r}, {self.secured or 'plaintext'})"
 
 
-def load(settings: Settings) -> Connection:
-    """The profile (file, then TEMPORAL_* variables), with the settings' address and namespace over it."""
+def load(profile_name: str | None, config_file: str | None, address: str, namespace: str) -> Connection:
+    """The profile (file, then TEMPORAL_* variables), with the settings' address and namespace (when set)
+    over it."""
     environment = {name: value for name, value in os.environ.items() if value}  # empty is unset (compose's ${X:-})
     try:
         profile = ClientConfigProfile.load(
-            settings.temporal_profile or None,
-            config_source=Path(settings.temporal_config_file) if settings.temporal_config_file else None,
+            profile_name or None,
+            config_source=Path(config_file) if config_file else None,
             override_env_vars=environment,
         )
     except Exception as exc:  # the SDK's ConfigError: a missing profile or file, bad TOML
         raise ValueError(f"Temporal profile: {exc}") from None
-    address = settings.temporal_address or profile.address or DEFAULT_ADDRESS
-    namespace = settings.temporal_namespace or profile.namespace or DEFAULT_NAMESPACE
+    address = address or profile.address or DEFAULT_ADDRESS
+    namespace = namespace or profile.namespace or DEFAULT_NAMESPACE
     profile = dataclasses.replace(profile, address=address, namespace=namespace)
     try:
         config = dict(profile.to_client_connect_config())
