@@ -132,3 +132,18 @@ async def test_worker_process_is_unready_while_its_server_is_gone_and_ready_when
                 with contextlib.suppress(Exception):
                     await server.shutdown()
     assert code == 0, (tmp_path / "worker.log").read_text()[-2000:]
+
+
+@pytest.mark.slow
+async def test_a_worker_told_to_stop_while_it_waits_for_temporal_stops_at_once(tmp_path):
+    """SIGTERM before the worker has connected (a pod deleted while Temporal is away) ends it, exit 0: the
+    handler is there from the start, so as PID 1 it is not dropped and the pod does not wait out its grace."""
+    health_port = free_port()
+    env = atelier_env(tmp_path, f"127.0.0.1:{free_port()}", ATELIER_HEALTH_PORT=str(health_port))  # no server
+    worker = start_worker(env, tmp_path / "worker.log", (STORAGE_QUEUE,))
+    live = await eventually(lambda: probe(f"http://127.0.0.1:{health_port}/livez"), 60, "the worker to be live")
+    assert live[0] == 200 and (await probe(f"http://127.0.0.1:{health_port}/readyz"))[0] == 503
+    worker.terminate()
+    code = await asyncio.to_thread(worker.wait, 15)
+    log = (tmp_path / "worker.log").read_text()
+    assert code == 0 and "stopped before it connected" in log, log[-2000:]

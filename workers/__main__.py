@@ -27,11 +27,15 @@ log = logging.getLogger("atelier.worker")
 
 async def serve(settings: Settings, queues: list[str]) -> None:
     health = WorkerHealth(settings.temporal_namespace)
+    stop = asyncio.Event()  # SIGINT/SIGTERM: handled from the start (as PID 1 an unhandled SIGTERM is dropped)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as probes:
         if settings.health_port is not None:  # up first: live while connecting, ready once polling
             server = await start_health_server(health, settings.health_host, settings.health_port)
             probes.push_async_callback(closed, server)
-        await run_workers(settings, queues, health)
+        await run_workers(settings, queues, health, stop)
 
 
 async def closed(server: asyncio.Server) -> None:
@@ -39,19 +43,26 @@ async def closed(server: asyncio.Server) -> None:
     await server.wait_closed()
 
 
-async def run_workers(settings: Settings, queues: list[str], health: WorkerHealth) -> None:
+async def run_workers(settings: Settings, queues: list[str], health: WorkerHealth, stop: asyncio.Event) -> None:
     runtime = metrics_runtime(settings)
-    client = await connect_patiently(settings, runtime)
+    connecting = asyncio.ensure_future(connect_patiently(settings, runtime))
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([connecting, stopped], return_when=asyncio.FIRST_COMPLETED)
+    if not connecting.done():  # told to stop before Temporal answered: nothing runs yet, nothing to finish
+        connecting.cancel()
+        log.info("worker stopped before it connected")
+        return
+    stopped.cancel()
+    client = connecting.result()
     if not await has_search_attributes(client, settings.temporal_namespace):
         log.warning(missing_search_attributes(settings.temporal_namespace))
     for warning in await endpoint_warnings(settings, queues):
         log.warning(warning)
     provider = make_provider(settings)
     workers = build_workers(client, queues, provider, make_store(settings), settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    if stop.is_set():  # told to stop while the models loaded
+        log.info("worker stopped before it polled")
+        return
     async with contextlib.AsyncExitStack() as stack:
         for worker in workers:
             await stack.enter_async_context(worker)
