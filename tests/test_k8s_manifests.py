@@ -83,7 +83,8 @@ def test_every_overlay_renders_every_worker_kind_and_the_api(renders, name):
     docs = docs_of(renders, name)
     served = [queue for _, template in pod_templates(docs) for queue in queues_of(template)]
     assert set(served) == set(QUEUES), "every queue has workers"
-    assert served.count(SCORING_QUEUE) == 2, "scoring on the CPU and on a GPU"
+    versioned = any(doc["kind"] == "WorkerDeployment" for doc in docs)  # one Worker Deployment per queue there
+    assert served.count(SCORING_QUEUE) == (1 if versioned else 2), "scoring on the CPU and (unversioned) a GPU"
     assert named(docs, "Deployment", "atelier-api")["spec"]["template"]["spec"]["containers"][0]["command"][:4] == [
         "python", "-m", "starter", "serve"
     ]  # fmt: skip
@@ -250,7 +251,7 @@ def test_worker_controller_objects_have_their_crds_required_fields(renders):
     deployments = kind_of(docs, "WorkerDeployment")
     assert {doc["metadata"]["name"] for doc in deployments} == {
         doc["metadata"]["name"] for doc in kind_of(docs_of(renders, "k8s/overlays/temporal-cloud"), "Deployment")
-    } - {"atelier-api"}, "a WorkerDeployment per worker kind"
+    } - {"atelier-api", "atelier-scoring-gpu"}, "a WorkerDeployment per worker kind (one scorer: one per queue)"
     assert [doc["metadata"]["name"] for doc in kind_of(docs, "Deployment")] == ["atelier-api"], "no worker Deployment"
     for doc in deployments:
         spec = doc["spec"]
@@ -300,7 +301,7 @@ def test_every_worker_outlives_its_queues_graceful_shutdown(renders, name):
         grace = template["spec"]["terminationGracePeriodSeconds"]
         assert grace >= shutdown + EXIT_MARGIN_S, f"{owner['metadata']['name']}: {grace} s for a {shutdown} s shutdown"
         checked += 1
-    assert checked == 7
+    assert checked == (6 if kind_of(docs, "WorkerDeployment") else 7)
 
 
 def test_a_longer_provider_timeout_needs_a_longer_grace(renders):
@@ -329,8 +330,9 @@ def test_every_image_is_the_projects_at_its_version(renders, name):
             repository, _, tag = container["image"].rpartition(":")
             assert repository.rsplit("/", 1)[-1] in IMAGES, container["image"]
             assert tag == VERSION and container["imagePullPolicy"] == "IfNotPresent"
-    gpu = template_of(docs, "atelier-scoring-gpu")["spec"]["containers"][0]
-    assert gpu["image"].startswith("atelier-worker-cuda:"), "the GPU scorer runs the CUDA build"
+    if not kind_of(docs, "WorkerDeployment"):  # the versioned variant has one scorer (one per queue)
+        gpu = template_of(docs, "atelier-scoring-gpu")["spec"]["containers"][0]
+        assert gpu["image"].startswith("atelier-worker-cuda:"), "the GPU scorer runs the CUDA build"
 
 
 @pytest.mark.parametrize("name", RENDERS)
@@ -408,13 +410,20 @@ def test_pods_run_unprivileged_within_limits_with_probes_and_disruption_budgets(
             assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         if owner["kind"] == "Deployment":
             rolling = owner["spec"]["strategy"]["rollingUpdate"]
-            assert rolling["maxUnavailable"] == 0, f"{label}: a replacement polls before an old pod drains"
+            if "nvidia.com/gpu" in container["resources"]["limits"]:  # no spare GPU to surge onto
+                assert (rolling["maxSurge"], rolling["maxUnavailable"]) == (0, 1), f"{label}: drains, then starts"
+            else:
+                assert rolling["maxUnavailable"] == 0, f"{label}: a replacement polls before an old pod drains"
         labels = template["metadata"]["labels"]
         mine = [b for b in budgets if b["spec"]["selector"]["matchLabels"].items() <= labels.items()]
         assert len(mine) == 1 and mine[0]["spec"].get("maxUnavailable") == 1, f"{label}: one budget, drains go on"
-    gpu = template_of(docs, "atelier-scoring-gpu")
-    resources = gpu["spec"]["containers"][0]["resources"]
-    assert resources["limits"]["nvidia.com/gpu"] == 1 and environment(gpu, docs)["ATELIER_SCORING_DEVICE"] == "cuda"
+        assert mine[0]["spec"].get("unhealthyPodEvictionPolicy") == "AlwaysAllow", (
+            f"{label}: Temporal away blocks no drain"
+        )
+    if not kind_of(docs, "WorkerDeployment"):  # the versioned variant has one scorer (one per queue)
+        gpu = template_of(docs, "atelier-scoring-gpu")
+        resources = gpu["spec"]["containers"][0]["resources"]
+        assert resources["limits"]["nvidia.com/gpu"] == 1 and environment(gpu, docs)["ATELIER_SCORING_DEVICE"] == "cuda"
     cpu = template_of(docs, "atelier-scoring-cpu")
     assert "nvidia.com/gpu" not in cpu["spec"]["containers"][0]["resources"]["limits"]
     assert environment(cpu, docs)["ATELIER_SCORING_DEVICE"] == "cpu"
