@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     offline_latency_s: float = Field(0.0, ge=0, validation_alias="ATELIER_OFFLINE_LATENCY_S")
     call_log: bool = Field(True, validation_alias="ATELIER_CALL_LOG")
     call_log_max_mb: float = Field(64, gt=0, validation_alias="ATELIER_CALL_LOG_MAX_MB")  # then it rotates
-    call_log_files: int = Field(5, ge=1, le=100, validation_alias="ATELIER_CALL_LOG_FILES")  # kept, current included
+    call_log_files: int = Field(5, ge=2, le=100, validation_alias="ATELIER_CALL_LOG_FILES")  # kept, current included
     scoring_device: str = Field("auto", validation_alias="ATELIER_SCORING_DEVICE")
     scoring_batch: int | None = Field(None, ge=1, le=256, validation_alias="ATELIER_SCORING_BATCH")
     text_model: Path | None = Field(None, validation_alias="ATELIER_TEXT_MODEL")

@@ -1,16 +1,19 @@
 """The provider call log: one JSON line per model call, an audit trail of paid calls.
 
 Each line names the call, the workflow and activity that made it, the attempt, how long it took, whether
-it succeeded and what it used (tokens, images, cost); the crash tests count calls with it. Writes happen
-in a thread (never on the worker's event loop), and the file is size-bounded: past `max_bytes` it moves to
-`<name>.1` (older ones to `.2` …, the oldest past `files` dropped).
+it succeeded and what it used (tokens, images, cost); the crash tests count calls with it. The file is
+size-bounded by the stdlib's `RotatingFileHandler` (past `max_bytes` it moves to `<name>.1`, older ones to
+`.2` …, the oldest past `files` dropped). Writes happen in a thread, never on the worker's event loop, and
+`write` returns once the line is on disk (the crash tests read it then: a `QueueListener` would return
+before).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import threading
+import logging
+from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +24,13 @@ FILES = 5
 class CallLog:
     def __init__(self, path: Path | None, max_bytes: int = MAX_BYTES, files: int = FILES) -> None:
         self.path = path
-        self.max_bytes = max_bytes
-        self.files = files  # the current file and files-1 rotated ones
-        self._lock = threading.Lock()
+        self._handler: RotatingFileHandler | None = None
         if path:
             path.parent.mkdir(parents=True, exist_ok=True)
+            # the current file and files-1 rotated ones (at least one: with none the handler never truncates)
+            backups = max(files - 1, 1)
+            self._handler = RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, delay=True)
+            self._handler.terminator = ""
 
     async def write(self, entry: dict[str, Any]) -> None:
         """Append one entry, off the event loop; done when it is on disk (the call's caller may read it)."""
@@ -33,26 +38,8 @@ class CallLog:
             await asyncio.to_thread(self.append, json.dumps(entry) + "\n")
 
     def append(self, line: str) -> None:
-        assert self.path
-        with self._lock:
-            if self.path.exists() and self.path.stat().st_size + len(line) > self.max_bytes:
-                self._rotate()
-            with self.path.open("a") as log:
-                log.write(line)
-
-    def _rotate(self) -> None:
-        assert self.path
-        for n in range(self.files - 1, 0, -1):
-            older = rotated(self.path, n)
-            if older.exists():
-                if n == self.files - 1:
-                    older.unlink()
-                else:
-                    older.rename(rotated(self.path, n + 1))
-        if self.files > 1:
-            self.path.rename(rotated(self.path, 1))
-        else:
-            self.path.unlink()
+        assert self._handler
+        self._handler.handle(logging.makeLogRecord({"msg": line, "levelno": logging.INFO}))
 
 
 def rotated(path: Path, n: int) -> Path:
