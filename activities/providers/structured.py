@@ -15,6 +15,7 @@ import copy
 import re
 from typing import Any
 
+import jiter
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import classify, refused
@@ -91,44 +92,21 @@ def json_text(content: str) -> str:
     return text[start : end + 1] if 0 <= start < end else text
 
 
-_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
 
 def partial_field(text: str, field: str) -> str:
     """The decoded text of the string property `field` so far in `text`, a JSON object cut anywhere
-    (a streamed reply): "" until the property starts; an escape cut in half waits for its rest."""
-    match = re.search(r'"' + re.escape(field) + r'"\s*:\s*"', text)
-    if match is None:
+    (a streamed reply): "" until the property starts; an escape cut in half waits for its rest (jiter's
+    partial mode, from the object's first brace: a reply may open with a fence)."""
+    start = text.find("{")
+    if start < 0:
         return ""
-    out, i = [], match.end()
-    while i < len(text):
-        char = text[i]
-        if char == '"':
-            break
-        if char != "\\":
-            out.append(char)
-            i += 1
-            continue
-        if i + 1 >= len(text):
-            break
-        code = text[i + 1]
-        if code == "u":
-            digits = text[i + 2 : i + 6]
-            if len(digits) < 4:
-                break
-            point = int(digits, 16)
-            if 0xD800 <= point < 0xDC00:  # a surrogate pair: wait for its second half
-                low = text[i + 8 : i + 12]
-                if len(low) < 4:
-                    break
-                point = 0x10000 + ((point - 0xD800) << 10) + (int(low, 16) - 0xDC00)
-                i += 6
-            out.append(chr(point))
-            i += 6
-            continue
-        out.append(_ESCAPES.get(code, code))
-        i += 2
-    return "".join(out)
+    try:
+        value = jiter.from_json(text[start:].encode(), partial_mode="trailing-strings")
+    except ValueError:
+        return ""
+    found = value.get(field) if isinstance(value, dict) else None
+    return found if isinstance(found, str) else ""
 
 
 def reply_problem(reply: Any, what: str, cap: int | None) -> ApplicationError | None:
