@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from openai.types.chat import ChatCompletion, ChatCompletionMessage
-from openai.types.chat.chat_completion import Choice
+from openai.lib.streaming.chat import ChatCompletionStreamState
+from openai.types.chat import ChatCompletion
 from temporalio.exceptions import ApplicationError
 
 from activities.providers.base import TextStream
@@ -22,36 +22,28 @@ from activities.providers.usage import estimate_tokens
 
 
 async def streamed_completion(chunks: Any, stream: TextStream, prompt_text: str, what: str) -> ChatCompletion:
-    """Read `chunks` (an `AsyncStream[ChatCompletionChunk]`), sending `stream.field`'s new text as it grows;
-    the reply as one `ChatCompletion` (usage estimated when the server sent none). A stream that breaks or
-    ends before its `finish_reason` is a retryable failure: the reply is incomplete."""
-    content, refusal, finish, usage, sent = "", "", None, None, 0
-    first: Any = None
+    """Read `chunks` (an `AsyncStream[ChatCompletionChunk]`) into openai's `ChatCompletionStreamState`,
+    sending `stream.field`'s new text as it grows; the reply as one `ChatCompletion` (its unparsed snapshot:
+    our checks judge a cut or filtered reply, the SDK's parsing would raise on it; usage estimated when the
+    server sent none). A stream that breaks or ends before its `finish_reason` is a retryable failure."""
+    state, sent, seen = ChatCompletionStreamState(), 0, False
     try:
         async for chunk in chunks:
-            first = first or chunk
-            usage = chunk.usage or usage
-            for choice in chunk.choices:
-                content += choice.delta.content or ""
-                refusal += getattr(choice.delta, "refusal", None) or ""
-                finish = choice.finish_reason or finish
-            visible = partial_field(content, stream.field)
+            state.handle_chunk(chunk)
+            seen = True
+            choices = state.current_completion_snapshot.choices
+            visible = partial_field((choices[0].message.content or "") if choices else "", stream.field)
             if len(visible) > sent:
                 stream.send(visible[sent:])
                 sent = len(visible)
     except httpx.HTTPError as exc:
         raise ApplicationError(f"{what}: the reply's stream broke ({exc})", type="ProviderStreamCut") from exc
-    if finish is None:
+    snapshot = state.current_completion_snapshot if seen else None
+    if snapshot is None or not any(choice.finish_reason for choice in snapshot.choices):
         raise ApplicationError(f"{what}: the reply's stream ended before its last chunk", type="ProviderStreamCut")
-    if usage is None:
+    reply = ChatCompletion.model_construct(**dict(snapshot))
+    if reply.usage is None:
+        content = reply.choices[0].message.content or "" if reply.choices else ""
         usage = {"prompt_tokens": estimate_tokens(prompt_text), "completion_tokens": estimate_tokens(content)}
-    message = ChatCompletionMessage.model_construct(role="assistant", content=content, refusal=refusal or None)
-    choices = [Choice.model_construct(index=0, message=message, finish_reason=finish or "stop")] if first else []
-    return ChatCompletion.model_construct(
-        id=getattr(first, "id", ""),
-        object="chat.completion",
-        created=getattr(first, "created", 0),
-        model=getattr(first, "model", ""),
-        choices=choices,
-        usage=usage,
-    )
+        reply = ChatCompletion.model_construct(**(dict(reply) | {"usage": usage}))
+    return reply
