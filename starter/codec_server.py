@@ -27,7 +27,7 @@ MAX_BODY = 8 * 2**20  # a page of the UI's payloads; more is refused (413) befor
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "[::1]"}
 
 
-def refusal(headers: dict[str, str], token: str | None) -> tuple[int, str] | None:
+def rejection(headers: dict[str, str], token: str | None) -> tuple[int, str] | None:
     """Why a request is not served (status, reason), or None: a Host that is not a loopback name, a
     missing or wrong bearer token, a body too large or without a length."""
     host = (headers.get("host") or "").lower()
@@ -69,7 +69,7 @@ def make_server(settings: Settings, host: str = "127.0.0.1", port: int | None = 
             self.wfile.write(data)
 
         def do_OPTIONS(self) -> None:
-            if (refused := refusal({k.lower(): v for k, v in self.headers.items()}, None)) is not None:
+            if (refused := rejection({k.lower(): v for k, v in self.headers.items()}, None)) is not None:
                 self._answer(refused[0], json.dumps({"error": refused[1]}).encode())
                 return
             self.send_response(200)
@@ -77,7 +77,7 @@ def make_server(settings: Settings, host: str = "127.0.0.1", port: int | None = 
             self.end_headers()
 
         def do_POST(self) -> None:
-            if (refused := refusal({k.lower(): v for k, v in self.headers.items()}, token)) is not None:
+            if (refused := rejection({k.lower(): v for k, v in self.headers.items()}, token)) is not None:
                 self.close_connection = True  # the body stays unread
                 self._answer(refused[0], json.dumps({"error": refused[1]}).encode())
                 return

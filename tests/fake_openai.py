@@ -96,7 +96,7 @@ class Bucket:
             "x-ratelimit-reset-requests": f"{reset:.3f}s",
         }
 
-    def refusal(self, wait_s: float, kind: str) -> Fault:
+    def too_many(self, wait_s: float, kind: str) -> Fault:
         """The 429 hosted providers send: retry-after headers, x-ratelimit-*, an OpenAI error body."""
         headers = {
             "retry-after": str(max(1, round(wait_s + 0.5))),
@@ -443,7 +443,7 @@ class FakeOpenAI:
                     bucket = fake.buckets.get("text" if route == "chat" else "image")
                     wait = bucket.take() if bucket and route else 0.0
                     if wait:
-                        fault = bucket.refusal(wait, "text" if route == "chat" else "image")  # type: ignore[union-attr]
+                        fault = bucket.too_many(wait, "text" if route == "chat" else "image")  # type: ignore[union-attr]
                     limit_headers = bucket.headers() if bucket and fake.limit_headers else {}
                     faulted = fault.status != 200 or fault.malformed or fault.delay >= fake.fault_timeout_s
                     fake.requests.append(Recorded(self.path, body, time.monotonic(), faulted, limited=wait > 0))

@@ -20,7 +20,7 @@ def drive(events: tuple[str, ...]) -> tuple[Mailbox, list[str], list[str], list[
         text = f"m{i}"
         if event == "tell" and box.tell(text) is None:
             accepted.append(text)
-        elif event == "ask" and box.refusal(text, asking=True) is None:
+        elif event == "ask" and box.turned_away(text, asking=True) is None:
             box.ask(text)
             accepted.append(text)
         elif event == "end":
@@ -84,7 +84,7 @@ def test_asks_are_answered_in_the_run_that_took_them():
     box.tell("t2")
     box.hand_over()
     assert [text for _, text in box.inbox] == ["t1", "a1"] and box.carried == ["t2"]
-    assert box.refusal("a2", asking=True) == HANDING_OVER
+    assert box.turned_away("a2", asking=True) == HANDING_OVER
     box.take()
     first = box.take()
     assert first == (number, "a1")
@@ -103,7 +103,7 @@ def test_only_awaited_replies_are_kept():
 def test_after_end_nothing_new_is_accepted():
     box = Mailbox()
     box.end()
-    assert box.refusal("x", asking=True) == ENDING
+    assert box.turned_away("x", asking=True) == ENDING
     assert box.tell("x") == ENDING and not box.inbox
 
 
@@ -113,7 +113,7 @@ def test_a_burst_is_refused_past_the_bound_with_a_reason():
         assert box.tell(f"m{i}") is None
     reason = box.tell("one more")
     assert reason is not None and f"{MAX_WAITING} messages waiting" in reason
-    assert box.refusal("one more", asking=True) == reason
+    assert box.turned_away("one more", asking=True) == reason
     box.take()
     assert box.tell("now it fits") is None
 

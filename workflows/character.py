@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
         profile_text,
     )
     from workflows import console
-    from workflows.failures import cancel_started, failure, refusal, stop_if_cancelled
+    from workflows.failures import cancel_started, failure, safety_refusal, stop_if_cancelled
     from workflows.inputs import parse_input
     from workflows.metering import call_kind, metered_call
     from workflows.options import image_call, scoring_call, storage_call, text_call
@@ -102,7 +102,7 @@ class CharacterWorkflow:
         except ActivityError as err:
             stop_if_cancelled(err)
             self._result.failures.append(failure(step, err))
-            if refused is not None and (said := refusal(err)):
+            if refused is not None and (said := safety_refusal(err)):
                 refused.append(said[0])
         return None
 
@@ -167,7 +167,7 @@ class CharacterWorkflow:
             result.failures.append(failure(f"{seed.username}/manifest", err))
         result.calls, result.usage = self._used, self._ledger.usage
         self._show()
-        console.record(
+        console.set_search_attributes(
             state="COMPLETED_WITH_ERRORS" if result.failures else "COMPLETED",
             cost_usd=result.usage.estimated_cost_usd,
             score=result.consistency,

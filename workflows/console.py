@@ -19,7 +19,7 @@ def searchable() -> bool:
     return workflow.info().typed_search_attributes.get(PIPELINE) is not None
 
 
-def record(state: str | None = None, cost_usd: float | None = None, score: float | None = None) -> None:
+def set_search_attributes(state: str | None = None, cost_usd: float | None = None, score: float | None = None) -> None:
     """Upsert the attributes that changed (one history event, none when nothing changed)."""
     if not searchable():
         return

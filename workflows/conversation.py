@@ -83,7 +83,7 @@ class ConversationWorkflow:
         """Empty, too long or control characters, an ending conversation, a hand-over or a full mailbox:
         rejected before it enters history."""
         message = UserMessage(text=text)
-        if (reason := self._mailbox.refusal(message.text, asking=True)) is not None:
+        if (reason := self._mailbox.turned_away(message.text, asking=True)) is not None:
             raise ValueError(reason)
 
     @workflow.signal
@@ -174,7 +174,7 @@ class ConversationWorkflow:
                     self._continue_as_new(st, start)
         if mailbox.continues():
             self._continue_as_new(st, start)
-        console.record(state="CLOSED")
+        console.set_search_attributes(state="CLOSED")
         history = self.history()
         assert history is not None
         return history
@@ -187,7 +187,7 @@ class ConversationWorkflow:
             f"last: {shorten(st.recent[-1].user, 80)}" if st.recent else "",
             f"spend ${spent:.4f}",
         )
-        console.record(state="ACTIVE", cost_usd=spent)
+        console.set_search_attributes(state="ACTIVE", cost_usd=spent)
 
     def _continue_as_new(self, st: ConversationState, start: ConversationStart) -> None:
         """Carry the compacted state (recent turns, summary lines, observations, usage) and the messages still

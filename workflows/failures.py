@@ -44,7 +44,7 @@ def failure(step: str, err: BaseException) -> Failure:
     return Failure(step=step, error=failure_cause(err))
 
 
-def refusal(err: BaseException) -> tuple[str, str] | None:
+def safety_refusal(err: BaseException) -> tuple[str, str] | None:
     """(reason, category) when a step failed on a safety refusal (an `ApplicationError` of type Refused)."""
     cause = getattr(err, "cause", None)
     if not (isinstance(cause, ApplicationError) and cause.type == "Refused"):

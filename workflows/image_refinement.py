@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from models.usage import BudgetExhausted, Ledger
     from workflows import console
     from workflows.character import BUDGET_PATCH
-    from workflows.failures import refusal
+    from workflows.failures import safety_refusal
     from workflows.image_evaluation import scored_iteration
     from workflows.inputs import parse_input
     from workflows.metering import metered_call
@@ -113,7 +113,7 @@ class ImageRefinementWorkflow:
             f"best score {state.best_score} (threshold {state.threshold})" if state.scores else "",
             f"spend ${spent:.4f}" + (f" of ${self._ledger.limit.max_usd:.2f}" if self._ledger.limit else ""),
         )
-        console.record(cost_usd=spent, score=state.best_score if state.scores else None)
+        console.set_search_attributes(cost_usd=spent, score=state.best_score if state.scores else None)
 
     async def _generate(self, request: GenerateImageRequest) -> GeneratedImage | Refusal:
         """One picture; a safety refusal is an outcome (runs before the patch failed on it)."""
@@ -123,7 +123,7 @@ class ImageRefinementWorkflow:
                 self._ledger, ImageActivities.generate_image, request, **image_call(self._step(number, "generate"))
             )
         except ActivityError as err:
-            if (said := refusal(err)) is None or not workflow.patched(REFUSAL_PATCH):
+            if (said := safety_refusal(err)) is None or not workflow.patched(REFUSAL_PATCH):
                 raise
             return Refusal(iteration=number, prompt=request.prompt, reason=said[0], category=said[1])
 
@@ -251,7 +251,7 @@ class ImageRefinementWorkflow:
         assert self._state
         self._state.phase = Phase.DONE
         self._show()
-        console.record(state=ENDINGS.get(stopped, "COMPLETED"))
+        console.set_search_attributes(state=ENDINGS.get(stopped, "COMPLETED"))
         iterations = self._iterations
         best = max(iterations, key=lambda it: it.score) if iterations else None  # the earliest of equal scores
         return ImageJobResult(

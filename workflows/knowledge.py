@@ -44,5 +44,5 @@ class KnowledgeIngestWorkflow:
             stop_if_cancelled(err)
             raise ApplicationError(f"knowledge ingest failed: {failure_cause(err)}", non_retryable=True) from err
         console.show(f"**knowledge** · {len(summaries)} document(s) ingested")
-        console.record(state="COMPLETED")
+        console.set_search_attributes(state="COMPLETED")
         return summaries

@@ -35,7 +35,7 @@ class Mailbox:
     last_number: int = 0
 
     # --- accepting -------------------------------------------------------------------------------
-    def refusal(self, text: str, asking: bool) -> str | None:
+    def turned_away(self, text: str, asking: bool) -> str | None:
         """Why a message cannot be accepted now, or None."""
         if self.ending:
             return ENDING
@@ -54,7 +54,7 @@ class Mailbox:
 
     def tell(self, text: str) -> str | None:
         """Accept a fire-and-forget message (carried over during a hand-over); the reason when refused."""
-        if (reason := self.refusal(text, asking=False)) is not None:
+        if (reason := self.turned_away(text, asking=False)) is not None:
             return reason
         if self.handing_over:
             self.carried.append(text)

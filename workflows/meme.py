@@ -90,13 +90,13 @@ class MemeWorkflow:
             result = await self._make(job, meme_id)
         except BaseException as err:
             self._enter(MemePhase.FAILED)
-            console.record(
+            console.set_search_attributes(
                 state="CANCELLED" if is_cancelled_exception(err) else "FAILED",
                 cost_usd=self._ledger.usage.estimated_cost_usd,
             )
             raise
         self._enter(MemePhase.COMPLETED)
-        console.record(
+        console.set_search_attributes(
             state="COMPLETED_WITH_ERRORS" if result.degraded or result.upload_error else "COMPLETED",
             cost_usd=self._ledger.usage.estimated_cost_usd,
             score=result.score,

@@ -83,7 +83,7 @@ class Turn:
         self.stream = stream
         self.degraded: list[str] = []
 
-    def record(self, phase: Phase, summary: str, ms: int, degraded: str | None = None) -> None:
+    def log_phase(self, phase: Phase, summary: str, ms: int, degraded: str | None = None) -> None:
         record = PhaseRecord(phase=phase, summary=summary[:300], ms=ms, degraded=degraded)
         self.progress.phases.append(record)
         self.stream.phase(self.progress.turn or 0, record)
@@ -111,12 +111,14 @@ class PostChain:
         except ActivityError as err:
             stop_if_cancelled(err)
             cause = failure_cause(err)
-            turn.record(phase, f"failed: {cause}", elapsed_ms(started), f"{degraded} ({phase.value} failed: {cause})")
+            turn.log_phase(
+                phase, f"failed: {cause}", elapsed_ms(started), f"{degraded} ({phase.value} failed: {cause})"
+            )
             return None
-        turn.record(phase, summary(result), elapsed_ms(started))
+        turn.log_phase(phase, summary(result), elapsed_ms(started))
         return result
 
-    async def _phase(
+    async def _run_phase(
         self,
         turn: Turn,
         phase: Phase,
@@ -160,7 +162,7 @@ class PostChain:
         acts = ConversationActivities
         streamed = number if self.stream.started(number, ask, text, self.config.stream) else None
 
-        action: ActionOutput | None = await self._phase(
+        action: ActionOutput | None = await self._run_phase(
             turn,
             Phase.ACTION,
             acts.action,
@@ -171,7 +173,7 @@ class PostChain:
         draft = action.response if action else ""
         passages = await self._experience(turn, st, text)
         retrieval = passages is not None
-        intent: IntentionOutput | None = await self._phase(
+        intent: IntentionOutput | None = await self._run_phase(
             turn,
             Phase.INTENTION,
             acts.intention,
@@ -180,7 +182,7 @@ class PostChain:
             "intent unknown",
         )
         intent_text = intent.intent if intent else "unknown"
-        seen: ObservationOutput | None = await self._phase(
+        seen: ObservationOutput | None = await self._run_phase(
             turn,
             Phase.OBSERVATION,
             acts.observation,
@@ -194,7 +196,7 @@ class PostChain:
 
         searches_left = self.config.search_again if retrieval else 0
         while True:
-            understood: UnderstandingOutput | None = await self._phase(
+            understood: UnderstandingOutput | None = await self._run_phase(
                 turn,
                 Phase.UNDERSTANDING,
                 acts.understanding,
@@ -218,7 +220,7 @@ class PostChain:
             passages = sorted([*(passages or []), *(p for p in more if p.ref not in known)], key=lambda p: -p.score)
 
         found = passages or []
-        final: YieldOutput | None = await self._phase(
+        final: YieldOutput | None = await self._run_phase(
             turn,
             Phase.YIELD,
             acts.yield_answer,

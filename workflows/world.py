@@ -92,7 +92,7 @@ class WorldWorkflow:
             f"{len(st.failures)} failure(s)" if st.failures else "",
         )
 
-    def _phase(self, name: str, state: PhaseState) -> None:
+    def _mark_phase(self, name: str, state: PhaseState) -> None:
         assert self._status
         self._status.phases[name] = state
 
@@ -106,8 +106,8 @@ class WorldWorkflow:
         st = self._status = WorldStatus(world_id=world_id, budget=job.budget)
         if not job.images:
             for name in IMAGE_PHASES:
-                self._phase(name, PhaseState.COMPLETED)
-        self._phase("world_description", PhaseState.IN_PROGRESS)
+                self._mark_phase(name, PhaseState.COMPLETED)
+        self._mark_phase("world_description", PhaseState.IN_PROGRESS)
         try:
             if not self._accounts.book("text"):
                 raise BudgetExhausted("the call budget allows no LLM call")
@@ -118,11 +118,11 @@ class WorldWorkflow:
                 **text_call("world · description"),
             )
         except (ActivityError, BudgetExhausted):
-            self._phase("world_description", PhaseState.FAILED)
+            self._mark_phase("world_description", PhaseState.FAILED)
             st.state = WorldState.FAILED
-            console.record(state=st.state.value)
+            console.set_search_attributes(state=st.state.value)
             raise
-        self._phase("world_description", PhaseState.COMPLETED)
+        self._mark_phase("world_description", PhaseState.COMPLETED)
         world = described.world
         st.world_name = world.name
         ctx = WorldContext(job, world_id, format_world(world), world.visual_style, world.name or world_id)
@@ -142,7 +142,7 @@ class WorldWorkflow:
             raise
         for name in ("character_details", "avatars", "posts", "post_images"):
             if st.phases[name] == PhaseState.IN_PROGRESS:
-                self._phase(name, PhaseState.COMPLETED)
+                self._mark_phase(name, PhaseState.COMPLETED)
         self._refresh_calls()
         if st.budget_exhausted:
             st.failures.append(Failure(step="budget", error="budget exhausted: the world is incomplete"))
@@ -151,7 +151,7 @@ class WorldWorkflow:
 
     async def _world_images(self, ctx: WorldContext, images: dict[str, ArtifactRef | None]) -> None:
         assert self._status
-        self._phase("world_images", PhaseState.IN_PROGRESS)
+        self._mark_phase("world_images", PhaseState.IN_PROGRESS)
         self._status.images.planned += 2
 
         async def one(kind: str) -> None:
@@ -179,13 +179,13 @@ class WorldWorkflow:
 
         await asyncio.gather(one("background"), one("icon"))
         done = any(images.values())
-        self._phase("world_images", PhaseState.COMPLETED if done else PhaseState.FAILED)
+        self._mark_phase("world_images", PhaseState.COMPLETED if done else PhaseState.FAILED)
 
     async def _characters(self, ctx: WorldContext, results: list[CharacterResult]) -> None:
         """Character batches in sequence (each sees the cast so far); each character starts at once."""
         st = self._status
         assert st
-        self._phase("characters", PhaseState.IN_PROGRESS)
+        self._mark_phase("characters", PhaseState.IN_PROGRESS)
         casting = Casting(ctx, self._accounts, st)
         runs = CharacterRuns(ctx, self._accounts, st)
         running: list[asyncio.Task[None]] = []
@@ -205,10 +205,10 @@ class WorldWorkflow:
         except BaseException as err:  # cancelled while casting: the characters already started stop too
             await cancel_started(running, err)
             raise
-        self._phase("characters", PhaseState.COMPLETED if casting.cast else PhaseState.FAILED)
+        self._mark_phase("characters", PhaseState.COMPLETED if casting.cast else PhaseState.FAILED)
         await asyncio.gather(*running)
         if st.characters.planned and not st.characters.created:
-            self._phase("character_details", PhaseState.FAILED)
+            self._mark_phase("character_details", PhaseState.FAILED)
 
     async def _character(self, runs: CharacterRuns, seed: CharacterSeed, results: list[CharacterResult]) -> None:
         """One character through the fan-out; its outcome into the world's status."""
@@ -218,7 +218,7 @@ class WorldWorkflow:
         self._refresh_calls()
         if result is None:
             return
-        console.record(cost_usd=st.usage.estimated_cost_usd)
+        console.set_search_attributes(cost_usd=st.usage.estimated_cost_usd)
         st.failures += result.failures
         if result.consistency is not None:
             st.consistency[seed.username] = result.consistency
@@ -246,7 +246,7 @@ class WorldWorkflow:
             if st.state == WorldState.COMPLETED:
                 st.state = WorldState.COMPLETED_WITH_ERRORS
         self._refresh_calls()
-        console.record(state=st.state.value, cost_usd=st.usage.estimated_cost_usd)
+        console.set_search_attributes(state=st.state.value, cost_usd=st.usage.estimated_cost_usd)
         return WorldResult(world_id=world_id, state=st.state, manifest=manifest, gallery=gallery, status=st)
 
     async def _write_manifest(
