@@ -78,16 +78,17 @@ class CharacterWorkflow:
         return not self._result.budget_exhausted
 
     async def _call(
-        self,
-        step: str,
-        activity: Callable[..., Awaitable[Metered[V]]],
-        request: Any,
-        refused: list[str] | None = None,
-        **options: Any,
+        self, step: str, activity: Callable[..., Awaitable[Metered[V]]], request: Any, **options: Any
     ) -> V | None:
         """One paid call within this character's allowance (calls, and its share of the world's dollars).
-        None when it failed for good or the budget is spent, with the failure recorded under `step` (and a
-        safety refusal's reason added to `refused`)."""
+        None when it failed for good or the budget is spent, with the failure recorded under `step`."""
+        outcome = await self._attempt(step, activity, request, **options)
+        return None if isinstance(outcome, ActivityError) else outcome
+
+    async def _attempt(
+        self, step: str, activity: Callable[..., Awaitable[Metered[V]]], request: Any, **options: Any
+    ) -> V | ActivityError | None:
+        """`_call`, with the failure itself when the call failed for good (a picture's refusal is read from it)."""
         assert self._result
         kind = call_kind(options)
         if not self._book(kind):
@@ -102,8 +103,7 @@ class CharacterWorkflow:
         except ActivityError as err:
             stop_if_cancelled(err)
             self._result.failures.append(failure(step, err))
-            if refused is not None and (said := safety_refusal(err)):
-                refused.append(said[0])
+            return err
         return None
 
     def _show(self) -> None:
@@ -291,8 +291,7 @@ class CharacterWorkflow:
         self._contents.append(written.detail.content)
         record = PostRecord(number=number, idea=idea, post=written.artifact)
         if job.images and idea.has_image:
-            refused: list[str] = []
-            record.image = await self._call(
+            picture = await self._attempt(
                 f"{step} image",
                 WorldActivities.post_image,
                 PostImageRequest(
@@ -302,8 +301,11 @@ class CharacterWorkflow:
                     image_prompt=written.detail.image_prompt,
                     visual_style=job.visual_style,
                 ),
-                refused=refused,
                 **image_call(f"@{detail.username} · post {number}/{job.seed.posts_count} · image"),
             )
-            record.image_refused = refused[0] if refused else None
+            if isinstance(picture, ActivityError):
+                said = safety_refusal(picture)
+                record.image_refused = said[0] if said else None
+            else:
+                record.image = picture
         return record
