@@ -16,7 +16,6 @@ with workflow.unsafe.imports_passed_through():
     from models.conversation_stream import TURN_TOPIC, TurnEvent
 
 STREAM_PATCH = "stream-each-turn"
-OFFSET_QUERY = "__temporal_workflow_stream_offset"  # the stream's own query: its current offset
 MAX_RUN_EVENTS = 3_600  # each stream poll is an update (two events): hand over well before 2,000 updates
 
 
@@ -47,9 +46,10 @@ class TurnStream:
             self.events.publish(TurnEvent(kind="done", turn=turn, reply=reply))
 
     def offset(self) -> int:
-        handler = workflow.get_query_handler(OFFSET_QUERY)
-        assert handler is not None, "the stream registers its offset query"
-        return handler()
+        """The stream's current offset, from its public state (the library's workflow side has no public
+        offset; its state encodes the log, at most two turns, once per turn)."""
+        state = self.stream.get_state()
+        return state.base_offset + len(state.log)
 
     def crowded(self) -> bool:
         """Time to hand over: stream polls have made this run's history long."""
