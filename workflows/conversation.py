@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.contrib.workflow_streams import WorkflowStream
 
     from models.conversation import (
+        ConversationConfig,
         ConversationStart,
         ConversationState,
         History,
@@ -59,6 +60,7 @@ class ConversationWorkflow:
         self._stream = TurnStream(WorkflowStream(prior_state=start.stream if start else None))
         self._chain = PostChain(ConversationStart().config, self._ledger, self._stream)
         self._asks: dict[int, str] = {}  # message number → the id of the `ask` update waiting on it
+        self._leaving = False  # a run from before the hand-over continues as new once this is set
         # The messages a hand-over carried are queued before any handler of this run: they were sent before
         # whatever reaches the new run, and the mailbox's bound counts them. Runs from before the patch
         # queued them in `run`, after the first handlers had run.
@@ -142,37 +144,54 @@ class ConversationWorkflow:
                 self._mailbox.tell(text)
         self._show(st)
         turns_this_run = 0
-        mailbox = self._mailbox
-        while True:
-            await workflow.wait_condition(mailbox.ready)
-            message = mailbox.take()
-            if message is None:
-                self._stream.detach()  # stream subscribers' long polls are handlers too
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                if mailbox.unanswered() and workflow.patched(END_AFTER_HAND_OVER_PATCH):
-                    mailbox.answer_carried()  # `end` came during the hand-over: answer here, then close
-                    continue
-                break
+        while (message := await self._next_message()) is not None:
             number, text = message
-            reply = await self._chain.run(st, text, mailbox.queued, self._asks.pop(number, None))
+            reply = await self._chain.run(st, text, self._mailbox.queued, self._asks.pop(number, None))
             self._show(st)
-            mailbox.answered(number, reply)
+            self._mailbox.answered(number, reply)
             turns_this_run += 1
-            if (
-                turns_this_run < start.config.continue_after_turns
-                and not workflow.info().is_continue_as_new_suggested()
-                and not self._stream.crowded()
-            ):
-                continue
-            if workflow.patched(HAND_OVER_PATCH):
-                mailbox.hand_over()
-                self._chain.progress.queued = mailbox.queued
-            elif not mailbox.inbox:  # runs started before the hand-over: continue-as-new once the inbox is empty
-                self._stream.detach()
-                await workflow.wait_condition(lambda: workflow.all_handlers_finished() or bool(mailbox.inbox))
-                if not mailbox.inbox:
-                    self._continue_as_new(st, start)
-        if mailbox.continues():
+            if self._due(turns_this_run, start.config):
+                await self._hand_over()
+        return self._finish(st, start)
+
+    async def _next_message(self) -> tuple[int, str] | None:
+        """The next message to answer here; None when this run ends: its inbox empty once `end` came or the
+        hand-over began, and every handler done (a message that arrived meanwhile is answered first)."""
+        mailbox = self._mailbox
+        while not self._leaving:
+            await workflow.wait_condition(mailbox.ready)
+            if (message := mailbox.take()) is not None:
+                return message
+            self._stream.detach()  # stream subscribers' long polls are handlers too
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            if not (mailbox.unanswered() and workflow.patched(END_AFTER_HAND_OVER_PATCH)):
+                return None
+            mailbox.answer_carried()  # `end` came during the hand-over: answer here, then close
+        return None
+
+    def _due(self, turns_this_run: int, config: ConversationConfig) -> bool:
+        """Time to hand over to a new run: enough turns, Temporal suggests it, or stream polls crowd it."""
+        return (
+            turns_this_run >= config.continue_after_turns
+            or workflow.info().is_continue_as_new_suggested()
+            or self._stream.crowded()
+        )
+
+    async def _hand_over(self) -> None:
+        """No new asks in this run; the rest goes to the next. Runs from before the hand-over continued as new
+        once their inbox was empty and their handlers done (`_leaving`)."""
+        mailbox = self._mailbox
+        if workflow.patched(HAND_OVER_PATCH):
+            mailbox.hand_over()
+            self._chain.progress.queued = mailbox.queued
+        elif not mailbox.inbox:
+            self._stream.detach()
+            await workflow.wait_condition(lambda: workflow.all_handlers_finished() or bool(mailbox.inbox))
+            self._leaving = not mailbox.inbox
+
+    def _finish(self, st: ConversationState, start: ConversationStart) -> History:
+        """The run's one way out: continue as new (a hand-over), or close with the conversation's history."""
+        if self._leaving or self._mailbox.continues():
             self._continue_as_new(st, start)
         console.set_search_attributes(state="CLOSED")
         history = self.history()
