@@ -190,7 +190,7 @@ async def test_an_events_worker_killed_mid_delivery_loses_no_event(dev_env, tmp_
         await eventually(lambda: receiver.holding or None, 60, "a delivery in the receiver's hands")
         first.kill()  # mid-delivery: the receiver holds a request of this worker's
         first.wait(10)
-        await asyncio.sleep(0.5)  # the kill's closed connection reaches the receiver
+        await eventually(lambda: receiver.cut or None, 30, "the receiver to see the killed sender's connection go")
         receiver.release.set()
         start_worker(env, tmp_path / "events-2.log", (EVENTS_QUEUE,))
         await eventually(lambda: _ended(receiver), 120, "every event delivered after the kill")
@@ -212,10 +212,11 @@ class SlowReceiver(Receiver):
         self.holding += 1
         try:
             await request.body()  # read first: checking for a disconnect would take the body's message
-            await self.release.wait()
-            if await request.is_disconnected():
-                self.cut += 1
-                return Response(status_code=499)  # nobody reads it: the sender is gone
+            while not self.release.is_set():  # held; a sender that vanishes meanwhile is seen as it goes
+                if await request.is_disconnected():
+                    self.cut += 1
+                    return Response(status_code=499)  # nobody reads it: the sender is gone
+                await asyncio.sleep(0.05)
             return await super().endpoint(request)
         finally:
             self.holding -= 1
