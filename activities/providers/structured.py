@@ -92,8 +92,6 @@ def json_text(content: str) -> str:
     return text[start : end + 1] if 0 <= start < end else text
 
 
-
-
 def partial_field(text: str, field: str) -> str:
     """The decoded text of the string property `field` so far in `text`, a JSON object cut anywhere
     (a streamed reply): "" until the property starts; an escape cut in half waits for its rest (jiter's
