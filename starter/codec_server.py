@@ -21,18 +21,17 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
 from models.settings import Settings
+from starter.api.hosts import LOOPBACK_NAMES, host_name
 from workers.codec import EncryptionCodec, parse_key
 
 MAX_BODY = 8 * 2**20  # a page of the UI's payloads; more is refused (413) before it is read
-LOOPBACK_NAMES = {"127.0.0.1", "localhost", "[::1]"}
 
 
 def rejection(headers: dict[str, str], token: str | None) -> tuple[int, str] | None:
     """Why a request is not served (status, reason), or None: a Host that is not a loopback name, a
     missing or wrong bearer token, a body too large or without a length."""
     host = (headers.get("host") or "").lower()
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    if name not in LOOPBACK_NAMES:
+    if host_name(host) not in LOOPBACK_NAMES:
         return 421, f"host {host or '(none)'} is not served: use http://127.0.0.1:<port>"
     if token is not None:
         sent = headers.get("authorization") or ""

@@ -75,23 +75,22 @@ async def recorded(svc: Service, run_id: str, after: int) -> AsyncIterator[RunEv
         await asyncio.sleep(POLL_S)
 
 
+async def newest_batch(svc: Service, run_id: str) -> Batch | None:
+    keys = await svc.store.keys(events_prefix(run_id))
+    return Batch.model_validate_json(await svc.store.read(max(keys))) if keys else None
+
+
 async def terminal_seq(svc: Service, run_id: str) -> int | None:
     """The sequence number of the run's terminal event, once it is recorded (in the last batch)."""
-    keys = await svc.store.keys(events_prefix(run_id))
-    if not keys:
-        return None
-    batch = Batch.model_validate_json(await svc.store.read(max(keys)))
-    return next((e.seq for e in batch.events if e.type in TERMINAL_EVENTS), None)
+    batch = await newest_batch(svc, run_id)
+    return next((e.seq for e in batch.events if e.type in TERMINAL_EVENTS), None) if batch else None
 
 
 async def last_seq(svc: Service, run_id: str) -> int:
     """The sequence number of the run's last recorded event (0: none yet): a page rendered now follows on
     from there."""
-    keys = await svc.store.keys(events_prefix(run_id))
-    if not keys:
-        return 0
-    batch = Batch.model_validate_json(await svc.store.read(max(keys)))
-    return max((e.seq for e in batch.events), default=batch.first_seq - 1)
+    batch = await newest_batch(svc, run_id)
+    return max((e.seq for e in batch.events), default=batch.first_seq - 1) if batch else 0
 
 
 def sse(settings: Settings, event: RunEvent | None) -> str:

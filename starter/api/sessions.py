@@ -15,13 +15,13 @@ from urllib.parse import urlsplit
 
 from fastapi import Request
 
+from starter.api.hosts import LOOPBACK_NAMES, host_name
 from starter.api.problems import ApiProblem
 
 SESSION_COOKIE = "atelier_session"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_S = 7 * 24 * 3600
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 
 
 def _mac(secret: str, text: str) -> str:
@@ -82,10 +82,7 @@ def check_csrf(request: Request, secret: str, cookie: str | None, sent: str | No
 
 def check_host(request: Request, public_url: str | None) -> None:
     """A keyless API serves its loopback names only (and its public URL's host, when set)."""
-    host = (request.headers.get("host") or "").lower()
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    allowed = set(LOOPBACK_NAMES)
-    if public_url:
-        allowed.add((urlsplit(public_url).hostname or "").lower())
-    if name not in allowed:
+    host = request.headers.get("host") or ""
+    allowed = LOOPBACK_NAMES | {(urlsplit(public_url).hostname or "").lower()} if public_url else LOOPBACK_NAMES
+    if host_name(host) not in allowed:
         raise ApiProblem(403, "forbidden", f"this keyless API answers to loopback names only, not {host!r}")
