@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field, computed_field
 from temporalio.exceptions import ApplicationError
 
 V = TypeVar("V")
 W = TypeVar("W")
+CallKind = Literal["text", "image"]  # every paid call is one or the other (see workflows/budget.py)
 
 
 class Price(BaseModel):
@@ -147,10 +148,10 @@ class CostLimit(BaseModel):
     text_floor_usd: float | None = Field(default=None, ge=0)  # None: the worst case (runs quoted before floors)
     image_floor_usd: float | None = Field(default=None, ge=0)
 
-    def quote(self, kind: str) -> float:
+    def quote(self, kind: CallKind) -> float:
         return self.image_call_usd if kind == "image" else self.text_call_usd
 
-    def floor(self, kind: str) -> float:
+    def floor(self, kind: CallKind) -> float:
         floor = self.image_floor_usd if kind == "image" else self.text_floor_usd
         return self.quote(kind) if floor is None else min(floor, self.quote(kind))
 
@@ -160,84 +161,6 @@ class BudgetExhausted(ApplicationError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, type="BudgetExhausted", non_retryable=True)
-
-
-class Ledger:
-    """A workflow's running usage, and its dollar budget when it has one.
-
-    `reserve(kind)` sets aside what one call may cost before it starts; `release` gives the reservation
-    back once `take` has booked the real usage. `committed_usd` is budget handed on and not yet spent (a
-    world's running characters' shares). With `settling` (runs started since the budget patch) a call
-    may be given less than its worst case, down to its kind's floor, when that is all that is left; the
-    workflow waits for calls in flight to settle before it calls the budget exhausted (`in_flight`).
-    """
-
-    def __init__(self, limit: CostLimit | None = None, settling: bool = False) -> None:
-        self.usage = Usage()
-        self.limit = limit
-        self.settling = settling
-        self.reserved_usd = 0.0
-        self.committed_usd = 0.0
-        self.exhausted = False
-
-    def free_usd(self) -> float | None:
-        """Budget neither spent nor reserved nor handed on; None without a budget."""
-        if self.limit is None:
-            return None
-        return max(0.0, self.limit.max_usd - self.usage.estimated_cost_usd - self.reserved_usd - self.committed_usd)
-
-    def least(self, kind: str) -> float:
-        """The least a call of `kind` may be given (0 without a budget)."""
-        if self.limit is None:
-            return 0.0
-        return self.limit.floor(kind) if self.settling else self.limit.quote(kind)
-
-    def fits(self, *kinds: str) -> bool:
-        """Whether calls of these kinds, one after another, could each be given at least their least now."""
-        free = self.free_usd()
-        return free is None or sum(self.least(kind) for kind in kinds) <= free + 1e-9
-
-    def in_flight(self) -> bool:
-        """Whether reservations or shares are out that may still come back as unspent budget."""
-        return self.reserved_usd > 1e-9 or self.committed_usd > 1e-9
-
-    def reserve(self, kind: str) -> float | None:
-        """Set aside one call's cap and return it: its worst case, or all that is free when that is less
-        (never below the kind's least); None without a budget. Callers check `fits` first."""
-        free = self.free_usd()
-        if free is None or self.limit is None:
-            return None
-        if not self.fits(kind):
-            raise BudgetExhausted(
-                f"budget ${self.limit.max_usd:.4f} spent: ${self.usage.estimated_cost_usd:.4f} used, the next "
-                f"{kind} call needs at least ${self.least(kind):.4f}"
-            )
-        amount = min(self.limit.quote(kind), free) if self.settling else self.limit.quote(kind)
-        self.reserved_usd += amount
-        return amount
-
-    def release(self, amount: float | None) -> None:
-        if amount:
-            self.reserved_usd = max(0.0, self.reserved_usd - amount)
-
-    def take(self, result: Metered[V]) -> V:
-        self.add(result.usage)
-        return result.value
-
-    def add(self, usage: Usage) -> None:
-        """Book usage spent elsewhere on this run's behalf (a finished child's)."""
-        self.usage = self.usage.plus(usage)
-
-    def statement(self) -> Spend | None:
-        """Spent vs budget, for status and results."""
-        if self.limit is None:
-            return None
-        return Spend(
-            max_usd=self.limit.max_usd,
-            spent_usd=self.usage.estimated_cost_usd,
-            reserved_usd=round(self.reserved_usd, 6),
-            exhausted=self.exhausted,
-        )
 
 
 class Spend(BaseModel):

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from models.artifacts import ArtifactRef
 from models.text import ModelOutput, Prompt
-from models.usage import CostLimit, PaidRequest, Spend, Usage
+from models.usage import CallKind, CostLimit, PaidRequest, Spend, Usage
 
 # --- what the language model writes -----------------------------------------------------------
 
@@ -180,12 +180,16 @@ class CallUsage(BaseModel):
     image_calls: int = 0
 
     @classmethod
-    def one(cls, kind: str, count: int = 1) -> CallUsage:
+    def one(cls, kind: CallKind, count: int = 1) -> CallUsage:
         """`count` calls of a kind (`text` or `image`)."""
         return cls(llm_calls=count if kind == "text" else 0, image_calls=count if kind == "image" else 0)
 
     def plus(self, other: CallUsage) -> CallUsage:
         return CallUsage(llm_calls=self.llm_calls + other.llm_calls, image_calls=self.image_calls + other.image_calls)
+
+    def covers(self, other: CallUsage) -> bool:
+        """Whether these calls include `other`'s, kind by kind."""
+        return other.llm_calls <= self.llm_calls and other.image_calls <= self.image_calls
 
 
 class WorldJob(BaseModel):

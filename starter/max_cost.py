@@ -1,5 +1,5 @@
-"""A run's dollar budget, checked before anything starts: `cost_limit_for` for any caller (the CLI's
-`--max-cost`, the API's `max_cost_usd`), `cost_limit` for the CLI."""
+"""A run's dollar budget, checked and quoted before anything starts (the words: `workflows.budget`):
+`cost_limit_for` for any caller (the CLI's `--max-cost`, the API's `max_cost_usd`), `cost_limit` for the CLI."""
 
 from __future__ import annotations
 

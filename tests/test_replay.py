@@ -13,13 +13,12 @@ from temporalio.worker import Replayer
 
 from tests.record_history import free_name
 from workers.registry import WORKFLOWS
+from workflows.budget import BOOK_FAILED_ATTEMPTS_PATCH, BUDGET_PATCH, BY_KIND_PATCH
 from workflows.casting import NEAR_COPIES_OPTIONAL_PATCH
-from workflows.character import BUDGET_PATCH, BY_KIND_PATCH
 from workflows.conversation import CARRIED_FIRST_PATCH, END_AFTER_HAND_OVER_PATCH, HAND_OVER_PATCH
 from workflows.failures import CANCEL_PATCH
 from workflows.image_evaluation import SCORING_DEGRADES_PATCH
 from workflows.image_refinement import REFUSAL_PATCH, UPLOADS_PATCH
-from workflows.metering import BOOK_FAILED_ATTEMPTS_PATCH
 from workflows.scoring import POLLERS_PATCH
 from workflows.turn_stream import STREAM_PATCH
 from workflows.world_progress import PROGRESS_PATCH

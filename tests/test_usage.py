@@ -140,36 +140,38 @@ async def test_each_call_returns_its_own_usage_even_when_calls_overlap_or_fail(f
 
 def test_world_accounts_hold_a_running_characters_allowance_until_its_result_settles_it():
     from models.usage import CostLimit
-    from models.world import Budget, CallUsage, ProgressDelta
+    from models.world import Budget, CallUsage, CharacterResult, ProgressDelta
+    from workflows.budget import Ledger
     from workflows.world_accounts import WorldAccounts
 
     cost = CostLimit(max_usd=1.0, text_call_usd=0.1, image_call_usd=0.2)
-    accounts = WorldAccounts.for_budget(Budget(llm_calls=10, image_calls=4, cost=cost), settling=True)
-    assert accounts.book("text")
+    accounts = WorldAccounts(budget=Budget(llm_calls=10, image_calls=4, cost=cost), ledger=Ledger(cost, settling=True))
+    assert accounts.count("text")
     reserved = accounts.ledger.reserve("text")
     need = CallUsage(llm_calls=5, image_calls=3)
     assert accounts.worst_case(need) == pytest.approx(1.1)
     assert not accounts.can_fund(need), "a call in flight may still come back unspent: wait for it"
     accounts.ledger.release(reserved)
     assert accounts.can_fund(need)
-    calls, share = accounts.allowance(need)
-    assert calls == need and share is not None and share.max_usd == pytest.approx(1.0), "all that is left"
-    accounts.open("ada", calls, share)
+    share = accounts.share(need)
+    assert share.calls == need and share.cost is not None and share.cost.max_usd == pytest.approx(1.0), "all left"
+    accounts.open("ada", share)
     assert accounts.free_calls() == CallUsage(llm_calls=4, image_calls=1), "the allowance is held"
     assert not accounts.ledger.fits("image") and accounts.ledger.in_flight(), "the character's dollars are held"
     used = Usage(models={"m": ModelUsage(calls=2, cost_usd=0.15)})
     accounts.report(ProgressDelta(username="ada", calls=CallUsage(llm_calls=2), usage=used))
     assert accounts.totals()[1] == used, "a running character's report counts"
-    accounts.settle("ada", CallUsage(llm_calls=2), used, exhausted=False)
+    accounts.settle(CharacterResult(username="ada", calls=CallUsage(llm_calls=2), usage=used))
     assert accounts.free_calls() == CallUsage(llm_calls=7, image_calls=4), "what it did not use flows back"
     calls, usage, spend = accounts.totals()
     assert calls == CallUsage(llm_calls=3) and usage == used and spend is not None and spend.spent_usd == 0.15
     assert not accounts.exhausted and not accounts.ledger.in_flight()
-    assert not accounts.book("image", 5) and accounts.exhausted, "the call budget refusing is exhaustion too"
+    assert not accounts.count("image", 5) and accounts.exhausted, "the call budget refusing is exhaustion too"
 
 
 def test_near_the_end_a_call_is_given_what_is_left_down_to_its_floor():
-    from models.usage import BudgetExhausted, CostLimit, Ledger
+    from models.usage import BudgetExhausted, CostLimit
+    from workflows.budget import Ledger
 
     cost = CostLimit(max_usd=0.1, text_call_usd=0.06, image_call_usd=0.045, text_floor_usd=0.006, image_floor_usd=0.03)
     ledger = Ledger(cost, settling=True)
@@ -179,7 +181,7 @@ def test_near_the_end_a_call_is_given_what_is_left_down_to_its_floor():
     with pytest.raises(BudgetExhausted):
         ledger.reserve("text")
     ledger.release(0.06)
-    ledger.add(Usage(models={"m": ModelUsage(calls=1, cost_usd=0.001)}))
+    ledger.book(Usage(models={"m": ModelUsage(calls=1, cost_usd=0.001)}))
     assert ledger.fits("text") and ledger.free_usd() == pytest.approx(0.059)
     before = Ledger(cost)  # runs from before the budget patch: a call needs its whole worst case
     assert before.fits("text") and not before.fits("text", "image")

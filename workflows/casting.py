@@ -18,8 +18,8 @@ with workflow.unsafe.imports_passed_through():
         persona_text,
         safe_username,
     )
+    from workflows.budget import metered_call
     from workflows.failures import failure, stop_if_cancelled
-    from workflows.metering import metered_call
     from workflows.options import scoring_call, text_call
     from workflows.scoring import ScoringQueue
     from workflows.world_accounts import WorldAccounts
@@ -52,7 +52,7 @@ class Casting:
         kept: list[CharacterSeed] = []
         wanted = count
         for attempt in range(REGENERATION_ATTEMPTS + 1):
-            if not self.accounts.book("text"):
+            if not self.accounts.count("text"):
                 break
             try:
                 batch = await metered_call(
@@ -66,10 +66,10 @@ class Casting:
                         max_posts=job.posts_per_character,
                         previous=self.cast + [CharacterSummary.model_validate(s.model_dump()) for s in kept],
                     ),
-                    **text_call(f"world · character batch {index + 1}" + (" · again" if attempt else "")),
+                    text_call(f"world · character batch {index + 1}" + (" · again" if attempt else "")),
                 )
             except BudgetExhausted:
-                self.accounts.book("text", -1)  # not made
+                self.accounts.count("text", -1)  # not made
                 break
             except ActivityError as err:  # the batch is lost, near-copy regenerations included
                 stop_if_cancelled(err)

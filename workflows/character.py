@@ -16,7 +16,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.world import WorldActivities
     from models.scoring import Similarities, TextPairsRequest
-    from models.usage import BudgetExhausted, Ledger, Metered, V
+    from models.usage import BudgetExhausted, Metered, V
     from models.world import (
         AvatarRequest,
         CallUsage,
@@ -35,70 +35,44 @@ with workflow.unsafe.imports_passed_through():
         profile_text,
     )
     from workflows import console
+    from workflows.budget import CallAllowance, Ledger, metered_call
     from workflows.failures import cancel_started, failure, safety_refusal, stop_if_cancelled
     from workflows.inputs import parse_input
-    from workflows.metering import call_kind, metered_call
-    from workflows.options import image_call, scoring_call, storage_call, text_call
+    from workflows.options import PaidCall, image_call, scoring_call, storage_call, text_call
     from workflows.scoring import ScoringQueue
     from workflows.world_progress import WorldProgress
-
-
-BUDGET_PATCH = "budget-waits-for-calls-in-flight"
-BY_KIND_PATCH = "character-budget-by-kind"  # a spent image allowance no longer refuses text calls (#27 item 7)
 
 
 @workflow.defn
 class CharacterWorkflow:
     def __init__(self) -> None:
-        self._used = CallUsage()
-        self._ledger = Ledger()
+        self._calls = CallAllowance(CallUsage())  # calls of each kind, against the share's allowance
+        self._ledger = Ledger()  # tokens, images, dollars, against the share's dollars
         self._job: CharacterJob | None = None
         self._result: CharacterResult | None = None
         self._progress = WorldProgress("", 0)
         self._contents: list[str] = []
-        self._by_kind = False  # runs since BY_KIND_PATCH: each kind of call has its own allowance
-
-    def _book(self, kind: str) -> bool:
-        """Count one call against this character's call allowance; False (and remembered) when it is spent.
-        Each kind runs out on its own, as the world's calls do (`WorldAccounts.book`): a character whose
-        image calls are spent still writes its text posts (dollars are the ledger's to refuse, per call, in
-        `metered_call`). Runs from before the patch refused every call once either kind, or the dollars,
-        had run out."""
-        assert self._job and self._result
-        used, allowance = self._used.plus(CallUsage.one(kind)), self._job.allowance
-        over = used.llm_calls > allowance.llm_calls or used.image_calls > allowance.image_calls
-        if self._by_kind:
-            if over:
-                self._result.budget_exhausted = True
-                return False
-            self._used = used
-            return True
-        self._result.budget_exhausted |= over
-        self._used = self._used if self._result.budget_exhausted else used
-        return not self._result.budget_exhausted
 
     async def _call(
-        self, step: str, activity: Callable[..., Awaitable[Metered[V]]], request: Any, **options: Any
+        self, step: str, activity: Callable[..., Awaitable[Metered[V]]], request: Any, call: PaidCall
     ) -> V | None:
         """One paid call within this character's allowance (calls, and its share of the world's dollars).
         None when it failed for good or the budget is spent, with the failure recorded under `step`."""
-        outcome = await self._attempt(step, activity, request, **options)
+        outcome = await self._attempt(step, activity, request, call)
         return None if isinstance(outcome, ActivityError) else outcome
 
     async def _attempt(
-        self, step: str, activity: Callable[..., Awaitable[Metered[V]]], request: Any, **options: Any
+        self, step: str, activity: Callable[..., Awaitable[Metered[V]]], request: Any, call: PaidCall
     ) -> V | ActivityError | None:
         """`_call`, with the failure itself when the call failed for good (a picture's refusal is read from it)."""
         assert self._result
-        kind = call_kind(options)
-        if not self._book(kind):
+        if not self._calls.count(call.kind):
             self._result.failures.append(Failure(step=step, error="budget exhausted"))
             return None
         try:
-            return await metered_call(self._ledger, activity, request, **options)
+            return await metered_call(self._ledger, activity, request, call)
         except BudgetExhausted as err:
-            self._result.budget_exhausted = True
-            self._used = self._used.plus(CallUsage.one(kind, -1))  # not made: the call is not counted
+            self._calls.refused(call.kind)
             self._result.failures.append(failure(step, err))
         except ActivityError as err:
             stop_if_cancelled(err)
@@ -112,7 +86,7 @@ class CharacterWorkflow:
         console.show(
             f"**@{seed.username}** · posts {result.posts_created} of {seed.posts_count} · "
             f"images {result.images_created}",
-            f"calls {self._used.llm_calls} text, {self._used.image_calls} image · "
+            f"calls {self._calls.used.llm_calls} text, {self._calls.used.image_calls} image · "
             f"spend ${self._ledger.usage.estimated_cost_usd:.4f}",
             f"{len(result.failures)} failure(s)" if result.failures else "",
         )
@@ -122,15 +96,15 @@ class CharacterWorkflow:
         if self._job is None or self._result is None:
             return
         self._show()
-        self._progress.report(self._used, self._ledger.usage, final, **counts)
+        self._progress.report(self._calls.used, self._ledger.usage, final, **counts)
 
     @workflow.run
     async def run(self, raw: dict[str, Any]) -> CharacterResult:
         job = parse_input(CharacterJob, raw)
         self._job = job
-        self._by_kind = workflow.patched(BY_KIND_PATCH)
+        self._calls = CallAllowance.for_run(job.allowance)
         self._progress = WorldProgress(job.seed.username, job.seed.posts_count)
-        self._ledger = Ledger(job.cost, settling=job.cost is not None and workflow.patched(BUDGET_PATCH))
+        self._ledger = Ledger.for_run(job.cost)
         seed = job.seed
         result = self._result = CharacterResult(username=seed.username)
         manifest = CharacterManifest(
@@ -143,9 +117,10 @@ class CharacterWorkflow:
             f"{seed.username}/profile",
             WorldActivities.character_detail,
             CharacterDetailRequest(world_id=job.world_id, world_text=job.world_text, seed=seed),
-            **text_call(f"@{seed.username} · profile"),
+            text_call(f"@{seed.username} · profile"),
         )
         if profiled is None:
+            result.budget_exhausted = self._calls.exhausted
             return result
         manifest.profile = profiled.artifact
         self._report(characters_created=1)
@@ -165,7 +140,11 @@ class CharacterWorkflow:
         except ActivityError as err:  # storage is failing for good: the world reports it
             stop_if_cancelled(err)
             result.failures.append(failure(f"{seed.username}/manifest", err))
-        result.calls, result.usage = self._used, self._ledger.usage
+        result.calls, result.usage, result.budget_exhausted = (
+            self._calls.used,
+            self._ledger.usage,
+            self._calls.exhausted,
+        )
         self._show()
         console.set_search_attributes(
             state="COMPLETED_WITH_ERRORS" if result.failures else "COMPLETED",
@@ -204,7 +183,7 @@ class CharacterWorkflow:
                 avatar_description=detail.avatar_description,
                 visual_style=self._job.visual_style,
             ),
-            **image_call(f"@{detail.username} · avatar"),
+            image_call(f"@{detail.username} · avatar"),
         )
         if manifest.avatar is None:
             return
@@ -234,7 +213,7 @@ class CharacterWorkflow:
                         previous=previous,
                         narrative_arc=arc,
                     ),
-                    **text_call(f"@{detail.username} · post batch {batch_index + 1}"),
+                    text_call(f"@{detail.username} · post batch {batch_index + 1}"),
                 )
                 if batch is None:
                     break
@@ -250,7 +229,7 @@ class CharacterWorkflow:
         await asyncio.gather(*writing)
         if len(previous) < total:
             missing = total - len(previous)
-            reason = "budget exhausted" if result.budget_exhausted else "storyline stopped"
+            reason = "budget exhausted" if self._calls.exhausted else "storyline stopped"
             result.failures.append(
                 Failure(step=f"{detail.username}/posts", error=f"{missing} posts not generated: {reason}")
             )
@@ -284,7 +263,7 @@ class CharacterWorkflow:
                 idea=idea,
                 narrative_arc=arc,
             ),
-            **text_call(f"@{detail.username} · post {number}/{job.seed.posts_count} · text"),
+            text_call(f"@{detail.username} · post {number}/{job.seed.posts_count} · text"),
         )
         if written is None:
             return None
@@ -301,7 +280,7 @@ class CharacterWorkflow:
                     image_prompt=written.detail.image_prompt,
                     visual_style=job.visual_style,
                 ),
-                **image_call(f"@{detail.username} · post {number}/{job.seed.posts_count} · image"),
+                image_call(f"@{detail.username} · post {number}/{job.seed.posts_count} · image"),
             )
             if isinstance(picture, ActivityError):
                 said = safety_refusal(picture)

@@ -37,18 +37,14 @@ class CharacterRuns:
                 llm_calls=1 + 2 * seed.posts_count,
                 image_calls=(1 + seed.posts_count) if job.images else 0,
             )
-            # started on less, it would stop short: wait for shares to come back (others waiting may go first)
-            while self.accounts.ledger.settling and not self.accounts.can_fund(need):
-                await workflow.wait_condition(lambda: self.accounts.can_fund(need))
-            allowance, cost = self.accounts.allowance(need)
-            if allowance.llm_calls == 0 or (cost is not None and cost.max_usd < self.accounts.ledger.least("text")):
-                self.accounts.short = True
+            share = await self.accounts.share_for(need)
+            if share is None:
                 st.failures.append(Failure(step=seed.username, error="budget exhausted: not generated"))
                 return None
             for name in ("character_details", "posts") + (("avatars", "post_images") if job.images else ()):
                 if st.phases[name] == PhaseState.PENDING:
                     st.phases[name] = PhaseState.IN_PROGRESS
-            self.accounts.open(seed.username, allowance, cost)
+            self.accounts.open(seed.username, share)
             try:
                 result = await workflow.execute_child_workflow(
                     CharacterWorkflow.run,
@@ -60,8 +56,8 @@ class CharacterRuns:
                         images=job.images,
                         scoring=job.scoring,
                         post_batch_size=job.post_batch_size,
-                        allowance=allowance,
-                        cost=cost,
+                        allowance=share.calls,
+                        cost=share.cost,
                     ),
                     id=f"{self.ctx.world_id}--{seed.username}",
                     task_queue=WORKFLOW_QUEUE,
@@ -73,6 +69,6 @@ class CharacterRuns:
                 if is_cancelled_exception(err):
                     raise
                 result = CharacterResult(username=seed.username, failures=[failure(seed.username, err)])
-                result.calls, result.usage = self.accounts.last_report(seed.username) or (allowance, Usage())
-            self.accounts.settle(seed.username, result.calls, result.usage, result.budget_exhausted)
+                result.calls, result.usage = self.accounts.last_report(seed.username) or (share.calls, Usage())
+            self.accounts.settle(result)
         return result

@@ -29,8 +29,8 @@ with workflow.unsafe.imports_passed_through():
         UserMessage,
     )
     from models.text import shorten
-    from models.usage import Ledger
     from workflows import console
+    from workflows.budget import Ledger
     from workflows.inputs import parse_input
     from workflows.mailbox import Mailbox
     from workflows.postchain import PostChain

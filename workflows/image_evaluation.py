@@ -13,9 +13,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.image import ImageActivities
     from models.image import EvaluateImageRequest, GeneratedImage, ImageJob, Iteration
     from models.scoring import ImageScores, ScoreImagesRequest
-    from models.usage import Ledger
+    from workflows.budget import Ledger, metered_call
     from workflows.failures import failure_cause
-    from workflows.metering import metered_call
     from workflows.options import scoring_call, text_call
     from workflows.scoring import ScoringQueue
 
@@ -38,7 +37,7 @@ async def scored_iteration(
         ledger,
         ImageActivities.evaluate_image,
         EvaluateImageRequest(workflow_id=workflow_id, iteration=number, prompt=prompt, image=generated.image),
-        **text_call(f"{step} · evaluate"),
+        text_call(f"{step} · evaluate"),
     )
     item, note = None, None
     if job.technical_weight == 0:

@@ -28,13 +28,12 @@ with workflow.unsafe.imports_passed_through():
         StoreReferencesRequest,
         is_reference,
     )
-    from models.usage import BudgetExhausted, Ledger
+    from models.usage import BudgetExhausted
     from workflows import console
-    from workflows.character import BUDGET_PATCH
+    from workflows.budget import Ledger, metered_call
     from workflows.failures import safety_refusal
     from workflows.image_evaluation import scored_iteration
     from workflows.inputs import parse_input
-    from workflows.metering import metered_call
     from workflows.options import image_call, storage_call, text_call
     from workflows.scoring import ScoringQueue
 
@@ -120,7 +119,7 @@ class ImageRefinementWorkflow:
         number = request.iteration
         try:
             return await metered_call(
-                self._ledger, ImageActivities.generate_image, request, **image_call(self._step(number, "generate"))
+                self._ledger, ImageActivities.generate_image, request, image_call(self._step(number, "generate"))
             )
         except ActivityError as err:
             if (said := safety_refusal(err)) is None or not workflow.patched(REFUSAL_PATCH):
@@ -135,14 +134,14 @@ class ImageRefinementWorkflow:
             RefinePromptRequest(
                 original_prompt=job.prompt, current_prompt=prompt, feedback=feedback, human_feedback=human
             ),
-            **text_call(self._step(number, "refine prompt")),
+            text_call(self._step(number, "refine prompt")),
         )
         return refined.prompt
 
     @workflow.run
     async def run(self, raw: dict[str, Any]) -> ImageJobResult:
         job = self._job(raw)
-        self._ledger = Ledger(job.cost, settling=job.cost is not None and workflow.patched(BUDGET_PATCH))
+        self._ledger = Ledger.for_run(job.cost)
         self._scoring = ScoringQueue()
         self._state = LoopState(max_iterations=job.max_iterations, threshold=job.threshold, prompt=job.prompt)
         stopped = StopReason.MAX_ITERATIONS
@@ -237,7 +236,7 @@ class ImageRefinementWorkflow:
         """Whether the budget cannot cover these calls' worst case (and so is exhausted)."""
         if self._ledger.fits(*kinds):
             return False
-        self._ledger.exhausted = True
+        self._ledger.out_of_dollars = True
         return True
 
     def _scored(self, iteration: Iteration) -> None:

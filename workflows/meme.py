@@ -29,14 +29,13 @@ with workflow.unsafe.imports_passed_through():
         TextRequest,
         verify,
     )
-    from models.usage import BudgetExhausted, Ledger
+    from models.usage import BudgetExhausted
     from workflows import console
-    from workflows.character import BUDGET_PATCH
+    from workflows.budget import Ledger, metered_call
     from workflows.failures import failure_cause, stop_if_cancelled
     from workflows.inputs import parse_input
     from workflows.meme_judging import judge
     from workflows.meme_pictures import scene_pictures
-    from workflows.metering import metered_call
     from workflows.options import storage_call, text_call
     from workflows.scoring import ScoringQueue
 
@@ -85,7 +84,7 @@ class MemeWorkflow:
     async def run(self, raw: dict[str, Any]) -> MemeResult:
         job = parse_input(MemeJob, raw)
         meme_id = workflow.info().workflow_id
-        self._ledger = Ledger(job.cost, settling=job.cost is not None and workflow.patched(BUDGET_PATCH))
+        self._ledger = Ledger.for_run(job.cost)
         try:
             result = await self._make(job, meme_id)
         except BaseException as err:
@@ -102,7 +101,7 @@ class MemeWorkflow:
             score=result.score,
         )
         result.metrics, result.usage, result.spend = self._metrics, self._ledger.usage, self._ledger.statement()
-        result.budget_exhausted = self._ledger.exhausted
+        result.budget_exhausted = self._ledger.out_of_dollars
         meter = workflow.metric_meter()
         meter.create_counter("atelier_meme_cache", "meme cache lookups").with_additional_attributes(
             {"result": result.cache}
@@ -127,7 +126,7 @@ class MemeWorkflow:
                 self._ledger,
                 MemeActivities.choose_format,
                 FormatRequest(topic=job.topic, style=job.style),
-                **text_call("meme · choose format"),
+                text_call("meme · choose format"),
             )
             fmt, reason = choice.format, choice.reason
         else:
@@ -236,7 +235,7 @@ class MemeWorkflow:
         while True:
             what = f"meme · text draft {len(drafts) + 1}" + (" (refine)" if refinements else "")
             try:
-                text: MemeText = await metered_call(self._ledger, MemeActivities.write_text, request, **text_call(what))
+                text: MemeText = await metered_call(self._ledger, MemeActivities.write_text, request, text_call(what))
             except BudgetExhausted:
                 if not refinements:
                     raise
@@ -272,7 +271,7 @@ class MemeWorkflow:
                 if refinements >= job.max_refinements:
                     return drafts, refinements, "out_of_refinements"
                 if not self._ledger.fits("text", "text"):  # a rewrite and its judgement
-                    self._ledger.exhausted = True
+                    self._ledger.out_of_dollars = True
                     return drafts, refinements, "budget_exhausted"
                 refinements += 1
                 self._metrics.refinements = refinements

@@ -13,8 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.meme import MemeActivities
     from models.meme import Draft, JudgeRequest, MemeFormat, MemeJob, combine_score
     from models.scoring import Similarities, TextPairsRequest
-    from models.usage import Ledger
-    from workflows.metering import metered_call
+    from workflows.budget import Ledger, metered_call
     from workflows.options import scoring_call, text_call
     from workflows.scoring import ScoringQueue
 
@@ -30,7 +29,7 @@ async def judge(
         ledger,
         MemeActivities.judge_text,
         JudgeRequest(topic=job.topic, format=fmt, panels=draft.panels),
-        **text_call(f"meme · judge draft {number}"),
+        text_call(f"meme · judge draft {number}"),
     )
     similar = scoring.execute(
         "text_similarity",

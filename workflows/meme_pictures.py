@@ -12,9 +12,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.meme import MemeActivities
     from models.artifacts import ArtifactRef
     from models.meme import FORMATS, Draft, MemeFormat, MemeJob, SceneRequest, scene_size
-    from models.usage import BudgetExhausted, Ledger
+    from models.usage import BudgetExhausted
+    from workflows.budget import Ledger, metered_call
     from workflows.failures import failure_cause
-    from workflows.metering import metered_call
     from workflows.options import image_call
 
 
@@ -25,7 +25,7 @@ async def scene_pictures(
     spec = FORMATS[fmt]
     style = f", {job.style}" if job.style else ""
     if not ledger.fits(*["image"] * len(spec.scenes)):
-        ledger.exhausted = True
+        ledger.out_of_dollars = True
         return [None] * len(spec.scenes), "budget exhausted before the pictures: rendered on a plain background"
     calls = [
         metered_call(
@@ -37,8 +37,9 @@ async def scene_pictures(
                 prompt=f"{scene.subject}; {draft.scene}{style}; no text, no letters",
                 size=scene_size(scene.box, spec.canvas),
             ),
-            **image_call(f"meme · picture for panel {index + 1}")
-            | {"schedule_to_close_timeout": timedelta(seconds=job.image_deadline_s)},
+            image_call(f"meme · picture for panel {index + 1}").with_options(
+                schedule_to_close_timeout=timedelta(seconds=job.image_deadline_s)
+            ),
         )
         for index, scene in enumerate(spec.scenes)
     ]

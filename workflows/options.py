@@ -3,6 +3,7 @@ summary each step shows in the Temporal UI (required: every step says what it is
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from models.settings import IMAGE_QUEUE, MAX_CALL_DEADLINE_S, SCORING_QUEUE, STORAGE_QUEUE, TEXT_QUEUE
+    from models.usage import CallKind
 
 # Every activity heartbeats every 2 s for as long as it runs (the workers' HeartbeatThroughout
 # interceptor), and the workers send each beat on within 2 s (an explicit throttle: the SDK's default is
@@ -24,32 +26,46 @@ PAID_ATTEMPT_LIMIT = timedelta(seconds=MAX_CALL_DEADLINE_S)
 SCORING_DEADLINE = timedelta(minutes=10)  # a scoring call, queued behind a busy worker's batches and run
 
 
-def _paid_call(queue: str, attempts: int, summary: str) -> dict[str, Any]:
-    return {
-        "summary": summary,
-        "task_queue": queue,
-        "start_to_close_timeout": PAID_ATTEMPT_LIMIT,
-        "heartbeat_timeout": HEARTBEAT_TIMEOUT,
-        "retry_policy": RetryPolicy(
-            initial_interval=timedelta(seconds=1),
-            backoff_coefficient=2.0,
-            maximum_interval=timedelta(minutes=1),
-            maximum_attempts=attempts,
-        ),
-    }
+@dataclass(frozen=True)
+class PaidCall:
+    """A paid model call: its kind (what the budget counts and reserves for it) and its activity options."""
+
+    kind: CallKind
+    options: dict[str, Any]
+
+    def with_options(self, **options: Any) -> PaidCall:
+        return PaidCall(self.kind, self.options | options)
 
 
-def text_call(summary: str, attempts: int = 8) -> dict[str, Any]:
-    """Options for one paid text call (chat, structured output, evaluation) on the rate-limited text queue.
+def _paid_call(kind: CallKind, queue: str, attempts: int, summary: str) -> PaidCall:
+    return PaidCall(
+        kind,
+        {
+            "summary": summary,
+            "task_queue": queue,
+            "start_to_close_timeout": PAID_ATTEMPT_LIMIT,
+            "heartbeat_timeout": HEARTBEAT_TIMEOUT,
+            "retry_policy": RetryPolicy(
+                initial_interval=timedelta(seconds=1),
+                backoff_coefficient=2.0,
+                maximum_interval=timedelta(minutes=1),
+                maximum_attempts=attempts,
+            ),
+        },
+    )
+
+
+def text_call(summary: str, attempts: int = 8) -> PaidCall:
+    """One paid text call (chat, structured output, evaluation) on the rate-limited text queue.
 
     `attempts` bounds real failures; waiting on a rate limit happens inside an attempt and uses none.
     """
-    return _paid_call(TEXT_QUEUE, attempts, summary)
+    return _paid_call("text", TEXT_QUEUE, attempts, summary)
 
 
-def image_call(summary: str, attempts: int = 8) -> dict[str, Any]:
-    """Options for one paid image generation on the rate-limited image queue."""
-    return _paid_call(IMAGE_QUEUE, attempts, summary)
+def image_call(summary: str, attempts: int = 8) -> PaidCall:
+    """One paid image generation on the rate-limited image queue."""
+    return _paid_call("image", IMAGE_QUEUE, attempts, summary)
 
 
 def storage_call(summary: str, minutes: int = 5, deadline: timedelta = STORAGE_DEADLINE) -> dict[str, Any]:

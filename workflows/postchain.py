@@ -38,9 +38,9 @@ with workflow.unsafe.imports_passed_through():
         YieldRequest,
         transcript_lines,
     )
-    from models.usage import Ledger, Metered
+    from models.usage import Metered
+    from workflows.budget import Ledger, booked
     from workflows.failures import failure_cause, stop_if_cancelled
-    from workflows.metering import booked
     from workflows.options import scoring_call, storage_call, text_call
     from workflows.scoring import ScoringQueue
     from workflows.turn_stream import TurnStream
@@ -51,7 +51,7 @@ PHASE_ATTEMPTS = 3  # then the phase degrades
 
 
 def phase_call(summary: str) -> dict:
-    return text_call(summary, attempts=PHASE_ATTEMPTS)
+    return text_call(summary, attempts=PHASE_ATTEMPTS).options
 
 
 def experience_call(summary: str, wait_s: int) -> dict:
@@ -131,7 +131,7 @@ class PostChain:
         the ledger."""
         call = booked(self.ledger, workflow.execute_activity_method(activity, request, **phase_call(step(turn, phase))))
         metered = await self._run(turn, phase, call, lambda m: summary(m.value), degraded)
-        return self.ledger.take(metered) if metered else None
+        return self.ledger.paid(metered) if metered else None
 
     async def _experience(self, turn: Turn, st: ConversationState, query: str) -> list[Passage] | None:
         request = RetrieveRequest(

@@ -34,12 +34,11 @@ with workflow.unsafe.imports_passed_through():
         format_world,
     )
     from workflows import console
+    from workflows.budget import metered_call
     from workflows.casting import Casting
-    from workflows.character import BUDGET_PATCH
     from workflows.character_runs import CharacterRuns
     from workflows.failures import cancel_started, failure, stop_if_cancelled
     from workflows.inputs import parse_input
-    from workflows.metering import metered_call
     from workflows.options import image_call, storage_call, text_call
     from workflows.world_accounts import WorldAccounts
     from workflows.world_context import WorldContext
@@ -101,21 +100,20 @@ class WorldWorkflow:
     async def run(self, raw: dict[str, Any]) -> WorldResult:
         job = parse_input(WorldJob, raw)
         world_id = workflow.info().workflow_id
-        settling = job.budget.cost is not None and workflow.patched(BUDGET_PATCH)
-        self._accounts = WorldAccounts.for_budget(job.budget, settling)
+        self._accounts = WorldAccounts.for_run(job.budget)
         st = self._status = WorldStatus(world_id=world_id, budget=job.budget)
         if not job.images:
             for name in IMAGE_PHASES:
                 self._mark_phase(name, PhaseState.COMPLETED)
         self._mark_phase("world_description", PhaseState.IN_PROGRESS)
         try:
-            if not self._accounts.book("text"):
+            if not self._accounts.count("text"):
                 raise BudgetExhausted("the call budget allows no LLM call")
             described = await metered_call(
                 self._accounts.ledger,
                 WorldActivities.describe_world,
                 WorldPromptRequest(world_id=world_id, prompt=job.prompt),
-                **text_call("world · description"),
+                text_call("world · description"),
             )
         except (ActivityError, BudgetExhausted):
             self._mark_phase("world_description", PhaseState.FAILED)
@@ -156,7 +154,7 @@ class WorldWorkflow:
 
         async def one(kind: str) -> None:
             assert self._status
-            if not self._accounts.book("image"):
+            if not self._accounts.count("image"):
                 self._status.failures.append(Failure(step=f"world/{kind}", error="budget exhausted"))
                 return
             try:
@@ -166,11 +164,11 @@ class WorldWorkflow:
                     WorldImageRequest(
                         world_id=ctx.world_id, kind=kind, world_text=ctx.world_text, visual_style=ctx.style
                     ),
-                    **image_call(f"world · {kind} image"),
+                    image_call(f"world · {kind} image"),
                 )
                 self._status.images.created += 1
             except BudgetExhausted as err:
-                self._accounts.book("image", -1)  # not made
+                self._accounts.count("image", -1)  # not made
                 self._status.failures.append(failure(f"world/{kind}", err))
             except ActivityError as err:
                 stop_if_cancelled(err)

@@ -1,22 +1,34 @@
-"""A world's accounts: its call budget and dollar budget, shared between its own calls and its characters.
+"""A world's accounts: its call and dollar budgets, shared between its own calls and its characters'
+shares (the words are defined in `workflows.budget`).
 
 One object answers "what may the next step spend" and "what has been spent so far". The world's own
-calls and finished characters are settled; a running character holds an allowance (calls and dollars)
-and reports what it has used so far, which counts until its result settles it.
-Pure, deterministic Python: it lives in the world workflow's state.
+calls are counted and booked; a running character holds an open share and reports what it has used so
+far, which counts until its result settles the share. Deterministic: it lives in the world's state.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from models.usage import CostLimit, Ledger, Spend, Usage
-from models.world import Budget, CallUsage, ProgressDelta
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from models.usage import CallKind, CostLimit, Spend, Usage
+    from models.world import Budget, CallUsage, CharacterResult, ProgressDelta
+    from workflows.budget import Ledger
+
+
+@dataclass
+class Share:
+    """What a character is started with: its calls, and its part of the dollar budget (None: no dollar budget)."""
+
+    calls: CallUsage
+    cost: CostLimit | None
 
 
 @dataclass
 class Running:
-    """A running character's allowance and its last report."""
+    """A running character's open share and its last report."""
 
     calls: CallUsage
     usd: float
@@ -29,16 +41,17 @@ class WorldAccounts:
     settled_calls: CallUsage = field(default_factory=CallUsage)  # own calls + finished characters'
     ledger: Ledger = field(default_factory=Ledger)  # tokens, images, dollars: own calls + finished characters'
     running: dict[str, Running] = field(default_factory=dict)
-    short: bool = False  # the call budget refused a call, or a character ran out of its share
+    out_of_calls: bool = False  # the call budget refused a call of the world's, or a character's start
+    shares_exhausted: bool = False  # a character ran out of its share
 
     @property
     def exhausted(self) -> bool:
         """Whether a budget has refused something: the world is incomplete."""
-        return self.short or self.ledger.exhausted
+        return self.out_of_calls or self.shares_exhausted or self.ledger.out_of_dollars
 
     @classmethod
-    def for_budget(cls, budget: Budget, settling: bool) -> WorldAccounts:
-        return cls(budget=budget, ledger=Ledger(budget.cost, settling))
+    def for_run(cls, budget: Budget) -> WorldAccounts:
+        return cls(budget=budget, ledger=Ledger.for_run(budget.cost))
 
     # --- what may be spent -------------------------------------------------------------------------
     def free_calls(self) -> CallUsage:
@@ -50,13 +63,12 @@ class WorldAccounts:
             image_calls=max(0, self.budget.image_calls - held.image_calls),
         )
 
-    def book(self, kind: str, count: int = 1) -> bool:
+    def count(self, kind: CallKind, count: int = 1) -> bool:
         """Count the world's own next calls against the call budget if it covers them (their dollars are
         reserved per call, by `metered_call`); a negative count gives back calls that were not made."""
-        free = self.free_calls()
         calls = CallUsage.one(kind, count)
-        if free.llm_calls < calls.llm_calls or free.image_calls < calls.image_calls:
-            self.short = True
+        if not self.free_calls().covers(calls):
+            self.out_of_calls = True
             return False
         self.settled_calls = self.settled_calls.plus(calls)
         return True
@@ -74,22 +86,37 @@ class WorldAccounts:
         free = self.ledger.free_usd()
         return free is None or free + 1e-9 >= self.worst_case(need) or not self.ledger.in_flight()
 
-    def allowance(self, need: CallUsage) -> tuple[CallUsage, CostLimit | None]:
-        """What a character needing `need` at worst may have now: calls, and its share of the dollar budget."""
+    def share(self, need: CallUsage) -> Share:
+        """What a character needing `need` at worst may have now: calls, and its part of the dollar budget."""
         free = self.free_calls()
         calls = CallUsage(
             llm_calls=min(need.llm_calls, free.llm_calls), image_calls=min(need.image_calls, free.image_calls)
         )
         limit = self.budget.cost
         if limit is None:
-            return calls, None
-        share = min(self.worst_case(need), self.ledger.free_usd() or 0.0)
-        return calls, limit.model_copy(update={"max_usd": round(share, 6)})
+            return Share(calls, None)
+        usd = min(self.worst_case(need), self.ledger.free_usd() or 0.0)
+        return Share(calls, limit.model_copy(update={"max_usd": round(usd, 6)}))
+
+    async def share_for(self, need: CallUsage) -> Share | None:
+        """A character's share once it can be funded (started on less, it would stop short: wait for others'
+        shares to come back, others waiting may go first); None, and the world exhausted, when what is left
+        cannot start it."""
+        while self.ledger.settling and not self.can_fund(need):
+            await workflow.wait_condition(lambda: self.can_fund(need))
+        share = self.share(need)
+        if share.calls.llm_calls == 0:
+            self.out_of_calls = True
+            return None
+        if share.cost is not None and share.cost.max_usd < self.ledger.least("text"):
+            self.ledger.out_of_dollars = True
+            return None
+        return share
 
     # --- characters --------------------------------------------------------------------------------
-    def open(self, username: str, calls: CallUsage, cost: CostLimit | None) -> None:
-        """A character starts with its allowance; the world's own calls cannot use it meanwhile."""
-        self.running[username] = Running(calls=calls, usd=cost.max_usd if cost else 0.0)
+    def open(self, username: str, share: Share) -> None:
+        """A character starts with its share; the world's own calls cannot use it meanwhile."""
+        self.running[username] = Running(calls=share.calls, usd=share.cost.max_usd if share.cost else 0.0)
         self._commit()
 
     def report(self, delta: ProgressDelta) -> None:
@@ -102,13 +129,13 @@ class WorldAccounts:
             return None
         return character.last.calls, character.last.usage
 
-    def settle(self, username: str, calls: CallUsage, usage: Usage, exhausted: bool) -> None:
-        """A character ended: what it really used replaces its allowance."""
-        self.short = self.short or exhausted
-        self.running.pop(username, None)
+    def settle(self, result: CharacterResult) -> None:
+        """A character ended: what it really used replaces its share."""
+        self.shares_exhausted |= result.budget_exhausted
+        self.running.pop(result.username, None)
         self._commit()
-        self.settled_calls = self.settled_calls.plus(calls)
-        self.ledger.add(usage)
+        self.settled_calls = self.settled_calls.plus(result.calls)
+        self.ledger.book(result.usage)
 
     def _commit(self) -> None:
         self.ledger.committed_usd = sum(c.usd for c in self.running.values())
