@@ -3,6 +3,8 @@ are near-copies of earlier ones (scoring queue) are asked for again, a bounded n
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
@@ -14,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
         CharacterBatchRequest,
         CharacterSeed,
         CharacterSummary,
-        WorldStatus,
+        Failure,
         persona_text,
         safe_username,
     )
@@ -31,64 +33,85 @@ DUPLICATE_SIMILARITY = 0.9
 REGENERATION_ATTEMPTS = 2
 
 
+@dataclass
+class CastBatch:
+    """What one character batch made: its new characters, what failed on the way, and how many near-copies
+    it asked for again; `last` when the budget (or the cast's size) allows no more batches."""
+
+    seeds: list[CharacterSeed] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    regenerated: int = 0
+    last: bool = False
+
+
 class Casting:
-    def __init__(self, ctx: WorldContext, accounts: WorldAccounts, status: WorldStatus) -> None:
+    def __init__(self, ctx: WorldContext, accounts: WorldAccounts) -> None:
         self.ctx = ctx
         self.accounts = accounts
-        self.status = status
         self.cast: list[CharacterSummary] = []  # everyone made so far, as later batches see them
         self.seeds: list[CharacterSeed] = []
         self.taken: set[str] = set()  # usernames in use
         self.checking = ctx.job.scoring  # near-copies checked on the scoring queue (off once it failed)
         self.scoring = ScoringQueue()
 
-    async def batch(self, index: int) -> list[CharacterSeed] | None:
-        """The next batch's new characters ([] when the batch failed, recorded); None when the budget
-        allows no more."""
+    async def batch(self, index: int) -> CastBatch:
+        """The next batch (no characters when it failed: its failure says why)."""
         job = self.ctx.job
-        count = min(job.character_batch_size, job.characters - len(self.cast))
-        if count <= 0:
-            return None
+        made = CastBatch()
+        wanted = min(job.character_batch_size, job.characters - len(self.cast))
+        if wanted <= 0:
+            made.last = True
+            return made
         kept: list[CharacterSeed] = []
-        wanted = count
         for attempt in range(REGENERATION_ATTEMPTS + 1):
             if not self.accounts.count("text"):
                 break
             try:
-                batch = await metered_call(
-                    self.accounts.ledger,
-                    WorldActivities.character_batch,
-                    CharacterBatchRequest(
-                        world_id=self.ctx.world_id,
-                        world_text=self.ctx.world_text,
-                        batch_index=index,
-                        count=wanted,
-                        max_posts=job.posts_per_character,
-                        previous=self.cast + [CharacterSummary.model_validate(s.model_dump()) for s in kept],
-                    ),
-                    text_call(f"world · character batch {index + 1}" + (" · again" if attempt else "")),
-                )
+                new = await self._ask(index, wanted, kept, again=attempt > 0)
             except BudgetExhausted:
                 self.accounts.count("text", -1)  # not made
                 break
             except ActivityError as err:  # the batch is lost, near-copy regenerations included
                 stop_if_cancelled(err)
-                self.status.failures.append(failure(f"characters/batch {index + 1}", err))
-                return []
-            new = batch.characters[:wanted]
+                made.failures.append(failure(f"characters/batch {index + 1}", err))
+                return made
             copies = await self._near_copies(kept, new) if attempt < REGENERATION_ATTEMPTS else set()
+            if isinstance(copies, Failure):  # scoring is optional: kept unchecked, and the world says so
+                made.failures.append(copies)
+                copies = set()
             kept += [seed for i, seed in enumerate(new) if i not in copies]
             wanted = len(copies)
-            self.status.duplicates_regenerated += wanted
+            made.regenerated += wanted
             if not wanted:
                 break
-        if not kept and self.accounts.exhausted:
-            return None
+        made.last = not kept and self.accounts.exhausted
+        made.seeds = self._admit(kept)
+        return made
+
+    async def _ask(self, index: int, wanted: int, kept: list[CharacterSeed], again: bool) -> list[CharacterSeed]:
+        """One character batch call: `wanted` new characters that know the cast so far and those `kept`."""
+        batch = await metered_call(
+            self.accounts.ledger,
+            WorldActivities.character_batch,
+            CharacterBatchRequest(
+                world_id=self.ctx.world_id,
+                world_text=self.ctx.world_text,
+                batch_index=index,
+                count=wanted,
+                max_posts=self.ctx.job.posts_per_character,
+                previous=self.cast + [CharacterSummary.model_validate(s.model_dump()) for s in kept],
+            ),
+            text_call(f"world · character batch {index + 1}" + (" · again" if again else "")),
+        )
+        return batch.characters[:wanted]
+
+    def _admit(self, kept: list[CharacterSeed]) -> list[CharacterSeed]:
+        """The batch's characters join the cast, with usernames of their own and posts within the job's."""
         fresh = [
             seed.model_copy(
                 update={
                     "username": safe_username(seed.username, self.taken),
-                    "posts_count": min(seed.posts_count, job.posts_per_character),
+                    "posts_count": min(seed.posts_count, self.ctx.job.posts_per_character),
                 }
             )
             for seed in kept
@@ -97,8 +120,9 @@ class Casting:
         self.cast += [CharacterSummary.model_validate(seed.model_dump()) for seed in fresh]
         return fresh
 
-    async def _near_copies(self, kept: list[CharacterSeed], new: list[CharacterSeed]) -> set[int]:
-        """Indexes of `new` characters that are near-copies of an earlier one (scoring queue)."""
+    async def _near_copies(self, kept: list[CharacterSeed], new: list[CharacterSeed]) -> set[int] | Failure:
+        """Indexes of `new` characters that are near-copies of an earlier one (scoring queue); the failure
+        when the check failed (then later batches are not checked)."""
         earlier = self.seeds + kept
         if not self.checking or len(earlier) + len(new) < 2:
             return set()
@@ -114,8 +138,6 @@ class Casting:
             stop_if_cancelled(err)
             if not workflow.patched(NEAR_COPIES_OPTIONAL_PATCH):
                 raise
-            # scoring is optional: the characters are kept unchecked, and the world says so
-            self.status.failures.append(failure("characters/near-copy check", err))
             self.checking = False  # no point asking again for every batch
-            return set()
+            return failure("characters/near-copy check", err)
         return {pair.second - len(earlier) for pair in found.pairs if pair.second >= len(earlier)}

@@ -52,6 +52,8 @@ class WorldWorkflow:
         self._status: WorldStatus | None = None
         self._accounts = WorldAccounts()  # call and dollar budgets: own calls, running and finished characters
         self._cast: list[str] = []  # usernames in the order the batches made them
+        self._images: dict[str, ArtifactRef | None] = {"background": None, "icon": None}  # made so far
+        self._results: list[CharacterResult] = []  # characters ended so far
 
     # --- status ----------------------------------------------------------------------------------
     @workflow.query
@@ -123,20 +125,17 @@ class WorldWorkflow:
         self._mark_phase("world_description", PhaseState.COMPLETED)
         world = described.world
         st.world_name = world.name
-        ctx = WorldContext(job, world_id, format_world(world), world.visual_style, world.name or world_id)
-
-        images: dict[str, ArtifactRef | None] = {"background": None, "icon": None}
-        results: list[CharacterResult] = []
+        ctx = WorldContext(job, world_id, format_world(world), world.visual_style, world.name, described.artifact)
         try:
-            tasks = [self._characters(ctx, results)]
+            tasks = [self._characters(ctx)]
             if job.images:
-                tasks.append(self._world_images(ctx, images))
+                tasks.append(self._world_images(ctx))
             await asyncio.gather(*tasks)
         except BaseException as err:
             if not is_cancelled_exception(err):
                 raise
             st.state = WorldState.CANCELLED
-            await self._finish(job, world_id, described.artifact, world.name, images, results)
+            await self._finish(ctx)
             raise
         for name in ("character_details", "avatars", "posts", "post_images"):
             if st.phases[name] == PhaseState.IN_PROGRESS:
@@ -145,60 +144,66 @@ class WorldWorkflow:
         if st.budget_exhausted:
             st.failures.append(Failure(step="budget", error="budget exhausted: the world is incomplete"))
         st.state = WorldState.COMPLETED_WITH_ERRORS if st.failures else WorldState.COMPLETED
-        return await self._finish(job, world_id, described.artifact, world.name, images, results)
+        return await self._finish(ctx)
 
-    async def _world_images(self, ctx: WorldContext, images: dict[str, ArtifactRef | None]) -> None:
-        assert self._status
+    async def _world_images(self, ctx: WorldContext) -> None:
+        st = self._status
+        assert st
         self._mark_phase("world_images", PhaseState.IN_PROGRESS)
-        self._status.images.planned += 2
+        st.images.planned += 2
 
         async def one(kind: str) -> None:
-            assert self._status
-            if not self._accounts.count("image"):
-                self._status.failures.append(Failure(step=f"world/{kind}", error="budget exhausted"))
-                return
-            try:
-                images[kind] = await metered_call(
-                    self._accounts.ledger,
-                    WorldActivities.world_image,
-                    WorldImageRequest(
-                        world_id=ctx.world_id, kind=kind, world_text=ctx.world_text, visual_style=ctx.style
-                    ),
-                    image_call(f"world · {kind} image"),
-                )
-                self._status.images.created += 1
-            except BudgetExhausted as err:
-                self._accounts.count("image", -1)  # not made
-                self._status.failures.append(failure(f"world/{kind}", err))
-            except ActivityError as err:
-                stop_if_cancelled(err)
-                self._status.failures.append(failure(f"world/{kind}", err))
+            made = await self._world_image(ctx, kind)
+            if isinstance(made, Failure):
+                st.failures.append(made)
+            else:
+                self._images[kind] = made
+                st.images.created += 1
             self._refresh_calls()
 
         await asyncio.gather(one("background"), one("icon"))
-        done = any(images.values())
+        done = any(self._images.values())
         self._mark_phase("world_images", PhaseState.COMPLETED if done else PhaseState.FAILED)
 
-    async def _characters(self, ctx: WorldContext, results: list[CharacterResult]) -> None:
+    async def _world_image(self, ctx: WorldContext, kind: str) -> ArtifactRef | Failure:
+        if not self._accounts.count("image"):
+            return Failure(step=f"world/{kind}", error="budget exhausted")
+        try:
+            return await metered_call(
+                self._accounts.ledger,
+                WorldActivities.world_image,
+                WorldImageRequest(world_id=ctx.world_id, kind=kind, world_text=ctx.world_text, visual_style=ctx.style),
+                image_call(f"world · {kind} image"),
+            )
+        except BudgetExhausted as err:
+            self._accounts.count("image", -1)  # not made
+            return failure(f"world/{kind}", err)
+        except ActivityError as err:
+            stop_if_cancelled(err)
+            return failure(f"world/{kind}", err)
+
+    async def _characters(self, ctx: WorldContext) -> None:
         """Character batches in sequence (each sees the cast so far); each character starts at once."""
         st = self._status
         assert st
         self._mark_phase("characters", PhaseState.IN_PROGRESS)
-        casting = Casting(ctx, self._accounts, st)
-        runs = CharacterRuns(ctx, self._accounts, st)
+        casting = Casting(ctx, self._accounts)
+        runs = CharacterRuns(ctx, self._accounts)
         running: list[asyncio.Task[None]] = []
         job = ctx.job
         try:
             for index in range(math.ceil(job.characters / job.character_batch_size)):
-                fresh = await casting.batch(index)
-                if fresh is None:
+                made = await casting.batch(index)
+                st.failures += made.failures
+                st.duplicates_regenerated += made.regenerated
+                if made.last:
                     break
-                for seed in fresh:
+                for seed in made.seeds:
                     self._cast.append(seed.username)
                     st.characters.planned += 1
                     st.posts.planned += seed.posts_count
                     st.images.planned += 1 if job.images else 0
-                    running.append(asyncio.create_task(self._character(runs, seed, results)))
+                    running.append(asyncio.create_task(self._character(runs, seed)))
                 self._refresh_calls()
         except BaseException as err:  # cancelled while casting: the characters already started stop too
             await cancel_started(running, err)
@@ -208,66 +213,64 @@ class WorldWorkflow:
         if st.characters.planned and not st.characters.created:
             self._mark_phase("character_details", PhaseState.FAILED)
 
-    async def _character(self, runs: CharacterRuns, seed: CharacterSeed, results: list[CharacterResult]) -> None:
-        """One character through the fan-out; its outcome into the world's status."""
+    async def _character(self, runs: CharacterRuns, seed: CharacterSeed) -> None:
+        """One character through the fan-out, once a slot is free and its share funded; its outcome into the
+        world's status."""
         st = self._status
         assert st
-        result = await runs.run(seed)
+        async with runs.slots:
+            share = await runs.fund(seed)
+            if share is None:
+                st.failures.append(Failure(step=seed.username, error="budget exhausted: not generated"))
+            else:
+                self._characters_started(runs.ctx.job.images)
+                result = await runs.run(seed, share)
         self._refresh_calls()
-        if result is None:
+        if share is None:
             return
         console.set_search_attributes(cost_usd=st.usage.estimated_cost_usd)
         st.failures += result.failures
         if result.consistency is not None:
             st.consistency[seed.username] = result.consistency
-        results.append(result)
+        self._results.append(result)
 
-    async def _finish(
-        self,
-        job: WorldJob,
-        world_id: str,
-        world_ref: ArtifactRef,
-        world_name: str,
-        images: dict[str, ArtifactRef | None],
-        results: list[CharacterResult],
-    ) -> WorldResult:
+    def _characters_started(self, images: bool) -> None:
+        """The phases characters work in are in progress once the first one starts."""
+        assert self._status
+        for name in ("character_details", "posts") + (("avatars", "post_images") if images else ()):
+            if self._status.phases[name] == PhaseState.PENDING:
+                self._mark_phase(name, PhaseState.IN_PROGRESS)
+
+    async def _finish(self, ctx: WorldContext) -> WorldResult:
         st = self._status
         assert st
         self._refresh_calls()
         order = {name: i for i, name in enumerate(self._cast)}
-        manifests = [r.manifest for r in sorted(results, key=lambda r: order[r.username]) if r.manifest]
+        manifests = [r.manifest for r in sorted(self._results, key=lambda r: order[r.username]) if r.manifest]
         manifest = gallery = None
         try:
-            manifest, gallery = await self._write_manifest(job, world_id, world_ref, world_name, images, manifests)
+            manifest, gallery = await self._write_manifest(ctx, manifests)
         except ActivityError as err:  # storage is failing for good: report it, keep the world's state
             st.failures.append(failure("manifest", err))
             if st.state == WorldState.COMPLETED:
                 st.state = WorldState.COMPLETED_WITH_ERRORS
         self._refresh_calls()
         console.set_search_attributes(state=st.state.value, cost_usd=st.usage.estimated_cost_usd)
-        return WorldResult(world_id=world_id, state=st.state, manifest=manifest, gallery=gallery, status=st)
+        return WorldResult(world_id=ctx.world_id, state=st.state, manifest=manifest, gallery=gallery, status=st)
 
-    async def _write_manifest(
-        self,
-        job: WorldJob,
-        world_id: str,
-        world_ref: ArtifactRef,
-        world_name: str,
-        images: dict[str, ArtifactRef | None],
-        manifests: list[ArtifactRef],
-    ) -> list[ArtifactRef]:
+    async def _write_manifest(self, ctx: WorldContext, manifests: list[ArtifactRef]) -> list[ArtifactRef]:
         st = self._status
         assert st
         return await workflow.execute_activity_method(
             WorldActivities.write_world_manifest,
             WorldManifestRequest(
-                world_id=world_id,
-                prompt=job.prompt,
+                world_id=ctx.world_id,
+                prompt=ctx.job.prompt,
                 state=st.state,
-                world=world_ref,
-                world_name=world_name,
-                background=images["background"],
-                icon=images["icon"],
+                world=ctx.description,
+                world_name=ctx.name,
+                background=self._images["background"],
+                icon=self._images["icon"],
                 characters=manifests,
                 failures=st.failures,
                 calls=st.calls,
