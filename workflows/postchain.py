@@ -159,73 +159,113 @@ class PostChain:
         began = workflow.now()
         turn = Turn(Progress(turn=number, user=text, queued=queued, turns_total=st.turns_total), self.stream)
         self.progress = turn.progress
-        acts = ConversationActivities
         streamed = number if self.stream.started(number, ask, text, self.config.stream) else None
-
         action: ActionOutput | None = await self._run_phase(
             turn,
             Phase.ACTION,
-            acts.action,
+            ConversationActivities.action,
             ActionRequest(user=text, recent=transcript_lines(st.recent[-3:]), stream_turn=streamed),
             lambda out: out.response,
             "no first response",
         )
         draft = action.response if action else ""
         passages = await self._experience(turn, st, text)
-        retrieval = passages is not None
+        intent = await self._intention(turn, text, draft)
+        concepts = await self._observation(turn, st, text, draft, intent)
+        found = await self._understanding(turn, st, text, intent, concepts, passages)
+        answer, citations = await self._yield(turn, text, draft, intent, found, passages is not None, streamed)
+        record = TurnRecord(
+            number=number,
+            user=text,
+            reply=answer,
+            intent=intent,
+            citations=citations,
+            phases=turn.progress.phases,
+            degraded=turn.degraded,
+            started_at=began,
+            finished_at=workflow.now(),
+        )
+        record = await self._archive(turn, record)
+        st.add(record, self.config.keep_recent)
+        self.progress = Progress(turns_total=st.turns_total, queued=queued)
+        reply = Reply(turn=number, text=record.reply, citations=citations, degraded=turn.degraded, phases=record.phases)
+        self.stream.done(number, reply)
+        return reply
+
+    async def _intention(self, turn: Turn, text: str, draft: str) -> str:
+        """What the user wants ("unknown" when the phase degraded)."""
         intent: IntentionOutput | None = await self._run_phase(
             turn,
             Phase.INTENTION,
-            acts.intention,
+            ConversationActivities.intention,
             IntentionRequest(user=text, draft=draft),
             lambda out: out.intent,
             "intent unknown",
         )
-        intent_text = intent.intent if intent else "unknown"
+        return intent.intent if intent else "unknown"
+
+    async def _observation(self, turn: Turn, st: ConversationState, text: str, draft: str, intent: str) -> list[str]:
+        """The concepts the message touches; the links seen go into the conversation's observations."""
         seen: ObservationOutput | None = await self._run_phase(
             turn,
             Phase.OBSERVATION,
-            acts.observation,
-            ObservationRequest(user=text, draft=draft, intent=intent_text),
+            ConversationActivities.observation,
+            ObservationRequest(user=text, draft=draft, intent=intent),
             lambda out: f"concepts: {', '.join(out.concepts) or 'none'}; {len(out.links)} links",
             "nothing observed",
         )
         if seen:
             st.observations.record(seen)
-        concepts = seen.concepts if seen else []
+        return seen.concepts if seen else []
 
-        searches_left = self.config.search_again if retrieval else 0
+    async def _understanding(
+        self,
+        turn: Turn,
+        st: ConversationState,
+        text: str,
+        intent: str,
+        concepts: list[str],
+        passages: list[Passage] | None,
+    ) -> list[Passage]:
+        """Deliberate over what was retrieved, searching again while it asks to and may; the passages to cite."""
+        searches_left = self.config.search_again if passages is not None else 0
         while True:
             understood: UnderstandingOutput | None = await self._run_phase(
                 turn,
                 Phase.UNDERSTANDING,
-                acts.understanding,
+                ConversationActivities.understanding,
                 UnderstandingRequest(
-                    user=text,
-                    intent=intent_text,
-                    concepts=concepts,
-                    passages=passages or [],
-                    searches_left=searches_left,
+                    user=text, intent=intent, concepts=concepts, passages=passages or [], searches_left=searches_left
                 ),
                 lambda out: f"{out.decision}: {out.reason}",
                 "answered without deliberation",
             )
             if not (understood and understood.decision == "search_again" and searches_left > 0):
-                break
+                return passages or []
             searches_left -= 1
             more = await self._experience(turn, st, understood.query or text)
             if more is None:
-                break
+                return passages or []
             known = {p.ref for p in passages or []}
             passages = sorted([*(passages or []), *(p for p in more if p.ref not in known)], key=lambda p: -p.score)
 
-        found = passages or []
+    async def _yield(
+        self,
+        turn: Turn,
+        text: str,
+        draft: str,
+        intent: str,
+        found: list[Passage],
+        retrieval: bool,
+        streamed: int | None,
+    ) -> tuple[str, list[Passage]]:
+        """The answer and the passages it cites (the first response when the phase degraded)."""
         final: YieldOutput | None = await self._run_phase(
             turn,
             Phase.YIELD,
-            acts.yield_answer,
+            ConversationActivities.yield_answer,
             YieldRequest(
-                user=text, draft=draft, intent=intent_text, passages=found, retrieval=retrieval, stream_turn=streamed
+                user=text, draft=draft, intent=intent, passages=found, retrieval=retrieval, stream_turn=streamed
             ),
             lambda out: f"answer with {len(out.cited)} citations",
             "answered with the first response",
@@ -238,32 +278,20 @@ class PostChain:
             citations = []
         if not retrieval:
             answer += "\n(answered without retrieval: the experience phase was unavailable)"
+        return answer, citations
 
-        record = TurnRecord(
-            number=number,
-            user=text,
-            reply=answer,
-            intent=intent_text,
-            citations=citations,
-            phases=turn.progress.phases,
-            degraded=turn.degraded,
-            started_at=began,
-            finished_at=workflow.now(),
-        )
+    async def _archive(self, turn: Turn, record: TurnRecord) -> TurnRecord:
+        """Store the turn for later retrieval; when that fails for good, the record says so."""
         try:
             archive_wait = timedelta(seconds=self.config.archive_wait_s)
             await workflow.execute_activity_method(
-                acts.archive_turn, record, **storage_call(f"turn {number} · archive", deadline=archive_wait)
+                ConversationActivities.archive_turn,
+                record,
+                **storage_call(f"turn {record.number} · archive", deadline=archive_wait),
             )
         except ActivityError as err:  # the reply still goes out, saying what is missing
             stop_if_cancelled(err)
-            cause = failure_cause(err)
-            note = f"archiving failed ({cause}): later turns cannot retrieve this one"
+            note = f"archiving failed ({failure_cause(err)}): later turns cannot retrieve this one"
             turn.degraded.append(note)
-            answer = record.reply = f"{answer}\n({note})"
-            record.degraded = list(turn.degraded)
-        st.add(record, self.config.keep_recent)
-        self.progress = Progress(turns_total=st.turns_total, queued=queued)
-        reply = Reply(turn=number, text=answer, citations=citations, degraded=turn.degraded, phases=record.phases)
-        self.stream.done(number, reply)
-        return reply
+            return record.model_copy(update={"reply": f"{record.reply}\n({note})", "degraded": list(turn.degraded)})
+        return record
