@@ -119,43 +119,11 @@ class MemeWorkflow:
         )
         if lookup.hit is not None:
             return await self._from_cache(job, meme_id, lookup.hit)
-
-        self._enter(MemePhase.SELECTING_FORMAT)
-        if job.format == "auto":
-            choice = await metered_call(
-                self._ledger,
-                MemeActivities.choose_format,
-                FormatRequest(topic=job.topic, style=job.style),
-                text_call("meme · choose format"),
-            )
-            fmt, reason = choice.format, choice.reason
-        else:
-            fmt, reason = MemeFormat(job.format), "requested"
-        self._status.format = fmt
-
+        fmt, reason = await self._choose_format(job)
         drafts, refinements, stopped = await self._write(job, fmt)
         valid = [d for d in drafts if not d.problems]
         best = max(valid, key=lambda d: d.score or 0.0)  # max keeps the earliest of equal scores
-
-        self._enter(MemePhase.GENERATING_IMAGE)
-        scenes, degraded = await scene_pictures(self._ledger, job, meme_id, fmt, best)
-        self._enter(MemePhase.POST_PROCESSING)
-        rendered = await workflow.execute_activity(
-            "render_meme",  # by name: Pillow stays out of the workflow
-            RenderRequest(meme_id=meme_id, format=fmt, panels=best.panels, scenes=scenes),
-            result_type=ArtifactRef,
-            **storage_call(f"meme · render {fmt.value} with text"),
-        )
-        self._enter(MemePhase.UPLOADING)
-        upload_error = None
-        try:
-            published = await workflow.execute_activity_method(
-                MemeActivities.publish, rendered, **storage_call("meme · upload", 2)
-            )
-        except ActivityError as err:  # the meme exists (rendered); only its public copy is missing
-            stop_if_cancelled(err)
-            upload_error = failure_cause(err)
-            published = Published(image=rendered, url=None)
+        published, degraded, upload_error = await self._picture(job, meme_id, fmt, best)
         result = MemeResult(
             meme_id=meme_id,
             topic=job.topic,
@@ -176,22 +144,61 @@ class MemeWorkflow:
             metrics=self._metrics,
         )
         if degraded is None and upload_error is None:  # only memes made as asked answer identical requests
-            await self._save_to_cache(
-                CachedMeme(
-                    key=lookup.key,
-                    format=fmt,
-                    format_reason=reason,
-                    panels=best.panels,
-                    score=result.score,
-                    history=drafts,
-                    image=published.image,
-                    provider=result.provider,
-                ),
-            )
+            await self._save_to_cache(lookup.key, result)
         return result
 
-    async def _save_to_cache(self, cached: CachedMeme) -> None:
+    async def _choose_format(self, job: MemeJob) -> tuple[MemeFormat, str]:
+        """The requested format, or the one the model picks for the topic; and why."""
+        self._enter(MemePhase.SELECTING_FORMAT)
+        if job.format == "auto":
+            choice = await metered_call(
+                self._ledger,
+                MemeActivities.choose_format,
+                FormatRequest(topic=job.topic, style=job.style),
+                text_call("meme · choose format"),
+            )
+            fmt, reason = choice.format, choice.reason
+        else:
+            fmt, reason = MemeFormat(job.format), "requested"
+        self._status.format = fmt
+        return fmt, reason
+
+    async def _picture(
+        self, job: MemeJob, meme_id: str, fmt: MemeFormat, best: Draft
+    ) -> tuple[Published, str | None, str | None]:
+        """The meme as a picture: its scenes (a plain background when they cannot be made: the second value
+        says why), the text rendered on them, and its public copy (the third value: why the upload failed)."""
+        self._enter(MemePhase.GENERATING_IMAGE)
+        scenes, degraded = await scene_pictures(self._ledger, job, meme_id, fmt, best)
+        self._enter(MemePhase.POST_PROCESSING)
+        rendered = await workflow.execute_activity(
+            "render_meme",  # by name: Pillow stays out of the workflow
+            RenderRequest(meme_id=meme_id, format=fmt, panels=best.panels, scenes=scenes),
+            result_type=ArtifactRef,
+            **storage_call(f"meme · render {fmt.value} with text"),
+        )
+        self._enter(MemePhase.UPLOADING)
+        try:
+            published = await workflow.execute_activity_method(
+                MemeActivities.publish, rendered, **storage_call("meme · upload", 2)
+            )
+        except ActivityError as err:  # the meme exists (rendered); only its public copy is missing
+            stop_if_cancelled(err)
+            return Published(image=rendered, url=None), degraded, failure_cause(err)
+        return published, degraded, None
+
+    async def _save_to_cache(self, key: str, made: MemeResult) -> None:
         """Keep the meme for identical requests; a cache that cannot be written only costs a future hit."""
+        cached = CachedMeme(
+            key=key,
+            format=made.format,
+            format_reason=made.format_reason,
+            panels=made.panels,
+            score=made.score,
+            history=made.history,
+            image=made.image,
+            provider=made.provider,
+        )
         try:
             await workflow.execute_activity_method(
                 MemeActivities.cache_save, cached, **storage_call("meme · save to cache")
@@ -256,23 +263,9 @@ class MemeWorkflow:
                 feedback = "Fix these problems: " + "; ".join(draft.problems)
                 self._enter(MemePhase.GENERATING_TEXT)
             else:
-                self._enter(MemePhase.SCORING)
-                try:
-                    await judge(self._ledger, self._scoring, job, fmt, draft, self._status.drafts)
-                    self._metrics.scores.append(draft.score)  # type: ignore[arg-type]
-                    self._status.best_score = max(self._metrics.scores)
-                except BudgetExhausted:
-                    if not refinements:
-                        raise
-                    drafts.pop()  # unjudged: the best scored draft is used
-                    return drafts, refinements, "budget_exhausted"
-                if draft.score is not None and draft.score >= job.target_score:
-                    return drafts, refinements, "target_reached"
-                if refinements >= job.max_refinements:
-                    return drafts, refinements, "out_of_refinements"
-                if not self._ledger.fits("text", "text"):  # a rewrite and its judgement
-                    self._ledger.out_of_dollars = True
-                    return drafts, refinements, "budget_exhausted"
+                if stopped := await self._score(job, fmt, draft, len(drafts), refinements):
+                    unjudged = draft.score is None  # the budget ran out before its judgement: the best scored is used
+                    return drafts[:-1] if unjudged else drafts, refinements, stopped
                 refinements += 1
                 self._metrics.refinements = refinements
                 feedback = draft.feedback
@@ -280,3 +273,23 @@ class MemeWorkflow:
             request = request.model_copy(
                 update={"attempt": request.attempt + 1, "previous": draft.panels, "feedback": feedback}
             )
+
+    async def _score(self, job: MemeJob, fmt: MemeFormat, draft: Draft, number: int, refinements: int) -> str | None:
+        """Judge a verified draft; why writing stops now, or None to refine it."""
+        self._enter(MemePhase.SCORING)
+        try:
+            await judge(self._ledger, self._scoring, job, fmt, draft, number)
+            self._metrics.scores.append(draft.score)  # type: ignore[arg-type]
+            self._status.best_score = max(self._metrics.scores)
+        except BudgetExhausted:
+            if not refinements:
+                raise
+            return "budget_exhausted"
+        if draft.score is not None and draft.score >= job.target_score:
+            return "target_reached"
+        if refinements >= job.max_refinements:
+            return "out_of_refinements"
+        if not self._ledger.fits("text", "text"):  # a rewrite and its judgement
+            self._ledger.out_of_dollars = True
+            return "budget_exhausted"
+        return None
