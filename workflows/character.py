@@ -15,6 +15,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.world import WorldActivities
+    from models.artifacts import ArtifactRef
     from models.scoring import Similarities, TextPairsRequest
     from models.usage import BudgetExhausted, Metered, V
     from models.world import (
@@ -129,22 +130,11 @@ class CharacterWorkflow:
         if job.images:
             work.append(self._avatar(profiled.detail, manifest))
         await asyncio.gather(*work)
-
-        manifest.posts.sort(key=lambda p: p.number)
         if job.scoring and self._contents:
             result.consistency = await self._consistency(profiled.detail)
-        try:
-            result.manifest = await workflow.execute_activity_method(
-                WorldActivities.write_character_manifest, manifest, **storage_call(f"@{seed.username} · manifest")
-            )
-        except ActivityError as err:  # storage is failing for good: the world reports it
-            stop_if_cancelled(err)
-            result.failures.append(failure(f"{seed.username}/manifest", err))
-        result.calls, result.usage, result.budget_exhausted = (
-            self._calls.used,
-            self._ledger.usage,
-            self._calls.exhausted,
-        )
+        result.manifest = await self._write_manifest(manifest)
+        result.calls, result.usage = self._calls.used, self._ledger.usage
+        result.budget_exhausted = self._calls.exhausted
         self._show()
         console.set_search_attributes(
             state="COMPLETED_WITH_ERRORS" if result.failures else "COMPLETED",
@@ -154,6 +144,19 @@ class CharacterWorkflow:
         self._report(final=True)
         await self._progress.delivered()
         return result
+
+    async def _write_manifest(self, manifest: CharacterManifest) -> ArtifactRef | None:
+        """The character's manifest, posts in order; None when storage fails for good (the world reports it)."""
+        assert self._result
+        manifest.posts.sort(key=lambda p: p.number)
+        try:
+            return await workflow.execute_activity_method(
+                WorldActivities.write_character_manifest, manifest, **storage_call(f"@{manifest.username} · manifest")
+            )
+        except ActivityError as err:
+            stop_if_cancelled(err)
+            self._result.failures.append(failure(f"{manifest.username}/manifest", err))
+            return None
 
     async def _consistency(self, detail: CharacterDetail) -> float | None:
         """How well the posts fit the persona: mean text similarity, from the scoring queue."""

@@ -4,6 +4,7 @@ job's weight (fidelity alone, noted, when the technical score is unavailable).""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -11,8 +12,8 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.image import ImageActivities
-    from models.image import EvaluateImageRequest, GeneratedImage, ImageJob, Iteration
-    from models.scoring import ImageScores, ScoreImagesRequest
+    from models.image import EvaluateImageRequest, GeneratedImage, ImageJob, Iteration, ScoredEvaluation
+    from models.scoring import ImageScore, ImageScores, ScoreImagesRequest
     from workflows.budget import Ledger, metered_call
     from workflows.failures import failure_cause
     from workflows.options import scoring_call, text_call
@@ -39,27 +40,10 @@ async def scored_iteration(
         EvaluateImageRequest(workflow_id=workflow_id, iteration=number, prompt=prompt, image=generated.image),
         text_call(f"{step} · evaluate"),
     )
-    item, note = None, None
     if job.technical_weight == 0:
-        verdict = await evaluation
+        verdict, item, note = await evaluation, None, None
     else:
-        technical = scoring.execute(
-            "score_images",
-            ScoreImagesRequest(images=[generated.image]),
-            result_type=ImageScores,
-            **scoring_call(f"{step} · technical score", timedelta(seconds=job.scoring_wait_s)),
-        )
-        if not workflow.patched(SCORING_DEGRADES_PATCH):  # runs from before: a scoring failure failed the loop
-            verdict, scores = await asyncio.gather(evaluation, technical)
-        else:
-            verdict, scores = await asyncio.gather(evaluation, technical, return_exceptions=True)
-            if isinstance(verdict, BaseException):
-                raise verdict
-            if isinstance(scores, ActivityError):  # no scoring worker, or scoring keeps failing
-                note = f"technical score unavailable ({failure_cause(scores)}): scored on fidelity alone"
-            elif isinstance(scores, BaseException):
-                raise scores
-        item = None if note else scores.items[0]  # type: ignore[union-attr]
+        verdict, item, note = await _with_technical_score(evaluation, scoring, job, generated, step)
     weight = job.technical_weight if item else 0.0
     return Iteration(
         number=number,
@@ -74,3 +58,26 @@ async def scored_iteration(
         human_feedback=human,
         note="; ".join(n for n in (generated.note, note) if n) or None,
     )
+
+
+async def _with_technical_score(
+    evaluation: Awaitable[ScoredEvaluation], scoring: ScoringQueue, job: ImageJob, generated: GeneratedImage, step: str
+) -> tuple[ScoredEvaluation, ImageScore | None, str | None]:
+    """The evaluation ∥ the technical score: the verdict, the image's score, and a note when it is unavailable."""
+    technical = scoring.execute(
+        "score_images",
+        ScoreImagesRequest(images=[generated.image]),
+        result_type=ImageScores,
+        **scoring_call(f"{step} · technical score", timedelta(seconds=job.scoring_wait_s)),
+    )
+    if not workflow.patched(SCORING_DEGRADES_PATCH):  # runs from before: a scoring failure failed the loop
+        verdict, scores = await asyncio.gather(evaluation, technical)
+        return verdict, scores.items[0], None
+    verdict, scores = await asyncio.gather(evaluation, technical, return_exceptions=True)
+    if isinstance(verdict, BaseException):
+        raise verdict
+    if isinstance(scores, ActivityError):  # no scoring worker, or scoring keeps failing
+        return verdict, None, f"technical score unavailable ({failure_cause(scores)}): scored on fidelity alone"
+    if isinstance(scores, BaseException):
+        raise scores
+    return verdict, scores.items[0], None
