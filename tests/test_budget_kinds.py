@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 
+from temporalio.exceptions import ApplicationError
+
 from activities.providers.offline import OfflineProvider
 from activities.storage import LocalStore, load
 from models.settings import WORKFLOW_QUEUE
@@ -130,3 +132,22 @@ async def test_a_world_out_of_image_calls_still_writes_every_text_post(time_env,
     assert all(f.error == "budget exhausted" and f.step.endswith((" image", "/avatar")) for f in refused), [
         f.step for f in refused
     ]
+
+
+class ProfileFails(Counting):
+    """Counting, with the character's profile call failing for good (a permanent provider error)."""
+
+    async def structured(self, schema, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if schema.__name__ == "CharacterDetail":
+            self.texts.append(schema.__name__)
+            raise ApplicationError("the model refused the schema", type="BadRequest", non_retryable=True)
+        return await super().structured(schema, *args, **kwargs)
+
+
+async def test_a_character_whose_profile_fails_still_reports_the_call_it_made(time_env, tmp_path):
+    """The world settles a character's share with its result: a failed profile call was made and counts."""
+    provider = ProfileFails()
+    result = await run_character(time_env, provider, LocalStore(tmp_path), CallUsage(llm_calls=13, image_calls=1))
+    assert provider.texts == ["CharacterDetail"] and result.manifest is None
+    assert [f.step for f in result.failures] == [f"{SEED.username}/profile"], result.failures
+    assert result.calls == CallUsage(llm_calls=1), "the call was made: the world's count keeps it"

@@ -154,7 +154,8 @@ def test_world_accounts_hold_a_running_characters_allowance_until_its_result_set
     accounts.ledger.release(reserved)
     assert accounts.can_fund(need)
     share = accounts.share(need)
-    assert share.calls == need and share.cost is not None and share.cost.max_usd == pytest.approx(1.0), "all left"
+    assert share.calls == need and share.cost is not None
+    assert share.cost.max_usd == pytest.approx(1.0), "all that is left"
     accounts.open("ada", share)
     assert accounts.free_calls() == CallUsage(llm_calls=4, image_calls=1), "the allowance is held"
     assert not accounts.ledger.fits("image") and accounts.ledger.in_flight(), "the character's dollars are held"

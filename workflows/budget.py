@@ -20,8 +20,9 @@ The words, used with these meanings everywhere in `workflows/`:
 - **in flight**: reserved caps and open shares: budget that may still come back unspent.
 - **settling**: runs since `BUDGET_PATCH` give a call less than its quote when that is all that is left, and
   wait for what is in flight before they call the budget exhausted.
-- **exhausted**: a budget refused a call (`out_of_calls`, `out_of_dollars`): the run goes on with what it
-  may still make, ends incomplete, and says `budget_exhausted`.
+- **exhausted**: a budget refused a call: the calls (`CallAllowance.exhausted`, `WorldAccounts.out_of_calls`),
+  the dollars (`Ledger.out_of_dollars`) or a character's share (`WorldAccounts.shares_exhausted`). The run goes
+  on with what it may still make, ends incomplete, and says `budget_exhausted`.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ class Casting:
         self.scoring = ScoringQueue()
 
     async def batch(self, index: int) -> CastBatch:
-        """The next batch (no characters when it failed: its failure says why)."""
+        """The next batch: no characters when it failed (its failure says why) or the budget refused it."""
         job = self.ctx.job
         made = CastBatch()
         wanted = min(job.character_batch_size, job.characters - len(self.cast))

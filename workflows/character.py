@@ -121,8 +121,7 @@ class CharacterWorkflow:
             text_call(f"@{seed.username} · profile"),
         )
         if profiled is None:
-            result.budget_exhausted = self._calls.exhausted
-            return result
+            return self._spent(result)
         manifest.profile = profiled.artifact
         self._report(characters_created=1)
 
@@ -133,8 +132,7 @@ class CharacterWorkflow:
         if job.scoring and self._contents:
             result.consistency = await self._consistency(profiled.detail)
         result.manifest = await self._write_manifest(manifest)
-        result.calls, result.usage = self._calls.used, self._ledger.usage
-        result.budget_exhausted = self._calls.exhausted
+        self._spent(result)
         self._show()
         console.set_search_attributes(
             state="COMPLETED_WITH_ERRORS" if result.failures else "COMPLETED",
@@ -143,6 +141,12 @@ class CharacterWorkflow:
         )
         self._report(final=True)
         await self._progress.delivered()
+        return result
+
+    def _spent(self, result: CharacterResult) -> CharacterResult:
+        """What the character used, into its result (the world settles its share with it)."""
+        result.calls, result.usage = self._calls.used, self._ledger.usage
+        result.budget_exhausted = self._calls.exhausted
         return result
 
     async def _write_manifest(self, manifest: CharacterManifest) -> ArtifactRef | None:

@@ -218,15 +218,15 @@ class WorldWorkflow:
         world's status."""
         st = self._status
         assert st
+        result = None
         async with runs.slots:
-            share = await runs.fund(seed)
-            if share is None:
+            if (share := await runs.fund(seed)) is None:
                 st.failures.append(Failure(step=seed.username, error="budget exhausted: not generated"))
             else:
                 self._characters_started(runs.ctx.job.images)
                 result = await runs.run(seed, share)
         self._refresh_calls()
-        if share is None:
+        if result is None:
             return
         console.set_search_attributes(cost_usd=st.usage.estimated_cost_usd)
         st.failures += result.failures
