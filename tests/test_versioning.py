@@ -177,7 +177,7 @@ def test_the_default_build_id_follows_the_workflow_code():
 
 
 def test_the_build_id_changes_with_any_code_a_workflow_runs_and_only_that(tmp_path):
-    """Workflow decisions also run in `models/` (the ledger, meme scoring, safe usernames → child ids): a
+    """Workflow decisions also run in `models/` (cost limits' floors, meme scoring, safe usernames → child ids): a
     change there is new workflow code. A change to code no workflow imports (the CLI) is not."""
     root = tmp_path / "atelier"
     for package in ("workflows", "models", "activities", "starter"):
@@ -189,5 +189,7 @@ def test_the_build_id_changes_with_any_code_a_workflow_runs_and_only_that(tmp_pa
     (root / "starter" / "cli.py").write_text((root / "starter" / "cli.py").read_text() + "\n# a CLI change\n")
     assert default_build_id(root) == before, "code no workflow runs leaves the build id alone"
     usage = root / "models" / "usage.py"
-    usage.write_text(usage.read_text().replace("+ 1e-9", "+ 1e-6"))
-    assert default_build_id(root) != before, "a ledger change is a workflow change"
+    changed = usage.read_text().replace("min(floor, self.quote(kind))", "max(floor, self.quote(kind))")
+    assert changed != usage.read_text(), "the edit must change the code (else this measures nothing)"
+    usage.write_text(changed)
+    assert default_build_id(root) != before, "a cost-limit change is a workflow change"
