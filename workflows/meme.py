@@ -262,10 +262,10 @@ class MemeWorkflow:
                 fixes += 1
                 feedback = "Fix these problems: " + "; ".join(draft.problems)
                 self._enter(MemePhase.GENERATING_TEXT)
+            elif stopped := await self._score(job, fmt, draft, len(drafts), refinements):
+                unjudged = draft.score is None  # the budget ran out before its judgement: the best scored is used
+                return drafts[:-1] if unjudged else drafts, refinements, stopped
             else:
-                if stopped := await self._score(job, fmt, draft, len(drafts), refinements):
-                    unjudged = draft.score is None  # the budget ran out before its judgement: the best scored is used
-                    return drafts[:-1] if unjudged else drafts, refinements, stopped
                 refinements += 1
                 self._metrics.refinements = refinements
                 feedback = draft.feedback
