@@ -145,13 +145,11 @@ class CallAllowance:
         kind, or the dollars, had run out."""
         used = self.used.plus(CallUsage.one(kind))
         over = not self.allowance.covers(used)
-        if self.by_kind:
-            self.exhausted |= over
-            self.used = self.used if over else used
-            return not over
         self.exhausted |= over
-        self.used = self.used if self.exhausted else used
-        return not self.exhausted
+        refused = over if self.by_kind else self.exhausted
+        if not refused:
+            self.used = used
+        return not refused
 
     def refused(self, kind: CallKind) -> None:
         """The dollars refused a counted call: it was not made, so it is counted back."""
