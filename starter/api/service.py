@@ -61,6 +61,7 @@ class Service:
 class Caller:
     tenant: str
     keyed: bool  # False: the API has no keys and serves its one local tenant (on loopback)
+    bucket: str = LOCAL_TENANT  # the rate bucket its requests are counted in
 
     def owns(self, workflow_id: str) -> bool:
         """A tenant's runs are the ids it was given (`<tenant>.<pipeline>-…`); the local tenant owns all."""
@@ -99,20 +100,26 @@ def caller(request: Request, svc: Annotated[Service, Depends(service)]) -> Calle
     if not svc.needs_keys():
         check_host(request, svc.settings.api_public_url)
         check_csrf(request, svc.secret, None)
-        found, bucket = Caller(LOCAL_TENANT, keyed=False), LOCAL_TENANT
+        found = Caller(LOCAL_TENANT, keyed=False, bucket=LOCAL_TENANT)
     elif key:
-        found, bucket = Caller(_tenant(svc.keys.tenant_of(key)), keyed=True), key
+        found = Caller(_tenant(svc.keys.tenant_of(key)), keyed=True, bucket=key)
     else:
         key_sha256 = session_key(svc.secret, cookie) if cookie else None
-        found = Caller(_tenant(svc.keys.tenant_of_digest(key_sha256) if key_sha256 else None), keyed=True)
+        tenant = _tenant(svc.keys.tenant_of_digest(key_sha256) if key_sha256 else None)
+        found = Caller(tenant, keyed=True, bucket=f"session:{key_sha256}")
         check_csrf(request, svc.secret, cookie)
-        bucket = f"session:{key_sha256}"
     reading_artifact = request.method == "GET" and request.url.path.startswith("/v1/artifacts/")
-    if not reading_artifact and (wait := svc.limiter.retry_after(bucket)) > 0:  # a page's pictures are free
+    if not reading_artifact:  # a page's pictures are free (a thumbnail that must be made is charged: `charge`)
+        charge(svc, found)
+    return found
+
+
+def charge(svc: Service, caller: Caller) -> None:
+    """Take one request from the caller's rate bucket, or refuse with 429 and `Retry-After`."""
+    if (wait := svc.limiter.retry_after(caller.bucket)) > 0:
         raise ApiProblem(
             429, "too many requests", "this key's request rate is used up", {"Retry-After": str(math.ceil(wait))}
         )
-    return found
 
 
 def _tenant(tenant: str | None) -> str:
