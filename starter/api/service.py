@@ -93,7 +93,11 @@ def service(request: Request) -> Service:
 def caller(request: Request, svc: Annotated[Service, Depends(service)]) -> Caller:
     """Who calls: the tenant of a valid, unrevoked key (401 otherwise) or of a studio session, limited to its
     rate (429). A browser's unsafe request from another site, or on a session without the page's CSRF token,
-    is refused (403); so is a keyless request to a name that is not loopback (`sessions.check_host`)."""
+    is refused (403); so is a keyless request to a name that is not loopback (`sessions.check_host`).
+    Decided once per request: a middleware that authenticates before the body is read leaves its answer in
+    `request.state.caller` for the route."""
+    if (known := getattr(request.state, "caller", None)) is not None:
+        return known
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     key = key.strip() if scheme.lower() == "bearer" else ""
     cookie = request.cookies.get(SESSION_COOKIE)
@@ -111,6 +115,7 @@ def caller(request: Request, svc: Annotated[Service, Depends(service)]) -> Calle
     reading_artifact = request.method == "GET" and request.url.path.startswith("/v1/artifacts/")
     if not reading_artifact:  # a page's pictures are free (a thumbnail that must be made is charged: `charge`)
         charge(svc, found)
+    request.state.caller = found
     return found
 
 
