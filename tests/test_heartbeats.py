@@ -14,10 +14,10 @@ from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
     from activities.errors import invalid_output
-    from activities.heartbeat import heartbeating, pulse_throughout
+    from activities.heartbeat import HEARTBEAT_EVERY_S, heartbeating, pulse_throughout
     from models.settings import Settings
-    from workers.registry import activity_worker
-    from workflows.options import storage_call
+    from workers.registry import HEARTBEAT_THROTTLE, activity_worker
+    from workflows.options import image_call, scoring_call, storage_call, text_call
 
 
 async def test_one_stream_carries_the_phase_and_the_count_forward():
@@ -52,25 +52,41 @@ async def hold_the_loop(seconds: float) -> int:
     return activity.info().attempt
 
 
+STALL_S = 5.0  # what an attempt must survive: the event loop held this long with no beat leaving the worker
+SLOTS = 4
+
+
 @workflow.defn
 class StallingWorkflow:
     @workflow.run
     async def run(self, queue: str) -> list[int]:
         options = {**storage_call("hold the loop"), "task_queue": queue}
-        calls = [workflow.execute_activity(hold_the_loop, 3.0, **options) for _ in range(4)]
+        calls = [workflow.execute_activity(hold_the_loop, STALL_S / SLOTS, **options) for _ in range(SLOTS)]
         return list(await asyncio.gather(*calls))
 
 
 @pytest.mark.slow
 async def test_a_stalled_event_loop_does_not_time_out_the_attempts(dev_env):
-    """Four slots each stalling their worker's event loop for 3 s, twice: no beat leaves the worker for
-    ~12 s at a time. With an 8 s heartbeat timeout every attempt timed out and ran (and paid) again; the
-    workers' heartbeat timeout has the slack and each call runs once."""
+    """Four slots each holding their worker's event loop for 1.25 s, twice: no beat leaves the worker for
+    ~5 s at a time. The heartbeat timeout (8 s, with a beat every second) has the slack, and each call runs
+    once."""
     queue = f"stall-{uuid.uuid4().hex[:8]}"
-    worker = activity_worker(dev_env.client, queue, [hold_the_loop], Settings(), max_concurrent_activities=4)
+    worker = activity_worker(dev_env.client, queue, [hold_the_loop], Settings(), max_concurrent_activities=SLOTS)
     flows = Worker(dev_env.client, task_queue=f"{queue}-wf", workflows=[StallingWorkflow])
     async with worker, flows:
         attempts = await dev_env.client.execute_workflow(
             StallingWorkflow.run, queue, id=f"stall-{queue}", task_queue=f"{queue}-wf"
         )
-    assert attempts == [1, 1, 1, 1], f"attempts timed out on heartbeats and ran again: {attempts}"
+    assert attempts == [1] * SLOTS, f"attempts timed out on heartbeats and ran again: {attempts}"
+
+
+def test_a_killed_workers_call_is_retried_within_ten_seconds_and_a_stall_is_survived():
+    """Every kind of activity is given up on 8 s after its last beat and retried a second later (a killed
+    worker's call runs elsewhere within 10 s), and the timeout leaves room for a 5 s stall on top of the
+    beat interval and the throttle that sends it on."""
+    options = [text_call("t").options, image_call("i").options, storage_call("s"), scoring_call("c")]
+    for each in options:
+        first_retry = each["retry_policy"].initial_interval
+        assert (each["heartbeat_timeout"] + first_retry).total_seconds() <= 10, each["summary"]
+        slack = each["heartbeat_timeout"].total_seconds() - HEARTBEAT_EVERY_S - HEARTBEAT_THROTTLE.total_seconds()
+        assert slack >= STALL_S, each["summary"]

@@ -14,11 +14,12 @@ with workflow.unsafe.imports_passed_through():
     from models.settings import IMAGE_QUEUE, MAX_CALL_DEADLINE_S, SCORING_QUEUE, STORAGE_QUEUE, TEXT_QUEUE
     from models.usage import CallKind
 
-# Every activity heartbeats every 2 s for as long as it runs (the workers' HeartbeatThroughout
-# interceptor), and the workers send each beat on within 2 s (an explicit throttle: the SDK's default is
-# 0.8 x the timeout). An attempt survives ~18 s without a beat (a busy event loop, a slow disk); a worker
-# that dies is noticed after 20 s and its call retried about a second later.
-HEARTBEAT_TIMEOUT = timedelta(seconds=20)
+# Every activity heartbeats every second for as long as it runs (the workers' HeartbeatThroughout
+# interceptor), and the workers send each beat on within a second (an explicit throttle: the SDK's default is
+# 0.8 x the timeout). An attempt survives ~7 s without a beat (a stalled event loop of 5 s and more, a slow
+# disk); a worker that dies is noticed 8 s after its last beat (7-8 s after it died) and its call retried a
+# second later, so a killed worker's call runs elsewhere within 10 s.
+HEARTBEAT_TIMEOUT = timedelta(seconds=8)
 STORAGE_DEADLINE = timedelta(minutes=10)  # a storage step still failing after this is reported, not retried
 # One attempt of a paid call may wait on the provider's rate limit (heartbeating) up to the worker's
 # per-call deadline; a hung request is cut by the client timeout, a dead worker by the heartbeat timeout.
