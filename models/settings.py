@@ -129,8 +129,24 @@ class Settings(BaseSettings):
     )  # default <data dir>/api-keys.json
     api_public_url: str | None = Field(None, validation_alias="ATELIER_API_PUBLIC_URL")  # links in results and events
     api_rate_per_minute: int = Field(600, ge=1, validation_alias="ATELIER_API_RATE_PER_MINUTE")
+    # wrong keys, bad session cookies and failed sign-ins per client address per minute: past them, 429
+    auth_failures_per_minute: int = Field(10, ge=1, validation_alias="ATELIER_AUTH_FAILURES_PER_MINUTE")
+    # the largest JSON or form body a request may send (uploads have their files' own limits): 413 beyond
+    api_max_body_bytes: int = Field(64 * 1024, ge=1024, validation_alias="ATELIER_API_MAX_BODY_BYTES")
     tenant_max_running: int = Field(0, ge=0, validation_alias="ATELIER_TENANT_MAX_RUNNING")
     tenant_max_usd_per_day: float = Field(0, ge=0, validation_alias="ATELIER_TENANT_MAX_USD_PER_DAY")
+    # with a cap set, how long a create waits on the tenant's admission workflow (a worker) before a 503
+    admission_wait_s: float = Field(30, gt=0, le=300, validation_alias="ATELIER_ADMISSION_WAIT_S")
+    # event streams (SSE): open at once per tenant (its keys and studio sessions together) and per API process
+    # (429 beyond), and the most seconds one lives before its client resumes it with Last-Event-ID
+    streams_per_tenant: int = Field(20, ge=1, validation_alias="ATELIER_STREAMS_PER_TENANT")
+    streams_per_process: int = Field(500, ge=1, validation_alias="ATELIER_STREAMS_PER_PROCESS")
+    stream_max_s: float = Field(300, gt=0, le=86400, validation_alias="ATELIER_STREAM_MAX_S")
+    # pictures: the most pixels an upload may have and a thumbnail will decode (24 MP: a 6000x4000 photo, any
+    # image model's output; 96 MB decoded as RGBA); decoding threads; thumbnails being made or waiting (503 beyond)
+    upload_max_pixels: int = Field(24_000_000, ge=1, validation_alias="ATELIER_UPLOAD_MAX_PIXELS")
+    thumbnail_workers: int = Field(2, ge=1, le=32, validation_alias="ATELIER_THUMBNAIL_WORKERS")
+    thumbnail_queue: int = Field(16, ge=1, le=1000, validation_alias="ATELIER_THUMBNAIL_QUEUE")
     # webhook deliveries: the Standard Webhooks retry schedule (seconds before each attempt), and whether a
     # webhook may point at a loopback, private or link-local address (tests; a private network's receiver)
     webhook_schedule_s: list[float] = Field(

@@ -14,6 +14,7 @@ from activities.api_keys import KeyStore
 from activities.storage import make_store
 from models.settings import Settings
 from starter.api import artifacts, conversations, creates, events, knowledge, problems, runs, webhooks
+from starter.api.body_limits import BodyLimits
 from starter.api.hosts import is_loopback
 from starter.api.service import RateLimiter, Service
 from starter.studio import app as studio
@@ -57,6 +58,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    app.add_middleware(BodyLimits, max_body_bytes=settings.api_max_body_bytes)  # the caller, then the body
     for module in (creates, runs, events, artifacts, webhooks, conversations, knowledge):
         app.include_router(module.router)
     studio.install(app)

@@ -39,6 +39,7 @@ RESPONSES: dict[int | str, dict] = {
         402: "the tenant's daily budget is spent",
         404: "no such resource (or another tenant's)",
         409: "conflicts with the resource's state, or an Idempotency-Key reused with another body",
+        413: "a body over its route's limit",
         422: "invalid input: each problem names its field",
         429: "too many requests or runs at once (see Retry-After)",
         500: "an internal error (never for bad input)",
