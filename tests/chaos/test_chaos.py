@@ -25,7 +25,7 @@ async def test_kill_mid_run_loses_and_repeats_nothing(trial, tmp_path):
     assert outcome.error == ""
     assert outcome.completed
     assert outcome.duplicates == 0 and outcome.lost == 0
-    # up to ~21 s idle (the 20 s heartbeat timeout, or a restarted server's reconnect); the bound leaves room
-    # for a busy machine yet stays far below what a missing heartbeat would cost (the call's own timeout)
+    # up to ~9 s idle (the 8 s heartbeat timeout and a 1 s retry, or a restarted server's reconnect); the bound
+    # leaves room for a busy machine yet stays far below what a missing heartbeat would cost (the call's timeout)
     bound = HEARTBEAT_TIMEOUT.total_seconds() + 20
     assert outcome.recovery_s is not None and outcome.recovery_s < bound, "in-flight work restarts within seconds"
