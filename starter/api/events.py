@@ -1,19 +1,25 @@
 """`GET /v1/runs/{id}/events`: the run's events as Server-Sent Events, each with its sequence number as
 `id:`. Reconnecting with `Last-Event-ID` resumes after that event; the stream ends with the terminal
 event. Events come from the batches `RunEventsWorkflow` records (started with the run, or on the first
-request for a run started elsewhere, e.g. by the CLI)."""
+request for a run started elsewhere, e.g. by the CLI).
+
+Streams are limited (`streams.Streams`): so many open per tenant and per process (then 429 with
+Retry-After), each living at most ATELIER_STREAM_MAX_S (then it ends with a `retry:` hint and the client
+resumes with Last-Event-ID). The streams of one run share one watcher, which reads the store for them all."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -24,12 +30,13 @@ from models.settings import WORKFLOW_QUEUE, Settings
 from starter.api.links import with_links
 from starter.api.pipelines import pipeline_of_type
 from starter.api.runs import owned
-from starter.api.service import Service, Svc, Who
+from starter.api.service import Caller, Service, Svc, Who
+from starter.api.streams import RunWatch, Slot, Streams
 from workflows.run_events import RunEventsWorkflow
 
 router = APIRouter(prefix="/v1/runs", tags=["events"])
-POLL_S = 0.25
 KEEP_ALIVE_S = 15.0
+RESUME_MS = 1000  # the `retry:` hint a stream ends with when its life is over
 
 
 def feed_id(run_id: str) -> str:
@@ -50,40 +57,35 @@ async def ensure_feed(svc: Service, run_id: str, pipeline: str, tenant: str, web
         )
 
 
-async def recorded(svc: Service, run_id: str, after: int) -> AsyncIterator[RunEvent | None]:
-    """Every recorded event after `after`, in order, then waiting for more until the terminal one
-    (None now and then while nothing happens: a keep-alive)."""
-    prefix = events_prefix(run_id) + "/"
-    read: set[str] = set()
-    last = after
+async def recorded(watch: RunWatch, after: int, until: float) -> AsyncIterator[RunEvent | None]:
+    """Every recorded event after `after`, in order, then each new one as the run's watcher reads it, until
+    the terminal one or `until` (monotonic time); None now and then while nothing happens: a keep-alive."""
+    at = watch.index_after(after)
     quiet_since = time.monotonic()
     while True:
-        fresh = [k for k in await svc.store.keys(events_prefix(run_id)) if k not in read and k.startswith(prefix)]
-        for key in sorted(fresh):
-            batch = Batch.model_validate_json(await svc.store.read(key))
-            read.add(key)
-            for event in batch.events:
-                if event.seq > last:
-                    last = event.seq
-                    quiet_since = time.monotonic()
-                    yield event
-                    if event.type in TERMINAL_EVENTS:
-                        return
-        if time.monotonic() - quiet_since > KEEP_ALIVE_S:
+        news = watch.news  # set once events beyond these are read
+        for event in watch.events[at:]:
+            at += 1
+            quiet_since = time.monotonic()
+            yield event
+            if event.type in TERMINAL_EVENTS:
+                return
+        if at < len(watch.events):
+            continue  # more came while those were sent
+        now = time.monotonic()
+        if now >= until:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(until, quiet_since + KEEP_ALIVE_S) - now):
+                await news.wait()
+        if time.monotonic() >= quiet_since + KEEP_ALIVE_S:
             quiet_since = time.monotonic()
             yield None
-        await asyncio.sleep(POLL_S)
 
 
 async def newest_batch(svc: Service, run_id: str) -> Batch | None:
     keys = await svc.store.keys(events_prefix(run_id))
     return Batch.model_validate_json(await svc.store.read(max(keys))) if keys else None
-
-
-async def terminal_seq(svc: Service, run_id: str) -> int | None:
-    """The sequence number of the run's terminal event, once it is recorded (in the last batch)."""
-    batch = await newest_batch(svc, run_id)
-    return next((e.seq for e in batch.events if e.type in TERMINAL_EVENTS), None) if batch else None
 
 
 async def last_seq(svc: Service, run_id: str) -> int:
@@ -100,6 +102,30 @@ def sse(settings: Settings, event: RunEvent | None) -> str:
     return f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n"
 
 
+class EventStream(StreamingResponse):
+    """A stream that runs `done` however it ends: the last event sent, its life over, the client gone."""
+
+    def __init__(self, content: AsyncIterator[str], done: Callable[[], None]) -> None:
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        super().__init__(content, media_type="text/event-stream", headers=headers)
+        self.done = done
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.done()
+
+
+def open_streams(request: Request, svc: Svc) -> Streams:
+    """This process's streams (made with the first)."""
+    state = request.app.state
+    if getattr(state, "streams", None) is None:
+        limits = svc.settings
+        state.streams = Streams(svc.store, limits.streams_per_tenant, limits.streams_per_process, limits.stream_max_s)
+    return state.streams
+
+
 @router.get(
     "/{run_id}/events",
     summary="The run's events (Server-Sent Events)",
@@ -110,18 +136,35 @@ async def run_events(
     run_id: str,
     svc: Svc,
     caller: Who,
+    streams: Annotated[Streams, Depends(open_streams)],
     last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
     after: Annotated[int | None, Query(ge=0, description="resume after this event (as Last-Event-ID)")] = None,
 ) -> Response:
-    _, described = await owned(svc, caller, run_id)
+    slot = streams.open(caller.tenant)  # 429 before any work
     start = last_event_id if last_event_id is not None else after or 0
-    if (last := await terminal_seq(svc, run_id)) is not None and start >= last:
+    try:
+        return await _stream(svc, streams, slot, caller, run_id, start)
+    except BaseException:
+        streams.close(slot)
+        raise
+
+
+async def _stream(svc: Service, streams: Streams, slot: Slot, caller: Caller, run_id: str, start: int) -> Response:
+    _, described = await owned(svc, caller, run_id)
+    watch = await streams.watch(slot, run_id)
+    if (last := watch.terminal_seq) is not None and start >= last:
+        streams.close(slot)
         return Response(status_code=204)  # the stream has ended: EventSource stops reconnecting on a 204
     await ensure_feed(svc, run_id, pipeline_of_type(described.workflow_type).name, caller.tenant, [])
+    until = slot.opened + streams.max_s * random.uniform(0.9, 1.0)  # a little less for some: resumes spread
 
     async def stream() -> AsyncIterator[str]:
-        async for event in recorded(svc, run_id, start):
+        ended = False
+        async for event in recorded(watch, start, until):
+            ended = event is not None and event.type in TERMINAL_EVENTS
             yield sse(svc.settings, event)
+        if not ended:  # its life is over: the client resumes with Last-Event-ID
+            yield f"retry: {RESUME_MS}\n\n"
+        streams.close(slot)  # before the client sees the end (the response closes it too, however it ends)
 
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+    return EventStream(stream(), lambda: streams.close(slot))
