@@ -6,6 +6,8 @@ httpx, sending what another site's page would make a browser send, where it is a
 # ruff: noqa: F811 — the fixtures are imported from tests/studio_support.py and taken as arguments
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from types import SimpleNamespace
 
@@ -17,7 +19,7 @@ from activities.api_keys import KeyStore
 from models.artifacts import ArtifactRef
 from models.image import Iteration, Refusal
 from starter.api.problems import ApiProblem
-from starter.api.sessions import check_csrf, csrf_token, new_session, session_key
+from starter.api.sessions import Session, check_csrf, csrf_token, new_session, read_session
 from starter.studio.access import safe_next
 from starter.studio.compare import HEIGHT, PAD, WIDTH, compared
 from starter.studio.run_views import ImageView
@@ -34,20 +36,23 @@ def request(method: str, headers: dict[str, str]) -> Request:
 
 
 def test_a_session_cookie_is_signed_expires_and_refuses_tampering():
-    cookie = new_session(SECRET, "ab" * 32, now=1000.0)
-    assert session_key(SECRET, cookie, now=1001.0) == "ab" * 32
-    assert session_key(SECRET, cookie, now=1000.0 + 8 * 24 * 3600) is None, "expired after seven days"
-    assert session_key("another secret", cookie, now=1001.0) is None
-    key, expires, mac = cookie.split(".")
-    assert session_key(SECRET, f"{'cd' * 32}.{expires}.{mac}", now=1001.0) is None, "another key's digest"
-    for forged in (f"{key}.²³.{mac}", f"{key}.{expires}.é", "", "..", "x"):
-        assert session_key(SECRET, forged, now=1001.0) is None  # never an exception (a 500)
+    cookie = new_session(SECRET, "ab" * 32, 3, now=1000.0)
+    assert read_session(SECRET, cookie, now=1001.0) == Session("ab" * 32, 3)
+    assert read_session(SECRET, cookie, now=1000.0 + 8 * 24 * 3600) is None, "expired after seven days"
+    assert read_session("another secret", cookie, now=1001.0) is None
+    key, generation, expires, mac = cookie.split(".")
+    assert read_session(SECRET, f"{'cd' * 32}.{generation}.{expires}.{mac}", now=1001.0) is None, "another key's"
+    assert read_session(SECRET, f"{key}.4.{expires}.{mac}", now=1001.0) is None, "another generation"
+    before = hmac.new(SECRET.encode(), f"{key}.{expires}".encode(), hashlib.sha256).hexdigest()
+    assert read_session(SECRET, f"{key}.{expires}.{before}", now=1001.0) is None, "made before generations"
+    for forged in (f"{key}.3.²³.{mac}", f"{key}.3.{expires}.é", f"{key}.3.{'9' * 5000}.{mac}", "", "...", "x"):
+        assert read_session(SECRET, forged, now=1001.0) is None  # never an exception (a 500)
     with pytest.raises(ValueError):
-        new_session("", "ab" * 32)  # no secret: nothing is signed
+        new_session("", "ab" * 32, 0)  # no secret: nothing is signed
 
 
 def test_unsafe_browser_requests_must_come_from_this_site_and_carry_the_sessions_token():
-    cookie = new_session(SECRET, "ab" * 32)
+    cookie = new_session(SECRET, "ab" * 32, 0)
     token = csrf_token(SECRET, cookie)
     same = {"host": "127.0.0.1:8000", "sec-fetch-site": "same-origin"}
     check_csrf(request("POST", {"host": "127.0.0.1:8000"}), SECRET, None)  # curl, an SDK: no browser headers

@@ -1,9 +1,12 @@
 """What every route needs: the settings, one Temporal client, the artifact store, the keys, and who is
-calling (`Caller`, from `Authorization: Bearer <key>`)."""
+calling (`Caller`, from `Authorization: Bearer <key>` or a studio session of a key: one rate bucket per key).
+Wrong credentials are counted per client address, and an address that sends too many is refused a while."""
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -12,31 +15,52 @@ from fastapi import Depends, Request
 from temporalio.client import Client, WorkflowExecutionDescription
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.api_keys import LOCAL_TENANT, KeyStore
+from activities.api_keys import LOCAL_TENANT, ApiKey, KeyStore
 from activities.storage import ArtifactStore
 from models.settings import Settings
 from starter.api.problems import ApiProblem
-from starter.api.sessions import SESSION_COOKIE, check_csrf, check_host, session_key
+from starter.api.sessions import SESSION_COOKIE, check_csrf, check_host, read_session
 from starter.api.thumbnails import Thumbnails
+
+log = logging.getLogger("atelier.api")
 
 
 @dataclass
 class RateLimiter:
-    """A token bucket per key: `per_minute` requests, refilled evenly."""
+    """A token bucket per key: `per_minute` requests, refilled evenly. At most `most` buckets are kept: full
+    ones (the same as none) go first, then the oldest."""
 
     per_minute: int
     buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # key → (tokens, at)
+    most: int = 100_000
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # sync routes run in threads
+
+    def _tokens(self, key: str, now: float) -> float:
+        tokens, at = self.buckets.get(key, (float(self.per_minute), now))
+        return min(float(self.per_minute), tokens + (now - at) * self.per_minute / 60)
+
+    def _wait(self, tokens: float) -> float:
+        return 0.0 if tokens >= 1 else (1 - tokens) * 60 / self.per_minute
+
+    def wait(self, key: str) -> float:
+        """0 when `key` has a token now, else the seconds until it has; takes none."""
+        with self.lock:
+            return self._wait(self._tokens(key, time.monotonic()))
 
     def retry_after(self, key: str) -> float:
         """0 when the request may go now (and takes its token), else the seconds until it may."""
-        now = time.monotonic()
-        tokens, at = self.buckets.get(key, (float(self.per_minute), now))
-        tokens = min(float(self.per_minute), tokens + (now - at) * self.per_minute / 60)
-        if tokens >= 1:
-            self.buckets[key] = (tokens - 1, now)
-            return 0.0
-        self.buckets[key] = (tokens, now)
-        return (1 - tokens) * 60 / self.per_minute
+        with self.lock:
+            now = time.monotonic()
+            tokens = self._tokens(key, now)
+            if key not in self.buckets and len(self.buckets) >= self.most:
+                self._prune(now)
+            self.buckets[key] = (tokens - 1 if tokens >= 1 else tokens, now)
+            return self._wait(tokens)
+
+    def _prune(self, now: float) -> None:
+        self.buckets = {k: b for k, b in self.buckets.items() if self._tokens(k, now) < self.per_minute}
+        for key in list(self.buckets)[: max(0, len(self.buckets) - self.most * 3 // 4)]:
+            del self.buckets[key]
 
 
 @dataclass
@@ -49,6 +73,10 @@ class Service:
     keyed: bool = False  # keys were configured when the API started, or it listens beyond loopback
     thumbnails: Thumbnails = field(default_factory=Thumbnails)
     secret: str = ""  # signs studio sessions and CSRF tokens (the keys file's)
+    failures: RateLimiter = field(init=False)  # wrong credentials, per client address
+
+    def __post_init__(self) -> None:
+        self.failures = RateLimiter(self.settings.auth_failures_per_minute)
 
     def needs_keys(self) -> bool:
         """Once keyed, always keyed: revoking the last key (or losing the file) locks everyone out, it never
@@ -61,7 +89,7 @@ class Service:
 class Caller:
     tenant: str
     keyed: bool  # False: the API has no keys and serves its one local tenant (on loopback)
-    bucket: str = LOCAL_TENANT  # the rate bucket its requests are counted in
+    bucket: str = LOCAL_TENANT  # the rate bucket its requests are counted in: its key's digest (bearer or session)
 
     def owns(self, workflow_id: str) -> bool:
         """A tenant's runs are the ids it was given (`<tenant>.<pipeline>-…`); the local tenant owns all."""
@@ -92,8 +120,8 @@ def service(request: Request) -> Service:
 
 def caller(request: Request, svc: Annotated[Service, Depends(service)]) -> Caller:
     """Who calls: the tenant of a valid, unrevoked key (401 otherwise) or of a studio session, limited to its
-    rate (429). A browser's unsafe request from another site, or on a session without the page's CSRF token,
-    is refused (403); so is a keyless request to a name that is not loopback (`sessions.check_host`).
+    key's rate (429). A browser's unsafe request from another site, or on a session without the page's CSRF
+    token, is refused (403); so is a keyless request to a name that is not loopback (`sessions.check_host`).
     Decided once per request: a middleware that authenticates before the body is read leaves its answer in
     `request.state.caller` for the route."""
     if (known := getattr(request.state, "caller", None)) is not None:
@@ -106,12 +134,15 @@ def caller(request: Request, svc: Annotated[Service, Depends(service)]) -> Calle
         check_csrf(request, svc.secret, None)
         found = Caller(LOCAL_TENANT, keyed=False, bucket=LOCAL_TENANT)
     elif key:
-        found = Caller(_tenant(svc.keys.tenant_of(key)), keyed=True, bucket=key)
-    else:
-        key_sha256 = session_key(svc.secret, cookie) if cookie else None
-        tenant = _tenant(svc.keys.tenant_of_digest(key_sha256) if key_sha256 else None)
-        found = Caller(tenant, keyed=True, bucket=f"session:{key_sha256}")
+        stored = attempt(svc, request, svc.keys.find(key))
+        found = Caller(stored.tenant, keyed=True, bucket=stored.sha256)
+    elif cookie:
+        session = read_session(svc.secret, cookie)
+        stored = attempt(svc, request, svc.keys.signed_in(*session) if session else None)
+        found = Caller(stored.tenant, keyed=True, bucket=stored.sha256)  # the same bucket as the key's bearer
         check_csrf(request, svc.secret, cookie)
+    else:
+        raise _unauthorized()  # nothing was guessed: not counted
     reading_artifact = request.method == "GET" and request.url.path.startswith("/v1/artifacts/")
     if not reading_artifact:  # a page's pictures are free (a thumbnail that must be made is charged: `charge`)
         charge(svc, found)
@@ -119,18 +150,39 @@ def caller(request: Request, svc: Annotated[Service, Depends(service)]) -> Calle
     return found
 
 
+def client_address(request: Request) -> str:
+    """Where the request comes from, as uvicorn saw it: behind a reverse proxy that is the proxy, unless
+    uvicorn trusts it (`FORWARDED_ALLOW_IPS`; loopback by default) and takes the address it forwards."""
+    return request.client.host if request.client else "unknown"
+
+
+def attempt(svc: Service, request: Request, stored: ApiKey | None) -> ApiKey:
+    """The key that a request's credentials named (`stored`), or 401, counted against the client's address.
+    Past `ATELIER_AUTH_FAILURES_PER_MINUTE` failures, the address is refused (429) until its bucket refills
+    (one more try each 60/N seconds), with a right key too: a guess made then learns nothing."""
+    address = client_address(request)
+    if (wait := svc.failures.wait(address)) > 0:
+        raise _too_many(wait, "too many failed sign-ins (wrong keys or sessions) from this address")
+    if stored is None:
+        svc.failures.retry_after(address)
+        if svc.failures.wait(address) > 0:  # logged once per time it runs out, not on each refusal after
+            log.warning("client %s: too many failed sign-ins; refused until its bucket refills", address)
+        raise _unauthorized()
+    return stored
+
+
 def charge(svc: Service, caller: Caller) -> None:
     """Take one request from the caller's rate bucket, or refuse with 429 and `Retry-After`."""
     if (wait := svc.limiter.retry_after(caller.bucket)) > 0:
-        raise ApiProblem(
-            429, "too many requests", "this key's request rate is used up", {"Retry-After": str(math.ceil(wait))}
-        )
+        raise _too_many(wait, "this key's request rate is used up")
 
 
-def _tenant(tenant: str | None) -> str:
-    if tenant is None:
-        raise ApiProblem(401, "unauthorized", "send Authorization: Bearer <API key>", {"WWW-Authenticate": "Bearer"})
-    return tenant
+def _too_many(wait: float, detail: str) -> ApiProblem:
+    return ApiProblem(429, "too many requests", detail, {"Retry-After": str(math.ceil(wait))})
+
+
+def _unauthorized() -> ApiProblem:
+    return ApiProblem(401, "unauthorized", "send Authorization: Bearer <API key>", {"WWW-Authenticate": "Bearer"})
 
 
 Svc = Annotated[Service, Depends(service)]

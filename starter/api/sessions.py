@@ -1,5 +1,6 @@
 """Browsers: the studio's sign-in turns a key into an HttpOnly, SameSite=Strict session cookie naming the
-key's digest (signed; revoking the key ends the session), and no unsafe request a browser sends from another
+key's digest and the key's session generation (signed; revoking the key ends the session, and so does a
+sign-out, which moves the generation on in the keys file), and no unsafe request a browser sends from another
 site gets through. Every unsafe browser request must come from this site (`Sec-Fetch-Site`, else `Origin`);
 one riding on a session must also carry the page's CSRF token (`X-CSRF-Token`, or a plain form's field).
 A keyless API answers only to its loopback names (or its public URL's host), so a rebound DNS name cannot
@@ -11,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from fastapi import Request
@@ -34,18 +36,29 @@ def _same(a: str, b: str) -> bool:
     return secrets.compare_digest(a.encode(), b.encode())
 
 
-def new_session(secret: str, key_sha256: str, now: float | None = None) -> str:
+class Session(NamedTuple):
+    """What a valid session cookie names: its key (by digest) and the key's session generation then."""
+
+    key_sha256: str
+    generation: int
+
+
+def new_session(secret: str, key_sha256: str, generation: int, now: float | None = None) -> str:
     expires = int((now or time.time()) + SESSION_S)
-    return f"{key_sha256}.{expires}.{_mac(secret, f'{key_sha256}.{expires}')}"
+    text = f"{key_sha256}.{generation}.{expires}"
+    return f"{text}.{_mac(secret, text)}"
 
 
-def session_key(secret: str, cookie: str, now: float | None = None) -> str | None:
-    """The key digest a valid, unexpired session cookie names; None for anything else."""
-    key_sha256, _, rest = cookie.partition(".")
-    expires, _, mac = rest.partition(".")
-    if not (expires.isascii() and expires.isdigit()) or int(expires) < (now or time.time()):
+def read_session(secret: str, cookie: str, now: float | None = None) -> Session | None:
+    """The session a valid, unexpired cookie names; None for anything else (a cookie made before sessions
+    had generations included: its holder signs in again)."""
+    parts = cookie.split(".")
+    if len(parts) != 4 or not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts[1:3]):
         return None
-    return key_sha256 if _same(mac, _mac(secret, f"{key_sha256}.{expires}")) else None
+    key_sha256, generation, expires, mac = parts
+    if int(expires) < (now or time.time()) or not _same(mac, _mac(secret, f"{key_sha256}.{generation}.{expires}")):
+        return None
+    return Session(key_sha256, int(generation))
 
 
 def csrf_token(secret: str, cookie: str) -> str:

@@ -1,8 +1,11 @@
 """Who is looking: the caller of the API (keyless on loopback: the local tenant), or a signed-in session;
-the sign-in page that turns a key into the session cookie, and sign-out."""
+the sign-in page that turns a key into the session cookie (failed sign-ins count against the address, as
+wrong keys do), and sign-out, which ends every session of the key, in every API process."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,13 +15,14 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from activities.api_keys import digest
 from starter.api.problems import ApiProblem
-from starter.api.service import Caller, Service, Svc, caller, service
-from starter.api.sessions import SESSION_COOKIE, SESSION_S, check_csrf, csrf_token, new_session
+from starter.api.service import Caller, Service, Svc, attempt, caller, service
+from starter.api.sessions import SESSION_COOKIE, SESSION_S, check_csrf, csrf_token, new_session, read_session
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger("atelier.api")
+SIGN_IN_ERRORS = {401: "That key is not valid (or was revoked).", 429: "Too many failed sign-ins from here: wait"}
 
 
 def picture(key: str | None, width: int | None = None) -> str:
@@ -81,15 +85,20 @@ async def signin_page(request: Request, svc: Svc, next: str = "/") -> Response:
 @router.post("/signin")
 async def signin(request: Request, svc: Svc, key: Annotated[str, Form()] = "", next: str = "/") -> Response:
     check_csrf(request, svc.secret, None)  # from this site's own sign-in page only (no login CSRF)
-    if not key.strip() or svc.keys.tenant_of(key.strip()) is None:
-        context = {"next": safe_next(next), "error": "That key is not valid (or was revoked)."}
-        response = page(request, "signin.html", None, svc, **context)
-        response.status_code = 401
+    try:
+        stored = attempt(svc, request, svc.keys.find(key.strip()) if key.strip() else None)
+    except ApiProblem as exc:
+        error = SIGN_IN_ERRORS[exc.problem.status]
+        if wait := exc.headers.get("Retry-After"):
+            error = f"{error} {wait} s before trying again."
+        response = page(request, "signin.html", None, svc, next=safe_next(next), error=error)
+        response.status_code = exc.problem.status
+        response.headers.update({k: v for k, v in exc.headers.items() if k == "Retry-After"})
         return response
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        new_session(svc.secret, digest(key.strip())),
+        new_session(svc.secret, stored.sha256, stored.session_generation),
         max_age=SESSION_S,
         httponly=True,
         samesite="strict",
@@ -100,7 +109,15 @@ async def signin(request: Request, svc: Svc, key: Annotated[str, Form()] = "", n
 
 @router.post("/signout")
 async def signout(request: Request, svc: Svc, csrf: Annotated[str, Form()] = "") -> Response:
-    check_csrf(request, svc.secret, request.cookies.get(SESSION_COOKIE), csrf)
+    """Ends every session of the key (a copied cookie too, at any API process that reads the keys file)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    check_csrf(request, svc.secret, cookie, csrf)
+    session = read_session(svc.secret, cookie) if cookie else None
+    if session is not None and svc.keys.signed_in(*session) is not None:
+        try:
+            await asyncio.to_thread(svc.keys.end_sessions, session.key_sha256)  # waits on the file's lock
+        except OSError as exc:  # a read-only keys file: this browser's cookie goes, copies last until they expire
+            log.warning("keys file %s cannot be written (%s): sessions were not ended", svc.keys.path, exc)
     response = RedirectResponse("/signin", status_code=303)
     response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict")
     return response
