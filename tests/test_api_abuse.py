@@ -93,6 +93,9 @@ async def test_a_key_has_one_rate_bucket_as_a_bearer_and_through_a_studio_sessio
         for headers in (session(cookie), bearer):
             limited = await client.get("/v1/webhooks", headers=headers)
             assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1, limited.text
+        page = await client.get("/", headers={**session(cookie), "Accept": "text/html"})
+        assert page.status_code == 429 and "text/html" in page.headers["content-type"], page.text
+        assert int(page.headers["retry-after"]) >= 1, "a studio page refused for the rate says when to come back"
 
 
 async def test_the_eleventh_wrong_key_from_an_address_is_refused_and_so_is_a_right_key_from_there(site):

@@ -75,6 +75,9 @@ def _as_page(answer_problem: Any) -> Any:
         body = json.loads(problem.body)
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in body.get("errors", [])) or body.get("detail")
         context = {"viewer": None, "csrf": "", "title": body.get("title", "error"), "detail": detail}
-        return templates.TemplateResponse(request, "problem.html", context, status_code=problem.status_code)
+        kept = {k: v for k, v in problem.headers.items() if k.lower() in ("retry-after", "www-authenticate")}
+        return templates.TemplateResponse(
+            request, "problem.html", context, status_code=problem.status_code, headers=kept
+        )
 
     return handler
