@@ -105,8 +105,9 @@ def pinned(url: str, address: str | None) -> tuple[str, dict[str, str], dict[str
     return parts._replace(netloc=netloc).geturl(), {"host": original}, sni  # type: ignore[return-value]
 
 
-def verify_image(data: bytes, name: str) -> ReferenceImage:
-    """Check that bytes are a real, reasonably sized image; return it with its type."""
+def verify_image(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> ReferenceImage:
+    """Check that bytes are a real image of at most `max_pixels` (the API's uploads: a lower cap); return it
+    with its type."""
     if len(data) > MAX_BYTES:
         raise BadReference(f"reference {name!r}: larger than {MAX_BYTES // (1024 * 1024)} MB")
     try:
@@ -114,8 +115,10 @@ def verify_image(data: bytes, name: str) -> ReferenceImage:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 fmt = img.format or ""
-                if img.width * img.height > MAX_PIXELS:
-                    raise BadReference(f"reference {name!r}: {img.width}x{img.height} pixels is too large")
+                if img.width * img.height > max_pixels:
+                    raise BadReference(
+                        f"reference {name!r}: {img.width}x{img.height} pixels is too large (at most {max_pixels:,})"
+                    )
                 img.verify()
     except BadReference:
         raise

@@ -4,10 +4,10 @@ uploads it made."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import mimetypes
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
 from minio.error import S3Error
@@ -16,11 +16,12 @@ from PIL import UnidentifiedImageError
 from models.artifacts import REFERENCE_PREFIX
 from starter.api.creates import upload_marker
 from starter.api.problems import ApiProblem, FieldProblem, invalid
-from starter.api.service import Caller, Service, Svc, Who
-from starter.api.thumbnails import WIDTHS, thumbnail
+from starter.api.service import Caller, Service, Svc, Who, charge
+from starter.api.thumbnails import WIDTHS, Busy, Made, TooLarge
 
 router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"])
 RUN_PREFIXES = ("runs", "worlds")  # <prefix>/<run id>/…
+INLINE = {"image/png", "image/jpeg", "image/webp", "image/gif", "application/json", "text/plain"}  # shown, not run
 
 
 async def readable(svc: Service, caller: Caller, key: str) -> bool:
@@ -42,22 +43,38 @@ async def get_artifact(
     caller: Who,
     width: Annotated[int | None, Query(description=f"a picture sized down (WebP): one of {WIDTHS}")] = None,
 ) -> Any:
+    """The artifact's bytes (free); sized down, a thumbnail already made is free and one to make is one of
+    the caller's requests (429 past its rate, 503 while too many are being made)."""
     if width is not None and width not in WIDTHS:
         return invalid([FieldProblem(field="query.width", message=f"one of {', '.join(map(str, WIDTHS))}")])
     if not await readable(svc, caller, key):
         raise ApiProblem(404, "not found", f"no artifact {key!r}")
-    if width is not None and (kept := svc.thumbnails.get((key, width))) is not None:
-        return _answer(request, kept[0], kept[1], "image/webp")
-    data = await _read(svc, key)
-    etag = f'"{hashlib.sha256(data).hexdigest()}{f"-w{width}" if width else ""}"'
     if width is None:
-        return _answer(request, etag, data, mimetypes.guess_type(key)[0] or "application/octet-stream")
+        data = await _read(svc, key)
+        return _answer(request, f'"{hashlib.sha256(data).hexdigest()}"', data, _media_type(key), key)
+    if (kept := svc.thumbnails.get((key, width))) is None:
+        charge(svc, caller)
+        kept = await _thumbnail(svc, key, width)
+    return _answer(request, kept[0], kept[1], "image/webp", key)
+
+
+async def _thumbnail(svc: Service, key: str, width: int) -> Made:
+    settings = svc.settings
     try:
-        small = await asyncio.to_thread(thumbnail, data, width)
+        return await svc.thumbnails.make(
+            (key, width),
+            lambda: _read(svc, key),
+            lambda data: f'"{hashlib.sha256(data).hexdigest()}-w{width}"',
+            workers=settings.thumbnail_workers,
+            queue=settings.thumbnail_queue,
+            max_pixels=settings.upload_max_pixels,
+        )
+    except Busy as exc:
+        raise ApiProblem(503, "busy", "too many pictures are being sized down: retry", {"Retry-After": "1"}) from exc
+    except TooLarge as exc:
+        raise ApiProblem(422, "picture too large", f"artifact {key!r} is too large to size down: {exc}") from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ApiProblem(422, "not a picture", f"artifact {key!r} is not a picture to size down") from exc
-    svc.thumbnails[(key, width)] = (etag, small)
-    return _answer(request, etag, small, "image/webp")
 
 
 async def _read(svc: Service, key: str) -> bytes:
@@ -72,8 +89,22 @@ async def _read(svc: Service, key: str) -> bytes:
         raise
 
 
-def _answer(request: Request, etag: str, data: bytes, media_type: str) -> Response:
-    headers = {"ETag": etag, "Cache-Control": "private, max-age=300"}
+def _media_type(key: str) -> str:
+    return mimetypes.guess_type(key)[0] or "application/octet-stream"
+
+
+def _answer(request: Request, etag: str, data: bytes, media_type: str, key: str) -> Response:
+    """Never a page on the API's origin: no artifact may run script or be sniffed into another type
+    (`sandbox`, `nosniff`), and anything but a picture, JSON or plain text (a world's index.html, an SVG) is
+    a download."""
+    headers = {
+        "ETag": etag,
+        "Cache-Control": "private, max-age=300",
+        "Content-Security-Policy": "sandbox",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if media_type not in INLINE:
+        headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(key.rsplit('/', 1)[-1], safe='')}"
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
     return Response(data, media_type=media_type, headers=headers)

@@ -177,19 +177,20 @@ async def create_world(body: WorldRequest, response: Response, svc: Svc, caller:
 async def create_meme(body: MemeRequest, response: Response, svc: Svc, caller: Who, key: IdempotencyKey = None):
     async def job_of() -> MemeJob:
         words = sorted({*body.blocked_words, *svc.settings.blocked_words})
-        return _job(MemeJob, body, blocked_words=words, cost=body.cost or budget(svc, body, [SCENE_OPTIONS]))
+        return _job(MemeJob, body, blocked_words=words, cost=budget(svc, body, [SCENE_OPTIONS]))
 
     return await _answer(response, svc, caller, "meme", job_of, body, key)
 
 
 @router.post("/uploads", status_code=201, response_model=ArtifactRef, tags=["artifacts"], summary="Upload a reference")
 async def upload(file: UploadFile, svc: Svc, caller: Who) -> Any:
-    """A reference image for `references`: stored under its content address, checked as the CLI checks files."""
+    """A reference image for `references`: stored under its content address, checked as the CLI checks files
+    but with the API's lower pixel cap (`upload_max_pixels`: what a thumbnail will decode)."""
     data = await file.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
         return invalid([FieldProblem(field="body.file", message=f"larger than {MAX_BYTES // (1024 * 1024)} MB")])
     try:
-        image = verify_image(data, file.filename or "upload")
+        image = verify_image(data, file.filename or "upload", svc.settings.upload_max_pixels)
     except BadReference as exc:
         return invalid([FieldProblem(field="body.file", message=str(exc))])
     ref = make_ref(reference_key(hashlib.sha256(data).hexdigest(), image.extension), data, image.content_type)
