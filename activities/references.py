@@ -5,17 +5,17 @@ store, and a workflow gets artifact references. A worker reads only those upload
 (`load_reference`), never a path on its own disk.
 
 Guards: 20 MB cap, a timeout, Pillow verification, a decompression-bomb limit, http/https
-only, and no loopback/private/link-local targets (checked after DNS resolution and on every
-redirect) unless ATELIER_ALLOW_PRIVATE_URLS=1. The connection goes to the address that was checked
-(Host header and TLS SNI keep the name), so a DNS answer that changes between the check and the
-connection (rebinding) cannot reach a private address.
+only, and no loopback/private/link-local targets, nor IPv6 addresses that carry one (one guard,
+`activities.addresses`, also the webhooks'; checked after DNS resolution and on every redirect) unless
+ATELIER_ALLOW_PRIVATE_URLS=1. The connection goes to the address that was checked (Host header and TLS
+SNI keep the name), so a DNS answer that changes between the check and the connection (rebinding) cannot
+reach a private address.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-import ipaddress
 import re
 import socket
 import warnings
@@ -26,6 +26,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from PIL import Image
 
+from activities.addresses import refusal
 from activities.storage import ArtifactIntegrityError, ArtifactStore, load
 from models.artifacts import ArtifactRef
 from models.image import is_http_url, is_uploaded
@@ -57,13 +58,6 @@ def is_url(ref: str) -> bool:
     return bool(_SCHEME.match(ref)) and not Path(ref).exists()
 
 
-def _blocked(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return not ip.is_global or ip.is_multicast
-
-
 def check_url(url: str, allow_private: bool = False) -> str | None:
     """Refuse non-http(s) URLs and, unless allowed, hosts that resolve to non-public addresses.
 
@@ -85,9 +79,9 @@ def check_url(url: str, allow_private: bool = False) -> str | None:
     except (socket.gaierror, UnicodeError) as exc:
         raise BadReference(f"reference {url!r}: host {parts.hostname!r} does not resolve ({exc})") from exc
     for info in infos:
-        if _blocked(str(info[4][0])):
+        if why := refusal(str(info[4][0])):
             raise BadReference(
-                f"reference {url!r}: host {parts.hostname!r} resolves to non-public address {info[4][0]} "
+                f"reference {url!r}: host {parts.hostname!r} resolves to non-public address {info[4][0]}, {why} "
                 "(set ATELIER_ALLOW_PRIVATE_URLS=1 to allow)"
             )
     return str(infos[0][4][0]).split("%", 1)[0]

@@ -4,13 +4,15 @@ request bodies are those jobs with the API's few extra fields, so CLI and API va
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, Field, HttpUrl
+from pydantic import BaseModel, BeforeValidator, Field, HttpUrl
+from pydantic.json_schema import SkipJsonSchema
 
 from models.image import ImageJob
 from models.meme import MemeJob
-from models.world import WorldJob
+from models.usage import CostLimit
+from models.world import Budget, WorldJob
 
 Pipeline = Literal["image", "world", "meme"]
 RunStatus = Literal["running", "completed", "failed", "cancelled", "terminated", "timed_out"]
@@ -38,16 +40,35 @@ class RunOptions(BaseModel):
     rerun_of: str | None = Field(default=None, max_length=200)  # the run this one was started again from
 
 
+COST_RULE = "prices and per-call reservations are the server's: send max_cost_usd, the run's dollar budget"
+
+
+def _server_priced(cost: Any) -> None:
+    """A request never carries a `CostLimit`: the server quotes one from `max_cost_usd` and its own prices
+    (`starter.max_cost`), so a client cannot make its calls cheaper than they are."""
+    if cost is not None:
+        raise ValueError(COST_RULE)
+    return None
+
+
+# A job's `cost` as a request may give it: not at all (refused, naming the field; not in the schema).
+ServerCost = SkipJsonSchema[Annotated[CostLimit | None, BeforeValidator(_server_priced)]]
+
+
+class RequestBudget(Budget):
+    cost: ServerCost = None
+
+
 class ImageRequest(ImageJob, RunOptions):
-    pass
+    cost: ServerCost = None
 
 
 class WorldRequest(WorldJob, RunOptions):
-    pass
+    budget: RequestBudget = Field(default_factory=RequestBudget)
 
 
 class MemeRequest(MemeJob, RunOptions):
-    pass
+    cost: ServerCost = None
 
 
 class RunUrls(BaseModel):

@@ -17,6 +17,7 @@ from workflows.budget import BOOK_FAILED_ATTEMPTS_PATCH, BUDGET_PATCH, BY_KIND_P
 from workflows.casting import NEAR_COPIES_OPTIONAL_PATCH
 from workflows.conversation import CARRIED_FIRST_PATCH, END_AFTER_HAND_OVER_PATCH, HAND_OVER_PATCH
 from workflows.failures import CANCEL_PATCH
+from workflows.feedback import FEEDBACK_CAP_PATCH
 from workflows.image_evaluation import SCORING_DEGRADES_PATCH
 from workflows.image_refinement import REFUSAL_PATCH, UPLOADS_PATCH
 from workflows.scoring import POLLERS_PATCH
@@ -38,6 +39,7 @@ PATCHES = (
     POLLERS_PATCH,
     BOOK_FAILED_ATTEMPTS_PATCH,
     UPLOADS_PATCH,
+    FEEDBACK_CAP_PATCH,
 )
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))

@@ -77,27 +77,29 @@ class Ledger:
             return 0.0
         return self.limit.floor(kind) if self.settling else self.limit.quote(kind)
 
-    def fits(self, *kinds: CallKind) -> bool:
-        """Whether calls of these kinds, one after another, could each be given at least their least now."""
+    def fits(self, *kinds: CallKind, extra_usd: float = 0.0) -> bool:
+        """Whether calls of these kinds, one after another, could each be given at least their least now
+        (`extra_usd`: what one of them needs beyond its quote, e.g. a refinement's human feedback)."""
         free = self.free_usd()
-        return free is None or sum(self.least(kind) for kind in kinds) <= free + 1e-9
+        return free is None or sum(self.least(kind) for kind in kinds) + extra_usd <= free + 1e-9
 
     def in_flight(self) -> bool:
         """Whether reserved caps or open shares are out that may still come back unspent."""
         return self.reserved_usd > 1e-9 or self.committed_usd > 1e-9
 
-    def reserve(self, kind: CallKind) -> float | None:
+    def reserve(self, kind: CallKind, extra_usd: float = 0.0) -> float | None:
         """Set aside one call's cap and return it: its quote, or all that is free when that is less (never
         below its least); None without a dollar budget. Callers check `fits` first."""
         free = self.free_usd()
         if free is None or self.limit is None:
             return None
-        if not self.fits(kind):
+        if not self.fits(kind, extra_usd=extra_usd):
             raise BudgetExhausted(
                 f"budget ${self.limit.max_usd:.4f} spent: ${self.usage.estimated_cost_usd:.4f} used, the next "
                 f"{kind} call needs at least ${self.least(kind):.4f}"
             )
-        cap = min(self.limit.quote(kind), free) if self.settling else self.limit.quote(kind)
+        quote = self.limit.quote(kind) + extra_usd
+        cap = min(quote, free) if self.settling else quote
         self.reserved_usd += cap
         return cap
 
@@ -180,23 +182,29 @@ async def booked(ledger: Ledger, call: Awaitable[Metered[V]]) -> Metered[V]:
 
 
 async def metered_call(
-    ledger: Ledger, activity: Callable[..., Awaitable[Metered[V]]], arg: PaidRequest, call: PaidCall
+    ledger: Ledger,
+    activity: Callable[..., Awaitable[Metered[V]]],
+    arg: PaidRequest,
+    call: PaidCall,
+    extra_usd: float = 0.0,
 ) -> V:
-    """Run a paid activity that returns `Metered[V]`: its cap is reserved first and travels with the
-    request (its attempts together stay within it); its usage is booked, failed or not; its value returns.
+    """Run a paid activity that returns `Metered[V]`: its cap (its quote, plus `extra_usd` for input beyond
+    what the quote assumes) is reserved first and travels with the request (its attempts together stay
+    within it); its usage is booked, failed or not; its value returns.
 
     The one way the dollars run out: raises `BudgetExhausted` (the ledger is then out of dollars) when the
     budget cannot cover the call once what is in flight has settled, or when the provider finds the call's
     real worst case above its cap (nothing was sent)."""
     kind = call.kind
     # what is in flight may come back unspent: wait for it (others waiting may take it first: check again)
-    while ledger.settling and not ledger.fits(kind) and ledger.in_flight():
-        await workflow.wait_condition(lambda: ledger.fits(kind) or not ledger.in_flight())
-    if not ledger.fits(kind):
+    while ledger.settling and not ledger.fits(kind, extra_usd=extra_usd) and ledger.in_flight():
+        await workflow.wait_condition(lambda: ledger.fits(kind, extra_usd=extra_usd) or not ledger.in_flight())
+    if not ledger.fits(kind, extra_usd=extra_usd):
         ledger.out_of_dollars = True
         free = ledger.free_usd() or 0.0
-        raise BudgetExhausted(f"budget exhausted: ${free:.4f} left, an {kind} call needs ${ledger.least(kind):.4f}")
-    cap = ledger.reserve(kind)
+        needs = ledger.least(kind) + extra_usd
+        raise BudgetExhausted(f"budget exhausted: ${free:.4f} left, an {kind} call needs ${needs:.4f}")
+    cap = ledger.reserve(kind, extra_usd)
     try:
         request = arg if cap is None else arg.model_copy(update={"max_cost_usd": cap})
         return ledger.paid(await booked(ledger, workflow.execute_activity_method(activity, request, **call.options)))

@@ -32,6 +32,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows import console
     from workflows.budget import Ledger, metered_call
     from workflows.failures import safety_refusal
+    from workflows.feedback import (
+        FEEDBACK_CAP_PATCH,
+        MAX_CHARS,
+        MAX_NOTE_CHARS,
+        MAX_NOTES,
+        reservation_usd,
+        with_note,
+    )
     from workflows.image_evaluation import scored_iteration
     from workflows.inputs import parse_input
     from workflows.options import image_call, storage_call, text_call
@@ -92,9 +100,21 @@ class ImageRefinementWorkflow:
 
     @workflow.signal
     def feedback(self, text: str) -> None:
-        """Human in the loop: the next refinement must take this into account."""
-        if text.strip():
-            self._pending_feedback.append(text.strip())
+        """Human in the loop: the next refinement must take this into account (the newest notes within
+        `workflows.feedback`'s cap wait; runs from before `FEEDBACK_CAP_PATCH` kept every one)."""
+        note = text.strip()
+        if not note:
+            return
+        if not workflow.patched(FEEDBACK_CAP_PATCH):
+            self._pending_feedback.append(note)
+            return
+        kept = with_note(self._pending_feedback, note)
+        if dropped := len(self._pending_feedback) + 1 - len(kept):
+            workflow.logger.warning(
+                "feedback: %d note(s) dropped; the newest that fit wait (at most %d notes, %d characters, %d each)",
+                dropped, MAX_NOTES, MAX_CHARS, MAX_NOTE_CHARS,
+            )  # fmt: skip
+        self._pending_feedback = kept
 
     def _step(self, number: int, what: str = "") -> str:
         """How the iteration's calls are named in the Temporal UI: `iteration 2/4 · generate`."""
@@ -127,7 +147,9 @@ class ImageRefinementWorkflow:
             return Refusal(iteration=number, prompt=request.prompt, reason=said[0], category=said[1])
 
     async def _refine(self, job: ImageJob, number: int, prompt: str, human: list[str], feedback: list[str]) -> str:
-        """The next iteration's prompt from the evaluator's (or a refusal's) feedback and the human's."""
+        """The next iteration's prompt from the evaluator's (or a refusal's) feedback and the human's; the
+        human's notes are reserved for beyond the call's quote (runs since `FEEDBACK_CAP_PATCH`)."""
+        extra_usd = reservation_usd(self._ledger.limit, human) if workflow.patched(FEEDBACK_CAP_PATCH) else 0.0
         refined = await metered_call(
             self._ledger,
             ImageActivities.refine_prompt,
@@ -135,6 +157,7 @@ class ImageRefinementWorkflow:
                 original_prompt=job.prompt, current_prompt=prompt, feedback=feedback, human_feedback=human
             ),
             text_call(self._step(number, "refine prompt")),
+            extra_usd,
         )
         return refined.prompt
 

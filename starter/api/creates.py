@@ -59,6 +59,8 @@ def run_id(caller: Caller, pipeline: str, idempotency_key: str | None) -> str:
 
 
 def budget(svc: Service, options: RunOptions, image_options: list, references: int = 0, first=("text",)) -> Any:
+    """The run's `CostLimit`, quoted here from the request's `max_cost_usd` and the server's prices (a request
+    cannot carry one: `models.api.ServerCost`)."""
     value = options.max_cost_usd if options.max_cost_usd is not None else svc.settings.max_cost_usd
     try:
         return cost_limit_for(value, svc.settings, image_options, references, first)
@@ -158,7 +160,7 @@ async def create_image(body: ImageRequest, response: Response, svc: Svc, caller:
     async def job_of() -> ImageJob:
         await check_references(svc, caller, body)
         refs, first = len(body.references), ("image", "text")
-        return _job(ImageJob, body, cost=body.cost or budget(svc, body, [body.options], refs, first))
+        return _job(ImageJob, body, cost=budget(svc, body, [body.options], refs, first))
 
     return await _answer(response, svc, caller, "image", job_of, body, key)
 
@@ -167,7 +169,7 @@ async def create_image(body: ImageRequest, response: Response, svc: Svc, caller:
 async def create_world(body: WorldRequest, response: Response, svc: Svc, caller: Who, key: IdempotencyKey = None):
     async def job_of() -> WorldJob:
         images = [options for _, options in WORLD_IMAGE.values()] + [PORTRAIT] if body.images else []
-        cost = body.budget.cost or budget(svc, body, images)
+        cost = budget(svc, body, images)
         return _job(WorldJob, body, budget=body.budget.model_copy(update={"cost": cost}).model_dump())
 
     return await _answer(response, svc, caller, "world", job_of, body, key)

@@ -13,6 +13,7 @@ from temporalio.client import WorkflowExecution, WorkflowExecutionStatus, Workfl
 from temporalio.service import RPCError, RPCStatusCode
 
 from models.api import Feedback, RunPage, RunStatus, RunView
+from models.image import LoopState
 from models.search_attributes import COST, SCORE
 from starter.api.caps import tenant_runs
 from starter.api.links import run_urls, with_links
@@ -22,6 +23,8 @@ from starter.api.service import Caller, Service, Svc, Who
 from starter.api.service import owned as owned_workflow
 from starter.common import bounded_query
 from starter.runs_cmd import CLOSED_BY_TEMPORAL, KNOWN_STATES, state_of
+from workflows.feedback import MAX_CHARS, MAX_NOTES
+from workflows.feedback import fits as feedback_fits
 from workflows.image_refinement import ImageRefinementWorkflow
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
@@ -164,5 +167,14 @@ async def give_feedback(run_id: str, body: Feedback, svc: Svc, caller: Who) -> d
         raise ApiProblem(409, "not an image run", "feedback steers the image loop only")
     if described.status != WorkflowExecutionStatus.RUNNING:
         raise ApiProblem(409, "run finished", f"run {run_id!r} is no longer running")
-    await handle.signal(ImageRefinementWorkflow.feedback, body.text.strip())
+    note = body.text.strip()
+    state = await bounded_query(handle, ImageRefinementWorkflow.state, LoopState | None)
+    if state is not None and not feedback_fits(state.pending_feedback, note):  # unanswered: the run caps it itself
+        waiting = f"{len(state.pending_feedback)} notes ({sum(map(len, state.pending_feedback))} characters)"
+        raise ApiProblem(
+            409,
+            "feedback full",
+            f"{waiting} wait for the next refinement; at most {MAX_NOTES} notes, {MAX_CHARS} characters together",
+        )
+    await handle.signal(ImageRefinementWorkflow.feedback, note)
     return {"status": "accepted"}
