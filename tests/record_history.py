@@ -37,12 +37,13 @@ from activities.providers import Provider
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.storage import LocalStore, artifact_key
+from models.admission import AdmissionRequest, AdmissionState, ReleaseRequest
 from models.conversation import ConversationConfig, ConversationStart, ConversationState, IngestDoc, IngestJob
 from models.events import Delivery, EventFeed
 from models.image import ImageJob, ImageOptions, StopReason
 from models.meme import MemeJob
 from models.search_attributes import at_start
-from models.settings import SCORING_QUEUE, WORKFLOW_QUEUE
+from models.settings import EVENTS_QUEUE, SCORING_QUEUE, WORKFLOW_QUEUE
 from models.usage import CostLimit, Price
 from models.world import Budget, WorldJob
 from starter.chat_cmd import ask
@@ -50,6 +51,7 @@ from starter.chat_stream import AnswerView, stream_offset, streamed_send
 from starter.services import dev_server_flags
 from tests.conftest import TEMPORAL, TEST_SERVER, each_run, running_workers
 from workers.registry import QUEUES
+from workflows.admission import TenantAdmissionWorkflow
 from workflows.conversation import ConversationWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
 from workflows.knowledge import KnowledgeIngestWorkflow
@@ -429,6 +431,26 @@ async def record_webhook_delivery(rec: Recording) -> None:
     await save(handle)
 
 
+async def record_admission(rec: Recording) -> None:
+    """A tenant's admissions: two runs up to its cap of two, a third refused after its runs are counted
+    (neither exists yet: they keep their slots), one released, then continue-as-new carrying the slots."""
+    state = AdmissionState(tenant="recorded", runs_query="unused", continue_after=4)
+    async with rec.workers(queues=(WORKFLOW_QUEUE, EVENTS_QUEUE)):
+        started = await rec.client.start_workflow(
+            TenantAdmissionWorkflow.run, state, id="recorded-admission", task_queue=WORKFLOW_QUEUE
+        )
+        answers = [
+            await started.execute_update(TenantAdmissionWorkflow.admit, AdmissionRequest(run_id=run, max_running=2))
+            for run in ("recorded.meme-1", "recorded.meme-2", "recorded.meme-3")
+        ]
+        await started.signal(TenantAdmissionWorkflow.release, ReleaseRequest(run_id="recorded.meme-1"))
+        first_run = rec.client.get_workflow_handle(started.id, run_id=started.result_run_id)
+        while (await first_run.describe()).status.name == "RUNNING":
+            await asyncio.sleep(0.05)
+    assert [a.admitted for a in answers] == [True, True, False], answers
+    await save(first_run)
+
+
 def offline(record: Callable[[Recording], Awaitable[None]]) -> Callable[[Recording], Awaitable[None]]:
     """A recorder run with workers for every queue and the offline provider."""
 
@@ -459,6 +481,7 @@ RECORDERS = {
     "image-path-reference": record_image_path_reference,
     "run-events": offline(record_run_events),
     "webhook-delivery": offline(record_webhook_delivery),
+    "admission": record_admission,
 }
 
 

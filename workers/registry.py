@@ -8,6 +8,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
+from activities.admission import count_tenant_runs
 from activities.breaker import Breakers
 from activities.conversation import ConversationActivities
 from activities.heartbeat import HEARTBEAT_EVERY_S, HeartbeatThroughout
@@ -32,6 +33,7 @@ from models.settings import (
     Settings,
 )
 from workers.versioning import deployment_options
+from workflows.admission import TenantAdmissionWorkflow
 from workflows.character import CharacterWorkflow
 from workflows.conversation import ConversationWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
@@ -50,6 +52,7 @@ WORKFLOWS = [
     KnowledgeIngestWorkflow,
     RunEventsWorkflow,
     WebhookDeliveryWorkflow,
+    TenantAdmissionWorkflow,
 ]
 QUEUES = (WORKFLOW_QUEUE, TEXT_QUEUE, IMAGE_QUEUE, STORAGE_QUEUE, SCORING_QUEUE, EVENTS_QUEUE)
 SHUTDOWN_MARGIN_S = 15  # past a request's timeout: reading the reply, storing the picture
@@ -200,7 +203,7 @@ def build_workers(
             )
     if EVENTS_QUEUE in queues:  # mostly waiting: many slots, little work each
         observer, sender = RunObserver(store, settings), WebhookSender(settings)
-        activities = [observer.observe_run, sender.send_webhook, sender.disable_endpoint]
+        activities = [observer.observe_run, sender.send_webhook, sender.disable_endpoint, count_tenant_runs]
         slots = settings.events_concurrency
         workers.append(
             activity_worker(client, EVENTS_QUEUE, activities, settings, max_concurrent_activities=slots, **versioning)

@@ -29,7 +29,7 @@ from models.priority import run_priority
 from models.settings import WORKFLOW_QUEUE
 from models.world import WorldJob
 from starter import run_labels
-from starter.api.caps import check_caps
+from starter.api.caps import admitted
 from starter.api.events import ensure_feed
 from starter.api.links import run_urls
 from starter.api.pipelines import PIPELINES, Pipeline
@@ -95,28 +95,28 @@ async def start(svc: Service, caller: Caller, pipe: Pipeline, job: Any, request:
         same = _same_request(existing, digest, created)
         await ensure_feed(*feed)  # an earlier create may have started the run and not its feed
         return same
-    await check_caps(svc, caller)
-    labels = await run_labels.start_options(
-        svc.client, svc.settings, pipe.name, text, job, workflow_id, caller.tenant if caller.keyed else None
-    )
-    memo = labels["memo"] | {MEMO_TENANT: caller.tenant, MEMO_REQUEST: digest}
-    if request.rerun_of:
-        memo[MEMO_RERUN] = request.rerun_of
-    try:
-        await svc.client.start_workflow(
-            pipe.run,
-            job,
-            id=workflow_id,
-            task_queue=WORKFLOW_QUEUE,
-            priority=run_priority(pipe.name, workflow_id, caller.tenant if caller.keyed else None),
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            **(labels | {"memo": memo}),
+    async with admitted(svc, caller, workflow_id, job):  # the tenant's caps: a slot, or 429/402
+        labels = await run_labels.start_options(
+            svc.client, svc.settings, pipe.name, text, job, workflow_id, caller.tenant if caller.keyed else None
         )
-    except WorkflowAlreadyStartedError:  # a concurrent create with the same key won
-        if (existing := await described(svc, workflow_id)) is None:
-            raise
-        created = _same_request(existing, digest, created)
+        memo = labels["memo"] | {MEMO_TENANT: caller.tenant, MEMO_REQUEST: digest}
+        if request.rerun_of:
+            memo[MEMO_RERUN] = request.rerun_of
+        try:
+            await svc.client.start_workflow(
+                pipe.run,
+                job,
+                id=workflow_id,
+                task_queue=WORKFLOW_QUEUE,
+                priority=run_priority(pipe.name, workflow_id, caller.tenant if caller.keyed else None),
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                **(labels | {"memo": memo}),
+            )
+        except WorkflowAlreadyStartedError:  # a concurrent create with the same key won
+            if (existing := await described(svc, workflow_id)) is None:
+                raise
+            created = _same_request(existing, digest, created)
     await ensure_feed(*feed)
     return created
 
