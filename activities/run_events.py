@@ -1,6 +1,7 @@
 """Following a run for the API: what is new since the last look becomes events, recorded as one batch in
-the artifact store before the workflow hears of it. The run is read, never changed: its status and live
-state from Temporal, what it made from the store (`runs/<id>/…`, `worlds/<id>/…`)."""
+the artifact store before the workflow hears of it. The run is read, never changed, as the API and the Studio
+read it (`activities.run_reading`): its status and live state from Temporal, what it made from the store
+(`runs/<id>/…`, a world's layout: `activities.world_layout`)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowQueryFailedError
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.run_reading import RunReader, iteration_pictures
 from activities.storage import ArtifactStore, artifact_key
+from activities.world_layout import StoredCharacter, read, stored_world
 from models.events import (
     Batch,
     CharacterSeen,
@@ -29,11 +33,12 @@ from models.events import (
     shown_url,
     with_artifact_links,
 )
+from models.pipelines import PIPELINES
 from models.settings import WORKFLOW_QUEUE, Settings
+from models.world import CharacterDetail, PostDetail
 
 POLL_S = 0.5
 QUERY_TIMEOUT = timedelta(seconds=3)  # well under the heartbeat timeout: a look never stalls on a query
-STATUS_QUERY = {"image": "state", "world": "status", "meme": "status"}
 TERMINAL = {
     WorkflowExecutionStatus.COMPLETED: "run.completed",
     WorkflowExecutionStatus.FAILED: "run.failed",
@@ -41,7 +46,6 @@ TERMINAL = {
     WorkflowExecutionStatus.TERMINATED: "run.failed",
     WorkflowExecutionStatus.TIMED_OUT: "run.failed",
 }
-PICTURE = (".png", ".jpeg", ".jpg", ".webp")
 
 
 def events_prefix(run_id: str) -> str:
@@ -54,13 +58,7 @@ def batch_key(run_id: str, first_seq: int) -> str:
 
 def progress_of(pipeline: str, state: dict[str, Any]) -> dict[str, Any]:
     """The part of a live state that makes a `run.progress` event (not every token count)."""
-    if pipeline == "image":
-        names = ("iteration", "max_iterations", "phase", "scores", "best_score", "pending_feedback")
-    elif pipeline == "world":
-        names = ("state", "world_name", "phases", "characters", "posts", "images", "budget_exhausted")
-    else:
-        names = ("phase", "format", "drafts", "best_score")
-    progress = {name: state.get(name) for name in names}
+    progress = {name: state.get(name) for name in PIPELINES[pipeline].progress}
     progress["cost_usd"] = (state.get("usage") or {}).get("estimated_cost_usd")
     return progress
 
@@ -151,40 +149,39 @@ class RunObserver:
 
     async def _look(self, client: Client, request: ObserveRequest) -> Look:
         look = Look(request.run_id, request.seen)
-        handle = client.get_workflow_handle(request.run_id)
         try:
-            described = await handle.describe()
+            described = await client.get_workflow_handle(request.run_id).describe()
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return look
             raise
+        runs = RunReader(client, self.store)
         closed = described.status in TERMINAL
         if not look.seen.started:
             look.seen.started = True
             look.add("run.started", pipeline=request.pipeline)
-        top = "worlds" if request.pipeline == "world" else "runs"
-        keys = set(await self.store.keys(artifact_key(top, request.run_id)))
+        keys = await runs.stored(described)
         if not closed:
-            await self._progress(handle, request.pipeline, keys, look)
+            await self._progress(runs, described, request.pipeline, keys, look)
         if request.pipeline == "world":
             await self._world(keys, look, closed)
         else:
             await self._pictures(keys, look, request.pipeline)
         if closed:
-            result = await self._result(handle, described.status)
+            result = await self._result(runs, described)
             if request.pipeline == "image" and isinstance(result, dict):
                 self._iterations([it["score"] for it in result.get("iterations", [])], keys, look)
             look.seen.closed = True
             look.add(TERMINAL[described.status], **_ending(result, described.status))
         return look
 
-    async def _progress(self, handle: Any, pipeline: str, keys: set[str], look: Look) -> None:
-        try:
-            state = await handle.query(STATUS_QUERY[pipeline], rpc_timeout=QUERY_TIMEOUT)
-        except (RPCError, WorkflowQueryFailedError):
+    async def _progress(
+        self, runs: RunReader, run: WorkflowExecution, pipeline: str, keys: set[str], look: Look
+    ) -> None:
+        status = await runs.status(run, QUERY_TIMEOUT)
+        if status is None:
             return  # no worker answered this time: the next look asks again
-        if not isinstance(state, dict):
-            return
+        state = status.model_dump(mode="json")
         progress = progress_of(pipeline, state)
         digest = json.dumps(progress, sort_keys=True, separators=(",", ":"))
         if digest != look.seen.progress:
@@ -195,10 +192,9 @@ class RunObserver:
 
     def _iterations(self, scores: list[int], keys: set[str], look: Look) -> None:
         """Each scored iteration once, with its picture's link."""
+        pictures = iteration_pictures(keys)
         for number in range(look.seen.iterations + 1, len(scores) + 1):
-            picture = next(
-                (k for k in sorted(keys) if k.rsplit("/", 1)[-1].startswith(f"iteration-{number:02d}.")), None
-            )
+            picture = next((k for k in pictures if k.rsplit("/", 1)[-1].startswith(f"iteration-{number:02d}.")), None)
             look.add(
                 "iteration.completed", number=number, score=scores[number - 1], image=picture and look.link(picture)
             )
@@ -206,50 +202,40 @@ class RunObserver:
 
     async def _pictures(self, keys: set[str], look: Look, pipeline: str) -> None:
         """An image run's iteration pictures and a meme's finished picture, each once."""
-        wanted = (
-            sorted(k for k in keys if k.rsplit("/", 1)[-1].startswith("iteration-") and k.endswith(PICTURE))
-            if pipeline == "image"
-            else sorted(k for k in keys if k.endswith("/meme.png"))
-        )
+        wanted = iteration_pictures(keys) if pipeline == "image" else sorted(k for k in keys if k.endswith("/meme.png"))
         for key in wanted:
             if key not in look.seen.pictures:
                 look.seen.pictures.append(key)
                 look.add("image.created", kind="iteration" if pipeline == "image" else "meme", image=look.link(key))
 
     async def _world(self, keys: set[str], look: Look, closed: bool) -> None:
-        prefix = artifact_key("worlds", look.run_id) + "/"
-        for key in sorted(keys):
-            name = key.removeprefix(prefix)
-            if "/" not in name and name.startswith(("background.", "icon.")) and key not in look.seen.pictures:
+        world = stored_world(look.run_id, keys)
+        for kind, key in (("background", world.background), ("icon", world.icon)):
+            if key is not None and key not in look.seen.pictures:
                 look.seen.pictures.append(key)
-                look.add("image.created", kind=name.split(".")[0], image=look.link(key))
-        users = sorted({k.removeprefix(prefix).split("/")[1] for k in keys if k.startswith(prefix + "characters/")})
-        for username in users:
+                look.add("image.created", kind=kind, image=look.link(key))
+        for username, character in world.characters.items():
             if username not in look.seen.done:
-                await self._character(keys, look, prefix + f"characters/{username}/", username, closed)
+                await self._character(character, look, closed)
 
-    async def _character(self, keys: set[str], look: Look, base: str, username: str, closed: bool) -> None:
+    async def _character(self, character: StoredCharacter, look: Look, closed: bool) -> None:
+        username = character.username
         seen = look.seen.characters.setdefault(username, CharacterSeen())
-        finished = closed or base + "character.json" in keys
-        if not seen.created and base + "profile.json" in keys:
-            profile = json.loads(await self.store.read(base + "profile.json"))
+        finished = closed or character.manifest is not None
+        if not seen.created and character.profile is not None:
+            profile = await read(self.store, character.profile, CharacterDetail)
             seen.created = True
             look.add("character.created", username=username, **_pick(profile, "display_name", "bio", "interests"))
-        avatar = next((k for k in sorted(keys) if k.startswith(base + "avatar.")), None)
-        if avatar and not seen.avatar:
+        if character.avatar and not seen.avatar:
             seen.avatar = True
-            look.add("image.created", kind="avatar", username=username, image=look.link(avatar))
-        posts = sorted(
-            int(k[len(base) + 6 : -5]) for k in keys if k.startswith(base + "posts/") and k.endswith(".json")
-        )
-        for number in posts:
-            picture = next(
-                (k for k in keys if k.startswith(f"{base}posts/{number:03d}.") and k.endswith(PICTURE)), None
-            )
-            later = finished or any(n > number for n in posts)
+            look.add("image.created", kind="avatar", username=username, image=look.link(character.avatar))
+        numbers = sorted(character.posts)
+        for number in numbers:
+            picture = character.pictures.get(number)
+            later = finished or any(n > number for n in numbers)
             if number in seen.posts or not (picture or later):
                 continue  # its picture may still come: the post goes out with it
-            post = json.loads(await self.store.read(f"{base}posts/{number:03d}.json"))
+            post = await read(self.store, character.posts[number], PostDetail)
             seen.posts.append(number)
             image = look.link(picture) if picture else None
             look.add(
@@ -266,14 +252,10 @@ class RunObserver:
             look.seen.done.append(username)
             del look.seen.characters[username]
 
-    async def _result(self, handle: Any, status: WorkflowExecutionStatus) -> Any:
-        """The finished run's result (a dict), or its failure's message (a str)."""
-        if status not in (WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.FAILED):
-            return None
-        try:
-            return await handle.result()
-        except WorkflowFailureError as exc:
-            return str(exc.cause or exc)
+    async def _result(self, runs: RunReader, run: WorkflowExecution) -> Any:
+        """The finished run's result (as JSON), or its failure's message (a str)."""
+        result = await runs.result(run)
+        return result.model_dump(mode="json") if result is not None else await runs.failure(run)
 
 
 def _ending(result: Any, status: WorkflowExecutionStatus) -> dict[str, Any]:
@@ -284,5 +266,6 @@ def _ending(result: Any, status: WorkflowExecutionStatus) -> dict[str, Any]:
     return {"status": status.name.lower()}
 
 
-def _pick(value: dict[str, Any], *names: str) -> dict[str, Any]:
-    return {name: value.get(name) for name in names}
+def _pick(value: BaseModel, *names: str) -> dict[str, Any]:
+    fields = value.model_dump(mode="json")
+    return {name: fields.get(name) for name in names}

@@ -1,6 +1,6 @@
 """Activities of the world pipeline: one class holding the provider and the artifact store.
 
-Every text step stores its JSON under `worlds/<world_id>/...` with a deterministic key, so a
+Every text step stores its JSON under `worlds/<world_id>/...` with a deterministic key (`world_layout`), so a
 retried step overwrites its own artifact; images are stored beside them (claim check).
 """
 
@@ -16,6 +16,7 @@ from activities.providers.base import GeneratedBytes
 from activities.providers.guarded import GuardedProvider
 from activities.purchases import Spool, bought_once
 from activities.storage import ArtifactStore, load, world_key
+from activities.world_layout import character_key, post_key
 from models.artifacts import ArtifactRef
 from models.image import ImageOptions
 from models.usage import Metered
@@ -142,7 +143,7 @@ class WorldActivities:
         async with heartbeating(f"profile of {seed.username}"):
             called = await self.provider.structured(CharacterDetail, SYSTEM, prompt, request, request.max_cost_usd)
         detail = called.value.model_copy(update={"username": seed.username})  # the workflow's unique username wins
-        key = world_key(request.world_id, "characters", seed.username, "profile.json")
+        key = character_key(request.world_id, seed.username, "profile.json")
         return called.carrying(Profiled(detail=detail, artifact=await self._json(key, detail)))
 
     @activity.defn(name="character_avatar")
@@ -153,7 +154,7 @@ class WorldActivities:
             avatar_description=request.avatar_description,
             visual_style=request.visual_style,
         )
-        key = world_key(request.world_id, "characters", request.username, f"avatar.{PORTRAIT.format}")
+        key = character_key(request.world_id, request.username, f"avatar.{PORTRAIT.format}")
         return await self._image(key, prompt, PORTRAIT, request.max_cost_usd)
 
     @activity.defn(name="post_batch")
@@ -197,20 +198,18 @@ class WorldActivities:
         )
         async with heartbeating(f"post {request.number} of {who.username}"):
             called = await self.provider.structured(PostDetail, SYSTEM, prompt, request, request.max_cost_usd)
-        key = world_key(request.world_id, "characters", who.username, "posts", f"{request.number:03d}.json")
+        key = post_key(request.world_id, who.username, request.number, "json")
         return called.carrying(Written(detail=called.value, artifact=await self._json(key, called.value)))
 
     @activity.defn(name="post_image")
     async def post_image(self, request: PostImageRequest) -> Metered[ArtifactRef]:
         prompt = render("post_image", image_prompt=request.image_prompt, visual_style=request.visual_style)
-        key = world_key(
-            request.world_id, "characters", request.username, "posts", f"{request.number:03d}.{PORTRAIT.format}"
-        )
+        key = post_key(request.world_id, request.username, request.number, PORTRAIT.format)
         return await self._image(key, prompt, PORTRAIT, request.max_cost_usd)
 
     @activity.defn(name="write_character_manifest")
     async def write_character_manifest(self, manifest: CharacterManifest) -> ArtifactRef:
-        key = world_key(manifest.world_id, "characters", manifest.username, "character.json")
+        key = character_key(manifest.world_id, manifest.username, "character.json")
         async with heartbeating(f"manifest of {manifest.username}"):
             return await self._json(key, manifest)
 

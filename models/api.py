@@ -14,7 +14,7 @@ from models.meme import MemeJob
 from models.usage import CostLimit
 from models.world import Budget, WorldJob
 
-Pipeline = Literal["image", "world", "meme"]
+Pipeline = Literal["image", "world", "meme"]  # the names of `models.pipelines.PIPELINES` (held equal by a test)
 RunStatus = Literal["running", "completed", "failed", "cancelled", "terminated", "timed_out"]
 EventType = Literal[
     "run.started",

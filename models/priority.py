@@ -12,8 +12,10 @@ import hashlib
 
 from temporalio.common import Priority
 
-# 1 goes first. A chat turn is waited on by a person; a world is batch work.
-PRIORITY_KEYS = {"conversation": 1, "knowledge": 2, "image": 2, "meme": 3, "world": 4}
+from models.pipelines import PIPELINES
+
+# 1 goes first. A chat turn is waited on by a person; a world is batch work (each pipeline's: `models.pipelines`).
+PRIORITY_KEYS = {"conversation": 1, "knowledge": 2} | {spec.name: spec.priority for spec in PIPELINES.values()}
 FAIRNESS_KEY_BYTES = 64  # Temporal's limit
 
 

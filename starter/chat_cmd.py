@@ -7,10 +7,9 @@ import argparse
 import asyncio
 import json
 import sys
-import time
 import uuid
 
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -37,10 +36,10 @@ from starter.common import (
     stderr,
     validated,
 )
+from starter.conversing import ask
 from starter.follow import WorkerSilence
 from starter.launch import labelled_start
 from workflows.conversation import ConversationWorkflow
-from workflows.mailbox import HANDING_OVER
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -88,18 +87,6 @@ def show_reply(reply: Reply) -> None:
     print(f"atelier: {reply.text}")
     for number, passage in enumerate(reply.citations, 1):
         print(f"   [{number}] {passage.title} ({passage.ref}, similarity {passage.score:.2f})")
-
-
-async def ask(handle: WorkflowHandle, text: str, patience_s: float = 60.0, update_id: str | None = None) -> Reply:
-    """The reply to one message; while the conversation hands over to a fresh run, ask again."""
-    deadline = time.monotonic() + patience_s
-    while True:
-        try:
-            return await handle.execute_update(ConversationWorkflow.ask, text, id=update_id)
-        except WorkflowUpdateFailedError as exc:
-            if HANDING_OVER not in str(exc.cause) or time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)
 
 
 async def talk(client: Client, handle: WorkflowHandle, text: str) -> Reply:

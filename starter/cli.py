@@ -9,6 +9,7 @@ import json
 import os
 import re
 import sys
+from importlib import import_module
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -18,16 +19,17 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from models import pipelines
 from models.settings import Settings, invalid_settings
-from starter import chat_cmd, image_cmd, kb_cmd, meme_cmd, runs_cmd, serve_cmd, services, world_cmd
+from starter import chat_cmd, kb_cmd, runs_cmd, serve_cmd, services
 from starter.common import Parser, Pipeline, UsageError, attached, connect_or_explain, existing, stderr
 from starter.waiting import waiting
+from workflows.conversation import ConversationWorkflow
 
-PIPELINES: dict[str, Pipeline] = {
-    "ImageRefinementWorkflow": image_cmd.PIPELINE,
-    "WorldWorkflow": world_cmd.PIPELINE,
-    "MemeWorkflow": meme_cmd.PIPELINE,
-    "ConversationWorkflow": chat_cmd.PIPELINE,
+STARTS = {name: import_module(spec.command) for name, spec in pipelines.PIPELINES.items()}  # image, world, meme
+PIPELINES: dict[str, Pipeline] = {  # by workflow type: what `status` and `result` do with a run of it
+    **{spec.workflow_type: STARTS[name].PIPELINE for name, spec in pipelines.PIPELINES.items()},
+    ConversationWorkflow.__name__: chat_cmd.PIPELINE,
 }
 
 
@@ -41,9 +43,8 @@ def build_parser() -> Parser:
     sub.add_parser("up", help="start the dev server and a worker in the background")
     sub.add_parser("down", help="stop what `up` started")
     sub.add_parser("codec-server", help="decrypt payloads for the Temporal UI (needs ATELIER_CODEC_KEY)")
-    image_cmd.add_parser(sub)
-    world_cmd.add_parser(sub)
-    meme_cmd.add_parser(sub)
+    for command in STARTS.values():
+        command.add_parser(sub)
     chat_cmd.add_parser(sub)
     kb_cmd.add_parser(sub)
     runs_cmd.add_parser(sub)
@@ -102,9 +103,7 @@ async def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 
 COMMANDS = {
-    "image": image_cmd.run,
-    "world": world_cmd.run,
-    "meme": meme_cmd.run,
+    **{name: command.run for name, command in STARTS.items()},
     "chat": chat_cmd.run,
     "kb": kb_cmd.run,
     "runs": runs_cmd.run,

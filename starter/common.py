@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -16,6 +15,7 @@ from rich.console import Console
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.run_reading import bounded_query as bounded_query  # the one bounded query, for the commands
 from models.settings import Settings
 from models.validation import field_problems
 from workers.connection import TemporalSetupError, connect
@@ -85,14 +85,3 @@ async def existing(client: Client, workflow_id: str) -> tuple[WorkflowHandle, Wo
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise UsageError(f"no run with id {workflow_id!r}") from exc
         raise
-
-
-async def bounded_query(handle: WorkflowHandle, query: Any, result_type: Any) -> Any:
-    """A query's answer, or None when no worker answers within a couple of seconds."""
-    try:
-        return await handle.query(query, result_type=result_type, rpc_timeout=timedelta(seconds=2))
-    except RPCError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():  # Ctrl-C arrived during the call: detach, do not swallow it
-            raise asyncio.CancelledError from None
-        return None

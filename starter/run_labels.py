@@ -10,12 +10,11 @@ from urllib.parse import quote
 from pydantic import BaseModel
 from temporalio.client import Client
 
+from activities.run_reading import MEMO_TEXT
 from models.search_attributes import at_start
 from models.settings import Settings
 from models.text import shorten
 from workers.connection import has_search_attributes
-
-MEMO_TEXT = "atelier_text"  # the run's prompt or topic, as its list shows it
 
 
 def static_summary(pipeline: str, text: str) -> str:

@@ -15,21 +15,21 @@ from rich.table import Table
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 
-from models.search_attributes import COST, PIPELINE, PIPELINES, SCORE, STATE, STATES
+from activities.run_reading import CLOSED_BY_TEMPORAL, KNOWN_STATES, state_of
+from models import pipelines
+from models.search_attributes import COST, PIPELINE, PIPELINES, SCORE, STATE
 from models.settings import Settings
 from starter.common import UsageError, bounded_query, connect_or_explain, stderr
 from workers.connection import has_search_attributes, missing_search_attributes
+from workflows.character import CharacterWorkflow
+from workflows.conversation import ConversationWorkflow
+from workflows.knowledge import KnowledgeIngestWorkflow
 
-# Temporal's own statuses a run can end in without its workflow saying so (failed, cancelled, terminated…)
-CLOSED_BY_TEMPORAL = {"FAILED": "Failed", "CANCELLED": "Canceled", "TERMINATED": "Terminated", "TIMED_OUT": "TimedOut"}
-KNOWN_STATES = sorted({*STATES, *CLOSED_BY_TEMPORAL})
-WORKFLOW_TYPES = {  # for a server without Atelier's search attributes
-    "image": "ImageRefinementWorkflow",
-    "world": "WorldWorkflow",
-    "character": "CharacterWorkflow",
-    "meme": "MemeWorkflow",
-    "conversation": "ConversationWorkflow",
-    "knowledge": "KnowledgeIngestWorkflow",
+WORKFLOW_TYPE_OF = {  # each AtelierPipeline's workflow type, for a server without Atelier's search attributes
+    **{spec.name: spec.workflow_type for spec in pipelines.PIPELINES.values()},
+    "character": CharacterWorkflow.__name__,
+    "conversation": ConversationWorkflow.__name__,
+    "knowledge": KnowledgeIngestWorkflow.__name__,
 }
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -80,7 +80,7 @@ def visibility_query(wanted: Wanted, searchable: bool) -> str:
     if searchable:
         parts = [f"{PIPELINE.name} IN ({', '.join(json.dumps(p) for p in wanted.pipelines)})"]
     else:
-        parts = [f"WorkflowType IN ({', '.join(json.dumps(WORKFLOW_TYPES[p]) for p in wanted.pipelines)})"]
+        parts = [f"WorkflowType IN ({', '.join(json.dumps(WORKFLOW_TYPE_OF[p]) for p in wanted.pipelines)})"]
     state = wanted.state
     if state == "RUNNING":
         parts.append('ExecutionStatus = "Running"')
@@ -97,18 +97,7 @@ def visibility_query(wanted: Wanted, searchable: bool) -> str:
 
 def pipeline_of(run: WorkflowExecution) -> str:
     named = run.typed_search_attributes.get(PIPELINE)
-    return named or next((p for p, t in WORKFLOW_TYPES.items() if t == run.workflow_type), run.workflow_type)
-
-
-def state_of(run: WorkflowExecution) -> str:
-    """The pipeline's own state; Temporal's status when the run ended without saying (failed, terminated…)."""
-    named = run.typed_search_attributes.get(STATE)
-    status = run.status.name if run.status else "UNKNOWN"
-    if status == "CANCELED":
-        status = "CANCELLED"
-    if run.status in (WorkflowExecutionStatus.RUNNING, None) or (named and named not in {"RUNNING", "ACTIVE"}):
-        return named or status
-    return status
+    return named or next((p for p, t in WORKFLOW_TYPE_OF.items() if t == run.workflow_type), run.workflow_type)
 
 
 async def progress_of(client: Client, run: WorkflowExecution) -> str | None:

@@ -23,6 +23,7 @@ from activities.run_events import RunObserver
 from activities.storage import ArtifactStore
 from activities.webhooks import WebhookSender
 from activities.world import WorldActivities
+from models.pipelines import PIPELINES
 from models.settings import (
     EVENTS_QUEUE,
     IMAGE_QUEUE,
@@ -36,18 +37,13 @@ from workers.versioning import deployment_options
 from workflows.admission import TenantAdmissionWorkflow
 from workflows.character import CharacterWorkflow
 from workflows.conversation import ConversationWorkflow
-from workflows.image_refinement import ImageRefinementWorkflow
 from workflows.knowledge import KnowledgeIngestWorkflow
-from workflows.meme import MemeWorkflow
 from workflows.run_events import RunEventsWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
-from workflows.world import WorldWorkflow
 
 WORKFLOWS = [
-    ImageRefinementWorkflow,
-    WorldWorkflow,
+    *(spec.workflow for spec in PIPELINES.values()),  # image, world, meme
     CharacterWorkflow,
-    MemeWorkflow,
     ConversationWorkflow,
     KnowledgeIngestWorkflow,
     RunEventsWorkflow,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,12 +16,13 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from models.admission import Admission, AdmissionRequest, AdmissionState, ReleaseRequest, admission_id
+from models.pipelines import WORKFLOW_TYPES
 from models.settings import WORKFLOW_QUEUE
 from starter.api.problems import ApiProblem
 from starter.api.service import Caller, Service, described
 from workflows.admission import MAX_HELD, TenantAdmissionWorkflow
 
-TOP_LEVEL = 'WorkflowType IN ("ImageRefinementWorkflow", "WorldWorkflow", "MemeWorkflow")'
+TOP_LEVEL = f"WorkflowType IN ({', '.join(json.dumps(name) for name in WORKFLOW_TYPES)})"  # the pipelines' runs
 log = logging.getLogger("atelier.api")
 
 

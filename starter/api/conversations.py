@@ -22,9 +22,9 @@ from starter import run_labels
 from starter.api.links import run_urls
 from starter.api.problems import ApiProblem
 from starter.api.service import Caller, Service, Svc, Who, owned
-from starter.chat_cmd import ask
 from starter.chat_stream import CATCH_UP_S, follow_turn, stream_offset
 from starter.common import bounded_query
+from starter.conversing import ask
 from workflows.conversation import ConversationWorkflow
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])

@@ -18,6 +18,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.meme import SCENE_OPTIONS
 from activities.references import MAX_BYTES, BadReference, check_url, verify_image
+from activities.run_reading import MEMO_RERUN
 from activities.storage import make_ref
 from activities.world import PORTRAIT, WORLD_IMAGE
 from models.api import ImageRequest, MemeRequest, RunCreated, RunOptions, WorldRequest
@@ -25,6 +26,7 @@ from models.artifacts import ArtifactRef, reference_key
 from models.events import Webhook
 from models.image import ImageJob
 from models.meme import MemeJob
+from models.pipelines import PIPELINES, PipelineSpec
 from models.priority import run_priority
 from models.settings import WORKFLOW_QUEUE
 from models.world import WorldJob
@@ -32,7 +34,6 @@ from starter import run_labels
 from starter.api.caps import admitted
 from starter.api.events import ensure_feed
 from starter.api.links import run_urls
-from starter.api.pipelines import PIPELINES, Pipeline
 from starter.api.problems import ApiProblem, FieldProblem, invalid
 from starter.api.service import Caller, Service, Svc, Who, described
 from starter.api.webhooks import guard_webhook
@@ -40,8 +41,9 @@ from starter.max_cost import BadBudget, cost_limit_for
 
 router = APIRouter(prefix="/v1", tags=["runs"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
-MEMO_TENANT, MEMO_REQUEST, MEMO_RERUN = "atelier_tenant", "atelier_request_sha256", "atelier_rerun_of"
+MEMO_TENANT, MEMO_REQUEST = "atelier_tenant", "atelier_request_sha256"
 OPTIONS = set(RunOptions.model_fields)
+IMAGE, WORLD, MEME = PIPELINES["image"], PIPELINES["world"], PIPELINES["meme"]  # each with its own job below
 
 
 class BadField(Exception):
@@ -85,7 +87,9 @@ def upload_marker(caller: Caller, key: str) -> str:
     return f"api/tenants/{caller.tenant}/{key}"
 
 
-async def start(svc: Service, caller: Caller, pipe: Pipeline, job: Any, request: Any, key: str | None) -> RunCreated:
+async def start(
+    svc: Service, caller: Caller, pipe: PipelineSpec, job: Any, request: Any, key: str | None
+) -> RunCreated:
     workflow_id = run_id(caller, pipe.name, key)
     digest = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
     text = getattr(job, pipe.text_field)
@@ -104,7 +108,7 @@ async def start(svc: Service, caller: Caller, pipe: Pipeline, job: Any, request:
             memo[MEMO_RERUN] = request.rerun_of
         try:
             await svc.client.start_workflow(
-                pipe.run,
+                pipe.workflow.run,
                 job,
                 id=workflow_id,
                 task_queue=WORKFLOW_QUEUE,
@@ -140,7 +144,9 @@ def _job(model: type, body: Any, **more: Any) -> Any:
     return model.model_validate(body.model_dump(exclude=OPTIONS) | more)
 
 
-async def _answer(response: Response, svc: Service, caller: Caller, pipeline: str, job_of: Any, body: Any, key: Any):
+async def _answer(
+    response: Response, svc: Service, caller: Caller, pipe: PipelineSpec, job_of: Any, body: Any, key: Any
+):
     if body.webhook and (problem := await guard_webhook(svc.settings, str(body.webhook), "body.webhook")):
         return invalid([problem])
     if body.rerun_of and (not caller.owns(body.rerun_of) or await described(svc, body.rerun_of) is None):
@@ -149,39 +155,39 @@ async def _answer(response: Response, svc: Service, caller: Caller, pipeline: st
         job = await job_of()
     except BadField as exc:
         return invalid([exc.problem])
-    created = await start(svc, caller, PIPELINES[pipeline], job, body, key)
+    created = await start(svc, caller, pipe, job, body, key)
     response.status_code = 202
     response.headers["Location"] = created.urls.run
     return created
 
 
-@router.post("/images", status_code=202, response_model=RunCreated, summary="Start an image loop run")
+@router.post(f"/{IMAGE.path}", status_code=202, response_model=RunCreated, summary="Start an image loop run")
 async def create_image(body: ImageRequest, response: Response, svc: Svc, caller: Who, key: IdempotencyKey = None):
     async def job_of() -> ImageJob:
         await check_references(svc, caller, body)
         refs, first = len(body.references), ("image", "text")
         return _job(ImageJob, body, cost=budget(svc, body, [body.options], refs, first))
 
-    return await _answer(response, svc, caller, "image", job_of, body, key)
+    return await _answer(response, svc, caller, IMAGE, job_of, body, key)
 
 
-@router.post("/worlds", status_code=202, response_model=RunCreated, summary="Start a world")
+@router.post(f"/{WORLD.path}", status_code=202, response_model=RunCreated, summary="Start a world")
 async def create_world(body: WorldRequest, response: Response, svc: Svc, caller: Who, key: IdempotencyKey = None):
     async def job_of() -> WorldJob:
         images = [options for _, options in WORLD_IMAGE.values()] + [PORTRAIT] if body.images else []
         cost = budget(svc, body, images)
         return _job(WorldJob, body, budget=body.budget.model_copy(update={"cost": cost}).model_dump())
 
-    return await _answer(response, svc, caller, "world", job_of, body, key)
+    return await _answer(response, svc, caller, WORLD, job_of, body, key)
 
 
-@router.post("/memes", status_code=202, response_model=RunCreated, summary="Make a meme")
+@router.post(f"/{MEME.path}", status_code=202, response_model=RunCreated, summary="Make a meme")
 async def create_meme(body: MemeRequest, response: Response, svc: Svc, caller: Who, key: IdempotencyKey = None):
     async def job_of() -> MemeJob:
         words = sorted({*body.blocked_words, *svc.settings.blocked_words})
         return _job(MemeJob, body, blocked_words=words, cost=budget(svc, body, [SCENE_OPTIONS]))
 
-    return await _answer(response, svc, caller, "meme", job_of, body, key)
+    return await _answer(response, svc, caller, MEME, job_of, body, key)
 
 
 @router.post("/uploads", status_code=201, response_model=ArtifactRef, tags=["artifacts"], summary="Upload a reference")

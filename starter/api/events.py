@@ -26,9 +26,9 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from activities.run_events import events_prefix
 from models.api import TERMINAL_EVENTS
 from models.events import Batch, EventFeed, RunEvent, Webhook
+from models.pipelines import spec_of
 from models.settings import WORKFLOW_QUEUE, Settings
 from starter.api.links import with_links
-from starter.api.pipelines import pipeline_of_type
 from starter.api.runs import owned
 from starter.api.service import Caller, Service, Svc, Who
 from starter.api.streams import RunWatch, Slot, Streams
@@ -155,7 +155,7 @@ async def _stream(svc: Service, streams: Streams, slot: Slot, caller: Caller, ru
     if (last := watch.terminal_seq) is not None and start >= last:
         streams.close(slot)
         return Response(status_code=204)  # the stream has ended: EventSource stops reconnecting on a 204
-    await ensure_feed(svc, run_id, pipeline_of_type(described.workflow_type).name, caller.tenant, [])
+    await ensure_feed(svc, run_id, spec_of(described.workflow_type).name, caller.tenant, [])
     until = slot.opened + streams.max_s * random.uniform(0.9, 1.0)  # a little less for some: resumes spread
 
     async def stream() -> AsyncIterator[str]:

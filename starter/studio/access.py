@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from models.pipelines import PIPELINES
 from starter.api.problems import ApiProblem
 from starter.api.service import Caller, Service, Svc, attempt, caller, service
 from starter.api.sessions import SESSION_COOKIE, SESSION_S, check_csrf, csrf_token, new_session, read_session
@@ -32,7 +33,7 @@ def picture(key: str | None, width: int | None = None) -> str:
     return "/v1/artifacts/" + quote(key) + (f"?width={width}" if width else "")
 
 
-templates.env.globals.update(picture=picture)
+templates.env.globals.update(picture=picture, pipelines=list(PIPELINES.values()))
 
 
 class SignInNeeded(Exception):

@@ -13,9 +13,6 @@ import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from models.api import ImageRequest, MemeRequest, WorldRequest
-
-REQUESTS: dict[str, type[BaseModel]] = {"image": ImageRequest, "world": WorldRequest, "meme": MemeRequest}
 LEFT_OUT = {"cost", "webhook", "webhook_events", "rerun_of", "references"}  # set elsewhere, or by the API
 LONG = {"prompt", "topic"}
 
@@ -79,6 +76,7 @@ def _bounds(info: FieldInfo) -> tuple[float | None, float | None]:
 
 
 def fields_of(model: type[BaseModel], values: dict[str, Any], prefix: str = "") -> list[Field | Group]:
+    """The form of a request model (a pipeline's `PipelineSpec.request`), filled with `values`."""
     found: list[Field | Group] = []
     names = sorted(model.model_fields, key=lambda n: (n not in LONG, n == "max_cost_usd"))  # the prompt first
     for name in names:
@@ -110,7 +108,3 @@ def fields_of(model: type[BaseModel], values: dict[str, Any], prefix: str = "") 
             made.kind = "textarea"
         found.append(made)
     return found
-
-
-def form_for(pipeline: str, values: dict[str, Any]) -> list[Field | Group]:
-    return fields_of(REQUESTS[pipeline], values)

@@ -3,49 +3,49 @@ knowledge base."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from minio.error import S3Error
 
 from activities.storage import kb_doc_key
+from models.api import Pipeline
 from models.conversation import KnowledgeDoc
+from models.pipelines import PIPELINES
 from starter.api.caps import tenant_runs
 from starter.api.conversations import history as conversation_history
 from starter.api.knowledge import knowledge_of
 from starter.api.knowledge import listing as knowledge_listing
-from starter.api.pipelines import WORKFLOW_TYPES
 from starter.api.problems import ApiProblem
-from starter.api.service import Svc, owned
+from starter.api.runs import owned
+from starter.api.service import Svc
 from starter.studio.access import Looker, page
-from starter.studio.forms import form_for
-from starter.studio.runs_data import job_of
-from starter.studio.runs_page import row_of
+from starter.studio.forms import fields_of
+from starter.studio.run_views import row_of
+from starter.studio.runs_data import studio_runs
 from workflows.conversation import ConversationWorkflow
 
 router = APIRouter(include_in_schema=False)
-TITLES = {"image": "New image run", "world": "New world", "meme": "New meme"}
 
 
 @router.get("/new/{pipeline}")
-async def new_run(
-    pipeline: Literal["image", "world", "meme"], request: Request, svc: Svc, look: Looker, start_from: str = ""
-) -> Response:
+async def new_run(pipeline: Pipeline, request: Request, svc: Svc, look: Looker, start_from: str = "") -> Response:
+    spec = PIPELINES[pipeline]
     values: dict = {}
     if start_from:
-        values = await job_of(svc, await owned(svc, look.caller, start_from, set(WORKFLOW_TYPES)))
+        _, described = await owned(svc, look.caller, start_from)
+        values = await studio_runs(svc).job(described)
         if (values.get("cost") or {}).get("max_usd") is not None:
             values["max_cost_usd"] = values["cost"]["max_usd"]
     references = [r for r in values.get("references", []) if isinstance(r, dict)]
-    context = {"pipeline": pipeline, "title": TITLES[pipeline], "fields": form_for(pipeline, values)}
+    uploads = "references" in spec.request.model_fields  # reference pictures, uploaded beside the fields
+    context = {"spec": spec, "title": spec.title, "fields": fields_of(spec.request, values), "uploads": uploads}
     return page(request, "new.html", look, svc, start_from=start_from, references=references, **context)
 
 
 @router.get("/conversations")
 async def conversations(request: Request, svc: Svc, look: Looker) -> Response:
     query = tenant_runs(look.caller, f'WorkflowType = "{ConversationWorkflow.__name__}"')
-    rows = [await row_of(run) async for run in svc.client.list_workflows(query, limit=50)]
+    rows = [await row_of(svc, run) async for run in svc.client.list_workflows(query, limit=50)]
     return page(request, "conversations.html", look, svc, rows=rows)
 
 

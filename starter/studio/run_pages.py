@@ -9,28 +9,28 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from models.pipelines import spec_of
 from starter.api.events import last_seq
-from starter.api.pipelines import WORKFLOW_TYPES, pipeline_of_type
 from starter.api.problems import ApiProblem
-from starter.api.service import Service, Svc, owned
+from starter.api.runs import owned
+from starter.api.service import Service, Svc
+from starter.studio import run_views
 from starter.studio.access import Looker, Viewer, page
 from starter.studio.compare import Compared, compared
-from starter.studio.run_views import head_of, image_view, meme_view, world_page
+from starter.studio.run_views import head_of, image_view
 
 router = APIRouter(include_in_schema=False)
-VIEWS = {"image": image_view, "world": world_page, "meme": meme_view}
 
 
 async def _run(request: Request, svc: Service, look: Viewer, run_id: str, part: bool) -> Response:
-    described = await owned(svc, look.caller, run_id, set(WORKFLOW_TYPES))
-    pipeline = pipeline_of_type(described.workflow_type).name
+    _, described = await owned(svc, look.caller, run_id)
+    spec = spec_of(described.workflow_type)
     head = await head_of(svc, described)
-    view = await VIEWS[pipeline](svc, described)
+    view = await getattr(run_views, spec.view)(svc, described)
     if part:
-        return page(request, f"{pipeline}_live.html", look, svc, head=head, view=view)
+        return page(request, spec.live, look, svc, head=head, view=view)
     after = await last_seq(svc, run_id) if head.running else 0  # the page shows what those events said
-    name = "image.html" if pipeline == "image" else "run.html"  # the image loop adds its feedback box
-    return page(request, name, look, svc, head=head, view=view, after=after)
+    return page(request, spec.page, look, svc, head=head, view=view, after=after, live=spec.live)
 
 
 @router.get("/runs/{run_id}")
@@ -44,7 +44,7 @@ async def run_part(run_id: str, request: Request, svc: Svc, look: Looker) -> Res
 
 
 async def _compared(svc: Service, look: Viewer, run_id: str) -> tuple[Any, Any]:
-    described = await owned(svc, look.caller, run_id, set(WORKFLOW_TYPES))
+    _, described = await owned(svc, look.caller, run_id)
     head = await head_of(svc, described)
     return head, await image_view(svc, described) if head.pipeline == "image" else None
 

@@ -1,5 +1,6 @@
-"""What each run page shows, gathered from the run: its job, its live status (while it runs) or its result,
-and what it has stored so far. One gathering per pipeline, used by the page and by its live part."""
+"""What the studio shows of a run: its row in a list and the head of its page (views of the API's `RunView`),
+and per pipeline (`PipelineSpec.view`) what its page shows, gathered from the run: its job, its live status (while
+it runs) or its result, and what it has stored so far, used by the page and by its live part."""
 
 from __future__ import annotations
 
@@ -7,53 +8,57 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from temporalio.client import WorkflowExecutionDescription
+from pydantic import Field
+from temporalio.client import WorkflowExecution, WorkflowExecutionDescription
 
+from activities.run_reading import MEMO_RERUN
+from models.api import RunView
 from models.image import ImageJobResult, Iteration, LoopState, Refusal
 from models.meme import MemeResult, MemeStatus
+from models.pipelines import PIPELINES
 from models.world import PHASES, WorldResult, WorldStatus
-from starter.api.creates import MEMO_RERUN
-from starter.api.pipelines import pipeline_of_type
-from starter.api.runs import STATUS
+from starter.api.runs import view
 from starter.api.service import Service
-from starter.studio.runs_data import job_of, live_state, result_of
+from starter.studio.runs_data import studio_runs
 from starter.studio.world_data import WorldView, world_view
 
 
-@dataclass
-class RunHead:
-    """What every run page says at its top."""
+class RunRow(RunView):
+    """A run as the studio lists it: the API's view of it, and how long it has taken."""
 
-    id: str
-    pipeline: str
-    status: str  # running, completed, failed, cancelled…
-    text: str
-    started: datetime | None
-    seconds: float | None
-    job: dict[str, Any]
-    rerun_of: str | None
-    temporal_ui: str
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return ((self.closed_at or datetime.now(UTC)) - self.started_at).total_seconds()
 
     @property
     def running(self) -> bool:
         return self.status == "running"
 
 
+class RunHead(RunRow):
+    """What every run page says at its top: the run as listed, the job it was started with, and the run it was
+    started again from."""
+
+    job: dict[str, Any] = Field(default_factory=dict)
+    rerun_of: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The job's prompt or topic, in full."""
+        spec = PIPELINES.get(self.pipeline)
+        return str(self.job.get(spec.text_field, "")) if spec else ""
+
+
+async def row_of(svc: Service, run: WorkflowExecution) -> RunRow:
+    return RunRow(**dict(await view(svc, run)))
+
+
 async def head_of(svc: Service, described: WorkflowExecutionDescription) -> RunHead:
-    pipe = pipeline_of_type(described.workflow_type)
-    job = await job_of(svc, described)
-    end = described.close_time or datetime.now(UTC)
-    return RunHead(
-        id=described.id,
-        pipeline=pipe.name if pipe else described.workflow_type,
-        status=STATUS[described.status],
-        text=str(job.get(pipe.text_field, "") if pipe else ""),
-        started=described.start_time,
-        seconds=(end - described.start_time).total_seconds() if described.start_time else None,
-        job=job,
-        rerun_of=await described.memo_value(MEMO_RERUN, None),
-        temporal_ui=svc.settings.workflow_ui_link(described.id),
-    )
+    row = await row_of(svc, described)
+    job = await studio_runs(svc).job(described)
+    return RunHead(**dict(row), job=job, rerun_of=await described.memo_value(MEMO_RERUN, None))
 
 
 @dataclass
@@ -80,7 +85,7 @@ class ImageView:
 
 
 async def image_view(svc: Service, described: WorkflowExecutionDescription) -> ImageView:
-    result: ImageJobResult | None = await result_of(svc, described)
+    result: ImageJobResult | None = await studio_runs(svc).result(described)
     if result is not None:
         best = result.best_iteration
         return ImageView(
@@ -93,7 +98,7 @@ async def image_view(svc: Service, described: WorkflowExecutionDescription) -> I
             cost_usd=result.usage.estimated_cost_usd,
             tokens=result.usage.input_tokens + result.usage.output_tokens,
         )
-    state: LoopState | None = await live_state(svc, described)
+    state: LoopState | None = await studio_runs(svc).status(described)
     if state is None:
         return ImageView(answered=False)
     best = max(state.iterations, key=lambda it: it.score).number if state.iterations else None
@@ -134,8 +139,9 @@ def _percent(status: WorldStatus, phase: str) -> int:
 
 
 async def world_page(svc: Service, described: WorkflowExecutionDescription) -> WorldPage:
-    result: WorldResult | None = await result_of(svc, described)
-    status = result.status if result is not None else await live_state(svc, described)
+    runs = studio_runs(svc)
+    result: WorldResult | None = await runs.result(described)
+    status: WorldStatus | None = result.status if result is not None else await runs.status(described)
     phases = [(name, str(status.phases.get(name, "PENDING")), _percent(status, name)) for name in PHASES if status]
     return WorldPage(await world_view(svc.store, described.id, described.run_id or ""), status, phases)
 
@@ -147,5 +153,6 @@ class MemeView:
 
 
 async def meme_view(svc: Service, described: WorkflowExecutionDescription) -> MemeView:
-    result = await result_of(svc, described)
-    return MemeView(None if result else await live_state(svc, described), result)
+    runs = studio_runs(svc)
+    result: MemeResult | None = await runs.result(described)
+    return MemeView(None if result else await runs.status(described), result)

@@ -1,20 +1,19 @@
-"""What the studio reads of a run, kept where it cannot change: the job it was started with (its first
-history event), its result, the last answer of its status query once it is closed, and the picture that
-stands for it in lists. Kept per Temporal run (workflow id + run id), so a reset or a reused id reads anew."""
+"""How the studio reads runs: the run reader (`activities.run_reading`, as the API reads them), keeping what
+cannot change: the job a run was started with, its result and the last answer of its status query once it is
+closed. Kept per Temporal run (workflow id + run id), so a reset or a reused id reads anew."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from cachetools import LRUCache
-from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowQueryFailedError
+from pydantic import BaseModel
+from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from activities.run_events import PICTURE
-from activities.storage import run_key, world_key
-from starter.api.pipelines import pipeline_of_type
+from activities.run_reading import QUERY_TIMEOUT, RunReader
 from starter.api.service import Service
-from starter.common import bounded_query
 
 KEPT = 512  # runs whose job, result and closed state are kept in memory
 _jobs: LRUCache[tuple[str, str], dict[str, Any]] = LRUCache(KEPT)
@@ -22,72 +21,41 @@ _results: LRUCache[tuple[str, str], Any] = LRUCache(KEPT)
 _closed_states: LRUCache[tuple[str, str], Any] = LRUCache(KEPT)
 
 
-def run_of(described: WorkflowExecutionDescription) -> tuple[str, str]:
-    return described.id, described.run_id or ""
+def run_of(run: WorkflowExecution) -> tuple[str, str]:
+    return run.id, run.run_id or ""
 
 
-async def job_of(svc: Service, described: WorkflowExecutionDescription) -> dict[str, Any]:
-    """The job the run was started with, as JSON (empty when its history cannot be read). A copy: callers
-    may change it."""
-    key = run_of(described)
-    if key not in _jobs:
-        job: dict[str, Any] = {}
-        try:
-            handle = svc.client.get_workflow_handle(described.id, run_id=described.run_id)
-            async for event in handle.fetch_history_events(page_size=1):
-                payloads = event.workflow_execution_started_event_attributes.input.payloads
-                decoded = await svc.client.data_converter.decode(payloads, [dict]) if payloads else [{}]
-                job = decoded[0] if isinstance(decoded[0], dict) else {}
-                break
-        except RPCError:
-            return {}
-        _jobs[key] = job
-    return dict(_jobs[key])
+class KeptRunReader(RunReader):
+    """The run reader, with what cannot change kept in memory."""
+
+    async def job(self, run: WorkflowExecution) -> dict[str, Any]:
+        """A copy (callers may change it); empty when the run's history cannot be read (not kept)."""
+        key = run_of(run)
+        if key not in _jobs:
+            try:
+                _jobs[key] = await super().job(run)
+            except RPCError:
+                return {}
+        return dict(_jobs[key])
+
+    async def result(self, run: WorkflowExecution) -> BaseModel | None:
+        key = run_of(run)
+        if key not in _results:
+            if (result := await super().result(run)) is None:
+                return None
+            _results[key] = result
+        return _results[key]
+
+    async def status(self, run: WorkflowExecution, timeout: timedelta = QUERY_TIMEOUT) -> BaseModel | None:
+        """A closed run's answer is kept: asking again would have a worker replay the whole history each time."""
+        key = run_of(run)
+        if key in _closed_states:
+            return _closed_states[key]
+        state = await super().status(run, timeout)
+        if state is not None and run.status != WorkflowExecutionStatus.RUNNING:
+            _closed_states[key] = state
+        return state
 
 
-async def result_of(svc: Service, described: WorkflowExecutionDescription) -> Any:
-    """A completed run's result (its pipeline's model), else None."""
-    if described.status != WorkflowExecutionStatus.COMPLETED:
-        return None
-    key = run_of(described)
-    if key not in _results:
-        pipe = pipeline_of_type(described.workflow_type)
-        handle = svc.client.get_workflow_handle(described.id, run_id=described.run_id, result_type=pipe.result_type)
-        _results[key] = await handle.result()
-    return _results[key]
-
-
-async def live_state(svc: Service, described: WorkflowExecutionDescription) -> Any:
-    """The pipeline's status query (None when no worker answers in time, or it cannot answer). A closed run's
-    answer is kept: asking again would have a worker replay the whole history each time."""
-    key = run_of(described)
-    if key in _closed_states:
-        return _closed_states[key]
-    pipe = pipeline_of_type(described.workflow_type)
-    handle = svc.client.get_workflow_handle(described.id, run_id=described.run_id)
-    try:
-        state = await bounded_query(handle, pipe.status_query, pipe.status_type | None)
-    except WorkflowQueryFailedError:
-        return None
-    if state is not None and described.status != WorkflowExecutionStatus.RUNNING:
-        _closed_states[key] = state
-    return state
-
-
-async def picture_of(svc: Service, described: WorkflowExecutionDescription) -> str | None:
-    """The artifact that stands for the run: an image run's best (or latest) picture, a world's icon, a meme."""
-    pipe = pipeline_of_type(described.workflow_type)
-    if pipe is None:
-        return None
-    if pipe.name == "world":
-        top = world_key(described.id) + "/"
-        names = {k.removeprefix(top): k for k in await svc.store.keys(world_key(described.id))}
-        return next((names[n] for want in ("icon.", "background.") for n in sorted(names) if n.startswith(want)), None)
-    result = await result_of(svc, described)
-    if pipe.name == "meme":
-        return result.image.key if result is not None else None
-    if result is not None and result.best_iteration is not None:
-        return next(it.image.key for it in result.iterations if it.number == result.best_iteration)
-    keys = await svc.store.keys(run_key(described.id))
-    pictures = sorted(k for k in keys if k.rsplit("/", 1)[-1].startswith("iteration-") and k.endswith(PICTURE))
-    return pictures[-1] if pictures else None
+def studio_runs(svc: Service) -> KeptRunReader:
+    return KeptRunReader(svc.client, svc.store)
