@@ -23,7 +23,7 @@ from activities.storage import LocalStore
 from models.admission import Admission, AdmissionRequest, AdmissionState, admission_id
 from models.meme import MemeJob
 from models.settings import EVENTS_QUEUE, WORKFLOW_QUEUE, Settings
-from starter.api.caps import admitted
+from starter.api.caps import IN_FLIGHT, WAITING, admitted
 from starter.api.service import Caller, RateLimiter, Service
 from tests.api_support import api_settings, http, serving
 from tests.conftest import address_of, eventually, running_workers
@@ -188,3 +188,23 @@ async def test_without_caps_no_admission_workflow_starts(module_dev_env, workers
         with pytest.raises(RPCError, match="not found"):
             await client.get_workflow_handle(admission_id("free")).describe()
         await client.get_workflow_handle(answer.json()["id"]).terminate("the test ends it")
+
+
+async def test_a_flood_of_creates_while_admission_waits_is_refused_never_a_500(dev_env, tmp_path):
+    """Temporal holds at most 10 updates in flight per workflow. With no events worker, a refusal's count of the
+    tenant's runs never comes back and holds the admission lock: 60 creates of one tenant through two APIs
+    queue in each process (a few in flight at a time, a bounded line waiting: 429 at once beyond it) and get
+    429 or 503 with Retry-After, never a 500."""
+    settings = api_settings(address_of(dev_env), tmp_path)
+    provider = GuardedProvider(OfflineProvider(), None)
+    store = LocalStore(settings.artifact_dir)
+    async with (
+        running_workers(dev_env.client, provider, store, [WORKFLOW_QUEUE]),
+        two_apis(dev_env.client, settings, "flood", tenant_max_running=1, admission_wait_s=4) as apis,
+    ):
+        assert (await apis[0].post("/v1/memes", json=MEME)).status_code == 202
+        clients = itertools.islice(itertools.cycle(apis), 60)
+        answers = await asyncio.gather(*(client.post("/v1/memes", json=MEME) for client in clients))
+    refused = [(a.status_code, a.headers.get("retry-after"), a.text[:160]) for a in answers]
+    assert all(status in (429, 503) and after for status, after, _ in refused), refused
+    assert sum(status == 429 for status, _, _ in refused) >= 60 - 2 * (IN_FLIGHT + WAITING), "a bounded line"

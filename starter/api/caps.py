@@ -9,11 +9,12 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from models.admission import Admission, AdmissionRequest, AdmissionState, ReleaseRequest, admission_id
 from models.pipelines import WORKFLOW_TYPES
@@ -23,7 +24,42 @@ from starter.api.service import Caller, Service, described
 from workflows.admission import MAX_HELD, TenantAdmissionWorkflow
 
 TOP_LEVEL = f"WorkflowType IN ({', '.join(json.dumps(name) for name in WORKFLOW_TYPES)})"  # the pipelines' runs
+# Temporal holds at most 10 updates in flight per workflow: each API process sends a tenant's admission
+# workflow a few at a time, and keeps a bounded line of creates waiting their turn (429 beyond it).
+IN_FLIGHT = 3
+WAITING = 16
 log = logging.getLogger("atelier.api")
+
+
+class AdmissionLine:
+    """One tenant's creates in this process on their way to its admission workflow: `IN_FLIGHT` asked at a
+    time, `WAITING` more in line, the rest refused at once."""
+
+    def __init__(self) -> None:
+        self.turns = asyncio.Semaphore(IN_FLIGHT)
+        self.queued = 0
+
+    @contextlib.asynccontextmanager
+    async def turn(self, wait_s: float) -> AsyncIterator[None]:
+        """Its turn within `wait_s` (TimeoutError after), or 429 at once when the line is full."""
+        if self.queued >= IN_FLIGHT + WAITING:
+            detail = "too many creates of this tenant are waiting for admission"
+            raise ApiProblem(429, "too many runs at once", detail, {"Retry-After": "1"})
+        self.queued += 1
+        try:
+            async with asyncio.timeout(wait_s):
+                await self.turns.acquire()
+        except BaseException:
+            self.queued -= 1
+            raise
+        try:
+            yield
+        finally:
+            self.turns.release()
+            self.queued -= 1
+
+
+_lines: dict[str, AdmissionLine] = {}
 
 
 def tenant_runs(caller: Caller, types: str = TOP_LEVEL) -> str:
@@ -51,7 +87,7 @@ async def admitted(svc: Service, caller: Caller, run_id: str, job: Any) -> Async
         max_running=settings.tenant_max_running,
         max_usd_per_day=settings.tenant_max_usd_per_day,
     )
-    refuse_unless_admitted(await _admit(svc, caller, request), request)
+    refuse_unless_admitted(await _admitted_or_refused(svc, caller, request), request)
     try:
         yield
     except Exception:
@@ -86,14 +122,42 @@ async def _admit(svc: Service, caller: Caller, request: AdmissionRequest) -> Adm
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary=f"admission · {caller.tenant}",
     )
+    line = _lines.setdefault(caller.tenant, AdmissionLine())
+    loop = asyncio.get_running_loop()
+    until = loop.time() + svc.settings.admission_wait_s
     try:
-        async with asyncio.timeout(svc.settings.admission_wait_s):
+        async with line.turn(svc.settings.admission_wait_s):
+            left = timedelta(seconds=max(0.1, until - loop.time()))
             return await svc.client.execute_update_with_start_workflow(
-                TenantAdmissionWorkflow.admit, request, start_workflow_operation=start
+                TenantAdmissionWorkflow.admit, request, start_workflow_operation=start, rpc_timeout=left
             )
+    except BaseException:
+        await _settled(start)
+        raise
+
+
+async def _admitted_or_refused(svc: Service, caller: Caller, request: AdmissionRequest) -> Admission:
+    """`_admit`, with what can go wrong on the way said as problems: 503 in time, 429 when the workflow is full."""
+    try:
+        return await _admit(svc, caller, request)
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
         detail = "no workflow worker admitted the run in time"
         raise ApiProblem(503, "no worker answered", detail, {"Retry-After": "5"}) from exc
+    except RPCError as exc:
+        if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            detail = "no workflow worker admitted the run in time"
+            raise ApiProblem(503, "no worker answered", detail, {"Retry-After": "5"}) from exc
+        if exc.status != RPCStatusCode.RESOURCE_EXHAUSTED:
+            raise
+        detail = "the tenant's admission is busy with other creates"  # other API processes' admissions
+        raise ApiProblem(429, "too many runs at once", detail, {"Retry-After": "1"}) from exc
+
+
+async def _settled(start: WithStartWorkflowOperation) -> None:
+    """Take the start's own outcome of an admission that failed, so its future is not left unread."""
+    with contextlib.suppress(BaseException):
+        async with asyncio.timeout(1):
+            await start.workflow_handle()
 
 
 async def _release(svc: Service, caller: Caller, run_id: str) -> None:
