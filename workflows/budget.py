@@ -21,8 +21,10 @@ The words, used with these meanings everywhere in `workflows/`:
 - **settling**: runs since `BUDGET_PATCH` give a call less than its quote when that is all that is left, and
   wait for what is in flight before they call the budget exhausted.
 - **exhausted**: a budget refused a call: the calls (`CallAllowance.exhausted`, `WorldAccounts.out_of_calls`),
-  the dollars (`Ledger.out_of_dollars`) or a character's share (`WorldAccounts.shares_exhausted`). The run goes
-  on with what it may still make, ends incomplete, and says `budget_exhausted`.
+  the dollars (`Ledger.out_of_dollars`, which only the ledger says: `afford` and `afford_share` find too little
+  left, `overrun` a call the provider found dearer than its cap) or a character's share
+  (`WorldAccounts.shares_exhausted`). The run goes on with what it may still make, ends incomplete, and says
+  `budget_exhausted`.
 """
 
 from __future__ import annotations
@@ -38,15 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from models.usage import BudgetExhausted, CallKind, CostLimit, Metered, PaidRequest, Spend, Usage, V, usage_in
     from models.world import CallUsage
     from workflows.options import PaidCall
-
-# Runs from before this patch needed a call's whole quote free, and called the budget exhausted at once.
-BUDGET_PATCH = "budget-waits-for-calls-in-flight"
-# A character's spent image allowance no longer refuses its text calls (#27 item 7).
-BY_KIND_PATCH = "character-budget-by-kind"
-# A paid activity that failed for good still cost what its attempts spent at the provider: its failure (or
-# its last heartbeat, when it timed out) carries that usage. Runs from before this patch booked successful
-# calls only.
-BOOK_FAILED_ATTEMPTS_PATCH = "book-failed-attempts"
+    from workflows.patches import BOOK_FAILED_ATTEMPTS_PATCH, BUDGET_PATCH, BY_KIND_PATCH
 
 
 class Ledger:
@@ -58,12 +52,12 @@ class Ledger:
         self.settling = settling
         self.reserved_usd = 0.0
         self.committed_usd = 0.0  # open shares: dollars handed to running characters
-        self.out_of_dollars = False
+        self._out_of_dollars = False
 
     @classmethod
     def for_run(cls, limit: CostLimit | None) -> Ledger:
         """A workflow's ledger (settling when it has a dollar budget and started since `BUDGET_PATCH`)."""
-        return cls(limit, settling=limit is not None and workflow.patched(BUDGET_PATCH))
+        return cls(limit, settling=limit is not None and workflow.patched(BUDGET_PATCH.id))
 
     def free_usd(self) -> float | None:
         """Budget neither booked nor reserved nor in open shares; None without a dollar budget."""
@@ -82,6 +76,32 @@ class Ledger:
         (`extra_usd`: what one of them needs beyond its quote, e.g. a refinement's human feedback)."""
         free = self.free_usd()
         return free is None or sum(self.least(kind) for kind in kinds) + extra_usd <= free + 1e-9
+
+    @property
+    def out_of_dollars(self) -> bool:
+        """Whether the dollars have refused a call (or a character's start): the run is incomplete."""
+        return self._out_of_dollars
+
+    def afford(self, *kinds: CallKind, extra_usd: float = 0.0) -> bool:
+        """Whether calls of these kinds fit now (`fits`); when they do not, the ledger is out of dollars."""
+        if self.fits(*kinds, extra_usd=extra_usd):
+            return True
+        self._out_of_dollars = True
+        return False
+
+    def afford_share(self, usd: float) -> bool:
+        """Whether a character's share of `usd` pays for at least its first (text) call; when it does not, the
+        ledger is out of dollars."""
+        if usd >= self.least("text"):
+            return True
+        self._out_of_dollars = True
+        return False
+
+    def overrun(self, message: str) -> BudgetExhausted:
+        """The provider found a call's worst case above its cap (nothing was sent): out of dollars; the error
+        to raise."""
+        self._out_of_dollars = True
+        return BudgetExhausted(message)
 
     def in_flight(self) -> bool:
         """Whether reserved caps or open shares are out that may still come back unspent."""
@@ -139,7 +159,7 @@ class CallAllowance:
 
     @classmethod
     def for_run(cls, allowance: CallUsage) -> CallAllowance:
-        return cls(allowance, by_kind=workflow.patched(BY_KIND_PATCH))
+        return cls(allowance, by_kind=workflow.patched(BY_KIND_PATCH.id))
 
     def count(self, kind: CallKind) -> bool:
         """Count one call; False (and exhausted) when its kind is spent. A character whose image calls are
@@ -176,7 +196,7 @@ async def booked(ledger: Ledger, call: Awaitable[Metered[V]]) -> Metered[V]:
     try:
         return await call
     except ActivityError as err:
-        if (used := failed_usage(err)) is not None and used.models and workflow.patched(BOOK_FAILED_ATTEMPTS_PATCH):
+        if (used := failed_usage(err)) is not None and used.models and workflow.patched(BOOK_FAILED_ATTEMPTS_PATCH.id):
             ledger.book(used)
         raise
 
@@ -199,8 +219,7 @@ async def metered_call(
     # what is in flight may come back unspent: wait for it (others waiting may take it first: check again)
     while ledger.settling and not ledger.fits(kind, extra_usd=extra_usd) and ledger.in_flight():
         await workflow.wait_condition(lambda: ledger.fits(kind, extra_usd=extra_usd) or not ledger.in_flight())
-    if not ledger.fits(kind, extra_usd=extra_usd):
-        ledger.out_of_dollars = True
+    if not ledger.afford(kind, extra_usd=extra_usd):
         free = ledger.free_usd() or 0.0
         needs = ledger.least(kind) + extra_usd
         raise BudgetExhausted(f"budget exhausted: ${free:.4f} left, an {kind} call needs ${needs:.4f}")
@@ -210,8 +229,7 @@ async def metered_call(
         return ledger.paid(await booked(ledger, workflow.execute_activity_method(activity, request, **call.options)))
     except ActivityError as err:
         if isinstance(err.cause, ApplicationError) and err.cause.type == "BudgetExhausted":
-            ledger.out_of_dollars = True
-            raise BudgetExhausted(err.cause.message) from err
+            raise ledger.overrun(err.cause.message) from err
         raise
     finally:
         ledger.release(cap)

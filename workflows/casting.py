@@ -23,12 +23,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.budget import metered_call
     from workflows.failures import failure, stop_if_cancelled
     from workflows.options import scoring_call, text_call
+    from workflows.patches import NEAR_COPIES_OPTIONAL_PATCH
     from workflows.scoring import ScoringQueue
     from workflows.world_accounts import WorldAccounts
     from workflows.world_context import WorldContext
 
-# Runs from before this patch failed the world when the near-copy check failed (no scoring worker).
-NEAR_COPIES_OPTIONAL_PATCH = "near-copy-check-optional"
 DUPLICATE_SIMILARITY = 0.9
 REGENERATION_ATTEMPTS = 2
 
@@ -136,7 +135,7 @@ class Casting:
             )
         except ActivityError as err:
             stop_if_cancelled(err)
-            if not workflow.patched(NEAR_COPIES_OPTIONAL_PATCH):
+            if not workflow.patched(NEAR_COPIES_OPTIONAL_PATCH.id):
                 raise
             self.checking = False  # no point asking again for every batch
             return failure("characters/near-copy check", err)

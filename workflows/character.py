@@ -20,7 +20,6 @@ with workflow.unsafe.imports_passed_through():
     from models.usage import BudgetExhausted, Metered, V
     from models.world import (
         AvatarRequest,
-        CallUsage,
         CharacterDetail,
         CharacterDetailRequest,
         CharacterJob,
@@ -46,13 +45,55 @@ with workflow.unsafe.imports_passed_through():
 
 @workflow.defn
 class CharacterWorkflow:
-    def __init__(self) -> None:
-        self._calls = CallAllowance(CallUsage())  # calls of each kind, against the share's allowance
-        self._ledger = Ledger()  # tokens, images, dollars, against the share's dollars
-        self._job: CharacterJob | None = None
-        self._result: CharacterResult | None = None
-        self._progress = WorldProgress("", 0)
-        self._contents: list[str] = []
+    @workflow.run
+    async def run(self, raw: dict[str, Any]) -> CharacterResult:
+        return await CharacterWork(parse_input(CharacterJob, raw)).run()
+
+
+class CharacterWork:
+    """One character's run, built once its job is parsed: its calls within its share (calls of each kind, and
+    its part of the world's dollars), its result so far, and its progress told to the world."""
+
+    def __init__(self, job: CharacterJob) -> None:
+        self.job = job
+        self.calls = CallAllowance.for_run(job.allowance)
+        self.progress = WorldProgress(job.seed.username, job.seed.posts_count)
+        self.ledger = Ledger.for_run(job.cost)
+        self.result = CharacterResult(username=job.seed.username)
+        self.contents: list[str] = []  # the posts' texts, as they are written (the consistency score's)
+
+    async def run(self) -> CharacterResult:
+        job, result = self.job, self.result
+        seed = job.seed
+        profiled = await self._call(
+            f"{seed.username}/profile",
+            WorldActivities.character_detail,
+            CharacterDetailRequest(world_id=job.world_id, world_text=job.world_text, seed=seed),
+            text_call(f"@{seed.username} · profile"),
+        )
+        if profiled is None:
+            return self._spent()
+        self._report(characters_created=1)
+        detail = profiled.detail
+        posts, avatar = await asyncio.gather(self._posts(detail), self._avatar(detail))
+        if job.scoring and self.contents:
+            result.consistency = await self._consistency(detail)
+        persona = seed.model_dump(include={"username", "display_name", "role_in_world"})
+        in_order = sorted(posts, key=lambda post: post.number)
+        manifest = CharacterManifest(
+            world_id=job.world_id, profile=profiled.artifact, avatar=avatar, posts=in_order, **persona
+        )
+        result.manifest = await self._write_manifest(manifest)
+        self._spent()
+        self._show()
+        console.set_search_attributes(
+            state="COMPLETED_WITH_ERRORS" if result.failures else "COMPLETED",
+            cost_usd=result.usage.estimated_cost_usd,
+            score=result.consistency,
+        )
+        self._report(final=True)
+        await self.progress.delivered()
+        return result
 
     async def _call(
         self, step: str, activity: Callable[..., Awaitable[Metered[V]]], request: Any, call: PaidCall
@@ -66,144 +107,96 @@ class CharacterWorkflow:
         self, step: str, activity: Callable[..., Awaitable[Metered[V]]], request: Any, call: PaidCall
     ) -> V | ActivityError | None:
         """`_call`, with the failure itself when the call failed for good (a picture's refusal is read from it)."""
-        assert self._result
-        if not self._calls.count(call.kind):
-            self._result.failures.append(Failure(step=step, error="budget exhausted"))
+        if not self.calls.count(call.kind):
+            self.result.failures.append(Failure(step=step, error="budget exhausted"))
             return None
         try:
-            return await metered_call(self._ledger, activity, request, call)
+            return await metered_call(self.ledger, activity, request, call)
         except BudgetExhausted as err:
-            self._calls.refused(call.kind)
-            self._result.failures.append(failure(step, err))
+            self.calls.refused(call.kind)
+            self.result.failures.append(failure(step, err))
         except ActivityError as err:
             stop_if_cancelled(err)
-            self._result.failures.append(failure(step, err))
+            self.result.failures.append(failure(step, err))
             return err
         return None
 
     def _show(self) -> None:
-        assert self._job and self._result
-        result, seed = self._result, self._job.seed
+        result, seed = self.result, self.job.seed
         console.show(
             f"**@{seed.username}** · posts {result.posts_created} of {seed.posts_count} · "
             f"images {result.images_created}",
-            f"calls {self._calls.used.llm_calls} text, {self._calls.used.image_calls} image · "
-            f"spend ${self._ledger.usage.estimated_cost_usd:.4f}",
+            f"calls {self.calls.used.llm_calls} text, {self.calls.used.image_calls} image · "
+            f"spend ${self.ledger.usage.estimated_cost_usd:.4f}",
             f"{len(result.failures)} failure(s)" if result.failures else "",
         )
 
     def _report(self, final: bool = False, **counts: int) -> None:
         """Show the character's progress, and tell the world (batched; see `WorldProgress`)."""
-        if self._job is None or self._result is None:
-            return
         self._show()
-        self._progress.report(self._calls.used, self._ledger.usage, final, **counts)
+        self.progress.report(self.calls.used, self.ledger.usage, final, **counts)
 
-    @workflow.run
-    async def run(self, raw: dict[str, Any]) -> CharacterResult:
-        job = parse_input(CharacterJob, raw)
-        self._job = job
-        self._calls = CallAllowance.for_run(job.allowance)
-        self._progress = WorldProgress(job.seed.username, job.seed.posts_count)
-        self._ledger = Ledger.for_run(job.cost)
-        seed = job.seed
-        result = self._result = CharacterResult(username=seed.username)
-        manifest = CharacterManifest(
-            world_id=job.world_id,
-            username=seed.username,
-            display_name=seed.display_name,
-            role_in_world=seed.role_in_world,
-        )
-        profiled = await self._call(
-            f"{seed.username}/profile",
-            WorldActivities.character_detail,
-            CharacterDetailRequest(world_id=job.world_id, world_text=job.world_text, seed=seed),
-            text_call(f"@{seed.username} · profile"),
-        )
-        if profiled is None:
-            return self._spent(result)
-        manifest.profile = profiled.artifact
-        self._report(characters_created=1)
-
-        work = [self._posts(profiled.detail, manifest)]
-        if job.images:
-            work.append(self._avatar(profiled.detail, manifest))
-        await asyncio.gather(*work)
-        if job.scoring and self._contents:
-            result.consistency = await self._consistency(profiled.detail)
-        result.manifest = await self._write_manifest(manifest)
-        self._spent(result)
-        self._show()
-        console.set_search_attributes(
-            state="COMPLETED_WITH_ERRORS" if result.failures else "COMPLETED",
-            cost_usd=result.usage.estimated_cost_usd,
-            score=result.consistency,
-        )
-        self._report(final=True)
-        await self._progress.delivered()
-        return result
-
-    def _spent(self, result: CharacterResult) -> CharacterResult:
+    def _spent(self) -> CharacterResult:
         """What the character used, into its result (the world settles its share with it)."""
-        result.calls, result.usage = self._calls.used, self._ledger.usage
-        result.budget_exhausted = self._calls.exhausted
+        result = self.result
+        result.calls, result.usage = self.calls.used, self.ledger.usage
+        result.budget_exhausted = self.calls.exhausted
         return result
 
     async def _write_manifest(self, manifest: CharacterManifest) -> ArtifactRef | None:
-        """The character's manifest, posts in order; None when storage fails for good (the world reports it)."""
-        assert self._result
-        manifest.posts.sort(key=lambda p: p.number)
+        """The character's manifest; None when storage fails for good (the world reports it)."""
         try:
             return await workflow.execute_activity_method(
                 WorldActivities.write_character_manifest, manifest, **storage_call(f"@{manifest.username} · manifest")
             )
         except ActivityError as err:
             stop_if_cancelled(err)
-            self._result.failures.append(failure(f"{manifest.username}/manifest", err))
+            self.result.failures.append(failure(f"{manifest.username}/manifest", err))
             return None
 
     async def _consistency(self, detail: CharacterDetail) -> float | None:
         """How well the posts fit the persona: mean text similarity, from the scoring queue."""
-        assert self._result
         persona = profile_text(detail)
         try:
             similar = await ScoringQueue().execute(
                 "text_similarity",
-                TextPairsRequest(texts=self._contents, references=[persona] * len(self._contents)),
+                TextPairsRequest(texts=self.contents, references=[persona] * len(self.contents)),
                 result_type=Similarities,
-                **scoring_call(f"@{detail.username} · consistency of {len(self._contents)} posts"),
+                **scoring_call(f"@{detail.username} · consistency of {len(self.contents)} posts"),
             )
         except ActivityError as err:
             stop_if_cancelled(err)
-            self._result.failures.append(failure(f"{detail.username}/consistency", err))
+            self.result.failures.append(failure(f"{detail.username}/consistency", err))
             return None
         return round(sum(similar.values) / len(similar.values), 4)
 
-    async def _avatar(self, detail: CharacterDetail, manifest: CharacterManifest) -> None:
-        assert self._job and self._result
-        manifest.avatar = await self._call(
+    async def _avatar(self, detail: CharacterDetail) -> ArtifactRef | None:
+        """The character's avatar; None when the world makes no pictures, or the call failed (recorded)."""
+        job = self.job
+        if not job.images:
+            return None
+        avatar = await self._call(
             f"{detail.username}/avatar",
             WorldActivities.character_avatar,
             AvatarRequest(
-                world_id=self._job.world_id,
+                world_id=job.world_id,
                 username=detail.username,
                 avatar_description=detail.avatar_description,
-                visual_style=self._job.visual_style,
+                visual_style=job.visual_style,
             ),
             image_call(f"@{detail.username} · avatar"),
         )
-        if manifest.avatar is None:
-            return
-        self._result.images_created += 1
-        self._report(images_created=1)
+        if avatar is not None:
+            self.result.images_created += 1
+            self._report(images_created=1)
+        return avatar
 
-    async def _posts(self, detail: CharacterDetail, manifest: CharacterManifest) -> None:
+    async def _posts(self, detail: CharacterDetail) -> list[PostRecord]:
         """Post batches one after another, each seeing the earlier ideas; a batch's posts are written
-        (text, then image) in parallel while the next batch is planned."""
-        assert self._job and self._result
-        job, result = self._job, self._result
+        (text, then image) in parallel while the next batch is planned. The posts written."""
+        job = self.job
         total, arc, previous = job.seed.posts_count, None, []
-        writing: list[asyncio.Task[None]] = []
+        writing: list[asyncio.Task[list[PostRecord]]] = []
         batch_index = 0
         try:
             while len(previous) < total:
@@ -227,38 +220,38 @@ class CharacterWorkflow:
                 arc = arc or batch.narrative_arc
                 ideas = batch.posts[:count]
                 start = len(previous) + 1
-                writing.append(asyncio.create_task(self._write_batch(detail, manifest, start, ideas, arc)))
+                writing.append(asyncio.create_task(self._write_batch(detail, start, ideas, arc)))
                 previous += [PostSummary(number=start + i, topic=x.topic, brief=x.brief) for i, x in enumerate(ideas)]
                 batch_index += 1
         except BaseException as err:  # cancelled while planning: the posts being written stop too
             await cancel_started(writing, err)
             raise
-        await asyncio.gather(*writing)
+        written = await asyncio.gather(*writing)
         if len(previous) < total:
             missing = total - len(previous)
-            reason = "budget exhausted" if self._calls.exhausted else "storyline stopped"
-            result.failures.append(
+            reason = "budget exhausted" if self.calls.exhausted else "storyline stopped"
+            self.result.failures.append(
                 Failure(step=f"{detail.username}/posts", error=f"{missing} posts not generated: {reason}")
             )
+        return [record for records in written for record in records]
 
     async def _write_batch(
-        self, detail: CharacterDetail, manifest: CharacterManifest, start: int, ideas: list[PostIdea], arc: str
-    ) -> None:
-        assert self._job and self._result
-        with_images = sum(1 for idea in ideas if idea.has_image) if self._job.images else 0
+        self, detail: CharacterDetail, start: int, ideas: list[PostIdea], arc: str
+    ) -> list[PostRecord]:
+        """A batch's posts, written in parallel; those that failed are left out (their failures recorded)."""
+        with_images = sum(1 for idea in ideas if idea.has_image) if self.job.images else 0
         if with_images:
             self._report(images_planned=with_images)
         records = await asyncio.gather(*(self._post(detail, start + i, idea, arc) for i, idea in enumerate(ideas)))
         done = [r for r in records if r is not None]
-        manifest.posts += done
         images = sum(1 for r in done if r.image is not None)
-        self._result.posts_created += len(done)
-        self._result.images_created += images
+        self.result.posts_created += len(done)
+        self.result.images_created += images
         self._report(posts_created=len(done), images_created=images)
+        return done
 
     async def _post(self, detail: CharacterDetail, number: int, idea: PostIdea, arc: str) -> PostRecord | None:
-        assert self._job and self._result
-        job, step = self._job, f"{detail.username}/post {number}"
+        job, step = self.job, f"{detail.username}/post {number}"
         written = await self._call(
             step,
             WorldActivities.post_detail,
@@ -274,7 +267,7 @@ class CharacterWorkflow:
         )
         if written is None:
             return None
-        self._contents.append(written.detail.content)
+        self.contents.append(written.detail.content)
         record = PostRecord(number=number, idea=idea, post=written.artifact)
         if job.images and idea.has_image:
             picture = await self._attempt(

@@ -33,12 +33,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.budget import Ledger
     from workflows.inputs import parse_input
     from workflows.mailbox import Mailbox
+    from workflows.patches import CARRIED_FIRST_PATCH, END_AFTER_HAND_OVER_PATCH, HAND_OVER_PATCH
     from workflows.postchain import PostChain
     from workflows.turn_stream import TurnStream
-
-HAND_OVER_PATCH = "continue-as-new-at-a-hard-bound"
-END_AFTER_HAND_OVER_PATCH = "answer-carried-messages-before-ending"
-CARRIED_FIRST_PATCH = "carried-messages-queued-before-handlers"
 
 
 def valid_start(raw: dict[str, Any]) -> ConversationStart | None:
@@ -64,7 +61,7 @@ class ConversationWorkflow:
         # The messages a hand-over carried are queued before any handler of this run: they were sent before
         # whatever reaches the new run, and the mailbox's bound counts them. Runs from before the patch
         # queued them in `run`, after the first handlers had run.
-        self._carried_queued = bool(start and start.pending) and workflow.patched(CARRIED_FIRST_PATCH)
+        self._carried_queued = bool(start and start.pending) and workflow.patched(CARRIED_FIRST_PATCH.id)
         if start and self._carried_queued:
             for text in start.pending:
                 self._mailbox.tell(text)
@@ -110,17 +107,7 @@ class ConversationWorkflow:
     @workflow.query
     def history(self) -> History | None:
         """The conversation so far: recent turns, summary lines, usage across all its runs."""
-        st = self._state
-        if st is None:
-            return None
-        return History(
-            conversation_id=st.conversation_id,
-            turns_total=st.turns_total,
-            runs=st.runs,
-            summary=st.summary,
-            recent=st.recent,
-            usage=st.usage.plus(self._ledger.usage),
-        )
+        return None if self._state is None else self._history(self._state)
 
     @workflow.query
     def observations(self) -> Observations | None:
@@ -164,7 +151,7 @@ class ConversationWorkflow:
                 return message
             self._stream.detach()  # stream subscribers' long polls are handlers too
             await workflow.wait_condition(workflow.all_handlers_finished)
-            if not (mailbox.unanswered() and workflow.patched(END_AFTER_HAND_OVER_PATCH)):
+            if not (mailbox.unanswered() and workflow.patched(END_AFTER_HAND_OVER_PATCH.id)):
                 return None
             mailbox.answer_carried()  # `end` came during the hand-over: answer here, then close
         return None
@@ -181,7 +168,7 @@ class ConversationWorkflow:
         """No new asks in this run; the rest goes to the next. Runs from before the hand-over continued as new
         once their inbox was empty and their handlers done (`_leaving`)."""
         mailbox = self._mailbox
-        if workflow.patched(HAND_OVER_PATCH):
+        if workflow.patched(HAND_OVER_PATCH.id):
             mailbox.hand_over()
             self._chain.progress.queued = mailbox.queued
         elif not mailbox.inbox:
@@ -194,9 +181,17 @@ class ConversationWorkflow:
         if self._leaving or self._mailbox.continues():
             self._continue_as_new(st, start)
         console.set_search_attributes(state="CLOSED")
-        history = self.history()
-        assert history is not None
-        return history
+        return self._history(st)
+
+    def _history(self, st: ConversationState) -> History:
+        return History(
+            conversation_id=st.conversation_id,
+            turns_total=st.turns_total,
+            runs=st.runs,
+            summary=st.summary,
+            recent=st.recent,
+            usage=st.usage.plus(self._ledger.usage),
+        )
 
     def _show(self, st: ConversationState) -> None:
         """Turns, queue and spend in the UI; cost and ACTIVE searchable."""

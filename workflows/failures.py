@@ -9,23 +9,20 @@ from temporalio.exceptions import ApplicationError, FailureError, is_cancelled_e
 
 with workflow.unsafe.imports_passed_through():
     from models.world import Failure
-
-# A cancel reaches a step as its activity's or child's failure (an ActivityError whose cause is a
-# cancellation); runs from before this patch recorded it as a failed step and went on to the next one.
-CANCEL_PATCH = "cancel-stops-the-run"
+    from workflows.patches import CANCEL_PATCH
 
 
 def stop_if_cancelled(err: BaseException) -> None:
     """Raise `err` on when it is a cancellation: a cancel stops the run, it is never a failed step to go on
     from (spending after it is what the user asked to stop)."""
-    if is_cancelled_exception(err) and workflow.patched(CANCEL_PATCH):
+    if is_cancelled_exception(err) and workflow.patched(CANCEL_PATCH.id):
         raise err
 
 
 async def cancel_started(tasks: list, err: BaseException) -> None:
     """When `err` is the run's cancellation, cancel the tasks the step had started (characters, posts being
     written) and wait for them (runs from before CANCEL_PATCH left them)."""
-    if not (is_cancelled_exception(err) and workflow.patched(CANCEL_PATCH)):
+    if not (is_cancelled_exception(err) and workflow.patched(CANCEL_PATCH.id)):
         return
     for task in tasks:
         task.cancel()

@@ -12,8 +12,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.providers.pricing import IMAGE_INPUT_TOKENS, QUOTE_INPUT_TOKENS
     from models.usage import CostLimit
 
-# Runs from before this patch kept every note, and reserved a refinement's quote alone.
-FEEDBACK_CAP_PATCH = "pending-feedback-capped"
 MAX_NOTES = 10  # notes waiting for one refinement
 MAX_CHARS = 4000  # their characters together
 MAX_NOTE_CHARS = 2000  # one note (the API's `Feedback.text` bound); a longer signal is dropped

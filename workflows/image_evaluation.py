@@ -17,9 +17,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.budget import Ledger, metered_call
     from workflows.failures import failure_cause
     from workflows.options import scoring_call, text_call
+    from workflows.patches import SCORING_DEGRADES_PATCH
     from workflows.scoring import ScoringQueue
-
-SCORING_DEGRADES_PATCH = "technical-score-optional"
 
 
 async def scored_iteration(
@@ -70,7 +69,7 @@ async def _with_technical_score(
         result_type=ImageScores,
         **scoring_call(f"{step} · technical score", timedelta(seconds=job.scoring_wait_s)),
     )
-    if not workflow.patched(SCORING_DEGRADES_PATCH):  # runs from before: a scoring failure failed the loop
+    if not workflow.patched(SCORING_DEGRADES_PATCH.id):  # runs from before: a scoring failure failed the loop
         verdict, scores = await asyncio.gather(evaluation, technical)
         return verdict, scores.items[0], None
     verdict, scores = await asyncio.gather(evaluation, technical, return_exceptions=True)

@@ -262,10 +262,12 @@ class MemeWorkflow:
                 fixes += 1
                 feedback = "Fix these problems: " + "; ".join(draft.problems)
                 self._enter(MemePhase.GENERATING_TEXT)
-            elif stopped := await self._score(job, fmt, draft, len(drafts), refinements):
-                unjudged = draft.score is None  # the budget ran out before its judgement: the best scored is used
-                return drafts[:-1] if unjudged else drafts, refinements, stopped
             else:
+                draft, stopped = await self._score(job, fmt, draft, len(drafts), refinements)
+                drafts[-1] = draft
+                if stopped:
+                    unjudged = draft.score is None  # the budget ran out before its judgement: the best scored is used
+                    return drafts[:-1] if unjudged else drafts, refinements, stopped
                 refinements += 1
                 self._metrics.refinements = refinements
                 feedback = draft.feedback
@@ -274,22 +276,24 @@ class MemeWorkflow:
                 update={"attempt": request.attempt + 1, "previous": draft.panels, "feedback": feedback}
             )
 
-    async def _score(self, job: MemeJob, fmt: MemeFormat, draft: Draft, number: int, refinements: int) -> str | None:
-        """Judge a verified draft; why writing stops now, or None to refine it."""
+    async def _score(
+        self, job: MemeJob, fmt: MemeFormat, draft: Draft, number: int, refinements: int
+    ) -> tuple[Draft, str | None]:
+        """The verified draft, judged (as it came when the budget ran out before its judgement), and why writing
+        stops now, or None to refine it."""
         self._enter(MemePhase.SCORING)
         try:
-            await judge(self._ledger, self._scoring, job, fmt, draft, number)
+            draft = await judge(self._ledger, self._scoring, job, fmt, draft, number)
             self._metrics.scores.append(draft.score)  # type: ignore[arg-type]
             self._status.best_score = max(self._metrics.scores)
         except BudgetExhausted:
             if not refinements:
                 raise
-            return "budget_exhausted"
+            return draft, "budget_exhausted"
         if draft.score is not None and draft.score >= job.target_score:
-            return "target_reached"
+            return draft, "target_reached"
         if refinements >= job.max_refinements:
-            return "out_of_refinements"
-        if not self._ledger.fits("text", "text"):  # a rewrite and its judgement
-            self._ledger.out_of_dollars = True
-            return "budget_exhausted"
-        return None
+            return draft, "out_of_refinements"
+        if not self._ledger.afford("text", "text"):  # a rewrite and its judgement
+            return draft, "budget_exhausted"
+        return draft, None

@@ -22,9 +22,9 @@ RELEVANCE_DEADLINE = timedelta(minutes=1)  # the topic relevance, queued behind 
 
 async def judge(
     ledger: Ledger, scoring: ScoringQueue, job: MemeJob, fmt: MemeFormat, draft: Draft, number: int
-) -> None:
-    """Score draft `number`: the LLM judge ∥ topic relevance from the scoring queue (skipped when no scoring
-    worker polls it, or it fails)."""
+) -> Draft:
+    """Draft `number`, judged and scored: the LLM judge ∥ topic relevance from the scoring queue (skipped when
+    no scoring worker polls it, or it fails)."""
     judged = metered_call(
         ledger,
         MemeActivities.judge_text,
@@ -41,12 +41,19 @@ async def judge(
     verdict, relevance = await asyncio.gather(judged, similar, return_exceptions=True)
     if isinstance(verdict, BaseException):
         raise verdict
-    judgement = verdict
-    draft.humor, draft.clarity, draft.feedback = judgement.humor, judgement.clarity, judgement.feedback
+    topic_relevance = draft.relevance
     if isinstance(relevance, Similarities):
-        draft.relevance = round(max(0.0, min(1.0, (relevance.values[0] - 0.15) / 0.55)), 3)
+        topic_relevance = round(max(0.0, min(1.0, (relevance.values[0] - 0.15) / 0.55)), 3)
     elif isinstance(relevance, ActivityError):
         workflow.logger.info("topic relevance unavailable (%s): scoring with the judge alone", relevance.cause)
     elif isinstance(relevance, BaseException):
         raise relevance
-    draft.score = combine_score(draft.humor, draft.clarity, draft.relevance)
+    return draft.model_copy(
+        update={
+            "humor": verdict.humor,
+            "clarity": verdict.clarity,
+            "feedback": verdict.feedback,
+            "relevance": topic_relevance,
+            "score": combine_score(verdict.humor, verdict.clarity, topic_relevance),
+        }
+    )

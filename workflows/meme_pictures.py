@@ -24,8 +24,7 @@ async def scene_pictures(
     """Every picture of the format, in parallel; past the image deadline, a plain background instead."""
     spec = FORMATS[fmt]
     style = f", {job.style}" if job.style else ""
-    if not ledger.fits(*["image"] * len(spec.scenes)):
-        ledger.out_of_dollars = True
+    if not ledger.afford(*["image"] * len(spec.scenes)):
         return [None] * len(spec.scenes), "budget exhausted before the pictures: rendered on a plain background"
     calls = [
         metered_call(

@@ -20,8 +20,9 @@ LOOK_WAIT_S = 10.0
 
 @workflow.defn
 class RunEventsWorkflow:
-    def __init__(self) -> None:
-        self._next_seq = 1
+    @workflow.init
+    def __init__(self, feed: EventFeed) -> None:
+        self._next_seq = feed.next_seq
 
     @workflow.query
     def next_seq(self) -> int:
@@ -30,7 +31,7 @@ class RunEventsWorkflow:
 
     @workflow.run
     async def run(self, feed: EventFeed) -> int:
-        seen, self._next_seq = feed.seen, feed.next_seq
+        seen = feed.seen
         while not seen.closed:
             request = ObserveRequest(
                 run_id=feed.run_id,

@@ -21,9 +21,8 @@ with workflow.unsafe.imports_passed_through():
     from models.settings import SCORING_QUEUE
     from workflows.failures import stop_if_cancelled
     from workflows.options import storage_call
+    from workflows.patches import POLLERS_PATCH
 
-# Runs from before this patch called the scoring queue with a schedule-to-start timeout as "is anyone there?"
-POLLERS_PATCH = "scoring-asks-for-pollers"
 ASK_AGAIN = timedelta(minutes=1)
 OLD_WAIT = timedelta(seconds=60)  # the schedule-to-start timeout runs from before the patch had
 ASK_DEADLINE = timedelta(minutes=2)  # the storage worker asks the server; failing that long, scoring is skipped
@@ -38,7 +37,7 @@ class ScoringQueue:
 
     async def execute(self, activity: str, arg: Any, *, result_type: type, **options: Any) -> Any:
         """Run a scoring activity (options from `scoring_call`) once a scoring worker is known to poll."""
-        if not workflow.patched(POLLERS_PATCH):  # runs from before: "is anyone there?" as a timeout, as then
+        if not workflow.patched(POLLERS_PATCH.id):  # runs from before: "is anyone there?" as a timeout, as then
             options = options | {"schedule_to_start_timeout": min(options["schedule_to_close_timeout"], OLD_WAIT)}
         elif (absent := await self._absent()) is not None:
             raise ActivityError(

@@ -14,8 +14,8 @@ with workflow.unsafe.imports_passed_through():
 
     from models.conversation import PhaseRecord, Reply
     from models.conversation_stream import TURN_TOPIC, TurnEvent
+    from workflows.patches import STREAM_PATCH
 
-STREAM_PATCH = "stream-each-turn"
 MAX_RUN_EVENTS = 3_600  # each stream poll is an update (two events): hand over well before 2,000 updates
 
 
@@ -29,7 +29,7 @@ class TurnStream:
     def started(self, turn: int, ask: str | None, user: str, wanted: bool = True) -> bool:
         """A turn begins: drop what came before the previous turn, say which message this one answers.
         Whether this turn streams (`wanted` by the conversation's config, and the run streams: the patch)."""
-        self.on = wanted and workflow.patched(STREAM_PATCH)
+        self.on = wanted and workflow.patched(STREAM_PATCH.id)
         if self.on:
             if self.last_start is not None:
                 self.stream.truncate(self.last_start)

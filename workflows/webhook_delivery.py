@@ -18,22 +18,23 @@ with workflow.unsafe.imports_passed_through():
 
 @workflow.defn
 class WebhookDeliveryWorkflow:
-    def __init__(self) -> None:
+    @workflow.init
+    def __init__(self, delivery: Delivery) -> None:
         self._attempts: list[Sent] = []
-        self._delivery: Delivery | None = None
+        self._delivery = delivery
 
     @workflow.query
     def attempts(self) -> list[Sent]:
+        """The attempts so far, each with its answer."""
         return list(self._attempts)
 
     @workflow.query
-    def delivery(self) -> Delivery | None:
+    def delivery(self) -> Delivery:
         """What is delivered, and where (to send it again)."""
         return self._delivery
 
     @workflow.run
     async def run(self, delivery: Delivery) -> DeliveryOutcome:
-        self._delivery = delivery
         wait = 0.0
         for number, interval in enumerate(delivery.schedule_s, start=1):
             wait = max(wait, interval)

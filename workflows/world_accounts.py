@@ -108,8 +108,7 @@ class WorldAccounts:
         if share.calls.llm_calls == 0:
             self.out_of_calls = True
             return None
-        if share.cost is not None and share.cost.max_usd < self.ledger.least("text"):
-            self.ledger.out_of_dollars = True
+        if share.cost is not None and not self.ledger.afford_share(share.cost.max_usd):
             return None
         return share
 

@@ -9,8 +9,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from models.usage import Usage
     from models.world import CallUsage, ProgressDelta
-
-PROGRESS_PATCH = "progress-by-half"
+    from workflows.patches import PROGRESS_PATCH
 
 
 class WorldProgress:
@@ -28,7 +27,7 @@ class WorldProgress:
         parent = workflow.info().parent
         if parent is None:
             return
-        batched = workflow.patched(PROGRESS_PATCH)
+        batched = workflow.patched(PROGRESS_PATCH.id)
         if final and not batched:
             return
         for name, value in counts.items():
