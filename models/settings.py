@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -143,9 +144,15 @@ class Settings(BaseSettings):
     streams_per_process: int = Field(500, ge=1, validation_alias="ATELIER_STREAMS_PER_PROCESS")
     stream_max_s: float = Field(300, gt=0, le=86400, validation_alias="ATELIER_STREAM_MAX_S")
     # pictures: the most pixels an upload may have and a thumbnail will decode (24 MP: a 6000x4000 photo, any
-    # image model's output; 96 MB decoded as RGBA); decoding threads; thumbnails being made or waiting (503 beyond)
+    # image model's output; 96 MB decoded as RGBA); decoding threads (half the cores: the rest answer requests);
+    # thumbnails being made or waiting (503 beyond)
     upload_max_pixels: int = Field(24_000_000, ge=1, validation_alias="ATELIER_UPLOAD_MAX_PIXELS")
-    thumbnail_workers: int = Field(2, ge=1, le=32, validation_alias="ATELIER_THUMBNAIL_WORKERS")
+    thumbnail_workers: int = Field(
+        default_factory=lambda: max(1, (os.cpu_count() or 2) // 2),
+        ge=1,
+        le=32,
+        validation_alias="ATELIER_THUMBNAIL_WORKERS",
+    )
     thumbnail_queue: int = Field(16, ge=1, le=1000, validation_alias="ATELIER_THUMBNAIL_QUEUE")
     # webhook deliveries: the Standard Webhooks retry schedule (seconds before each attempt), and whether a
     # webhook may point at a loopback, private or link-local address (tests; a private network's receiver)
