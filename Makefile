@@ -66,6 +66,7 @@ bench: install
 	@$(PY) -m bench.streaming
 	@$(PY) -m bench.api
 	@$(PY) -m bench.studio
+	@$(PY) -m bench.abuse
 
 lint: install
 	$(PY) -m ruff check .

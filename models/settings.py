@@ -144,11 +144,11 @@ class Settings(BaseSettings):
     streams_per_process: int = Field(500, ge=1, validation_alias="ATELIER_STREAMS_PER_PROCESS")
     stream_max_s: float = Field(300, gt=0, le=86400, validation_alias="ATELIER_STREAM_MAX_S")
     # pictures: the most pixels an upload may have and a thumbnail will decode (24 MP: a 6000x4000 photo, any
-    # image model's output; 96 MB decoded as RGBA); decoding threads (half the cores: the rest answer requests);
-    # thumbnails being made or waiting (503 beyond)
+    # image model's output; 96 MB decoded as RGBA); decoding threads (half the cores, at most two: the rest answer
+    # requests, and two decodes bound the memory); thumbnails being made or waiting (503 beyond)
     upload_max_pixels: int = Field(24_000_000, ge=1, validation_alias="ATELIER_UPLOAD_MAX_PIXELS")
     thumbnail_workers: int = Field(
-        default_factory=lambda: max(1, (os.cpu_count() or 2) // 2),
+        default_factory=lambda: min(2, max(1, (os.cpu_count() or 2) // 2)),
         ge=1,
         le=32,
         validation_alias="ATELIER_THUMBNAIL_WORKERS",

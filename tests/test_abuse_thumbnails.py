@@ -193,7 +193,7 @@ def vm_kb(pid: int, field: str) -> int:
 @pytest.mark.slow  # a `serve` process
 async def test_a_burst_of_thumbnails_of_large_pictures_keeps_the_apis_memory_bounded(module_dev_env, tmp_path):
     port = free_port()
-    env = atelier_env(tmp_path, address_of(module_dev_env), ATELIER_API_PORT=str(port))
+    env = atelier_env(tmp_path, address_of(module_dev_env), ATELIER_API_PORT=str(port), ATELIER_THUMBNAIL_WORKERS="2")
     store = LocalStore(tmp_path / "data" / "artifacts")
     side = 4800  # 23 MP, just under the pixel cap: 92 MB decoded
     big = flat_png(side, side)
