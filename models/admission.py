@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-Refusal = Literal["running", "budget"]  # the cap that refuses: runs at once, or the day's dollars
+# the cap that refuses: runs at once, or the day's dollars; or "late": the API stopped waiting for the answer
+Refusal = Literal["running", "budget", "late"]
 CONTINUE_AFTER = 500  # messages a run of the admission workflow handles before it continues as new
 
 
@@ -48,6 +49,8 @@ class AdmissionRequest(BaseModel):
     reserve_usd: float = Field(0.0, ge=0, allow_inf_nan=False)  # the run's dollar budget (0: it has none)
     max_running: int = Field(0, ge=0)
     max_usd_per_day: float = Field(0.0, ge=0, allow_inf_nan=False)
+    # when the API stops waiting (it answers 503): an admission decided later holds no slot for a run nobody starts
+    admit_by: datetime | None = None
 
 
 class Admission(BaseModel):

@@ -83,13 +83,22 @@ class TenantAdmissionWorkflow:
         now = workflow.now()
         if request.run_id in state.slots:
             return self._answer(None)
+        if self._late(request):
+            return self._answer("late")
         refused_for = self._refusal(request)
         if self._count_due(request, refused_for, now):
             await self._count(request.max_usd_per_day > 0, now)
             refused_for = self._refusal(request)
+        if refused_for is None and self._late(request):  # counting took past the API's wait
+            refused_for = "late"
         if refused_for is None:
             state.slots[request.run_id] = Slot(reserved_usd=request.reserve_usd, admitted_at=now)
         return self._answer(refused_for)
+
+    @staticmethod
+    def _late(request: AdmissionRequest) -> bool:
+        """Whether the API has stopped waiting (it answered 503): no run would take the slot."""
+        return request.admit_by is not None and workflow.now() > request.admit_by
 
     def _count_due(self, request: AdmissionRequest, refused_for: Refusal | None, now: datetime) -> bool:
         """Count before answering when a cap would refuse, or under a dollar cap on the day's first run or
