@@ -44,11 +44,15 @@ async def test_one_stream_carries_the_phase_and_the_count_forward():
 
 
 @activity.defn
-async def hold_the_loop(seconds: float) -> int:
-    """Work that blocks the event loop (as tensor work or a folder walk would if run on it), twice."""
+async def hold_the_loop(seconds: float, hold: bool) -> int:
+    """Work that blocks the event loop (as tensor work or a folder walk would if run on it) for `seconds`,
+    twice; or, beside it, work that waits as long without blocking (its beats are held up all the same)."""
     for _ in range(2):
-        time.sleep(seconds)
-        await asyncio.sleep(0.1)
+        if hold:
+            time.sleep(seconds)
+            await asyncio.sleep(0.1)
+        else:
+            await asyncio.sleep(seconds + 0.1)
     return activity.info().attempt
 
 
@@ -61,22 +65,34 @@ class StallingWorkflow:
     @workflow.run
     async def run(self, queue: str) -> list[int]:
         options = {**storage_call("hold the loop"), "task_queue": queue}
-        calls = [workflow.execute_activity(hold_the_loop, STALL_S / SLOTS, **options) for _ in range(SLOTS)]
+        calls = [workflow.execute_activity(hold_the_loop, args=[STALL_S, n == 0], **options) for n in range(SLOTS)]
         return list(await asyncio.gather(*calls))
 
 
 @pytest.mark.slow
 async def test_a_stalled_event_loop_does_not_time_out_the_attempts(dev_env):
-    """Four slots each holding their worker's event loop for 1.25 s, twice: no beat leaves the worker for
-    ~5 s at a time. The heartbeat timeout (8 s, with a beat every second) has the slack, and each call runs
-    once."""
+    """One of four slots holds its worker's event loop for 5 s, twice: no beat of any of the four leaves the
+    worker for 5 s at a time (measured). The heartbeat timeout (8 s, with a beat every second) has the slack,
+    and each call runs once."""
     queue = f"stall-{uuid.uuid4().hex[:8]}"
     worker = activity_worker(dev_env.client, queue, [hold_the_loop], Settings(), max_concurrent_activities=SLOTS)
     flows = Worker(dev_env.client, task_queue=f"{queue}-wf", workflows=[StallingWorkflow])
+    longest = 0.0  # the longest the worker's event loop went without running anything else
+
+    async def watch_the_loop() -> None:
+        nonlocal longest
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(0.05)
+            longest = max(longest, time.monotonic() - before)
+
+    watching = asyncio.create_task(watch_the_loop())
     async with worker, flows:
         attempts = await dev_env.client.execute_workflow(
             StallingWorkflow.run, queue, id=f"stall-{queue}", task_queue=f"{queue}-wf"
         )
+    watching.cancel()
+    assert longest >= STALL_S - 0.5, f"the loop was held {longest:.1f} s at most: no stall to survive"
     assert attempts == [1] * SLOTS, f"attempts timed out on heartbeats and ran again: {attempts}"
 
 

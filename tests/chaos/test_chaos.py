@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.chaos.harness import Trial, run_trial
-from workflows.options import HEARTBEAT_TIMEOUT
+
+RECOVERY_GOAL_S = 12  # kill -> next model call, for every pipeline (the chaos matrix's goal)
 
 pytestmark = pytest.mark.slow
 
@@ -15,8 +16,8 @@ pytestmark = pytest.mark.slow
     [
         Trial(101, "world", "worker"),
         Trial(102, "image", "server"),
-        Trial(103, "meme", "worker"),
-        Trial(104, "chat", "server"),
+        Trial(103, "chat", "worker"),  # the turn's call is almost always in flight: it waits on the heartbeat
+        Trial(104, "meme", "server"),
     ],
     ids=lambda t: f"{t.pipeline}-{t.victim}",
 )
@@ -25,7 +26,7 @@ async def test_kill_mid_run_loses_and_repeats_nothing(trial, tmp_path):
     assert outcome.error == ""
     assert outcome.completed
     assert outcome.duplicates == 0 and outcome.lost == 0
-    # up to ~9 s idle (the 8 s heartbeat timeout and a 1 s retry, or a restarted server's reconnect); the bound
-    # leaves room for a busy machine yet stays far below what a missing heartbeat would cost (the call's timeout)
-    bound = HEARTBEAT_TIMEOUT.total_seconds() + 20
+    # a killed worker's call in flight is retried within 10 s (the 8 s heartbeat timeout and a 1 s retry) and a
+    # restarted server answers in a few; the goal is 12 s, with a little more for a busy CI machine
+    bound = RECOVERY_GOAL_S + 3
     assert outcome.recovery_s is not None and outcome.recovery_s < bound, "in-flight work restarts within seconds"
