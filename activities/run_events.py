@@ -30,12 +30,14 @@ from models.events import (
     RunEvent,
     Seen,
     Webhook,
+    delivery_id,
     shown_url,
     with_artifact_links,
 )
 from models.pipelines import PIPELINES
 from models.settings import WORKFLOW_QUEUE, Settings
 from models.world import CharacterDetail, PostDetail
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 POLL_S = 0.5
 QUERY_TIMEOUT = timedelta(seconds=3)  # well under the heartbeat timeout: a look never stalls on a query
@@ -128,7 +130,7 @@ class RunObserver:
     ):
         data = with_artifact_links(self.settings.api_url, event.data) | {"seq": event.seq}
         delivery = Delivery(
-            delivery_id=f"{request.run_id}~hook{number}-{event.seq:08d}",
+            delivery_id=delivery_id(request.run_id, number, event.seq),
             run_id=request.run_id,
             tenant=request.tenant,
             url=str(hook.url),
@@ -138,7 +140,7 @@ class RunObserver:
         )
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await client.start_workflow(
-                "WebhookDeliveryWorkflow",
+                WebhookDeliveryWorkflow.run,
                 delivery,
                 id=delivery.delivery_id,
                 task_queue=WORKFLOW_QUEUE,

@@ -53,6 +53,12 @@ def kb_doc_key(doc_id: str, knowledge: str | None = None) -> str:
     return f"{kb_prefix(knowledge)}/{safe_segment(doc_id)}.json"
 
 
+def kb_source_key(digest: str, name: str, knowledge: str | None = None) -> str:
+    """Key of a document's text as it was added: `kb/sources/<digest>-<name>` (`kb/tenants/<name>/sources/…`)."""
+    where = ("kb",) if knowledge is None else ("kb", "tenants", knowledge)
+    return artifact_key(*where, "sources", f"{digest[:16]}-{name}")
+
+
 def turn_key(conversation_id: str, number: int) -> str:
     """Key of one archived conversation turn: `conversations/<id>/turns/NNNNN.json`."""
     return artifact_key("conversations", conversation_id, "turns", f"{number:05d}.json")

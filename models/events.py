@@ -122,6 +122,17 @@ class Batch(BaseModel):
     seen: Seen
 
 
+def deliveries_of(run_id: str) -> str:
+    """What the id of every delivery of the run's events starts with."""
+    return f"{run_id}~hook"
+
+
+def delivery_id(run_id: str, webhook: int, seq: int) -> str:
+    """One event's delivery to one of the run's webhooks: its workflow id and `webhook-id`, the same on every
+    attempt and redelivery."""
+    return f"{deliveries_of(run_id)}{webhook}-{seq:08d}"
+
+
 def shown_url(url: str) -> str:
     """A webhook URL as summaries show it: no credentials, query or fragment."""
     parts = urlsplit(url)

@@ -7,7 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from activities.storage import artifact_key, kb_doc_key, kb_prefix, make_store
+from activities.storage import kb_doc_key, kb_prefix, kb_source_key, make_store
 from models.conversation import IngestDoc, IngestJob, KnowledgeDoc
 from models.settings import Settings
 from starter.common import UsageError, connect_or_explain, stderr
@@ -62,7 +62,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     docs = []
     for path, data in files:
         digest = hashlib.sha256(data).hexdigest()
-        ref = await store.put(artifact_key("kb", "sources", f"{digest[:16]}-{path.name}"), data, "text/plain")
+        ref = await store.put(kb_source_key(digest, path.name), data, "text/plain")
         docs.append(IngestDoc(name=path.name, source=ref))
     client = await connect_or_explain(settings)
     batch = hashlib.sha256("".join(d.source.sha256 for d in docs).encode()).hexdigest()[:16]

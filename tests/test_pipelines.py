@@ -18,8 +18,8 @@ from models.pipelines import PIPELINES, WORKFLOW_TYPES, spec_of
 from models.priority import PRIORITY_KEYS
 from models.search_attributes import PIPELINES as SEARCHABLE
 from starter import cli, runs_cmd
-from starter.api import creates
 from starter.api.caps import TOP_LEVEL
+from starter.api.routes import creates
 from starter.studio import run_views
 from starter.studio.forms import fields_of
 from workers.registry import WORKFLOWS

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from activities.api_keys import KeyStore
 from models.artifacts import ArtifactRef
 from models.image import Iteration, Refusal
-from starter.api.problems import ApiProblem
+from starter.api.errors import ApiProblem
 from starter.api.sessions import Session, check_csrf, csrf_token, new_session, read_session
 from starter.studio.access import safe_next
 from starter.studio.compare import HEIGHT, PAD, WIDTH, compared

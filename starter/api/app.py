@@ -13,9 +13,10 @@ from temporalio.client import Client
 from activities.api_keys import KeyStore
 from activities.storage import make_store
 from models.settings import Settings
-from starter.api import artifacts, conversations, creates, events, knowledge, problems, runs, webhooks
+from starter.api import problems
 from starter.api.body_limits import BodyLimits
 from starter.api.hosts import is_loopback
+from starter.api.routes import artifacts, conversations, creates, events, knowledge, runs, webhooks
 from starter.api.service import RateLimiter, Service
 from starter.studio import app as studio
 from workers.connection import connect

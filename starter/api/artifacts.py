@@ -1,25 +1,23 @@
-"""`GET /v1/artifacts/{key}`: a run's pictures and files from the artifact store (local folder or S3),
-with an ETag and caching headers; `?width=` sizes a picture down. Only the caller's runs' artifacts, and the
-uploads it made."""
+"""Artifacts (`GET /v1/artifacts/{key}`: `routes/artifacts.py`): a run's pictures and files from the artifact
+store (local folder or S3), with an ETag and caching headers; `?width=` sizes a picture down. Only the caller's
+runs' artifacts, and the uploads it made."""
 
 from __future__ import annotations
 
 import hashlib
 import mimetypes
-from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Request, Response
 from minio.error import S3Error
 from PIL import UnidentifiedImageError
 
 from models.artifacts import REFERENCE_PREFIX
 from starter.api.creates import upload_marker
-from starter.api.problems import ApiProblem, FieldProblem, invalid
-from starter.api.service import Caller, Service, Svc, Who, charge
+from starter.api.errors import Invalid, NotFound, Refused, Unavailable
+from starter.api.service import Caller, Service, charge
 from starter.api.thumbnails import WIDTHS, Busy, Made, TooLarge
 
-router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"])
 RUN_PREFIXES = ("runs", "worlds")  # <prefix>/<run id>/…
 INLINE = {"image/png", "image/jpeg", "image/webp", "image/gif", "application/json", "text/plain"}  # shown, not run
 
@@ -35,20 +33,12 @@ async def readable(svc: Service, caller: Caller, key: str) -> bool:
     return not caller.keyed and parts[0] != "api"
 
 
-@router.get("/{key:path}", summary="An artifact's bytes", response_class=Response)
-async def get_artifact(
-    key: str,
-    request: Request,
-    svc: Svc,
-    caller: Who,
-    width: Annotated[int | None, Query(description=f"a picture sized down (WebP): one of {WIDTHS}")] = None,
-) -> Any:
-    """The artifact's bytes (free); sized down, a thumbnail already made is free and one to make is one of
-    the caller's requests (429 past its rate, 503 while too many are being made)."""
+async def fetch(request: Request, svc: Service, caller: Caller, key: str, width: int | None) -> Response:
+    """The artifact's bytes, or (`width`) the picture sized down, as the request may have them already."""
     if width is not None and width not in WIDTHS:
-        return invalid([FieldProblem(field="query.width", message=f"one of {', '.join(map(str, WIDTHS))}")])
+        raise Invalid("query.width", f"one of {', '.join(map(str, WIDTHS))}")
     if not await readable(svc, caller, key):
-        raise ApiProblem(404, "not found", f"no artifact {key!r}")
+        raise NotFound("artifact", key)
     if width is None:
         data = await _read(svc, key)
         return _answer(request, f'"{hashlib.sha256(data).hexdigest()}"', data, _media_type(key), key)
@@ -70,15 +60,15 @@ async def _thumbnail(svc: Service, key: str, width: int) -> Made:
             max_pixels=settings.upload_max_pixels,
         )
     except Busy as exc:
-        raise ApiProblem(503, "busy", "too many pictures are being sized down: retry", {"Retry-After": "1"}) from exc
+        raise Unavailable("busy", "too many pictures are being sized down: retry", 1) from exc
     except TooLarge as exc:
-        raise ApiProblem(422, "picture too large", f"artifact {key!r} is too large to size down: {exc}") from exc
+        raise Refused("picture too large", f"artifact {key!r} is too large to size down: {exc}") from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ApiProblem(422, "not a picture", f"artifact {key!r} is not a picture to size down") from exc
+        raise Refused("not a picture", f"artifact {key!r} is not a picture to size down") from exc
 
 
 async def _read(svc: Service, key: str) -> bytes:
-    missing = ApiProblem(404, "not found", f"no artifact {key!r}")
+    missing = NotFound("artifact", key)
     try:
         return await svc.store.read(key)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError) as exc:

@@ -18,8 +18,9 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from activities.references import MAX_BYTES as REFERENCE_BYTES
+from starter.api.errors import ApiProblem, ContentTooLarge, Internal
 from starter.api.knowledge import MAX_DOC_BYTES
-from starter.api.problems import ApiProblem, FieldProblem, respond
+from starter.api.problems import respond
 from starter.api.service import caller
 
 MULTIPART_ALLOWANCE = 64 * 1024  # the multipart framing around the files: boundaries, part headers
@@ -47,12 +48,6 @@ def declared_length(scope: Scope) -> int | None:
     return int(length) if length.isdigit() else None  # the server refuses a malformed one before we see it
 
 
-def too_large(limit: int) -> ApiProblem:
-    problem = ApiProblem(413, "content too large", f"this route takes a body of at most {limit} bytes")
-    problem.problem.errors = [FieldProblem(field="body", message=f"larger than {limit} bytes")]
-    return problem
-
-
 async def answer(problem: ApiProblem, scope: Scope, receive: Receive, send: Send) -> None:
     """The problem, as the API's exception handlers answer it; the connection closes after it."""
     await respond(problem.problem, problem.headers | CLOSE)(scope, receive, send)
@@ -77,11 +72,11 @@ class BodyLimits:
                 return
             except Exception as exc:  # as the exception handlers answer it (this runs outside them)
                 log.exception("unexpected error on %s %s", scope["method"], scope["path"])
-                await answer(ApiProblem(500, "internal error", type(exc).__name__), scope, receive, send)
+                await answer(Internal(exc), scope, receive, send)
                 return
         limit = body_limit(scope["method"], scope["path"], self.max_body_bytes)
         if length is not None and length > limit:
-            await answer(too_large(limit), scope, receive, send)
+            await answer(ContentTooLarge(limit), scope, receive, send)
             return
         await Metered(self.app, limit)(scope, receive, send)
 
@@ -108,7 +103,7 @@ class Metered:
                 self.refused = True
                 if not self.started:
                     self.answered = True
-                    await answer(too_large(self.limit), scope, receive, send)
+                    await answer(ContentTooLarge(self.limit), scope, receive, send)
                 return {"type": "http.disconnect"}
             return message
 

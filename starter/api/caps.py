@@ -19,7 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from models.admission import Admission, AdmissionRequest, AdmissionState, ReleaseRequest, admission_id
 from models.pipelines import WORKFLOW_TYPES
 from models.settings import WORKFLOW_QUEUE
-from starter.api.problems import ApiProblem
+from starter.api.errors import BudgetSpent, NoWorker, TooMany
 from starter.api.service import Caller, Service, described
 from workflows.admission import MAX_HELD, TenantAdmissionWorkflow
 
@@ -28,6 +28,7 @@ TOP_LEVEL = f"WorkflowType IN ({', '.join(json.dumps(name) for name in WORKFLOW_
 # workflow a few at a time, and keeps a bounded line of creates waiting their turn (429 beyond it).
 IN_FLIGHT = 3
 WAITING = 16
+NOT_ADMITTED = "no workflow worker admitted the run in time"
 log = logging.getLogger("atelier.api")
 
 
@@ -44,7 +45,7 @@ class AdmissionLine:
         """Its turn within `wait_s` (TimeoutError after), or 429 at once when the line is full."""
         if self.queued >= IN_FLIGHT + WAITING:
             detail = "too many creates of this tenant are waiting for admission"
-            raise ApiProblem(429, "too many runs at once", detail, {"Retry-After": "1"})
+            raise TooMany("too many runs at once", detail, 1)
         self.queued += 1
         try:
             async with asyncio.timeout(wait_s):
@@ -100,7 +101,7 @@ def refuse_unless_admitted(admission: Admission, request: AdmissionRequest) -> N
     if admission.refused_for == "running":
         most = request.max_running or MAX_HELD
         detail = f"{admission.running} runs are running; this tenant may run {most} at once"
-        raise ApiProblem(429, "too many runs at once", detail, {"Retry-After": "30"})
+        raise TooMany("too many runs at once", detail, 30)
     if admission.refused_for == "budget":
         detail = (
             f"${admission.spent_usd:.2f} spent today and ${admission.reserved_usd:.2f} held by running runs, "
@@ -108,7 +109,7 @@ def refuse_unless_admitted(admission: Admission, request: AdmissionRequest) -> N
         )
         if request.reserve_usd:
             detail += f"; this run may cost ${request.reserve_usd:.2f}"
-        raise ApiProblem(402, "daily budget spent", detail)
+        raise BudgetSpent(detail)
 
 
 async def _admit(svc: Service, caller: Caller, request: AdmissionRequest) -> Admission:
@@ -141,16 +142,14 @@ async def _admitted_or_refused(svc: Service, caller: Caller, request: AdmissionR
     try:
         return await _admit(svc, caller, request)
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
-        detail = "no workflow worker admitted the run in time"
-        raise ApiProblem(503, "no worker answered", detail, {"Retry-After": "5"}) from exc
+        raise NoWorker(NOT_ADMITTED) from exc
     except RPCError as exc:
         if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
-            detail = "no workflow worker admitted the run in time"
-            raise ApiProblem(503, "no worker answered", detail, {"Retry-After": "5"}) from exc
+            raise NoWorker(NOT_ADMITTED) from exc
         if exc.status != RPCStatusCode.RESOURCE_EXHAUSTED:
             raise
         detail = "the tenant's admission is busy with other creates"  # other API processes' admissions
-        raise ApiProblem(429, "too many runs at once", detail, {"Retry-After": "1"}) from exc
+        raise TooMany("too many runs at once", detail, 1) from exc
 
 
 async def _settled(start: WithStartWorkflowOperation) -> None:

@@ -1,5 +1,6 @@
-"""Conversations (`/v1/conversations`): start one, send a message (the reply as JSON when done, or with
-`Accept: text/event-stream` as it is written, from the conversation's Workflow Stream), read its history."""
+"""Conversations, for the API (`/v1/conversations`: `routes/conversations.py`) and the Studio: start one, send a
+message (the reply as JSON when done, or as Server-Sent Events as it is written, from the conversation's Workflow
+Stream), read its history, list them."""
 
 from __future__ import annotations
 
@@ -7,27 +8,25 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecution, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 
-from models.conversation import ConversationConfig, ConversationStart, History, PhaseRecord, Reply, UserMessage
+from activities.run_reading import bounded_query
+from models.conversation import ConversationConfig, ConversationStart, History, PhaseRecord, Reply
 from models.conversation_stream import TextDelta
 from models.priority import run_priority
 from models.settings import WORKFLOW_QUEUE
 from starter import run_labels
+from starter.api.caps import tenant_runs
+from starter.api.errors import ApiProblem, Conflict, NoWorker, Refused
 from starter.api.links import run_urls
-from starter.api.problems import ApiProblem
-from starter.api.service import Caller, Service, Svc, Who, owned
+from starter.api.service import Caller, Service, owned
 from starter.chat_stream import CATCH_UP_S, follow_turn, stream_offset
-from starter.common import bounded_query
 from starter.conversing import ask
 from workflows.conversation import ConversationWorkflow
-
-router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
 
 class ConversationCreated(BaseModel):
@@ -44,16 +43,15 @@ async def owned_conversation(svc: Service, caller: Caller, conversation_id: str)
     described = await owned(svc, caller, conversation_id, {ConversationWorkflow.__name__}, "conversation")
     handle = svc.client.get_workflow_handle(conversation_id)
     if described.status != WorkflowExecutionStatus.RUNNING:
-        raise ApiProblem(409, "conversation ended", f"conversation {conversation_id!r} has ended; start a new one")
+        raise Conflict("conversation ended", f"conversation {conversation_id!r} has ended; start a new one")
     return handle
 
 
-@router.post("", status_code=201, response_model=ConversationCreated, summary="Start a conversation")
-async def start(svc: Svc, caller: Who, body: NewConversation | None = None) -> Any:
+async def start(svc: Service, caller: Caller, config: ConversationConfig) -> ConversationCreated:
+    """A new conversation; its retrieval searches the caller's own knowledge base."""
     conversation_id = f"{caller.tenant}.conversation-{uuid.uuid4().hex[:16]}"
-    config = (body or NewConversation()).config  # retrieval searches the tenant's own knowledge base
-    job = ConversationStart(config=config.model_copy(update={"knowledge": caller.tenant if caller.keyed else None}))
-    tenant = caller.tenant if caller.keyed else None
+    tenant = caller.keyed_tenant
+    job = ConversationStart(config=config.model_copy(update={"knowledge": tenant}))
     labels = await run_labels.start_options(
         svc.client, svc.settings, "conversation", f"conversation {conversation_id}", job, conversation_id, tenant
     )
@@ -71,13 +69,19 @@ async def start(svc: Svc, caller: Who, body: NewConversation | None = None) -> A
     )
 
 
-@router.get("/{conversation_id}", response_model=History, summary="The conversation so far")
-async def history(conversation_id: str, svc: Svc, caller: Who) -> Any:
+async def history(svc: Service, caller: Caller, conversation_id: str) -> History:
+    """The conversation so far (503 when no worker answers)."""
     handle = await owned_conversation(svc, caller, conversation_id)
     found = await bounded_query(handle, ConversationWorkflow.history, History | None)
     if found is None:
-        raise ApiProblem(503, "no worker answered", "no workflow worker answered in time", {"Retry-After": "5"})
+        raise NoWorker()
     return found
+
+
+async def listing(svc: Service, caller: Caller, most: int = 50) -> list[WorkflowExecution]:
+    """The caller's newest conversations."""
+    query = tenant_runs(caller, f'WorkflowType = "{ConversationWorkflow.__name__}"')
+    return [run async for run in svc.client.list_workflows(query, limit=most)]
 
 
 class TurnFeed:
@@ -97,22 +101,12 @@ def sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
-@router.post(
-    "/{conversation_id}/messages",
-    response_model=Reply,
-    summary="Send a message; the reply as JSON, or streamed with Accept: text/event-stream",
-    responses={200: {"content": {"text/event-stream": {}}}},
-)
-async def message(
-    conversation_id: str,
-    body: UserMessage,
-    svc: Svc,
-    caller: Who,
-    accept: Annotated[str, Header()] = "application/json",
-) -> Any:
+async def message(svc: Service, caller: Caller, conversation_id: str, text: str, streamed: bool) -> Any:
+    """The reply to a message; `streamed`: its phases and text as Server-Sent Events as they are written
+    (the reply alone when the conversation has no stream)."""
     handle = await owned_conversation(svc, caller, conversation_id)
-    text = body.text.strip()
-    if "text/event-stream" not in accept or (found := await stream_offset(svc.client, handle)) is None:
+    text = text.strip()
+    if not streamed or (found := await stream_offset(svc.client, handle)) is None:
         return await _reply(handle, text)
     stream, offset = found
     feed, ask_id = TurnFeed(), f"ask-{uuid.uuid4().hex[:16]}"
@@ -146,4 +140,4 @@ async def _reply(handle: WorkflowHandle, text: str, update_id: str | None = None
     try:
         return await ask(handle, text, update_id=update_id)
     except WorkflowUpdateFailedError as exc:
-        raise ApiProblem(422, "message refused", str(exc.cause or exc)) from exc
+        raise Refused("message refused", str(exc.cause or exc)) from exc

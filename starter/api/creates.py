@@ -1,4 +1,5 @@
-"""Creating runs: `POST /v1/images`, `/v1/worlds`, `/v1/memes` (and `/v1/uploads` for reference images).
+"""Creating runs (`POST /v1/images`, `/v1/worlds`, `/v1/memes`: `routes/creates.py`), and the reference images
+they take (`POST /v1/uploads`).
 
 A create is idempotent under `Idempotency-Key`: the workflow id is derived from the tenant and the key,
 the request's digest rides in the run's memo, and the same key with another body is a 409.
@@ -10,9 +11,9 @@ import asyncio
 import hashlib
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Response, UploadFile
+from fastapi import UploadFile
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -26,30 +27,21 @@ from models.artifacts import ArtifactRef, reference_key
 from models.events import Webhook
 from models.image import ImageJob
 from models.meme import MemeJob
-from models.pipelines import PIPELINES, PipelineSpec
+from models.pipelines import PipelineSpec
 from models.priority import run_priority
 from models.settings import WORKFLOW_QUEUE
 from models.world import WorldJob
 from starter import run_labels
 from starter.api.caps import admitted
+from starter.api.errors import Conflict, Invalid
 from starter.api.events import ensure_feed
 from starter.api.links import run_urls
-from starter.api.problems import ApiProblem, FieldProblem, invalid
-from starter.api.service import Caller, Service, Svc, Who, described
+from starter.api.service import Caller, Service, described
 from starter.api.webhooks import guard_webhook
 from starter.max_cost import BadBudget, cost_limit_for
 
-router = APIRouter(prefix="/v1", tags=["runs"])
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
 MEMO_TENANT, MEMO_REQUEST = "atelier_tenant", "atelier_request_sha256"
 OPTIONS = set(RunOptions.model_fields)
-IMAGE, WORLD, MEME = PIPELINES["image"], PIPELINES["world"], PIPELINES["meme"]  # each with its own job below
-
-
-class BadField(Exception):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.problem = FieldProblem(field=field, message=message)
 
 
 def run_id(caller: Caller, pipeline: str, idempotency_key: str | None) -> str:
@@ -67,7 +59,7 @@ def budget(svc: Service, options: RunOptions, image_options: list, references: i
     try:
         return cost_limit_for(value, svc.settings, image_options, references, first)
     except BadBudget as exc:
-        raise BadField("body.max_cost_usd", str(exc)) from exc
+        raise Invalid("body.max_cost_usd", str(exc)) from exc
 
 
 async def check_references(svc: Service, caller: Caller, body: ImageRequest) -> None:
@@ -78,18 +70,28 @@ async def check_references(svc: Service, caller: Caller, body: ImageRequest) -> 
             try:
                 await asyncio.to_thread(check_url, ref, svc.settings.allow_private_urls)
             except BadReference as exc:
-                raise BadField(where, str(exc)) from exc
+                raise Invalid(where, str(exc)) from exc
         elif not await svc.store.exists(upload_marker(caller, ref.key)):
-            raise BadField(where, f"no upload {ref.key!r} (POST /v1/uploads first)")
+            raise Invalid(where, f"no upload {ref.key!r} (POST /v1/uploads first)")
 
 
 def upload_marker(caller: Caller, key: str) -> str:
     return f"api/tenants/{caller.tenant}/{key}"
 
 
+async def check(svc: Service, caller: Caller, request: Any) -> None:
+    """What every create checks before its job is made: its webhook's URL, and the run it starts again from."""
+    if request.webhook and (problem := await guard_webhook(svc.settings, str(request.webhook), "body.webhook")):
+        raise problem
+    if request.rerun_of and (not caller.owns(request.rerun_of) or await described(svc, request.rerun_of) is None):
+        raise Invalid("body.rerun_of", f"no run {request.rerun_of!r}")
+
+
 async def start(
     svc: Service, caller: Caller, pipe: PipelineSpec, job: Any, request: Any, key: str | None
 ) -> RunCreated:
+    """Start the run the request asks for (admitted by the tenant's caps) and its event feed; the same
+    `Idempotency-Key` again answers the run it started (409 with another request)."""
     workflow_id = run_id(caller, pipe.name, key)
     digest = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
     text = getattr(job, pipe.text_field)
@@ -101,7 +103,7 @@ async def start(
         return same
     async with admitted(svc, caller, workflow_id, job):  # the tenant's caps: a slot, or 429/402
         labels = await run_labels.start_options(
-            svc.client, svc.settings, pipe.name, text, job, workflow_id, caller.tenant if caller.keyed else None
+            svc.client, svc.settings, pipe.name, text, job, workflow_id, caller.keyed_tenant
         )
         memo = labels["memo"] | {MEMO_TENANT: caller.tenant, MEMO_REQUEST: digest}
         if request.rerun_of:
@@ -112,7 +114,7 @@ async def start(
                 job,
                 id=workflow_id,
                 task_queue=WORKFLOW_QUEUE,
-                priority=run_priority(pipe.name, workflow_id, caller.tenant if caller.keyed else None),
+                priority=run_priority(pipe.name, workflow_id, caller.keyed_tenant),
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 **(labels | {"memo": memo}),
@@ -136,7 +138,7 @@ def _same_request(description: Any, digest: str, created: RunCreated) -> RunCrea
     memo = description.raw_description.workflow_execution_info.memo.fields
     recorded = memo.get(MEMO_REQUEST)
     if recorded is None or digest not in recorded.data.decode(errors="ignore"):
-        raise ApiProblem(409, "idempotency key reused", "this Idempotency-Key was used with another request body")
+        raise Conflict("idempotency key reused", "this Idempotency-Key was used with another request body")
     return created.model_copy(update={"status": description.status.name.lower().replace("canceled", "cancelled")})
 
 
@@ -144,63 +146,32 @@ def _job(model: type, body: Any, **more: Any) -> Any:
     return model.model_validate(body.model_dump(exclude=OPTIONS) | more)
 
 
-async def _answer(
-    response: Response, svc: Service, caller: Caller, pipe: PipelineSpec, job_of: Any, body: Any, key: Any
-):
-    if body.webhook and (problem := await guard_webhook(svc.settings, str(body.webhook), "body.webhook")):
-        return invalid([problem])
-    if body.rerun_of and (not caller.owns(body.rerun_of) or await described(svc, body.rerun_of) is None):
-        return invalid([FieldProblem(field="body.rerun_of", message=f"no run {body.rerun_of!r}")])
-    try:
-        job = await job_of()
-    except BadField as exc:
-        return invalid([exc.problem])
-    created = await start(svc, caller, pipe, job, body, key)
-    response.status_code = 202
-    response.headers["Location"] = created.urls.run
-    return created
+async def image_job(svc: Service, caller: Caller, body: ImageRequest) -> ImageJob:
+    await check_references(svc, caller, body)
+    refs, first = len(body.references), ("image", "text")
+    return _job(ImageJob, body, cost=budget(svc, body, [body.options], refs, first))
 
 
-@router.post(f"/{IMAGE.path}", status_code=202, response_model=RunCreated, summary="Start an image loop run")
-async def create_image(body: ImageRequest, response: Response, svc: Svc, caller: Who, key: IdempotencyKey = None):
-    async def job_of() -> ImageJob:
-        await check_references(svc, caller, body)
-        refs, first = len(body.references), ("image", "text")
-        return _job(ImageJob, body, cost=budget(svc, body, [body.options], refs, first))
-
-    return await _answer(response, svc, caller, IMAGE, job_of, body, key)
+def world_job(svc: Service, body: WorldRequest) -> WorldJob:
+    images = [options for _, options in WORLD_IMAGE.values()] + [PORTRAIT] if body.images else []
+    cost = budget(svc, body, images)
+    return _job(WorldJob, body, budget=body.budget.model_copy(update={"cost": cost}).model_dump())
 
 
-@router.post(f"/{WORLD.path}", status_code=202, response_model=RunCreated, summary="Start a world")
-async def create_world(body: WorldRequest, response: Response, svc: Svc, caller: Who, key: IdempotencyKey = None):
-    async def job_of() -> WorldJob:
-        images = [options for _, options in WORLD_IMAGE.values()] + [PORTRAIT] if body.images else []
-        cost = budget(svc, body, images)
-        return _job(WorldJob, body, budget=body.budget.model_copy(update={"cost": cost}).model_dump())
-
-    return await _answer(response, svc, caller, WORLD, job_of, body, key)
+def meme_job(svc: Service, body: MemeRequest) -> MemeJob:
+    words = sorted({*body.blocked_words, *svc.settings.blocked_words})
+    return _job(MemeJob, body, blocked_words=words, cost=budget(svc, body, [SCENE_OPTIONS]))
 
 
-@router.post(f"/{MEME.path}", status_code=202, response_model=RunCreated, summary="Make a meme")
-async def create_meme(body: MemeRequest, response: Response, svc: Svc, caller: Who, key: IdempotencyKey = None):
-    async def job_of() -> MemeJob:
-        words = sorted({*body.blocked_words, *svc.settings.blocked_words})
-        return _job(MemeJob, body, blocked_words=words, cost=budget(svc, body, [SCENE_OPTIONS]))
-
-    return await _answer(response, svc, caller, MEME, job_of, body, key)
-
-
-@router.post("/uploads", status_code=201, response_model=ArtifactRef, tags=["artifacts"], summary="Upload a reference")
-async def upload(file: UploadFile, svc: Svc, caller: Who) -> Any:
-    """A reference image for `references`: stored under its content address, checked as the CLI checks files
-    but with the API's lower pixel cap (`upload_max_pixels`: what a thumbnail will decode)."""
+async def upload(svc: Service, caller: Caller, file: UploadFile) -> ArtifactRef:
+    """A reference image, stored under its content address and marked as the caller's."""
     data = await file.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
-        return invalid([FieldProblem(field="body.file", message=f"larger than {MAX_BYTES // (1024 * 1024)} MB")])
+        raise Invalid("body.file", f"larger than {MAX_BYTES // (1024 * 1024)} MB")
     try:
         image = verify_image(data, file.filename or "upload", svc.settings.upload_max_pixels)
     except BadReference as exc:
-        return invalid([FieldProblem(field="body.file", message=str(exc))])
+        raise Invalid("body.file", str(exc)) from exc
     ref = make_ref(reference_key(hashlib.sha256(data).hexdigest(), image.extension), data, image.content_type)
     if not await svc.store.exists(ref.key):
         await svc.store.put(ref.key, data, ref.content_type)

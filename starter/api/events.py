@@ -1,5 +1,5 @@
-"""`GET /v1/runs/{id}/events`: the run's events as Server-Sent Events, each with its sequence number as
-`id:`. Reconnecting with `Last-Event-ID` resumes after that event; the stream ends with the terminal
+"""A run's events as Server-Sent Events (`GET /v1/runs/{id}/events`: `routes/events.py`), each with its
+sequence number as `id:`. Reconnecting with `Last-Event-ID` resumes after that event; the stream ends with the terminal
 event. Events come from the batches `RunEventsWorkflow` records (started with the run, or on the first
 request for a run started elsewhere, e.g. by the CLI).
 
@@ -15,9 +15,7 @@ import json
 import random
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -30,11 +28,10 @@ from models.pipelines import spec_of
 from models.settings import WORKFLOW_QUEUE, Settings
 from starter.api.links import with_links
 from starter.api.runs import owned
-from starter.api.service import Caller, Service, Svc, Who
+from starter.api.service import Caller, Service
 from starter.api.streams import RunWatch, Slot, Streams
 from workflows.run_events import RunEventsWorkflow
 
-router = APIRouter(prefix="/v1/runs", tags=["events"])
 KEEP_ALIVE_S = 15.0
 RESUME_MS = 1000  # the `retry:` hint a stream ends with when its life is over
 
@@ -117,31 +114,10 @@ class EventStream(StreamingResponse):
             self.done()
 
 
-def open_streams(request: Request, svc: Svc) -> Streams:
-    """This process's streams (made with the first)."""
-    state = request.app.state
-    if getattr(state, "streams", None) is None:
-        limits = svc.settings
-        state.streams = Streams(svc.store, limits.streams_per_tenant, limits.streams_per_process, limits.stream_max_s)
-    return state.streams
-
-
-@router.get(
-    "/{run_id}/events",
-    summary="The run's events (Server-Sent Events)",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, 204: {"description": "the stream has ended already"}},
-)
-async def run_events(
-    run_id: str,
-    svc: Svc,
-    caller: Who,
-    streams: Annotated[Streams, Depends(open_streams)],
-    last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
-    after: Annotated[int | None, Query(ge=0, description="resume after this event (as Last-Event-ID)")] = None,
-) -> Response:
-    slot = streams.open(caller.tenant)  # 429 before any work
-    start = last_event_id if last_event_id is not None else after or 0
+async def follow(svc: Service, streams: Streams, caller: Caller, run_id: str, start: int) -> Response:
+    """The run's events after `start` as a stream, in one of the caller's slots (429 before any work when it
+    has none left); 204 when the stream has ended already."""
+    slot = streams.open(caller.tenant)
     try:
         return await _stream(svc, streams, slot, caller, run_id, start)
     except BaseException:

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from models.api import RunUrls
-from models.events import artifact_link, with_artifact_links
+from models.events import with_artifact_links
 from models.settings import Settings
 
 
@@ -20,10 +20,6 @@ def run_urls(settings: Settings, workflow_id: str) -> RunUrls:
         cancel=f"{base}/cancel",
         temporal_ui=settings.workflow_ui_link(workflow_id),
     )
-
-
-def artifact_url(settings: Settings, key: str) -> str:
-    return artifact_link(settings.api_url, key)
 
 
 def with_links(settings: Settings, value: Any) -> Any:

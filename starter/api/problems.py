@@ -1,5 +1,5 @@
-"""Errors as RFC 9457 problem details (`application/problem+json`): bad input names the field, and no
-request gets a traceback."""
+"""Errors as RFC 9457 problem details (`application/problem+json`): every `errors.ApiProblem` raised, bad
+input naming its field, and no request gets a traceback."""
 
 from __future__ import annotations
 
@@ -8,28 +8,14 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models.validation import field_problems
+from starter.api.errors import ApiProblem, FieldProblem, Internal, Invalid, Problem
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("atelier.api")
-
-
-class FieldProblem(BaseModel):
-    field: str  # dotted path in the request, e.g. body.max_iterations or query.limit
-    message: str
-
-
-class Problem(BaseModel):
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str | None = None
-    errors: list[FieldProblem] = Field(default_factory=list)
-
-
 PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 RESPONSES: dict[int | str, dict] = {
     status: {"description": title, "content": PROBLEM_CONTENT}
@@ -46,22 +32,6 @@ RESPONSES: dict[int | str, dict] = {
         503: "no worker answered in time",
     }.items()
 }
-
-
-class ApiProblem(Exception):
-    """Raised by a route: answered as a problem with this status."""
-
-    def __init__(self, status: int, title: str, detail: str | None = None, headers: dict[str, str] | None = None):
-        super().__init__(detail or title)
-        self.problem = Problem(title=title, status=status, detail=detail)
-        self.headers = headers or {}
-
-
-def invalid(problems: list[FieldProblem]) -> JSONResponse:
-    first = problems[0] if problems else FieldProblem(field="", message="invalid request")
-    return respond(
-        Problem(title="invalid request", status=422, detail=f"{first.field}: {first.message}", errors=problems)
-    )
 
 
 def respond(problem: Problem, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -97,7 +67,7 @@ def install(app: FastAPI) -> None:
         body = getattr(request.scope.get("route"), "body_field", None)
         model = body.field_info.annotation if body is not None else None
         model = model if isinstance(model, type) and issubclass(model, BaseModel) else None
-        return invalid([FieldProblem(**p) for p in field_problems(exc.errors(), model, skip=1)])
+        return respond(Invalid.of([FieldProblem(**p) for p in field_problems(exc.errors(), model, skip=1)]).problem)
 
     @app.exception_handler(ApiProblem)
     async def _problem(request: Request, exc: ApiProblem) -> JSONResponse:
@@ -111,4 +81,4 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return respond(Problem(title="internal error", status=500, detail=type(exc).__name__))
+        return respond(Internal(exc).problem)

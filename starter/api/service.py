@@ -5,7 +5,6 @@ Wrong credentials are counted per client address, and an address that sends too 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.api_keys import LOCAL_TENANT, ApiKey, KeyStore
 from activities.storage import ArtifactStore
 from models.settings import Settings
-from starter.api.problems import ApiProblem
+from starter.api.errors import NotFound, TooMany, Unauthorized
 from starter.api.sessions import SESSION_COOKIE, check_csrf, check_host, read_session
 from starter.api.thumbnails import Thumbnails
 
@@ -95,6 +94,12 @@ class Caller:
         """A tenant's runs are the ids it was given (`<tenant>.<pipeline>-…`); the local tenant owns all."""
         return not self.keyed or workflow_id.startswith(f"{self.tenant}.")
 
+    @property
+    def keyed_tenant(self) -> str | None:
+        """The tenant its key names; None for the keyless API's local tenant (its runs carry no tenant, and
+        its knowledge base is the shared one the CLI's `kb` manages)."""
+        return self.tenant if self.keyed else None
+
 
 async def described(svc: Service, workflow_id: str) -> WorkflowExecutionDescription | None:
     """The workflow's description, or None when there is no such workflow (a malformed id included)."""
@@ -110,7 +115,7 @@ async def owned(svc: Service, caller: Caller, workflow_id: str, workflow_types: 
     """The caller's workflow of one of these types, described; 404 for anyone else's, exactly as for none."""
     found = await described(svc, workflow_id) if caller.owns(workflow_id) else None
     if found is None or found.workflow_type not in workflow_types:
-        raise ApiProblem(404, "not found", f"no {what} {workflow_id!r}")
+        raise NotFound(what, workflow_id)
     return found
 
 
@@ -142,7 +147,7 @@ def caller(request: Request, svc: Annotated[Service, Depends(service)]) -> Calle
         found = Caller(stored.tenant, keyed=True, bucket=stored.sha256)  # the same bucket as the key's bearer
         check_csrf(request, svc.secret, cookie)
     else:
-        raise _unauthorized()  # nothing was guessed: not counted
+        raise Unauthorized()  # nothing was guessed: not counted
     reading_artifact = request.method == "GET" and request.url.path.startswith("/v1/artifacts/")
     if not reading_artifact:  # a page's pictures are free (a thumbnail that must be made is charged: `charge`)
         charge(svc, found)
@@ -162,27 +167,19 @@ def attempt(svc: Service, request: Request, stored: ApiKey | None) -> ApiKey:
     (one more try each 60/N seconds), with a right key too: a guess made then learns nothing."""
     address = client_address(request)
     if (wait := svc.failures.wait(address)) > 0:
-        raise _too_many(wait, "too many failed sign-ins (wrong keys or sessions) from this address")
+        raise TooMany("too many requests", "too many failed sign-ins (wrong keys or sessions) from this address", wait)
     if stored is None:
         svc.failures.retry_after(address)
         if svc.failures.wait(address) > 0:  # logged once per time it runs out, not on each refusal after
             log.warning("client %s: too many failed sign-ins; refused until its bucket refills", address)
-        raise _unauthorized()
+        raise Unauthorized()
     return stored
 
 
 def charge(svc: Service, caller: Caller) -> None:
     """Take one request from the caller's rate bucket, or refuse with 429 and `Retry-After`."""
     if (wait := svc.limiter.retry_after(caller.bucket)) > 0:
-        raise _too_many(wait, "this key's request rate is used up")
-
-
-def _too_many(wait: float, detail: str) -> ApiProblem:
-    return ApiProblem(429, "too many requests", detail, {"Retry-After": str(math.ceil(wait))})
-
-
-def _unauthorized() -> ApiProblem:
-    return ApiProblem(401, "unauthorized", "send Authorization: Bearer <API key>", {"WWW-Authenticate": "Bearer"})
+        raise TooMany("too many requests", "this key's request rate is used up", wait)
 
 
 Svc = Annotated[Service, Depends(service)]

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 from fastapi import Request
 
+from starter.api.errors import Forbidden
 from starter.api.hosts import LOOPBACK_NAMES, host_name
-from starter.api.problems import ApiProblem
 
 SESSION_COOKIE = "atelier_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -85,12 +85,12 @@ def check_csrf(request: Request, secret: str, cookie: str | None, sent: str | No
     if request.method not in UNSAFE:
         return
     if not from_this_site(request):
-        raise ApiProblem(403, "forbidden", "a browser may change things only from this site's own pages")
+        raise Forbidden("a browser may change things only from this site's own pages")
     if cookie is None:
         return
     sent = request.headers.get(CSRF_HEADER, "") if sent is None else sent
     if not sent or not _same(sent, csrf_token(secret, cookie)):
-        raise ApiProblem(403, "forbidden", f"a signed-in {request.method} must carry the page's {CSRF_HEADER}")
+        raise Forbidden(f"a signed-in {request.method} must carry the page's {CSRF_HEADER}")
 
 
 def check_host(request: Request, public_url: str | None) -> None:
@@ -98,4 +98,4 @@ def check_host(request: Request, public_url: str | None) -> None:
     host = request.headers.get("host") or ""
     allowed = LOOPBACK_NAMES | {(urlsplit(public_url).hostname or "").lower()} if public_url else LOOPBACK_NAMES
     if host_name(host) not in allowed:
-        raise ApiProblem(403, "forbidden", f"this keyless API answers to loopback names only, not {host!r}")
+        raise Forbidden(f"this keyless API answers to loopback names only, not {host!r}")

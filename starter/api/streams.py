@@ -16,7 +16,7 @@ from activities.run_events import events_prefix
 from activities.storage import ArtifactStore
 from models.api import TERMINAL_EVENTS
 from models.events import Batch, RunEvent
-from starter.api.problems import ApiProblem
+from starter.api.errors import TooMany
 
 POLL_MIN_S = 0.25  # right after new events (a busy run writes a batch every look)
 POLL_MAX_S = 2.0  # a quiet run's (its look activity records at most one batch per wait)
@@ -121,7 +121,7 @@ class Streams:
     def _refuse(self, slots: list[Slot], detail: str) -> None:
         """429: try again when the oldest of these streams reaches its maximum life (it ends by then)."""
         wait = min(slot.opened for slot in slots) + self.max_s - time.monotonic()
-        raise ApiProblem(429, "too many event streams", detail, {"Retry-After": str(max(1, math.ceil(wait)))})
+        raise TooMany("too many event streams", detail, max(1, math.ceil(wait)))
 
     async def watch(self, slot: Slot, run_id: str) -> RunWatch:
         """The run's watcher (started when the run has none), joined by this stream, after its first look."""

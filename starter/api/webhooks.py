@@ -1,29 +1,26 @@
-"""Webhooks (`/v1/webhooks`): the tenant's signing secret for a create's own `webhook`, endpoints it
-registers (each with its own secret; every later run's events go to them), and each run's deliveries
-with their attempts, which can be sent again."""
+"""Webhooks (`/v1/webhooks`: `routes/webhooks.py`): the tenant's signing secret for a create's own `webhook`,
+endpoints it registers (each with its own secret; every later run's events go to them), and each run's
+deliveries with their attempts, which can be sent again."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Any
 
-from fastapi import APIRouter
 from pydantic import BaseModel, HttpUrl
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.references import BadReference, check_url
+from activities.run_reading import bounded_query
 from models.api import EventType
-from models.events import Delivery, Sent
+from models.events import Delivery, Sent, deliveries_of
 from models.settings import WORKFLOW_QUEUE, Settings
-from starter.api.problems import ApiProblem, FieldProblem, invalid
+from starter.api.errors import Conflict, Invalid, NotFound
 from starter.api.runs import owned
-from starter.api.service import Svc, Who
-from starter.common import bounded_query
-
-router = APIRouter(tags=["webhooks"])
+from starter.api.service import Caller, Service
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 
 class Secret(BaseModel):
@@ -51,60 +48,54 @@ class DeliveryView(BaseModel):
     attempts: list[Sent]
 
 
-async def guard_webhook(settings: Settings, url: str, field: str) -> FieldProblem | None:
-    """Webhook URLs pass the same guard as reference URLs (ATELIER_WEBHOOK_ALLOW_PRIVATE lifts it); the
-    name is resolved off the event loop."""
+async def guard_webhook(settings: Settings, url: str, field: str) -> Invalid | None:
+    """What is wrong with a webhook URL, or None: it passes the same guard as reference URLs
+    (ATELIER_WEBHOOK_ALLOW_PRIVATE lifts it); the name is resolved off the event loop."""
     try:
         await asyncio.to_thread(check_url, url, settings.webhook_allow_private)
     except BadReference as exc:
-        return FieldProblem(field=field, message=str(exc).replace("reference", "webhook", 1))
+        return Invalid(field, str(exc).replace("reference", "webhook", 1))
     return None
 
 
-@router.get("/v1/webhooks/secret", response_model=Secret, summary="The tenant's webhook signing secret")
-async def secret(svc: Svc, caller: Who) -> Secret:
+def secret(svc: Service, caller: Caller) -> Secret:
     return Secret(secret=svc.keys.webhook_secret(caller.tenant))
 
 
-@router.post("/v1/webhooks", status_code=201, response_model=EndpointView, summary="Register a webhook endpoint")
-async def register(body: NewEndpoint, svc: Svc, caller: Who) -> Any:
-    if problem := await guard_webhook(svc.settings, str(body.url), "body.url"):
-        return invalid([problem])
+async def register(svc: Service, caller: Caller, body: NewEndpoint) -> EndpointView:
+    """A new endpoint, with its own secret (shown this once)."""
+    if (problem := await guard_webhook(svc.settings, str(body.url), "body.url")) is not None:
+        raise problem
     endpoint = svc.keys.add_endpoint(caller.tenant, str(body.url), body.events)
     return EndpointView(**endpoint.model_dump(include={"id", "url", "events", "created_at", "secret"}))
 
 
-@router.get("/v1/webhooks", response_model=list[EndpointView], summary="The tenant's webhook endpoints")
-async def endpoints(svc: Svc, caller: Who) -> Any:
+def endpoints(svc: Service, caller: Caller) -> list[EndpointView]:
     return [
         EndpointView(**e.model_dump(include={"id", "url", "events", "created_at"}))
         for e in svc.keys.endpoints(caller.tenant)
     ]
 
 
-@router.delete("/v1/webhooks/{endpoint_id}", status_code=204, summary="Remove a webhook endpoint")
-async def remove(endpoint_id: str, svc: Svc, caller: Who) -> None:
+def remove(svc: Service, caller: Caller, endpoint_id: str) -> None:
     if endpoint_id not in {e.id for e in svc.keys.endpoints(caller.tenant)}:
-        raise ApiProblem(404, "not found", f"no webhook endpoint {endpoint_id!r}")
+        raise NotFound("webhook endpoint", endpoint_id)
     svc.keys.disable_endpoint(endpoint_id)
 
 
-OUTCOMES = {WorkflowExecutionStatus.RUNNING: "pending", WorkflowExecutionStatus.COMPLETED: None}
-
-
-@router.get("/v1/runs/{run_id}/deliveries", response_model=list[DeliveryView], summary="A run's webhook deliveries")
-async def deliveries(run_id: str, svc: Svc, caller: Who) -> Any:
+async def deliveries(svc: Service, caller: Caller, run_id: str) -> list[DeliveryView]:
+    """The run's deliveries, each with its attempts so far."""
     await owned(svc, caller, run_id)
     found: dict[str, DeliveryView] = {}
-    async for execution in svc.client.list_workflows(f'WorkflowId STARTS_WITH "{run_id}~hook"'):
+    async for execution in svc.client.list_workflows(f'WorkflowId STARTS_WITH "{deliveries_of(run_id)}"'):
         if execution.id in found:
             continue  # an earlier run of a redelivered one
-        handle = svc.client.get_workflow_handle(execution.id, run_id=execution.run_id)
-        delivery = await bounded_query(handle, "delivery", Delivery | None)
-        attempts = await bounded_query(handle, "attempts", list[Sent]) or []
+        handle = svc.client.get_workflow_handle_for(WebhookDeliveryWorkflow.run, execution.id, run_id=execution.run_id)
+        delivery = await bounded_query(handle, WebhookDeliveryWorkflow.delivery, Delivery | None)
+        attempts = await bounded_query(handle, WebhookDeliveryWorkflow.attempts, list[Sent]) or []
         status = "pending"
         if execution.status == WorkflowExecutionStatus.COMPLETED:
-            status = (await handle.result()).get("outcome", "failed")
+            status = (await handle.result()).outcome
         elif execution.status != WorkflowExecutionStatus.RUNNING:
             status = "failed"
         found[execution.id] = DeliveryView(
@@ -117,17 +108,18 @@ async def deliveries(run_id: str, svc: Svc, caller: Who) -> Any:
     return sorted(found.values(), key=lambda d: d.id)
 
 
-@router.post("/v1/runs/{run_id}/deliveries/{delivery_id}/redeliver", status_code=202, summary="Send a delivery again")
-async def redeliver(run_id: str, delivery_id: str, svc: Svc, caller: Who) -> dict[str, str]:
+async def redeliver(svc: Service, caller: Caller, run_id: str, delivery_id: str) -> None:
+    """Send a delivery again, on a fresh schedule with the same `webhook-id`; 409 while it is still tried."""
     await owned(svc, caller, run_id)
-    if not delivery_id.startswith(f"{run_id}~hook"):
-        raise ApiProblem(404, "not found", f"no delivery {delivery_id!r}")
-    delivery = await bounded_query(svc.client.get_workflow_handle(delivery_id), "delivery", Delivery | None)
+    if not delivery_id.startswith(deliveries_of(run_id)):
+        raise NotFound("delivery", delivery_id)
+    handle = svc.client.get_workflow_handle(delivery_id)
+    delivery = await bounded_query(handle, WebhookDeliveryWorkflow.delivery, Delivery | None)
     if delivery is None:
-        raise ApiProblem(404, "not found", f"no delivery {delivery_id!r}")
+        raise NotFound("delivery", delivery_id)
     try:
         await svc.client.start_workflow(
-            "WebhookDeliveryWorkflow",
+            WebhookDeliveryWorkflow.run,
             delivery,
             id=delivery_id,
             task_queue=WORKFLOW_QUEUE,
@@ -135,5 +127,4 @@ async def redeliver(run_id: str, delivery_id: str, svc: Svc, caller: Who) -> dic
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         )
     except WorkflowAlreadyStartedError as exc:
-        raise ApiProblem(409, "still delivering", "this delivery is still being tried on its schedule") from exc
-    return {"status": "accepted", "id": delivery_id}
+        raise Conflict("still delivering", "this delivery is still being tried on its schedule") from exc

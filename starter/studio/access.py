@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from models.pipelines import PIPELINES
-from starter.api.problems import ApiProblem
+from starter.api.errors import ApiProblem, Unauthorized
 from starter.api.service import Caller, Service, Svc, attempt, caller, service
 from starter.api.sessions import SESSION_COOKIE, SESSION_S, check_csrf, csrf_token, new_session, read_session
 
@@ -53,10 +53,8 @@ def viewer(request: Request, svc: Annotated[Service, Depends(service)]) -> Viewe
     """The page's caller, or a redirect to sign in when the API needs a key and there is no session."""
     try:
         found = caller(request, svc)
-    except ApiProblem as exc:
-        if exc.problem.status == 401:
-            raise SignInNeeded(request.url.path + (f"?{request.url.query}" if request.url.query else "")) from exc
-        raise
+    except Unauthorized as exc:
+        raise SignInNeeded(request.url.path + (f"?{request.url.query}" if request.url.query else "")) from exc
     cookie = request.cookies.get(SESSION_COOKIE) if found.keyed else None
     return Viewer(found, csrf_token(svc.secret, cookie) if cookie else "", signed_in=cookie is not None)
 

@@ -15,7 +15,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from starter.api.problems import ApiProblem
+from starter.api.errors import ApiProblem
 from starter.studio import access, new_pages, run_pages, runs_page
 from starter.studio.access import SignInNeeded, templates
 

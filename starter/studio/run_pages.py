@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from models.pipelines import spec_of
+from starter.api.errors import Refused
 from starter.api.events import last_seq
-from starter.api.problems import ApiProblem
 from starter.api.runs import owned
 from starter.api.service import Service, Svc
 from starter.studio import run_views
@@ -58,7 +58,7 @@ async def compare_page(
 ) -> Response:
     ids = list(dict.fromkeys(r for r in run if r))
     if not 2 <= len(ids) <= 4:
-        raise ApiProblem(422, "choose two to four runs", "compare takes 2 to 4 `run` ids")
+        raise Refused("choose two to four runs", "compare takes 2 to 4 `run` ids")
     runs = await asyncio.gather(*(_compared(svc, look, run_id) for run_id in ids))
     found: Compared = compared(runs)
     return page(request, "compare.html", look, svc, compared=found)

@@ -14,9 +14,9 @@ from models.api import Pipeline
 from models.pipelines import spec_of
 from starter.api.caps import tenant_runs
 from starter.api.runs import owned
-from starter.api.service import Svc
+from starter.api.service import Service, Svc
 from starter.studio.access import Looker, page, picture
-from starter.studio.run_views import row_of
+from starter.studio.run_views import RunRow, row_of
 from starter.studio.runs_data import studio_runs
 
 router = APIRouter(include_in_schema=False)
@@ -27,6 +27,18 @@ PLACEHOLDER = (
     '<rect width="192" height="192" fill="#e6e1d8"/><text x="96" y="104" font-family="sans-serif" '
     'font-size="20" text-anchor="middle" fill="#6b6358">{}</text></svg>'
 )
+
+
+async def searched(svc: Service, query: str, wanted: str) -> list[RunRow]:
+    """Of the newest SEARCHED runs `query` finds, the first PAGE whose prompt or id holds `wanted`."""
+    rows: list[RunRow] = []
+    async for run in svc.client.list_workflows(query, limit=SEARCHED):
+        row = await row_of(svc, run)
+        if wanted in (row.summary or "").lower() or wanted in row.id.lower():
+            rows.append(row)
+            if len(rows) == PAGE:
+                break
+    return rows
 
 
 @router.get("/")
@@ -44,13 +56,7 @@ async def runs_page(
     query = runs_query(tenant_runs(look.caller), pipeline or None, state or None)
     rows, more = [], None
     if q.strip():
-        wanted = q.strip().lower()
-        async for run in svc.client.list_workflows(query, limit=SEARCHED):
-            row = await row_of(svc, run)
-            if wanted in (row.summary or "").lower() or wanted in row.id.lower():
-                rows.append(row)
-                if len(rows) == PAGE:
-                    break
+        rows = await searched(svc, query, q.strip().lower())
     else:
         try:
             runs, more = await studio_runs(svc).page(query, PAGE, cursor)
