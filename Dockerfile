@@ -7,6 +7,7 @@ WORKDIR /app
 RUN pip install --no-cache-dir "$TORCH"
 COPY pyproject.toml README.md ./
 COPY models ./models
+COPY kit ./kit
 COPY activities ./activities
 COPY workflows ./workflows
 COPY workers ./workers

@@ -23,7 +23,8 @@ from temporalio import activity
 
 from activities.heartbeat import earlier_usage, spent
 from activities.providers.base import GeneratedBytes
-from activities.storage import ArtifactStore, write_atomic
+from activities.storage import ArtifactStore
+from kit.files import write_atomic
 from models.artifacts import ArtifactRef
 from models.usage import Metered, Usage
 

@@ -22,6 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.run_reading import RunReader, iteration_pictures
 from activities.storage import ArtifactStore, artifact_key
 from activities.world_layout import StoredCharacter, read, stored_world
+from kit.urls import Urls
 from models.events import (
     Batch,
     CharacterSeen,
@@ -32,7 +33,6 @@ from models.events import (
     Webhook,
     delivery_id,
     shown_url,
-    with_artifact_links,
 )
 from models.pipelines import PIPELINES
 from models.settings import WORKFLOW_QUEUE, Settings
@@ -128,7 +128,7 @@ class RunObserver:
     async def _start_delivery(
         self, client: Client, request: ObserveRequest, number: int, hook: Webhook, event: RunEvent
     ):
-        data = with_artifact_links(self.settings.api_url, event.data) | {"seq": event.seq}
+        data = Urls(self.settings).with_artifact_links(event.data) | {"seq": event.seq}
         delivery = Delivery(
             delivery_id=delivery_id(request.run_id, number, event.seq),
             run_id=request.run_id,

@@ -13,8 +13,8 @@ import httpx
 from standardwebhooks.webhooks import Webhook
 from temporalio import activity
 
-from activities.api_keys import KeyStore
 from activities.references import BadReference, check_url, pinned
+from kit.api_keys import KeyStore
 from models.events import Delivery, SendRequest, Sent
 from models.settings import Settings
 

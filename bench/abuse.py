@@ -93,9 +93,11 @@ GOOD_MAX_IN_FLIGHT = 100  # past this, a request due is counted as not sent
 GOOD_TIMEOUT_S = 20.0
 OFFLINE_LATENCY_S = 0.2  # each offline model call: an admitted create runs a few seconds
 WORKER_QUEUES = [q for q in QUEUES if q != SCORING_QUEUE]  # no torch: image runs score on fidelity alone
-KEYS_SNIPPET = (
-    "import json, activities.api_keys as k; from models.settings import Settings; "
-    "s = k.KeyStore(Settings().api_keys_path); "
+KEYS_SNIPPET = (  # the keys file's module: activities/api_keys.py before #42, kit/api_keys.py after
+    "import importlib, json\nfrom models.settings import Settings\n"
+    "try:\n    k = importlib.import_module('activities.api_keys')\n"
+    "except ModuleNotFoundError:\n    k = importlib.import_module('kit.api_keys')\n"
+    "s = k.KeyStore(Settings().api_keys_path)\n"
     "print(json.dumps({'code': k.__file__, 'keys': {t: s.add(t)[0] for t in ('good', 'mallory', 'trudy')}}))"
 )
 

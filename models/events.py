@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, HttpUrl
 
@@ -137,21 +137,3 @@ def shown_url(url: str) -> str:
     """A webhook URL as summaries show it: no credentials, query or fragment."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
-
-
-def artifact_link(api_url: str, key: str) -> str:
-    """Where a client fetches an artifact: the API's `GET /v1/artifacts/{key}`."""
-    return f"{api_url.rstrip('/')}/v1/artifacts/{quote(key)}"
-
-
-def with_artifact_links(api_url: str, value: Any) -> Any:
-    """`value` with a `url` beside every artifact (an `ArtifactRef`, or an event's `{"key": …}`): where a
-    client fetches it."""
-    if isinstance(value, dict):
-        linked = {name: with_artifact_links(api_url, item) for name, item in value.items()}
-        if isinstance(value.get("key"), str) and ("sha256" in value or value.keys() <= {"key", "url"}):
-            linked["url"] = artifact_link(api_url, value["key"])
-        return linked
-    if isinstance(value, list):
-        return [with_artifact_links(api_url, item) for item in value]
-    return value

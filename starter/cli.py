@@ -178,7 +178,7 @@ def entry() -> NoReturn:
     the process after its work is done; flushing and leaving with os._exit avoids that race.
     """
     code = main()
-    from workers import tracing
+    from kit import tracing
 
     tracing.shutdown()
     sys.stdout.flush()

@@ -20,9 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
+from kit.codec import EncryptionCodec, parse_key
 from models.settings import Settings
 from starter.api.hosts import LOOPBACK_NAMES, host_name
-from workers.codec import EncryptionCodec, parse_key
 
 MAX_BODY = 8 * 2**20  # a page of the UI's payloads; more is refused (413) before it is read
 

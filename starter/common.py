@@ -16,9 +16,9 @@ from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHand
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.run_reading import bounded_query as bounded_query  # the one bounded query, for the commands
+from kit.connection import TemporalSetupError, connect
 from models.settings import Settings
 from models.validation import field_problems
-from workers.connection import TemporalSetupError, connect
 
 M = TypeVar("M", bound=BaseModel)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)

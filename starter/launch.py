@@ -8,13 +8,14 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from activities.api_keys import KeyStore
+from kit.api_keys import KeyStore
+from kit.connection import missing_search_attributes
+from kit.urls import Urls
 from models.priority import run_priority
 from models.settings import WORKFLOW_QUEUE, Settings
 from starter import run_labels
 from starter.common import attached, connect_or_explain, default_id, stderr
 from starter.services import listening
-from workers.connection import missing_search_attributes
 
 
 async def labelled_start(
@@ -68,7 +69,7 @@ def print_studio_link(settings: Settings, pipeline: str, workflow_id: str) -> No
     if not KeyStore(settings.api_keys_path).configured() and listening(
         f"{settings.api_host}:{settings.api_port}", timeout=0.3
     ):
-        stderr.print(f"Studio: {run_labels.studio_link(settings, pipeline, workflow_id)}")
+        stderr.print(f"Studio: {Urls(settings).studio_page(pipeline, workflow_id)}")
 
 
 async def launch(args: Any, settings: Settings, kind: str, run: Any, job: Any, text: str) -> tuple[Client, str] | None:

@@ -9,7 +9,8 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowHandle
 
 from activities.meme import SCENE_OPTIONS
-from activities.storage import ArtifactStore, load, make_store, write_atomic
+from activities.storage import ArtifactStore, load, make_store
+from kit.files import write_atomic
 from models.meme import FORMAT_NAMES, MemeJob, MemeMetrics, MemeResult, MemeStatus
 from models.settings import Settings
 from starter.common import Pipeline, bounded_query, stderr, validated

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from activities.storage import ArtifactStore, load, write_atomic
+from activities.storage import ArtifactStore, load
+from kit.files import write_atomic
 from models.image import ImageJobResult, Iteration
 
 

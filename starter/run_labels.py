@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import quote
 
 from pydantic import BaseModel
 from temporalio.client import Client
 
 from activities.run_reading import MEMO_TEXT
+from kit.connection import has_search_attributes
+from kit.urls import Urls
 from models.search_attributes import at_start
 from models.settings import Settings
 from models.text import shorten
-from workers.connection import has_search_attributes
 
 
 def static_summary(pipeline: str, text: str) -> str:
@@ -33,14 +33,8 @@ def static_details(pipeline: str, job: BaseModel, workflow_id: str, settings: Se
         lines += [f"| {name} | `{_cell(value)}` |" for name, value in options.items()]
         lines.append("")
     lines.append(f"Output: {output_of(pipeline, workflow_id, settings)}")
-    lines += ["", f"Studio: [{workflow_id}]({studio_link(settings, pipeline, workflow_id)})"]
+    lines += ["", f"Studio: [{workflow_id}]({Urls(settings).studio_page(pipeline, workflow_id)})"]
     return "\n".join(lines)
-
-
-def studio_link(settings: Settings, pipeline: str, workflow_id: str) -> str:
-    """The run's page in Atelier Studio (served by the API)."""
-    page = "conversations" if pipeline == "conversation" else "knowledge" if pipeline == "knowledge" else "runs"
-    return f"{settings.api_url}/{page}" + ("" if pipeline == "knowledge" else f"/{quote(workflow_id, safe='')}")
 
 
 def output_of(pipeline: str, workflow_id: str, settings: Settings) -> str:

@@ -16,11 +16,11 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 
 from activities.run_reading import CLOSED_BY_TEMPORAL, KNOWN_STATES, state_of
+from kit.connection import has_search_attributes, missing_search_attributes
 from models import pipelines
 from models.search_attributes import COST, PIPELINE, PIPELINES, SCORE, STATE
 from models.settings import Settings
 from starter.common import UsageError, bounded_query, connect_or_explain, stderr
-from workers.connection import has_search_attributes, missing_search_attributes
 from workflows.character import CharacterWorkflow
 from workflows.conversation import ConversationWorkflow
 from workflows.knowledge import KnowledgeIngestWorkflow

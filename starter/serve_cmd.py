@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from activities.api_keys import BadTenant, KeyStore, as_json, listing
+from kit.api_keys import BadTenant, KeyStore, as_json, listing
 from models.settings import Settings
 from starter.api.hosts import is_loopback
 from starter.common import UsageError, stderr
@@ -41,7 +41,7 @@ def serve_settings(args: argparse.Namespace, settings: Settings) -> Settings:
 async def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from starter.api.app import create_app
+    from starter.app import create_app
 
     served = serve_settings(args, settings)
     stderr.print(f"Atelier API on {served.api_url} (docs {served.api_url}/docs)")

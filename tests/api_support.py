@@ -14,7 +14,7 @@ import uvicorn
 from temporalio.client import Client
 
 from models.settings import Settings
-from starter.api.app import create_app
+from starter.app import create_app
 
 
 def api_settings(address: str, data_dir: Path, **more: Any) -> Settings:

@@ -21,11 +21,11 @@ import uvicorn
 from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from activities.api_keys import KeyStore
 from activities.references import MAX_BYTES as REFERENCE_BYTES
-from starter.api.app import create_app
+from kit.api_keys import KeyStore
 from starter.api.body_limits import KNOWLEDGE_DOCS, MULTIPART_ALLOWANCE
 from starter.api.knowledge import MAX_DOC_BYTES
+from starter.app import create_app
 from tests.api_support import api_settings
 from tests.conftest import address_of
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from activities.api_keys import KeyStore
 from activities.storage import LocalStore
+from kit.api_keys import KeyStore
 from models.settings import Settings
 from starter.api import thumbnails
-from starter.api.app import create_app
 from starter.api.service import Service
+from starter.app import create_app
 from tests import api_support
 from tests.api_support import api_settings, http
 from tests.conftest import address_of, atelier_env, eventually, free_port, spawn, stop_process

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import itertools
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,10 +17,10 @@ from temporalio.client import Client, WithStartWorkflowOperation, WorkflowExecut
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
-from activities.api_keys import KeyStore
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.storage import LocalStore
+from kit.api_keys import KeyStore
 from models.admission import Admission, AdmissionRequest, AdmissionState, admission_id
 from models.meme import MemeJob
 from models.settings import EVENTS_QUEUE, WORKFLOW_QUEUE, Settings
@@ -178,6 +179,19 @@ async def test_admissions_continue_as_new_carrying_their_slots(module_dev_env, w
     ended = await client.get_workflow_handle(admission_id("busy"), run_id=first_run).describe()
     assert ended.status == WorkflowExecutionStatus.CONTINUED_AS_NEW
     assert sorted((await held(client, "busy")).slots) == [f"busy.meme-{n}" for n in range(5)]
+
+
+async def test_an_admission_decided_after_the_api_stopped_waiting_holds_no_slot(module_dev_env, workers):
+    """The API answers 503 once its wait is over; an update the workflow reaches later must not hold a slot for
+    a run nobody will start (with a cap of one, it would refuse the tenant's next create for a minute)."""
+    client = module_dev_env.client
+    state = AdmissionState(tenant="slow", runs_query="unused")
+    gone = datetime.now(UTC) - timedelta(seconds=1)
+    late = await admit(client, state, AdmissionRequest(run_id="slow.meme-0", max_running=1, admit_by=gone))
+    assert not late.admitted and late.refused_for == "late" and late.running == 0, late
+    soon = datetime.now(UTC) + timedelta(minutes=1)
+    answer = await admit(client, state, AdmissionRequest(run_id="slow.meme-1", max_running=1, admit_by=soon))
+    assert answer.admitted and sorted((await held(client, "slow")).slots) == ["slow.meme-1"], answer
 
 
 async def test_without_caps_no_admission_workflow_starts(module_dev_env, workers):

@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from activities.api_keys import KeyStore
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.storage import LocalStore
+from kit.api_keys import KeyStore
 from models.image import ImageJob
 from models.search_attributes import COST, PIPELINE
 from models.settings import Settings

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from activities.api_keys import KeyStore
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.storage import LocalStore
+from kit.api_keys import KeyStore
 from tests.api_support import api_settings, http, serving
 from tests.conftest import address_of, running_workers
 

@@ -20,10 +20,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from activities.api_keys import KeyStore
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.storage import LocalStore
+from kit.api_keys import KeyStore
 from models.settings import EVENTS_QUEUE
 from tests.api_support import api_settings, http, serving
 from tests.conftest import address_of, atelier_env, eventually, start_worker

@@ -11,12 +11,12 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from activities.providers.guarded import GuardedProvider
 from activities.providers.openai_provider import OpenAIProvider
 from activities.storage import LocalStore
+from kit.connection import connect
 from models.image import ImageJob, ImageOptions, LoopState
 from models.settings import WORKFLOW_QUEUE, Settings
 from models.usage import CostLimit, Price, Usage
 from tests.conftest import address_of, running_workers
 from tests.fake_openai import CHAT_USAGE, RESPONSES_USAGE, FakeOpenAI, Fault
-from workers.connection import connect
 from workflows.image_refinement import ImageRefinementWorkflow
 
 TEXT = Price(input_per_mtok=2.5, output_per_mtok=10.0)  # gpt-4o's list price

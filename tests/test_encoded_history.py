@@ -17,10 +17,10 @@ from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.providers.openai_provider import OpenAIProvider
 from activities.storage import LocalStore, S3Store
+from kit.connection import connect
 from models.settings import Settings
 from tests.conftest import address_of, atelier_env, cli_main, running_workers
 from tests.fake_openai import Fault, error_body
-from workers.connection import connect
 
 CODEC_KEY = base64.b64encode(os.urandom(32)).decode()
 SECRET = "a violet giraffe the safety system disliked"

@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 import starter.api.app
-from activities.api_keys import KeyStore
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.run_events import events_prefix
 from activities.storage import ArtifactStore, LocalStore, make_store
+from kit.api_keys import KeyStore
 from models.settings import Settings
 from tests.api_support import api_settings, http, serving
 from tests.conftest import address_of, eventually, running_workers

@@ -153,7 +153,7 @@ def test_a_refused_connection_is_one_line_naming_what_to_fix(mode, change, messa
 async def test_only_a_tls_endpoint_is_taken_for_one(proxies, module_dev_env):
     """The probe behind "speaks TLS": a plaintext client's failure at a TLS endpoint varies (a frame size error,
     or the connection closed), so the handshake is asked for; a plain gRPC server or a closed port is not TLS."""
-    from workers.connection import speaks_tls
+    from kit.connection import speaks_tls
 
     assert await speaks_tls(proxies["tls"].address) and await speaks_tls(proxies["mtls"].address)
     assert not await speaks_tls(address_of(module_dev_env))

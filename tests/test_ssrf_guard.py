@@ -12,9 +12,9 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.addresses import blocked, embedded_ipv4, refusal
-from activities.api_keys import KeyStore
 from activities.references import BadReference, check_url
 from activities.webhooks import WebhookSender
+from kit.api_keys import KeyStore
 from models.events import SendRequest
 from tests.api_support import api_settings, http, serving
 from tests.conftest import address_of

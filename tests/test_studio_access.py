@@ -15,7 +15,7 @@ import httpx
 import pytest
 from starlette.requests import Request
 
-from activities.api_keys import KeyStore
+from kit.api_keys import KeyStore
 from models.artifacts import ArtifactRef
 from models.image import Iteration, Refusal
 from starter.api.errors import ApiProblem

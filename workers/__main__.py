@@ -16,9 +16,10 @@ from pydantic import ValidationError
 from activities.providers import make_provider
 from activities.providers.endpoint_check import endpoint_warnings
 from activities.storage import make_store
+from kit.connection import connect, has_search_attributes, missing_search_attributes
 from models.settings import Settings, invalid_settings
-from workers.connection import connect, has_search_attributes, metrics_runtime, missing_search_attributes
 from workers.health import WorkerHealth, start_health_server
+from workers.metrics import metrics_runtime
 from workers.registry import QUEUES, build_workers
 from workers.versioning import deployment_version
 
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     code = main()
-    from workers import tracing
+    from kit import tracing
 
     tracing.shutdown()
     sys.stdout.flush()

@@ -1,4 +1,5 @@
-"""The FastAPI app: one Temporal client, the artifact store and the keys, shared by every request."""
+"""The API's FastAPI app: one Temporal client, the artifact store and the keys, shared by every request. It
+knows nothing of the Studio: `starter.app` builds the app that serves both."""
 
 from __future__ import annotations
 
@@ -10,16 +11,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
-from activities.api_keys import KeyStore
 from activities.storage import make_store
+from kit.api_keys import KeyStore
+from kit.connection import connect
 from models.settings import Settings
 from starter.api import problems
 from starter.api.body_limits import BodyLimits
 from starter.api.hosts import is_loopback
 from starter.api.routes import artifacts, conversations, creates, events, knowledge, runs, webhooks
 from starter.api.service import RateLimiter, Service
-from starter.studio import app as studio
-from workers.connection import connect
 
 log = logging.getLogger("atelier.api")
 
@@ -62,7 +62,6 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.add_middleware(BodyLimits, max_body_bytes=settings.api_max_body_bytes)  # the caller, then the body
     for module in (creates, runs, events, artifacts, webhooks, conversations, knowledge):
         app.include_router(module.router)
-    studio.install(app)
 
     @app.get("/healthz", tags=["service"], summary="Whether the API is up")
     async def healthz() -> dict[str, str]:

@@ -22,7 +22,6 @@ from models.settings import WORKFLOW_QUEUE
 from starter import run_labels
 from starter.api.caps import tenant_runs
 from starter.api.errors import ApiProblem, Conflict, NoWorker, Refused
-from starter.api.links import run_urls
 from starter.api.service import Caller, Service, owned
 from starter.chat_stream import CATCH_UP_S, follow_turn, stream_offset
 from starter.conversing import ask
@@ -63,9 +62,9 @@ async def start(svc: Service, caller: Caller, config: ConversationConfig) -> Con
         priority=run_priority("conversation", conversation_id, tenant),
         **labels,
     )
-    base = run_urls(svc.settings, conversation_id).run.replace("/v1/runs/", "/v1/conversations/")
+    urls = svc.urls
     return ConversationCreated(
-        id=conversation_id, messages=f"{base}/messages", temporal_ui=svc.settings.workflow_ui_link(conversation_id)
+        id=conversation_id, messages=urls.messages(conversation_id), temporal_ui=urls.temporal_ui(conversation_id)
     )
 
 
@@ -101,7 +100,9 @@ def sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
-async def message(svc: Service, caller: Caller, conversation_id: str, text: str, streamed: bool) -> Any:
+async def message(
+    svc: Service, caller: Caller, conversation_id: str, text: str, streamed: bool
+) -> Reply | StreamingResponse:
     """The reply to a message; `streamed`: its phases and text as Server-Sent Events as they are written
     (the reply alone when the conversation has no stream)."""
     handle = await owned_conversation(svc, caller, conversation_id)

@@ -35,7 +35,6 @@ from starter import run_labels
 from starter.api.caps import admitted
 from starter.api.errors import Conflict, Invalid
 from starter.api.events import ensure_feed
-from starter.api.links import run_urls
 from starter.api.service import Caller, Service, described
 from starter.api.webhooks import guard_webhook
 from starter.max_cost import BadBudget, cost_limit_for
@@ -95,7 +94,7 @@ async def start(
     workflow_id = run_id(caller, pipe.name, key)
     digest = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
     text = getattr(job, pipe.text_field)
-    created = RunCreated(id=workflow_id, pipeline=pipe.name, status="running", urls=run_urls(svc.settings, workflow_id))
+    created = RunCreated(id=workflow_id, pipeline=pipe.name, status="running", urls=svc.urls.run_urls(workflow_id))
     feed = (svc, workflow_id, pipe.name, caller.tenant, webhooks_of(svc, caller, request))
     if key is not None and (existing := await described(svc, workflow_id)) is not None:
         same = _same_request(existing, digest, created)

@@ -22,11 +22,11 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.run_events import events_prefix
+from kit.urls import Urls
 from models.api import TERMINAL_EVENTS
 from models.events import Batch, EventFeed, RunEvent, Webhook
 from models.pipelines import spec_of
-from models.settings import WORKFLOW_QUEUE, Settings
-from starter.api.links import with_links
+from models.settings import WORKFLOW_QUEUE
 from starter.api.runs import owned
 from starter.api.service import Caller, Service
 from starter.api.streams import RunWatch, Slot, Streams
@@ -92,10 +92,10 @@ async def last_seq(svc: Service, run_id: str) -> int:
     return max((e.seq for e in batch.events), default=batch.first_seq - 1) if batch else 0
 
 
-def sse(settings: Settings, event: RunEvent | None) -> str:
+def sse(urls: Urls, event: RunEvent | None) -> str:
     if event is None:
         return ": keep-alive\n\n"
-    data = json.dumps(with_links(settings, event.model_dump(mode="json")))
+    data = json.dumps(urls.with_artifact_links(event.model_dump(mode="json")))
     return f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n"
 
 
@@ -138,7 +138,7 @@ async def _stream(svc: Service, streams: Streams, slot: Slot, caller: Caller, ru
         ended = False
         async for event in recorded(watch, start, until):
             ended = event is not None and event.type in TERMINAL_EVENTS
-            yield sse(svc.settings, event)
+            yield sse(svc.urls, event)
         if not ended:  # its life is over: the client resumes with Last-Event-ID
             yield f"retry: {RESUME_MS}\n\n"
         streams.close(slot)  # before the client sees the end (the response closes it too, however it ends)

@@ -15,7 +15,6 @@ from models.image import LoopState
 from models.pipelines import WORKFLOW_TYPES
 from starter.api.caps import tenant_runs
 from starter.api.errors import Conflict, Invalid
-from starter.api.links import run_urls, with_links
 from starter.api.service import Caller, Service
 from starter.api.service import owned as owned_workflow
 from workflows.feedback import MAX_CHARS, MAX_NOTES
@@ -38,7 +37,7 @@ async def owned(svc: Service, caller: Caller, workflow_id: str) -> tuple[Workflo
 
 async def view(svc: Service, run: WorkflowExecution, progress: dict | None = None) -> RunView:
     """The run as the API shows it, with its links (the Studio's rows and heads are views of it)."""
-    return await reader(svc).view(run, run_urls(svc.settings, run.id), progress)
+    return await reader(svc).view(run, svc.urls.run_urls(run.id), progress)
 
 
 async def listing(
@@ -74,7 +73,7 @@ async def result(svc: Service, caller: Caller, run_id: str) -> Any:
     if described.status != WorkflowExecutionStatus.COMPLETED:
         raise Conflict("no result", f"run {run_id!r} ended {STATUS[described.status]}")
     found = await reader(svc).result(described)
-    return with_links(svc.settings, json.loads(found.model_dump_json()))
+    return svc.urls.with_artifact_links(json.loads(found.model_dump_json()))
 
 
 async def cancel(svc: Service, caller: Caller, run_id: str) -> RunView:

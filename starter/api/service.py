@@ -14,8 +14,9 @@ from fastapi import Depends, Request
 from temporalio.client import Client, WorkflowExecutionDescription
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.api_keys import LOCAL_TENANT, ApiKey, KeyStore
 from activities.storage import ArtifactStore
+from kit.api_keys import LOCAL_TENANT, ApiKey, KeyStore
+from kit.urls import Urls
 from models.settings import Settings
 from starter.api.errors import NotFound, TooMany, Unauthorized
 from starter.api.sessions import SESSION_COOKIE, check_csrf, check_host, read_session
@@ -73,9 +74,11 @@ class Service:
     thumbnails: Thumbnails = field(default_factory=Thumbnails)
     secret: str = ""  # signs studio sessions and CSRF tokens (the keys file's)
     failures: RateLimiter = field(init=False)  # wrong credentials, per client address
+    urls: Urls = field(init=False)  # the links it hands out, at its public address
 
     def __post_init__(self) -> None:
         self.failures = RateLimiter(self.settings.auth_failures_per_minute)
+        self.urls = Urls(self.settings)
 
     def needs_keys(self) -> bool:
         """Once keyed, always keyed: revoking the last key (or losing the file) locks everyone out, it never

@@ -9,12 +9,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from kit.urls import Urls
 from models.pipelines import PIPELINES
 from starter.api.errors import ApiProblem, Unauthorized
 from starter.api.service import Caller, Service, Svc, attempt, caller, service
@@ -24,16 +24,8 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger("atelier.api")
 SIGN_IN_ERRORS = {401: "That key is not valid (or was revoked).", 429: "Too many failed sign-ins from here: wait"}
-
-
-def picture(key: str | None, width: int | None = None) -> str:
-    """Where the page fetches an artifact (through the API, sized down when `width` is given)."""
-    if not key:
-        return ""
-    return "/v1/artifacts/" + quote(key) + (f"?width={width}" if width else "")
-
-
-templates.env.globals.update(picture=picture, pipelines=list(PIPELINES.values()))
+urls = Urls()  # the pages' links: paths on this site
+templates.env.globals.update(urls=urls, pipelines=list(PIPELINES.values()))
 
 
 class SignInNeeded(Exception):
@@ -73,7 +65,7 @@ def page(request: Request, name: str, look: Viewer | None, svc: Service, **conte
 
 def safe_next(target: str) -> str:
     """Only a path on this site (never `//elsewhere` or a full URL)."""
-    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
+    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else urls.runs_page()
 
 
 @router.get("/signin")
@@ -117,6 +109,6 @@ async def signout(request: Request, svc: Svc, csrf: Annotated[str, Form()] = "")
             await asyncio.to_thread(svc.keys.end_sessions, session.key_sha256)  # waits on the file's lock
         except OSError as exc:  # a read-only keys file: this browser's cookie goes, copies last until they expire
             log.warning("keys file %s cannot be written (%s): sessions were not ended", svc.keys.path, exc)
-    response = RedirectResponse("/signin", status_code=303)
+    response = RedirectResponse(urls.signin_page(), status_code=303)
     response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict")
     return response

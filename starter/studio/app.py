@@ -1,11 +1,11 @@
-"""The studio's part of the API's app: its pages, its static files, and errors on a page as a page."""
+"""The studio's part of the app (`starter.app` installs it on the API's): its pages, its static files, and
+errors on a page as a page."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from starter.api.errors import ApiProblem
 from starter.studio import access, new_pages, run_pages, runs_page
-from starter.studio.access import SignInNeeded, templates
+from starter.studio.access import SignInNeeded, templates, urls
 
 STATIC = Path(__file__).parent / "static"
 PAGE_POLICY = (
@@ -59,7 +59,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(SignInNeeded)
     async def _sign_in(request: Request, exc: SignInNeeded) -> Response:
-        return RedirectResponse(f"/signin?next={quote(exc.path, safe='')}", status_code=303)
+        return RedirectResponse(urls.signin_page(exc.path), status_code=303)
 
     for kind in (ApiProblem, RequestValidationError, StarletteHTTPException):
         app.add_exception_handler(kind, _as_page(app.exception_handlers[kind]))

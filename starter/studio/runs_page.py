@@ -15,7 +15,7 @@ from models.pipelines import spec_of
 from starter.api.caps import tenant_runs
 from starter.api.runs import owned
 from starter.api.service import Service, Svc
-from starter.studio.access import Looker, page, picture
+from starter.studio.access import Looker, page, urls
 from starter.studio.run_views import RunRow, row_of
 from starter.studio.runs_data import studio_runs
 
@@ -63,7 +63,7 @@ async def runs_page(
         except (BadCursor, RPCError):  # a cursor Temporal no longer takes, or a filter this server lacks
             if cursor is None and not state:
                 raise
-            return RedirectResponse("/", status_code=303)
+            return RedirectResponse(urls.runs_page(), status_code=303)
         rows = [await row_of(svc, run) for run in runs]
     context = {"rows": rows, "more": more, "pipeline": pipeline, "state": state, "q": q, "states": KNOWN_STATES}
     context["live"] = cursor is None and not q.strip()  # the first page refreshes; others and searches stand
@@ -80,4 +80,4 @@ async def thumbnail(run_id: str, svc: Svc, look: Looker) -> Response:
         spec = spec_of(described.workflow_type)
         return Response(PLACEHOLDER.format(spec.name if spec else "run"), media_type="image/svg+xml",
                         headers={"Cache-Control": "no-store"})  # fmt: skip
-    return RedirectResponse(picture(key, 192), status_code=307, headers={"Cache-Control": "private, max-age=5"})
+    return RedirectResponse(urls.artifact(key, 192), status_code=307, headers={"Cache-Control": "private, max-age=5"})

@@ -23,6 +23,7 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowUpdateStage
 
 from activities.providers.call_log import read_log
+from kit.connection import connect
 from models.conversation import ConversationStart, Reply
 from models.image import ImageJob, ImageOptions
 from models.meme import MemeJob
@@ -30,7 +31,6 @@ from models.settings import WORKFLOW_QUEUE, Settings
 from models.world import WorldJob, WorldManifest, WorldState
 from starter.services import dev_server_flags, listening
 from tests.conftest import ROOT, TEMPORAL, completed_steps, free_port, spawn
-from workers.connection import connect
 from workflows.conversation import ConversationWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
 from workflows.meme import MemeWorkflow

@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, Field
 
-from activities.storage import write_atomic
+from kit.files import write_atomic
 
 TENANT = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 LOCAL_TENANT = "local"  # the one tenant of an API without keys (bound to loopback only)
@@ -175,13 +175,7 @@ class KeyStore:
         return key, stored
 
     def revoke(self, key_id: str) -> ApiKey | None:
-        def revoked(keys: KeyFile) -> ApiKey | None:
-            found = next((k for k in keys.keys if k.id == key_id and k.revoked_at is None), None)
-            if found is not None:
-                found.revoked_at = datetime.now(UTC)
-            return found
-
-        return self._change(revoked)
+        return self._change(lambda keys: _stamped(keys.keys, "revoked_at", lambda k: k.id == key_id))
 
     def webhook_secret(self, tenant: str) -> str:
         """The tenant's signing secret, made (and stored) the first time it is asked for."""
@@ -210,13 +204,7 @@ class KeyStore:
         return [e for e in self.load().endpoints if e.tenant == tenant and e.disabled_at is None]
 
     def disable_endpoint(self, endpoint_id: str) -> Endpoint | None:
-        def disabled(keys: KeyFile) -> Endpoint | None:
-            found = next((e for e in keys.endpoints if e.id == endpoint_id and e.disabled_at is None), None)
-            if found is not None:
-                found.disabled_at = datetime.now(UTC)
-            return found
-
-        return self._change(disabled)
+        return self._change(lambda keys: _stamped(keys.endpoints, "disabled_at", lambda e: e.id == endpoint_id))
 
     def signing_secret(self, tenant: str, endpoint_id: str | None) -> str | None:
         """The secret a delivery is signed with: its endpoint's, or the tenant's; None for a disabled endpoint."""
@@ -224,6 +212,14 @@ class KeyStore:
             return self.webhook_secret(tenant)
         found = next((e for e in self.load().endpoints if e.id == endpoint_id and e.tenant == tenant), None)
         return found.secret if found is not None and found.disabled_at is None else None
+
+
+def _stamped(items: list[T], stamp: str, wanted: Callable[[T], bool]) -> T | None:
+    """The first of `items` that is `wanted` and not stamped yet (revoked, disabled), stamped now."""
+    found = next((item for item in items if wanted(item) and getattr(item, stamp) is None), None)
+    if found is not None:
+        setattr(found, stamp, datetime.now(UTC))
+    return found
 
 
 def new_webhook_secret() -> str:

@@ -14,7 +14,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from models.search_attributes import KEYS
@@ -27,7 +27,7 @@ def data_converter(settings: Settings) -> DataConverter:
     keeps only "Encoded failure" in plain text. Plain failures recorded before still decode."""
     if settings.codec_key is None:
         return pydantic_data_converter
-    from workers.codec import EncryptionCodec, parse_key
+    from kit.codec import EncryptionCodec, parse_key
 
     codec = EncryptionCodec(parse_key(settings.codec_key.get_secret_value()))
     return dataclasses.replace(
@@ -37,24 +37,6 @@ def data_converter(settings: Settings) -> DataConverter:
     )
 
 
-# Buckets that fit what each histogram measures (the SDK's default buckets are milliseconds).
-HISTOGRAM_BUCKETS: dict[str, list[float]] = {
-    "atelier_call_cost_usd": [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
-    "atelier_technical_score": [10, 20, 30, 40, 50, 60, 70, 80, 90, 100],
-    "atelier_meme_score": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
-    "atelier_scoring_batch_size": [1, 2, 4, 8, 16, 32, 64, 128, 256],
-}
-
-
-def metrics_runtime(settings: Settings) -> Runtime | None:
-    """A runtime whose SDK and custom metrics are served for Prometheus, when a port is set."""
-    if settings.metrics_port is None:
-        return None
-    address = f"{settings.metrics_host}:{settings.metrics_port}"
-    prometheus = PrometheusConfig(bind_address=address, histogram_bucket_overrides=HISTOGRAM_BUCKETS)
-    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
-
-
 class TemporalSetupError(ValueError):
     """The connection is refused for a reason the user fixes in the configuration (TLS, key, namespace)."""
 
@@ -62,7 +44,7 @@ class TemporalSetupError(ValueError):
 async def connect(settings: Settings, runtime: Runtime | None = None, service: str = "atelier") -> Client:
     """A client for the configured cluster; a refused handshake or key, or a missing namespace, raises
     `TemporalSetupError` with one line naming what to fix; an unreachable server raises RuntimeError."""
-    from workers.tracing import interceptors
+    from kit.tracing import interceptors
 
     config = settings.temporal_connect_config()
     try:

@@ -1,0 +1,124 @@
+"""Every address Atelier hands out, built in one place: the API's resources (`/v1/…`, named as `RunUrls`
+names them), the Studio's pages (`…_page`), artifacts, and a run in the Temporal UI. With the settings, the
+URLs are absolute at the API's address (results, events, webhooks, the CLI's links); without, they are paths
+on this site (the Studio's templates, as `urls`). An id is quoted whole, an artifact key keeps its slashes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+from models.api import RunUrls
+from models.settings import Settings
+
+if TYPE_CHECKING:
+    from models.pipelines import PipelineSpec  # it imports the workflows: not loaded for a type
+
+
+def _id(value: str) -> str:
+    return quote(value, safe="")
+
+
+class Urls:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings
+        self.base = settings.api_url if settings is not None else ""
+
+    def _at(self, path: str, **query: Any) -> str:
+        """`path` at this base, with the query's set parameters (an empty one is kept: the form's own)."""
+        shown = {name: value for name, value in query.items() if value is not None}
+        return f"{self.base}{path}" + (f"?{urlencode(shown, quote_via=quote)}" if shown else "")
+
+    # --- the API -----------------------------------------------------------------------------------------
+    def run(self, run_id: str, resource: str = "", **query: Any) -> str:
+        """The run (`/v1/runs/{id}`), or one of its resources: `events` (`after=`), `result`, `cancel`,
+        `feedback`."""
+        return self._at(f"/v1/runs/{_id(run_id)}" + (f"/{resource}" if resource else ""), **query)
+
+    def temporal_ui(self, workflow_id: str) -> str:
+        """The workflow in the Temporal UI (with the settings only)."""
+        return self.settings.workflow_ui_link(workflow_id) if self.settings is not None else ""
+
+    def run_urls(self, run_id: str) -> RunUrls:
+        """What a create answers and every `RunView` carries."""
+        return RunUrls(
+            run=self.run(run_id),
+            events=self.run(run_id, "events"),
+            result=self.run(run_id, "result"),
+            cancel=self.run(run_id, "cancel"),
+            temporal_ui=self.temporal_ui(run_id),
+        )
+
+    def create(self, spec: PipelineSpec) -> str:
+        return self._at(f"/v1/{spec.path}")
+
+    def messages(self, conversation_id: str) -> str:
+        """Where a conversation is talked to (`POST`)."""
+        return self._at(f"/v1/conversations/{_id(conversation_id)}/messages")
+
+    def knowledge(self) -> str:
+        return self._at("/v1/knowledge")
+
+    def document(self, doc_id: str) -> str:
+        return self._at(f"/v1/knowledge/{_id(doc_id)}")
+
+    def artifact(self, key: str, width: int | None = None) -> str:
+        """Where a client fetches an artifact (never a worker's path); `width`: a picture sized down."""
+        return self._at(f"/v1/artifacts/{quote(key)}", width=width or None)
+
+    def with_artifact_links(self, value: Any) -> Any:
+        """`value` (a result's or an event's JSON) with a `url` beside every artifact: an `ArtifactRef`, or an
+        event's `{"key": …}`."""
+        if isinstance(value, dict):
+            linked = {name: self.with_artifact_links(item) for name, item in value.items()}
+            if isinstance(value.get("key"), str) and ("sha256" in value or value.keys() <= {"key", "url"}):
+                linked["url"] = self.artifact(value["key"])
+            return linked
+        if isinstance(value, list):
+            return [self.with_artifact_links(item) for item in value]
+        return value
+
+    # --- the Studio --------------------------------------------------------------------------------------
+    def runs_page(self, **query: Any) -> str:
+        """The run list; `query`: its filters, page and part, as the page's own links keep them."""
+        return self._at("/", **query)
+
+    def run_page(self, run_id: str, part: str = "") -> str:
+        """The run's page, or a part of it: `part` (what the page swaps in as the run goes), `thumbnail`."""
+        return self._at(f"/runs/{_id(run_id)}" + (f"/{part}" if part else ""))
+
+    def new_page(self, pipeline: str, start_from: str | None = None) -> str:
+        """A new run's form, filled from `start_from`'s job when given."""
+        return self._at(f"/new/{_id(pipeline)}", start_from=start_from)
+
+    def compare_page(self) -> str:
+        return self._at("/compare")
+
+    def conversations_page(self) -> str:
+        return self._at("/conversations")
+
+    def conversation_page(self, conversation_id: str) -> str:
+        return self._at(f"/conversations/{_id(conversation_id)}")
+
+    def knowledge_page(self) -> str:
+        return self._at("/knowledge")
+
+    def document_page(self, doc_id: str, chunk: str | None = None) -> str:
+        """A document's passages; `chunk`: at that passage."""
+        return self._at(f"/knowledge/{_id(doc_id)}") + (f"#chunk-{chunk}" if chunk is not None else "")
+
+    def studio_page(self, pipeline: str, workflow_id: str) -> str:
+        """Where the Studio shows a run of `pipeline` (a conversation, an ingest, or a pipeline's run)."""
+        if pipeline == "conversation":
+            return self.conversation_page(workflow_id)
+        return self.knowledge_page() if pipeline == "knowledge" else self.run_page(workflow_id)
+
+    def signin_page(self, next_path: str | None = None) -> str:
+        """The sign-in page, going on to `next_path` once signed in."""
+        return self._at("/signin", next=next_path)
+
+    def signout(self) -> str:
+        return self._at("/signout")
+
+    def static(self, name: str) -> str:
+        return self._at(f"/static/{name}")
