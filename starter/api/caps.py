@@ -9,7 +9,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateRPCTimeoutOrCancelledError
@@ -87,17 +87,21 @@ async def admitted(svc: Service, caller: Caller, run_id: str, job: Any) -> Async
         reserve_usd=reserved_usd(job),
         max_running=settings.tenant_max_running,
         max_usd_per_day=settings.tenant_max_usd_per_day,
+        admit_by=datetime.now(UTC) + timedelta(seconds=settings.admission_wait_s),  # then this answers 503
     )
     refuse_unless_admitted(await _admitted_or_refused(svc, caller, request), request)
     try:
         yield
-    except Exception:
-        await _release(svc, caller, run_id)
+    except BaseException:  # a failed start, or a request cancelled (its client gone, the server stopping)
+        await asyncio.shield(_release(svc, caller, run_id))
         raise
 
 
 def refuse_unless_admitted(admission: Admission, request: AdmissionRequest) -> None:
-    """429 for runs at once (with `Retry-After`), 402 for the day's dollars; nothing when admitted."""
+    """429 for runs at once (with `Retry-After`), 402 for the day's dollars, 503 when the answer came after
+    the wait (the workflow holds no slot for it); nothing when admitted."""
+    if admission.refused_for == "late":
+        raise NoWorker(NOT_ADMITTED)
     if admission.refused_for == "running":
         most = request.max_running or MAX_HELD
         detail = f"{admission.running} runs are running; this tenant may run {most} at once"
