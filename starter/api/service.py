@@ -146,7 +146,7 @@ def caller(request: Request, svc: Annotated[Service, Depends(service)]) -> Calle
         found = Caller(stored.tenant, keyed=True, bucket=stored.sha256)
     elif cookie:
         session = read_session(svc.secret, cookie)
-        stored = attempt(svc, request, svc.keys.signed_in(*session) if session else None)
+        stored = attempt(svc, request, svc.keys.signed_in(*session) if session else None, guessed=False)
         found = Caller(stored.tenant, keyed=True, bucket=stored.sha256)  # the same bucket as the key's bearer
         check_csrf(request, svc.secret, cookie)
     else:
@@ -164,19 +164,25 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def attempt(svc: Service, request: Request, stored: ApiKey | None) -> ApiKey:
-    """The key that a request's credentials named (`stored`), or 401, counted against the client's address.
-    Past `ATELIER_AUTH_FAILURES_PER_MINUTE` failures, the address is refused (429) until its bucket refills
-    (one more try each 60/N seconds), with a right key too: a guess made then learns nothing."""
+def attempt(svc: Service, request: Request, stored: ApiKey | None, guessed: bool = True) -> ApiKey:
+    """The key that a request's credentials named (`stored`), or 401. Valid credentials always pass: keys are
+    256-bit, so the throttle bounds what wrong ones cost, and refusing a right key would let anyone sharing an
+    address (a proxy, a NAT) lock everyone out. A failed guess (a wrong key, a failed sign-in) counts against
+    the client's address; past `ATELIER_AUTH_FAILURES_PER_MINUTE` of them, its further guesses get 429 until
+    the bucket refills (one more each 60/N seconds). A session cookie is no guess (it is signed by this
+    server): a stale one, signed out, expired or of a revoked key, is a plain 401, so an open tab polling with
+    it locks nobody out."""
+    if stored is not None:
+        return stored
+    if not guessed:
+        raise Unauthorized()
     address = client_address(request)
     if (wait := svc.failures.wait(address)) > 0:
-        raise TooMany("too many requests", "too many failed sign-ins (wrong keys or sessions) from this address", wait)
-    if stored is None:
-        svc.failures.retry_after(address)
-        if svc.failures.wait(address) > 0:  # logged once per time it runs out, not on each refusal after
-            log.warning("client %s: too many failed sign-ins; refused until its bucket refills", address)
-        raise Unauthorized()
-    return stored
+        raise TooMany("too many requests", "too many failed sign-ins (wrong keys) from this address", wait)
+    svc.failures.retry_after(address)
+    if svc.failures.wait(address) > 0:  # logged once per time it runs out, not on each refusal after
+        log.warning("client %s: too many failed sign-ins; its guesses are refused until its bucket refills", address)
+    raise Unauthorized()
 
 
 def charge(svc: Service, caller: Caller) -> None:

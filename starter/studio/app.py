@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from starter.api.errors import ApiProblem
+from starter.api.sessions import SESSION_COOKIE
 from starter.studio import access, new_pages, run_pages, runs_page
 from starter.studio.access import SignInNeeded, templates, urls
 
@@ -59,7 +60,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(SignInNeeded)
     async def _sign_in(request: Request, exc: SignInNeeded) -> Response:
-        return RedirectResponse(urls.signin_page(exc.path), status_code=303)
+        answer = RedirectResponse(urls.signin_page(exc.path), status_code=303)
+        if SESSION_COOKIE in request.cookies:  # a stale session (signed out, expired, revoked): forget it
+            answer.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict")
+        return answer
 
     for kind in (ApiProblem, RequestValidationError, StarletteHTTPException):
         app.add_exception_handler(kind, _as_page(app.exception_handlers[kind]))
