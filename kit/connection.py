@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +16,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
-from temporalio.runtime import Runtime
+from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from models.search_attributes import KEYS
@@ -41,6 +43,20 @@ class TemporalSetupError(ValueError):
     """The connection is refused for a reason the user fixes in the configuration (TLS, key, namespace)."""
 
 
+def sdk_telemetry(**more: Any) -> TelemetryConfig:
+    """The SDK core's telemetry (and `more`: metrics). Its own log lines (a retried RPC, a slow poll) go to the
+    `temporalio.core` logger, on stderr: by default the core prints them to stdout, where they would break a
+    command's output (`runs --json`)."""
+    forwarded = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
+    return TelemetryConfig(logging=LoggingConfig(filter=LoggingConfig.default.filter, forwarding=forwarded), **more)
+
+
+@functools.cache
+def sdk_runtime() -> Runtime:
+    """One runtime per process, its core logs on stderr (see `sdk_telemetry`)."""
+    return Runtime(telemetry=sdk_telemetry())
+
+
 async def connect(settings: Settings, runtime: Runtime | None = None, service: str = "atelier") -> Client:
     """A client for the configured cluster; a refused handshake or key, or a missing namespace, raises
     `TemporalSetupError` with one line naming what to fix; an unreachable server raises RuntimeError."""
@@ -49,7 +65,10 @@ async def connect(settings: Settings, runtime: Runtime | None = None, service: s
     config = settings.temporal_connect_config()
     try:
         client = await Client.connect(
-            **config, data_converter=data_converter(settings), runtime=runtime, interceptors=interceptors(service)
+            **config,
+            data_converter=data_converter(settings),
+            runtime=runtime or sdk_runtime(),
+            interceptors=interceptors(service),
         )
         await client.workflow_service.describe_namespace(
             DescribeNamespaceRequest(namespace=settings.temporal_namespace), timeout=timedelta(seconds=10)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import PrometheusConfig, Runtime
 
+from kit.connection import sdk_telemetry
 from models.settings import Settings
 
 # Buckets that fit what each histogram measures (the SDK's default buckets are milliseconds).
@@ -21,4 +22,4 @@ def metrics_runtime(settings: Settings) -> Runtime | None:
         return None
     address = f"{settings.metrics_host}:{settings.metrics_port}"
     prometheus = PrometheusConfig(bind_address=address, histogram_bucket_overrides=HISTOGRAM_BUCKETS)
-    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
+    return Runtime(telemetry=sdk_telemetry(metrics=prometheus))
