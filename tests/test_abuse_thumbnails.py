@@ -21,7 +21,7 @@ import pytest
 from activities.storage import LocalStore
 from kit.api_keys import KeyStore
 from models.settings import Settings
-from starter.api import thumbnails
+from starter.api import originals, thumbnails
 from starter.api.service import Service
 from starter.app import create_app
 from tests import api_support
@@ -227,3 +227,33 @@ async def test_a_burst_of_thumbnails_of_large_pictures_keeps_the_apis_memory_bou
         assert grown_mb < 4 * picture_mb, f"peak memory grew {grown_mb:.0f} MB"
     finally:
         stop_process(serve)
+
+
+async def test_originals_are_read_a_few_at_a_time_and_a_matching_etag_reads_nothing(
+    module_dev_env, tmp_path, monkeypatch
+):
+    """Whole artifacts are held in memory while they are sent: 24 at once of a 4 MB file are read at most
+    `AT_ONCE` at a time, and a conditional request with the kept ETag is a 304 that reads nothing."""
+    settings = api_settings(address_of(module_dev_env), tmp_path)
+    await LocalStore(settings.artifact_dir).put("runs/demo/original.bin", b"\x01" * (4 * MB), "application/x-demo")
+    async with api(monkeypatch, settings, module_dev_env.client) as (base, svc), http(base) as client:
+        reading, most, reads = 0, 0, 0
+        read = svc.store.read
+
+        async def counted(key: str) -> bytes:
+            nonlocal reading, most, reads
+            reading, reads = reading + 1, reads + 1
+            most = max(most, reading)
+            try:
+                await asyncio.sleep(0.05)  # a slow store: the reads overlap if nothing holds them back
+                return await read(key)
+            finally:
+                reading -= 1
+
+        monkeypatch.setattr(svc.store, "read", counted)
+        answers = await asyncio.gather(*(client.get("/v1/artifacts/runs/demo/original.bin") for _ in range(24)))
+        assert {a.status_code for a in answers} == {200} and len(answers[0].content) == 4 * MB
+        assert most <= originals.AT_ONCE, f"{most} originals in memory at once"
+        etag, before = answers[0].headers["etag"], reads
+        again = await client.get("/v1/artifacts/runs/demo/original.bin", headers={"If-None-Match": etag})
+        assert again.status_code == 304 and reads == before, "a matching ETag reads nothing"

@@ -40,12 +40,23 @@ async def fetch(request: Request, svc: Service, caller: Caller, key: str, width:
     if not await readable(svc, caller, key):
         raise NotFound("artifact", key)
     if width is None:
-        data = await _read(svc, key)
-        return _answer(request, f'"{hashlib.sha256(data).hexdigest()}"', data, _media_type(key), key)
+        return await _original(request, svc, key)
     if (kept := svc.thumbnails.get((key, width))) is None:
         charge(svc, caller)
         kept = await _thumbnail(svc, key, width)
     return _answer(request, kept[0], kept[1], "image/webp", key)
+
+
+async def _original(request: Request, svc: Service, key: str) -> Response:
+    """The artifact as stored: a conditional request that matches its kept ETag reads nothing; the others
+    read it a few at a time (`Originals`)."""
+    etag = svc.originals.etags.get(key)
+    if etag is not None and request.headers.get("if-none-match") == etag:
+        return _answer(request, etag, b"", _media_type(key), key)
+    async with svc.originals.turn():
+        data = await _read(svc, key)
+        etag = svc.originals.etags[key] = f'"{hashlib.sha256(data).hexdigest()}"'
+        return _answer(request, etag, data, _media_type(key), key)
 
 
 async def _thumbnail(svc: Service, key: str, width: int) -> Made:

@@ -19,6 +19,7 @@ from kit.api_keys import LOCAL_TENANT, ApiKey, KeyStore
 from kit.urls import Urls
 from models.settings import Settings
 from starter.api.errors import NotFound, TooMany, Unauthorized
+from starter.api.originals import Originals
 from starter.api.sessions import SESSION_COOKIE, check_csrf, check_host, read_session
 from starter.api.thumbnails import Thumbnails
 
@@ -72,6 +73,7 @@ class Service:
     limiter: RateLimiter
     keyed: bool = False  # keys were configured when the API started, or it listens beyond loopback
     thumbnails: Thumbnails = field(default_factory=Thumbnails)
+    originals: Originals = field(default_factory=Originals)  # whole artifacts read for an answer
     secret: str = ""  # signs studio sessions and CSRF tokens (the keys file's)
     failures: RateLimiter = field(init=False)  # wrong credentials, per client address
     urls: Urls = field(init=False)  # the links it hands out, at its public address
