@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,15 @@ def api_settings(address: str, data_dir: Path, **more: Any) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def serving(settings: Settings, client: Client) -> AsyncIterator[tuple[str, Settings]]:
-    """uvicorn serving the API on a loopback port of its own until the block ends; yields its base URL
-    and the settings it serves with (the port filled in)."""
+async def serving(
+    settings: Settings, client: Client, wrap: Callable[[Any], Any] = lambda app: app
+) -> AsyncIterator[tuple[str, Settings]]:
+    """uvicorn serving the API (as `wrap` returns it: a test's ASGI wrapper) on a loopback port of its own
+    until the block ends; yields its base URL and the settings it serves with (the port filled in)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     settings = settings.model_copy(update={"api_host": "127.0.0.1", "api_port": sock.getsockname()[1]})
-    config = uvicorn.Config(create_app(settings, client), log_level="warning", lifespan="on")
+    config = uvicorn.Config(wrap(create_app(settings, client)), log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

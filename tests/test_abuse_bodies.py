@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,7 +23,7 @@ from activities.references import MAX_BYTES as REFERENCE_BYTES
 from kit.api_keys import KeyStore
 from starter.api.body_limits import KNOWLEDGE_DOCS, MULTIPART_ALLOWANCE
 from starter.api.knowledge import MAX_DOC_BYTES
-from starter.app import create_app
+from tests import api_support
 from tests.api_support import api_settings
 from tests.conftest import address_of
 
@@ -66,25 +64,10 @@ class Api:
 async def serving(env, data: Path, keyed: bool, **settings: object) -> AsyncIterator[Api]:
     """A real uvicorn on a loopback port of its own, keyed (tenant `acme`) or keyless."""
     key = KeyStore(data / "api-keys.json").add("acme")[0] if keyed else None
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = api_settings(address_of(env), data, **settings).model_copy(
-        update={"api_host": "127.0.0.1", "api_port": sock.getsockname()[1]}
-    )
-    app = Counting(create_app(config, env.client))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(30):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.05)
-        yield Api(config.api_url, app, key)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
-        sock.close()
+    apps: list[Counting] = []
+    counted = lambda app: apps.append(Counting(app)) or apps[-1]  # noqa: E731
+    async with api_support.serving(api_settings(address_of(env), data, **settings), env.client, counted) as (url, _):
+        yield Api(url, apps[0], key)
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowExecutionStatus
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
 from activities.providers.guarded import GuardedProvider
@@ -24,7 +24,7 @@ from kit.api_keys import KeyStore
 from models.admission import Admission, AdmissionRequest, AdmissionState, admission_id
 from models.meme import MemeJob
 from models.settings import EVENTS_QUEUE, WORKFLOW_QUEUE, Settings
-from starter.api.caps import IN_FLIGHT, WAITING, admitted
+from starter.api.caps import IN_FLIGHT, WAITING, admission_start, admitted
 from starter.api.service import Caller, RateLimiter, Service
 from tests.api_support import api_settings, http, serving
 from tests.conftest import address_of, eventually, running_workers
@@ -69,15 +69,8 @@ async def held(client: Client, tenant: str) -> AdmissionState:
 
 
 async def admit(client: Client, state: AdmissionState, request: AdmissionRequest) -> Admission:
-    start = WithStartWorkflowOperation(
-        TenantAdmissionWorkflow.run,
-        state,
-        id=admission_id(state.tenant),
-        task_queue=WORKFLOW_QUEUE,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )
     return await client.execute_update_with_start_workflow(
-        TenantAdmissionWorkflow.admit, request, start_workflow_operation=start
+        TenantAdmissionWorkflow.admit, request, start_workflow_operation=admission_start(state)
     )
 
 

@@ -116,17 +116,21 @@ def refuse_unless_admitted(admission: Admission, request: AdmissionRequest) -> N
         raise BudgetSpent(detail)
 
 
-async def _admit(svc: Service, caller: Caller, request: AdmissionRequest) -> Admission:
-    """Ask the tenant's admission workflow, starting it if it is not running."""
-    state = AdmissionState(tenant=caller.tenant, runs_query=tenant_runs(caller))
-    start = WithStartWorkflowOperation(
+def admission_start(state: AdmissionState) -> WithStartWorkflowOperation:
+    """The tenant's admission workflow, started with `state` unless it is running already."""
+    return WithStartWorkflowOperation(
         TenantAdmissionWorkflow.run,
         state,
-        id=admission_id(caller.tenant),
+        id=admission_id(state.tenant),
         task_queue=WORKFLOW_QUEUE,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary=f"admission · {caller.tenant}",
+        static_summary=f"admission · {state.tenant}",
     )
+
+
+async def _admit(svc: Service, caller: Caller, request: AdmissionRequest) -> Admission:
+    """Ask the tenant's admission workflow, starting it if it is not running."""
+    start = admission_start(AdmissionState(tenant=caller.tenant, runs_query=tenant_runs(caller)))
     line = _lines.setdefault(caller.tenant, AdmissionLine())
     loop = asyncio.get_running_loop()
     until = loop.time() + svc.settings.admission_wait_s
