@@ -24,6 +24,7 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -433,8 +434,9 @@ async def record_webhook_delivery(rec: Recording) -> None:
 
 async def record_admission(rec: Recording) -> None:
     """A tenant's admissions: two runs up to its cap of two, a third refused after its runs are counted
-    (neither exists yet: they keep their slots), one released, then continue-as-new carrying the slots."""
-    state = AdmissionState(tenant="recorded", runs_query="unused", continue_after=4)
+    (neither exists yet: they keep their slots), a fourth refused as late (its API stopped waiting: no count,
+    no slot), one released, then continue-as-new carrying the slots."""
+    state = AdmissionState(tenant="recorded", runs_query="unused", continue_after=5)
     async with rec.workers(queues=(WORKFLOW_QUEUE, EVENTS_QUEUE)):
         started = await rec.client.start_workflow(
             TenantAdmissionWorkflow.run, state, id="recorded-admission", task_queue=WORKFLOW_QUEUE
@@ -443,11 +445,14 @@ async def record_admission(rec: Recording) -> None:
             await started.execute_update(TenantAdmissionWorkflow.admit, AdmissionRequest(run_id=run, max_running=2))
             for run in ("recorded.meme-1", "recorded.meme-2", "recorded.meme-3")
         ]
+        gone = datetime.now(UTC) - timedelta(seconds=1)
+        late = AdmissionRequest(run_id="recorded.meme-4", max_running=2, admit_by=gone)
+        answers.append(await started.execute_update(TenantAdmissionWorkflow.admit, late))
         await started.signal(TenantAdmissionWorkflow.release, ReleaseRequest(run_id="recorded.meme-1"))
         first_run = rec.client.get_workflow_handle(started.id, run_id=started.result_run_id)
         while (await first_run.describe()).status.name == "RUNNING":
             await asyncio.sleep(0.05)
-    assert [a.admitted for a in answers] == [True, True, False], answers
+    assert [(a.admitted, a.refused_for) for a in answers][2:] == [(False, "running"), (False, "late")], answers
     await save(first_run)
 
 
