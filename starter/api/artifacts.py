@@ -53,22 +53,16 @@ async def _original(request: Request, svc: Service, key: str) -> Response:
     etag = svc.originals.etags.get(key)
     if etag is not None and request.headers.get("if-none-match") == etag:
         return _answer(request, etag, b"", _media_type(key), key)
-    async with svc.originals.turn():
+    async with svc.originals.reads:
         data = await _read(svc, key)
         etag = svc.originals.etags[key] = f'"{hashlib.sha256(data).hexdigest()}"'
         return _answer(request, etag, data, _media_type(key), key)
 
 
 async def _thumbnail(svc: Service, key: str, width: int) -> Made:
-    settings = svc.settings
     try:
         return await svc.thumbnails.make(
-            (key, width),
-            lambda: _read(svc, key),
-            lambda data: f'"{hashlib.sha256(data).hexdigest()}-w{width}"',
-            workers=settings.thumbnail_workers,
-            queue=settings.thumbnail_queue,
-            max_pixels=settings.upload_max_pixels,
+            (key, width), lambda: _read(svc, key), lambda data: f'"{hashlib.sha256(data).hexdigest()}-w{width}"'
         )
     except Busy as exc:
         raise Unavailable("busy", "too many pictures are being sized down: retry", 1) from exc

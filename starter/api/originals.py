@@ -5,8 +5,7 @@ written once), so a conditional request that matches is answered without reading
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 from cachetools import LRUCache
 
@@ -14,13 +13,7 @@ AT_ONCE = 8  # originals in memory at once: 8 x a 20 MB upload at most
 KEPT_ETAGS = 10_000
 
 
+@dataclass
 class Originals:
-    def __init__(self, at_once: int = AT_ONCE) -> None:
-        self.turns = asyncio.Semaphore(at_once)
-        self.etags: LRUCache[str, str] = LRUCache(maxsize=KEPT_ETAGS)
-
-    @contextlib.asynccontextmanager
-    async def turn(self) -> AsyncIterator[None]:
-        """One read at a time of `AT_ONCE`: the rest wait their turn (holding nothing meanwhile)."""
-        async with self.turns:
-            yield
+    reads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(AT_ONCE))  # the rest wait
+    etags: LRUCache[str, str] = field(default_factory=lambda: LRUCache(maxsize=KEPT_ETAGS))

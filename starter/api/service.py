@@ -72,7 +72,7 @@ class Service:
     keys: KeyStore
     limiter: RateLimiter
     keyed: bool = False  # keys were configured when the API started, or it listens beyond loopback
-    thumbnails: Thumbnails = field(default_factory=Thumbnails)
+    thumbnails: Thumbnails = field(init=False)  # pictures sized down (their threads, queue and pixel cap)
     originals: Originals = field(default_factory=Originals)  # whole artifacts read for an answer
     secret: str = ""  # signs studio sessions and CSRF tokens (the keys file's)
     failures: RateLimiter = field(init=False)  # wrong credentials, per client address
@@ -80,6 +80,8 @@ class Service:
 
     def __post_init__(self) -> None:
         self.failures = RateLimiter(self.settings.auth_failures_per_minute)
+        settings = self.settings
+        self.thumbnails = Thumbnails(settings.thumbnail_workers, settings.thumbnail_queue, settings.upload_max_pixels)
         self.urls = Urls(self.settings)
 
     def needs_keys(self) -> bool:

@@ -39,54 +39,39 @@ class Busy(Exception):
 class Thumbnails:
     """Kept thumbnails (least recently used forgotten first past `kept_bytes`) and the ones being made."""
 
-    def __init__(self, kept_bytes: int = KEPT_BYTES) -> None:
+    def __init__(self, workers: int, queue: int, max_pixels: int, kept_bytes: int = KEPT_BYTES) -> None:
         self.kept: LRUCache[Wanted, Made] = LRUCache(maxsize=kept_bytes, getsizeof=lambda made: len(made[1]))
         self.making: dict[Wanted, asyncio.Task[Made]] = {}
         self.decodes = 0  # pictures decoded so far: one per key and width that was missing
-        self._pool: ThreadPoolExecutor | None = None
-        self._slots: asyncio.Semaphore | None = None
+        self.queue = queue  # being made or waiting: `Busy` past this
+        self.max_pixels = max_pixels
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="thumbnail")  # its threads start on use
+        self._slots = asyncio.Semaphore(workers)
 
     def get(self, wanted: Wanted) -> Made | None:
         return self.kept.get(wanted)
 
-    async def make(
-        self,
-        wanted: Wanted,
-        read: Callable[[], Awaitable[bytes]],
-        etag_of: Callable[[bytes], str],
-        *,
-        workers: int,
-        queue: int,
-        max_pixels: int,
-    ) -> Made:
+    async def make(self, wanted: Wanted, read: Callable[[], Awaitable[bytes]], etag_of: Callable[[bytes], str]) -> Made:
         """The thumbnail of `wanted`, made once however many ask for it at the same time; `Busy` when `queue`
         others are being made or waiting. The making goes on for the others when one asker goes away."""
         if (kept := self.kept.get(wanted)) is not None:
             return kept
         if (task := self.making.get(wanted)) is None:
-            if len(self.making) >= queue:
+            if len(self.making) >= self.queue:
                 raise Busy()
-            task = asyncio.create_task(self._make(wanted, read, etag_of, workers, max_pixels))
+            task = asyncio.create_task(self._make(wanted, read, etag_of))
             task.add_done_callback(lambda done: self._forget(wanted, done))
             self.making[wanted] = task
         return await asyncio.shield(task)
 
     async def _make(
-        self,
-        wanted: Wanted,
-        read: Callable[[], Awaitable[bytes]],
-        etag_of: Callable[[bytes], str],
-        workers: int,
-        max_pixels: int,
+        self, wanted: Wanted, read: Callable[[], Awaitable[bytes]], etag_of: Callable[[bytes], str]
     ) -> Made:
-        if self._pool is None or self._slots is None:
-            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="thumbnail")
-            self._slots = asyncio.Semaphore(workers)
         async with self._slots:  # the original is read only when a thread is free to decode it
             data = await read()
             self.decodes += 1
             loop = asyncio.get_running_loop()
-            made = await loop.run_in_executor(self._pool, _made, data, wanted[1], max_pixels, etag_of)
+            made = await loop.run_in_executor(self._pool, _made, data, wanted[1], self.max_pixels, etag_of)
         self.kept[wanted] = made
         return made
 
