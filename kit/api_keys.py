@@ -124,10 +124,6 @@ class KeyStore:
             (k for k in self.load().keys if k.revoked_at is None and secrets.compare_digest(k.sha256, wanted)), None
         )
 
-    def tenant_of(self, key: str) -> str | None:
-        found = self.find(key)
-        return found.tenant if found is not None else None
-
     def signed_in(self, key_sha256: str, generation: int) -> ApiKey | None:
         """The unrevoked key a studio session names (by digest), while its sessions of `generation` last."""
         return next(

@@ -60,9 +60,6 @@ class AdmissionLine:
             self.queued -= 1
 
 
-_lines: dict[str, AdmissionLine] = {}
-
-
 def tenant_runs(caller: Caller, types: str = TOP_LEVEL) -> str:
     """The visibility filter for a tenant's runs of these types (every one's for the local tenant)."""
     return f'WorkflowId STARTS_WITH "{caller.tenant}." AND {types}' if caller.keyed else types
@@ -131,7 +128,7 @@ def admission_start(state: AdmissionState) -> WithStartWorkflowOperation:
 async def _admit(svc: Service, caller: Caller, request: AdmissionRequest) -> Admission:
     """Ask the tenant's admission workflow, starting it if it is not running."""
     start = admission_start(AdmissionState(tenant=caller.tenant, runs_query=tenant_runs(caller)))
-    line = _lines.setdefault(caller.tenant, AdmissionLine())
+    line = svc.admission_lines.setdefault(caller.tenant, AdmissionLine())
     loop = asyncio.get_running_loop()
     until = loop.time() + svc.settings.admission_wait_s
     try:

@@ -21,6 +21,7 @@ from models.settings import Settings
 from starter.api.errors import NotFound, TooMany, Unauthorized
 from starter.api.originals import Originals
 from starter.api.sessions import SESSION_COOKIE, check_csrf, check_host, read_session
+from starter.api.streams import Streams
 from starter.api.thumbnails import Thumbnails
 
 log = logging.getLogger("atelier.api")
@@ -73,6 +74,8 @@ class Service:
     limiter: RateLimiter
     keyed: bool = False  # keys were configured when the API started, or it listens beyond loopback
     thumbnails: Thumbnails = field(init=False)  # pictures sized down (their threads, queue and pixel cap)
+    streams: Streams = field(init=False)  # the event streams open in this process
+    admission_lines: dict[str, Any] = field(default_factory=dict)  # tenant → its creates on their way to admission
     originals: Originals = field(default_factory=Originals)  # whole artifacts read for an answer
     secret: str = ""  # signs studio sessions and CSRF tokens (the keys file's)
     failures: RateLimiter = field(init=False)  # wrong credentials, per client address
@@ -82,6 +85,9 @@ class Service:
         self.failures = RateLimiter(self.settings.auth_failures_per_minute)
         settings = self.settings
         self.thumbnails = Thumbnails(settings.thumbnail_workers, settings.thumbnail_queue, settings.upload_max_pixels)
+        self.streams = Streams(
+            self.store, settings.streams_per_tenant, settings.streams_per_process, settings.stream_max_s
+        )
         self.urls = Urls(self.settings)
 
     def needs_keys(self) -> bool:
