@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
 
+from activities.run_reading import describe_or_none
 from models.admission import Census, CensusRequest
 from models.search_attributes import COST
 
@@ -25,7 +25,7 @@ async def count_tenant_runs(request: CensusRequest) -> Census:
 
     async def described(run_id: str) -> WorkflowExecutionDescription | None:
         async with gate:
-            return await _describe(client, run_id)
+            return await describe_or_none(client, run_id)
 
     census = Census()
     ended_usd = 0.0
@@ -47,12 +47,3 @@ async def count_tenant_runs(request: CensusRequest) -> Census:
                 listed_usd += run.typed_search_attributes.get(COST) or 0.0
         census.spent_usd = listed_usd + ended_usd
     return census
-
-
-async def _describe(client: Client, run_id: str) -> WorkflowExecutionDescription | None:
-    try:
-        return await client.get_workflow_handle(run_id).describe()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise

@@ -17,9 +17,8 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
-from activities.run_reading import RunReader, iteration_pictures
+from activities.run_reading import RunReader, describe_or_none, iteration_pictures
 from activities.storage import ArtifactStore, artifact_key
 from activities.world_layout import StoredCharacter, read, stored_world
 from kit.urls import Urls
@@ -151,12 +150,8 @@ class RunObserver:
 
     async def _look(self, client: Client, request: ObserveRequest) -> Look:
         look = Look(request.run_id, request.seen)
-        try:
-            described = await client.get_workflow_handle(request.run_id).describe()
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return look
-            raise
+        if (described := await describe_or_none(client, request.run_id)) is None:
+            return look
         runs = RunReader(client, self.store)
         closed = described.status in TERMINAL
         if not look.seen.started:

@@ -17,12 +17,13 @@ from pydantic import BaseModel
 from temporalio.client import (
     Client,
     WorkflowExecution,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
 )
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.storage import ArtifactStore, artifact_key
 from activities.world_layout import PICTURE, stored_world
@@ -117,6 +118,16 @@ async def bounded_query(
 def iteration_pictures(keys: Iterable[str]) -> list[str]:
     """An image run's iteration pictures (`runs/<id>/iteration-NN.<ext>`), in order."""
     return sorted(k for k in keys if k.rsplit("/", 1)[-1].startswith("iteration-") and k.endswith(PICTURE))
+
+
+async def describe_or_none(client: Client, workflow_id: str) -> WorkflowExecutionDescription | None:
+    """The workflow's description, or None when there is no such workflow (a malformed id included)."""
+    try:
+        return await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+            return None
+        raise
 
 
 class RunReader:

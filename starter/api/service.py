@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from temporalio.client import Client, WorkflowExecutionDescription
-from temporalio.service import RPCError, RPCStatusCode
 
+from activities.run_reading import describe_or_none
 from activities.storage import ArtifactStore
 from kit.api_keys import LOCAL_TENANT, ApiKey, KeyStore
 from kit.urls import Urls
@@ -116,12 +116,7 @@ class Caller:
 
 async def described(svc: Service, workflow_id: str) -> WorkflowExecutionDescription | None:
     """The workflow's description, or None when there is no such workflow (a malformed id included)."""
-    try:
-        return await svc.client.get_workflow_handle(workflow_id).describe()
-    except RPCError as exc:
-        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
-            return None
-        raise
+    return await describe_or_none(svc.client, workflow_id)
 
 
 async def owned(svc: Service, caller: Caller, workflow_id: str, workflow_types: set[str], what: str = "run") -> Any:
