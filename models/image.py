@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, AliasChoices, BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from models.artifacts import REFERENCE_PREFIX, ArtifactRef
+from models.catalog import ModelChoice
 from models.text import ModelOutput, Prompt
 from models.usage import CostLimit, PaidRequest, Spend, Usage
 
@@ -86,6 +87,7 @@ class ImageJob(BaseModel):
     # scoring worker polling, at once)
     scoring_wait_s: int = Field(default=300, ge=1, le=3600)
     cost: CostLimit | None = None  # a dollar budget for the whole run
+    models: ModelChoice = Field(default_factory=ModelChoice)  # catalog ids per kind of call; unset: the defaults
 
     @field_validator("options")
     @classmethod

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from models.artifacts import ArtifactRef
+from models.catalog import ModelChoice
 from models.text import ModelOutput, Prompt
 from models.usage import CostLimit, PaidRequest, Spend, Usage
 
@@ -126,6 +127,7 @@ class MemeJob(BaseModel):
     blocked_words: list[str] = Field(default_factory=list, max_length=200)
     image_deadline_s: int = Field(default=180, ge=1, le=3600)  # past it, a plain background is used
     cost: CostLimit | None = None  # a dollar budget for the whole meme
+    models: ModelChoice = Field(default_factory=ModelChoice)  # catalog ids per kind of call; unset: the defaults
 
 
 class FormatRequest(PaidRequest):

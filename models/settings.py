@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     image_api: Literal["auto", "responses", "images", "chat", "offline"] = Field("auto", validation_alias="IMAGE_API")
     # strict JSON schemas: on where the endpoint enforces them (auto: OpenAI, OpenRouter)
     strict_output: Literal["auto", "on", "off"] = Field("auto", validation_alias="ATELIER_STRICT_OUTPUT")
+    # the model catalog (models/catalog.py): a TOML file of `[[models]]`; unset: ./models.toml when present, else
+    # the LLM_*/IMAGE_*/EVAL_* settings above as one model per kind
+    models_file: Path | None = Field(None, validation_alias="ATELIER_MODELS_FILE")
     eval_base_url: str | None = Field(None, validation_alias="EVAL_BASE_URL")
     eval_api_key: SecretStr | None = Field(None, validation_alias="EVAL_API_KEY")
     llm_timeout_s: float = Field(120.0, gt=0, validation_alias="LLM_TIMEOUT_S")

@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from models.artifacts import ArtifactRef
+from models.catalog import ModelChoice
 from models.text import ModelOutput, Prompt
 from models.usage import CallKind, CostLimit, PaidRequest, Spend, Usage
 
@@ -202,6 +203,7 @@ class WorldJob(BaseModel):
     post_batch_size: int = Field(default=5, ge=1, le=20)
     max_parallel_characters: int = Field(default=10, ge=1, le=50)
     scoring: bool = True  # near-duplicate characters regenerated, post/persona consistency measured
+    models: ModelChoice = Field(default_factory=ModelChoice)  # catalog ids per kind of call; unset: the defaults
 
 
 class PhaseState(StrEnum):
