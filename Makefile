@@ -42,11 +42,12 @@ test-fast: install tools
 	@$(PY) -m pytest -q $(XDIST) -m "not slow and not browser and not proxy"
 
 # Debian's docker-compose validates docker-compose.yml, Debian's chromium runs the browser checks and nginx
-# terminates TLS in front of the dev server for the secured-cluster tests
-# (no Docker engine and no browser download needed). Installed when missing and when run as root.
-TOOLS := docker-compose chromium nginx
+# terminates TLS in front of the dev server for the secured-cluster tests, PostgreSQL's server runs the database
+# tests (no Docker engine and no browser download needed). Installed when missing and when run as root; each is
+# a command, or command:package where the package is named otherwise.
+TOOLS := docker-compose chromium nginx pg_ctlcluster:postgresql
 tools:
-	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	@missing=""; for t in $(TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 			echo "installing$$missing"; \
