@@ -68,6 +68,7 @@ bench: install
 	@$(PY) -m bench.api
 	@$(PY) -m bench.studio
 	@$(PY) -m bench.abuse
+	@$(PY) -m bench.leaderboard
 
 lint: install
 	$(PY) -m ruff check .

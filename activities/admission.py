@@ -9,7 +9,7 @@ import asyncio
 from temporalio import activity
 from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
 
-from activities.run_reading import describe_or_none
+from kit.run_reading import describe_or_none
 from models.admission import Census, CensusRequest
 from models.search_attributes import COST
 

@@ -3,14 +3,13 @@ and the turn archive that Experience searches."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel
 from temporalio import activity
 
 from activities.heartbeat import heartbeating
+from activities.providers import Providers
 from activities.providers.base import T
-from activities.providers.guarded import GuardedProvider
-from activities.storage import ArtifactStore, turn_key
 from activities.text_publisher import TextPublisher
+from kit.storage import ArtifactStore, turn_key
 from models.conversation import (
     ActionOutput,
     ActionRequest,
@@ -26,7 +25,7 @@ from models.conversation import (
     YieldOutput,
     YieldRequest,
 )
-from models.usage import Metered
+from models.usage import Metered, ModelRequest
 
 SYSTEM = "You are one phase of a careful assistant's reasoning chain. Answer only in the requested JSON."
 
@@ -38,13 +37,13 @@ def numbered(passages: list[Passage]) -> str:
 
 
 class ConversationActivities:
-    def __init__(self, provider: GuardedProvider, store: ArtifactStore) -> None:
-        self.provider = provider
+    def __init__(self, providers: Providers, store: ArtifactStore) -> None:
+        self.providers = providers  # each phase asks the model its request names
         self.store = store
 
-    async def _ask(self, schema: type[T], prompt: str, request: BaseModel, what: str) -> Metered[T]:
+    async def _ask(self, schema: type[T], prompt: str, request: ModelRequest, what: str) -> Metered[T]:
         async with heartbeating(what):
-            return await self.provider.structured(schema, SYSTEM, prompt, request)
+            return await self.providers.for_request(request).structured(schema, SYSTEM, prompt, request)
 
     async def _ask_streaming(
         self, schema: type[T], prompt: str, request: ActionRequest | YieldRequest, phase: Phase
@@ -54,7 +53,8 @@ class ConversationActivities:
         if request.stream_turn is None:
             return await self._ask(schema, prompt, request, phase.value)
         async with heartbeating(phase.value), TextPublisher(request.stream_turn, phase) as text:
-            return await self.provider.structured(schema, SYSTEM, prompt, request, stream=text.stream)
+            provider = self.providers.for_request(request)
+            return await provider.structured(schema, SYSTEM, prompt, request, stream=text.stream)
 
     @activity.defn(name="phase_action")
     async def action(self, request: ActionRequest) -> Metered[ActionOutput]:

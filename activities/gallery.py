@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import json
 
-from activities.storage import ArtifactStore, load
+from kit.storage import ArtifactStore, load
 from models.artifacts import ArtifactRef
 from models.world import WorldDescription, WorldManifest
 

@@ -1,15 +1,15 @@
-"""Activities of the image loop, as one class holding the provider and the artifact store."""
+"""Activities of the image loop, as one class holding the providers and the artifact store; each call goes to
+the model its request names (`Providers.for_request`)."""
 
 from __future__ import annotations
 
 from temporalio import activity
 
 from activities.heartbeat import heartbeating
-from activities.providers import ReferenceInput
+from activities.providers import Providers, ReferenceInput
 from activities.providers.base import GeneratedBytes
-from activities.providers.guarded import GuardedProvider
 from activities.purchases import Spool, bought_once
-from activities.storage import ArtifactStore, load, run_key
+from kit.storage import ArtifactStore, load, run_key
 from models.image import (
     EvaluateImageRequest,
     GeneratedImage,
@@ -22,8 +22,8 @@ from models.usage import Metered
 
 
 class ImageActivities:
-    def __init__(self, provider: GuardedProvider, store: ArtifactStore, spool: Spool) -> None:
-        self.provider = provider
+    def __init__(self, providers: Providers, store: ArtifactStore, spool: Spool) -> None:
+        self.providers = providers
         self.store = store
         self.spool = spool  # pictures bought but not yet stored
 
@@ -31,10 +31,11 @@ class ImageActivities:
     async def generate_image(self, request: GenerateImageRequest) -> Metered[GeneratedImage]:
         references = [ReferenceInput(await load(self.store, r), r.content_type) for r in request.references]
         key = run_key(request.workflow_id, f"iteration-{request.iteration:02d}.{request.options.format}")
+        provider = self.providers.for_request(request)
 
         async def buy() -> Metered[GeneratedBytes]:
             async with heartbeating(f"generating image {request.iteration}"):
-                return await self.provider.generate_image(
+                return await provider.generate_image(
                     request.prompt, request.options, references, request.previous_response_id, request.max_cost_usd
                 )
 
@@ -43,7 +44,7 @@ class ImageActivities:
         generated = GeneratedImage(
             image=image,
             response_id=result.response_id,
-            provider=self.provider.provider_for("generate_image"),
+            provider=provider.provider_for("generate_image"),
             note=result.note,
         )
         return called.carrying(generated)
@@ -51,21 +52,23 @@ class ImageActivities:
     @activity.defn(name="evaluate_image")
     async def evaluate_image(self, request: EvaluateImageRequest) -> Metered[ScoredEvaluation]:
         data = await load(self.store, request.image)
+        provider = self.providers.for_request(request)
         async with heartbeating(f"evaluating image {request.iteration}"):
-            called = await self.provider.evaluate_image(
+            called = await provider.evaluate_image(
                 data, request.image.content_type, request.prompt, request.max_cost_usd
             )
         verdict = called.value
         return called.carrying(
             ScoredEvaluation(
-                score=verdict.score, feedback=verdict.feedback, provider=self.provider.provider_for("evaluate_image")
+                score=verdict.score, feedback=verdict.feedback, provider=provider.provider_for("evaluate_image")
             )
         )
 
     @activity.defn(name="refine_prompt")
     async def refine_prompt(self, request: RefinePromptRequest) -> Metered[ProviderRefinedPrompt]:
+        provider = self.providers.for_request(request)
         async with heartbeating("refining prompt"):
-            called = await self.provider.refine_prompt(request)
+            called = await provider.refine_prompt(request)
         return called.carrying(
-            ProviderRefinedPrompt(prompt=called.value.prompt, provider=self.provider.provider_for("refine_prompt"))
+            ProviderRefinedPrompt(prompt=called.value.prompt, provider=provider.provider_for("refine_prompt"))
         )

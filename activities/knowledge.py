@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
 from activities.scoring.text import TextEmbedder
-from activities.storage import ArtifactStore, artifact_key, kb_doc_key, kb_prefix, load
+from kit.storage import ArtifactStore, artifact_key, kb_doc_key, kb_prefix, load
 from models.conversation import (
     Chunk,
     DocSummary,

@@ -7,6 +7,10 @@ and compatible servers). With no `ATELIER_TEXT_RPM` / `ATELIER_IMAGE_RPM` set, t
 and `status` shows the limit. Where the provider sends no limit, a 429 is the signal: each worker process
 paces itself a little under the rate that was getting through (multiplicative decrease) and raises it a
 tenth per minute without refusals. A configured RPM always wins.
+
+Limits are per model: each catalog model's provider has its own learner (two models on one endpoint each
+learn their own limit). A queue that serves several models of a kind cannot take one model's limit: there
+each worker process paces each model itself (the kind is not in `owns`), as on a server that cannot set it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from contextvars import ContextVar
 
 from temporalio import activity
@@ -50,8 +54,12 @@ def told_limit(headers: Mapping[str, str] | None) -> float | None:
 
 
 class LimitLearner:
-    def __init__(self, configured: Mapping[str, float]) -> None:
+    def __init__(
+        self, configured: Mapping[str, float], owns: Collection[str] = tuple(QUEUE), model: str | None = None
+    ) -> None:
         self.configured = dict(configured)  # kind → the user's RPM (0: none, learn it)
+        self.owns = frozenset(owns)  # kinds whose queue serves only its model: the queue's limit is its limit
+        self.model = model  # the catalog model whose limits these are (None: the worker's only provider)
         self.limit: dict[str, float] = {}  # kind → the limit the provider told (under it), requests per minute
         self.inferred: dict[str, float] = {}  # kind → a pace inferred from 429s, for a provider that tells none
         self.applied: dict[str, float] = {}
@@ -99,8 +107,10 @@ class LimitLearner:
         """Set the queue's server-side rate limit to what was learned, once per change (every worker process
         does the same: the server keeps one value)."""
         rpm = self.limit.get(kind)
-        if rpm is None or self._unavailable or self._set(kind, rpm) or not activity.in_activity():
+        if rpm is None or kind not in self.owns or self._unavailable or self._set(kind, rpm):
             return  # checked before the lock: every call passes here
+        if not activity.in_activity():
+            return
         async with self._lock:
             if self._set(kind, rpm):
                 return

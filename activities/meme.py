@@ -1,8 +1,8 @@
 """Activities of the meme pipeline: model calls, rendering, publishing and the meme cache.
 
-Model calls go through the worker's guarded provider (text and image circuit breakers);
+Model calls go to the guarded provider of the model each request names (its own circuit breakers);
 publishing goes through the upload breaker. The cache is content-addressed in the artifact store:
-`cache/memes/<sha256 of the request>.json` names the published image by key and sha256.
+`cache/memes/<sha256 of the request and its models>.json` names the published image by key and sha256.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from temporalio import activity
 
 from activities.breaker import CircuitBreaker
 from activities.heartbeat import heartbeating
+from activities.providers import Providers
 from activities.providers.base import GeneratedBytes
-from activities.providers.guarded import GuardedProvider
 from activities.purchases import Spool, bought_once
-from activities.storage import ArtifactIntegrityError, ArtifactStore, artifact_key, load, run_key
+from kit.storage import ArtifactIntegrityError, ArtifactStore, artifact_key, load, run_key
 from models.artifacts import ArtifactRef
-from models.image import ImageOptions
 from models.meme import (
     FORMATS,
+    SCENE_OPTIONS,
     CachedMeme,
     CacheKeyRequest,
     CacheLookup,
@@ -36,7 +36,6 @@ from models.meme import (
 )
 from models.usage import Metered
 
-SCENE_OPTIONS = ImageOptions(quality="medium", size="1536x1024", background="opaque", format="png")
 WRITER = "You write short, funny, kind memes. Each panel is a few words; the last one lands the joke."
 FORMAT_GUIDE = "\n".join(f"- {spec.format.value}: {spec.description}" for spec in FORMATS.values())
 
@@ -63,26 +62,26 @@ def cache_entry(key: str) -> str:
 
 class MemeActivities:
     def __init__(
-        self, provider: GuardedProvider, store: ArtifactStore, spool: Spool, upload: CircuitBreaker, models: str
+        self, providers: Providers, store: ArtifactStore, spool: Spool, upload: CircuitBreaker, models: str
     ) -> None:
-        self.provider = provider
+        self.providers = providers
         self.store = store
         self.spool = spool  # pictures bought but not yet stored
         self.upload = upload
-        self.models = models  # provider and model names: part of the cache key
+        self.models = models  # the worker's provider and default model names: part of the cache key
 
     @activity.defn(name="choose_meme_format")
     async def choose_format(self, request: FormatRequest) -> Metered[FormatChoice]:
         prompt = f"Topic: {request.topic}\nStyle: {request.style or 'any'}\nPick the format that fits best:\n"
         async with heartbeating("choosing a format"):
-            return await self.provider.structured(
+            return await self.providers.for_request(request).structured(
                 FormatChoice, WRITER, prompt + FORMAT_GUIDE, request, request.max_cost_usd
             )
 
     @activity.defn(name="write_meme_text")
     async def write_text(self, request: TextRequest) -> Metered[MemeText]:
         async with heartbeating("writing meme text"):
-            return await self.provider.structured(
+            return await self.providers.for_request(request).structured(
                 MemeText, WRITER, _text_prompt(request), request, request.max_cost_usd
             )
 
@@ -94,7 +93,7 @@ class MemeActivities:
             "Rate humor and clarity from 0 to 1 and say in one sentence how to make it funnier."
         )
         async with heartbeating("judging meme text"):
-            return await self.provider.structured(
+            return await self.providers.for_request(request).structured(
                 MemeJudgement, "You are a tough meme critic.", prompt, request, request.max_cost_usd
             )
 
@@ -102,10 +101,11 @@ class MemeActivities:
     async def generate_scene(self, request: SceneRequest) -> Metered[ArtifactRef]:
         options = SCENE_OPTIONS.model_copy(update={"size": request.size})
         key = run_key(request.meme_id, f"scene-{request.index}.png")
+        provider = self.providers.for_request(request)
 
         async def buy() -> Metered[GeneratedBytes]:
             async with heartbeating(f"scene {request.index}"):
-                return await self.provider.generate_image(request.prompt, options, [], None, request.max_cost_usd)
+                return await provider.generate_image(request.prompt, options, [], None, request.max_cost_usd)
 
         called, stored = await bought_once(self.spool, self.store, key, buy)
         return called.carrying(stored)
@@ -125,11 +125,13 @@ class MemeActivities:
     async def cache_lookup(self, request: CacheKeyRequest) -> CacheLookup:
         """The cached meme for an identical request (topic, format, style, models), if it is intact."""
         identity = {"topic": " ".join(request.topic.lower().split()), "format": request.format}
-        identity |= {"style": " ".join(request.style.lower().split()), "models": self.models}
+        models = self.providers.identity(self.models, request.models)
+        identity |= {"style": " ".join(request.style.lower().split()), "models": models}
         key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+        provider = self.providers.get("text", request.models.text if request.models else None).name
         entry = cache_entry(key)
         if not request.read or not await self.store.exists(entry):
-            return CacheLookup(key=key, provider=self.provider.name)
+            return CacheLookup(key=key, provider=provider)
         try:
             cached = CachedMeme.model_validate_json(await self.store.read(entry))
             if not await self.store.exists(cached.image.key):
@@ -137,8 +139,8 @@ class MemeActivities:
             await load(self.store, cached.image)  # the image is unchanged
         except (ArtifactIntegrityError, FileNotFoundError, ValueError) as exc:
             activity.logger.warning("meme cache entry %s is unusable (%s): regenerating", key, exc)
-            return CacheLookup(key=key, provider=self.provider.name)
-        return CacheLookup(key=key, provider=self.provider.name, hit=cached)
+            return CacheLookup(key=key, provider=provider)
+        return CacheLookup(key=key, provider=provider, hit=cached)
 
     @activity.defn(name="meme_cache_save")
     async def cache_save(self, cached: CachedMeme) -> None:

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from temporalio import activity
 
 from activities.heartbeat import heartbeating
-from activities.storage import ArtifactStore, load, run_key
+from kit.storage import ArtifactStore, load, run_key
 from models.artifacts import ArtifactRef
 from models.meme import FORMATS, Box, FormatSpec, RenderRequest
 

@@ -23,8 +23,8 @@ from temporalio import activity
 
 from activities.heartbeat import earlier_usage, spent
 from activities.providers.base import GeneratedBytes
-from activities.storage import ArtifactStore
 from kit.files import write_atomic
+from kit.storage import ArtifactStore
 from models.artifacts import ArtifactRef
 from models.usage import Metered, Usage
 
@@ -40,6 +40,7 @@ class Spooled:
     picture: GeneratedBytes
     usage: Usage  # what the purchase used
     through: int  # the activity's provider calls, all attempts, once it was bought (the attempt's first call)
+    model: str | None = None  # the catalog id of the model that made it
 
 
 class Spool:
@@ -59,7 +60,7 @@ class Spool:
             return None
         about = json.loads(meta.read_text())
         picture = GeneratedBytes(path.read_bytes(), about["content_type"], about["response_id"], about["note"])
-        return Spooled(picture, Usage.model_validate(about["usage"]), int(about.get("through", 0)))
+        return Spooled(picture, Usage.model_validate(about["usage"]), int(about.get("through", 0)), about.get("model"))
 
     def _save(self, path: Path, spooled: Spooled) -> None:
         picture = spooled.picture
@@ -69,6 +70,7 @@ class Spool:
             "note": picture.note,
             "usage": json.loads(spooled.usage.model_dump_json()),
             "through": spooled.through,
+            "model": spooled.model,
         }
         write_atomic(path, picture.data)
         write_atomic(path.with_suffix(".json"), json.dumps(about).encode())  # last: its presence says complete
@@ -106,18 +108,18 @@ async def bought_once(
     store keeps it. A store failure leaves the spool for the retry."""
     if (kept := await spool.load(key)) is None:
         called = await buy()
-        picture, usage = called.value, called.usage
-        await spool.save(key, Spooled(picture, usage, calls(earlier_usage()) + calls(usage)))
+        picture, usage, model = called.value, called.usage, called.model
+        await spool.save(key, Spooled(picture, usage, calls(earlier_usage()) + calls(usage), model))
     elif calls(earlier_usage()) >= kept.through:
         # the attempt that bought it carried its usage to this one (its heartbeats): the worker's interceptor
         # books it with this result, or with this attempt's failure
-        picture, usage = kept.picture, Usage()
+        picture, usage, model = kept.picture, Usage(), kept.model
     else:  # that never got through (the worker died at once): booked from the spool, and carried on
-        picture, usage = kept.picture, kept.usage
+        picture, usage, model = kept.picture, kept.usage, kept.model
         spent(usage)
     stored = await store.put(key, picture.data, picture.content_type)
     await spool.drop(key)
-    return Metered(value=picture, usage=usage), stored
+    return Metered(value=picture, usage=usage, model=model), stored
 
 
 def spool_folder(data_dir: Path) -> Path:

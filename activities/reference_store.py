@@ -11,8 +11,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
-from activities.references import BadReference, load_reference
-from activities.storage import ArtifactStore, run_key
+from kit.references import BadReference, load_reference
+from kit.storage import ArtifactStore, run_key
 from models.artifacts import ArtifactRef
 from models.image import StoreReferencesRequest
 

@@ -1,7 +1,8 @@
 """Following a run for the API: what is new since the last look becomes events, recorded as one batch in
 the artifact store before the workflow hears of it. The run is read, never changed, as the API and the Studio
-read it (`activities.run_reading`): its status and live state from Temporal, what it made from the store
-(`runs/<id>/…`, a world's layout: `activities.world_layout`)."""
+read it (`kit.run_reading`): its status and live state from Temporal, what it made from the store
+(`runs/<id>/…`, a world's layout: `kit.world_layout`), its pictures as its pipeline declares them
+(`kit.pictures`). A world file that does not parse is skipped with a warning: one bad file never stalls the feed."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from activities.run_reading import RunReader, describe_or_none, iteration_pictures
-from activities.storage import ArtifactStore, artifact_key
-from activities.world_layout import StoredCharacter, read, stored_world
+from activities.experiment_events import look_at_experiment
+from kit.pictures import LAYOUTS, Pictures
+from kit.run_reading import RunReader, describe_or_none
+from kit.storage import ArtifactStore, batch_key
 from kit.urls import Urls
+from kit.world_layout import StoredCharacter, read_or_none
 from models.events import (
     Batch,
     CharacterSeen,
@@ -33,6 +36,7 @@ from models.events import (
     delivery_id,
     shown_url,
 )
+from models.experiment import EXPERIMENT_PIPELINE
 from models.pipelines import PIPELINES
 from models.settings import WORKFLOW_QUEUE, Settings
 from models.world import CharacterDetail, PostDetail
@@ -47,14 +51,6 @@ TERMINAL = {
     WorkflowExecutionStatus.TERMINATED: "run.failed",
     WorkflowExecutionStatus.TIMED_OUT: "run.failed",
 }
-
-
-def events_prefix(run_id: str) -> str:
-    return artifact_key("events", run_id)
-
-
-def batch_key(run_id: str, first_seq: int) -> str:
-    return f"{events_prefix(run_id)}/{first_seq:08d}.json"
 
 
 def progress_of(pipeline: str, state: dict[str, Any]) -> dict[str, Any]:
@@ -157,23 +153,30 @@ class RunObserver:
         if not look.seen.started:
             look.seen.started = True
             look.add("run.started", pipeline=request.pipeline)
+        if request.pipeline == EXPERIMENT_PIPELINE:  # no pipeline of its own: its cells are its events
+            ending = await look_at_experiment(client, described, look, closed)
+            if closed:
+                look.seen.closed = True
+                look.add(TERMINAL[described.status], **ending)
+            return look
+        layout = LAYOUTS[PIPELINES[request.pipeline].pictures]
         keys = await runs.stored(described)
         if not closed:
-            await self._progress(runs, described, request.pipeline, keys, look)
-        if request.pipeline == "world":
-            await self._world(keys, look, closed)
-        else:
-            await self._pictures(keys, look, request.pipeline)
+            await self._progress(runs, described, request.pipeline, layout, keys, look)
+        self._pictures(layout, keys, look)
+        for username, character in layout.characters(look.run_id, keys).items():
+            if username not in look.seen.done:
+                await self._character(character, look, closed)
         if closed:
             result = await self._result(runs, described)
-            if request.pipeline == "image" and isinstance(result, dict):
-                self._iterations([it["score"] for it in result.get("iterations", [])], keys, look)
+            if isinstance(result, dict):
+                self._iterations(layout, layout.scores(result), keys, look)
             look.seen.closed = True
             look.add(TERMINAL[described.status], **_ending(result, described.status))
         return look
 
     async def _progress(
-        self, runs: RunReader, run: WorkflowExecution, pipeline: str, keys: set[str], look: Look
+        self, runs: RunReader, run: WorkflowExecution, pipeline: str, layout: Pictures, keys: set[str], look: Look
     ) -> None:
         status = await runs.status(run, QUERY_TIMEOUT)
         if status is None:
@@ -184,12 +187,11 @@ class RunObserver:
         if digest != look.seen.progress:
             look.seen.progress = digest
             look.add("run.progress", **progress)
-        if pipeline == "image":
-            self._iterations(state.get("scores") or [], keys, look)
+        self._iterations(layout, layout.scores(state), keys, look)
 
-    def _iterations(self, scores: list[int], keys: set[str], look: Look) -> None:
+    def _iterations(self, layout: Pictures, scores: list[int], keys: set[str], look: Look) -> None:
         """Each scored iteration once, with its picture's link."""
-        pictures = iteration_pictures(keys)
+        pictures = [key for _, key in layout.stored(look.run_id, keys)]
         for number in range(look.seen.iterations + 1, len(scores) + 1):
             picture = next((k for k in pictures if k.rsplit("/", 1)[-1].startswith(f"iteration-{number:02d}.")), None)
             look.add(
@@ -197,32 +199,22 @@ class RunObserver:
             )
         look.seen.iterations = max(look.seen.iterations, len(scores))
 
-    async def _pictures(self, keys: set[str], look: Look, pipeline: str) -> None:
-        """An image run's iteration pictures and a meme's finished picture, each once."""
-        wanted = iteration_pictures(keys) if pipeline == "image" else sorted(k for k in keys if k.endswith("/meme.png"))
-        for key in wanted:
+    def _pictures(self, layout: Pictures, keys: set[str], look: Look) -> None:
+        """Each of the run's pictures once (an image run's iterations, a meme, a world's background and icon)."""
+        for kind, key in layout.stored(look.run_id, keys):
             if key not in look.seen.pictures:
                 look.seen.pictures.append(key)
-                look.add("image.created", kind="iteration" if pipeline == "image" else "meme", image=look.link(key))
-
-    async def _world(self, keys: set[str], look: Look, closed: bool) -> None:
-        world = stored_world(look.run_id, keys)
-        for kind, key in (("background", world.background), ("icon", world.icon)):
-            if key is not None and key not in look.seen.pictures:
-                look.seen.pictures.append(key)
                 look.add("image.created", kind=kind, image=look.link(key))
-        for username, character in world.characters.items():
-            if username not in look.seen.done:
-                await self._character(character, look, closed)
 
     async def _character(self, character: StoredCharacter, look: Look, closed: bool) -> None:
         username = character.username
         seen = look.seen.characters.setdefault(username, CharacterSeen())
         finished = closed or character.manifest is not None
         if not seen.created and character.profile is not None:
-            profile = await read(self.store, character.profile, CharacterDetail)
+            profile = await read_or_none(self.store, character.profile, CharacterDetail)
             seen.created = True
-            look.add("character.created", username=username, **_pick(profile, "display_name", "bio", "interests"))
+            if profile is not None:
+                look.add("character.created", username=username, **_pick(profile, "display_name", "bio", "interests"))
         if character.avatar and not seen.avatar:
             seen.avatar = True
             look.add("image.created", kind="avatar", username=username, image=look.link(character.avatar))
@@ -232,16 +224,17 @@ class RunObserver:
             later = finished or any(n > number for n in numbers)
             if number in seen.posts or not (picture or later):
                 continue  # its picture may still come: the post goes out with it
-            post = await read(self.store, character.posts[number], PostDetail)
+            post = await read_or_none(self.store, character.posts[number], PostDetail)
             seen.posts.append(number)
             image = look.link(picture) if picture else None
-            look.add(
-                "post.created",
-                username=username,
-                number=number,
-                image=image,
-                **_pick(post, "content", "hashtags", "mood"),
-            )
+            if post is not None:
+                look.add(
+                    "post.created",
+                    username=username,
+                    number=number,
+                    image=image,
+                    **_pick(post, "content", "hashtags", "mood"),
+                )
             if picture:
                 seen.pictures.append(number)
                 look.add("image.created", kind="post", username=username, number=number, image=image)

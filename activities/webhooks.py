@@ -13,8 +13,8 @@ import httpx
 from standardwebhooks.webhooks import Webhook
 from temporalio import activity
 
-from activities.references import BadReference, check_url, pinned
 from kit.api_keys import KeyStore
+from kit.references import BadReference, check_url, pinned
 from models.events import Delivery, SendRequest, Sent
 from models.settings import Settings
 
@@ -38,7 +38,7 @@ def retry_after(value: str | None, now: datetime) -> float | None:
 class WebhookSender:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.keys = KeyStore(settings.api_keys_path)
+        self.keys = KeyStore(settings)
 
     @activity.defn(name="send_webhook")
     async def send_webhook(self, request: SendRequest) -> Sent:

@@ -1,4 +1,5 @@
-"""Activities of the world pipeline: one class holding the provider and the artifact store.
+"""Activities of the world pipeline: one class holding the providers and the artifact store (each call goes to
+the model its request names).
 
 Every text step stores its JSON under `worlds/<world_id>/...` with a deterministic key (`world_layout`), so a
 retried step overwrites its own artifact; images are stored beside them (claim check).
@@ -12,15 +13,17 @@ from temporalio import activity
 from activities import gallery
 from activities.heartbeat import heartbeating
 from activities.prompts import render
+from activities.providers import Providers
 from activities.providers.base import GeneratedBytes
-from activities.providers.guarded import GuardedProvider
 from activities.purchases import Spool, bought_once
-from activities.storage import ArtifactStore, load, world_key
-from activities.world_layout import character_key, post_key
+from kit.storage import ArtifactStore, load, world_key
+from kit.world_layout import character_key, post_key
 from models.artifacts import ArtifactRef
 from models.image import ImageOptions
-from models.usage import Metered
+from models.usage import Metered, PaidRequest
 from models.world import (
+    PORTRAIT,
+    WORLD_IMAGE,
     AvatarRequest,
     CharacterBatch,
     CharacterBatchRequest,
@@ -40,11 +43,6 @@ from models.world import (
 )
 
 SYSTEM = "You write content for a generated world's social network. Stay consistent with the world."
-WORLD_IMAGE = {
-    "background": ("A wide landscape showing the geography", ImageOptions(size="1536x1024", quality="low")),
-    "icon": ("A simple emblem that stands for", ImageOptions(size="1024x1024", quality="low")),
-}
-PORTRAIT = ImageOptions(size="1024x1024", quality="low", background="opaque", format="jpeg")
 
 
 class Described(BaseModel):
@@ -67,21 +65,20 @@ def _opaque(options: ImageOptions) -> ImageOptions:
 
 
 class WorldActivities:
-    def __init__(self, provider: GuardedProvider, store: ArtifactStore, spool: Spool) -> None:
-        self.provider = provider
+    def __init__(self, providers: Providers, store: ArtifactStore, spool: Spool) -> None:
+        self.providers = providers
         self.store = store
         self.spool = spool  # pictures bought but not yet stored
 
     async def _json(self, key: str, model: BaseModel) -> ArtifactRef:
         return await self.store.put(key, model.model_dump_json(indent=2).encode(), "application/json")
 
-    async def _image(
-        self, key: str, prompt: str, options: ImageOptions, max_cost_usd: float | None
-    ) -> Metered[ArtifactRef]:
+    async def _image(self, key: str, prompt: str, options: ImageOptions, request: PaidRequest) -> Metered[ArtifactRef]:
+        provider = self.providers.for_request(request)
 
         async def buy() -> Metered[GeneratedBytes]:
             async with heartbeating(f"image {key}"):
-                return await self.provider.generate_image(prompt, options, [], None, max_cost_usd)
+                return await provider.generate_image(prompt, options, [], None, request.max_cost_usd)
 
         called, stored = await bought_once(self.spool, self.store, key, buy)
         return called.carrying(stored)
@@ -89,7 +86,7 @@ class WorldActivities:
     @activity.defn(name="describe_world")
     async def describe_world(self, request: WorldPromptRequest) -> Metered[Described]:
         async with heartbeating("describing the world"):
-            called = await self.provider.structured(
+            called = await self.providers.for_request(request).structured(
                 WorldDescription,
                 SYSTEM,
                 render("world_description", prompt=request.prompt),
@@ -109,7 +106,7 @@ class WorldActivities:
             "world_image", kind_instructions=instructions, visual_style=request.visual_style, world=request.world_text
         )
         key = world_key(request.world_id, f"{request.kind}.{options.format}")
-        return await self._image(key, prompt, options, request.max_cost_usd)
+        return await self._image(key, prompt, options, request)
 
     @activity.defn(name="character_batch")
     async def character_batch(self, request: CharacterBatchRequest) -> Metered[CharacterBatch]:
@@ -126,7 +123,9 @@ class WorldActivities:
             previous=previous,
         )
         async with heartbeating(f"character batch {request.batch_index}"):
-            return await self.provider.structured(CharacterBatch, SYSTEM, prompt, request, request.max_cost_usd)
+            return await self.providers.for_request(request).structured(
+                CharacterBatch, SYSTEM, prompt, request, request.max_cost_usd
+            )
 
     @activity.defn(name="character_detail")
     async def character_detail(self, request: CharacterDetailRequest) -> Metered[Profiled]:
@@ -141,7 +140,9 @@ class WorldActivities:
             interests=", ".join(seed.interests),
         )
         async with heartbeating(f"profile of {seed.username}"):
-            called = await self.provider.structured(CharacterDetail, SYSTEM, prompt, request, request.max_cost_usd)
+            called = await self.providers.for_request(request).structured(
+                CharacterDetail, SYSTEM, prompt, request, request.max_cost_usd
+            )
         detail = called.value.model_copy(update={"username": seed.username})  # the workflow's unique username wins
         key = character_key(request.world_id, seed.username, "profile.json")
         return called.carrying(Profiled(detail=detail, artifact=await self._json(key, detail)))
@@ -155,7 +156,7 @@ class WorldActivities:
             visual_style=request.visual_style,
         )
         key = character_key(request.world_id, request.username, f"avatar.{PORTRAIT.format}")
-        return await self._image(key, prompt, PORTRAIT, request.max_cost_usd)
+        return await self._image(key, prompt, PORTRAIT, request)
 
     @activity.defn(name="post_batch")
     async def post_batch(self, request: PostBatchRequest) -> Metered[PostBatch]:
@@ -178,7 +179,9 @@ class WorldActivities:
             previous=previous,
         )
         async with heartbeating(f"post batch {request.batch_index} of {who.username}"):
-            return await self.provider.structured(PostBatch, SYSTEM, prompt, request, request.max_cost_usd)
+            return await self.providers.for_request(request).structured(
+                PostBatch, SYSTEM, prompt, request, request.max_cost_usd
+            )
 
     @activity.defn(name="post_detail")
     async def post_detail(self, request: PostDetailRequest) -> Metered[Written]:
@@ -197,7 +200,9 @@ class WorldActivities:
             post_type=idea.post_type,
         )
         async with heartbeating(f"post {request.number} of {who.username}"):
-            called = await self.provider.structured(PostDetail, SYSTEM, prompt, request, request.max_cost_usd)
+            called = await self.providers.for_request(request).structured(
+                PostDetail, SYSTEM, prompt, request, request.max_cost_usd
+            )
         key = post_key(request.world_id, who.username, request.number, "json")
         return called.carrying(Written(detail=called.value, artifact=await self._json(key, called.value)))
 
@@ -205,7 +210,7 @@ class WorldActivities:
     async def post_image(self, request: PostImageRequest) -> Metered[ArtifactRef]:
         prompt = render("post_image", image_prompt=request.image_prompt, visual_style=request.visual_style)
         key = post_key(request.world_id, request.username, request.number, PORTRAIT.format)
-        return await self._image(key, prompt, PORTRAIT, request.max_cost_usd)
+        return await self._image(key, prompt, PORTRAIT, request)
 
     @activity.defn(name="write_character_manifest")
     async def write_character_manifest(self, manifest: CharacterManifest) -> ArtifactRef:

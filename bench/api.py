@@ -34,7 +34,7 @@ from starlette.routing import Route
 
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from models.events import Delivery
 from models.settings import WORKFLOW_QUEUE, Settings
 from tests.conftest import ROOT, address_of, free_port, start_dev_server

@@ -27,7 +27,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.providers import make_provider
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from models.settings import IMAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE, Settings
 from models.world import WorldJob
 from starter.services import dev_server_flags

@@ -23,7 +23,7 @@ from temporalio.client import Client
 from activities.providers.base import TextStream
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from models.conversation import ConversationConfig, ConversationStart
 from models.settings import WORKFLOW_QUEUE
 from starter.chat_cmd import ask

@@ -47,7 +47,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from models.settings import SCORING_QUEUE, Settings
 from starter.services import dev_server_flags
 from starter.studio.runs_page import PAGE, SEARCHED

@@ -25,8 +25,8 @@ from temporalio.testing import WorkflowEnvironment
 from activities.providers.call_log import read_log
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore
 from bench.hops import hop_ms
+from kit.storage import LocalStore
 from models.settings import WORKFLOW_QUEUE
 from models.world import WorldJob
 from starter.services import dev_server_flags

@@ -1,34 +1,36 @@
-"""API keys: each maps to a tenant and is stored only as its SHA-256 (`ATELIER_API_KEYS_FILE`).
+"""API keys: each maps to a tenant and is stored only as its SHA-256, in the database (kit/db).
 
-`python -m starter api-key add TENANT` prints a new key once; `list` and `revoke` do the rest. The API
-reads the file again whenever it changed on disk (a new file: every write replaces it), so a revoked key, or
-a key whose studio sessions were ended by a sign-out in any API process, is refused at once. Every change
-is made under an exclusive lock on `<file>.lock`, so a CLI's revoke and an API's sign-out never undo
-each other.
+`python -m starter api-key add TENANT` prints a new key once; `list` and `revoke` do the rest. Nothing is kept
+in the process between calls: every API process reads the database on each request, so a key revoked, or a
+key whose studio sessions were ended by a sign-out, through any of them (or the CLI) is refused by all at once.
+The store also holds each tenant's webhook signing secret and registered endpoints, and the studio's session
+secret. A keys file of an earlier release (`ATELIER_API_KEYS_FILE`, default `<data dir>/api-keys.json`) is
+imported the first time a process opens the database: every key keeps working, the file is kept, and the same
+file is never imported twice.
 """
 
 from __future__ import annotations
 
 import base64
-import fcntl
 import hashlib
 import json
-import os
 import re
 import secrets
-from collections.abc import Callable
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 from pydantic import BaseModel, Field
 
-from kit.files import write_atomic
+from kit.db import Database, database, ready
+from kit.db.keys import FileImports, Keys, SiteSecrets, StoredKey, Tenants
+from kit.db.webhooks import Endpoints, WebhookEndpoint
+from models.settings import DATABASE_FILE, Settings
 
 TENANT = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 LOCAL_TENANT = "local"  # the one tenant of an API without keys (bound to loopback only)
 KEY_PREFIX = "atl_"
-T = TypeVar("T")
+SESSION_SECRET = "session"  # the site secret that signs studio sessions and CSRF tokens
 
 
 class BadTenant(ValueError):
@@ -59,6 +61,8 @@ class Endpoint(BaseModel):
 
 
 class KeyFile(BaseModel):
+    """Everything the store holds, as the keys file of earlier releases held it (and what is imported)."""
+
     keys: list[ApiKey] = Field(default_factory=list)
     # each tenant's webhook signing secret (`whsec_…`), for a create's own `webhook`
     webhook_secrets: dict[str, str] = Field(default_factory=dict)
@@ -79,143 +83,157 @@ def digest(key: str) -> str:
 
 
 class KeyStore:
-    """The keys file, re-read when it changes on disk."""
+    """The keys in the settings' database (`Settings`), or, given a keys file's path as earlier releases
+    were, in the SQLite database beside it (the data dir's). Each call is a short transaction of its own."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._read: tuple[tuple[int, int, int], KeyFile] | None = None
+    def __init__(self, where: Settings | Path) -> None:
+        if isinstance(where, Path):
+            self.path, self.address = where, f"sqlite:///{(where.parent / DATABASE_FILE).absolute()}"
+        else:
+            self.path, self.address = where.api_keys_path, where.database_address
+
+    @property
+    def database(self) -> Database:
+        """The database, migrated, with the keys file imported (the first time this process asks)."""
+        return imported(ready(database(self.address)), self.path)
+
+    @property
+    def shown(self) -> str:
+        return self.database.shown
 
     def load(self) -> KeyFile:
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return KeyFile()
-        # every save is a new file (an atomic replace), so its inode tells a change that the clock's tick hides
-        version = (stat.st_mtime_ns, stat.st_ino, stat.st_size)
-        if self._read is None or self._read[0] != version:
-            self._read = (version, KeyFile.model_validate_json(self.path.read_bytes()))
-        return self._read[1]
-
-    def save(self, keys: KeyFile) -> None:
-        """Atomically, and private from the first byte (it holds the tenants' webhook secrets)."""
-        write_atomic(self.path, keys.model_dump_json(indent=2).encode(), mode=0o600)
-
-    def _change(self, change: Callable[[KeyFile], T | None]) -> T | None:
-        """Apply `change` to the file as it is now and save it, under an exclusive lock: two processes'
-        changes (an API's sign-out, a CLI's revoke) never overwrite each other. Nothing is saved when
-        `change` answers None."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        with open(os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)) as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-            keys = self.load().model_copy(deep=True)
-            found = change(keys)
-            if found is not None:
-                self.save(keys)
-            return found
+        with self.database.reading() as session:
+            return KeyFile(
+                keys=[_key(k) for k in Keys(session).all()],
+                webhook_secrets=Tenants(session).secrets(),
+                endpoints=[_endpoint(e) for e in Endpoints(session).all()],
+                session_secret=SiteSecrets(session).get(SESSION_SECRET) or "",
+            )
 
     def configured(self) -> bool:
-        return any(k.revoked_at is None for k in self.load().keys)
+        with self.database.reading() as session:
+            return Keys(session).any_active()
 
     def find(self, key: str) -> ApiKey | None:
         """The unrevoked key `key` is."""
-        wanted = digest(key)
-        return next(
-            (k for k in self.load().keys if k.revoked_at is None and secrets.compare_digest(k.sha256, wanted)), None
-        )
+        with self.database.reading() as session:
+            return _key(Keys(session).active(digest(key)))
 
     def signed_in(self, key_sha256: str, generation: int) -> ApiKey | None:
         """The unrevoked key a studio session names (by digest), while its sessions of `generation` last."""
-        return next(
-            (
-                k
-                for k in self.load().keys
-                if k.revoked_at is None and k.sha256 == key_sha256 and k.session_generation == generation
-            ),
-            None,
-        )
+        with self.database.reading() as session:
+            return _key(Keys(session).active(key_sha256, generation))
 
     def end_sessions(self, key_sha256: str) -> ApiKey | None:
-        """Sign-out: every studio session of this key ends, in every API process that reads this file."""
-
-        def move_on(keys: KeyFile) -> ApiKey | None:
-            found = next((k for k in keys.keys if k.sha256 == key_sha256 and k.revoked_at is None), None)
-            if found is not None:
-                found.session_generation += 1
-            return found
-
-        return self._change(move_on)
+        """Sign-out: every studio session of this key ends, in every API process on this database."""
+        with self.database.writing() as session:
+            return _key(Keys(session).end_sessions(key_sha256))
 
     def session_secret(self) -> str:
-        if secret := self.load().session_secret:
-            return secret
-
-        def make(keys: KeyFile) -> str:
-            keys.session_secret = keys.session_secret or secrets.token_urlsafe(32)  # another process's may be there
-            return keys.session_secret
-
-        return self._change(make) or ""
+        with self.database.writing() as session:
+            return SiteSecrets(session).ensure(SESSION_SECRET, lambda: secrets.token_urlsafe(32))
 
     def add(self, tenant: str) -> tuple[str, ApiKey]:
         """A new key for `tenant`: the key itself (shown once) and what is stored of it."""
         check_tenant(tenant)
         key = KEY_PREFIX + secrets.token_urlsafe(32)
-        stored = ApiKey(id=digest(key)[:12], tenant=tenant, sha256=digest(key), created_at=datetime.now(UTC))
-
-        def append(keys: KeyFile) -> ApiKey:
-            keys.keys.append(stored)
-            keys.webhook_secrets.setdefault(tenant, new_webhook_secret())
-            return stored
-
-        self._change(append)
-        return key, stored
+        stored = StoredKey(
+            id=digest(key)[:12], tenant=tenant, sha256=digest(key), created_at=datetime.now(UTC), session_generation=0
+        )
+        with self.database.writing() as session:
+            Tenants(session).ensure(tenant, new_webhook_secret)
+            Keys(session).add(stored)
+            return key, _key(stored)  # type: ignore[return-value]
 
     def revoke(self, key_id: str) -> ApiKey | None:
-        return self._change(lambda keys: _stamped(keys.keys, "revoked_at", lambda k: k.id == key_id))
+        with self.database.writing() as session:
+            return _key(Keys(session).revoke(key_id))
 
     def webhook_secret(self, tenant: str) -> str:
         """The tenant's signing secret, made (and stored) the first time it is asked for."""
-        if secret := self.load().webhook_secrets.get(tenant):
-            return secret
-        return self._change(lambda keys: keys.webhook_secrets.setdefault(tenant, new_webhook_secret())) or ""
+        with self.database.reading() as session:
+            if found := Tenants(session).webhook_secret(tenant):
+                return found
+        with self.database.writing() as session:
+            return Tenants(session).ensure(tenant, new_webhook_secret)
 
     def add_endpoint(self, tenant: str, url: str, events: list[str] | None) -> Endpoint:
-        endpoint = Endpoint(
+        endpoint = WebhookEndpoint(
             id="ep_" + secrets.token_hex(8),
             tenant=tenant,
             url=url,
             events=events,
             secret=new_webhook_secret(),
             created_at=datetime.now(UTC),
+            disabled_at=None,
         )
-
-        def append(keys: KeyFile) -> Endpoint:
-            keys.endpoints.append(endpoint)
-            return endpoint
-
-        self._change(append)
-        return endpoint
+        with self.database.writing() as session:
+            Tenants(session).ensure(tenant, new_webhook_secret)
+            Endpoints(session).add(endpoint)
+            return _endpoint(endpoint)  # type: ignore[return-value]
 
     def endpoints(self, tenant: str) -> list[Endpoint]:
-        return [e for e in self.load().endpoints if e.tenant == tenant and e.disabled_at is None]
+        with self.database.reading() as session:
+            return [_endpoint(e) for e in Endpoints(session).active(tenant)]  # type: ignore[misc]
 
     def disable_endpoint(self, endpoint_id: str) -> Endpoint | None:
-        return self._change(lambda keys: _stamped(keys.endpoints, "disabled_at", lambda e: e.id == endpoint_id))
+        with self.database.writing() as session:
+            return _endpoint(Endpoints(session).disable(endpoint_id))
 
     def signing_secret(self, tenant: str, endpoint_id: str | None) -> str | None:
         """The secret a delivery is signed with: its endpoint's, or the tenant's; None for a disabled endpoint."""
         if endpoint_id is None:
             return self.webhook_secret(tenant)
-        found = next((e for e in self.load().endpoints if e.id == endpoint_id and e.tenant == tenant), None)
-        return found.secret if found is not None and found.disabled_at is None else None
+        with self.database.reading() as session:
+            found = Endpoints(session).of(tenant, endpoint_id)
+            return found.secret if found is not None and found.disabled_at is None else None
 
 
-def _stamped(items: list[T], stamp: str, wanted: Callable[[T], bool]) -> T | None:
-    """The first of `items` that is `wanted` and not stamped yet (revoked, disabled), stamped now."""
-    found = next((item for item in items if wanted(item) and getattr(item, stamp) is None), None)
-    if found is not None:
-        setattr(found, stamp, datetime.now(UTC))
-    return found
+def _key(row: StoredKey | None) -> ApiKey | None:
+    return None if row is None else ApiKey.model_validate(row, from_attributes=True)
+
+
+def _endpoint(row: WebhookEndpoint | None) -> Endpoint | None:
+    return None if row is None else Endpoint.model_validate(row, from_attributes=True)
+
+
+_imported: set[tuple[str, Path]] = set()
+_importing = threading.Lock()
+
+
+def imported(db: Database, path: Path) -> Database:
+    """`db` with the keys file at `path` imported into it, once: checked the first time this process asks."""
+    with _importing:
+        if (db.address, path) not in _imported:
+            import_keys_file(db, path)
+            _imported.add((db.address, path))
+    return db
+
+
+def import_keys_file(db: Database, path: Path) -> bool:
+    """Import a keys file of an earlier release: its keys (revoked ones too, with their session generations),
+    tenants' webhook secrets, endpoints and session secret, each unless the database has it already. The file
+    is kept; the same file (by digest) is imported once, whichever process comes first. Whether it was now."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return False
+    old = KeyFile.model_validate_json(data)
+    with db.writing() as session:
+        if not FileImports(session).record(hashlib.sha256(data).hexdigest(), str(path.absolute())):
+            return False
+        tenants = Tenants(session)
+        for tenant, secret in old.webhook_secrets.items():
+            tenants.ensure(tenant, lambda secret=secret: secret)
+        for key in old.keys:
+            tenants.ensure(key.tenant, new_webhook_secret, since=key.created_at)
+            Keys(session).add(StoredKey(**key.model_dump()))
+        for endpoint in old.endpoints:
+            tenants.ensure(endpoint.tenant, new_webhook_secret, since=endpoint.created_at)
+            Endpoints(session).add(WebhookEndpoint(**endpoint.model_dump()))
+        if old.session_secret:
+            SiteSecrets(session).ensure(SESSION_SECRET, lambda: old.session_secret)
+    return True
 
 
 def new_webhook_secret() -> str:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from models.api import RunUrls
+from models.experiment_api import ExperimentUrls
 from models.settings import Settings
 
 if TYPE_CHECKING:
@@ -36,8 +37,11 @@ class Urls:
         return self._at(f"/v1/runs/{_id(run_id)}" + (f"/{resource}" if resource else ""), **query)
 
     def temporal_ui(self, workflow_id: str) -> str:
-        """The workflow in the Temporal UI (with the settings only)."""
-        return self.settings.workflow_ui_link(workflow_id) if self.settings is not None else ""
+        """The workflow in the Temporal UI (`Settings.temporal_ui_url`: with the settings only)."""
+        if self.settings is None:
+            return ""
+        namespace = _id(self.settings.temporal_namespace)
+        return f"{self.settings.temporal_ui_url}/namespaces/{namespace}/workflows/{_id(workflow_id)}"
 
     def run_urls(self, run_id: str) -> RunUrls:
         """What a create answers and every `RunView` carries."""
@@ -47,6 +51,24 @@ class Urls:
             result=self.run(run_id, "result"),
             cancel=self.run(run_id, "cancel"),
             temporal_ui=self.temporal_ui(run_id),
+        )
+
+    def experiment(self, experiment_id: str, resource: str = "") -> str:
+        """An experiment (`/v1/experiments/{id}`), or one of its resources: `events`, `cancel`, `rerun-failed`,
+        `report`, `report.csv`, `report.jsonl`."""
+        return self._at(f"/v1/experiments/{_id(experiment_id)}" + (f"/{resource}" if resource else ""))
+
+    def experiment_urls(self, experiment_id: str) -> ExperimentUrls:
+        """What an experiment's create, view and runs-list row carry."""
+        return ExperimentUrls(
+            run=self.experiment(experiment_id),
+            events=self.experiment(experiment_id, "events"),
+            result=self.experiment(experiment_id, "report"),
+            cancel=self.experiment(experiment_id, "cancel"),
+            temporal_ui=self.temporal_ui(experiment_id),
+            rerun_failed=self.experiment(experiment_id, "rerun-failed"),
+            report_csv=self.experiment(experiment_id, "report.csv"),
+            report_jsonl=self.experiment(experiment_id, "report.jsonl"),
         )
 
     def create(self, spec: PipelineSpec) -> str:

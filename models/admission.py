@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 # the cap that refuses: runs at once, or the day's dollars; or "late": the API stopped waiting for the answer
 Refusal = Literal["running", "budget", "late"]
 CONTINUE_AFTER = 500  # messages a run of the admission workflow handles before it continues as new
+MAX_HELD = 1000  # slots a tenant may hold whatever its caps: what is carried across continue-as-new stays small
 
 
 def admission_id(tenant: str) -> str:

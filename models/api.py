@@ -9,9 +9,11 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, BeforeValidator, Field, HttpUrl
 from pydantic.json_schema import SkipJsonSchema
 
+from models.catalog import Catalog
+from models.endpoints import Kind
 from models.image import ImageJob
 from models.meme import MemeJob
-from models.usage import CostLimit
+from models.usage import CostLimit, Price
 from models.world import Budget, WorldJob
 
 Pipeline = Literal["image", "world", "meme"]  # the names of `models.pipelines.PIPELINES` (held equal by a test)
@@ -26,9 +28,14 @@ EventType = Literal[
     "run.completed",
     "run.failed",
     "run.cancelled",
+    "experiment.cell.completed",
+    "experiment.completed",
 ]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 TERMINAL_EVENTS = ("run.completed", "run.failed", "run.cancelled")
+
+
+VaryValues = Annotated[list[Any], Field(min_length=1, max_length=32)]
 
 
 class RunOptions(BaseModel):
@@ -38,6 +45,10 @@ class RunOptions(BaseModel):
     webhook: HttpUrl | None = None  # deliveries signed with the tenant's secret (GET /v1/webhooks/secret)
     webhook_events: list[EventType] | None = None  # None: every event
     rerun_of: str | None = Field(default=None, max_length=200)  # the run this one was started again from
+    # a matrix: the job under every combination of these fields' values (dotted paths, e.g. `models.image`), each
+    # `repeat` times, as one experiment of one row (`starter.api.experiments.matrix`; it answers the experiment)
+    vary: dict[str, VaryValues] | None = Field(default=None, min_length=1, max_length=8)
+    repeat: int = Field(default=1, ge=1, le=10)
 
 
 COST_RULE = "prices and per-call reservations are the server's: send max_cost_usd, the run's dollar budget"
@@ -108,6 +119,29 @@ class RunView(BaseModel):
 class RunPage(BaseModel):
     runs: list[RunView]
     next_cursor: str | None = None
+
+
+class ModelView(BaseModel):
+    """A catalog model as `GET /v1/models` lists it: OpenAI's model object (`id`, `object`, `owned_by`) and
+    Atelier's `kinds`, `price` and the kinds it is the `default` of."""
+
+    id: str
+    object: Literal["model"] = "model"
+    owned_by: str
+    kinds: list[Kind]
+    price: Price | None = None  # None: the price table's entry for the provider's model
+    default: list[Kind] = Field(default_factory=list)
+
+
+class ModelList(BaseModel):
+    """`GET /v1/models` and `atelier models --json`: the catalog in OpenAI's list shape."""
+
+    object: Literal["list"] = "list"
+    data: list[ModelView]
+
+    @classmethod
+    def of(cls, catalog: Catalog) -> ModelList:
+        return cls(data=[ModelView.model_validate(model.describe()) for model in catalog.models])
 
 
 class Feedback(BaseModel):

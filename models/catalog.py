@@ -172,7 +172,8 @@ def read_catalog(path: Path) -> Catalog:
 
 def from_settings(settings: Settings) -> Catalog:
     """Today's settings as a catalog: the three offline models with no key, else one model per kind from
-    LLM_*, IMAGE_* and EVAL_* (a model on two endpoints under one name gets its kind as a prefix)."""
+    LLM_*, IMAGE_* and EVAL_* (a model on two endpoints under one name gets its kind as a prefix; with
+    IMAGE_API=offline, the built-in pictures as `offline`)."""
     if settings.resolved_provider == "offline":
         return _checked(
             [
@@ -185,6 +186,9 @@ def from_settings(settings: Settings) -> Catalog:
     keys: dict[str, SecretStr] = {}
     endpoints: dict[str, Endpoint] = {}
     for kind in KINDS:
+        if kind == "image" and settings.image_api == "offline":  # a text-only endpoint: the built-in pictures
+            models["offline"] = CatalogModel(id="offline", kinds=["image"], provider="offline", default=True)
+            continue
         endpoint = settings.endpoint(kind)
         name = endpoint.model
         if name in models and not endpoints[name].same_server(endpoint):

@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 from models.artifacts import ArtifactRef
+from models.catalog import ModelChoice
 from models.text import ModelOutput, Prompt
-from models.usage import Usage
+from models.usage import ModelRequest, Usage
 
 MAX_CONCEPTS = 200  # observations kept per conversation
 MAX_LINKS = 200
@@ -67,7 +68,7 @@ class Passage(BaseModel):
     score: float
 
 
-class ActionRequest(BaseModel):
+class ActionRequest(ModelRequest):
     user: str
     recent: list[str] = Field(default_factory=list)  # the last turns, "User: …" / "Assistant: …"
     stream_turn: int | None = None  # set: the reply's text goes to the conversation's stream as this turn's
@@ -87,18 +88,18 @@ class Retrieved(BaseModel):
     searched_chunks: int
 
 
-class IntentionRequest(BaseModel):
+class IntentionRequest(ModelRequest):
     user: str
     draft: str
 
 
-class ObservationRequest(BaseModel):
+class ObservationRequest(ModelRequest):
     user: str
     draft: str
     intent: str
 
 
-class UnderstandingRequest(BaseModel):
+class UnderstandingRequest(ModelRequest):
     user: str
     intent: str
     concepts: list[str]
@@ -106,7 +107,7 @@ class UnderstandingRequest(BaseModel):
     searches_left: int
 
 
-class YieldRequest(BaseModel):
+class YieldRequest(ModelRequest):
     user: str
     draft: str
     intent: str
@@ -133,6 +134,7 @@ class TurnRecord(BaseModel):
     degraded: list[str] = Field(default_factory=list)
     started_at: datetime
     finished_at: datetime
+    model: str | None = None  # the catalog id of the model that wrote the reply (None: recorded before, degraded)
 
 
 class Observations(BaseModel):
@@ -159,6 +161,7 @@ class ConversationConfig(BaseModel):
     archive_wait_s: int = Field(default=60, ge=1, le=3600)  # storage failing longer: reply says archiving failed
     stream: bool = True  # publish each turn to the conversation's Workflow Stream (subscribers see it written)
     knowledge: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,31}$")  # whose base (None: shared)
+    models: ModelChoice = Field(default_factory=ModelChoice)  # its text model by catalog id; unset: the default
 
 
 class ConversationState(BaseModel):
@@ -194,6 +197,7 @@ class Reply(BaseModel):
     citations: list[Passage] = Field(default_factory=list)
     degraded: list[str] = Field(default_factory=list)
     phases: list[PhaseRecord] = Field(default_factory=list)
+    model: str | None = None  # the catalog id of the model that wrote it (None: recorded before, degraded)
 
 
 class Progress(BaseModel):

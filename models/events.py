@@ -40,6 +40,7 @@ class Seen(BaseModel):
     pictures: list[str] = Field(default_factory=list)  # the run's own pictures sent (iterations, world, meme)
     characters: dict[str, CharacterSeen] = Field(default_factory=dict)  # characters still being made
     done: list[str] = Field(default_factory=list)  # characters whose every post was sent
+    cells: int = 0  # an experiment's cells sent, in the order they finished (`CellOutcome.order`)
     closed: bool = False
 
 

@@ -109,6 +109,8 @@ class StoreReferencesRequest(BaseModel):
 
 
 class GenerateImageRequest(PaidRequest):
+    MODEL_KIND = "image"
+
     workflow_id: str = Field(validation_alias=AliasChoices("workflow_id", "run_id"))  # the image run
     iteration: int = Field(ge=1)
     prompt: str
@@ -125,6 +127,8 @@ class GeneratedImage(BaseModel):
 
 
 class EvaluateImageRequest(PaidRequest):
+    MODEL_KIND = "eval"
+
     workflow_id: str = Field(validation_alias=AliasChoices("workflow_id", "run_id"))  # the image run
     iteration: int = Field(ge=1)
     prompt: str
@@ -197,6 +201,8 @@ class Iteration(BaseModel):
     technical_breakdown: dict[str, float] = Field(default_factory=dict)
     human_feedback: list[str] = Field(default_factory=list)
     note: str | None = None  # e.g. references the provider's fallback route could not carry
+    model: str | None = None  # the catalog id of the model that made the picture (None: recorded before)
+    eval_model: str | None = None  # and of the one that judged it
 
 
 class LoopState(BaseModel):

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from models.artifacts import ArtifactRef
 from models.catalog import ModelChoice
+from models.image import ImageOptions
 from models.text import ModelOutput, Prompt
 from models.usage import CostLimit, PaidRequest, Spend, Usage
 
@@ -115,6 +116,7 @@ FORMATS: dict[MemeFormat, FormatSpec] = {
     ]
 }
 FORMAT_NAMES = [f.value for f in MemeFormat]
+SCENE_OPTIONS = ImageOptions(quality="medium", size="1536x1024", background="opaque", format="png")  # its picture
 
 
 class MemeJob(BaseModel):
@@ -213,6 +215,8 @@ class MemeStatus(BaseModel):
 
 
 class SceneRequest(PaidRequest):
+    MODEL_KIND = "image"
+
     meme_id: str
     index: int
     prompt: str
@@ -231,6 +235,7 @@ class CacheKeyRequest(BaseModel):
     format: str
     style: str
     read: bool = True  # False (--no-cache): only the key, for replacing the entry afterwards
+    models: ModelChoice | None = None  # the run's chosen models (part of the key); None: the worker's defaults
 
 
 class CachedMeme(BaseModel):
@@ -277,6 +282,8 @@ class MemeResult(BaseModel):
     degraded: str | None = None  # set when the meme had to be made without generated images
     upload_error: str | None = None
     provider: str
+    text_model: str | None = None  # the catalog id of the model that wrote the text (None: recorded before, cached)
+    image_model: str | None = None  # and of the one that made the scenes (None also: none was made)
     metrics: MemeMetrics
     usage: Usage = Field(default_factory=Usage)
     spend: Spend | None = None

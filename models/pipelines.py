@@ -6,25 +6,29 @@ commands and run types, the event feed's queries, the workers' workflows, the ta
 
 A new pipeline is one `PipelineSpec` here, with what it names: its workflow (`workflows/`), job and request
 models (`models/`, `models/api.py`), create route (`starter/api/creates.py`), CLI module (`starter/<name>_cmd.py`),
-Studio view (`starter/studio/run_views.py`) and live template (`starter/studio/templates/`).
+Studio view (`starter/studio/run_views.py`) and live template (`starter/studio/templates/`), and how its pictures
+are found (`kit/pictures.py`).
 
-No workflow module imports this one (it imports them)."""
+It names each workflow by its interface (`models.workflow_interfaces`: the API loads no activity) and the module
+that implements it (the worker's). No workflow module imports this one."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import import_module
+from operator import attrgetter
 from typing import Any
 
 from pydantic import BaseModel
 
 from models.api import ImageRequest, MemeRequest, WorldRequest
+from models.experiment import EXPERIMENT_PIPELINE, EXPERIMENT_TYPE
 from models.image import ImageJobResult, LoopState
 from models.meme import MemeResult, MemeStatus
+from models.usage import CostLimit
+from models.workflow_interfaces import ImageRefinementWorkflow, MemeWorkflow, WorldWorkflow
 from models.world import WorldResult, WorldStatus
-from workflows.image_refinement import ImageRefinementWorkflow
-from workflows.meme import MemeWorkflow
-from workflows.world import WorldWorkflow
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,8 @@ class PipelineSpec:
     """One pipeline, as everything that lists, starts, reads or shows its runs knows it."""
 
     name: str  # the API's `pipeline`, the AtelierPipeline search attribute, the CLI command, `/new/<name>`
-    workflow: type  # the workflow class: its name is the run's workflow type
+    workflow: type  # the workflow's interface (`models.workflow_interfaces`): its name is the run's workflow type
+    module: str  # the module of the workflow class the worker runs (`implementation()`)
     status_query: Callable[..., Any]  # its live-status query
     status_type: type[BaseModel]
     result_type: type[BaseModel]
@@ -47,11 +52,18 @@ class PipelineSpec:
     command: str  # the CLI module: `add_parser`, `run`, and `PIPELINE` for `status` and `result`
     view: str  # what its run page shows: a function of `starter/studio/run_views.py`
     live: str  # the template of its run page's live part
+    pictures: str  # how its pictures are found among what a run stored: one of `kit.pictures.LAYOUTS`
     page: str = "run.html"  # the template of its run page
+    budget: Callable[[Any], CostLimit | None] = attrgetter("cost")  # its job's dollar budget
+    gallery: str | None = None  # the page a run writes beside its artifacts (`<artifacts>/<run id>/<gallery>`)
 
     @property
     def workflow_type(self) -> str:
         return self.workflow.__name__
+
+    def implementation(self) -> type:
+        """The workflow class the worker runs (it imports its activities: never loaded by the API)."""
+        return getattr(import_module(self.module), self.workflow_type)
 
 
 # fmt: off
@@ -62,6 +74,7 @@ PIPELINES: dict[str, PipelineSpec] = {spec.name: spec for spec in (  # a few set
         progress=("iteration", "max_iterations", "phase", "scores", "best_score", "pending_feedback"),
         title="New image run", noun="an image", priority=2, artifacts="runs", command="starter.image_cmd",
         view="image_view", live="image_live.html", page="image.html",  # the run page with its feedback box
+        module="workflows.image_refinement", pictures="iterations",
     ),
     PipelineSpec(
         name="world", workflow=WorldWorkflow, status_query=WorldWorkflow.status,
@@ -69,6 +82,7 @@ PIPELINES: dict[str, PipelineSpec] = {spec.name: spec for spec in (  # a few set
         progress=("state", "world_name", "phases", "characters", "posts", "images", "budget_exhausted"),
         title="New world", noun="a world", priority=4, artifacts="worlds", command="starter.world_cmd",  # batch work
         view="world_page", live="world_live.html",
+        module="workflows.world", pictures="world", budget=attrgetter("budget.cost"), gallery="index.html",
     ),
     PipelineSpec(
         name="meme", workflow=MemeWorkflow, status_query=MemeWorkflow.status,
@@ -76,10 +90,16 @@ PIPELINES: dict[str, PipelineSpec] = {spec.name: spec for spec in (  # a few set
         progress=("phase", "format", "drafts", "best_score"),
         title="New meme", noun="a meme", priority=3, artifacts="runs", command="starter.meme_cmd",
         view="meme_view", live="meme_live.html",
+        module="workflows.meme", pictures="meme",
     ),
 )}
 # fmt: on
 WORKFLOW_TYPES: dict[str, PipelineSpec] = {spec.workflow_type: spec for spec in PIPELINES.values()}
+# What a tenant's runs list shows, by workflow type: the pipelines' runs and experiments (no pipeline of their own:
+# one pipeline run per cell, `workflows.experiment`; its cells are listed under it, not beside it).
+LISTED: dict[str, str] = {spec.workflow_type: spec.name for spec in PIPELINES.values()} | {
+    EXPERIMENT_TYPE: EXPERIMENT_PIPELINE
+}
 
 
 def spec_of(workflow_type: str | None) -> PipelineSpec | None:

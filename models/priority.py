@@ -14,8 +14,11 @@ from temporalio.common import Priority
 
 from models.pipelines import PIPELINES
 
-# 1 goes first. A chat turn is waited on by a person; a world is batch work (each pipeline's: `models.pipelines`).
-PRIORITY_KEYS = {"conversation": 1, "knowledge": 2} | {spec.name: spec.priority for spec in PIPELINES.values()}
+# 1 goes first. A chat turn is waited on by a person; a world is batch work (each pipeline's: `models.pipelines`);
+# an experiment's cells (each a pipeline's run: `workflows.experiment`) go after every interactive run.
+PRIORITY_KEYS = (
+    {"conversation": 1, "knowledge": 2} | {spec.name: spec.priority for spec in PIPELINES.values()} | {"experiment": 5}
+)
 FAIRNESS_KEY_BYTES = 64  # Temporal's limit
 
 

@@ -31,6 +31,8 @@ IMAGE_QUEUE = "atelier-images"  # paid image generation
 STORAGE_QUEUE = "atelier-storage"  # storage-only steps: references, manifests, render, upload, cache
 SCORING_QUEUE = "atelier-scoring"  # PyTorch scoring and embeddings
 EVENTS_QUEUE = "atelier-events"  # following runs for the API: events, webhook deliveries
+DATABASE_FILE = "atelier.db"  # the default database, in the data dir
+DATABASE_SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgres://", "sqlite:///")
 
 
 class Settings(BaseSettings):
@@ -130,8 +132,11 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, ge=1, le=65535, validation_alias="ATELIER_API_PORT")
     api_keys_file: Path | None = Field(
         None, validation_alias="ATELIER_API_KEYS_FILE"
-    )  # default <data dir>/api-keys.json
+    )  # the keys file of releases before the database, imported into it once (default <data dir>/api-keys.json)
     api_public_url: str | None = Field(None, validation_alias="ATELIER_API_PUBLIC_URL")  # links in results and events
+    # keys, tenants, webhook endpoints, uploads (kit/db): PostgreSQL (postgresql://user:password@host/db) for
+    # several API processes; unset, a SQLite file in the data dir (<data dir>/atelier.db)
+    database_url: SecretStr | None = Field(None, validation_alias="ATELIER_DATABASE_URL")
     api_rate_per_minute: int = Field(600, ge=1, validation_alias="ATELIER_API_RATE_PER_MINUTE")
     # wrong keys, bad session cookies and failed sign-ins per client address per minute: past them, 429
     auth_failures_per_minute: int = Field(10, ge=1, validation_alias="ATELIER_AUTH_FAILURES_PER_MINUTE")
@@ -141,6 +146,8 @@ class Settings(BaseSettings):
     tenant_max_usd_per_day: float = Field(0, ge=0, validation_alias="ATELIER_TENANT_MAX_USD_PER_DAY")
     # with a cap set, how long a create waits on the tenant's admission workflow (a worker) before a 503
     admission_wait_s: float = Field(30, gt=0, le=300, validation_alias="ATELIER_ADMISSION_WAIT_S")
+    # how long `POST /v1/knowledge` waits for its ingest: done, 201 with the documents; else 202 with the run
+    ingest_wait_s: float = Field(30, gt=0, le=300, validation_alias="ATELIER_INGEST_WAIT_S")
     # event streams (SSE): open at once per tenant (its keys and studio sessions together) and per API process
     # (429 beyond), and the most seconds one lives before its client resumes it with Last-Event-ID
     streams_per_tenant: int = Field(20, ge=1, validation_alias="ATELIER_STREAMS_PER_TENANT")
@@ -173,6 +180,13 @@ class Settings(BaseSettings):
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         return check_base_url(value)
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(DATABASE_SCHEMES):
+            raise ValueError("use postgresql://user:password@host:port/database or sqlite:///path")
+        return value
 
     @cached_property
     def resolved_provider(self) -> Literal["openai", "offline"]:
@@ -230,6 +244,13 @@ class Settings(BaseSettings):
         return self.api_keys_file or self.data_dir / "api-keys.json"
 
     @property
+    def database_address(self) -> str:
+        """The database what is not a run lives in (kit/db): ATELIER_DATABASE_URL, else SQLite in the data dir."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.data_dir / DATABASE_FILE).absolute()}"
+
+    @property
     def api_url(self) -> str:
         """Where clients reach the API: ATELIER_API_PUBLIC_URL, else the address it listens on."""
         return (self.api_public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
@@ -266,9 +287,6 @@ class Settings(BaseSettings):
         if host.endswith(".tmprl.cloud"):
             return "https://cloud.temporal.io"
         return f"http://{host or 'localhost'}:{int(port or 7233) + 1000}"
-
-    def workflow_ui_link(self, workflow_id: str) -> str:
-        return f"{self.temporal_ui_url}/namespaces/{self.temporal_namespace}/workflows/{workflow_id}"
 
 
 def invalid_settings(exc: ValidationError) -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field, computed_field
 from temporalio.exceptions import ApplicationError
+
+from models.endpoints import Kind
 
 V = TypeVar("V")
 W = TypeVar("W")
@@ -29,6 +31,8 @@ class Price(BaseModel):
 # List prices when this table was written; override any of them with ATELIER_PRICES (JSON).
 DEFAULT_PRICES: dict[str, Price] = {
     "offline": Price(),
+    "offline-vivid": Price(),
+    "offline-sketch": Price(),
     "gpt-4o": Price(input_per_mtok=2.5, output_per_mtok=10.0),
     "gpt-4o-mini": Price(input_per_mtok=0.15, output_per_mtok=0.6),
     "gpt-4.1": Price(input_per_mtok=2.0, output_per_mtok=8.0),
@@ -122,17 +126,28 @@ def usage_in(details: Sequence[Any] | None) -> Usage | None:
 
 
 class Metered(BaseModel, Generic[V]):
-    """An activity's result together with the model usage it took."""
+    """An activity's result together with the model usage it took, and the catalog id of the model that
+    answered (None in results recorded before runs chose their models)."""
 
     value: V
     usage: Usage = Field(default_factory=Usage)
+    model: str | None = None
 
     def carrying(self, value: W) -> Metered[W]:
         """The same usage with the activity's own result (e.g. the call's reply plus where it was stored)."""
-        return Metered(value=value, usage=self.usage)
+        return Metered(value=value, usage=self.usage, model=self.model)
 
 
-class PaidRequest(BaseModel):
+class ModelRequest(BaseModel):
+    """The input of an activity that calls a model: `model` is the run's catalog id for the call's kind
+    (`MODEL_KIND`); None: the worker's default, as every run from before runs chose their models."""
+
+    MODEL_KIND: ClassVar[Kind] = "text"  # the catalog kind its model is chosen by
+
+    model: str | None = None
+
+
+class PaidRequest(ModelRequest):
     """The input of an activity that calls a paid model; `max_cost_usd` is what the run reserved for it."""
 
     max_cost_usd: float | None = Field(default=None, ge=0)

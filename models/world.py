@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from models.artifacts import ArtifactRef
 from models.catalog import ModelChoice
+from models.image import ImageOptions
 from models.text import ModelOutput, Prompt
 from models.usage import CallKind, CostLimit, PaidRequest, Spend, Usage
 
@@ -98,6 +99,8 @@ class WorldPromptRequest(PaidRequest):
 
 
 class WorldImageRequest(PaidRequest):
+    MODEL_KIND = "image"
+
     world_id: str
     kind: str  # background | icon
     world_text: str
@@ -126,6 +129,8 @@ class CharacterDetailRequest(PaidRequest):
 
 
 class AvatarRequest(PaidRequest):
+    MODEL_KIND = "image"
+
     world_id: str
     username: str
     avatar_description: str
@@ -158,6 +163,8 @@ class PostDetailRequest(PaidRequest):
 
 
 class PostImageRequest(PaidRequest):
+    MODEL_KIND = "image"
+
     world_id: str
     username: str
     number: int
@@ -166,6 +173,18 @@ class PostImageRequest(PaidRequest):
 
 
 # --- workflow inputs, progress and results ----------------------------------------------------
+
+# the world's own pictures (what each shows, how it is asked for) and every character's avatar and posts
+WORLD_IMAGE = {
+    "background": ("A wide landscape showing the geography", ImageOptions(size="1536x1024", quality="low")),
+    "icon": ("A simple emblem that stands for", ImageOptions(size="1024x1024", quality="low")),
+}
+PORTRAIT = ImageOptions(size="1024x1024", quality="low", background="opaque", format="jpeg")
+
+
+def picture_options(images: bool) -> list[ImageOptions]:
+    """How each kind of picture a world makes is asked for (none without `images`): its budget's quote."""
+    return [options for _, options in WORLD_IMAGE.values()] + [PORTRAIT] if images else []
 
 
 class Budget(BaseModel):
@@ -285,6 +304,7 @@ class CharacterJob(BaseModel):
     post_batch_size: int
     allowance: CallUsage  # the share of the world's budget this character may spend
     cost: CostLimit | None = None  # its share of the world's dollar budget
+    models: ModelChoice = Field(default_factory=ModelChoice)  # the world's choice of models
 
 
 class PostRecord(BaseModel):
@@ -293,6 +313,8 @@ class PostRecord(BaseModel):
     post: ArtifactRef
     image: ArtifactRef | None = None
     image_refused: str | None = None  # the provider's safety system refused the picture: its reason
+    model: str | None = None  # the catalog id of the model that wrote the post (None: recorded before)
+    image_model: str | None = None  # and of the one that made its picture
 
 
 class CharacterManifest(BaseModel):
@@ -305,6 +327,8 @@ class CharacterManifest(BaseModel):
     profile: ArtifactRef | None = None
     avatar: ArtifactRef | None = None
     posts: list[PostRecord] = Field(default_factory=list)
+    model: str | None = None  # the catalog id of the model that wrote the profile (None: recorded before)
+    avatar_model: str | None = None  # and of the one that made the avatar
 
 
 class CharacterResult(BaseModel):
@@ -330,6 +354,8 @@ class _WorldIndex(BaseModel):
     world_name: str
     background: ArtifactRef | None = None
     icon: ArtifactRef | None = None
+    model: str | None = None  # the catalog id of the model that described the world (None: recorded before)
+    image_models: dict[str, str] = Field(default_factory=dict)  # background / icon → the model that made it
     failures: list[Failure]
     calls: CallUsage
     usage: Usage = Field(default_factory=Usage)  # tokens, images, estimated cost

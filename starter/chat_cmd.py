@@ -13,7 +13,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from activities.storage import artifact_key, make_store
+from kit.storage import artifact_key, make_store
 from models.conversation import (
     ConversationConfig,
     ConversationStart,
@@ -29,8 +29,10 @@ from starter.chat_stream import AnswerView, resume_turn, stream_offset, streamed
 from starter.common import (
     Pipeline,
     UsageError,
+    add_model_flags,
     attached,
     bounded_query,
+    chosen_models,
     connect_or_explain,
     existing,
     stderr,
@@ -52,13 +54,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     chat.add_argument(
         "--continue-after", type=int, default=20, help="turns per workflow run before continue-as-new (new chats)"
     )
+    add_model_flags(chat)  # a new chat's models
 
 
-async def open_conversation(client: Client, args: argparse.Namespace, settings: Settings) -> WorkflowHandle:
-    """The running conversation with this id, started if it does not exist yet."""
+def new_config(args: argparse.Namespace, settings: Settings) -> ConversationConfig:
+    """A new conversation's settings, checked before anything connects (its models too)."""
+    models = chosen_models(args, settings)
+    return validated(ConversationConfig, continue_after_turns=args.continue_after, models=models)
+
+
+async def open_conversation(
+    client: Client, args: argparse.Namespace, settings: Settings, config: ConversationConfig
+) -> WorkflowHandle:
+    """The running conversation with this id, started (with `config`) if it does not exist yet."""
     conversation_id = args.conversation_id or f"chat-{uuid.uuid4().hex[:12]}"
     attached["id"] = conversation_id
-    config = validated(ConversationConfig, continue_after_turns=args.continue_after)
     try:
         handle = await labelled_start(
             client,
@@ -188,17 +198,18 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         if not args.message.strip():
             raise UsageError("the message is empty")
         message = validated(UserMessage, text=args.message)
-    client = await connect_or_explain(settings)
     if args.history or args.end:
         if args.conversation_id is None:
             raise UsageError(f"{'--history' if args.history else '--end'} needs --id CONVERSATION")
-        handle, _ = await existing(client, args.conversation_id)
+        handle, _ = await existing(await connect_or_explain(settings), args.conversation_id)
         if args.history:
             return await print_history(handle, settings, args.json)
         await handle.signal(ConversationWorkflow.end)
         stderr.print(f"conversation {handle.id} ends after its queued messages")
         return 0
-    handle = await open_conversation(client, args, settings)
+    config = new_config(args, settings)
+    client = await connect_or_explain(settings)
+    handle = await open_conversation(client, args, settings, config)
     if args.message is None:
         return await repl(client, handle, settings)
     if args.json:

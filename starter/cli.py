@@ -1,5 +1,5 @@
-"""`python -m starter` / `atelier`: server, up, down, image, world, meme, chat, kb,
-runs, status, result, cancel."""
+"""`python -m starter` / `atelier`: server, up, down, image, world, meme (each with `--vary`: a matrix),
+experiment, chat, kb, runs, models, status, result, cancel."""
 
 from __future__ import annotations
 
@@ -19,9 +19,12 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from kit.db import DatabaseAhead
+from kit.urls import Urls
 from models import pipelines
+from models.experiment import EXPERIMENT_TYPE
 from models.settings import Settings, invalid_settings
-from starter import chat_cmd, kb_cmd, runs_cmd, serve_cmd, services
+from starter import chat_cmd, db_cmd, experiment_cmd, kb_cmd, models_cmd, runs_cmd, serve_cmd, services
 from starter.common import Parser, Pipeline, UsageError, attached, connect_or_explain, existing, stderr
 from starter.waiting import waiting
 from workflows.conversation import ConversationWorkflow
@@ -29,6 +32,7 @@ from workflows.conversation import ConversationWorkflow
 STARTS = {name: import_module(spec.command) for name, spec in pipelines.PIPELINES.items()}  # image, world, meme
 PIPELINES: dict[str, Pipeline] = {  # by workflow type: what `status` and `result` do with a run of it
     **{spec.workflow_type: STARTS[name].PIPELINE for name, spec in pipelines.PIPELINES.items()},
+    EXPERIMENT_TYPE: experiment_cmd.PIPELINE,
     ConversationWorkflow.__name__: chat_cmd.PIPELINE,
 }
 
@@ -43,12 +47,16 @@ def build_parser() -> Parser:
     sub.add_parser("up", help="start the dev server and a worker in the background")
     sub.add_parser("down", help="stop what `up` started")
     sub.add_parser("codec-server", help="decrypt payloads for the Temporal UI (needs ATELIER_CODEC_KEY)")
-    for command in STARTS.values():
+    for name, command in STARTS.items():
         command.add_parser(sub)
+        experiment_cmd.add_matrix_flags(sub.choices[name])  # `--vary`: an experiment of the one job
+    experiment_cmd.add_parser(sub)
     chat_cmd.add_parser(sub)
     kb_cmd.add_parser(sub)
     runs_cmd.add_parser(sub)
+    models_cmd.add_parser(sub)
     serve_cmd.add_parsers(sub)
+    db_cmd.add_parser(sub)
     for name, text in (
         ("status", "show a run's status"),
         ("result", "wait for and print a run's result"),
@@ -71,7 +79,7 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         "status": info.status.name.lower() if info.status else "unknown",
         "started": info.start_time.isoformat(),
         "closed": info.close_time.isoformat() if info.close_time else None,
-        "ui": settings.workflow_ui_link(info.id),
+        "ui": Urls(settings).temporal_ui(info.id),
     }
     if pipeline := PIPELINES.get(info.workflow_type):
         payload["state"] = await pipeline.state(handle)
@@ -103,12 +111,15 @@ async def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 
 COMMANDS = {
-    **{name: command.run for name, command in STARTS.items()},
+    **{name: experiment_cmd.or_matrix(name, command.run) for name, command in STARTS.items()},
+    "experiment": experiment_cmd.run,
     "chat": chat_cmd.run,
     "kb": kb_cmd.run,
     "runs": runs_cmd.run,
+    "models": models_cmd.run,
     "serve": serve_cmd.run_serve,
     "api-key": serve_cmd.run_api_key,
+    "db": db_cmd.run,
     "status": cmd_status,
     "result": cmd_result,
     "cancel": cmd_cancel,
@@ -134,13 +145,15 @@ def main(argv: list[str] | None = None) -> int:
 
             return codec_server.serve(settings)
         if args.command in {"up", "down"}:
+            if args.command == "up":
+                db_cmd.prepare(settings)  # migrated (or refused) before anything starts
             for note in (services.up if args.command == "up" else services.down)(settings):
                 stderr.print(note)
             if args.command == "up":
                 stderr.print(f"Temporal UI: {settings.temporal_ui_url}")
             return 0
         return asyncio.run(COMMANDS[args.command](args, settings))
-    except UsageError as exc:
+    except (UsageError, DatabaseAhead) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ValidationError as exc:

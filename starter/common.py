@@ -15,8 +15,9 @@ from rich.console import Console
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.run_reading import bounded_query as bounded_query  # the one bounded query, for the commands
 from kit.connection import TemporalSetupError, connect
+from kit.run_reading import bounded_query as bounded_query  # the one bounded query, for the commands
+from models.catalog import Catalog, CatalogError, ModelChoice, load_catalog
 from models.settings import Settings
 from models.validation import field_problems
 
@@ -75,6 +76,36 @@ def flag_of(field: str, flags: Mapping[str, str]) -> str:
         if (flag := flags.get(".".join(parts[:end]))) is not None:
             return flag
     return field or "input"
+
+
+# the flag each kind of model is chosen with (`add_model_flags`)
+MODEL_FLAGS = {"text": "--model", "image": "--image-model", "eval": "--eval-model"}
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    for kind, flag in MODEL_FLAGS.items():
+        parser.add_argument(
+            flag, metavar="ID", help=f"the {kind} model, by catalog id (`atelier models`; default: the catalog's)"
+        )
+
+
+def catalog_or_explain(settings: Settings) -> Catalog:
+    """The catalog in use (`models.catalog.load_catalog`); one that cannot serve is bad input (one line)."""
+    try:
+        return load_catalog(settings)
+    except CatalogError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def chosen_models(args: argparse.Namespace, settings: Settings) -> ModelChoice:
+    """The run's `--model`, `--image-model` and `--eval-model`, checked as the API checks a create's `models`
+    (`Catalog.problem`): an unknown id, or one of another kind, is a usage error naming its flag."""
+    typed = {kind: getattr(args, flag.removeprefix("--").replace("-", "_")) for kind, flag in MODEL_FLAGS.items()}
+    choice = validated(ModelChoice, MODEL_FLAGS, **typed)
+    if problem := catalog_or_explain(settings).problem(choice):
+        field, message = problem
+        raise UsageError(f"{flag_of(field.removeprefix('models.'), MODEL_FLAGS)}: {message}")
+    return choice
 
 
 async def existing(client: Client, workflow_id: str) -> tuple[WorkflowHandle, WorkflowExecutionDescription]:

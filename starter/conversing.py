@@ -8,7 +8,7 @@ import time
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
 from models.conversation import Reply
-from workflows.conversation import ConversationWorkflow
+from models.workflow_interfaces import ConversationWorkflow
 from workflows.mailbox import HANDING_OVER
 
 

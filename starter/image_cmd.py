@@ -9,12 +9,13 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowHandle
 
-from activities.references import BadReference, ReferenceImage, check_url, is_url, read_local
-from activities.storage import ArtifactStore, make_ref, make_store
+from kit.references import BadReference, ReferenceImage, check_url, is_url, read_local
+from kit.storage import ArtifactStore, make_ref, make_store
+from kit.urls import Urls
 from models.artifacts import ArtifactRef, reference_key
 from models.image import ImageJob, ImageJobResult, LoopState
 from models.settings import Settings
-from starter.common import Pipeline, UsageError, bounded_query, stderr, validated
+from starter.common import Pipeline, UsageError, add_model_flags, bounded_query, chosen_models, stderr, validated
 from starter.follow import follow
 from starter.launch import launch_and_print, print_studio_link
 from starter.max_cost import add_max_cost, cost_limit
@@ -38,6 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--technical-weight", type=float, default=0.25, help="share of the scoring queue's technical score (0-1)"
     )
     add_max_cost(image)
+    add_model_flags(image)
     image.add_argument("--out", type=Path, default=None, help="folder for the images (default .atelier/out/<id>)")
     image.add_argument("--id", dest="workflow_id", default=None, help="workflow id (attach if it exists)")
     image.add_argument("--detach", action="store_true", help="start the run and print its workflow id")
@@ -87,6 +89,7 @@ def image_job(args: argparse.Namespace, settings: Settings) -> tuple[ImageJob, l
         "max_iterations": args.max_iterations,
         "threshold": args.threshold,
         "technical_weight": args.technical_weight,
+        "models": chosen_models(args, settings),
     }
     options = validated(ImageJob, IMAGE_FLAGS, **typed).options  # before any file is read or URL resolved
     cost = cost_limit(args, settings, [options], len(args.refs), first=("image", "text"))
@@ -127,7 +130,7 @@ async def print_result(client: Client, workflow_id: str, settings: Settings, out
     print(json.dumps(payload, indent=2))
     stderr.print(f"best image: {payload['best_image_url']} (score {payload['final_score']})")
     stderr.print(f"usage: {result.usage.summary()}")
-    stderr.print(f"Temporal UI: {settings.workflow_ui_link(workflow_id)}")
+    stderr.print(f"Temporal UI: {Urls(settings).temporal_ui(workflow_id)}")
     print_studio_link(settings, "image", workflow_id)
     return 0
 

@@ -7,7 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from activities.storage import kb_doc_key, kb_prefix, kb_source_key, make_store
+from kit.storage import kb_doc_key, kb_prefix, kb_source_key, make_store
 from models.conversation import IngestDoc, IngestJob, KnowledgeDoc
 from models.settings import Settings
 from starter.common import UsageError, connect_or_explain, stderr

@@ -55,7 +55,7 @@ async def start_or_attach(
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
         stderr.print(f"run {workflow_id} · provider {settings.resolved_provider}")
-        stderr.print(f"Temporal UI: {settings.workflow_ui_link(workflow_id)}")
+        stderr.print(f"Temporal UI: {Urls(settings).temporal_ui(workflow_id)}")
         print_studio_link(settings, pipeline, workflow_id)
         return handle
     except WorkflowAlreadyStartedError:
@@ -66,9 +66,7 @@ async def start_or_attach(
 def print_studio_link(settings: Settings, pipeline: str, workflow_id: str) -> None:
     """Where to watch the run in Atelier Studio, when the API that serves it is up and keyless (with keys, a
     run the CLI starts belongs to no tenant: only the keyless studio shows it)."""
-    if not KeyStore(settings.api_keys_path).configured() and listening(
-        f"{settings.api_host}:{settings.api_port}", timeout=0.3
-    ):
+    if not KeyStore(settings).configured() and listening(f"{settings.api_host}:{settings.api_port}", timeout=0.3):
         stderr.print(f"Studio: {Urls(settings).studio_page(pipeline, workflow_id)}")
 
 

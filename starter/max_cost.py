@@ -8,8 +8,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from activities.providers.pricing import Unpriced, quote
+from models.catalog import Catalog, ModelChoice, load_catalog
 from models.image import ImageOptions
+from models.pricing import Unpriced, quote, run_prices
 from models.settings import Settings
 from models.usage import CostLimit
 from starter.common import UsageError
@@ -36,16 +37,21 @@ def cost_limit_for(
     image_options: Sequence[ImageOptions],
     references: int = 0,
     first: tuple[str, ...] = ("text",),
+    models: ModelChoice | None = None,
+    catalog: Catalog | None = None,
 ) -> CostLimit | None:
     """The run's dollar budget, `value` or else ATELIER_MAX_COST_USD (None: no budget), with its per-call
-    reservations; a budget that cannot cover the run's `first` calls is refused (`BadBudget`)."""
+    reservations at the prices of the run's `models` (unset: the catalog's defaults; `catalog`: the caller's,
+    else the settings' `load_catalog`); a budget that cannot cover the run's `first` calls is refused
+    (`BadBudget`)."""
     value = value if value is not None else settings.max_cost_usd
     if value is None:
         return None
     if not math.isfinite(value) or value < 0:
         raise BadBudget(f"must be a number of US dollars, 0 or more (got {value})")
     try:
-        limit = quote(settings, value, list(image_options), references)
+        prices = run_prices(catalog or load_catalog(settings), models or ModelChoice(), settings.prices)
+        limit = quote(settings, value, list(image_options), references, prices)
     except Unpriced as exc:
         raise BadBudget(str(exc), of_value=False) from exc
     if (needed := sum(limit.quote(kind) for kind in first)) > value:
@@ -59,9 +65,10 @@ def cost_limit(
     image_options: Sequence[ImageOptions],
     references: int = 0,
     first: tuple[str, ...] = ("text",),
+    models: ModelChoice | None = None,
 ) -> CostLimit | None:
-    """`cost_limit_for` the run's `--max-cost`; a budget it refuses is a usage error."""
+    """`cost_limit_for` the run's `--max-cost`, at its `models`' prices; a budget it refuses is a usage error."""
     try:
-        return cost_limit_for(args.max_cost, settings, image_options, references, first)
+        return cost_limit_for(args.max_cost, settings, image_options, references, first, models)
     except BadBudget as exc:
         raise UsageError(f"--max-cost {exc}" if exc.of_value else str(exc)) from exc

@@ -8,12 +8,11 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowHandle
 
-from activities.meme import SCENE_OPTIONS
-from activities.storage import ArtifactStore, load, make_store
 from kit.files import write_atomic
-from models.meme import FORMAT_NAMES, MemeJob, MemeMetrics, MemeResult, MemeStatus
+from kit.storage import ArtifactStore, load, make_store
+from models.meme import FORMAT_NAMES, SCENE_OPTIONS, MemeJob, MemeMetrics, MemeResult, MemeStatus
 from models.settings import Settings
-from starter.common import Pipeline, bounded_query, stderr, validated
+from starter.common import Pipeline, add_model_flags, bounded_query, chosen_models, stderr, validated
 from starter.follow import follow
 from starter.launch import launch_and_print
 from starter.max_cost import add_max_cost, cost_limit
@@ -28,6 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     meme.add_argument("--max-refinements", type=int, default=2)
     meme.add_argument("--target-score", type=float, default=0.7, help="0-1: stop refining at this score")
     add_max_cost(meme)
+    add_model_flags(meme)
     meme.add_argument("--no-cache", action="store_true", help="make a new meme even if an identical one exists")
     meme.add_argument("--out", type=Path, default=None, help="folder for the meme (default .atelier/out/<id>)")
     meme.add_argument("--id", dest="workflow_id", default=None, help="workflow id (attach if it exists)")
@@ -58,6 +58,7 @@ def meme_job(args: argparse.Namespace, settings: Settings) -> MemeJob:
         target_score=args.target_score,
         use_cache=not args.no_cache,
         blocked_words=settings.blocked_words,
+        models=chosen_models(args, settings),
     )
     return job.model_copy(update={"cost": cost_limit(args, settings, [SCENE_OPTIONS])})
 

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from activities.storage import ArtifactStore, load
 from kit.files import write_atomic
+from kit.storage import ArtifactStore, load
 from models.image import ImageJobResult, Iteration
 
 

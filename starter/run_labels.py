@@ -9,9 +9,11 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio.client import Client
 
-from activities.run_reading import MEMO_TEXT
 from kit.connection import has_search_attributes
+from kit.run_reading import MEMO_TEXT
 from kit.urls import Urls
+from models.experiment import EXPERIMENT_PIPELINE
+from models.pipelines import PIPELINES
 from models.search_attributes import at_start
 from models.settings import Settings
 from models.text import shorten
@@ -38,14 +40,18 @@ def static_details(pipeline: str, job: BaseModel, workflow_id: str, settings: Se
 
 
 def output_of(pipeline: str, workflow_id: str, settings: Settings) -> str:
+    """Where the run's output goes: its pipeline's artifacts (and its gallery, when it writes one)."""
     where = settings.artifact_dir if settings.storage == "local" else f"bucket `{settings.s3_bucket}`"
-    if pipeline == "world":
-        return f"`worlds/{workflow_id}/` in {where}; gallery `worlds/{workflow_id}/index.html`"
     if pipeline == "conversation":
         return f"turns archived under `conversations/{workflow_id}/` in {where}; `python -m starter chat --history`"
     if pipeline == "knowledge":
         return "the knowledge base (`python -m starter kb list`)"
-    return f"`runs/{workflow_id}/` in {where}; `python -m starter result {workflow_id}`"
+    if pipeline == EXPERIMENT_PIPELINE:
+        return f"its report under `experiments/{workflow_id}/` in {where}; `python -m starter result {workflow_id}`"
+    folder = f"{PIPELINES[pipeline].artifacts}/{workflow_id}/"
+    if gallery := PIPELINES[pipeline].gallery:
+        return f"`{folder}` in {where}; gallery `{folder}{gallery}`"
+    return f"`{folder}` in {where}; `python -m starter result {workflow_id}`"
 
 
 def _cell(value: Any) -> str:

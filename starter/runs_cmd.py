@@ -15,10 +15,11 @@ from rich.table import Table
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 
-from activities.run_reading import CLOSED_BY_TEMPORAL, KNOWN_STATES, state_of
 from kit.connection import has_search_attributes, missing_search_attributes
+from kit.run_reading import KNOWN_STATES, state_filter, state_of
+from kit.urls import Urls
 from models import pipelines
-from models.search_attributes import COST, PIPELINE, PIPELINES, SCORE, STATE
+from models.search_attributes import COST, PIPELINE, PIPELINES, SCORE
 from models.settings import Settings
 from starter.common import UsageError, bounded_query, connect_or_explain, stderr
 from workflows.character import CharacterWorkflow
@@ -81,15 +82,11 @@ def visibility_query(wanted: Wanted, searchable: bool) -> str:
         parts = [f"{PIPELINE.name} IN ({', '.join(json.dumps(p) for p in wanted.pipelines)})"]
     else:
         parts = [f"WorkflowType IN ({', '.join(json.dumps(WORKFLOW_TYPE_OF[p]) for p in wanted.pipelines)})"]
-    state = wanted.state
-    if state == "RUNNING":
-        parts.append('ExecutionStatus = "Running"')
-    elif state is not None:
-        by_temporal = f'ExecutionStatus = "{CLOSED_BY_TEMPORAL[state]}"' if state in CLOSED_BY_TEMPORAL else None
-        by_atelier = f'{STATE.name} = "{state}"' if searchable else None
-        if not by_temporal and not by_atelier:
-            raise UsageError(f"--state {state}: needs Atelier's search attributes on the server")
-        parts.append(f"({' OR '.join(p for p in (by_atelier, by_temporal) if p)})")
+    if wanted.state is not None:
+        try:
+            parts.append(state_filter(wanted.state, searchable))
+        except ValueError as exc:
+            raise UsageError(f"--state {exc}") from None
     if wanted.started_after:
         parts.append(f'StartTime > "{wanted.started_after.isoformat().replace("+00:00", "Z")}"')
     return " AND ".join(parts)
@@ -121,7 +118,7 @@ async def row(client: Client, run: WorkflowExecution, settings: Settings, now: d
         "cost_usd": run.typed_search_attributes.get(COST),
         "score": score,
         "progress": None,
-        "ui": settings.workflow_ui_link(run.id),
+        "ui": Urls(settings).temporal_ui(run.id),
     }
     if run.status == WorkflowExecutionStatus.RUNNING:
         item["progress"] = await progress_of(client, run)

@@ -6,6 +6,7 @@ import argparse
 
 from kit.api_keys import BadTenant, KeyStore, as_json, listing
 from models.settings import Settings
+from starter import db_cmd
 from starter.api.hosts import is_loopback
 from starter.common import UsageError, stderr
 
@@ -30,7 +31,7 @@ def serve_settings(args: argparse.Namespace, settings: Settings) -> Settings:
     if "api_port" in update and not 1 <= update["api_port"] <= 65535:
         raise UsageError(f"--port {update['api_port']}: choose 1 to 65535")
     served = settings.model_copy(update=update)
-    if not is_loopback(served.api_host) and not KeyStore(served.api_keys_path).configured():
+    if not is_loopback(served.api_host) and not KeyStore(served).configured():
         raise UsageError(
             f"the API has no keys, so it serves one local tenant on loopback only (not {served.api_host}): "
             "add one with `python -m starter api-key add TENANT`"
@@ -43,6 +44,7 @@ async def run_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from starter.app import create_app
 
+    db_cmd.prepare(settings)  # migrated (or refused: a newer Atelier's) before it listens
     served = serve_settings(args, settings)
     stderr.print(f"Atelier API on {served.api_url} (docs {served.api_url}/docs)")
     config = uvicorn.Config(
@@ -53,14 +55,17 @@ async def run_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def run_api_key(args: argparse.Namespace, settings: Settings) -> int:
-    store = KeyStore(settings.api_keys_path)
+    store = KeyStore(settings)
     if args.action == "add":
         try:
             key, stored = store.add(args.tenant)
         except BadTenant as exc:
             raise UsageError(str(exc)) from exc
         print(key)
-        stderr.print(f"key {stored.id} for tenant {stored.tenant}: shown once, stored as its SHA-256 in {store.path}")
+        stderr.print(
+            f"key {stored.id} for tenant {stored.tenant}: shown once, stored as its SHA-256 in {store.shown}",
+            markup=False,
+        )
     elif args.action == "list":
         print(as_json(store) if args.json else listing(store))
     elif (revoked := store.revoke(args.key_id)) is None:

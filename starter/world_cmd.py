@@ -12,12 +12,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from temporalio.client import Client, WorkflowHandle
 
-from activities.storage import ArtifactStore, LocalStore, load, make_store
-from activities.world import PORTRAIT, WORLD_IMAGE
+from kit.storage import ArtifactStore, LocalStore, load, make_store
+from kit.urls import Urls
 from models.artifacts import ArtifactRef
 from models.settings import Settings
-from models.world import Budget, PhaseState, WorldJob, WorldManifest, WorldResult, WorldStatus
-from starter.common import Pipeline, bounded_query, stderr, validated
+from models.world import Budget, PhaseState, WorldJob, WorldManifest, WorldResult, WorldStatus, picture_options
+from starter.common import Pipeline, add_model_flags, bounded_query, chosen_models, stderr, validated
 from starter.launch import launch
 from starter.max_cost import add_max_cost, cost_limit
 from starter.waiting import WaitingNotes
@@ -35,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     world.add_argument("--max-llm-calls", type=int, default=Budget().llm_calls)
     world.add_argument("--max-image-calls", type=int, default=Budget().image_calls)
     add_max_cost(world)
+    add_model_flags(world)
     world.add_argument("--parallel", type=int, default=10, help="characters generated at the same time")
     world.add_argument("--out", type=Path, default=None, help="folder for the files (default .atelier/out/<id>)")
     world.add_argument("--id", dest="workflow_id", default=None, help="world id (attach if it exists)")
@@ -65,9 +66,9 @@ def world_job(args: argparse.Namespace, settings: Settings) -> WorldJob:
         images=args.images,
         budget={"llm_calls": args.max_llm_calls, "image_calls": args.max_image_calls},
         max_parallel_characters=args.parallel,
+        models=chosen_models(args, settings),
     )
-    images = [options for _, options in WORLD_IMAGE.values()] + [PORTRAIT] if job.images else []
-    cost = cost_limit(args, settings, images)
+    cost = cost_limit(args, settings, picture_options(job.images))
     return job.model_copy(update={"budget": job.budget.model_copy(update={"cost": cost})})
 
 
@@ -190,7 +191,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         "failures": [f.model_dump() for f in st.failures],
         "manifest": str(out_dir / "manifest.json") if manifest else None,
         "gallery": str(out_dir / "index.html") if manifest else None,
-        "ui": settings.workflow_ui_link(workflow_id),
+        "ui": Urls(settings).temporal_ui(workflow_id),
     }
     print(json.dumps(summary, indent=2))
     if manifest:

@@ -31,7 +31,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.providers import Provider
 from activities.providers.guarded import GuardedProvider
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from starter.services import dev_server_flags
 from tests.fake_openai import FakeOpenAI
 from workers.registry import QUEUES, build_workers

@@ -195,6 +195,7 @@ class FakeOpenAI:
         self.pictures: dict[str, bytes] = {}  # served at /generated-images/<name> (localai)
         self.picture_redirect: str | None = None  # when set, /generated-images/* answers 302 to it
         self.refuse_text: str | None = None  # picture prompts containing it are refused like `[refuse]` ones
+        self.fail_text: str | None = None  # any request whose body contains it answers 400 (it fails for good)
         self.requests: list[Recorded] = []
         self.faults: dict[str, deque[Fault]] = {}
         self.scores: deque[int] = deque()
@@ -248,6 +249,16 @@ class FakeOpenAI:
         for kind, per_minute in (("text", text_per_minute), ("image", images_per_minute)):
             if per_minute:
                 self.buckets[kind] = Bucket(per_minute, max(1, round(per_minute / 60 * burst_s)), count_refused=hosted)
+
+    def rate_limit_models(
+        self, per_minute: dict[str, float], burst_s: float = 6.0, count_refused: bool = False
+    ) -> None:
+        """Limits per model, as OpenAI keeps them: each model its own requests per minute (over it, HTTP 429) and
+        every response carrying that model's x-ratelimit-* headers (`count_refused`: refused requests count)."""
+        self.limit_headers = True
+        for model, rpm in per_minute.items():
+            bucket = Bucket(rpm, max(1, round(rpm / 60 * burst_s)), count_refused=count_refused)
+            self.buckets[f"model:{model}"] = bucket
 
     def limited(self) -> list[Recorded]:
         with self._lock:
@@ -440,7 +451,9 @@ class FakeOpenAI:
                 with fake._lock:
                     queue = fake.faults.get(route or "")
                     fault = queue.popleft() if queue else fake._random_fault(route or "")
-                    bucket = fake.buckets.get("text" if route == "chat" else "image")
+                    bucket = fake.buckets.get(f"model:{body.get('model')}") or fake.buckets.get(
+                        "text" if route == "chat" else "image"
+                    )
                     wait = bucket.take() if bucket and route else 0.0
                     if wait:
                         fault = bucket.too_many(wait, "text" if route == "chat" else "image")  # type: ignore[union-attr]
@@ -454,6 +467,8 @@ class FakeOpenAI:
                     return self._send(404, error_body(f"no route {self.path}", "not_found"))
                 if (refused := fake.refusal_for(route) or fake.safety_refusal(route, body)) is not None:
                     return self._send(*refused)
+                if fake.fail_text and fake.fail_text in json.dumps(body):
+                    return self._send(400, error_body("Invalid request: the test server fails it", "invalid_request"))
                 streaming = route == "chat" and bool(body.get("stream"))
                 delay = 0.0 if wait else fault.delay + fake.delays.get(route, 0.0)  # a refusal answers at once
                 if not streaming:

@@ -37,7 +37,7 @@ from activities.errors import refused
 from activities.providers import Provider
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore, artifact_key
+from kit.storage import LocalStore, artifact_key
 from models.admission import AdmissionRequest, AdmissionState, ReleaseRequest
 from models.conversation import ConversationConfig, ConversationStart, ConversationState, IngestDoc, IngestJob
 from models.events import Delivery, EventFeed

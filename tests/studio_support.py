@@ -14,7 +14,7 @@ import pytest
 
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from tests.api_support import api_settings, serving
 from tests.conftest import ROOT, address_of, eventually, running_workers
 

@@ -19,8 +19,8 @@ import pytest
 from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from activities.references import MAX_BYTES as REFERENCE_BYTES
 from kit.api_keys import KeyStore
+from kit.references import MAX_BYTES as REFERENCE_BYTES
 from starter.api.body_limits import KNOWLEDGE_DOCS, MULTIPART_ALLOWANCE
 from starter.api.knowledge import MAX_DOC_BYTES
 from tests import api_support

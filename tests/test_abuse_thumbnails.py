@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from activities.storage import LocalStore
 from kit.api_keys import KeyStore
+from kit.storage import LocalStore
 from models.settings import Settings
 from starter.api import originals, thumbnails
 from starter.api.service import Service

@@ -19,8 +19,8 @@ from temporalio.service import RPCError
 
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore
 from kit.api_keys import KeyStore
+from kit.storage import LocalStore
 from models.admission import Admission, AdmissionRequest, AdmissionState, admission_id
 from models.meme import MemeJob
 from models.settings import EVENTS_QUEUE, WORKFLOW_QUEUE, Settings
@@ -146,7 +146,7 @@ async def test_a_run_the_server_refuses_to_start_frees_its_slot(module_dev_env, 
     caller = Caller("unlucky", keyed=True)
     unknown = TypedSearchAttributes([SearchAttributePair(SearchAttributeKey.for_keyword("NoSuchAttribute"), "x")])
     with pytest.raises(RPCError):
-        async with admitted(svc, caller, "unlucky.meme-refused", job=None):
+        async with admitted(svc, caller, "unlucky.meme-refused", cost=None):
             assert list((await held(client, "unlucky")).slots) == ["unlucky.meme-refused"]
             await client.start_workflow(
                 MemeWorkflow.run, MemeJob(topic="x"), id="unlucky.meme-refused", task_queue=WORKFLOW_QUEUE,
@@ -157,7 +157,7 @@ async def test_a_run_the_server_refuses_to_start_frees_its_slot(module_dev_env, 
         return not (await held(client, "unlucky")).slots
 
     await eventually(freed, 10, "the refused run's slot freed")
-    async with admitted(svc, caller, "unlucky.meme-next", job=None):
+    async with admitted(svc, caller, "unlucky.meme-next", cost=None):
         pass  # no 429: the cap of one has room again
 
 

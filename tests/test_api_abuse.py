@@ -26,8 +26,8 @@ import pytest
 from PIL import Image
 from temporalio.worker import Worker
 
-from activities.storage import LocalStore, kb_doc_key
 from kit.api_keys import KeyStore
+from kit.storage import LocalStore, kb_doc_key
 from models.artifacts import ArtifactRef
 from models.conversation import KnowledgeDoc
 from models.settings import WORKFLOW_QUEUE

@@ -62,6 +62,7 @@ def test_a_keyless_api_refuses_to_listen_beyond_loopback_and_keys_are_managed(tm
     assert run_cli("api-key", "add", "Not A Tenant", env=env).returncode == 2
     listed = json.loads(run_cli("api-key", "list", "--json", env=env).stdout)
     assert [k["tenant"] for k in listed] == ["acme"] and "sha256" not in listed[0]
-    assert added.stdout.strip() not in (tmp_path / "data" / "api-keys.json").read_text(), "stored hashed"
+    stored = b"".join(path.read_bytes() for path in (tmp_path / "data").glob("atelier.db*"))  # its WAL too
+    assert stored and added.stdout.strip().encode() not in stored, "stored hashed"
     assert run_cli("api-key", "revoke", listed[0]["id"], env=env).returncode == 0
     assert run_cli("api-key", "revoke", listed[0]["id"], env=env).returncode == 2

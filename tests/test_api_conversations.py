@@ -8,8 +8,8 @@ import pytest
 
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore
 from kit.api_keys import KeyStore
+from kit.storage import LocalStore
 from tests.api_support import api_settings, http, serving
 from tests.conftest import address_of, running_workers
 
@@ -79,7 +79,7 @@ async def test_each_tenant_has_its_own_knowledge_base(api):
         fact = b"# Lighthouse\n\nThe lighthouse keeper's cat is called Biscuit and sleeps on the lamp room stairs."
         other = b"# Bakery\n\nThe baker's dog is called Pretzel and guards the flour sacks every night."
         added = await a.post("/v1/knowledge", files=[("files", ("cat.md", fact, "text/markdown"))])
-        assert added.status_code == 201, added.text
+        assert added.status_code == 201 and added.json()["done"], added.text
         doc_id = added.json()["documents"][0]["doc_id"]
         assert (await z.post("/v1/knowledge", files=[("files", ("dog.md", other, "text/markdown"))])).status_code == 201
         assert [d["doc_id"] for d in (await a.get("/v1/knowledge")).json()] == [doc_id]
@@ -97,3 +97,13 @@ async def test_each_tenant_has_its_own_knowledge_base(api):
         assert (await a.get("/v1/knowledge")).json() == []
         bad = await a.post("/v1/knowledge", files=[("files", ("x.bin", b"\xff\xfe\x00", "application/octet-stream"))])
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "body.files.0"
+
+
+async def test_an_ingest_still_embedding_answers_202_with_the_run_to_follow(dev_env, tmp_path):
+    """No worker here: the ingest cannot finish within ATELIER_INGEST_WAIT_S, so the create says it is not done."""
+    settings = api_settings(address_of(dev_env), tmp_path, ATELIER_INGEST_WAIT_S=0.5)
+    tide = b"# Tides\n\nThe harbour floods twice a day, an hour later each day."
+    async with serving(settings, dev_env.client) as (base, _), http(base) as client:
+        waiting = await client.post("/v1/knowledge", files=[("files", ("tide.md", tide, "text/markdown"))])
+    assert waiting.status_code == 202, waiting.text
+    assert waiting.json()["done"] is False and waiting.json()["documents"] == [] and waiting.json()["id"]

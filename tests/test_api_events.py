@@ -4,15 +4,22 @@ a world's events name each character and post as it is made."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from temporalio.testing import ActivityEnvironment
 
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore
+from activities.run_events import RunObserver
+from kit.storage import LocalStore
+from kit.world_layout import character_key, post_key
+from models.events import ObserveRequest, Seen
 from models.settings import Settings
+from models.workflow_interfaces import WorldWorkflow
+from models.world import CharacterDetail, PostDetail
 from tests.api_support import api_settings, http, serving
 from tests.conftest import address_of, running_workers
 
@@ -108,3 +115,38 @@ async def test_a_cancelled_run_ends_its_stream_with_run_cancelled(api):
         events = started + await read_events(client, run_id, last=started[-1]["seq"])
     assert events[-1]["type"] == "run.cancelled"
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+async def test_a_world_file_that_does_not_parse_is_skipped_with_a_warning(module_dev_env, tmp_path, caplog):
+    """The feed reads a world's files as they are stored: a profile or a post that is not its model is left
+    out (logged), and the feed goes on with the rest instead of failing its look for ever."""
+    client, store = module_dev_env.client, LocalStore(tmp_path)
+    world_id = "bad-files.world-1"
+    handle = await client.start_workflow(WorldWorkflow.run, {}, id=world_id, task_queue="nobody-polls-this")
+    await handle.terminate("only its stored files matter here")
+    ada = CharacterDetail(
+        username="ada", display_name="Ada", bio="Keeps bees.", appearance="tall", personality="calm",
+        avatar_description="a beekeeper", interests=["bees"], speaking_style="plain",
+    )  # fmt: skip
+    post = PostDetail(content="Honey day.", image_prompt="jars", mood="glad", context="")
+    for key, data in (
+        (character_key(world_id, "ada", "profile.json"), ada.model_dump_json().encode()),
+        (post_key(world_id, "ada", 1, "json"), b'{"content": "no mood, no prompt"}'),
+        (post_key(world_id, "ada", 2, "json"), post.model_dump_json().encode()),
+        (character_key(world_id, "bob", "profile.json"), b"{not json"),
+    ):
+        await store.put(key, data, "application/json")
+    request = ObserveRequest(run_id=world_id, pipeline="world", tenant="local", seen=Seen(), first_seq=1, wait_s=0)
+    observer = RunObserver(store, Settings(LLM_API_KEY=None, ATELIER_DATA_DIR=str(tmp_path)))
+    with caplog.at_level(logging.WARNING, logger="atelier.world_layout"):
+        batch = await ActivityEnvironment(client).run(observer.observe_run, request)
+    found = [(e.type, e.data.get("username"), e.data.get("number")) for e in batch.events]
+    assert found == [
+        ("run.started", None, None),
+        ("character.created", "ada", None),
+        ("post.created", "ada", 2),
+        ("run.failed", None, None),
+    ]
+    assert batch.seen.closed and sorted(batch.seen.done) == ["ada", "bob"]
+    skipped = [r.getMessage() for r in caplog.records if r.name == "atelier.world_layout"]
+    assert len(skipped) == 2 and "posts/001.json" in skipped[0] and "bob/profile.json" in skipped[1]

@@ -22,8 +22,8 @@ from starlette.routing import Route
 
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore
 from kit.api_keys import KeyStore
+from kit.storage import LocalStore
 from models.settings import EVENTS_QUEUE
 from tests.api_support import api_settings, http, serving
 from tests.conftest import address_of, atelier_env, eventually, start_worker

@@ -10,8 +10,8 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 
 from activities.providers.guarded import GuardedProvider
 from activities.providers.openai_provider import OpenAIProvider
-from activities.storage import LocalStore
 from kit.connection import connect
+from kit.storage import LocalStore
 from models.image import ImageJob, ImageOptions, LoopState
 from models.settings import WORKFLOW_QUEUE, Settings
 from models.usage import CostLimit, Price, Usage

@@ -17,11 +17,11 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-import activities.references as references
+import kit.references as references
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.providers.openai_provider import OpenAIProvider
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from models.image import Evaluation, ImageJob
 from models.settings import IMAGE_QUEUE, STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE, Settings
 from models.world import safe_username

@@ -8,7 +8,7 @@ import uuid
 from temporalio.exceptions import ApplicationError
 
 from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore, load
+from kit.storage import LocalStore, load
 from models.settings import WORKFLOW_QUEUE
 from models.world import (
     Budget,

@@ -17,7 +17,7 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle, WorkflowUpdateStage
 
 from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from models.conversation import ConversationConfig, ConversationStart
 from models.image import ImageJob, ImageOptions, StopReason
 from models.meme import MemeFormat, MemeJob, MemePhase

@@ -14,7 +14,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from models.conversation import ConversationConfig, ConversationStart
 from models.image import ImageJob
 from models.meme import MemeJob

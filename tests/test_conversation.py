@@ -21,7 +21,7 @@ from activities.knowledge import chunk_text
 from activities.providers.call_log import read_log
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore, artifact_key
+from kit.storage import LocalStore, artifact_key
 from models.conversation import ConversationConfig, ConversationStart, History, IngestDoc, IngestJob, Phase
 from models.settings import STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE
 from starter.chat_cmd import ask

@@ -16,8 +16,8 @@ from google.protobuf.json_format import MessageToJson
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.providers.openai_provider import OpenAIProvider
-from activities.storage import LocalStore, S3Store
 from kit.connection import connect
+from kit.storage import LocalStore, S3Store
 from models.settings import Settings
 from tests.conftest import address_of, atelier_env, cli_main, running_workers
 from tests.fake_openai import Fault, error_body

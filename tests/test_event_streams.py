@@ -13,13 +13,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 import starter.api.app
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
-from activities.run_events import events_prefix
-from activities.storage import ArtifactStore, LocalStore, make_store
 from kit.api_keys import KeyStore
+from kit.storage import ArtifactStore, LocalStore, events_prefix, make_store
 from models.settings import Settings
 from tests.api_support import api_settings, http, serving
 from tests.conftest import address_of, eventually, running_workers
@@ -99,10 +99,10 @@ async def read_stream(client: httpx.AsyncClient, run_id: str, last: int | None =
 
 
 async def test_a_tenant_gets_so_many_streams_and_a_closed_one_frees_its_slot(settings, module_dev_env, tmp_path: Path):
-    keys_file = tmp_path / "keys.json"
-    store = KeyStore(keys_file)
+    keys = SecretStr(f"sqlite:///{tmp_path / 'keys.db'}")  # a database of this test's own keys
+    store = KeyStore(settings.model_copy(update={"database_url": keys}))
     alpha, alpha_too, beta = store.add("alpha")[0], store.add("alpha")[0], store.add("beta")[0]
-    limits = {"api_keys_file": keys_file, "streams_per_tenant": 2, "streams_per_process": 50}
+    limits = {"database_url": keys, "streams_per_tenant": 2, "streams_per_process": 50}
     async with (
         serving(settings.model_copy(update=limits), module_dev_env.client) as (base, served),
         http(base, alpha) as a,

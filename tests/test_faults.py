@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from activities.providers.openai_provider import OpenAIProvider
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from models.image import ImageJob, ImageOptions, StopReason
 from models.settings import WORKFLOW_QUEUE, Settings
 from models.world import WorldJob, WorldState

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from models.image import ImageJob, LoopState, RefinePromptRequest
 from models.settings import WORKFLOW_QUEUE, Settings
 from models.usage import CostLimit

@@ -25,7 +25,7 @@ from temporalio.service import RPCError
 
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from models.conversation import ConversationConfig, ConversationStart, ConversationState, History
 from models.settings import WORKFLOW_QUEUE
 from starter.chat_cmd import ask

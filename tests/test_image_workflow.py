@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.providers.openai_provider import OpenAIProvider
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from models.image import ImageJob, ImageJobResult, ImageOptions, LoopState, Phase, StopReason
 from models.settings import SCORING_QUEUE, WORKFLOW_QUEUE, Settings
 from starter.image_cmd import local_reference, upload

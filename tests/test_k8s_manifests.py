@@ -38,7 +38,9 @@ from workers.registry import QUEUES, graceful_shutdown
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 IMAGES = {"atelier-worker", "atelier-worker-cuda"}
 # the Secrets the README's Scale-out section tells the reader to create; nothing else may be referenced
-SECRETS = {"atelier-temporal", "atelier-temporal-tls", "atelier-s3", "atelier-provider", "atelier-codec"}
+SECRETS = {
+    "atelier-temporal", "atelier-temporal-tls", "atelier-s3", "atelier-provider", "atelier-codec", "atelier-database"
+}  # fmt: skip
 SECRET_NAME = re.compile(r"(KEY|SECRET|PASSWORD|TOKEN)")
 # after its graceful shutdown a worker still cancels what is left and exits: at least this long
 EXIT_MARGIN_S = 10
@@ -117,7 +119,6 @@ def test_core_kinds_pass_kubernetes_validate_strict(renders, tmp_path):
         "Service",
         "PodDisruptionBudget",
         "ConfigMap",
-        "PersistentVolumeClaim",
         "PodTemplate",
     } <= kinds
     manifest = tmp_path / "core.yaml"
@@ -429,20 +430,23 @@ def test_pods_run_unprivileged_within_limits_with_probes_and_disruption_budgets(
     assert environment(cpu, docs)["ATELIER_SCORING_DEVICE"] == "cpu"
 
 
-def test_the_keys_file_is_shared_by_the_api_and_the_events_workers(renders):
-    docs = docs_of(renders, "k8s/overlays/self-hosted")
-    claim = named(docs, "PersistentVolumeClaim", "atelier-api-keys")
-    assert claim["spec"]["accessModes"] == ["ReadWriteMany"], "pods on other nodes mount it"
-    path = settings_data(docs)["ATELIER_API_KEYS_FILE"]
-    for name in ("atelier-api", "atelier-events"):
-        spec = named(docs, "Deployment", name)["spec"]["template"]["spec"]
-        volumes = {
-            v["name"]
-            for v in spec["volumes"]
-            if v.get("persistentVolumeClaim", {}).get("claimName") == "atelier-api-keys"
-        }
-        mounts = {m["mountPath"] for m in spec["containers"][0]["volumeMounts"] if m["name"] in volumes}
-        assert mounts == {str(Path(path).parent)}, name
+@pytest.mark.parametrize("name", RENDERS)
+def test_the_api_and_the_events_workers_share_one_database_named_by_a_secret(renders, name):
+    """Keys, tenants and webhook endpoints live in the database of the `atelier-database` Secret's
+    ATELIER_DATABASE_URL: the API and the events workers (the signing secrets) must have it; no volume is
+    shared between pods any more, and no other pod is given the database."""
+    docs = docs_of(renders, name)
+    assert not kind_of(docs, "PersistentVolumeClaim") and "ATELIER_API_KEYS_FILE" not in settings_data(docs)
+    given = set()
+    for owner, template in pod_templates(docs):
+        sources = template["spec"]["containers"][0].get("envFrom", [])
+        database = [s["secretRef"] for s in sources if s.get("secretRef", {}).get("name") == "atelier-database"]
+        if database:
+            assert not database[0].get("optional"), f"{owner['metadata']['name']}: no pod starts without it"
+            given.add(owner["metadata"]["name"])
+        claims = [v for v in template["spec"].get("volumes", []) if "persistentVolumeClaim" in v]
+        assert not claims, owner["metadata"]["name"]
+    assert given == {"atelier-api", "atelier-events"}
 
 
 def test_every_kustomization_in_deploy_is_rendered_here():

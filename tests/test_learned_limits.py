@@ -11,7 +11,7 @@ from temporalio.api.enums.v1 import RateLimitSource
 
 from activities.learned_limits import HEADROOM, LimitLearner
 from activities.providers import make_provider
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from models.settings import IMAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE, Settings
 from models.world import WorldJob, WorldState
 from starter.waiting import describe_queue, waiting

@@ -17,7 +17,7 @@ from activities.providers.call_log import read_log
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from activities.providers.openai_provider import OpenAIProvider
-from activities.storage import LocalStore, load
+from kit.storage import LocalStore, load
 from models.image import Evaluation
 from models.meme import FORMATS, MemeFormat, MemeJob, MemePhase, MemeResult
 from models.settings import WORKFLOW_QUEUE, Settings

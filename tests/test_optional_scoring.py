@@ -18,7 +18,7 @@ from temporalio.client import WorkflowFailureError
 from activities.knowledge import KnowledgeActivities
 from activities.providers.offline import OfflineProvider
 from activities.scoring import load_models
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from models.conversation import ConversationConfig, ConversationStart, IngestDoc, IngestJob
 from models.image import ImageJob
 from models.meme import MemeJob

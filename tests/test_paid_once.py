@@ -13,7 +13,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.providers.base import GeneratedBytes
 from activities.purchases import Spool, bought_once
-from activities.storage import LocalStore, load
+from kit.storage import LocalStore, load
 from models.image import ImageJob, ImageOptions
 from models.meme import MemeJob
 from models.settings import WORKFLOW_QUEUE

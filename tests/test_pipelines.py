@@ -11,8 +11,9 @@ from typing import get_args, get_type_hints
 from fastapi.routing import APIRoute
 
 from activities.run_events import progress_of
-from activities.storage import world_key
-from activities.world_layout import PICTURE, character_key, post_key, stored_world
+from kit.pictures import LAYOUTS
+from kit.storage import world_key
+from kit.world_layout import PICTURE, character_key, post_key, stored_world
 from models.api import Pipeline
 from models.pipelines import PIPELINES, WORKFLOW_TYPES, spec_of
 from models.priority import PRIORITY_KEYS
@@ -42,6 +43,7 @@ def test_each_declaration_holds_together():
         assert get_type_hints(spec.workflow.run)["return"] is spec.result_type, spec.name
         assert spec.text_field in spec.request.model_fields, spec.name
         assert set(spec.progress) <= set(spec.status_type.model_fields), spec.name
+        assert spec.pictures in LAYOUTS, spec.name
 
 
 def test_the_api_reads_its_pipelines_from_the_declaration():
@@ -67,7 +69,7 @@ def test_the_cli_workers_and_priorities_read_the_declaration():
         assert cli.PIPELINES[spec.workflow_type] is command.PIPELINE
         assert runs_cmd.WORKFLOW_TYPE_OF[spec.name] == spec.workflow_type
         assert spec.name in SEARCHABLE
-        assert spec.workflow in WORKFLOWS
+        assert spec.implementation() in WORKFLOWS and spec.implementation().__name__ == spec.workflow_type
         assert PRIORITY_KEYS[spec.name] == spec.priority
         assert list(progress_of(spec.name, {})) == [*spec.progress, "cost_usd"]
 

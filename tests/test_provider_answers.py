@@ -18,7 +18,7 @@ from activities.providers.guarded import GuardedProvider
 from activities.providers.openai_provider import OpenAIProvider
 from activities.providers.structured import json_text, restore_defaults, strict_schema
 from activities.rate_limits import RateLimited
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from models.image import Evaluation, ImageJob, StopReason
 from models.meme import MemeJob
 from models.settings import IMAGE_QUEUE, STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE, Settings

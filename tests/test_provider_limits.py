@@ -19,16 +19,15 @@ from temporalio.exceptions import ApplicationError
 from activities.providers.call_log import read_log
 from activities.providers.guarded import GuardedProvider
 from activities.providers.openai_provider import OpenAIProvider
-from activities.providers.pricing import quote
 from activities.rate_limits import Gate, Gates, reset_seconds, wait_seconds
-from activities.storage import LocalStore
-from activities.world import PORTRAIT, WORLD_IMAGE
+from kit.storage import LocalStore
 from models.image import ImageJob, ImageOptions
+from models.pricing import quote
 from models.priority import run_priority
 from models.settings import Settings
 from models.text import ModelOutput
 from models.usage import DEFAULT_PRICES
-from models.world import Budget, WorldJob, WorldResult, WorldState
+from models.world import PORTRAIT, WORLD_IMAGE, Budget, WorldJob, WorldResult, WorldState
 from tests.conftest import address_of, atelier_env, cli_main, eventually, run_cli, start_worker
 from workers.registry import QUEUES, build_workers
 from workflows.image_refinement import ImageRefinementWorkflow

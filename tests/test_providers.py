@@ -12,7 +12,7 @@ import pytest
 from activities.providers import make_provider
 from activities.providers.call_log import read_log
 from activities.providers.endpoint_check import endpoint_warnings
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from models.image import ImageJob, ImageOptions
 from models.settings import WORKFLOW_QUEUE, Settings
 from models.usage import Price

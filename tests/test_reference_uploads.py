@@ -14,7 +14,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.providers.offline import OfflineProvider
 from activities.reference_store import ReferenceActivities
-from activities.storage import LocalStore, S3Store
+from kit.storage import LocalStore, S3Store
 from models.artifacts import ArtifactRef, reference_key
 from models.image import ImageJob, StoreReferencesRequest
 from models.settings import WORKFLOW_QUEUE

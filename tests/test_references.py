@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from PIL import Image
 
-from activities.references import BadReference, check_url, fetch_url, read_local, verify_image
+from kit.references import BadReference, check_url, fetch_url, read_local, verify_image
 from tests.fake_openai import png
 
 
@@ -147,7 +147,7 @@ async def test_the_endpoints_own_host_is_trusted_for_the_first_hop_only(image_se
 
 
 async def test_a_trusted_origin_is_exact_and_only_the_first_hop(image_server):
-    from activities.references import origin
+    from kit.references import origin
 
     own = origin(image_server)
     assert (await fetch_url(f"{image_server}/cat.png", trusted=own)).data == png(3)

@@ -16,7 +16,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from models.image import ImageJob
 from models.settings import IMAGE_QUEUE, STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE
 from tests.conftest import eventually, running_workers

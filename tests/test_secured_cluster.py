@@ -168,6 +168,7 @@ def run_worker_once(env: dict[str, str], tmp_path: Path) -> subprocess.Completed
 
 
 def test_grpc_metadata_and_secrets_come_from_the_ecosystem_variables(monkeypatch, pki):
+    from kit.urls import Urls
     from models.settings import Settings
 
     monkeypatch.setenv("TEMPORAL_GRPC_META_X_TEAM", "lanterns")
@@ -181,8 +182,8 @@ def test_grpc_metadata_and_secrets_come_from_the_ecosystem_variables(monkeypatch
     assert settings.temporal_secured == "API key over mTLS"
     shown = repr(settings) + str(settings) + json.dumps(settings.model_dump(mode="json"), default=str)
     assert API_KEY not in shown and "PRIVATE KEY" not in shown, "settings never print a key"
-    assert settings.workflow_ui_link("w") == "http://temporal.example:8233/namespaces/default/workflows/w"
+    assert Urls(settings).temporal_ui("w") == "http://temporal.example:8233/namespaces/default/workflows/w"
     cloud = Settings(TEMPORAL_ADDRESS="ns.acct.tmprl.cloud:7233", TEMPORAL_NAMESPACE="ns.acct")
-    assert cloud.workflow_ui_link("w") == "https://cloud.temporal.io/namespaces/ns.acct/workflows/w"
+    assert Urls(cloud).temporal_ui("w") == "https://cloud.temporal.io/namespaces/ns.acct/workflows/w"
     moved = settings.model_copy(update={"temporal_address": "elsewhere.example:7233"})
     assert moved.temporal_connect_config()["target_host"] == "elsewhere.example:7233", "a copy connects where it says"

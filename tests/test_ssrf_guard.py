@@ -1,4 +1,4 @@
-"""The private-address guard (`activities.addresses`) over IPv4 and the IPv6 forms that carry an IPv4
+"""The private-address guard (`kit.addresses`) over IPv4 and the IPv6 forms that carry an IPv4
 address; the API refusing such hosts where a caller names a URL (webhook endpoints, a create's `webhook`,
 reference URLs; keyless and keyed), and the webhook sender refusing them before it connects."""
 
@@ -11,10 +11,10 @@ from ipaddress import IPv4Address, IPv6Address
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.addresses import blocked, embedded_ipv4, refusal
-from activities.references import BadReference, check_url
 from activities.webhooks import WebhookSender
+from kit.addresses import blocked, embedded_ipv4, refusal
 from kit.api_keys import KeyStore
+from kit.references import BadReference, check_url
 from models.events import SendRequest
 from tests.api_support import api_settings, http, serving
 from tests.conftest import address_of

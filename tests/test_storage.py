@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from activities.storage import ArtifactIntegrityError, LocalStore, S3Store, load, make_store, run_key
 from kit.files import write_atomic
+from kit.storage import ArtifactIntegrityError, LocalStore, S3Store, load, make_store, run_key
 from models.settings import Settings
 
 

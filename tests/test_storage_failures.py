@@ -13,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from models.conversation import ConversationConfig, ConversationStart
 from models.image import ImageJob
 from models.meme import MemeJob

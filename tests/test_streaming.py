@@ -23,7 +23,7 @@ from activities.providers.offline import OfflineProvider
 from activities.providers.openai_provider import OpenAIProvider
 from activities.providers.structured import partial_field
 from activities.providers.usage import CallNotes
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from models.conversation import ConversationConfig, ConversationStart, History, Phase, Reply, YieldOutput
 from models.conversation_stream import TextDelta
 from models.settings import IMAGE_QUEUE, SCORING_QUEUE, STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE, Settings

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kit.urls import Urls
 from tests.conftest import eventually
 from tests.studio_support import browser, checked, finished, page, pictures_loaded, run_status, shots, studio  # noqa: F401
 
@@ -58,7 +59,7 @@ async def test_an_image_run_is_started_watched_steered_started_again_and_compare
     await finished_page(p)
     assert await p.locator("[data-iteration]").count() == 4
     assert await p.locator(".iteration.best").count() == 1
-    assert await p.get_attribute("a:has-text('Open in Temporal UI')", "href") == settings.workflow_ui_link(first)
+    assert await p.get_attribute("a:has-text('Open in Temporal UI')", "href") == Urls(settings).temporal_ui(first)
     details = await (await module_dev_env.client.get_workflow_handle(first).describe()).static_details()
     assert f"{base}/runs/{first}" in details, "the Temporal UI's details link back to the studio"
 

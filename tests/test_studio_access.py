@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from starlette.requests import Request
 
 from kit.api_keys import KeyStore
@@ -127,11 +128,10 @@ async def test_with_keys_a_tenant_signs_in_and_cannot_reach_another_tenants_run(
     module_dev_env, studio, browser, tmp_path
 ):
     _, keyless = studio
-    keys_file = tmp_path / "keys.json"
-    store = KeyStore(keys_file)
+    settings = keyless.model_copy(update={"database_url": SecretStr(f"sqlite:///{tmp_path / 'keys.db'}")})
+    store = KeyStore(settings)  # a database of this test's own keys
     acme, _ = store.add("acme")
     zeta, _ = store.add("zeta")
-    settings = keyless.model_copy(update={"api_keys_file": keys_file})
     async with serving(settings, module_dev_env.client) as (keyed, _):
         async with httpx.AsyncClient(base_url=keyed, headers={"Authorization": f"Bearer {acme}"}) as client:
             created = await client.post("/v1/images", json={"prompt": "acme's lighthouse", "max_iterations": 1})

@@ -9,8 +9,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore
 from kit import tracing
+from kit.storage import LocalStore
 from models.settings import WORKFLOW_QUEUE
 from models.world import WorldJob
 from tests.conftest import running_workers

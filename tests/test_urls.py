@@ -28,7 +28,7 @@ def test_the_api_hands_out_absolute_links_and_the_studio_paths_on_its_site():
     made = urls.run_urls(run)
     assert made.run == "https://atelier.example/v1/runs/acme.image-1%20a%2Fb"
     assert (made.events, made.result, made.cancel) == (made.run + "/events", made.run + "/result", made.run + "/cancel")
-    assert made.temporal_ui == settings().workflow_ui_link(run)
+    assert made.temporal_ui == "http://ui/namespaces/default/workflows/acme.image-1%20a%2Fb"
     assert (
         urls.messages("acme.conversation-1") == "https://atelier.example/v1/conversations/acme.conversation-1/messages"
     )

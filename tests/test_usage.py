@@ -13,7 +13,7 @@ from activities.providers.call_log import read_log
 from activities.providers.guarded import GuardedProvider
 from activities.providers.image_routes import image_tokens
 from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore, load
+from kit.storage import LocalStore, load
 from models.image import ImageJob, ImageOptions, RefinePromptRequest, StopReason
 from models.settings import WORKFLOW_QUEUE, Settings
 from models.usage import ModelUsage, Price, Usage

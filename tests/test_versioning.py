@@ -19,7 +19,7 @@ from temporalio.worker import Replayer
 
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from models.conversation import ConversationConfig, ConversationStart
 from models.settings import WORKFLOW_QUEUE, Settings
 from models.world import WorldJob, WorldState

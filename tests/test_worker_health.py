@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from activities.providers import make_provider
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from models.settings import STORAGE_QUEUE, WORKFLOW_QUEUE, Settings
 from tests.conftest import (
     address_of,

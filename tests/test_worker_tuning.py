@@ -12,7 +12,7 @@ from temporalio.service import RPCError
 from temporalio.worker import PollerBehaviorAutoscaling
 
 from activities.providers import make_provider
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from models.settings import EVENTS_QUEUE, IMAGE_QUEUE, STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE, Settings
 from tests.conftest import eventually
 from workers.registry import build_workers

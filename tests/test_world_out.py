@@ -10,7 +10,7 @@ from pathlib import Path
 from temporalio import workflow
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from activities.storage import LocalStore
+from kit.storage import LocalStore
 from models.artifacts import ArtifactRef
 from models.settings import WORKFLOW_QUEUE
 from models.world import (

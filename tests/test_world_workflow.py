@@ -9,7 +9,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from activities.providers.offline import OfflineProvider
-from activities.storage import LocalStore, load
+from kit.storage import LocalStore, load
 from models.settings import WORKFLOW_QUEUE
 from models.world import (
     Budget,

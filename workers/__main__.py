@@ -13,10 +13,11 @@ import time
 
 from pydantic import ValidationError
 
-from activities.providers import make_provider
+from activities.providers import Providers
 from activities.providers.endpoint_check import endpoint_warnings
-from activities.storage import make_store
 from kit.connection import connect, has_search_attributes, missing_search_attributes
+from kit.storage import make_store
+from models.catalog import Catalog, load_catalog
 from models.settings import Settings, invalid_settings
 from workers.health import WorkerHealth, start_health_server
 from workers.metrics import metrics_runtime
@@ -26,7 +27,7 @@ from workers.versioning import deployment_version
 log = logging.getLogger("atelier.worker")
 
 
-async def serve(settings: Settings, queues: list[str]) -> None:
+async def serve(settings: Settings, catalog: Catalog, queues: list[str]) -> None:
     health = WorkerHealth(settings.temporal_namespace)
     stop = asyncio.Event()  # SIGINT/SIGTERM: handled from the start (as PID 1 an unhandled SIGTERM is dropped)
     loop = asyncio.get_running_loop()
@@ -36,7 +37,7 @@ async def serve(settings: Settings, queues: list[str]) -> None:
         if settings.health_port is not None:  # up first: live while connecting, ready once polling
             server = await start_health_server(health, settings.health_host, settings.health_port)
             probes.push_async_callback(closed, server)
-        await run_workers(settings, queues, health, stop)
+        await run_workers(settings, catalog, queues, health, stop)
 
 
 async def closed(server: asyncio.Server) -> None:
@@ -44,7 +45,9 @@ async def closed(server: asyncio.Server) -> None:
     await server.wait_closed()
 
 
-async def run_workers(settings: Settings, queues: list[str], health: WorkerHealth, stop: asyncio.Event) -> None:
+async def run_workers(
+    settings: Settings, catalog: Catalog, queues: list[str], health: WorkerHealth, stop: asyncio.Event
+) -> None:
     runtime = metrics_runtime(settings)
     connecting = asyncio.ensure_future(connect_patiently(settings, runtime))
     stopped = asyncio.ensure_future(stop.wait())
@@ -59,8 +62,8 @@ async def run_workers(settings: Settings, queues: list[str], health: WorkerHealt
         log.warning(missing_search_attributes(settings.temporal_namespace))
     for warning in await endpoint_warnings(settings, queues):
         log.warning(warning)
-    provider = make_provider(settings)
-    workers = build_workers(client, queues, provider, make_store(settings), settings)
+    providers = Providers(catalog, settings)
+    workers = build_workers(client, queues, providers, make_store(settings), settings)
     if stop.is_set():  # told to stop while the models loaded
         log.info("worker stopped before it polled")
         return
@@ -70,10 +73,10 @@ async def run_workers(settings: Settings, queues: list[str], health: WorkerHealt
         health.client, health.workers = client, workers
         version = deployment_version(settings)
         log.info(
-            "worker polling %s on %s (provider %s, storage %s, %s)",
+            "worker polling %s on %s (%s, storage %s, %s)",
             ", ".join(queues),
             settings.temporal_address,
-            provider.name,
+            providers.describe(),
             settings.storage,
             f"deployment {version.deployment_name} build {version.build_id}" if version else "unversioned",
         )
@@ -103,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings()
-        asyncio.run(serve(settings, args.queue or list(QUEUES)))
+        catalog = load_catalog(settings)  # a catalog that cannot serve stops the worker here, naming the entry
+        catalog.check_keys()
+        asyncio.run(serve(settings, catalog, args.queue or list(QUEUES)))
     except ValidationError as exc:
         print(f"error: {invalid_settings(exc)}", file=sys.stderr)
         return 2

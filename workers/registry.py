@@ -9,20 +9,21 @@ from temporalio.client import Client
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 from activities.admission import count_tenant_runs
-from activities.breaker import Breakers
 from activities.conversation import ConversationActivities
+from activities.experiment_report import ExperimentActivities
 from activities.heartbeat import HEARTBEAT_EVERY_S, HeartbeatThroughout
 from activities.image import ImageActivities
 from activities.meme import MemeActivities
 from activities.meme_render import RenderActivities
+from activities.providers import Providers
 from activities.providers.guarded import GuardedProvider
 from activities.purchases import worker_spool
 from activities.queue_pollers import require_pollers
 from activities.reference_store import ReferenceActivities
 from activities.run_events import RunObserver
-from activities.storage import ArtifactStore
 from activities.webhooks import WebhookSender
 from activities.world import WorldActivities
+from kit.storage import ArtifactStore
 from models.pipelines import PIPELINES
 from models.settings import (
     EVENTS_QUEUE,
@@ -37,18 +38,20 @@ from workers.versioning import deployment_options
 from workflows.admission import TenantAdmissionWorkflow
 from workflows.character import CharacterWorkflow
 from workflows.conversation import ConversationWorkflow
+from workflows.experiment import ExperimentWorkflow
 from workflows.knowledge import KnowledgeIngestWorkflow
 from workflows.run_events import RunEventsWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 WORKFLOWS = [
-    *(spec.workflow for spec in PIPELINES.values()),  # image, world, meme
+    *(spec.implementation() for spec in PIPELINES.values()),  # image, world, meme
     CharacterWorkflow,
     ConversationWorkflow,
     KnowledgeIngestWorkflow,
     RunEventsWorkflow,
     WebhookDeliveryWorkflow,
     TenantAdmissionWorkflow,
+    ExperimentWorkflow,
 ]
 QUEUES = (WORKFLOW_QUEUE, TEXT_QUEUE, IMAGE_QUEUE, STORAGE_QUEUE, SCORING_QUEUE, EVENTS_QUEUE)
 SHUTDOWN_MARGIN_S = 15  # past a request's timeout: reading the reply, storing the picture
@@ -82,15 +85,15 @@ def activity_worker(client: Client, queue: str, activities: list, settings: Sett
     )
 
 
-def provider_activities(provider: GuardedProvider, store: ArtifactStore, settings: Settings) -> dict[str, list]:
-    """The activities that need the provider or the store, by the queue they run on."""
+def provider_activities(providers: Providers, store: ArtifactStore, settings: Settings) -> dict[str, list]:
+    """The activities that need the providers or the store, by the queue they run on."""
     spool = worker_spool(settings.data_dir)
-    image = ImageActivities(provider, store, spool)
-    world = WorldActivities(provider, store, spool)
-    breakers = getattr(provider, "breakers", None) or Breakers.from_settings(settings)
-    models = "offline" if provider.name == "offline" else f"{provider.name}:{settings.llm_model}:{settings.image_model}"
-    meme = MemeActivities(provider, store, spool, breakers.upload, models)
-    conversation = ConversationActivities(provider, store)
+    image = ImageActivities(providers, store, spool)
+    world = WorldActivities(providers, store, spool)
+    name = providers.name
+    models = "offline" if name == "offline" else f"{name}:{settings.llm_model}:{settings.image_model}"
+    meme = MemeActivities(providers, store, spool, providers.upload, models)
+    conversation = ConversationActivities(providers, store)
     return {
         TEXT_QUEUE: [
             image.evaluate_image,
@@ -119,6 +122,7 @@ def provider_activities(provider: GuardedProvider, store: ArtifactStore, setting
             world.write_world_manifest,
             *meme.storage_steps(),
             conversation.archive_turn,
+            ExperimentActivities(store).write_experiment_report,
             require_pollers,
         ],
     }
@@ -155,16 +159,18 @@ def paid_call_worker(
 def build_workers(
     client: Client,
     queues: list[str],
-    provider: GuardedProvider,
+    provider: Providers | GuardedProvider,
     store: ArtifactStore,
     settings: Settings | None = None,
     workflows: list[type] | None = None,
 ) -> list[Worker]:
     """One worker per queue asked for; all in the settings' Worker Deployment version when versioning is on.
 
+    `provider`: one provider per catalog model (`Providers`), or one provider for every call (a test's).
     `workflows` replaces the workflow classes (a rollout test runs a changed version beside the current one).
     """
     settings = settings or Settings()
+    providers = provider if isinstance(provider, Providers) else Providers.serving(provider, settings)
     versioning = deployment_options(settings)  # the build id digests the workflow code: read it once
     workers = []
     if WORKFLOW_QUEUE in queues:
@@ -182,7 +188,7 @@ def build_workers(
             )
         )
     if {TEXT_QUEUE, IMAGE_QUEUE, STORAGE_QUEUE} & set(queues):
-        by_queue = provider_activities(provider, store, settings)
+        by_queue = provider_activities(providers, store, settings)
         for queue in (TEXT_QUEUE, IMAGE_QUEUE):
             if queue in queues:
                 workers.append(paid_call_worker(client, queue, by_queue[queue], settings, versioning))

@@ -19,6 +19,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.admission import count_tenant_runs
     from models.admission import (
+        MAX_HELD,
         Admission,
         AdmissionRequest,
         AdmissionState,
@@ -31,7 +32,6 @@ with workflow.unsafe.imports_passed_through():
     from models.settings import EVENTS_QUEUE
     from workflows.options import HEARTBEAT_TIMEOUT
 
-MAX_HELD = 1000  # slots a tenant may hold whatever its caps: what is carried across continue-as-new stays small
 COUNT_TRUSTED_FOR = timedelta(seconds=2)  # a refusal this soon after a count trusts it: a flood counts once
 UNSTARTED_GRACE = timedelta(minutes=1)  # a held run that does not exist yet may still be starting
 COUNT_DEADLINE = timedelta(seconds=15)  # then the caps decide on the slots as they stand

@@ -20,6 +20,9 @@ The words, used with these meanings everywhere in `workflows/`:
 - **in flight**: reserved caps and open shares: budget that may still come back unspent.
 - **settling**: runs since `BUDGET_PATCH` give a call less than its quote when that is all that is left, and
   wait for what is in flight before they call the budget exhausted.
+- **models**: the catalog ids a run chose per kind of call (`models.catalog.ModelChoice`); the ledger names them
+  on each paid request (`Ledger.naming`) for runs since `RUN_MODELS_PATCH` (before, and with none chosen: the
+  worker's defaults), and `metered` hands back which model answered.
 - **exhausted**: a budget refused a call: the calls (`CallAllowance.exhausted`, `WorldAccounts.out_of_calls`),
   the dollars (`Ledger.out_of_dollars`, which only the ledger says: `afford` and `afford_share` find too little
   left, `overrun` a call the provider found dearer than its cap) or a character's share
@@ -31,33 +34,66 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as TimeoutFailure
 
 with workflow.unsafe.imports_passed_through():
-    from models.usage import BudgetExhausted, CallKind, CostLimit, Metered, PaidRequest, Spend, Usage, V, usage_in
+    from models.catalog import ModelChoice
+    from models.usage import (
+        BudgetExhausted,
+        CallKind,
+        CostLimit,
+        Metered,
+        ModelRequest,
+        PaidRequest,
+        Spend,
+        Usage,
+        V,
+        usage_in,
+    )
     from models.world import CallUsage
     from workflows.options import PaidCall
-    from workflows.patches import BOOK_FAILED_ATTEMPTS_PATCH, BUDGET_PATCH, BY_KIND_PATCH
+    from workflows.patches import BOOK_FAILED_ATTEMPTS_PATCH, BUDGET_PATCH, BY_KIND_PATCH, RUN_MODELS_PATCH
+
+R = TypeVar("R", bound=ModelRequest)
+
+
+def run_models(models: ModelChoice | None) -> ModelChoice:
+    """The models a run's calls name: its choice, in runs since `RUN_MODELS_PATCH`; before (and when it chose
+    none) none, so every call goes to the worker's default for its kind."""
+    if models is None or models == ModelChoice() or not workflow.patched(RUN_MODELS_PATCH.id):
+        return ModelChoice()
+    return models
 
 
 class Ledger:
     """A run's usage so far, and its dollar budget when it has one."""
 
-    def __init__(self, limit: CostLimit | None = None, settling: bool = False) -> None:
+    def __init__(
+        self, limit: CostLimit | None = None, settling: bool = False, models: ModelChoice | None = None
+    ) -> None:
         self.usage = Usage()
         self.limit = limit
         self.settling = settling
+        self.models = models or ModelChoice()  # what the run's calls name (`run_models`)
+        self.answered: dict[str, str] = {}  # kind of call → the model that answered the latest one (`metered`)
         self.reserved_usd = 0.0
         self.committed_usd = 0.0  # open shares: dollars handed to running characters
         self._out_of_dollars = False
 
     @classmethod
-    def for_run(cls, limit: CostLimit | None) -> Ledger:
-        """A workflow's ledger (settling when it has a dollar budget and started since `BUDGET_PATCH`)."""
-        return cls(limit, settling=limit is not None and workflow.patched(BUDGET_PATCH.id))
+    def for_run(cls, limit: CostLimit | None, models: ModelChoice | None = None) -> Ledger:
+        """A workflow's ledger (settling when it has a dollar budget and started since `BUDGET_PATCH`), naming
+        the run's `models` on its calls (`run_models`)."""
+        return cls(limit, settling=limit is not None and workflow.patched(BUDGET_PATCH.id), models=run_models(models))
+
+    def naming(self, request: R) -> R:
+        """`request` naming the run's model for its kind of call (as it is when the run chose none)."""
+        model = self.models.of(request.MODEL_KIND)
+        return request if model is None else request.model_copy(update={"model": model})
 
     def free_usd(self) -> float | None:
         """Budget neither booked nor reserved nor in open shares; None without a dollar budget."""
@@ -208,9 +244,21 @@ async def metered_call(
     call: PaidCall,
     extra_usd: float = 0.0,
 ) -> V:
-    """Run a paid activity that returns `Metered[V]`: its cap (its quote, plus `extra_usd` for input beyond
-    what the quote assumes) is reserved first and travels with the request (its attempts together stay
-    within it); its usage is booked, failed or not; its value returns.
+    """`metered`, for its value."""
+    return (await metered(ledger, activity, arg, call, extra_usd)).value
+
+
+async def metered(
+    ledger: Ledger,
+    activity: Callable[..., Awaitable[Metered[V]]],
+    arg: PaidRequest,
+    call: PaidCall,
+    extra_usd: float = 0.0,
+) -> Metered[V]:
+    """Run a paid activity that returns `Metered[V]`, naming the run's model (`Ledger.naming`): its cap (its
+    quote, plus `extra_usd` for input beyond what the quote assumes) is reserved first and travels with the
+    request (its attempts together stay within it); its usage is booked, failed or not; its value returns with
+    the model that answered.
 
     The one way the dollars run out: raises `BudgetExhausted` (the ledger is then out of dollars) when the
     budget cannot cover the call once what is in flight has settled, or when the provider finds the call's
@@ -225,8 +273,12 @@ async def metered_call(
         raise BudgetExhausted(f"budget exhausted: ${free:.4f} left, an {kind} call needs ${needs:.4f}")
     cap = ledger.reserve(kind, extra_usd)
     try:
-        request = arg if cap is None else arg.model_copy(update={"max_cost_usd": cap})
-        return ledger.paid(await booked(ledger, workflow.execute_activity_method(activity, request, **call.options)))
+        request = ledger.naming(arg if cap is None else arg.model_copy(update={"max_cost_usd": cap}))
+        result = await booked(ledger, workflow.execute_activity_method(activity, request, **call.options))
+        ledger.book(result.usage)
+        if result.model:
+            ledger.answered[request.MODEL_KIND] = result.model
+        return result
     except ActivityError as err:
         if isinstance(err.cause, ApplicationError) and err.cause.type == "BudgetExhausted":
             raise ledger.overrun(err.cause.message) from err

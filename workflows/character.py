@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
         profile_text,
     )
     from workflows import console
-    from workflows.budget import CallAllowance, Ledger, metered_call
+    from workflows.budget import CallAllowance, Ledger, metered
     from workflows.failures import cancel_started, failure, safety_refusal, stop_if_cancelled
     from workflows.inputs import parse_input
     from workflows.options import PaidCall, image_call, scoring_call, storage_call, text_call
@@ -58,7 +58,7 @@ class CharacterWork:
         self.job = job
         self.calls = CallAllowance.for_run(job.allowance)
         self.progress = WorldProgress(job.seed.username, job.seed.posts_count)
-        self.ledger = Ledger.for_run(job.cost)
+        self.ledger = Ledger.for_run(job.cost, job.models)
         self.result = CharacterResult(username=job.seed.username)
         self.contents: list[str] = []  # the posts' texts, as they are written (the consistency score's)
 
@@ -74,14 +74,20 @@ class CharacterWork:
         if profiled is None:
             return self._spent()
         self._report(characters_created=1)
-        detail = profiled.detail
+        detail = profiled.value.detail
         posts, avatar = await asyncio.gather(self._posts(detail), self._avatar(detail))
         if job.scoring and self.contents:
             result.consistency = await self._consistency(detail)
         persona = seed.model_dump(include={"username", "display_name", "role_in_world"})
         in_order = sorted(posts, key=lambda post: post.number)
         manifest = CharacterManifest(
-            world_id=job.world_id, profile=profiled.artifact, avatar=avatar, posts=in_order, **persona
+            world_id=job.world_id,
+            profile=profiled.value.artifact,
+            avatar=avatar.value if avatar else None,
+            posts=in_order,
+            model=profiled.model,
+            avatar_model=avatar.model if avatar else None,
+            **persona,
         )
         result.manifest = await self._write_manifest(manifest)
         self._spent()
@@ -97,21 +103,22 @@ class CharacterWork:
 
     async def _call(
         self, step: str, activity: Callable[..., Awaitable[Metered[V]]], request: Any, call: PaidCall
-    ) -> V | None:
-        """One paid call within this character's allowance (calls, and its share of the world's dollars).
-        None when it failed for good or the budget is spent, with the failure recorded under `step`."""
+    ) -> Metered[V] | None:
+        """One paid call within this character's allowance (calls, and its share of the world's dollars), and
+        the model that answered. None when it failed for good or the budget is spent, with the failure recorded
+        under `step`."""
         outcome = await self._attempt(step, activity, request, call)
         return None if isinstance(outcome, ActivityError) else outcome
 
     async def _attempt(
         self, step: str, activity: Callable[..., Awaitable[Metered[V]]], request: Any, call: PaidCall
-    ) -> V | ActivityError | None:
+    ) -> Metered[V] | ActivityError | None:
         """`_call`, with the failure itself when the call failed for good (a picture's refusal is read from it)."""
         if not self.calls.count(call.kind):
             self.result.failures.append(Failure(step=step, error="budget exhausted"))
             return None
         try:
-            return await metered_call(self.ledger, activity, request, call)
+            return await metered(self.ledger, activity, request, call)
         except BudgetExhausted as err:
             self.calls.refused(call.kind)
             self.result.failures.append(failure(step, err))
@@ -170,7 +177,7 @@ class CharacterWork:
             return None
         return round(sum(similar.values) / len(similar.values), 4)
 
-    async def _avatar(self, detail: CharacterDetail) -> ArtifactRef | None:
+    async def _avatar(self, detail: CharacterDetail) -> Metered[ArtifactRef] | None:
         """The character's avatar; None when the world makes no pictures, or the call failed (recorded)."""
         job = self.job
         if not job.images:
@@ -217,8 +224,8 @@ class CharacterWork:
                 )
                 if batch is None:
                     break
-                arc = arc or batch.narrative_arc
-                ideas = batch.posts[:count]
+                arc = arc or batch.value.narrative_arc
+                ideas = batch.value.posts[:count]
                 start = len(previous) + 1
                 writing.append(asyncio.create_task(self._write_batch(detail, start, ideas, arc)))
                 previous += [PostSummary(number=start + i, topic=x.topic, brief=x.brief) for i, x in enumerate(ideas)]
@@ -267,8 +274,8 @@ class CharacterWork:
         )
         if written is None:
             return None
-        self.contents.append(written.detail.content)
-        record = PostRecord(number=number, idea=idea, post=written.artifact)
+        self.contents.append(written.value.detail.content)
+        record = PostRecord(number=number, idea=idea, post=written.value.artifact, model=written.model)
         if job.images and idea.has_image:
             picture = await self._attempt(
                 f"{step} image",
@@ -277,7 +284,7 @@ class CharacterWork:
                     world_id=job.world_id,
                     username=detail.username,
                     number=number,
-                    image_prompt=written.detail.image_prompt,
+                    image_prompt=written.value.detail.image_prompt,
                     visual_style=job.visual_style,
                 ),
                 image_call(f"@{detail.username} · post {number}/{job.seed.posts_count} · image"),
@@ -285,6 +292,6 @@ class CharacterWork:
             if isinstance(picture, ActivityError):
                 said = safety_refusal(picture)
                 record.image_refused = said[0] if said else None
-            else:
-                record.image = picture
+            elif picture is not None:
+                record.image, record.image_model = picture.value, picture.model
         return record

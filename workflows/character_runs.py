@@ -53,6 +53,7 @@ class CharacterRuns:
                     post_batch_size=job.post_batch_size,
                     allowance=share.calls,
                     cost=share.cost,
+                    models=self.accounts.ledger.models,  # what the world's calls name (none before the patch)
                 ),
                 id=f"{self.ctx.world_id}--{seed.username}",
                 task_queue=WORKFLOW_QUEUE,

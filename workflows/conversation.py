@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.text import shorten
     from workflows import console
-    from workflows.budget import Ledger
+    from workflows.budget import Ledger, run_models
     from workflows.inputs import parse_input
     from workflows.mailbox import Mailbox
     from workflows.patches import CARRIED_FIRST_PATCH, END_AFTER_HAND_OVER_PATCH, HAND_OVER_PATCH
@@ -123,6 +123,7 @@ class ConversationWorkflow:
     @workflow.run
     async def run(self, raw: dict[str, Any]) -> History:
         start = parse_input(ConversationStart, raw)
+        self._ledger.models = run_models(start.config.models)  # each run of the conversation names its model
         self._chain = PostChain(start.config, self._ledger, self._stream)
         st = self._state = start.state or ConversationState(conversation_id=workflow.info().workflow_id)
         self._chain.progress.turns_total = st.turns_total

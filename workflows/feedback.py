@@ -9,7 +9,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.providers.pricing import IMAGE_INPUT_TOKENS, QUOTE_INPUT_TOKENS
+    from models.pricing import IMAGE_INPUT_TOKENS, QUOTE_INPUT_TOKENS
     from models.usage import CostLimit
 
 MAX_NOTES = 10  # notes waiting for one refinement

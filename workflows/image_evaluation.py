@@ -14,7 +14,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.image import ImageActivities
     from models.image import EvaluateImageRequest, GeneratedImage, ImageJob, Iteration, ScoredEvaluation
     from models.scoring import ImageScore, ImageScores, ScoreImagesRequest
-    from workflows.budget import Ledger, metered_call
+    from models.usage import Metered
+    from workflows.budget import Ledger, metered
     from workflows.failures import failure_cause
     from workflows.options import scoring_call, text_call
     from workflows.patches import SCORING_DEGRADES_PATCH
@@ -33,16 +34,17 @@ async def scored_iteration(
 ) -> Iteration:
     """The iteration `generated` makes, scored; `step` names its calls (`iteration 2/4`)."""
     workflow_id = workflow.info().workflow_id
-    evaluation = metered_call(
+    evaluation = metered(
         ledger,
         ImageActivities.evaluate_image,
         EvaluateImageRequest(workflow_id=workflow_id, iteration=number, prompt=prompt, image=generated.image),
         text_call(f"{step} · evaluate"),
     )
     if job.technical_weight == 0:
-        verdict, item, note = await evaluation, None, None
+        judged, item, note = await evaluation, None, None
     else:
-        verdict, item, note = await _with_technical_score(evaluation, scoring, job, generated, step)
+        judged, item, note = await _with_technical_score(evaluation, scoring, job, generated, step)
+    verdict = judged.value
     weight = job.technical_weight if item else 0.0
     return Iteration(
         number=number,
@@ -56,12 +58,17 @@ async def scored_iteration(
         technical_breakdown=item.breakdown if item else {},
         human_feedback=human,
         note="; ".join(n for n in (generated.note, note) if n) or None,
+        eval_model=judged.model,
     )
 
 
 async def _with_technical_score(
-    evaluation: Awaitable[ScoredEvaluation], scoring: ScoringQueue, job: ImageJob, generated: GeneratedImage, step: str
-) -> tuple[ScoredEvaluation, ImageScore | None, str | None]:
+    evaluation: Awaitable[Metered[ScoredEvaluation]],
+    scoring: ScoringQueue,
+    job: ImageJob,
+    generated: GeneratedImage,
+    step: str,
+) -> tuple[Metered[ScoredEvaluation], ImageScore | None, str | None]:
     """The evaluation ∥ the technical score: the verdict, the image's score, and a note when it is unavailable."""
     technical = scoring.execute(
         "score_images",

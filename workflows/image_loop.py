@@ -26,9 +26,9 @@ with workflow.unsafe.imports_passed_through():
         StopReason,
         StoreReferencesRequest,
     )
-    from models.usage import BudgetExhausted, CallKind
+    from models.usage import BudgetExhausted, CallKind, Metered
     from workflows import console
-    from workflows.budget import Ledger, metered_call
+    from workflows.budget import Ledger, metered, metered_call
     from workflows.failures import safety_refusal
     from workflows.feedback import reservation_usd
     from workflows.image_evaluation import scored_iteration
@@ -68,7 +68,7 @@ class ImageLoop:
     def __init__(self, job: ImageJob, take_feedback: Callable[[], list[str]]) -> None:
         self.job = job
         self.take_feedback = take_feedback
-        self.ledger = Ledger.for_run(job.cost)  # tokens, images and cost of this run's model calls
+        self.ledger = Ledger.for_run(job.cost, job.models)  # this run's model calls: their models, usage and cost
         self.scoring = ScoringQueue()
         self.state = LoopState(max_iterations=job.max_iterations, threshold=job.threshold, prompt=job.prompt)
         self.iterations: list[Iteration] = []
@@ -121,15 +121,17 @@ class ImageLoop:
         self.state.prompt = draft.prompt
         self.state.phase = Phase.GENERATING
         self._show()
-        generated = await self._generate(self._request(number, references, draft))
-        if isinstance(generated, Refusal):  # the iteration counts; the prompt is rewritten, never resent
-            self.refusals.append(generated)
-            return await self._next_draft(number, draft, [refused_feedback(generated)], None)
+        made = await self._generate(self._request(number, references, draft))
+        if isinstance(made, Refusal):  # the iteration counts; the prompt is rewritten, never resent
+            self.refusals.append(made)
+            return await self._next_draft(number, draft, [refused_feedback(made)], None)
+        generated = made.value
         self.provider = generated.provider
         self.state.phase = Phase.EVALUATING
         iteration = await scored_iteration(
             self.ledger, self.scoring, job, number, draft.prompt, generated, draft.human, self._step(number)
         )
+        iteration.model = made.model
         self._scored(iteration)
         if iteration.score >= job.threshold:
             return StopReason.THRESHOLD
@@ -172,11 +174,12 @@ class ImageLoop:
             previous_response_id=draft.previous_response_id,
         )
 
-    async def _generate(self, request: GenerateImageRequest) -> GeneratedImage | Refusal:
-        """One picture; a safety refusal is an outcome (runs before the patch failed on it)."""
+    async def _generate(self, request: GenerateImageRequest) -> Metered[GeneratedImage] | Refusal:
+        """One picture and the model that made it; a safety refusal is an outcome (runs before the patch failed
+        on it)."""
         number = request.iteration
         try:
-            return await metered_call(
+            return await metered(
                 self.ledger, ImageActivities.generate_image, request, image_call(self._step(number, "generate"))
             )
         except ActivityError as err:

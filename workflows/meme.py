@@ -84,7 +84,7 @@ class MemeWorkflow:
     async def run(self, raw: dict[str, Any]) -> MemeResult:
         job = parse_input(MemeJob, raw)
         meme_id = workflow.info().workflow_id
-        self._ledger = Ledger.for_run(job.cost)
+        self._ledger = Ledger.for_run(job.cost, job.models)
         try:
             result = await self._make(job, meme_id)
         except BaseException as err:
@@ -102,6 +102,7 @@ class MemeWorkflow:
         )
         result.metrics, result.usage, result.spend = self._metrics, self._ledger.usage, self._ledger.statement()
         result.budget_exhausted = self._ledger.out_of_dollars
+        result.text_model, result.image_model = self._ledger.answered.get("text"), self._ledger.answered.get("image")
         meter = workflow.metric_meter()
         meter.create_counter("atelier_meme_cache", "meme cache lookups").with_additional_attributes(
             {"result": result.cache}
@@ -114,7 +115,13 @@ class MemeWorkflow:
         requested = job.format if isinstance(job.format, str) else job.format.value
         lookup = await workflow.execute_activity_method(
             MemeActivities.cache_lookup,
-            CacheKeyRequest(topic=job.topic, format=requested, style=job.style, read=job.use_cache),
+            CacheKeyRequest(
+                topic=job.topic,
+                format=requested,
+                style=job.style,
+                read=job.use_cache,
+                models=self._ledger.models,  # part of the cache key (none chosen: the worker's defaults)
+            ),
             **storage_call("meme · cache lookup"),
         )
         if lookup.hit is not None:

@@ -94,6 +94,11 @@ UPLOADS_PATCH = Patch("references-are-uploads", "bf40bfc", "2026-12-03", (IMAGE,
 # An image run keeps the newest pending feedback notes within the cap and reserves their tokens with the refinement;
 # before, it kept every note and reserved the refinement's quote alone.
 FEEDBACK_CAP_PATCH = Patch("pending-feedback-capped", "9cd93e9", "2026-12-07", (IMAGE,))
+# A run's paid calls name the models it chose (`models` on its job, a conversation's config; a world's characters
+# inherit its choice); before, every call went to the worker's default models.
+RUN_MODELS_PATCH = Patch(
+    "calls-name-the-runs-models", "dd4e5f6+1", "2026-12-07", (IMAGE, WORLD, CHARACTER, MEME, CONVERSATION)
+)
 
 PATCHES = (
     PROGRESS_PATCH,
@@ -111,4 +116,5 @@ PATCHES = (
     CARRIED_FIRST_PATCH,
     UPLOADS_PATCH,
     FEEDBACK_CAP_PATCH,
+    RUN_MODELS_PATCH,
 )

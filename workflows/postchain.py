@@ -12,8 +12,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel
-
     from activities.conversation import ConversationActivities
     from models.conversation import (
         ActionOutput,
@@ -38,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
         YieldRequest,
         transcript_lines,
     )
-    from models.usage import Metered
+    from models.usage import Metered, ModelRequest
     from workflows.budget import Ledger, booked
     from workflows.failures import failure_cause, stop_if_cancelled
     from workflows.options import scoring_call, storage_call, text_call
@@ -76,12 +74,14 @@ def describe_retrieval(found: Retrieved) -> str:
 
 
 class Turn:
-    """One message's trip through the chain: its phase records (also on the stream) and what degraded."""
+    """One message's trip through the chain: its phase records (also on the stream), what degraded, and the
+    model that answered its latest phase (the conversation's text model: the reply's)."""
 
     def __init__(self, progress: Progress, stream: TurnStream) -> None:
         self.progress = progress
         self.stream = stream
         self.degraded: list[str] = []
+        self.model: str | None = None
 
     def log_phase(self, phase: Phase, summary: str, ms: int, degraded: str | None = None) -> None:
         record = PhaseRecord(phase=phase, summary=summary[:300], ms=ms, degraded=degraded)
@@ -123,15 +123,19 @@ class PostChain:
         turn: Turn,
         phase: Phase,
         activity: Callable[[Any, Any], Awaitable[Metered[R]]],
-        request: BaseModel,
+        request: ModelRequest,
         summary: Callable[[R], str],
         degraded: str,
     ) -> R | None:
-        """A model phase on the provider queue; its usage, every attempt's (a phase that failed too), goes into
-        the ledger."""
-        call = booked(self.ledger, workflow.execute_activity_method(activity, request, **phase_call(step(turn, phase))))
+        """A model phase on the provider queue, naming the conversation's model; its usage, every attempt's (a
+        phase that failed too), goes into the ledger."""
+        named = self.ledger.naming(request)
+        call = booked(self.ledger, workflow.execute_activity_method(activity, named, **phase_call(step(turn, phase))))
         metered = await self._run(turn, phase, call, lambda m: summary(m.value), degraded)
-        return self.ledger.paid(metered) if metered else None
+        if metered is None:
+            return None
+        turn.model = metered.model or turn.model
+        return self.ledger.paid(metered)
 
     async def _experience(self, turn: Turn, st: ConversationState, query: str) -> list[Passage] | None:
         request = RetrieveRequest(
@@ -184,11 +188,19 @@ class PostChain:
             degraded=turn.degraded,
             started_at=began,
             finished_at=workflow.now(),
+            model=turn.model,
         )
         record = await self._archive(turn, record)
         st.add(record, self.config.keep_recent)
         self.progress = Progress(turns_total=st.turns_total, queued=queued)
-        reply = Reply(turn=number, text=record.reply, citations=citations, degraded=turn.degraded, phases=record.phases)
+        reply = Reply(
+            turn=number,
+            text=record.reply,
+            citations=citations,
+            degraded=turn.degraded,
+            phases=record.phases,
+            model=record.model,
+        )
         self.stream.done(number, reply)
         return reply
 

@@ -17,7 +17,7 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 with workflow.unsafe.imports_passed_through():
     from activities.world import WorldActivities
     from models.artifacts import ArtifactRef
-    from models.usage import BudgetExhausted
+    from models.usage import BudgetExhausted, Metered
     from models.world import (
         CharacterSeed,
         Failure,
@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
         format_world,
     )
     from workflows import console
-    from workflows.budget import metered_call
+    from workflows.budget import metered
     from workflows.casting import Casting
     from workflows.character_runs import CharacterRuns
     from workflows.failures import cancel_started, failure, stop_if_cancelled
@@ -77,7 +77,7 @@ class WorldWorkflow:
         try:
             if not world_run.accounts.count("text"):
                 raise BudgetExhausted("the call budget allows no LLM call")
-            described = await metered_call(
+            made = await metered(
                 world_run.accounts.ledger,
                 WorldActivities.describe_world,
                 WorldPromptRequest(world_id=world_id, prompt=job.prompt),
@@ -89,6 +89,7 @@ class WorldWorkflow:
             console.set_search_attributes(state=status.state.value)
             raise
         world_run.mark_phase("world_description", PhaseState.COMPLETED)
+        described = world_run.made(made, "world")
         world = described.world
         status.world_name = world.name
         ctx = WorldContext(job, world_id, format_world(world), world.visual_style, world.name, described.artifact)
@@ -122,7 +123,7 @@ class WorldWorkflow:
             if isinstance(made, Failure):
                 status.failures.append(made)
             else:
-                world_run.images[kind] = made
+                world_run.images[kind] = world_run.made(made, kind)
                 status.images.created += 1
             world_run.refresh_calls()
 
@@ -130,11 +131,13 @@ class WorldWorkflow:
         done = any(world_run.images.values())
         world_run.mark_phase("world_images", PhaseState.COMPLETED if done else PhaseState.FAILED)
 
-    async def _world_image(self, accounts: WorldAccounts, ctx: WorldContext, kind: str) -> ArtifactRef | Failure:
+    async def _world_image(
+        self, accounts: WorldAccounts, ctx: WorldContext, kind: str
+    ) -> Metered[ArtifactRef] | Failure:
         if not accounts.count("image"):
             return Failure(step=f"world/{kind}", error="budget exhausted")
         try:
-            return await metered_call(
+            return await metered(
                 accounts.ledger,
                 WorldActivities.world_image,
                 WorldImageRequest(world_id=ctx.world_id, kind=kind, world_text=ctx.world_text, visual_style=ctx.style),
@@ -228,6 +231,8 @@ class WorldWorkflow:
                 world_name=ctx.name,
                 background=world_run.images["background"],
                 icon=world_run.images["icon"],
+                model=world_run.made_by.get("world"),
+                image_models={k: v for k, v in world_run.made_by.items() if k in world_run.images},
                 characters=manifests,
                 failures=status.failures,
                 calls=status.calls,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from models.catalog import ModelChoice
     from models.usage import CallKind, CostLimit, Spend, Usage
     from models.world import Budget, CallUsage, CharacterResult, ProgressDelta
     from workflows.budget import Ledger
@@ -50,8 +51,9 @@ class WorldAccounts:
         return self.out_of_calls or self.shares_exhausted or self.ledger.out_of_dollars
 
     @classmethod
-    def for_run(cls, budget: Budget) -> WorldAccounts:
-        return cls(budget=budget, ledger=Ledger.for_run(budget.cost))
+    def for_run(cls, budget: Budget, models: ModelChoice | None = None) -> WorldAccounts:
+        """The world's accounts; its calls (and its characters', `CharacterJob.models`) name `models`."""
+        return cls(budget=budget, ledger=Ledger.for_run(budget.cost, models))
 
     # --- what may be spent -------------------------------------------------------------------------
     def free_calls(self) -> CallUsage:

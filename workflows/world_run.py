@@ -9,6 +9,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from models.artifacts import ArtifactRef
+    from models.usage import Metered, V
     from models.world import CharacterResult, PhaseState, ProgressDelta, WorldJob, WorldStatus
     from workflows import console
     from workflows.world_accounts import WorldAccounts
@@ -16,11 +17,18 @@ with workflow.unsafe.imports_passed_through():
 
 class WorldRun:
     def __init__(self, job: WorldJob, world_id: str) -> None:
-        self.accounts = WorldAccounts.for_run(job.budget)  # call and dollar budgets: own calls and characters'
+        self.accounts = WorldAccounts.for_run(job.budget, job.models)  # call and dollar budgets: own and characters'
         self.status = WorldStatus(world_id=world_id, budget=job.budget)
         self.cast: list[str] = []  # usernames in the order the batches made them
         self.images: dict[str, ArtifactRef | None] = {"background": None, "icon": None}  # made so far
+        self.made_by: dict[str, str] = {}  # "world", "background", "icon" → the model that made it
         self.results: list[CharacterResult] = []  # characters ended so far
+
+    def made(self, result: Metered[V], what: str) -> V:
+        """What a call of the world's own made, noting the model that made it (`made_by`)."""
+        if result.model:
+            self.made_by[what] = result.model
+        return result.value
 
     def snapshot(self) -> WorldStatus:
         """The status with calls, usage and spend as of now (a copy: queries change nothing)."""

@@ -5,6 +5,9 @@ through its circuit breaker. Instrumented: a span, metrics, priced usage and a c
 Each call returns `Metered`: the reply with what the call used, priced, for the activity to hand on;
 what every call used, failed ones included, also goes into the activity's heartbeats (`heartbeat.spent`),
 and a call's cap is what is left of it once the activity's earlier attempts are paid for (`cap_left`).
+
+One per catalog model (`activities.providers.Providers`): its gates, breakers and learned limits are that
+model's, and its results name it (`Metered.model`, usage under its catalog id).
 """
 
 from __future__ import annotations
@@ -48,9 +51,13 @@ class GuardedProvider:
         gates: Gates | None = None,
         deadlines_s: dict[str, float] | None = None,
         learner: LimitLearner | None = None,
+        model_id: str | None = None,
+        named: dict[str, str] | None = None,
     ) -> None:
         self.inner = inner
         self.name = inner.name
+        self.model_id = model_id  # the catalog id it serves (None: the worker's one provider, by model name)
+        self.named = named or {}  # usage rows renamed: its model's provider name → its catalog id
         self.log = path if isinstance(path, CallLog) else CallLog(path)
         self.prices = DEFAULT_PRICES if prices is None else prices
         self.breakers = breakers
@@ -116,6 +123,15 @@ class GuardedProvider:
         """How results and the call log name where a call went (`openai`, `openrouter`, a host:port, …)."""
         return getattr(self.inner, "provider_for", lambda _: self.name)(call)
 
+    def model_for(self, call: str) -> str | None:
+        """The provider's name for the model a call goes to (`gpt-4o`, `offline-vivid`), if it says."""
+        return getattr(self.inner, "model_for", lambda _: None)(call)
+
+    def made_by(self, call: str) -> str | None:
+        """How results name the model that answered a call: its catalog id, else the provider's model name."""
+        return self.model_id or self.model_for(call)
+
+
     async def _instrumented(self, call: str, work: Work[R]) -> Metered[R]:
         started = time.monotonic()
         entry: dict[str, Any] = {"at": time.time(), "provider": self.provider_for(call), "call": call}
@@ -125,23 +141,25 @@ class GuardedProvider:
         with tracer.start_as_current_span(f"provider {call}") as span:
             span.set_attribute("atelier.provider", entry["provider"])
             span.set_attribute("atelier.model_call", call)
-            if model := getattr(self.inner, "model_for", lambda _: None)(call):
+            if model := self.model_for(call):
                 span.set_attribute("atelier.model", model)
                 entry["model"] = model
+            if self.model_id:
+                entry["model_id"] = self.model_id
             notes = usage.CallNotes()
             used: Usage | None = None
             try:
                 result = await work(notes)
                 entry["ok"] = True
-                used = usage.priced(notes, self.prices)
-                return Metered(value=result, usage=used)
+                used = usage.priced(notes, self.prices, self.named)
+                return Metered(value=result, usage=used, model=self.made_by(call))
             except BaseException as exc:
                 entry |= {"ok": False, "error": type(exc).__name__}
                 raise
             finally:
                 entry["ms"] = round((time.monotonic() - started) * 1000, 1)
                 if used is None:  # a failed call may have used (and cost) some
-                    used = usage.priced(notes, self.prices)
+                    used = usage.priced(notes, self.prices, self.named)
                 entry |= {"tokens": [used.input_tokens, used.output_tokens], "images": used.images}
                 entry["cost_usd"] = used.estimated_cost_usd
                 entry["cost_source"] = notes.cost_source

@@ -22,11 +22,11 @@ from openai import AsyncOpenAI
 from activities.errors import invalid_output
 from activities.providers import usage
 from activities.providers.base import GeneratedBytes, ReferenceInput
-from activities.providers.pricing import IMAGE_TOKENS
 from activities.providers.usage import CallNotes
-from activities.references import BadReference, fetch_url, origin
+from kit.references import BadReference, fetch_url, origin
 from models.endpoints import Endpoint
 from models.image import CONTENT_TYPES, ImageOptions
+from models.pricing import IMAGE_TOKENS
 
 ROUTES = ("responses", "images", "chat")
 

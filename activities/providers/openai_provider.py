@@ -1,7 +1,9 @@
 """Any OpenAI-compatible endpoint (OpenAI, OpenRouter, Ollama, vLLM, LocalAI) through the openai SDK.
 
-Text, pictures and vision evaluation may each come from their own endpoint (`models/endpoints.py`); one
-client per distinct server. The clients never retry by themselves (`max_retries=0`): Temporal owns retries.
+Text, pictures and vision evaluation may each come from their own endpoint (`models/endpoints.py`): from the
+settings, or for one catalog model (`models/catalog.py`) the endpoints `activities.providers.Providers` gives
+it. One client per distinct server (`ClientPool`, shared by every model on it). The clients never retry by
+themselves (`max_retries=0`): Temporal owns retries.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import openai
@@ -30,13 +33,14 @@ from activities.providers.image_routes import (
     is_unsupported,
     note_reply,
 )
-from activities.providers.pricing import image_call_bound, input_bound, output_cap, price_of
 from activities.providers.streamed_reply import streamed_completion
 from activities.providers.structured import json_text, reply_problem, restore_defaults, strict_schema
 from activities.providers.usage import CallNotes
-from models.endpoints import Endpoint
+from models.endpoints import Endpoint, Kind
 from models.image import Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
+from models.pricing import image_call_bound, input_bound, output_cap, price_of
 from models.settings import Settings
+from models.usage import Price
 
 log = logging.getLogger(__name__)
 KIND_OF_CALL = {"generate_image": "image", "evaluate_image": "eval"}  # every other call is text
@@ -68,6 +72,21 @@ def client_for(endpoint: Endpoint, settings: Settings) -> AsyncOpenAI:
     )
 
 
+class ClientPool:
+    """One client per distinct server (base URL and key): the models on a server share its connections."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._clients: list[tuple[Endpoint, AsyncOpenAI]] = []
+
+    def client(self, endpoint: Endpoint) -> AsyncOpenAI:
+        shared = next((c for e, c in self._clients if e.same_server(endpoint)), None)
+        if shared is None:
+            shared = client_for(endpoint, self.settings)
+            self._clients.append((endpoint, shared))
+        return shared
+
+
 class RouteMissing(Exception):
     """While `IMAGE_API=auto` looks for the route: this endpoint does not make pictures this way."""
 
@@ -81,22 +100,31 @@ def candidate_routes(image: Endpoint, text: Endpoint) -> tuple[str, ...]:
 
 
 class OpenAIProvider:
+    """Calls to OpenAI-compatible endpoints: each kind's (`endpoints`, else the settings'), pictures through
+    `image_api` (else IMAGE_API), priced by `prices` (else the settings' table). The Responses route drives the
+    image tool with the text endpoint's model."""
+
     name = "openai"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        endpoints: Mapping[Kind, Endpoint] | None = None,
+        image_api: str | None = None,
+        prices: dict[str, Price] | None = None,
+        clients: ClientPool | None = None,
+    ) -> None:
         self.settings = settings
-        self.endpoints = {kind: settings.endpoint(kind) for kind in ("text", "image", "eval")}
-        clients: list[tuple[Endpoint, AsyncOpenAI]] = []
-        self.clients: dict[str, AsyncOpenAI] = {}
-        for kind, endpoint in self.endpoints.items():
-            shared = next((c for e, c in clients if e.same_server(endpoint)), None)
-            self.clients[kind] = shared or client_for(endpoint, settings)
-            clients.append((endpoint, self.clients[kind]))
+        self.endpoints = dict(endpoints or {kind: settings.endpoint(kind) for kind in ("text", "image", "eval")})
+        self.prices = settings.prices if prices is None else prices
+        pool = clients or ClientPool(settings)
+        self.clients: dict[str, AsyncOpenAI] = {kind: pool.client(e) for kind, e in self.endpoints.items()}
         self.client = self.clients["text"]
-        self.image_route: str | None = None if settings.image_api == "auto" else settings.image_api
+        image_api = image_api or settings.image_api
+        self.image_route: str | None = None if image_api == "auto" else image_api
         self._finding_route = asyncio.Lock()
         self.routes = ImageRoutes(
-            self.clients["image"], self.endpoints["image"], settings.llm_model, settings.allow_private_urls
+            self.clients["image"], self.endpoints["image"], self.endpoints["text"].model, settings.allow_private_urls
         )
 
     def _kind(self, call: str) -> str:
@@ -108,7 +136,7 @@ class OpenAIProvider:
         if kind == "image" and self.image_route == "offline":
             return "offline"
         if kind == "image" and self.image_route in (None, "responses"):
-            return self.settings.llm_model
+            return self.endpoints["text"].model
         return self.endpoints[kind].model
 
     def provider_for(self, call: str) -> str:
@@ -156,7 +184,7 @@ class OpenAIProvider:
         for ask in range(REASKS + 1):
             limits: dict[str, Any] = {}
             if max_cost_usd is not None:  # a budget: the output is capped so the worst case fits what is left
-                price, tokens_in = price_of(self.settings.prices, model), input_bound(messages)
+                price, tokens_in = price_of(self.prices, model), input_bound(messages)
                 if not (cap := output_cap(price, tokens_in, max_cost_usd - spent)):
                     if ask:
                         raise invalid_output(what, "the reply did not validate and a re-ask no longer fits the budget")
@@ -260,8 +288,10 @@ class OpenAIProvider:
             return await OfflineProvider().generate_image(prompt, options, references, previous_response_id)
         if max_cost_usd is not None:
             sent = 0 if previous_response_id else len(references)
-            responses = self.image_route in (None, "responses")
-            worst = image_call_bound(self.settings, len(prompt.encode()), sent, options, responses)
+            driver = self.endpoints["text"].model if self.image_route in (None, "responses") else None
+            image_price = price_of(self.prices, self.endpoints["image"].model)
+            driver_price = price_of(self.prices, driver) if driver else None
+            worst = image_call_bound(image_price, driver_price, len(prompt.encode()), sent, options)
             if worst > max_cost_usd:
                 raise over_budget(f"image from {self.endpoints['image'].model}", worst, max_cost_usd)
         ask = PictureAsk(prompt, options, references, previous_response_id)

@@ -63,9 +63,10 @@ def estimate_tokens(*texts: str) -> int:
     return sum((len(text) + 3) // 4 for text in texts)
 
 
-def priced(notes: CallNotes, prices: dict[str, Price]) -> Usage:
+def priced(notes: CallNotes, prices: dict[str, Price], named: dict[str, str] | None = None) -> Usage:
     """One call's notes as usage, with its cost: as the endpoint reported it, else from the price table
-    (None where the table has no price for the model)."""
+    (None where the table has no price for the model). `named`: a model's row under another name (a catalog
+    model's provider name → its catalog id)."""
     rows: dict[str, ModelUsage] = {}
     for item in notes:
         price = prices.get(item.model)
@@ -79,5 +80,6 @@ def priced(notes: CallNotes, prices: dict[str, Price]) -> Usage:
             images=item.images,
             cost_usd=None if cost is None else round(cost, 6),
         )
-        rows[item.model] = rows[item.model].plus(row) if item.model in rows else row
+        name = (named or {}).get(item.model, item.model)
+        rows[name] = rows[name].plus(row) if name in rows else row
     return Usage(models=rows)

@@ -21,7 +21,7 @@ from activities.heartbeat import heartbeating
 from activities.scoring.device import select_device
 from activities.scoring.images import ImageScorer
 from activities.scoring.text import TextEmbedder, default_model_path
-from activities.storage import ArtifactStore, load
+from kit.storage import ArtifactStore, load
 from models.scoring import (
     DuplicatePair,
     ImageScore,

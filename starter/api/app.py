@@ -3,35 +3,31 @@ knows nothing of the Studio: `starter.app` builds the app that serves both."""
 
 from __future__ import annotations
 
-import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from temporalio.client import Client
 
-from activities.storage import make_store
 from kit.api_keys import KeyStore
 from kit.connection import connect
+from kit.storage import make_store
 from models.settings import Settings
 from starter.api import problems
 from starter.api.body_limits import BodyLimits
 from starter.api.hosts import is_loopback
-from starter.api.routes import artifacts, conversations, creates, events, knowledge, runs, webhooks
+from starter.api.routes import (
+    artifacts,
+    conversations,
+    creates,
+    events,
+    experiments,
+    knowledge,
+    models,
+    runs,
+    webhooks,
+)
 from starter.api.service import RateLimiter, Service
-
-log = logging.getLogger("atelier.api")
-
-
-def session_secret(keys: KeyStore) -> str:
-    """The keys file's (shared by every API process that reads it), or this process's own when the file
-    cannot be written (a read-only mount): sessions then last as long as the process."""
-    try:
-        return keys.session_secret()
-    except OSError as exc:
-        log.warning("keys file %s is read-only (%s): studio sessions end when this API stops", keys.path, exc)
-        return secrets.token_urlsafe(32)
 
 
 def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
@@ -39,7 +35,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        keys = KeyStore(settings.api_keys_path)
+        keys = KeyStore(settings)  # the database's, shared by every API process on it
         app.state.service = Service(
             settings=settings,
             client=client or await connect(settings, service="atelier-api"),
@@ -47,7 +43,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
             keys=keys,
             limiter=RateLimiter(settings.api_rate_per_minute),
             keyed=keys.configured() or not is_loopback(settings.api_host),
-            secret=session_secret(keys),
+            secret=keys.session_secret(),
         )
         yield
 
@@ -60,7 +56,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     )
     problems.install(app)
     app.add_middleware(BodyLimits, max_body_bytes=settings.api_max_body_bytes)  # the caller, then the body
-    for module in (creates, runs, events, artifacts, webhooks, conversations, knowledge):
+    for module in (creates, runs, events, artifacts, webhooks, conversations, knowledge, models, experiments):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["service"], summary="Whether the API is up")

@@ -13,7 +13,7 @@ from minio.error import S3Error
 from PIL import UnidentifiedImageError
 
 from models.artifacts import REFERENCE_PREFIX
-from starter.api.creates import upload_marker
+from starter.api.creates import uploaded
 from starter.api.errors import Invalid, NotFound, Refused, Unavailable
 from starter.api.service import Caller, Service, charge
 from starter.api.thumbnails import WIDTHS, Busy, Made, TooLarge
@@ -29,7 +29,7 @@ async def readable(svc: Service, caller: Caller, key: str) -> bool:
     if parts[0] in RUN_PREFIXES:
         return caller.owns(parts[1])
     if parts[0] == REFERENCE_PREFIX:
-        return not caller.keyed or await svc.store.exists(upload_marker(caller, key))
+        return not caller.keyed or await uploaded(svc, caller, key)
     return not caller.keyed and parts[0] != "api"
 
 

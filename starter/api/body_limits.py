@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from activities.references import MAX_BYTES as REFERENCE_BYTES
+from kit.datasets import MAX_BYTES as DATASET_BYTES
+from kit.references import MAX_BYTES as REFERENCE_BYTES
 from starter.api.errors import ApiProblem, ContentTooLarge, Internal
 from starter.api.knowledge import MAX_DOC_BYTES
 from starter.api.problems import respond
@@ -28,6 +29,7 @@ KNOWLEDGE_DOCS = 10  # full-size documents one request may add (smaller ones: mo
 FILE_ROUTES = {  # routes taking files, by (method, path): the files' limit
     ("POST", "/v1/uploads"): REFERENCE_BYTES,
     ("POST", "/v1/knowledge"): KNOWLEDGE_DOCS * MAX_DOC_BYTES,
+    ("POST", "/v1/datasets"): DATASET_BYTES,
 }
 CLOSE = {"Connection": "close"}
 log = logging.getLogger("atelier.api")

@@ -10,20 +10,21 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from models.admission import Admission, AdmissionRequest, AdmissionState, ReleaseRequest, admission_id
-from models.pipelines import WORKFLOW_TYPES
+from models.admission import MAX_HELD, Admission, AdmissionRequest, AdmissionState, ReleaseRequest, admission_id
+from models.pipelines import LISTED
 from models.settings import WORKFLOW_QUEUE
+from models.usage import CostLimit
+from models.workflow_interfaces import TenantAdmissionWorkflow
 from starter.api.errors import BudgetSpent, NoWorker, TooMany
 from starter.api.service import Caller, Service, described
-from workflows.admission import MAX_HELD, TenantAdmissionWorkflow
 
-TOP_LEVEL = f"WorkflowType IN ({', '.join(json.dumps(name) for name in WORKFLOW_TYPES)})"  # the pipelines' runs
+# the pipelines' runs and experiments, not an experiment's cells (its children: listed under it)
+TOP_LEVEL = f"WorkflowType IN ({', '.join(json.dumps(name) for name in LISTED)}) AND ParentWorkflowId IS NULL"
 # Temporal holds at most 10 updates in flight per workflow: each API process sends a tenant's admission
 # workflow a few at a time, and keeps a bounded line of creates waiting their turn (429 beyond it).
 IN_FLIGHT = 3
@@ -65,23 +66,24 @@ def tenant_runs(caller: Caller, types: str = TOP_LEVEL) -> str:
     return f'WorkflowId STARTS_WITH "{caller.tenant}." AND {types}' if caller.keyed else types
 
 
-def reserved_usd(job: Any) -> float:
-    """What a run reserves of its tenant's day: its dollar budget (`CostLimit.max_usd`), 0 when it has none."""
-    cost = getattr(job, "cost", None) or getattr(getattr(job, "budget", None), "cost", None)
-    return cost.max_usd if cost is not None else 0.0
+def seconds_left(admit_by: datetime) -> float:
+    """What is left of a create's wait for admission (its one deadline, `AdmissionRequest.admit_by`): its turn
+    in the line and its update get no longer, and the workflow refuses an answer past it."""
+    return max(0.1, (admit_by - datetime.now(UTC)).total_seconds())
 
 
 @contextlib.asynccontextmanager
-async def admitted(svc: Service, caller: Caller, run_id: str, job: Any) -> AsyncIterator[None]:
-    """Hold a slot for the run while the block starts it: 429 or 402 when a cap refuses, 503 when no
-    worker answers. A block that fails frees the slot again, unless the run exists. No caps: nothing asked."""
+async def admitted(svc: Service, caller: Caller, run_id: str, cost: CostLimit | None) -> AsyncIterator[None]:
+    """Hold a slot for the run while the block starts it, reserving its dollar budget (`cost`) of the tenant's
+    day: 429 or 402 when a cap refuses, 503 when no worker answers in time. A block that fails frees the slot
+    again, unless the run exists. No caps: nothing asked."""
     settings = svc.settings
     if not (settings.tenant_max_running or settings.tenant_max_usd_per_day):
         yield
         return
     request = AdmissionRequest(
         run_id=run_id,
-        reserve_usd=reserved_usd(job),
+        reserve_usd=cost.max_usd if cost is not None else 0.0,
         max_running=settings.tenant_max_running,
         max_usd_per_day=settings.tenant_max_usd_per_day,
         admit_by=datetime.now(UTC) + timedelta(seconds=settings.admission_wait_s),  # then this answers 503
@@ -129,11 +131,10 @@ async def _admit(svc: Service, caller: Caller, request: AdmissionRequest) -> Adm
     """Ask the tenant's admission workflow, starting it if it is not running."""
     start = admission_start(AdmissionState(tenant=caller.tenant, runs_query=tenant_runs(caller)))
     line = svc.admission_lines.setdefault(caller.tenant, AdmissionLine())
-    loop = asyncio.get_running_loop()
-    until = loop.time() + svc.settings.admission_wait_s
+    admit_by = request.admit_by or datetime.now(UTC)  # `admitted` always sets it
     try:
-        async with line.turn(svc.settings.admission_wait_s):
-            left = timedelta(seconds=max(0.1, until - loop.time()))
+        async with line.turn(seconds_left(admit_by)):
+            left = timedelta(seconds=seconds_left(admit_by))
             return await svc.client.execute_update_with_start_workflow(
                 TenantAdmissionWorkflow.admit, request, start_workflow_operation=start, rpc_timeout=left
             )

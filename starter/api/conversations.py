@@ -14,18 +14,19 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from temporalio.client import WorkflowExecution, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 
-from activities.run_reading import bounded_query
+from kit.run_reading import bounded_query
 from models.conversation import ConversationConfig, ConversationStart, History, PhaseRecord, Reply
 from models.conversation_stream import TextDelta
 from models.priority import run_priority
 from models.settings import WORKFLOW_QUEUE
+from models.workflow_interfaces import ConversationWorkflow
 from starter import run_labels
 from starter.api.caps import tenant_runs
+from starter.api.creates import check_models
 from starter.api.errors import ApiProblem, Conflict, NoWorker, Refused
 from starter.api.service import Caller, Service, owned
 from starter.chat_stream import CATCH_UP_S, follow_turn, stream_offset
 from starter.conversing import ask
-from workflows.conversation import ConversationWorkflow
 
 
 class ConversationCreated(BaseModel):
@@ -47,7 +48,9 @@ async def owned_conversation(svc: Service, caller: Caller, conversation_id: str)
 
 
 async def start(svc: Service, caller: Caller, config: ConversationConfig) -> ConversationCreated:
-    """A new conversation; its retrieval searches the caller's own knowledge base."""
+    """A new conversation (its models checked as a run's are); its retrieval searches the caller's own
+    knowledge base."""
+    check_models(svc, config.models, "body.config.models")
     conversation_id = f"{caller.tenant}.conversation-{uuid.uuid4().hex[:16]}"
     tenant = caller.keyed_tenant
     job = ConversationStart(config=config.model_copy(update={"knowledge": tenant}))

@@ -17,20 +17,19 @@ from fastapi import UploadFile
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from activities.meme import SCENE_OPTIONS
-from activities.references import MAX_BYTES, BadReference, check_url, verify_image
-from activities.run_reading import MEMO_RERUN
-from activities.storage import make_ref
-from activities.world import PORTRAIT, WORLD_IMAGE
+from kit.references import MAX_BYTES, BadReference, check_url, verify_image
+from kit.run_reading import MEMO_RERUN
+from kit.storage import make_ref
 from models.api import ImageRequest, MemeRequest, RunCreated, RunOptions, WorldRequest
 from models.artifacts import ArtifactRef, reference_key
+from models.catalog import ModelChoice
 from models.events import Webhook
 from models.image import ImageJob
-from models.meme import MemeJob
+from models.meme import SCENE_OPTIONS, MemeJob
 from models.pipelines import PipelineSpec
 from models.priority import run_priority
 from models.settings import WORKFLOW_QUEUE
-from models.world import WorldJob
+from models.world import WorldJob, picture_options
 from starter import run_labels
 from starter.api.caps import admitted
 from starter.api.errors import Conflict, Invalid
@@ -70,16 +69,28 @@ async def check_references(svc: Service, caller: Caller, body: ImageRequest) -> 
                 await asyncio.to_thread(check_url, ref, svc.settings.allow_private_urls)
             except BadReference as exc:
                 raise Invalid(where, str(exc)) from exc
-        elif not await svc.store.exists(upload_marker(caller, ref.key)):
+        elif not await uploaded(svc, caller, ref.key):
             raise Invalid(where, f"no upload {ref.key!r} (POST /v1/uploads first)")
 
 
-def upload_marker(caller: Caller, key: str) -> str:
-    return f"api/tenants/{caller.tenant}/{key}"
+async def uploaded(svc: Service, caller: Caller, key: str) -> bool:
+    """Whether the caller uploaded `key`: marked in the database, or, by releases before it, in the store."""
+    if await asyncio.to_thread(svc.uploads.marked, caller.tenant, key):
+        return True
+    return await svc.store.exists(f"api/tenants/{caller.tenant}/{key}")
+
+
+def check_models(svc: Service, choice: ModelChoice, field: str = "body.models") -> None:
+    """The run's models are in the catalog, each of the kind it is asked for (`Catalog.problem`, the check the
+    CLI makes too): 422 naming the field, e.g. `body.models.image`."""
+    if problem := svc.catalog.problem(choice):
+        raise Invalid(field + problem[0].removeprefix("models"), problem[1])
 
 
 async def check(svc: Service, caller: Caller, request: Any) -> None:
-    """What every create checks before its job is made: its webhook's URL, and the run it starts again from."""
+    """What every create checks before its job is made: its models, its webhook's URL, and the run it starts
+    again from."""
+    check_models(svc, request.models)
     if request.webhook and (problem := await guard_webhook(svc.settings, str(request.webhook), "body.webhook")):
         raise problem
     if request.rerun_of and (not caller.owns(request.rerun_of) or await described(svc, request.rerun_of) is None):
@@ -90,17 +101,23 @@ async def start(
     svc: Service, caller: Caller, pipe: PipelineSpec, job: Any, request: Any, key: str | None
 ) -> RunCreated:
     """Start the run the request asks for (admitted by the tenant's caps) and its event feed; the same
-    `Idempotency-Key` again answers the run it started (409 with another request)."""
+    `Idempotency-Key` again answers the run it started (409 with another request). With `vary`, a matrix: the
+    experiment of its cells (`experiments.matrix`), answered as the run it stands for."""
+    if request.vary:
+        from starter.api import experiments  # it builds on this module: imported when a matrix is asked for
+
+        matrix = await experiments.matrix(svc, caller, pipe, request, key)
+        return RunCreated(id=matrix.id, pipeline=pipe.name, status=matrix.status, urls=matrix.urls)
     workflow_id = run_id(caller, pipe.name, key)
     digest = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
     text = getattr(job, pipe.text_field)
     created = RunCreated(id=workflow_id, pipeline=pipe.name, status="running", urls=svc.urls.run_urls(workflow_id))
     feed = (svc, workflow_id, pipe.name, caller.tenant, webhooks_of(svc, caller, request))
     if key is not None and (existing := await described(svc, workflow_id)) is not None:
-        same = _same_request(existing, digest, created)
+        same = same_request(existing, digest, created)
         await ensure_feed(*feed)  # an earlier create may have started the run and not its feed
         return same
-    async with admitted(svc, caller, workflow_id, job):  # the tenant's caps: a slot, or 429/402
+    async with admitted(svc, caller, workflow_id, pipe.budget(job)):  # the tenant's caps: a slot, or 429/402
         labels = await run_labels.start_options(
             svc.client, svc.settings, pipe.name, text, job, workflow_id, caller.keyed_tenant
         )
@@ -121,7 +138,7 @@ async def start(
         except WorkflowAlreadyStartedError:  # a concurrent create with the same key won
             if (existing := await described(svc, workflow_id)) is None:
                 raise
-            created = _same_request(existing, digest, created)
+            created = same_request(existing, digest, created)
     await ensure_feed(*feed)
     return created
 
@@ -133,7 +150,7 @@ def webhooks_of(svc: Service, caller: Caller, request: Any) -> list[Webhook]:
     return own + registered
 
 
-def _same_request(description: Any, digest: str, created: RunCreated) -> RunCreated:
+def same_request(description: Any, digest: str, created: RunCreated) -> RunCreated:
     memo = description.raw_description.workflow_execution_info.memo.fields
     recorded = memo.get(MEMO_REQUEST)
     if recorded is None or digest not in recorded.data.decode(errors="ignore"):
@@ -152,8 +169,7 @@ async def image_job(svc: Service, caller: Caller, body: ImageRequest) -> ImageJo
 
 
 def world_job(svc: Service, body: WorldRequest) -> WorldJob:
-    images = [options for _, options in WORLD_IMAGE.values()] + [PORTRAIT] if body.images else []
-    cost = budget(svc, body, images)
+    cost = budget(svc, body, picture_options(body.images))
     return _job(WorldJob, body, budget=body.budget.model_copy(update={"cost": cost}).model_dump())
 
 
@@ -174,5 +190,5 @@ async def upload(svc: Service, caller: Caller, file: UploadFile) -> ArtifactRef:
     ref = make_ref(reference_key(hashlib.sha256(data).hexdigest(), image.extension), data, image.content_type)
     if not await svc.store.exists(ref.key):
         await svc.store.put(ref.key, data, ref.content_type)
-    await svc.store.put(upload_marker(caller, ref.key), b"", "application/octet-stream")
+    await asyncio.to_thread(svc.uploads.mark, caller.tenant, ref.key)
     return ref

@@ -21,16 +21,15 @@ from starlette.types import Receive, Scope, Send
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from activities.run_events import events_prefix
+from kit.storage import events_prefix
 from kit.urls import Urls
 from models.api import TERMINAL_EVENTS
 from models.events import Batch, EventFeed, RunEvent, Webhook
-from models.pipelines import spec_of
+from models.pipelines import LISTED
 from models.settings import WORKFLOW_QUEUE
-from starter.api.runs import owned
-from starter.api.service import Caller, Service
+from models.workflow_interfaces import RunEventsWorkflow
+from starter.api.service import Caller, Service, owned
 from starter.api.streams import RunWatch, Slot, Streams
-from workflows.run_events import RunEventsWorkflow
 
 KEEP_ALIVE_S = 15.0
 RESUME_MS = 1000  # the `retry:` hint a stream ends with when its life is over
@@ -126,12 +125,14 @@ async def follow(svc: Service, streams: Streams, caller: Caller, run_id: str, st
 
 
 async def _stream(svc: Service, streams: Streams, slot: Slot, caller: Caller, run_id: str, start: int) -> Response:
-    _, described = await owned(svc, caller, run_id)
+    described = await owned(svc, caller, run_id, set(LISTED))  # a pipeline's run or an experiment
     watch = await streams.watch(slot, run_id)
+    if watch.terminal_seq is not None and start >= watch.terminal_seq:
+        await watch.look()  # an experiment started again after its end (rerun-failed) goes on past it
     if (last := watch.terminal_seq) is not None and start >= last:
         streams.close(slot)
         return Response(status_code=204)  # the stream has ended: EventSource stops reconnecting on a 204
-    await ensure_feed(svc, run_id, spec_of(described.workflow_type).name, caller.tenant, [])
+    await ensure_feed(svc, run_id, LISTED[described.workflow_type], caller.tenant, [])
     until = slot.opened + streams.max_s * random.uniform(0.9, 1.0)  # a little less for some: resumes spread
 
     async def stream() -> AsyncIterator[str]:

@@ -13,17 +13,16 @@ from pydantic import BaseModel
 from temporalio.client import WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy
 
-from activities.storage import kb_doc_key, kb_prefix, kb_source_key
+from kit.storage import kb_doc_key, kb_prefix, kb_source_key
 from models.conversation import DocSummary, IngestDoc, IngestJob, KnowledgeDoc
 from models.priority import run_priority
 from models.settings import WORKFLOW_QUEUE
+from models.workflow_interfaces import KnowledgeIngestWorkflow
 from starter import run_labels
 from starter.api.errors import Invalid, NotFound, Unavailable
 from starter.api.service import Caller, Service
-from workflows.knowledge import KnowledgeIngestWorkflow
 
 MAX_DOC_BYTES = 2 * 1024 * 1024
-WAIT_S = 30.0  # a create waits this long for the ingest, then answers 202 with the run to follow
 
 
 class Listed(BaseModel):
@@ -35,6 +34,7 @@ class Listed(BaseModel):
 class Ingesting(BaseModel):
     id: str  # the ingest run (GET /v1/knowledge lists the documents once it is done)
     documents: list[DocSummary] = []
+    done: bool = False  # the ingest has finished (201); else it is still embedding (202): follow the run
 
 
 async def _text(file: UploadFile, field: str) -> bytes:
@@ -52,7 +52,7 @@ async def _text(file: UploadFile, field: str) -> bytes:
 
 async def ingest(svc: Service, caller: Caller, files: list[UploadFile]) -> Ingesting:
     """Store the documents and embed them (the same documents: the same ingest); the documents once done
-    within WAIT_S, else only the run to follow (503 when it fails)."""
+    within ATELIER_INGEST_WAIT_S, else only the run to follow (503 when it fails)."""
     knowledge = caller.keyed_tenant
     docs = []
     for n, file in enumerate(files):
@@ -75,12 +75,12 @@ async def ingest(svc: Service, caller: Caller, files: list[UploadFile]) -> Inges
         **labels,
     )
     try:
-        summaries = await asyncio.wait_for(handle.result(), WAIT_S)
+        summaries = await asyncio.wait_for(handle.result(), svc.settings.ingest_wait_s)
     except TimeoutError:
         return Ingesting(id=run_id)
     except WorkflowFailureError as exc:
         raise Unavailable("ingest failed", str(exc.cause or exc), 30) from exc
-    return Ingesting(id=run_id, documents=[DocSummary.model_validate(s) for s in summaries])
+    return Ingesting(id=run_id, documents=[DocSummary.model_validate(s) for s in summaries], done=True)
 
 
 async def documents(svc: Service, caller: Caller) -> list[Listed]:

@@ -9,17 +9,18 @@ from typing import Any
 from temporalio.client import WorkflowExecution, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.run_reading import KNOWN_STATES, STATUS, BadCursor, RunReader, runs_query
+from kit.run_reading import KNOWN_STATES, STATUS, BadCursor, RunReader, runs_query
 from models.api import RunPage, RunView
+from models.experiment import EXPERIMENT_TYPE
 from models.image import LoopState
 from models.pipelines import WORKFLOW_TYPES
+from models.workflow_interfaces import ImageRefinementWorkflow
 from starter.api.caps import tenant_runs
 from starter.api.errors import Conflict, Invalid
 from starter.api.service import Caller, Service
 from starter.api.service import owned as owned_workflow
 from workflows.feedback import MAX_CHARS, MAX_NOTES
 from workflows.feedback import fits as feedback_fits
-from workflows.image_refinement import ImageRefinementWorkflow
 
 BAD_CURSOR = "not a cursor this API gave"
 
@@ -37,7 +38,9 @@ async def owned(svc: Service, caller: Caller, workflow_id: str) -> tuple[Workflo
 
 async def view(svc: Service, run: WorkflowExecution, progress: dict | None = None) -> RunView:
     """The run as the API shows it, with its links (the Studio's rows and heads are views of it)."""
-    return await reader(svc).view(run, svc.urls.run_urls(run.id), progress)
+    experiment = run.workflow_type == EXPERIMENT_TYPE  # its links are `/v1/experiments/{id}`'s
+    urls = svc.urls.experiment_urls(run.id) if experiment else svc.urls.run_urls(run.id)
+    return await reader(svc).view(run, urls, progress)
 
 
 async def listing(

@@ -1,6 +1,7 @@
-"""What every route needs: the settings, one Temporal client, the artifact store, the keys, and who is
-calling (`Caller`, from `Authorization: Bearer <key>` or a studio session of a key: one rate bucket per key).
-Wrong credentials are counted per client address, and an address that sends too many is refused a while."""
+"""What every route needs: the settings, one Temporal client, the artifact store, the keys, the model catalog,
+and who is calling (`Caller`, from `Authorization: Bearer <key>` or a studio session of a key: one rate bucket
+per key). Wrong credentials are counted per client address, and an address that sends too many is refused a
+while."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from temporalio.client import Client, WorkflowExecutionDescription
 
-from activities.run_reading import describe_or_none
-from activities.storage import ArtifactStore
 from kit.api_keys import LOCAL_TENANT, ApiKey, KeyStore
+from kit.db.uploads import UploadMarks
+from kit.run_reading import describe_or_none
+from kit.storage import ArtifactStore
 from kit.urls import Urls
+from models.catalog import Catalog, load_catalog
 from models.settings import Settings
 from starter.api.errors import NotFound, TooMany, Unauthorized
 from starter.api.originals import Originals
@@ -77,9 +80,11 @@ class Service:
     streams: Streams = field(init=False)  # the event streams open in this process
     admission_lines: dict[str, Any] = field(default_factory=dict)  # tenant → its creates on their way to admission
     originals: Originals = field(default_factory=Originals)  # whole artifacts read for an answer
-    secret: str = ""  # signs studio sessions and CSRF tokens (the keys file's)
+    secret: str = ""  # signs studio sessions and CSRF tokens (the database's)
     failures: RateLimiter = field(init=False)  # wrong credentials, per client address
     urls: Urls = field(init=False)  # the links it hands out, at its public address
+    uploads: UploadMarks = field(init=False)  # which tenant uploaded which reference image (in the keys' database)
+    catalog: Catalog = field(init=False)  # the models a run may ask for (read once, when the API starts)
 
     def __post_init__(self) -> None:
         self.failures = RateLimiter(self.settings.auth_failures_per_minute)
@@ -89,9 +94,11 @@ class Service:
             self.store, settings.streams_per_tenant, settings.streams_per_process, settings.stream_max_s
         )
         self.urls = Urls(self.settings)
+        self.uploads = UploadMarks(self.keys.database)
+        self.catalog = load_catalog(settings)
 
     def needs_keys(self) -> bool:
-        """Once keyed, always keyed: revoking the last key (or losing the file) locks everyone out, it never
+        """Once keyed, always keyed: revoking the last key locks everyone out, it never
         opens the API to a keyless local tenant."""
         self.keyed = self.keyed or self.keys.configured()
         return self.keyed

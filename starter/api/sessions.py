@@ -1,6 +1,6 @@
 """Browsers: the studio's sign-in turns a key into an HttpOnly, SameSite=Strict session cookie naming the
 key's digest and the key's session generation (signed; revoking the key ends the session, and so does a
-sign-out, which moves the generation on in the keys file), and no unsafe request a browser sends from another
+sign-out, which moves the generation on in the database), and no unsafe request a browser sends from another
 site gets through. Every unsafe browser request must come from this site (`Sec-Fetch-Site`, else `Origin`);
 one riding on a session must also carry the page's CSRF token (`X-CSRF-Token`, or a plain form's field).
 A keyless API answers only to its loopback names (or its public URL's host), so a rebound DNS name cannot

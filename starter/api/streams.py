@@ -12,8 +12,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from activities.run_events import events_prefix
-from activities.storage import ArtifactStore
+from kit.storage import ArtifactStore, events_prefix
 from models.api import TERMINAL_EVENTS
 from models.events import Batch, RunEvent
 from starter.api.errors import TooMany
@@ -71,11 +70,11 @@ class RunWatch:
         return added
 
     async def run(self) -> None:
-        """Look until the terminal event is read, faster while events come; end once nobody has listened for
-        LINGER_S."""
+        """Look until the terminal event is read (on while a stream waits past it: an experiment started again
+        after its end goes on), faster while events come; end once nobody has listened for LINGER_S."""
         pause = POLL_MIN_S
         while self.streams or time.monotonic() - self._left_at < LINGER_S:
-            if self.terminal_seq is None:
+            if self.terminal_seq is None or self.streams:  # a stream past the end waits for a rerun's events
                 try:
                     pause = POLL_MIN_S if await self.look() else min(pause * 2, POLL_MAX_S)
                 except Exception:  # the store is unreachable this time: the streams keep waiting (and alive)

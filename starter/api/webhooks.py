@@ -12,15 +12,15 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from activities.references import BadReference, check_url
-from activities.run_reading import bounded_query
+from kit.references import BadReference, check_url
+from kit.run_reading import bounded_query
 from models.api import EventType
 from models.events import Delivery, Sent, deliveries_of
 from models.settings import WORKFLOW_QUEUE, Settings
+from models.workflow_interfaces import WebhookDeliveryWorkflow
 from starter.api.errors import Conflict, Invalid, NotFound
 from starter.api.runs import owned
 from starter.api.service import Caller, Service
-from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 
 class Secret(BaseModel):

@@ -5,7 +5,6 @@ wrong keys do), and sign-out, which ends every session of the key, in every API 
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,7 +21,6 @@ from starter.api.sessions import SESSION_COOKIE, SESSION_S, check_csrf, csrf_tok
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
-log = logging.getLogger("atelier.api")
 SIGN_IN_ERRORS = {401: "That key is not valid (or was revoked).", 429: "Too many failed sign-ins from here: wait"}
 urls = Urls()  # the pages' links: paths on this site
 templates.env.globals.update(urls=urls, pipelines=list(PIPELINES.values()))
@@ -100,15 +98,12 @@ async def signin(request: Request, svc: Svc, key: Annotated[str, Form()] = "", n
 
 @router.post("/signout")
 async def signout(request: Request, svc: Svc, csrf: Annotated[str, Form()] = "") -> Response:
-    """Ends every session of the key (a copied cookie too, at any API process that reads the keys file)."""
+    """Ends every session of the key (a copied cookie too, at any API process on the same database)."""
     cookie = request.cookies.get(SESSION_COOKIE)
     check_csrf(request, svc.secret, cookie, csrf)
     session = read_session(svc.secret, cookie) if cookie else None
     if session is not None and svc.keys.signed_in(*session) is not None:
-        try:
-            await asyncio.to_thread(svc.keys.end_sessions, session.key_sha256)  # waits on the file's lock
-        except OSError as exc:  # a read-only keys file: this browser's cookie goes, copies last until they expire
-            log.warning("keys file %s cannot be written (%s): sessions were not ended", svc.keys.path, exc)
+        await asyncio.to_thread(svc.keys.end_sessions, session.key_sha256)
     response = RedirectResponse(urls.signin_page(), status_code=303)
     response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict")
     return response

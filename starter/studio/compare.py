@@ -1,5 +1,5 @@
-"""Runs side by side: their best pictures, score per iteration as one chart, cost, tokens and time, and the
-settings that differ."""
+"""Runs side by side: their best pictures, the models that made them, score per iteration as one chart, cost,
+tokens and time, and the settings that differ."""
 
 from __future__ import annotations
 

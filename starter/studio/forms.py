@@ -13,6 +13,8 @@ import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from models.catalog import KINDS, Catalog
+
 LEFT_OUT = {"cost", "webhook", "webhook_events", "rerun_of", "references"}  # set elsewhere, or by the API
 LONG = {"prompt", "topic"}
 
@@ -27,6 +29,7 @@ class Field:
     choices: list[str] = field(default_factory=list)
     minimum: float | None = None
     maximum: float | None = None
+    shown: dict[str, str] = field(default_factory=dict)  # a choice's words, where they are not the choice
 
     @property
     def id(self) -> str:
@@ -108,3 +111,21 @@ def fields_of(model: type[BaseModel], values: dict[str, Any], prefix: str = "") 
             made.kind = "textarea"
         found.append(made)
     return found
+
+
+def offer_models(fields: list[Field | Group], catalog: Catalog) -> list[Field | Group]:
+    """The form's `models` as one select per kind: the catalog's models of that kind, its default marked and
+    chosen unless the run being started again chose another."""
+    for group in fields:
+        if not isinstance(group, Group) or group.name != "models":
+            continue
+        by_kind = {made.name.rsplit(".", 1)[-1]: made for made in group.fields if isinstance(made, Field)}
+        for kind in KINDS:
+            if (made := by_kind.get(kind)) is None:
+                continue
+            default = catalog.default(kind).id
+            made.kind, made.label = "select", f"{kind.capitalize()} model"
+            made.choices = [model.id for model in catalog.of_kind(kind)]
+            made.shown = {default: f"{default} (default)"}
+            made.value = made.value if made.value in made.choices else default
+    return fields

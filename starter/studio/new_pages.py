@@ -12,7 +12,7 @@ from starter.api import conversations, knowledge
 from starter.api.runs import owned
 from starter.api.service import Svc
 from starter.studio.access import Looker, page
-from starter.studio.forms import fields_of
+from starter.studio.forms import fields_of, offer_models
 from starter.studio.run_views import row_of
 from starter.studio.runs_data import studio_runs
 
@@ -30,20 +30,22 @@ async def new_run(pipeline: Pipeline, request: Request, svc: Svc, look: Looker, 
             values["max_cost_usd"] = values["cost"]["max_usd"]
     references = [r for r in values.get("references", []) if isinstance(r, dict)]
     uploads = "references" in spec.request.model_fields  # reference pictures, uploaded beside the fields
-    context = {"spec": spec, "title": spec.title, "fields": fields_of(spec.request, values), "uploads": uploads}
+    fields = offer_models(fields_of(spec.request, values), svc.catalog)  # the run's models, or the defaults
+    context = {"spec": spec, "title": spec.title, "fields": fields, "uploads": uploads}
     return page(request, "new.html", look, svc, start_from=start_from, references=references, **context)
 
 
 @router.get("/conversations")
 async def conversations_page(request: Request, svc: Svc, look: Looker) -> Response:
     rows = [await row_of(svc, run) for run in await conversations.listing(svc, look.caller)]
-    return page(request, "conversations.html", look, svc, rows=rows)
+    models = {"text_models": svc.catalog.of_kind("text"), "text_default": svc.catalog.default("text").id}
+    return page(request, "conversations.html", look, svc, rows=rows, **models)
 
 
 @router.get("/conversations/{conversation_id}")
 async def conversation_page(conversation_id: str, request: Request, svc: Svc, look: Looker) -> Response:
     found = await conversations.history(svc, look.caller, conversation_id)
-    ui = svc.settings.workflow_ui_link(conversation_id)
+    ui = svc.urls.temporal_ui(conversation_id)
     return page(request, "chat.html", look, svc, conversation_id=conversation_id, history=found, ui=ui)
 
 

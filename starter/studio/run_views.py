@@ -11,8 +11,9 @@ from typing import Any
 from pydantic import Field
 from temporalio.client import WorkflowExecution, WorkflowExecutionDescription
 
-from activities.run_reading import MEMO_RERUN
+from kit.run_reading import MEMO_RERUN
 from models.api import RunView
+from models.catalog import KINDS, Catalog
 from models.image import ImageJobResult, Iteration, LoopState, Refusal
 from models.meme import MemeResult, MemeStatus
 from models.pipelines import PIPELINES
@@ -43,6 +44,7 @@ class RunHead(RunRow):
 
     job: dict[str, Any] = Field(default_factory=dict)
     rerun_of: str | None = None
+    models: dict[str, str] = Field(default_factory=dict)  # kind → the model that made its artifacts (`models_of`)
 
     @property
     def text(self) -> str:
@@ -55,10 +57,17 @@ async def row_of(svc: Service, run: WorkflowExecution) -> RunRow:
     return RunRow(**dict(await view(svc, run)))
 
 
+def models_of(catalog: Catalog, job: dict[str, Any]) -> dict[str, str]:
+    """Kind → the model the run's job chose, else the catalog's default for that kind (marked so)."""
+    chosen = job.get("models") or {}
+    return {kind: chosen.get(kind) or f"{catalog.default(kind).id} (default)" for kind in KINDS}
+
+
 async def head_of(svc: Service, described: WorkflowExecutionDescription) -> RunHead:
     row = await row_of(svc, described)
     job = await studio_runs(svc).job(described)
-    return RunHead(**dict(row), job=job, rerun_of=await described.memo_value(MEMO_RERUN, None))
+    rerun_of = await described.memo_value(MEMO_RERUN, None)
+    return RunHead(**dict(row), job=job, rerun_of=rerun_of, models=models_of(svc.catalog, job))
 
 
 @dataclass

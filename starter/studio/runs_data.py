@@ -1,4 +1,4 @@
-"""How the studio reads runs: the run reader (`activities.run_reading`, as the API reads them), keeping what
+"""How the studio reads runs: the run reader (`kit.run_reading`, as the API reads them), keeping what
 cannot change: the job a run was started with, its result and the last answer of its status query once it is
 closed. Kept per Temporal run (workflow id + run id), so a reset or a reused id reads anew."""
 
@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from activities.run_reading import QUERY_TIMEOUT, RunReader
+from kit.run_reading import QUERY_TIMEOUT, RunReader
 from starter.api.service import Service
 
 KEPT = 512  # runs whose job, result and closed state are kept in memory

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from temporalio.service import RPCError
 
-from activities.run_reading import KNOWN_STATES, BadCursor, runs_query
+from kit.run_reading import KNOWN_STATES, BadCursor, runs_query
 from models.api import Pipeline
 from models.pipelines import spec_of
 from starter.api.caps import tenant_runs

@@ -1,4 +1,4 @@
-"""A world as its page shows it, read from the artifact store as it fills in (`activities.world_layout`): the
+"""A world as its page shows it, read from the artifact store as it fills in (`kit.world_layout`): the
 same reading for a world being made and a finished one."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from cachetools import LRUCache
 
-from activities.storage import ArtifactStore, world_key
-from activities.world_layout import StoredCharacter, read, stored_world
+from kit.storage import ArtifactStore, world_key
+from kit.world_layout import StoredCharacter, read, stored_world
 from models.world import CharacterDetail, CharacterManifest, PostDetail, WorldDescription
 
 
@@ -21,6 +21,8 @@ class PostView:
     image_prompt: str = ""
     picture: str | None = None
     refused: str | None = None  # the provider refused its picture: why
+    model: str | None = None  # the catalog id of the model that wrote it (known once its character is finished)
+    image_model: str | None = None  # and of the one that made its picture
 
 
 @dataclass
@@ -32,6 +34,8 @@ class CharacterView:
     avatar: str | None = None
     posts: list[PostView] = field(default_factory=list)
     finished: bool = False
+    model: str | None = None  # the catalog id of the model that wrote the profile (from its manifest)
+    avatar_model: str | None = None  # and of the one that made the avatar
 
 
 @dataclass
@@ -77,10 +81,13 @@ async def _character(store: ArtifactStore, stored: StoredCharacter) -> Character
         profile = await read(store, stored.profile, CharacterDetail)
         character.display_name, character.bio = profile.display_name, profile.bio
     refused: dict[int, str] = {}
+    made_by: dict[int, tuple[str | None, str | None]] = {}  # post → the models that wrote it and its picture
     if stored.manifest is not None:
         manifest = await read(store, stored.manifest, CharacterManifest)
         character.finished, character.role = True, manifest.role_in_world
+        character.model, character.avatar_model = manifest.model, manifest.avatar_model
         refused = {p.number: p.image_refused for p in manifest.posts if p.image_refused}
+        made_by = {p.number: (p.model, p.image_model) for p in manifest.posts}
     for number in sorted(stored.posts):
         post = await read(store, stored.posts[number], PostDetail)
         character.posts.append(
@@ -92,6 +99,8 @@ async def _character(store: ArtifactStore, stored: StoredCharacter) -> Character
                 image_prompt=post.image_prompt,
                 picture=stored.pictures.get(number),
                 refused=refused.get(number),
+                model=made_by.get(number, (None, None))[0],
+                image_model=made_by.get(number, (None, None))[1],
             )
         )
     return character

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from activities.providers.base import GeneratedBytes, ReferenceInput, T, TextStream
 from activities.providers.offline import conversation_writer, judge, meme_writer, render, world_writer, writer
+from activities.providers.offline.hands import hand_of
 from activities.providers.offline.vocabulary import parse
 from activities.providers.usage import CallNotes, estimate_tokens, note
 from models.image import CONTENT_TYPES, Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
@@ -27,12 +28,19 @@ def _average_colour(data: bytes) -> tuple[int, int, int]:
 
 
 class OfflineProvider:
-    """Deterministic content with no network; `latency_s` simulates a remote model's delay."""
+    """Deterministic content with no network; `latency_s` simulates a remote model's delay. `model`: which
+    offline model it is (`hands.py`: how its pictures differ); usage is noted under that name."""
 
     name = "offline"
 
-    def __init__(self, latency_s: float = 0.0) -> None:
+    def __init__(self, latency_s: float = 0.0, model: str = "offline") -> None:
         self.latency_s = latency_s
+        self.model = model
+        self.hand = hand_of(model)
+
+    def model_for(self, call: str) -> str:
+        """The model a call goes to (for traces and the call log)."""
+        return self.model
 
     async def _wait(self) -> None:
         if self.latency_s:
@@ -58,7 +66,7 @@ class OfflineProvider:
             await self._wait()
         else:
             await self._write_out(str(getattr(result, stream.field)), stream)
-        note(notes, self.name, estimate_tokens(instructions, prompt), estimate_tokens(result.model_dump_json()))
+        note(notes, self.model, estimate_tokens(instructions, prompt), estimate_tokens(result.model_dump_json()))
         return result  # type: ignore[return-value]
 
     async def _write_out(self, text: str, stream: TextStream) -> None:
@@ -84,9 +92,9 @@ class OfflineProvider:
         match = _RESPONSE_ID.match(previous_response_id or "")
         seed = int(match.group(1), 16) if match else int(hashlib.sha256(prompt.encode()).hexdigest()[:16], 16)
         extra = [_average_colour(r.data) for r in references]
-        data = await asyncio.to_thread(render.render, parse(prompt), options, seed, extra, prompt)
+        data = await asyncio.to_thread(render.render, parse(prompt), options, seed, extra, prompt, self.hand)
         digest = hashlib.sha256(data).hexdigest()[:12]
-        note(notes, self.name, estimate_tokens(prompt), images=1)
+        note(notes, self.model, estimate_tokens(prompt), images=1)
         return GeneratedBytes(data, CONTENT_TYPES[options.format], f"offline-{seed:016x}-{digest}")
 
     async def evaluate_image(
@@ -99,11 +107,11 @@ class OfflineProvider:
     ) -> Evaluation:
         await self._wait()
         verdict = await asyncio.to_thread(judge.evaluate, image, prompt)
-        note(notes, self.name, estimate_tokens(prompt), estimate_tokens(verdict.model_dump_json()))
+        note(notes, self.model, estimate_tokens(prompt), estimate_tokens(verdict.model_dump_json()))
         return verdict
 
     async def refine_prompt(self, request: RefinePromptRequest, notes: CallNotes | None = None) -> RefinedPrompt:
         await self._wait()
         refined = writer.refine(request)
-        note(notes, self.name, estimate_tokens(request.model_dump_json()), estimate_tokens(refined.prompt))
+        note(notes, self.model, estimate_tokens(request.model_dump_json()), estimate_tokens(refined.prompt))
         return refined

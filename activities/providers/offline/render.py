@@ -14,9 +14,11 @@ from collections.abc import Callable
 
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont
 
+from activities.providers.offline.hands import HANDS, Hand
 from activities.providers.offline.vocabulary import BACKDROP, CELESTIAL, COLOURS, RGB, SceneSpec
 from models.image import ImageOptions
 
+PLAIN = HANDS["offline"]
 SKIES: dict[str, tuple[RGB, RGB]] = {
     "day": ((96, 160, 230), (200, 226, 245)),
     "sunset": ((70, 40, 110), (250, 150, 70)),
@@ -333,18 +335,29 @@ def _texture(c: Canvas, level: int, water: bool) -> None:
         c.draw.point((x, y), fill=(255, 255, 255, 160))
 
 
-def render(spec: SceneSpec, options: ImageOptions, seed: int, extra: list[RGB], caption: str) -> bytes:
-    """The scene as encoded bytes; `low` quality draws at half size and scales up (4x less work)."""
+def render(
+    spec: SceneSpec, options: ImageOptions, seed: int, extra: list[RGB], caption: str, hand: Hand = PLAIN
+) -> bytes:
+    """The scene as encoded bytes, in the offline model's `hand`; `low` quality draws at half size and scales
+    up (4x less work)."""
     width, height = dimensions(options.size)
     if options.quality == "low":
-        image = draw_scene(spec, options, seed, extra, caption, width // 2, height // 2)
+        image = draw_scene(spec, options, seed, extra, caption, width // 2, height // 2, hand)
         return encode(image.resize((width, height), Image.Resampling.BILINEAR), options)
-    return encode(draw_scene(spec, options, seed, extra, caption, width, height), options)
+    return encode(draw_scene(spec, options, seed, extra, caption, width, height, hand), options)
 
 
 def draw_scene(
-    spec: SceneSpec, options: ImageOptions, seed: int, extra: list[RGB], caption: str, width: int, height: int
+    spec: SceneSpec,
+    options: ImageOptions,
+    seed: int,
+    extra: list[RGB],
+    caption: str,
+    width: int,
+    height: int,
+    hand: Hand = PLAIN,
 ) -> Image.Image:
+    spec = hand.read(spec)
     palette = [COLOURS[n] for n in spec.requested_colours] or [(220, 120, 60), (60, 120, 200)]
     c = Canvas(width, height, palette, random.Random(seed))
     transparent = options.background == "transparent" and options.format != "jpeg"
@@ -366,8 +379,8 @@ def draw_scene(
         base = c.horizon + height // 10
         DRAWERS[kind](c, cx, base, size, c.colour(i))
         c.label(word, cx, base + 8)
-    image = _finish(c.image, spec)
-    _stamp(image, caption)
+    image = hand.finish(_finish(c.image, spec))
+    _stamp(image, caption, hand.name)
     return image
 
 
@@ -382,12 +395,13 @@ def _finish(image: Image.Image, spec: SceneSpec) -> Image.Image:
     return rgb
 
 
-def _stamp(image: Image.Image, caption: str) -> None:
-    """Every offline image says so, with the prompt it was drawn from."""
+def _stamp(image: Image.Image, caption: str, model: str) -> None:
+    """Every offline image says so (which offline model drew it), with the prompt it was drawn from."""
     draw = ImageDraw.Draw(image)
     font = _font(max(12, image.height // 48))
-    draw.rounded_rectangle((10, 10, 118, 10 + image.height // 30), radius=8, fill=(0, 0, 0, 170))
-    draw.text((20, 12), "offline", fill=(255, 255, 255, 255), font=font)
+    width = draw.textbbox((0, 0), model, font=font)[2] + 20
+    draw.rounded_rectangle((10, 10, 10 + max(108, width), 10 + image.height // 30), radius=8, fill=(0, 0, 0, 170))
+    draw.text((20, 12), model, fill=(255, 255, 255, 255), font=font)
     text = caption if len(caption) <= 90 else caption[:87] + "..."
     draw.text(
         (14, image.height - image.height // 32),

@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1/knowledge", tags=["knowledge"])
 @router.post("", status_code=201, response_model=Ingesting, summary="Add documents (UTF-8 text, multipart)")
 async def add(files: list[UploadFile], response: Response, svc: Svc, caller: Who) -> Any:
     ingesting = await knowledge.ingest(svc, caller, files)
-    if not ingesting.documents:  # still embedding: follow the run
+    if not ingesting.done:  # still embedding: follow the run
         response.status_code = 202
     return ingesting
 

@@ -221,7 +221,8 @@ function wire() {
     document.addEventListener("studio:updated", update);
   });
   document.querySelectorAll("[data-new-conversation]").forEach((button) => button.addEventListener("click", async () => {
-    const response = await api("POST", "/v1/conversations", {});
+    const model = document.querySelector("[data-conversation-model]")?.value;  // the catalog's text models
+    const response = await api("POST", "/v1/conversations", model ? { config: { models: { text: model } } } : {});
     if (response.ok) window.location.assign(`/conversations/${encodeURIComponent((await response.json()).id)}`);
   }));
   document.querySelectorAll("form[data-knowledge]").forEach((form) => form.addEventListener("submit", async (event) => {

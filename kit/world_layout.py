@@ -13,16 +13,18 @@ types: one layout for the writer, the Studio's world page and the event feed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from activities.storage import ArtifactStore, world_key
+from kit.storage import ArtifactStore, world_key
 
 PICTURE = (".png", ".jpeg", ".jpg", ".webp")  # what a stored picture's key ends with
 M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger("atelier.world_layout")
 
 
 def character_key(world_id: str, username: str, *parts: str) -> str:
@@ -105,3 +107,13 @@ def _character(world_id: str, username: str, keys: list[str]) -> StoredCharacter
 async def read(store: ArtifactStore, key: str, model: type[M]) -> M:
     """One stored artifact as its model (`world.json` as `WorldDescription`, a profile as `CharacterDetail`, …)."""
     return model.model_validate_json(await store.read(key))
+
+
+async def read_or_none(store: ArtifactStore, key: str, model: type[M]) -> M | None:
+    """`read`, or None (with a warning) for a file that does not parse as its model: a reader that goes on past
+    it (the event feed) is not stopped by one bad file."""
+    try:
+        return await read(store, key, model)
+    except ValidationError as exc:
+        log.warning("skipping %s: not a %s (%s)", key, model.__name__, exc.errors()[0]["msg"])
+        return None

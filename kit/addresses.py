@@ -1,5 +1,5 @@
 """Which IP addresses a worker or the API may connect to on a caller's behalf (reference URLs, webhooks):
-the one guard behind `activities.references.check_url`.
+the one guard behind `kit.references.check_url`.
 
 An address is refused when it is not global: loopback, private, link-local, shared, documentation,
 multicast, unspecified or reserved. IPv6 addresses that carry an IPv4 address are decided per prefix,

@@ -8,8 +8,10 @@ cannot exceed: a token is at least one byte of text, an input image counts as at
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from models.catalog import Catalog, CatalogModel, ModelChoice, load_catalog
 from models.image import ImageOptions
 from models.settings import Settings
 from models.usage import CostLimit, Price
@@ -36,7 +38,10 @@ class Unpriced(ValueError):
     """A budget needs a price for every model a run calls."""
 
     def __init__(self, model: str) -> None:
-        super().__init__(f"model {model!r} has no price: add it to ATELIER_PRICES to use --max-cost")
+        super().__init__(
+            f"model {model!r} has no price: add it to ATELIER_PRICES (or a `price` to its catalog entry) to use "
+            "--max-cost"
+        )
         self.model = model
 
 
@@ -78,45 +83,71 @@ def output_cap(price: Price, input_tokens: int, max_cost_usd: float) -> int:
     return cap if cap >= OUTPUT_TOKENS_MIN else 0
 
 
-def models_of(settings: Settings) -> tuple[set[str], str]:
-    """The text models and the image model the configured provider calls."""
-    if settings.resolved_provider == "offline":
-        return {"offline"}, "offline"
-    return {
-        settings.llm_model,
-        settings.eval_model,
-    }, "offline" if settings.image_api == "offline" else settings.image_model
+@dataclass(frozen=True)
+class RunPrices:
+    """What a run's calls are quoted at: its text and evaluation models' prices, its image model's, and the
+    price of the text model that drives the Responses API's image tool (None: pictures come another way)."""
+
+    text: tuple[Price, ...]
+    image: Price
+    driver: Price | None = None
+
+
+def catalog_price(model: CatalogModel, table: dict[str, Price]) -> Price:
+    """A catalog model's price: its entry's `price`, else the table's for its provider model name (an offline
+    model costs nothing). `Unpriced` naming it when neither has one."""
+    if model.provider == "offline":
+        return Price()
+    if (price := model.price or table.get(model.provider_model)) is None:
+        raise Unpriced(model.id)
+    return price
+
+
+def run_prices(catalog: Catalog, choice: ModelChoice, table: dict[str, Price]) -> RunPrices:
+    """The prices of the models a run chose (unset kinds: the catalog's defaults). The Responses route's
+    driver is the image model itself when it also writes text, else the default text model on an endpoint."""
+    text, evaluator, image = (catalog.resolve(kind, choice.of(kind)) for kind in ("text", "eval", "image"))
+    driver = None
+    if image.provider == "openai" and image.image_api in ("auto", "responses"):
+        writer = image if "text" in image.kinds else catalog.default("text")
+        driver = catalog_price(writer, table) if writer.provider == "openai" else None
+    return RunPrices((catalog_price(text, table), catalog_price(evaluator, table)), catalog_price(image, table), driver)
 
 
 def image_call_bound(
-    settings: Settings, prompt_tokens: int, references: int, options: ImageOptions, responses: bool
+    image: Price, driver: Price | None, prompt_tokens: int, references: int, options: ImageOptions
 ) -> float:
-    """The most one image generation can cost: the image model's input and image, and with the
-    Responses API the text model around it."""
-    _, image_model = models_of(settings)
+    """The most one image generation can cost: the image model's input and image, and with the Responses
+    API (`driver`) the text model around it."""
     context = prompt_tokens + references * IMAGE_INPUT_TOKENS
-    cost = price_of(settings.prices, image_model).cost(context, image_tokens(options), 1)
-    if responses and image_model != "offline" and settings.image_api in ("auto", "responses"):
-        cost += price_of(settings.prices, settings.llm_model).cost(context, IMAGE_CALL_TEXT_TOKENS, 0)
+    cost = image.cost(context, image_tokens(options), 1)
+    if driver is not None:
+        cost += driver.cost(context, IMAGE_CALL_TEXT_TOKENS, 0)
     return cost
 
 
-def quote(settings: Settings, max_usd: float, image_options: list[ImageOptions], references: int = 0) -> CostLimit:
+def quote(
+    settings: Settings,
+    max_usd: float,
+    image_options: list[ImageOptions],
+    references: int = 0,
+    prices: RunPrices | None = None,
+) -> CostLimit:
     """A run's dollar budget with what it reserves per call: a text call at `QUOTE_INPUT_TOKENS` in and
     the output cap out (on the dearer of the text and evaluation models); an image at the run's
     dearest image options. Near the end of a budget a call may be given less, down to a floor that a
-    short prompt fits (`FLOOR_INPUT_TOKENS`; a longer one is refused by the provider, unsent). Raises
-    `Unpriced` naming a model the price table lacks."""
-    text_models, _ = models_of(settings)
-    prices = [price_of(settings.prices, model) for model in sorted(text_models)]
-    text = max(p.cost(QUOTE_INPUT_TOKENS + IMAGE_INPUT_TOKENS, OUTPUT_TOKENS_MAX, 0) for p in prices)
-    text_floor = max(p.cost(FLOOR_INPUT_TOKENS, FLOOR_OUTPUT_TOKENS, 0) for p in prices)
+    short prompt fits (`FLOOR_INPUT_TOKENS`; a longer one is refused by the provider, unsent). `prices`: the
+    run's models' (`run_prices`), else the catalog's defaults. Raises `Unpriced` naming a model without a price."""
+    if prices is None:
+        prices = run_prices(load_catalog(settings), ModelChoice(), settings.prices)
+    text = max(p.cost(QUOTE_INPUT_TOKENS + IMAGE_INPUT_TOKENS, OUTPUT_TOKENS_MAX, 0) for p in prices.text)
+    text_floor = max(p.cost(FLOOR_INPUT_TOKENS, FLOOR_OUTPUT_TOKENS, 0) for p in prices.text)
     image = max(
-        (image_call_bound(settings, QUOTE_INPUT_TOKENS // 4, references, o, responses=True) for o in image_options),
+        (image_call_bound(prices.image, prices.driver, QUOTE_INPUT_TOKENS // 4, references, o) for o in image_options),
         default=0.0,
     )
     image_floor = min(
-        (image_call_bound(settings, FLOOR_INPUT_TOKENS, references, o, responses=True) for o in image_options),
+        (image_call_bound(prices.image, prices.driver, FLOOR_INPUT_TOKENS, references, o) for o in image_options),
         default=0.0,
     )
     return CostLimit(

@@ -63,6 +63,16 @@ def turn_key(conversation_id: str, number: int) -> str:
     return artifact_key("conversations", conversation_id, "turns", f"{number:05d}.json")
 
 
+def events_prefix(run_id: str) -> str:
+    """Where a run's events are recorded, a batch a file: `events/<run id>/<first seq>.json`."""
+    return artifact_key("events", run_id)
+
+
+def batch_key(run_id: str, first_seq: int) -> str:
+    """Key of one recorded batch of a run's events, named by its first event's sequence number."""
+    return f"{events_prefix(run_id)}/{first_seq:08d}.json"
+
+
 def make_ref(key: str, data: bytes, content_type: str) -> ArtifactRef:
     return ArtifactRef(key=key, sha256=hashlib.sha256(data).hexdigest(), size=len(data), content_type=content_type)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -25,10 +24,10 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.storage import ArtifactStore, artifact_key
-from activities.world_layout import PICTURE, stored_world
+from kit.pictures import LAYOUTS
+from kit.storage import ArtifactStore, artifact_key
 from models.api import RunStatus, RunUrls, RunView
-from models.pipelines import PIPELINES, spec_of
+from models.pipelines import LISTED, PIPELINES, spec_of
 from models.search_attributes import COST, SCORE, STATE, STATES
 
 QUERY_TIMEOUT = timedelta(seconds=2)  # a query no worker answers in this time answers None
@@ -61,13 +60,19 @@ def state_of(run: WorkflowExecution) -> str:
     return status
 
 
-def state_filter(state: str) -> str:
-    """The visibility filter for runs in one of `KNOWN_STATES`."""
+def state_filter(state: str, searchable: bool = True) -> str:
+    """The visibility filter for runs in one of `KNOWN_STATES`, as `state_of` names them: running, in the
+    pipeline's own state (`AtelierState`), or ended by Temporal (failed, cancelled…: either names it). Without
+    Atelier's search attributes on the server (`searchable=False`), by Temporal's status alone: ValueError for
+    a state only a pipeline names."""
     if state == "RUNNING":
         return 'ExecutionStatus = "Running"'
-    if state in CLOSED_BY_TEMPORAL:
-        return f'ExecutionStatus = "{CLOSED_BY_TEMPORAL[state]}"'
-    return f'AtelierState = "{state}"'
+    by_temporal = f'ExecutionStatus = "{CLOSED_BY_TEMPORAL[state]}"' if state in CLOSED_BY_TEMPORAL else None
+    by_atelier = f'{STATE.name} = "{state}"' if searchable else None
+    either = [part for part in (by_atelier, by_temporal) if part]
+    if not either:
+        raise ValueError(f"{state}: needs Atelier's search attributes on the server")
+    return f"({' OR '.join(either)})"
 
 
 def runs_query(runs: str, pipeline: str | None = None, state: str | None = None) -> str:
@@ -115,11 +120,6 @@ async def bounded_query(
         return None
 
 
-def iteration_pictures(keys: Iterable[str]) -> list[str]:
-    """An image run's iteration pictures (`runs/<id>/iteration-NN.<ext>`), in order."""
-    return sorted(k for k in keys if k.rsplit("/", 1)[-1].startswith("iteration-") and k.endswith(PICTURE))
-
-
 async def describe_or_none(client: Client, workflow_id: str) -> WorkflowExecutionDescription | None:
     """The workflow's description, or None when there is no such workflow (a malformed id included)."""
     try:
@@ -149,12 +149,11 @@ class RunReader:
 
     async def view(self, run: WorkflowExecution, urls: RunUrls, progress: dict[str, Any] | None = None) -> RunView:
         """The run as `GET /v1/runs/{id}` shows it; `progress` is its live status, when there is one."""
-        spec = spec_of(run.workflow_type)
         progress = progress or {}
         usage = progress.get("usage")
         return RunView(
             id=run.id,
-            pipeline=spec.name if spec else run.workflow_type,
+            pipeline=LISTED.get(run.workflow_type, run.workflow_type),  # a pipeline's name, or experiment
             status=STATUS[run.status],
             state=state_of(run),
             summary=await self.text(run) or None,
@@ -219,17 +218,13 @@ class RunReader:
         return set(await self.store.keys(artifact_key(spec.artifacts, run.id))) if spec else set()
 
     async def picture(self, run: WorkflowExecution) -> str | None:
-        """The artifact that stands for the run: an image run's best (or latest) picture, a world's icon, a meme."""
+        """The artifact that stands for the run, as its pipeline's pictures say (`kit.pictures`): the one its
+        result names (an image run's best, a meme), else the last it stored (an image run's latest, a world's icon)."""
         spec = spec_of(run.workflow_type)
         if spec is None:
             return None
-        if spec.name == "world":
-            world = stored_world(run.id, await self.stored(run))
-            return world.icon or world.background
-        result: Any = await self.result(run)
-        if spec.name == "meme":
-            return result.image.key if result is not None else None
-        if result is not None and result.best_iteration is not None:
-            return next(it.image.key for it in result.iterations if it.number == result.best_iteration)
-        pictures = iteration_pictures(await self.stored(run))
-        return pictures[-1] if pictures else None
+        layout = LAYOUTS[spec.pictures]
+        if layout.reads_result and (result := await self.result(run)) is not None and (chosen := layout.chosen(result)):
+            return chosen
+        stored = layout.stored(run.id, await self.stored(run))
+        return stored[-1][1] if stored else None

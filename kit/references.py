@@ -6,7 +6,7 @@ store, and a workflow gets artifact references. A worker reads only those upload
 
 Guards: 20 MB cap, a timeout, Pillow verification, a decompression-bomb limit, http/https
 only, and no loopback/private/link-local targets, nor IPv6 addresses that carry one (one guard,
-`activities.addresses`, also the webhooks'; checked after DNS resolution and on every redirect) unless
+`kit.addresses`, also the webhooks'; checked after DNS resolution and on every redirect) unless
 ATELIER_ALLOW_PRIVATE_URLS=1. The connection goes to the address that was checked (Host header and TLS
 SNI keep the name), so a DNS answer that changes between the check and the connection (rebinding) cannot
 reach a private address.
@@ -26,8 +26,8 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from PIL import Image
 
-from activities.addresses import refusal
-from activities.storage import ArtifactIntegrityError, ArtifactStore, load
+from kit.addresses import refusal
+from kit.storage import ArtifactIntegrityError, ArtifactStore, load
 from models.artifacts import ArtifactRef
 from models.image import is_http_url, is_uploaded
 

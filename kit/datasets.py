@@ -1,0 +1,146 @@
+"""Datasets for experiments: rows read from a JSONL or CSV file (bounded in size and rows; a bad line is named),
+and saved per tenant for reuse by id (`DatasetStore`). The API's `POST /v1/datasets` and the CLI's `experiment
+<file>` read files the same way.
+
+A JSONL line is one JSON object. A CSV file has a header of field paths (`prompt`, `options.quality`, `id`); an
+empty cell is left out, and a cell that starts with `[` or `{` is read as JSON (`references`). The id of a saved
+dataset is the digest of its rows, so the same rows saved twice are one dataset.
+
+`DatasetStore` keeps each tenant's datasets in the artifact store (`datasets/<tenant>/<id>.json`) for now; it is
+the one place that moves when datasets go to the SQL database (`kit/db`)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from kit.storage import ArtifactStore, artifact_key
+from models.experiment import MAX_ROWS
+
+MAX_BYTES = 5 * 1024 * 1024
+ROW_BYTES = 64 * 1024  # one row at most (a prompt and a few references)
+
+
+class BadDataset(ValueError):
+    """A file that is not a dataset: `line` (1-based; 0: the file as a whole) and what is wrong there."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(f"line {line}: {message}" if line else message)
+        self.line = line
+        self.message = message
+
+
+class SavedDataset(BaseModel):
+    """A dataset as `POST /v1/datasets` answers it (and `DatasetStore` keeps it, with its rows)."""
+
+    id: str
+    name: str
+    rows: int
+    columns: list[str]
+    created_at: datetime
+
+
+class StoredDataset(SavedDataset):
+    data: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def _csv_cell(text: str) -> Any:
+    return json.loads(text) if text.lstrip().startswith(("[", "{")) else text
+
+
+def read_rows(data: bytes, name: str) -> list[dict[str, Any]]:
+    """The rows of a `.csv` file (by its name, or a first line with a comma and no `{`), else of a JSONL file."""
+    if len(data) > MAX_BYTES:
+        raise BadDataset(0, f"larger than {MAX_BYTES // (1024 * 1024)} MB")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadDataset(0, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    first = text.lstrip().split("\n", 1)[0]
+    is_csv = name.lower().endswith(".csv") or ("," in first and not first.startswith("{"))
+    rows = _csv_rows(text) if is_csv else _jsonl_rows(text)
+    if not rows:
+        raise BadDataset(0, "no rows")
+    return rows
+
+
+def _jsonl_rows(text: str) -> list[dict[str, Any]]:
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        _check_size(number, line, len(rows))
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BadDataset(number, f"not JSON ({exc.msg})") from None
+        if not isinstance(row, dict) or not row:
+            raise BadDataset(number, "not a JSON object of a row's fields")
+        rows.append(row)
+    return rows
+
+
+def _csv_rows(text: str) -> list[dict[str, Any]]:
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header or not all(name.strip() for name in header):
+        raise BadDataset(1, "the header must name every column")
+    names = [name.strip() for name in header]
+    rows = []
+    for values in reader:
+        number = reader.line_num
+        if not any(value.strip() for value in values):
+            continue
+        _check_size(number, ",".join(values), len(rows))
+        if len(values) != len(names):
+            raise BadDataset(number, f"{len(values)} cells for {len(names)} columns")
+        try:
+            rows.append({name: _csv_cell(value) for name, value in zip(names, values, strict=True) if value != ""})
+        except json.JSONDecodeError as exc:
+            raise BadDataset(number, f"a cell is not JSON ({exc.msg})") from None
+    return rows
+
+
+def _check_size(number: int, line: str, rows: int) -> None:
+    if rows >= MAX_ROWS:
+        raise BadDataset(number, f"more than {MAX_ROWS} rows")
+    if len(line.encode()) > ROW_BYTES:
+        raise BadDataset(number, f"longer than {ROW_BYTES // 1024} KB")
+
+
+def dataset_id(rows: list[dict[str, Any]]) -> str:
+    canonical = json.dumps(rows, sort_keys=True, separators=(",", ":"))
+    return "ds-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class DatasetStore:
+    """A tenant's saved datasets, by id."""
+
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store = store
+
+    def _key(self, tenant: str, dataset: str) -> str:
+        return artifact_key("datasets", tenant, f"{dataset}.json")
+
+    async def save(self, tenant: str, name: str, rows: list[dict[str, Any]]) -> SavedDataset:
+        """Keep the rows under their digest (the same rows again: the same dataset, kept as first saved)."""
+        ident = dataset_id(rows)
+        columns = sorted({column for row in rows for column in row})
+        saved = StoredDataset(
+            id=ident, name=name[:200], rows=len(rows), columns=columns, created_at=datetime.now(UTC), data=rows
+        )
+        if not await self.store.put_new(self._key(tenant, ident), saved.model_dump_json().encode(), "application/json"):
+            saved = await self.get(tenant, ident) or saved
+        return SavedDataset.model_validate(saved.model_dump(exclude={"data"}))
+
+    async def get(self, tenant: str, dataset: str) -> StoredDataset | None:
+        key = self._key(tenant, dataset)
+        if not await self.store.exists(key):
+            return None
+        return StoredDataset.model_validate_json(await self.store.read(key))

@@ -1,0 +1,8 @@
+"""Every table, so that `Base.metadata` (what migrations are made from and compared with) has them all: a new
+domain module is named here."""
+
+from kit.db import keys, uploads, webhooks
+from kit.db.base import Base
+
+DOMAINS = (keys, webhooks, uploads)
+metadata = Base.metadata
