@@ -43,7 +43,7 @@ class WebhookSender:
     @activity.defn(name="send_webhook")
     async def send_webhook(self, request: SendRequest) -> Sent:
         now = datetime.now(UTC)
-        secret = self.keys.signing_secret(request.tenant, request.endpoint_id)
+        secret = await asyncio.to_thread(self.keys.signing_secret, request.tenant, request.endpoint_id)  # the database
         if secret is None:
             return Sent(attempt=request.attempt, at=now, error="the endpoint is disabled", gone=True)
         try:
@@ -84,4 +84,4 @@ class WebhookSender:
     async def disable_endpoint(self, delivery: Delivery) -> None:
         """The receiver answered 410 Gone: nothing more goes to it."""
         if delivery.endpoint_id is not None:
-            self.keys.disable_endpoint(delivery.endpoint_id)
+            await asyncio.to_thread(self.keys.disable_endpoint, delivery.endpoint_id)

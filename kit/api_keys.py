@@ -20,9 +20,9 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
-from kit.db import Database, database, ready
+from kit.db import Database, DatabaseError, database, ready
 from kit.db.keys import FileImports, Keys, SiteSecrets, StoredKey, Tenants
 from kit.db.webhooks import Endpoints, WebhookEndpoint
 from models.settings import DATABASE_FILE, Settings
@@ -218,7 +218,10 @@ def import_keys_file(db: Database, path: Path) -> bool:
         data = path.read_bytes()
     except FileNotFoundError:
         return False
-    old = KeyFile.model_validate_json(data)
+    try:
+        old = KeyFile.model_validate_json(data)
+    except ValidationError as exc:
+        raise DatabaseError(f"the keys file {path} cannot be imported: {exc.errors()[0]['msg']}") from None
     with db.writing() as session:
         if not FileImports(session).record(hashlib.sha256(data).hexdigest(), str(path.absolute())):
             return False

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from models.api import RunUrls
+from models.experiment import EXPERIMENT_PIPELINE
 from models.experiment_api import ExperimentUrls
 from models.settings import Settings
 
@@ -116,6 +117,12 @@ class Urls:
     def compare_page(self) -> str:
         return self._at("/compare")
 
+    def experiment_page(self, experiment_id: str, part: str = "", **query: Any) -> str:
+        """The experiment's page (`query`: its `mode`, `sort`, `regressions`), or a part of it: `part` (what
+        the page swaps in as cells finish), `cells` (its children, for the runs list), `compare` (its cells as
+        a grid), `thumbnail`, `pictures/<token>` (a cell's picture in blind mode)."""
+        return self._at(f"/experiments/{_id(experiment_id)}" + (f"/{part}" if part else ""), **query)
+
     def conversations_page(self) -> str:
         return self._at("/conversations")
 
@@ -133,6 +140,8 @@ class Urls:
         """Where the Studio shows a run of `pipeline` (a conversation, an ingest, or a pipeline's run)."""
         if pipeline == "conversation":
             return self.conversation_page(workflow_id)
+        if pipeline == EXPERIMENT_PIPELINE:
+            return self.experiment_page(workflow_id)
         return self.knowledge_page() if pipeline == "knowledge" else self.run_page(workflow_id)
 
     def signin_page(self, next_path: str | None = None) -> str:

@@ -11,7 +11,8 @@ Besides each pipeline's happy path the corpus holds the paths that matter for re
 running out (calls waiting on reservations in flight), a cancelled loop, a world with failed steps, a
 conversation handing over with messages queued and ending during it, an image loop without a scoring worker,
 a picture refused by the provider's safety system, a conversation streamed to a subscriber, a world without a
-scoring worker, a world cancelled while casting.
+scoring worker, a world cancelled while casting, an experiment continuing as new with a failed cell started
+again, an experiment cancelled with cells running.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from kit.storage import LocalStore, artifact_key
 from models.admission import AdmissionRequest, AdmissionState, ReleaseRequest
 from models.conversation import ConversationConfig, ConversationStart, ConversationState, IngestDoc, IngestJob
 from models.events import Delivery, EventFeed
+from models.experiment import ExperimentPlan, PlannedVariant
 from models.image import ImageJob, ImageOptions, StopReason
 from models.meme import MemeJob
 from models.search_attributes import at_start
@@ -54,6 +56,7 @@ from tests.conftest import TEMPORAL, TEST_SERVER, each_run, running_workers
 from workers.registry import QUEUES
 from workflows.admission import TenantAdmissionWorkflow
 from workflows.conversation import ConversationWorkflow
+from workflows.experiment import ExperimentWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
 from workflows.knowledge import KnowledgeIngestWorkflow
 from workflows.meme import MemeWorkflow
@@ -456,6 +459,67 @@ async def record_admission(rec: Recording) -> None:
     await save(first_run)
 
 
+class FailingOnce(OfflineProvider):
+    """The offline provider, whose first picture of a prompt marked `[fails]` fails for good (the next one is made)."""
+
+    def __init__(self) -> None:
+        super().__init__(latency_s=0.2)
+        self.failed: set[str] = set()
+
+    async def generate_image(self, prompt: str, *args: Any, **kwargs: Any) -> Any:
+        if "[fails]" in prompt and prompt not in self.failed:
+            self.failed.add(prompt)
+            raise ApplicationError("the provider refused this picture", type="ImageRefused", non_retryable=True)
+        return await super().generate_image(prompt, *args, **kwargs)
+
+
+def experiment_plan(prompts: list[str], **more: Any) -> ExperimentPlan:
+    """An experiment of these rows under two variants, one iteration a cell."""
+    return ExperimentPlan(
+        pipeline="image",
+        workflow_type="ImageRefinementWorkflow",
+        text_field="prompt",
+        base={"max_iterations": 1, "technical_weight": 0, "options": {"quality": "low"}},
+        rows=[{"prompt": prompt} for prompt in prompts],
+        variants=[PlannedVariant(name="a"), PlannedVariant(name="b", set={"threshold": 95})],
+        **more,
+    )
+
+
+async def record_experiment(rec: Recording) -> None:
+    """An experiment continuing as new every 3 cells, a cell failing, `rerun_failed` while it runs (the cell's
+    next attempt completes), then the report: every run's history."""
+    plan = experiment_plan(["[fails] a red kite", "a blue boat", "a green lamp"], max_parallel=1, continue_after=3)
+    async with rec.workers(FailingOnce()):
+        handle = await rec.client.start_workflow(
+            ExperimentWorkflow.run, plan, **rec.start("experiment", "recorded-experiment")
+        )
+        first_run = handle.first_execution_run_id
+        while not (status := await handle.query(ExperimentWorkflow.status)) or not status.counts["failed"]:
+            await asyncio.sleep(0.05)
+        rerun = await handle.execute_update(ExperimentWorkflow.rerun_failed)
+        result = await handle.result()
+    assert rerun.cells == 1 and [o.status for o in result.plan.outcomes] == ["completed"] * 6, result.plan.outcomes
+    await save_runs(rec.client, handle.id, first_run)
+
+
+async def record_experiment_cancelled(rec: Recording) -> None:
+    """An experiment cancelled with two cells running: they are cancelled, the rest never start, the report."""
+    plan = experiment_plan([f"a paper boat number {n}" for n in range(4)], max_parallel=2)
+    plan.base |= {"max_iterations": 4, "threshold": 100}
+    async with rec.workers(OfflineProvider(latency_s=0.3)):
+        handle = await rec.client.start_workflow(
+            ExperimentWorkflow.run, plan, **rec.start("experiment", "recorded-experiment-cancelled")
+        )
+        while not (status := await handle.query(ExperimentWorkflow.status)) or status.counts["running"] < 2:
+            await asyncio.sleep(0.05)
+        await handle.cancel()
+        with contextlib.suppress(WorkflowFailureError):
+            await handle.result()
+    assert (await handle.describe()).status.name == "CANCELED"
+    await save(handle)
+
+
 def offline(record: Callable[[Recording], Awaitable[None]]) -> Callable[[Recording], Awaitable[None]]:
     """A recorder run with workers for every queue and the offline provider."""
 
@@ -487,6 +551,8 @@ RECORDERS = {
     "run-events": offline(record_run_events),
     "webhook-delivery": offline(record_webhook_delivery),
     "admission": record_admission,
+    "experiment": record_experiment,
+    "experiment-cancelled": record_experiment_cancelled,
 }
 
 

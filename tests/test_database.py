@@ -187,6 +187,16 @@ def test_a_database_ahead_of_the_code_is_refused_with_one_line(database_address,
     assert not (tmp_path / "data" / "run").exists(), "`up` started nothing"
 
 
+def test_a_database_that_cannot_be_used_is_one_line_that_never_shows_its_password(tmp_path):
+    unreachable = f"postgresql://atelier:hunter2-secret@127.0.0.1:{free_port()}/atelier"
+    for command in (("db", "upgrade"), ("api-key", "list"), ("up",)):
+        done = cli_main(*command, env=atelier_env(tmp_path, "127.0.0.1:1", ATELIER_DATABASE_URL=unreachable))
+        assert done.returncode == 1 and done.stderr.count("\n") == 1, (command, done.stderr)
+        assert "cannot be used" in done.stderr and "hunter2" not in done.stderr + done.stdout, command
+    wrong = cli_main("db", "upgrade", env=atelier_env(tmp_path, "127.0.0.1:1", ATELIER_DATABASE_URL="mysql://db/x"))
+    assert wrong.returncode == 2 and "ATELIER_DATABASE_URL" in wrong.stderr and wrong.stderr.count("\n") == 1
+
+
 @pytest.mark.slow
 def test_serve_and_the_cli_refuse_a_database_ahead_of_the_code_with_one_line_and_exit_2(database_address, tmp_path):
     env = atelier_env(tmp_path, "127.0.0.1:1", ATELIER_DATABASE_URL=database_address)

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from temporalio.client import WorkflowExecution
 from temporalio.service import RPCError
 
 from kit.run_reading import KNOWN_STATES, BadCursor, runs_query
@@ -16,6 +17,7 @@ from starter.api.caps import tenant_runs
 from starter.api.runs import owned
 from starter.api.service import Service, Svc
 from starter.studio.access import Looker, page, urls
+from starter.studio.experiment_page import experiments_listed
 from starter.studio.run_views import RunRow, row_of
 from starter.studio.runs_data import studio_runs
 
@@ -29,16 +31,16 @@ PLACEHOLDER = (
 )
 
 
-async def searched(svc: Service, query: str, wanted: str) -> list[RunRow]:
+async def searched(svc: Service, query: str, wanted: str) -> list[tuple[RunRow, WorkflowExecution]]:
     """Of the newest SEARCHED runs `query` finds, the first PAGE whose prompt or id holds `wanted`."""
-    rows: list[RunRow] = []
+    found: list[tuple[RunRow, WorkflowExecution]] = []
     async for run in svc.client.list_workflows(query, limit=SEARCHED):
         row = await row_of(svc, run)
         if wanted in (row.summary or "").lower() or wanted in row.id.lower():
-            rows.append(row)
-            if len(rows) == PAGE:
+            found.append((row, run))
+            if len(found) == PAGE:
                 break
-    return rows
+    return found
 
 
 @router.get("/")
@@ -54,9 +56,10 @@ async def runs_page(
 ) -> Response:
     state = state.upper() if state.upper() in KNOWN_STATES else ""
     query = runs_query(tenant_runs(look.caller), pipeline or None, state or None)
-    rows, more = [], None
+    rows, runs, more = [], [], None
     if q.strip():
-        rows = await searched(svc, query, q.strip().lower())
+        found = await searched(svc, query, q.strip().lower())
+        rows, runs = [row for row, _ in found], [run for _, run in found]
     else:
         try:
             runs, more = await studio_runs(svc).page(query, PAGE, cursor)
@@ -66,6 +69,7 @@ async def runs_page(
             return RedirectResponse(urls.runs_page(), status_code=303)
         rows = [await row_of(svc, run) for run in runs]
     context = {"rows": rows, "more": more, "pipeline": pipeline, "state": state, "q": q, "states": KNOWN_STATES}
+    context["experiments"] = await experiments_listed(svc, runs)  # each with its cells under it
     context["live"] = cursor is None and not q.strip()  # the first page refreshes; others and searches stand
     context["capped"] = bool(q.strip()) and len(rows) == PAGE
     return page(request, "runs_rows.html" if part else "runs.html", look, svc, **context)

@@ -53,8 +53,10 @@ function swap(target, html) {
   const checked = new Set([...target.querySelectorAll("input[type=checkbox]:checked")].map((i) => i.value));
   const focused = document.activeElement && target.contains(document.activeElement) ? document.activeElement : null;
   const focusedValue = focused && (focused.value || focused.getAttribute("href"));
+  const opened = new Set([...target.querySelectorAll("details[open][data-children]")].map((d) => d.dataset.children));
   target.innerHTML = html;
   target.querySelectorAll("input[type=checkbox]").forEach((i) => { i.checked = checked.has(i.value); });
+  target.querySelectorAll("details[data-children]").forEach((d) => { d.open = opened.has(d.dataset.children); });
   if (focusedValue) {
     [...target.querySelectorAll("input, a")].find((el) => (el.value || el.getAttribute("href")) === focusedValue)?.focus();
   }
@@ -65,15 +67,16 @@ function swap(target, html) {
 const SETTLE_MS = 500;  // a burst of events (a world's posts) makes one refresh each half second at most
 
 // One refresh at a time; events arriving meanwhile make one more. A session that ended (the fragment was
-// redirected to the sign-in page, or refused) reloads the page instead of swapping that in.
-function refresher(target, url) {
+// redirected to the sign-in page, or refused) reloads the page instead of swapping that in. `url` may be a
+// function (asked each time); `draw` puts the answer in the page (by default: in place of target's content).
+function refresher(target, url, draw = (html) => swap(target, html)) {
   let current = null, again = false;
   const loop = async () => {
     do {
       again = false;
-      const response = await fetch(url, { credentials: "same-origin" });
+      const response = await fetch(typeof url === "function" ? url() : url, { credentials: "same-origin" });
       if (response.redirected || response.status === 401) { window.location.reload(); return; }
-      if (response.ok) swap(target, await response.text());
+      if (response.ok) draw(await response.text());
       if (again) await new Promise((done) => setTimeout(done, SETTLE_MS));
     } while (again);
   };
@@ -200,6 +203,18 @@ function feedbackForm(form) {
     await document.querySelector("[data-live]")?.refresh?.();
   });
 }
+
+// An experiment's cells under it in the runs list: read when its row is first opened (and again when the rows
+// are refreshed while it is open). `toggle` does not bubble: it is caught on its way down.
+document.addEventListener("toggle", async (event) => {
+  const details = event.target;
+  if (!(details instanceof HTMLDetailsElement) || !details.open || !details.dataset.children || details.dataset.read) return;
+  details.dataset.read = "1";
+  const slot = details.querySelector("[data-children-list]");
+  const response = await fetch(details.dataset.children, { credentials: "same-origin" });
+  if (response.ok) slot.innerHTML = await response.text();
+  else slot.textContent = "Its cells could not be read just now.";
+}, true);
 
 // ---- the rest: buttons that call the API ----
 function wire() {
