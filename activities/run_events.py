@@ -170,7 +170,7 @@ class RunObserver:
         if closed:
             result = await self._result(runs, described)
             if isinstance(result, dict):
-                self._iterations(layout, layout.scores(result), keys, look)
+                self._iterations(layout, result, keys, look)
             look.seen.closed = True
             look.add(TERMINAL[described.status], **_ending(result, described.status))
         return look
@@ -187,15 +187,22 @@ class RunObserver:
         if digest != look.seen.progress:
             look.seen.progress = digest
             look.add("run.progress", **progress)
-        self._iterations(layout, layout.scores(state), keys, look)
+        self._iterations(layout, state, keys, look)
 
-    def _iterations(self, layout: Pictures, scores: list[int], keys: set[str], look: Look) -> None:
-        """Each scored iteration once, with its picture's link."""
+    def _iterations(self, layout: Pictures, live: dict[str, Any], keys: set[str], look: Look) -> None:
+        """Each scored iteration once, with its picture's link and the model that made it (its live status's
+        or its result's iterations say; None from runs before models were chosen)."""
+        scores = layout.scores(live)
+        models = {it.get("number"): it.get("model") for it in live.get("iterations") or [] if isinstance(it, dict)}
         pictures = [key for _, key in layout.stored(look.run_id, keys)]
         for number in range(look.seen.iterations + 1, len(scores) + 1):
             picture = next((k for k in pictures if k.rsplit("/", 1)[-1].startswith(f"iteration-{number:02d}.")), None)
             look.add(
-                "iteration.completed", number=number, score=scores[number - 1], image=picture and look.link(picture)
+                "iteration.completed",
+                number=number,
+                score=scores[number - 1],
+                image=picture and look.link(picture),
+                model=models.get(number),
             )
         look.seen.iterations = max(look.seen.iterations, len(scores))
 

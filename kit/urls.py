@@ -85,6 +85,11 @@ class Urls:
     def document(self, doc_id: str) -> str:
         return self._at(f"/v1/knowledge/{_id(doc_id)}")
 
+    def verdicts(self, resource: str = "ratings", **query: Any) -> str:
+        """People's verdicts: `ratings` (`run=`, `experiment=`), `ratings/export`, `votes` (`votes/<id>`),
+        `leaderboard` and `judge` (`experiment=`)."""
+        return self._at(f"/v1/{resource}", **query)
+
     def artifact(self, key: str, width: int | None = None) -> str:
         """Where a client fetches an artifact (never a worker's path); `width`: a picture sized down."""
         return self._at(f"/v1/artifacts/{quote(key)}", width=width or None)
@@ -122,6 +127,19 @@ class Urls:
         the page swaps in as cells finish), `cells` (its children, for the runs list), `compare` (its cells as
         a grid), `thumbnail`, `pictures/<token>` (a cell's picture in blind mode)."""
         return self._at(f"/experiments/{_id(experiment_id)}" + (f"/{part}" if part else ""), **query)
+
+    def rate_page(self, experiment_id: str, part: str = "", **query: Any) -> str:
+        """The experiment's blind queue (`query`: the pair `a`, `b` to show, by their pictures' tokens), or a
+        part of it: `vote`, `undo`, `pictures/<token>`."""
+        return self._at("/rate" + (f"/{part}" if part else ""), experiment=experiment_id, **query)
+
+    def leaderboard_page(self, experiment_id: str | None = None) -> str:
+        """The models by people's votes, or one experiment's variants."""
+        return self._at("/leaderboard", experiment=experiment_id)
+
+    def judge_page(self, experiment_id: str | None = None) -> str:
+        """Each evaluator model against people's verdicts."""
+        return self._at("/judge", experiment=experiment_id)
 
     def conversations_page(self) -> str:
         return self._at("/conversations")

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from models.api import RunStatus, RunUrls
 from models.experiment import CellOutcome, ExperimentState
 from models.experiment_report import ExperimentReport
+from models.ratings import Leaderboard
 
 
 class ExperimentUrls(RunUrls):
@@ -58,7 +59,8 @@ class ExperimentView(BaseModel):
     max_cost_usd: float | None
     labels: list[str]  # each row's label (its `id`, else its prompt or topic)
     outcomes: list[CellView]  # running and finished cells, in cell order (row, then variant, then repeat)
-    report: ExperimentReport | None = None
+    report: ExperimentReport | None = None  # the judge's ranking: its scores per variant
+    people: Leaderboard | None = None  # people's, beside it: the variants by their votes and stars (`/v1/leaderboard`)
     started_at: datetime | None = None
     closed_at: datetime | None = None
     urls: ExperimentUrls

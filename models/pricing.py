@@ -95,10 +95,9 @@ class RunPrices:
 
 def catalog_price(model: CatalogModel, table: dict[str, Price]) -> Price:
     """A catalog model's price: its entry's `price`, else the table's for its provider model name (an offline
-    model costs nothing). `Unpriced` naming it when neither has one."""
-    if model.provider == "offline":
-        return Price()
-    if (price := model.price or table.get(model.provider_model)) is None:
+    model the table lacks costs nothing). `Unpriced` naming it when neither has one."""
+    price = model.price or table.get(model.provider_model) or (Price() if model.provider == "offline" else None)
+    if price is None:
         raise Unpriced(model.id)
     return price
 

@@ -102,7 +102,7 @@ class Entry(BaseModel):
     losses: int = 0
     ties: int = 0
     win_rate: float | None = None
-    stars: Estimate = Field(default_factory=Estimate)
+    mean_stars: Estimate = Field(default_factory=Estimate)
 
 
 class Leaderboard(BaseModel):

@@ -111,7 +111,7 @@ async def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 
 COMMANDS = {
-    **{name: experiment_cmd.or_matrix(name, command.run) for name, command in STARTS.items()},
+    **{name: command.run for name, command in STARTS.items()},
     "experiment": experiment_cmd.run,
     "chat": chat_cmd.run,
     "kb": kb_cmd.run,
@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "up":
                 stderr.print(f"Temporal UI: {settings.temporal_ui_url}")
             return 0
+        if getattr(args, "vary", None):  # a create with `--vary`: the experiment of its matrix
+            return asyncio.run(experiment_cmd.run_matrix(args.command, args, settings))
         return asyncio.run(COMMANDS[args.command](args, settings))
     except (UsageError, DatabaseAhead) as exc:
         print(f"error: {exc}", file=sys.stderr)

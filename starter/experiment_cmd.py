@@ -48,9 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cmd = sub.add_parser("experiment", help="run a job over a dataset's rows under variants; print the report")
     cmd.add_argument("dataset", type=Path, help="the rows: JSONL, or CSV with a header of field paths")
     cmd.add_argument("--pipeline", choices=sorted(PIPELINES), default="image")
-    cmd.add_argument(
-        "--variant", action="append", default=[], metavar="NAME[:PATH=VALUE,…]", help="one per variant"
-    )
+    cmd.add_argument("--variant", action="append", default=[], metavar="NAME[:PATH=VALUE,…]", help="one per variant")
     cmd.add_argument("--base", action="append", default=[], metavar="PATH=VALUE", help="a field every cell starts with")
     cmd.add_argument("--baseline", default=None, help="the variant the others are compared with (default: the first)")
     cmd.add_argument("--repeat", type=int, default=1, help="runs of each row under each variant")
@@ -67,15 +65,6 @@ def add_matrix_flags(parser: argparse.ArgumentParser) -> None:
         "--vary", action="append", default=[], metavar="PATH=V1,V2", help="a matrix: run every combination"
     )
     parser.add_argument("--repeat", type=int, default=1, help="with --vary: runs of each combination")
-
-
-def or_matrix(name: str, command: Any) -> Any:
-    """The create's command, or with `--vary` the matrix of its job (`run_matrix`)."""
-
-    async def run_or_matrix(args: argparse.Namespace, settings: Settings) -> int:
-        return await (run_matrix(name, args, settings) if args.vary else command(args, settings))
-
-    return run_or_matrix
 
 
 def value_of(text: str) -> Any:

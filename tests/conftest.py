@@ -29,9 +29,10 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.providers import Provider
+from activities.providers import Provider, Providers
 from activities.providers.guarded import GuardedProvider
 from kit.storage import LocalStore
+from models.settings import Settings
 from starter.services import dev_server_flags
 from tests.fake_openai import FakeOpenAI
 from workers.registry import QUEUES, build_workers
@@ -113,14 +114,18 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 
 @contextlib.asynccontextmanager
 async def running_workers(
-    client: Client, provider: Provider | GuardedProvider, store: LocalStore, queues: list[str] | None = None
+    client: Client,
+    provider: Provider | GuardedProvider | Providers,
+    store: LocalStore,
+    queues: list[str] | None = None,
+    settings: Settings | None = None,
 ) -> AsyncIterator[None]:
     """Workers for every queue (or `queues`); a bare provider (a test's spy) is guarded the way
-    `make_provider` guards."""
-    if not isinstance(provider, GuardedProvider):
+    `make_provider` guards; `Providers`: one per catalog model, as a worker has (the offline models differ)."""
+    if not isinstance(provider, GuardedProvider | Providers):
         provider = GuardedProvider(provider, None)
     async with contextlib.AsyncExitStack() as stack:
-        for worker in build_workers(client, queues or list(QUEUES), provider, store):
+        for worker in build_workers(client, queues or list(QUEUES), provider, store, settings):
             await stack.enter_async_context(worker)
         yield
 

@@ -35,18 +35,19 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.errors import refused
-from activities.providers import Provider
+from activities.providers import Provider, Providers
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from kit.storage import LocalStore, artifact_key
 from models.admission import AdmissionRequest, AdmissionState, ReleaseRequest
+from models.catalog import ModelChoice, from_settings
 from models.conversation import ConversationConfig, ConversationStart, ConversationState, IngestDoc, IngestJob
 from models.events import Delivery, EventFeed
 from models.experiment import ExperimentPlan, PlannedVariant
 from models.image import ImageJob, ImageOptions, StopReason
 from models.meme import MemeJob
 from models.search_attributes import at_start
-from models.settings import EVENTS_QUEUE, SCORING_QUEUE, WORKFLOW_QUEUE
+from models.settings import EVENTS_QUEUE, SCORING_QUEUE, WORKFLOW_QUEUE, Settings
 from models.usage import CostLimit, Price
 from models.world import Budget, WorldJob
 from starter.chat_cmd import ask
@@ -73,10 +74,13 @@ class Recording:
     store: LocalStore
     searchable: bool = False
 
-    def workers(self, provider: Provider | None = None, queues: tuple[str, ...] = QUEUES) -> Any:
-        """Workers for the queues, with the offline provider unless a recorder needs another one."""
+    def workers(self, provider: Provider | Providers | None = None, queues: tuple[str, ...] = QUEUES) -> Any:
+        """Workers for the queues, with the offline provider unless a recorder needs another one (`Providers`:
+        one provider per catalog model)."""
         guarded = (
-            provider if isinstance(provider, GuardedProvider) else GuardedProvider(provider or OfflineProvider(), None)
+            provider
+            if isinstance(provider, GuardedProvider | Providers)
+            else GuardedProvider(provider or OfflineProvider(), None)
         )
         return running_workers(self.client, guarded, self.store, list(queues))
 
@@ -520,6 +524,69 @@ async def record_experiment_cancelled(rec: Recording) -> None:
     await save(handle)
 
 
+async def record_image_models(rec: Recording) -> None:
+    """An image loop that chose its picture and judge models (patched: runs from before name none)."""
+    job = ImageJob(
+        prompt="a paper lantern over a canal",
+        max_iterations=2,
+        threshold=100,
+        models=ModelChoice(image="offline-vivid", eval="offline-sketch"),
+    )
+    handle = await rec.client.start_workflow(
+        ImageRefinementWorkflow.run, job, **rec.start("image", "recorded-image-models")
+    )
+    result = await handle.result()
+    assert {it.model for it in result.iterations} == {"offline-vivid"}, result.iterations
+    await save(handle)
+
+
+async def record_world_models(rec: Recording) -> None:
+    """A world that chose its text and picture models; its characters inherit the choice (patched)."""
+    job = WorldJob(
+        prompt="A cliff village of glassblowers",
+        characters=2,
+        posts_per_character=2,
+        models=ModelChoice(text="offline-vivid", image="offline-sketch"),
+    )
+    handle = await rec.client.start_workflow(WorldWorkflow.run, job, **rec.start("world", "recorded-world-models"))
+    await handle.result()
+    await save_world(rec.client, handle)
+
+
+async def record_meme_models(rec: Recording) -> None:
+    """A meme that chose its models: they are part of its cache key, and its result names them (patched)."""
+    job = MemeJob(topic="monday stand-ups", models=ModelChoice(text="offline-sketch", image="offline-vivid"))
+    handle = await rec.client.start_workflow(MemeWorkflow.run, job, **rec.start("meme", "recorded-meme-models"))
+    result = await handle.result()
+    assert (result.text_model, result.image_model) == ("offline-sketch", "offline-vivid"), result
+    await save(handle)
+
+
+async def record_conversation_models(rec: Recording) -> None:
+    """A conversation whose config chose its text model: every phase names it, each reply says so (patched)."""
+    start = ConversationStart(config=ConversationConfig(models=ModelChoice(text="offline-vivid")))
+    handle = await rec.client.start_workflow(
+        ConversationWorkflow.run, start, **rec.start("conversation", "recorded-conversation-models")
+    )
+    reply = await handle.execute_update(ConversationWorkflow.ask, "I keep three beehives on my roof.")
+    await handle.execute_update(ConversationWorkflow.ask, "Where are my beehives?")
+    await handle.signal(ConversationWorkflow.end)
+    await handle.result()
+    assert reply.model == "offline-vivid", reply
+    await save(handle)
+
+
+def offline_models(record: Callable[[Recording], Awaitable[None]]) -> Callable[[Recording], Awaitable[None]]:
+    """A recorder run with workers for every queue and one provider per offline model (the catalog with no key)."""
+
+    async def with_workers(rec: Recording) -> None:
+        settings = Settings(ATELIER_PROVIDER="offline", ATELIER_CALL_LOG=False)
+        async with rec.workers(Providers(from_settings(settings), settings)):
+            await record(rec)
+
+    return with_workers
+
+
 def offline(record: Callable[[Recording], Awaitable[None]]) -> Callable[[Recording], Awaitable[None]]:
     """A recorder run with workers for every queue and the offline provider."""
 
@@ -551,6 +618,10 @@ RECORDERS = {
     "run-events": offline(record_run_events),
     "webhook-delivery": offline(record_webhook_delivery),
     "admission": record_admission,
+    "image-models": offline_models(record_image_models),
+    "world-models": offline_models(record_world_models),
+    "meme-models": offline_models(record_meme_models),
+    "conversation-models": offline_models(record_conversation_models),
     "experiment": record_experiment,
     "experiment-cancelled": record_experiment_cancelled,
 }

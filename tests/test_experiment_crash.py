@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import signal
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -72,10 +73,15 @@ def plan_of(cells: int) -> ExperimentPlan:
     )
 
 
-def requests_by_cell(fake: FakeOpenAI) -> dict[tuple[str, str], int]:
-    """(prompt, picture | verdict) → how often the test server was asked."""
-    asked = Counter((prompt, "picture") for prompt in fake.generation_prompts())
-    asked.update((prompt, "verdict") for prompt in fake.evaluated_prompts())
+def requests_by_cell(fake: FakeOpenAI) -> dict[tuple[str, str], list[float]]:
+    """(prompt, picture | verdict) → when the test server was asked (time.monotonic(), in order)."""
+    asked: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for request in fake.calls("responses"):
+        asked[request.body["input"][0]["content"][0]["text"], "picture"].append(request.at)
+    for request in fake.calls("chat"):
+        if request.body.get("response_format", {}).get("json_schema", {}).get("name") == "Evaluation":
+            prompt = request.body["messages"][1]["content"][0]["text"].removeprefix("Prompt: ")
+            asked[prompt, "verdict"].append(request.at)
     return asked
 
 
@@ -116,7 +122,7 @@ async def run_trial(client: Client, address: str, folder: Path, cells: int, kill
         for kill in range(1, kills + 1):
             mark = plan.cells * kill // (kills + 1)
             await eventually(lambda m=mark: _at_least(client, handle.id, m), 300, f"{mark} cells finished", every=0.2)
-            kill_times.append(time.time())  # what the server recorded as finished before this, finished
+            kill_times.append((time.monotonic(), time.time()))  # what the server had recorded by then, finished
             worker.send_signal(signal.SIGKILL)
             worker.wait(timeout=10)
             worker = start_worker(env, folder / f"worker-{kill}.log", QUEUES)
@@ -131,17 +137,16 @@ async def run_trial(client: Client, address: str, folder: Path, cells: int, kill
     children = [run.id async for run in client.list_workflows(f'ParentWorkflowId = "{handle.id}"')]
     trial.started_twice = len(children) - len({o.child_id for o in outcomes})
     asked = requests_by_cell(fake)
-    trial.paid_requests = sum(asked.values())
+    trial.paid_requests = sum(map(len, asked.values()))
     for (prompt, call), times in asked.items():
-        if times == 1:
-            continue
         row = next(n for n, values in enumerate(plan.rows) if values["prompt"] == prompt)
         child = next(o.child_id for o in outcomes if o.row == row)
-        finished = any([call in await finished_calls(client, child, kill) for kill in kill_times])
-        if finished:
-            trial.redone_after_finishing += times - 1
-        else:
-            trial.redone_in_flight += times - 1
+        for asked_at, again_at in itertools.pairwise(times):  # each repeat: was it cut off by a kill between?
+            kills = [wall for at, wall in kill_times if asked_at < at < again_at]
+            if kills and not any([call in await finished_calls(client, child, wall) for wall in kills]):
+                trial.redone_in_flight += 1
+            else:
+                trial.redone_after_finishing += 1
     return trial
 
 

@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
+from activities.providers import Providers
 from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from kit.storage import LocalStore
+from models.catalog import from_settings
 from models.experiment import ExperimentPlan, PlannedVariant
 from models.settings import WORKFLOW_QUEUE, Settings
 from models.usage import CostLimit, Price
@@ -46,9 +48,9 @@ async def api(module_dev_env, tmp_path_factory) -> AsyncIterator[tuple[str, Sett
     data = tmp_path_factory.mktemp("experiments")
     settings = api_settings(address_of(module_dev_env), data)
     queues = ["atelier-workflows", "atelier-text", "atelier-images", "atelier-storage", "atelier-events"]
-    provider = GuardedProvider(OfflineProvider(), None)
+    providers = Providers(from_settings(settings), settings)  # the three offline models, each its own hand
     async with (
-        running_workers(module_dev_env.client, provider, LocalStore(settings.artifact_dir), queues),
+        running_workers(module_dev_env.client, providers, LocalStore(settings.artifact_dir), queues),
         serving(settings, module_dev_env.client) as served,
     ):
         yield served

@@ -20,6 +20,7 @@ from models.image import ImageOptions, RefinedPrompt
 from models.pricing import Unpriced, quote, run_prices
 from models.settings import Settings
 from models.usage import Price
+from starter.max_cost import BadBudget, cost_limit_for
 from tests.conftest import ROOT, atelier_env, eventually
 from tests.fake_openai import FakeOpenAI
 
@@ -163,6 +164,10 @@ image_api = "images"
     with pytest.raises(Unpriced, match="'mystery'"):
         run_prices(known, ModelChoice(image="mystery"), table)
     assert run_prices(known, ModelChoice(), table).driver is None, "the images route needs no text model"
+    quoted = cost_limit_for(5, settings, [ImageOptions()], models=ModelChoice(text="dear"), catalog=known)
+    assert quoted == dear, "the API's and the CLI's quote is at the run's models' prices"
+    with pytest.raises(BadBudget, match="'mystery'"):
+        cost_limit_for(5, settings, [ImageOptions()], models=ModelChoice(image="mystery"), catalog=known)
 
 
 async def test_prices_and_usage_are_the_catalog_models(tmp_path):

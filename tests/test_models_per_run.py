@@ -13,11 +13,14 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageStat
 from temporalio.client import Client
+from temporalio.testing import ActivityEnvironment
 
 from activities.providers import Providers
+from activities.run_events import RunObserver
 from kit.storage import LocalStore
 from models.catalog import ModelChoice, from_settings, read_catalog
 from models.conversation import ConversationConfig, ConversationStart
+from models.events import ObserveRequest, Seen
 from models.image import ImageJob
 from models.meme import MemeJob
 from models.settings import IMAGE_QUEUE, STORAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE, Settings
@@ -103,15 +106,20 @@ async def test_a_run_takes_text_from_one_server_and_pictures_from_another_as_it_
     providers = Providers(read_catalog(two_servers(tmp_path, text, pictures)), settings)
     loop = {"prompt": "a glass lighthouse", "max_iterations": 2, "threshold": 100, "technical_weight": 0}
     chosen = ImageJob(**loop, models=ModelChoice(text="writer-2", image="painter-2"))
-    async with workers(time_env.client, providers, tmp_path):
+    async with workers(time_env.client, providers, tmp_path) as store:
         result = await time_env.client.execute_workflow(
             ImageRefinementWorkflow.run, chosen, id=f"chosen-{uuid.uuid4().hex[:6]}", task_queue=WORKFLOW_QUEUE
         )
+        look = ObserveRequest(
+            run_id=result.workflow_id, pipeline="image", tenant="local", seen=Seen(), first_seq=1, wait_s=0
+        )
+        events = (await ActivityEnvironment(time_env.client).run(RunObserver(store, settings).observe_run, look)).events
         assert asked(pictures) == [("generations", "p-2")] * 2, "the pictures from the chosen model, on its server"
         assert sorted(set(asked(text))) == [("completions", "w-1"), ("completions", "w-2")]
         assert [m for _, m in asked(text)].count("w-2") == 1, "the refinement by the chosen text model"
         assert [(it.model, it.eval_model) for it in result.iterations] == [("painter-2", "writer")] * 2
         assert set(result.usage.models) == {"writer", "writer-2", "painter-2"}, "usage by catalog id"
+        assert [e.data["model"] for e in events if e.type == "iteration.completed"] == ["painter-2"] * 2
 
         text.requests.clear()
         pictures.requests.clear()
@@ -129,10 +137,10 @@ def saturation(data: bytes) -> float:
         return ImageStat.Stat(image.convert("RGB").convert("HSV")).mean[1]
 
 
-async def test_a_world_meme_and_conversation_name_the_offline_models_they_chose(time_env, tmp_path):
+async def test_a_world_meme_and_conversation_name_the_offline_models_they_chose(dev_env, tmp_path):
     settings = Settings(ATELIER_PROVIDER="offline", ATELIER_DATA_DIR=str(tmp_path))
     providers = Providers(from_settings(settings), settings)
-    client = time_env.client
+    client = dev_env.client
     async with workers(client, providers, tmp_path) as store:
         world = WorldJob(
             prompt="A harbour town of kite makers",

@@ -97,7 +97,7 @@ FEEDBACK_CAP_PATCH = Patch("pending-feedback-capped", "9cd93e9", "2026-12-07", (
 # A run's paid calls name the models it chose (`models` on its job, a conversation's config; a world's characters
 # inherit its choice); before, every call went to the worker's default models.
 RUN_MODELS_PATCH = Patch(
-    "calls-name-the-runs-models", "dd4e5f6+1", "2026-12-07", (IMAGE, WORLD, CHARACTER, MEME, CONVERSATION)
+    "calls-name-the-runs-models", "4e0c20a", "2026-12-07", (IMAGE, WORLD, CHARACTER, MEME, CONVERSATION)
 )
 
 PATCHES = (

@@ -6,6 +6,7 @@ first time a call names it, and keeps it: the activities pick theirs by the mode
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from temporalio.exceptions import ApplicationError
@@ -13,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 from activities.providers.base import GeneratedBytes, Provider, ReferenceInput
 from models.catalog import KINDS, Catalog, CatalogModel, ModelChoice, from_settings
 from models.endpoints import Endpoint, Kind
+from models.pricing import Unpriced, catalog_price
 from models.settings import Settings
 from models.usage import ModelRequest, Price
 
@@ -143,11 +145,8 @@ class Providers:
 
     def _make(self, model: CatalogModel) -> GuardedProvider:
         settings = self.settings
-        own = model.price or (Price() if model.provider == "offline" else None)
-        prices = settings.prices | ({model.provider_model: own} if own else {})
-        owns = tuple(
-            queue for queue in ("text", "image") if self._serves_alone(model, queue)
-        )  # the queues whose limit may be this model's
+        prices = self._prices(model, self._driver(model))
+        owns = tuple(queue for queue in ("text", "image") if self._serves_alone(model, queue))  # its limit is theirs
         provider: Provider
         if model.provider == "offline":
             from activities.providers.offline import OfflineProvider
@@ -160,14 +159,27 @@ class Providers:
             provider = OpenAIProvider(settings, self._endpoints(model), model.image_api, prices, self._clients)
         return _guarded(provider, settings, self._log, prices, model, owns)
 
-    def _endpoints(self, model: CatalogModel) -> dict[Kind, Endpoint]:
-        """Where a model's calls go: its own endpoint; an image model that writes no text drives the Responses
-        route's image tool with the default text model (as IMAGE_API=auto does with LLM_MODEL)."""
-        endpoints = {kind: self.catalog.endpoint(model, kind) for kind in KINDS}
+    def _driver(self, model: CatalogModel) -> CatalogModel | None:
+        """The model that drives an image model's Responses route when it writes no text itself: the default
+        text model on an endpoint (as IMAGE_API=auto does with LLM_MODEL)."""
         writer = self.catalog.default("text")
-        if "text" not in model.kinds and writer.provider == "openai":
-            endpoints["text"] = self.catalog.endpoint(writer, "text")
+        return writer if "text" not in model.kinds and writer.provider == "openai" else None
+
+    def _endpoints(self, model: CatalogModel) -> dict[Kind, Endpoint]:
+        """Where a model's calls go: its own endpoint (text: its driver's, when it has one)."""
+        endpoints = {kind: self.catalog.endpoint(model, kind) for kind in KINDS}
+        if (driver := self._driver(model)) is not None:
+            endpoints["text"] = self.catalog.endpoint(driver, "text")
         return endpoints
+
+    def _prices(self, *models: CatalogModel | None) -> dict[str, Price]:
+        """The price table with these models' catalog prices on top (a model with none is billed as its endpoint
+        reports, else unpriced: no budget may use it)."""
+        prices = dict(self.settings.prices)
+        for model in filter(None, models):
+            with contextlib.suppress(Unpriced):
+                prices[model.provider_model] = catalog_price(model, self.settings.prices)
+        return prices
 
     def _serves_alone(self, model: CatalogModel, queue: str) -> bool:
         """Whether `model` is the only catalog model whose calls run on `queue`'s paid queue."""

@@ -131,7 +131,6 @@ class GuardedProvider:
         """How results name the model that answered a call: its catalog id, else the provider's model name."""
         return self.model_id or self.model_for(call)
 
-
     async def _instrumented(self, call: str, work: Work[R]) -> Metered[R]:
         started = time.monotonic()
         entry: dict[str, Any] = {"at": time.time(), "provider": self.provider_for(call), "call": call}

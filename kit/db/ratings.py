@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     delete,
+    func,
     select,
 )
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
@@ -110,17 +111,6 @@ def pair_of(a: str, b: str) -> str:
 
 
 @dataclass(frozen=True)
-class Side:
-    """One side of a vote as the leaderboard and the judge read it."""
-
-    key: str
-    model: str | None
-    variant: str | None
-    judge: str | None
-    score: float | None
-
-
-@dataclass(frozen=True)
 class StoredVote:
     vote: Vote
     a: RatedArtifact
@@ -182,16 +172,18 @@ class Ratings:
         )
         return {artifact: stars for artifact, stars in self.session.execute(query)}
 
-    def scored(self, experiment: str | None = None) -> list[tuple[RatedArtifact, int]]:
-        """Every rating with what it rated (for the leaderboard's stars and the judge's agreement)."""
+    def stars_by(self, experiment: str | None = None) -> list[tuple[Any, ...]]:
+        """The ratings grouped by what they rated and how: (model, variant, judge, score, threshold, stars,
+        how many), for the leaderboard's stars and the judge's agreement (one row per group, not per rating)."""
+        facts = (RatedArtifact.model, RatedArtifact.variant, RatedArtifact.judge, RatedArtifact.score)
+        grouped = (*facts, RatedArtifact.threshold, Rating.stars)
         query = (
-            select(RatedArtifact, Rating.stars)
+            select(*grouped, func.count())
             .join(Rating, (Rating.tenant == RatedArtifact.tenant) & (Rating.artifact == RatedArtifact.key))
             .where(RatedArtifact.tenant == self.tenant)
         )
-        return [
-            (facts, stars) for facts, stars in self.session.execute(_narrowed(query, RatedArtifact, None, experiment))
-        ]
+        query = _narrowed(query, RatedArtifact, None, experiment).group_by(*grouped)
+        return [tuple(row) for row in self.session.execute(query)]
 
     # --- votes -----------------------------------------------------------------------------------------
     def vote(self, rater: str, a: str, b: str, winner: str, experiment: str | None) -> Vote:
@@ -226,16 +218,28 @@ class Ratings:
         query = query.order_by(Vote.voted_at.desc(), Vote.id).limit(limit)
         return [StoredVote(vote, a, b) for vote, a, b in self.session.execute(query)]
 
-    def sides(self, experiment: str | None = None) -> list[tuple[Side, Side, str]]:
-        """Every vote as (side a, side b, winner): the columns the leaderboard and the judge read, no more."""
+    def tally(self, by: str, experiment: str | None = None) -> list[tuple[str, str, str, int]]:
+        """The votes between two named sides, counted per (side a, side b, winner): named by `by`, the
+        artifacts' `model` or `variant` (votes with a side unnamed, or the same on both, are left out)."""
         side_a, side_b = aliased(RatedArtifact), aliased(RatedArtifact)
-        columns = [Vote.winner]
-        for side in (side_a, side_b):
-            columns += [side.key, side.model, side.variant, side.judge, side.score]
-        query = self._sides(select(*columns), side_a, side_b)
+        name_a, name_b = getattr(side_a, by), getattr(side_b, by)
+        query = self._sides(select(name_a, name_b, Vote.winner, func.count()), side_a, side_b)
+        query = query.where(name_a.is_not(None), name_b.is_not(None), name_a != name_b)
         if experiment is not None:
             query = query.where(Vote.experiment == experiment)
-        return [(Side(*row[1:6]), Side(*row[6:11]), row[0]) for row in self.session.execute(query)]
+        return [tuple(row) for row in self.session.execute(query.group_by(name_a, name_b, Vote.winner))]
+
+    def judged(self, experiment: str | None = None) -> list[tuple[str, float, float, str, int]]:
+        """The votes between two artifacts one evaluator scored, counted per (evaluator, score a, score b,
+        winner)."""
+        side_a, side_b = aliased(RatedArtifact), aliased(RatedArtifact)
+        grouped = (side_a.judge, side_a.score, side_b.score, Vote.winner)
+        query = self._sides(select(*grouped, func.count()), side_a, side_b).where(
+            side_a.judge == side_b.judge, side_a.score.is_not(None), side_b.score.is_not(None)
+        )
+        if experiment is not None:
+            query = query.where(Vote.experiment == experiment)
+        return [tuple(row) for row in self.session.execute(query.group_by(*grouped))]
 
     def _sides(self, query: Select, side_a: Any, side_b: Any) -> Select:
         return (

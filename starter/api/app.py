@@ -24,6 +24,7 @@ from starter.api.routes import (
     experiments,
     knowledge,
     models,
+    ratings,
     runs,
     webhooks,
 )
@@ -56,7 +57,8 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     )
     problems.install(app)
     app.add_middleware(BodyLimits, max_body_bytes=settings.api_max_body_bytes)  # the caller, then the body
-    for module in (creates, runs, events, artifacts, webhooks, conversations, knowledge, models, experiments):
+    routers = (creates, runs, events, artifacts, webhooks, conversations, knowledge, models, experiments, ratings)
+    for module in routers:
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["service"], summary="Whether the API is up")

@@ -43,7 +43,7 @@ from models.usage import CostLimit
 from models.validation import field_problems
 from models.workflow_interfaces import ExperimentWorkflow, RunEventsWorkflow
 from starter import run_labels
-from starter.api import creates
+from starter.api import creates, standings
 from starter.api.caps import admitted
 from starter.api.errors import Conflict, Invalid
 from starter.api.events import ensure_feed, feed_id, last_seq
@@ -276,6 +276,7 @@ async def view(svc: Service, caller: Caller, experiment_id: str) -> ExperimentVi
         status=STATUS[described.status],
         outcomes=cells,
         report=await _report(svc, experiment_id, grid, closed),
+        people=await asyncio.to_thread(standings.leaderboard, svc.keys.database, caller.tenant, experiment_id),
         started_at=described.start_time,
         closed_at=described.close_time,
         urls=svc.urls.experiment_urls(experiment_id),

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
@@ -17,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from starter.api.errors import ApiProblem
 from starter.api.sessions import SESSION_COOKIE
-from starter.studio import access, experiment_page, new_pages, run_pages, runs_page
+from starter.studio import access, experiment_page, new_pages, rate_pages, run_pages, runs_page
 from starter.studio.access import SignInNeeded, templates, urls
 
 STATIC = Path(__file__).parent / "static"
@@ -52,11 +53,25 @@ class NoFraming:
         await self.app(scope, receive, sending)
 
 
+class CompressedPages:
+    """ASGI middleware: the studio's pages and static files gzipped for a browser that takes it (an experiment's
+    page of 3,000 cells is a megabyte of repetitive HTML); the API's answers are left as they are."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=4096)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        page = scope["type"] == "http" and not scope["path"].startswith(API_PATHS)
+        await (self.gzip if page else self.app)(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
-    for module in (access, runs_page, run_pages, new_pages, experiment_page):
+    for module in (access, runs_page, run_pages, new_pages, experiment_page, rate_pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(NoFraming)
+    app.add_middleware(CompressedPages)
 
     @app.exception_handler(SignInNeeded)
     async def _sign_in(request: Request, exc: SignInNeeded) -> Response:

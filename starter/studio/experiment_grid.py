@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import random
 import string
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any, Literal
 from kit.urls import Urls
 from models.experiment_api import CellView, ExperimentView
 from models.experiment_report import Comparison, VariantSummary
+from starter.studio.compare import flat
 
 Mode = Literal["named", "blind", "revealed"]  # revealed: blind mode's order and letters, with the names
 Sort = Literal["order", "worst", "best"]  # the dataset's order; the largest drop, or gain, to the baseline first
@@ -137,26 +137,16 @@ class ExperimentGrid:
         return self.view.counts.get("failed", 0) + self.view.counts.get("refused", 0)
 
 
-def shown_value(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
-
-
 def _columns(view: ExperimentView, settings: list[dict[str, Any]], mode: Mode, secret: str) -> list[Column]:
     named = mode != "blind"
-    order = list(range(len(view.variants))) if mode == "named" else blind_order(secret, view.id, len(view.variants))
+    count = len(view.variants)
+    order = list(range(count)) if mode == "named" else blind_order(secret, view.id, count)
     baseline = view.variants.index(view.baseline) if view.baseline in view.variants else 0
-    return [
-        Column(
-            letter=letter(n),
-            variant=v,
-            name=view.variants[v] if named else None,
-            settings=tuple((p, shown_value(x)) for p, x in (settings[v] if v < len(settings) else {}).items())
-            if named
-            else (),
-            baseline=named and v == baseline,
-        )
-        for n, v in enumerate(order)
-    ]
+    columns = []
+    for n, v in enumerate(order):
+        sets = tuple(flat(settings[v]).items()) if named and v < len(settings) else ()
+        columns.append(Column(letter(n), v, view.variants[v] if named else None, sets, named and v == baseline))
+    return columns
 
 
 def _shown(cell: CellView, grid: ExperimentGrid, urls: Urls, secret: str) -> Shown:

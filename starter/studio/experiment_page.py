@@ -47,7 +47,7 @@ class PlanFacts:
         return self.rows == 1
 
 
-_facts: LRUCache[tuple[str, str], PlanFacts | None] = LRUCache(256)  # per Temporal run: its input never changes
+_facts: LRUCache[tuple[str, str], PlanFacts] = LRUCache(256)  # per Temporal run: its input never changes
 # (tenant, experiment) → blind mode's picture tokens → artifact keys, as its pages were given them
 _pictures: LRUCache[tuple[str, str], dict[str, str]] = LRUCache(64)
 
@@ -105,15 +105,22 @@ async def experiment_page(
 async def experiment_part(
     experiment_id: str, request: Request, svc: Svc, look: Looker, mode: Mode = "named", since: int = 0
 ) -> Response:
-    """What changed since the page's last finished cell (`since`, its order): those rows, the counts, the report."""
-    grid = await _grid(svc, look, experiment_id, mode)
+    """What changed since the page's last finished cell (`since`, its order): those rows, the counts, the report
+    (nothing, 204, while no worker answers: the page asks again at the next event)."""
+    try:
+        grid = await _grid(svc, look, experiment_id, mode)
+    except Conflict:
+        return Response(status_code=204)
     return page(request, "experiment_part.html", look, svc, grid=grid, rows=changed_rows(grid, since))
 
 
 @router.get("/experiments/{experiment_id}/cells")
 async def experiment_cells(experiment_id: str, request: Request, svc: Svc, look: Looker) -> Response:
     """Its cells as the runs list shows them under it: each started one with its variant, row, state and score."""
-    view = await experiments.view(svc, look.caller, experiment_id)
+    try:
+        view = await experiments.view(svc, look.caller, experiment_id)
+    except Conflict:  # no worker answered for it yet
+        return Response("<p>No worker has answered for it yet.</p>", media_type="text/html")
     cells = sorted(view.outcomes, key=lambda c: c.cell)
     shown = cells[:CELLS_LISTED]
     return page(request, "experiment_cells.html", look, svc, view=view, cells=shown, more=len(cells) - len(shown))
@@ -138,4 +145,6 @@ async def blind_picture(experiment_id: str, token: str, svc: Svc, look: Looker) 
         key = (await _grid(svc, look, experiment_id, "blind")).pictures.get(token)
     if key is None:
         raise NotFound("picture", token)
-    return RedirectResponse(urls.artifact(key, THUMB), status_code=307, headers={"Cache-Control": "private, max-age=86400"})
+    return RedirectResponse(
+        urls.artifact(key, THUMB), status_code=307, headers={"Cache-Control": "private, max-age=86400"}
+    )

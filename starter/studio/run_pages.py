@@ -17,6 +17,7 @@ from starter.api.service import Service, Svc
 from starter.studio import run_views
 from starter.studio.access import Looker, Viewer, page
 from starter.studio.compare import Compared, compared
+from starter.studio.rate_pages import rated_on_page
 from starter.studio.run_views import head_of, image_view
 
 router = APIRouter(include_in_schema=False)
@@ -27,10 +28,11 @@ async def _run(request: Request, svc: Service, look: Viewer, run_id: str, part: 
     spec = spec_of(described.workflow_type)
     head = await head_of(svc, described)
     view = await getattr(run_views, spec.view)(svc, described)
+    rated = await rated_on_page(svc, look.caller, [view])  # the viewer's stars on its pictures
     if part:
-        return page(request, spec.live, look, svc, head=head, view=view)
+        return page(request, spec.live, look, svc, head=head, view=view, rated=rated)
     after = await last_seq(svc, run_id) if head.running else 0  # the page shows what those events said
-    return page(request, spec.page, look, svc, head=head, view=view, after=after, live=spec.live)
+    return page(request, spec.page, look, svc, head=head, view=view, after=after, live=spec.live, rated=rated)
 
 
 @router.get("/runs/{run_id}")
@@ -61,4 +63,5 @@ async def compare_page(
         raise Refused("choose two to four runs", "compare takes 2 to 4 `run` ids")
     runs = await asyncio.gather(*(_compared(svc, look, run_id) for run_id in ids))
     found: Compared = compared(runs)
-    return page(request, "compare.html", look, svc, compared=found)
+    rated = await rated_on_page(svc, look.caller, [view for _, view in runs if view is not None])
+    return page(request, "compare.html", look, svc, compared=found, rated=rated)

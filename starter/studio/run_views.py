@@ -44,6 +44,7 @@ class RunHead(RunRow):
 
     job: dict[str, Any] = Field(default_factory=dict)
     rerun_of: str | None = None
+    experiment: str | None = None  # the experiment it is a cell of (a pipeline's run has no other parent)
     models: dict[str, str] = Field(default_factory=dict)  # kind → the model that made its artifacts (`models_of`)
 
     @property
@@ -67,7 +68,9 @@ async def head_of(svc: Service, described: WorkflowExecutionDescription) -> RunH
     row = await row_of(svc, described)
     job = await studio_runs(svc).job(described)
     rerun_of = await described.memo_value(MEMO_RERUN, None)
-    return RunHead(**dict(row), job=job, rerun_of=rerun_of, models=models_of(svc.catalog, job))
+    return RunHead(
+        **dict(row), job=job, rerun_of=rerun_of, experiment=described.parent_id, models=models_of(svc.catalog, job)
+    )
 
 
 @dataclass

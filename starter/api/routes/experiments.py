@@ -19,9 +19,7 @@ router = APIRouter(prefix="/v1", tags=["experiments"])
 
 
 @router.post("/experiments", status_code=202, response_model=ExperimentCreated, summary="Start an experiment")
-async def create(
-    body: ExperimentRequest, response: Response, svc: Svc, caller: Who, key: IdempotencyKey = None
-) -> Any:
+async def create(body: ExperimentRequest, response: Response, svc: Svc, caller: Who, key: IdempotencyKey = None) -> Any:
     """Every cell (row × variant × repeat) is checked before anything starts: a bad one is a 422 naming its
     field, e.g. `body.variants[1].set.threshold` or `body.dataset.rows[3].prompt`."""
     created = await experiments.create(svc, caller, body, key)
@@ -34,9 +32,7 @@ async def get_experiment(experiment_id: str, svc: Svc, caller: Who) -> Any:
     return await experiments.view(svc, caller, experiment_id)
 
 
-@router.post(
-    "/experiments/{experiment_id}/cancel", status_code=202, response_model=ExperimentView, summary="Cancel it"
-)
+@router.post("/experiments/{experiment_id}/cancel", status_code=202, response_model=ExperimentView, summary="Cancel it")
 async def cancel(experiment_id: str, svc: Svc, caller: Who) -> Any:
     """Every running cell is cancelled and no other starts; the report covers what was done."""
     return await experiments.cancel(svc, caller, experiment_id)

@@ -216,9 +216,72 @@ document.addEventListener("toggle", async (event) => {
   else slot.textContent = "Its cells could not be read just now.";
 }, true);
 
+// ---- people's verdicts: stars on a run's pictures (buttons, keys 1–5), an experiment's blind queue ----
+async function rate(group, stars) {
+  const said = group.querySelector("[data-rated]");
+  const response = await api("POST", group.dataset.ratingUrl, { artifact: group.dataset.rate, stars });
+  if (!response.ok) {
+    const problem = await problemOf(response);
+    said.textContent = problem.errors?.[0]?.message || problem.detail || problem.title;
+    return;
+  }
+  group.querySelectorAll("[data-stars]").forEach((button) => {
+    const n = Number(button.dataset.stars);
+    button.classList.toggle("on", n <= stars);
+    button.setAttribute("aria-pressed", String(n === stars));
+  });
+  said.textContent = `rated ${stars} of 5`;
+}
+
+function stars() {
+  document.addEventListener("click", (event) => {  // delegated: a live part's swap brings new buttons
+    const button = event.target.closest?.("[data-stars]");
+    if (button) rate(button.closest("[data-rate]"), Number(button.dataset.stars));
+  });
+  document.addEventListener("keydown", (event) => {  // 1–5 rate the picture whose stars (or card) has focus
+    if (event.ctrlKey || event.metaKey || event.altKey || !/^[1-5]$/.test(event.key)) return;
+    const at = document.activeElement;
+    if (!at || at.matches("input, textarea, select")) return;
+    const group = at.closest("[data-rate]") || at.closest(".card")?.querySelector("[data-rate]");
+    if (!group) return;
+    event.preventDefault();
+    rate(group, Number(event.key));
+  });
+}
+
+// The queue names its pair by tokens only; each vote (← A, → B, ↓ tie) or undo (U) loads where it says next.
+function blindQueue(section) {
+  const said = section.querySelector("[data-said]");
+  const undoButton = section.querySelector("[data-undo-last]");
+  const body = { experiment: section.dataset.experiment };
+  let busy = false;
+  const send = async (url, extra) => {
+    if (busy) return;
+    busy = true;
+    section.querySelectorAll("button").forEach((button) => { button.disabled = true; });
+    const response = await api("POST", url, { ...body, ...extra });
+    if (response.ok) return window.location.assign((await response.json()).next);
+    const problem = await problemOf(response);
+    said.textContent = problem.errors?.[0]?.message || problem.detail || problem.title;
+    busy = false;
+    section.querySelectorAll("button").forEach((button) => { button.disabled = false; });
+  };
+  const vote = (winner) => { if (section.dataset.a) send(section.dataset.vote, { a: section.dataset.a, b: section.dataset.b, winner }); };
+  const undo = () => { if (undoButton && !undoButton.disabled) send(section.dataset.undo, {}); };
+  section.querySelectorAll("[data-winner]").forEach((button) => button.addEventListener("click", () => vote(button.dataset.winner)));
+  undoButton?.addEventListener("click", undo);
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.target.matches?.("input, textarea, select")) return;
+    const winner = { ArrowLeft: "a", ArrowRight: "b", ArrowDown: "tie" }[event.key];
+    if (winner) { event.preventDefault(); vote(winner); } else if (event.key === "u" || event.key === "U") { event.preventDefault(); undo(); }
+  });
+}
+
 // ---- the rest: buttons that call the API ----
 function wire() {
   document.querySelectorAll("[data-live]").forEach(follow);
+  stars();
+  document.querySelectorAll("[data-queue]").forEach(blindQueue);
   document.querySelectorAll("[data-poll]").forEach(poll);
   document.querySelectorAll("form[data-create]").forEach(createForm);
   document.querySelectorAll("form[data-feedback]").forEach(feedbackForm);
