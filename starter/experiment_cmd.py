@@ -116,7 +116,7 @@ def pricing(settings: Settings, pipeline: str) -> Any:
     async def price(cell: Any) -> dict[str, Any]:
         images, references, first = PRICED[pipeline](cell)
         try:
-            cost = cost_limit_for(cell.max_cost_usd, settings, images, references, first)
+            cost = cost_limit_for(cell.max_cost_usd, settings, images, references, first, cell.models)
         except BadBudget as exc:
             raise PlanProblem("max_cost_usd", str(exc)) from exc
         job = cell.model_dump(mode="json", exclude=set(RunOptions.model_fields))

@@ -92,7 +92,7 @@ def image_job(args: argparse.Namespace, settings: Settings) -> tuple[ImageJob, l
         "models": chosen_models(args, settings),
     }
     options = validated(ImageJob, IMAGE_FLAGS, **typed).options  # before any file is read or URL resolved
-    cost = cost_limit(args, settings, [options], len(args.refs), first=("image", "text"))
+    cost = cost_limit(args, settings, [options], len(args.refs), ("image", "text"), chosen_models(args, settings))
     references: list[ArtifactRef | str] = []
     uploads: list[Upload] = []
     for ref in args.refs:

@@ -60,7 +60,7 @@ def meme_job(args: argparse.Namespace, settings: Settings) -> MemeJob:
         blocked_words=settings.blocked_words,
         models=chosen_models(args, settings),
     )
-    return job.model_copy(update={"cost": cost_limit(args, settings, [SCENE_OPTIONS])})
+    return job.model_copy(update={"cost": cost_limit(args, settings, [SCENE_OPTIONS], models=job.models)})
 
 
 async def meme_status(handle: WorkflowHandle) -> MemeStatus | None:

@@ -68,7 +68,7 @@ def world_job(args: argparse.Namespace, settings: Settings) -> WorldJob:
         max_parallel_characters=args.parallel,
         models=chosen_models(args, settings),
     )
-    cost = cost_limit(args, settings, picture_options(job.images))
+    cost = cost_limit(args, settings, picture_options(job.images), models=job.models)
     return job.model_copy(update={"budget": job.budget.model_copy(update={"cost": cost})})
 
 

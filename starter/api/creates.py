@@ -50,12 +50,14 @@ def run_id(caller: Caller, pipeline: str, idempotency_key: str | None) -> str:
     return f"{caller.tenant}.{pipeline}-{digest[:24]}"
 
 
-def budget(svc: Service, options: RunOptions, image_options: list, references: int = 0, first=("text",)) -> Any:
-    """The run's `CostLimit`, quoted here from the request's `max_cost_usd` and the server's prices (a request
-    cannot carry one: `models.api.ServerCost`)."""
+def budget(
+    svc: Service, options: RunOptions, models: ModelChoice, image_options: list, references: int = 0, first=("text",)
+) -> Any:
+    """The run's `CostLimit`, quoted here from the request's `max_cost_usd` and the server's prices of the run's
+    `models` (a request cannot carry one: `models.api.ServerCost`)."""
     value = options.max_cost_usd if options.max_cost_usd is not None else svc.settings.max_cost_usd
     try:
-        return cost_limit_for(value, svc.settings, image_options, references, first)
+        return cost_limit_for(value, svc.settings, image_options, references, first, models, svc.catalog)
     except BadBudget as exc:
         raise Invalid("body.max_cost_usd", str(exc)) from exc
 
@@ -165,17 +167,17 @@ def _job(model: type, body: Any, **more: Any) -> Any:
 async def image_job(svc: Service, caller: Caller, body: ImageRequest) -> ImageJob:
     await check_references(svc, caller, body)
     refs, first = len(body.references), ("image", "text")
-    return _job(ImageJob, body, cost=budget(svc, body, [body.options], refs, first))
+    return _job(ImageJob, body, cost=budget(svc, body, body.models, [body.options], refs, first))
 
 
 def world_job(svc: Service, body: WorldRequest) -> WorldJob:
-    cost = budget(svc, body, picture_options(body.images))
+    cost = budget(svc, body, body.models, picture_options(body.images))
     return _job(WorldJob, body, budget=body.budget.model_copy(update={"cost": cost}).model_dump())
 
 
 def meme_job(svc: Service, body: MemeRequest) -> MemeJob:
     words = sorted({*body.blocked_words, *svc.settings.blocked_words})
-    return _job(MemeJob, body, blocked_words=words, cost=budget(svc, body, [SCENE_OPTIONS]))
+    return _job(MemeJob, body, blocked_words=words, cost=budget(svc, body, body.models, [SCENE_OPTIONS]))
 
 
 async def upload(svc: Service, caller: Caller, file: UploadFile) -> ArtifactRef:

@@ -235,7 +235,7 @@ def _create_field(field: str) -> str:
 # --- reading ---------------------------------------------------------------------------------------------
 
 
-async def _grid(svc: Service, described: Any) -> ExperimentStatus | None:
+async def live_grid(svc: Service, described: Any) -> ExperimentStatus | None:
     """The grid: asked of the running experiment, or its result's once it has completed (a cancelled one,
     which has no result, is asked too: its worker replays it)."""
     handle = svc.client.get_workflow_handle(described.id, run_id=described.run_id)
@@ -257,7 +257,7 @@ async def _report(svc: Service, experiment_id: str, grid: ExperimentStatus, clos
 async def view(svc: Service, caller: Caller, experiment_id: str) -> ExperimentView:
     """The experiment as it stands: its grid, counts, dollars and report (409 while no worker answers)."""
     described = await owned(svc, caller, experiment_id, TYPES, "experiment")
-    grid = await _grid(svc, described)
+    grid = await live_grid(svc, described)
     if grid is None:
         raise Conflict("no answer", "no worker answered for this experiment yet", retry_after_s=2)
     closed = described.status != WorkflowExecutionStatus.RUNNING
@@ -286,7 +286,7 @@ async def view(svc: Service, caller: Caller, experiment_id: str) -> ExperimentVi
 async def export(svc: Service, caller: Caller, experiment_id: str, form: str) -> tuple[bytes, str]:
     """The report (`json`) or every cell (`csv`, `jsonl`): stored once it has ended, else as it stands."""
     described = await owned(svc, caller, experiment_id, TYPES, "experiment")
-    grid = await _grid(svc, described)
+    grid = await live_grid(svc, described)
     if grid is None:
         raise Conflict("no answer", "no worker answered for this experiment yet", retry_after_s=2)
     closed = described.status != WorkflowExecutionStatus.RUNNING

@@ -21,7 +21,7 @@ from models.image import ImageJob
 from models.pipelines import spec_of
 from models.world import CharacterManifest
 from starter.api.errors import NotFound
-from starter.api.experiments import _grid as experiment_grid
+from starter.api.experiments import live_grid as experiment_grid
 from starter.api.service import Caller, Service, described
 
 # an experiment cell's run (`models.experiment.child_id`); its artifacts' keys hold `_` for the `~`

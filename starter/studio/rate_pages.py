@@ -18,7 +18,7 @@ from models.ratings import NewVote, Winner
 from starter.api import artifacts, ratings
 from starter.api.errors import Conflict, Invalid, NotFound
 from starter.api.experiments import TYPES
-from starter.api.experiments import _grid as experiment_grid
+from starter.api.experiments import live_grid as experiment_grid
 from starter.api.rated import MEME_PICTURE
 from starter.api.service import Caller, Service, Svc, owned
 from starter.studio.access import Looker, page, templates, urls
