@@ -6,25 +6,31 @@ A JSONL line is one JSON object. A CSV file has a header of field paths (`prompt
 empty cell is left out, and a cell that starts with `[` or `{` is read as JSON (`references`). The id of a saved
 dataset is the digest of its rows, so the same rows saved twice are one dataset.
 
-`DatasetStore` keeps each tenant's datasets in the artifact store (`datasets/<tenant>/<id>.json`) for now; it is
-the one place that moves when datasets go to the SQL database (`kit/db`)."""
+`DatasetStore` keeps each tenant's datasets in the database (`kit.db.datasets`), which every API process on it
+shares; a dataset an earlier release kept in the artifact store (`datasets/<tenant>/<id>.json`) is read from
+there while the database has none by its id."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import io
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from kit.db import Database
+from kit.db.datasets import NAME, Dataset, Datasets
 from kit.storage import ArtifactStore, artifact_key
 from models.experiment import MAX_ROWS
 
 MAX_BYTES = 5 * 1024 * 1024
 ROW_BYTES = 64 * 1024  # one row at most (a prompt and a few references)
+DATASET_ID = re.compile(r"ds-[0-9a-f]{16}")  # what `dataset_id` makes
 
 
 class BadDataset(ValueError):
@@ -120,27 +126,56 @@ def dataset_id(rows: list[dict[str, Any]]) -> str:
 
 
 class DatasetStore:
-    """A tenant's saved datasets, by id."""
+    """A tenant's saved datasets, by id: in the database, or (saved by an earlier release) in the store."""
 
-    def __init__(self, store: ArtifactStore) -> None:
+    def __init__(self, store: ArtifactStore, db: Database) -> None:
         self.store = store
-
-    def _key(self, tenant: str, dataset: str) -> str:
-        return artifact_key("datasets", tenant, f"{dataset}.json")
+        self.db = db
 
     async def save(self, tenant: str, name: str, rows: list[dict[str, Any]]) -> SavedDataset:
         """Keep the rows under their digest (the same rows again: the same dataset, kept as first saved)."""
-        ident = dataset_id(rows)
         columns = sorted({column for row in rows for column in row})
-        saved = StoredDataset(
-            id=ident, name=name[:200], rows=len(rows), columns=columns, created_at=datetime.now(UTC), data=rows
+        made = Dataset(
+            id=dataset_id(rows),
+            name=name[:NAME],
+            row_count=len(rows),
+            column_names=columns,
+            data=rows,
+            created_at=datetime.now(UTC),
         )
-        if not await self.store.put_new(self._key(tenant, ident), saved.model_dump_json().encode(), "application/json"):
-            saved = await self.get(tenant, ident) or saved
-        return SavedDataset.model_validate(saved.model_dump(exclude={"data"}))
+
+        def keep() -> StoredDataset:
+            with self.db.writing() as session:
+                return _stored(Datasets(session, tenant).keep(made))
+
+        kept = await asyncio.to_thread(keep)
+        return SavedDataset.model_validate(kept.model_dump(exclude={"data"}))
 
     async def get(self, tenant: str, dataset: str) -> StoredDataset | None:
-        key = self._key(tenant, dataset)
+        if not DATASET_ID.fullmatch(dataset):
+            return None
+
+        def found() -> StoredDataset | None:
+            with self.db.reading() as session:
+                row = Datasets(session, tenant).get(dataset)
+                return _stored(row) if row is not None else None
+
+        return await asyncio.to_thread(found) or await self._earlier(tenant, dataset)
+
+    async def _earlier(self, tenant: str, dataset: str) -> StoredDataset | None:
+        """A dataset as a release before the database kept it, in the artifact store."""
+        key = artifact_key("datasets", tenant, f"{dataset}.json")
         if not await self.store.exists(key):
             return None
         return StoredDataset.model_validate_json(await self.store.read(key))
+
+
+def _stored(row: Dataset) -> StoredDataset:
+    return StoredDataset(
+        id=row.id,
+        name=row.name,
+        rows=row.row_count,
+        columns=row.column_names,
+        created_at=row.created_at,
+        data=row.data,
+    )

@@ -71,7 +71,7 @@ async def rows_of(svc: Service, caller: Caller, dataset: Dataset) -> list[dict[s
     """The rows given, or the tenant's saved dataset's (422 for one it has not saved)."""
     if dataset.rows is not None:
         return dataset.rows
-    saved = await DatasetStore(svc.store).get(caller.tenant, dataset.id or "")
+    saved = await DatasetStore(svc.store, svc.keys.database).get(caller.tenant, dataset.id or "")
     if saved is None:
         raise Invalid("body.dataset.id", f"no dataset {dataset.id!r} (POST /v1/datasets first)")
     return saved.data
@@ -391,4 +391,4 @@ async def save_dataset(svc: Service, caller: Caller, file: UploadFile) -> SavedD
         rows = await asyncio.to_thread(read_rows, data, file.filename or "")
     except BadDataset as exc:
         raise Invalid("body.file", str(exc)) from exc
-    return await DatasetStore(svc.store).save(caller.tenant, file.filename or "dataset", rows)
+    return await DatasetStore(svc.store, svc.keys.database).save(caller.tenant, file.filename or "dataset", rows)
