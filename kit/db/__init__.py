@@ -6,8 +6,8 @@ in the data dir by default (`<ATELIER_DATA_DIR>/atelier.db`, WAL), PostgreSQL wi
 
 - `engine.py`: a `Database` per address (its engine, reading and writing sessions), opened once per process.
 - `base.py`: the declarative base every table derives from, and a UTC timestamp column type.
-- `keys.py`, `webhooks.py`, `uploads.py`, `ratings.py`, `datasets.py`: each domain's tables and its repository (small typed methods on a
-  session). A new domain adds a module like them and names it in `tables.py`.
+- `keys.py`, `webhooks.py`, `uploads.py`, `ratings.py`, `datasets.py`: each domain's tables and its repository
+  (small typed methods on a session). A new domain adds a module like them and names it in `tables.py`.
 - `migrate.py` and `migrations/`: `upgrade` to this build's newest revision (once per process, under a lock
   that keeps two processes from migrating at once), `current`; a database at a revision this build does not
   know is refused (`DatabaseAhead`). A new revision: `alembic -c kit/db/alembic.ini revision --autogenerate
