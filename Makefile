@@ -69,6 +69,9 @@ bench: install
 	@$(PY) -m bench.studio
 	@$(PY) -m bench.abuse
 	@$(PY) -m bench.leaderboard
+	@$(PY) -m bench.ratings
+	@$(PY) -m bench.experiments
+	@$(PY) -m bench.experiment_page
 
 lint: install
 	$(PY) -m ruff check .
