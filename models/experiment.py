@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, f
 
 from models.api import EventType, Pipeline
 from models.artifacts import ArtifactRef
+from models.image import ImageJob
+from models.meme import MemeJob
 from models.usage import CostLimit
 
 EXPERIMENT_PIPELINE = "experiment"  # how runs lists, events and the API name an experiment
@@ -251,7 +253,11 @@ def _world(result: dict[str, Any]) -> tuple[float | None, str | None]:
 
 
 SCORED_BY = {"image": _image, "meme": _meme, "world": _world}  # score (0–100) and best picture of each pipeline
-THRESHOLD = {"image": ("threshold", 1.0), "meme": ("target_score", 100.0)}  # the job's pass mark, and its scale
+# the job's pass mark, its scale, and its default when a job leaves it out
+THRESHOLD = {
+    "image": ("threshold", 1.0, ImageJob.model_fields["threshold"].default),
+    "meme": ("target_score", 100.0, MemeJob.model_fields["target_score"].default),
+}
 
 
 def completed(plan: ExperimentPlan, cell: Cell, job: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
@@ -260,9 +266,8 @@ def completed(plan: ExperimentPlan, cell: Cell, job: dict[str, Any], result: dic
     usage = result.get("usage") or (result.get("status") or {}).get("usage") or {}
     passed = None
     if score is not None and plan.pipeline in THRESHOLD:
-        field, scale = THRESHOLD[plan.pipeline]
-        mark = job.get(field)
-        passed = None if mark is None else score >= float(mark) * scale
+        field, scale, default = THRESHOLD[plan.pipeline]
+        passed = score >= float(job.get(field, default)) * scale
     tokens = (usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0)
     return {
         "status": "completed",

@@ -403,3 +403,14 @@ async def test_rerun_failed_starts_exactly_the_failed_cells_again(dev_env, fake_
     assert [e["type"] for e in before].count("experiment.cell.completed") == 12
     assert [e["type"] for e in events].count("experiment.cell.completed") == 4, [e["type"] for e in events]
     assert events[0]["seq"] == before[-1]["seq"] + 1, "the stream goes on from the first run's end"
+
+
+def test_a_cell_passes_at_its_jobs_default_threshold_when_the_job_leaves_it_out():
+    """A job without `threshold` (or a meme's `target_score`) is judged at the job's default, not left unjudged."""
+    from models.experiment import Cell, completed
+
+    image = ExperimentPlan.model_construct(pipeline="image")
+    cell = Cell(index=0, row=0, variant=0, repeat=0)
+    assert completed(image, cell, {"prompt": "x"}, {"final_score": 90})["passed"] is True
+    assert completed(image, cell, {"prompt": "x"}, {"final_score": 60})["passed"] is False
+    assert completed(image, cell, {"prompt": "x", "threshold": 50}, {"final_score": 60})["passed"] is True
