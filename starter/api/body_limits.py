@@ -5,12 +5,15 @@ A pure ASGI middleware. For a request that carries a body (`Content-Length` > 0,
    answer waits in `request.state.caller` for the route, so the request is charged once;
 2. a body over its route's limit is refused with 413: from `Content-Length` at once, else as soon as the
    bytes read pass it, and no more is read.
-The studio's pages (sign-in and out) keep their own checks and get the limit. An answer given before the
-body is read closes the connection, so the server does not go on to read (and drop) what is left of it.
+The studio's pages (sign-in and out) keep their own checks and get the limit. A refused body of at most
+DRAIN_BYTES (declared by `Content-Length`) is read and dropped before the answer, as HTTP servers do, so the
+answer is not lost to a reset when the client's body arrives after the server has closed; any other answer given
+before the body is read closes the connection, so the server does not go on to read what is left of it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -31,6 +34,8 @@ FILE_ROUTES = {  # routes taking files, by (method, path): the files' limit
     ("POST", "/v1/knowledge"): KNOWLEDGE_DOCS * MAX_DOC_BYTES,
     ("POST", "/v1/datasets"): DATASET_BYTES,
 }
+DRAIN_BYTES = 64 * 1024  # a refused body this small is read and dropped, and the connection kept
+DRAIN_WAIT_S = 5.0  # ... when it arrives within this; else the connection closes
 CLOSE = {"Connection": "close"}
 log = logging.getLogger("atelier.api")
 
@@ -50,9 +55,22 @@ def declared_length(scope: Scope) -> int | None:
     return int(length) if length.isdigit() else None  # the server refuses a malformed one before we see it
 
 
-async def answer(problem: ApiProblem, scope: Scope, receive: Receive, send: Send) -> None:
-    """The problem, as the API's exception handlers answer it; the connection closes after it."""
-    await respond(problem.problem, problem.headers | CLOSE)(scope, receive, send)
+async def drained(receive: Receive, length: int | None) -> bool:
+    """Reads and drops a refused body declared at most DRAIN_BYTES long; True when all of it arrived in time."""
+    if length is None or length > DRAIN_BYTES:
+        return False
+    try:
+        async with asyncio.timeout(DRAIN_WAIT_S):
+            while (message := await receive())["type"] == "http.request" and message.get("more_body"):
+                pass
+    except TimeoutError:
+        return False
+    return message["type"] == "http.request"
+
+
+async def answer(problem: ApiProblem, scope: Scope, receive: Receive, send: Send, *, close: bool = True) -> None:
+    """The problem, as the API's exception handlers answer it; the connection closes after it unless told."""
+    await respond(problem.problem, problem.headers | (CLOSE if close else {}))(scope, receive, send)
 
 
 @dataclass
@@ -70,7 +88,7 @@ class BodyLimits:
             try:
                 caller(Request(scope), scope["app"].state.service)
             except ApiProblem as problem:
-                await answer(problem, scope, receive, send)
+                await answer(problem, scope, receive, send, close=not await drained(receive, length))
                 return
             except Exception as exc:  # as the exception handlers answer it (this runs outside them)
                 log.exception("unexpected error on %s %s", scope["method"], scope["path"])
