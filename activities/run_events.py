@@ -25,6 +25,7 @@ from kit.run_reading import RunReader, describe_or_none
 from kit.storage import ArtifactStore, batch_key
 from kit.urls import Urls
 from kit.world_layout import StoredCharacter, read_or_none
+from models.catalog import KINDS, ModelChoice, load_catalog
 from models.events import (
     Batch,
     CharacterSeen,
@@ -82,6 +83,7 @@ class RunObserver:
 
     def __init__(self, store: ArtifactStore, settings: Settings) -> None:
         self.store, self.settings = store, settings
+        self.catalog = load_catalog(settings)
 
     @activity.defn(name="observe_run")
     async def observe_run(self, request: ObserveRequest) -> Batch:
@@ -150,9 +152,13 @@ class RunObserver:
             return look
         runs = RunReader(client, self.store)
         closed = described.status in TERMINAL
+        if request.pipeline != EXPERIMENT_PIPELINE and look.seen.models is None:
+            look.seen.models = await self._models(runs, described)
         if not look.seen.started:
             look.seen.started = True
-            look.add("run.started", pipeline=request.pipeline)
+            look.add(
+                "run.started", pipeline=request.pipeline, **({"models": look.seen.models} if look.seen.models else {})
+            )
         if request.pipeline == EXPERIMENT_PIPELINE:  # no pipeline of its own: its cells are its events
             ending = await look_at_experiment(client, described, look, closed)
             if closed:
@@ -174,6 +180,23 @@ class RunObserver:
             look.seen.closed = True
             look.add(TERMINAL[described.status], **_ending(result, described.status))
         return look
+
+    async def _models(self, runs: RunReader, run: WorkflowExecution) -> dict[str, str]:
+        """The catalog id of the model the run uses for each kind of call: its job's choice, else the catalog's
+        default (a run's calls all go to these: no call falls back to another model). Empty for a run started
+        before runs chose their models, whose makers are not known."""
+        chosen = (await runs.job(run)).get("models")
+        if chosen is None:
+            return {}
+        choice = ModelChoice.model_validate(chosen)
+        models = {}
+        for kind in KINDS:
+            try:
+                models[kind] = self.catalog.resolve(kind, choice.of(kind)).id
+            except (ValueError, StopIteration):  # the catalog changed since: the id the run asked for, if any
+                if (asked := choice.of(kind)) is not None:
+                    models[kind] = asked
+        return models
 
     async def _progress(
         self, runs: RunReader, run: WorkflowExecution, pipeline: str, layout: Pictures, keys: set[str], look: Look
@@ -211,7 +234,7 @@ class RunObserver:
         for kind, key in layout.stored(look.run_id, keys):
             if key not in look.seen.pictures:
                 look.seen.pictures.append(key)
-                look.add("image.created", kind=kind, image=look.link(key))
+                look.add("image.created", kind=kind, image=look.link(key), model=made_by(look, "image"))
 
     async def _character(self, character: StoredCharacter, look: Look, closed: bool) -> None:
         username = character.username
@@ -221,10 +244,12 @@ class RunObserver:
             profile = await read_or_none(self.store, character.profile, CharacterDetail)
             seen.created = True
             if profile is not None:
-                look.add("character.created", username=username, **_pick(profile, "display_name", "bio", "interests"))
+                picked = _pick(profile, "display_name", "bio", "interests")
+                look.add("character.created", username=username, model=made_by(look, "text"), **picked)
         if character.avatar and not seen.avatar:
             seen.avatar = True
-            look.add("image.created", kind="avatar", username=username, image=look.link(character.avatar))
+            avatar = look.link(character.avatar)
+            look.add("image.created", kind="avatar", username=username, image=avatar, model=made_by(look, "image"))
         numbers = sorted(character.posts)
         for number in numbers:
             picture = character.pictures.get(number)
@@ -240,11 +265,13 @@ class RunObserver:
                     username=username,
                     number=number,
                     image=image,
+                    model=made_by(look, "text"),
                     **_pick(post, "content", "hashtags", "mood"),
                 )
             if picture:
                 seen.pictures.append(number)
-                look.add("image.created", kind="post", username=username, number=number, image=image)
+                made = made_by(look, "image")
+                look.add("image.created", kind="post", username=username, number=number, image=image, model=made)
         if finished and seen.created:
             look.seen.done.append(username)
             del look.seen.characters[username]
@@ -253,6 +280,11 @@ class RunObserver:
         """The finished run's result (as JSON), or its failure's message (a str)."""
         result = await runs.result(run)
         return result.model_dump(mode="json") if result is not None else await runs.failure(run)
+
+
+def made_by(look: Look, kind: str) -> str | None:
+    """The catalog id of the model that made the run's artifacts of this kind (None: not known)."""
+    return (look.seen.models or {}).get(kind)
 
 
 def _ending(result: Any, status: WorkflowExecutionStatus) -> dict[str, Any]:

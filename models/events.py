@@ -41,6 +41,7 @@ class Seen(BaseModel):
     characters: dict[str, CharacterSeen] = Field(default_factory=dict)  # characters still being made
     done: list[str] = Field(default_factory=list)  # characters whose every post was sent
     cells: int = 0  # an experiment's cells sent, in the order they finished (`CellOutcome.order`)
+    models: dict[str, str] | None = None  # the run's models per kind, once read from its job
     closed: bool = False
 
 

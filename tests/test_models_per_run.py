@@ -110,10 +110,7 @@ async def test_a_run_takes_text_from_one_server_and_pictures_from_another_as_it_
         result = await time_env.client.execute_workflow(
             ImageRefinementWorkflow.run, chosen, id=f"chosen-{uuid.uuid4().hex[:6]}", task_queue=WORKFLOW_QUEUE
         )
-        look = ObserveRequest(
-            run_id=result.workflow_id, pipeline="image", tenant="local", seen=Seen(), first_seq=1, wait_s=0
-        )
-        events = (await ActivityEnvironment(time_env.client).run(RunObserver(store, settings).observe_run, look)).events
+        events = await observed(time_env.client, store, settings, result.workflow_id, "image")
         assert asked(pictures) == [("generations", "p-2")] * 2, "the pictures from the chosen model, on its server"
         assert sorted(set(asked(text))) == [("completions", "w-1"), ("completions", "w-2")]
         assert [m for _, m in asked(text)].count("w-2") == 1, "the refinement by the chosen text model"
@@ -130,6 +127,12 @@ async def test_a_run_takes_text_from_one_server_and_pictures_from_another_as_it_
     assert asked(pictures) == [("generations", "p-1")] * 2
     assert set(asked(text)) == {("completions", "w-1")}
     assert [it.model for it in result.iterations] == ["painter", "painter"]
+
+
+async def observed(client: Client, store: LocalStore, settings: Settings, run_id: str, pipeline: str) -> list:
+    """The events one look at a finished run finds (as the events worker records them)."""
+    look = ObserveRequest(run_id=run_id, pipeline=pipeline, tenant="local", seen=Seen(), first_seq=1, wait_s=0)
+    return (await ActivityEnvironment(client).run(RunObserver(store, settings).observe_run, look)).events
 
 
 def saturation(data: bytes) -> float:
@@ -149,9 +152,8 @@ async def test_a_world_meme_and_conversation_name_the_offline_models_they_chose(
             scoring=False,
             models=ModelChoice(text="offline-vivid", image="offline-sketch"),
         )
-        made = await client.execute_workflow(
-            WorldWorkflow.run, world, id=f"world-{uuid.uuid4().hex[:6]}", task_queue=WORKFLOW_QUEUE
-        )
+        world_id = f"world-{uuid.uuid4().hex[:6]}"
+        made = await client.execute_workflow(WorldWorkflow.run, world, id=world_id, task_queue=WORKFLOW_QUEUE)
         manifest = WorldManifest.model_validate_json(await store.read(made.manifest.key))
         assert manifest.model == "offline-vivid"
         assert manifest.image_models == {"background": "offline-sketch", "icon": "offline-sketch"}
@@ -163,13 +165,28 @@ async def test_a_world_meme_and_conversation_name_the_offline_models_they_chose(
         pictured = [post for post in character.posts if post.image]
         assert {post.image_model for post in pictured} <= {"offline-sketch"}
         assert set(made.status.usage.models) == {"offline-vivid", "offline-sketch"}
+        events = await observed(client, store, settings, world_id, "world")
+        assert events[0].data["models"] == {"text": "offline-vivid", "image": "offline-sketch", "eval": "offline"}
+        made_by = {(e.type, e.data.get("kind")): e.data["model"] for e in events if "model" in e.data}
+        assert made_by == {
+            ("character.created", None): "offline-vivid",
+            ("post.created", None): "offline-vivid",
+            ("image.created", "avatar"): "offline-sketch",
+            ("image.created", "background"): "offline-sketch",
+            ("image.created", "icon"): "offline-sketch",
+        } | ({("image.created", "post"): "offline-sketch"} if pictured else {})
 
         memes = {}
         for image_model in ("offline-vivid", "offline-sketch"):  # the same topic: the models are in the cache key
             job = MemeJob(topic="mondays at the harbour", models=ModelChoice(image=image_model))
+            meme_id = f"meme-{uuid.uuid4().hex[:6]}"
             memes[image_model] = await client.execute_workflow(
-                MemeWorkflow.run, job, id=f"meme-{uuid.uuid4().hex[:6]}", task_queue=WORKFLOW_QUEUE
+                MemeWorkflow.run, job, id=meme_id, task_queue=WORKFLOW_QUEUE
             )
+            pictures = [
+                e for e in await observed(client, store, settings, meme_id, "meme") if e.type == "image.created"
+            ]
+            assert pictures and {e.data["model"] for e in pictures} == {image_model}, "the meme's events name it"
         assert [(m.cache, m.image_model, m.text_model) for m in memes.values()] == [
             ("miss", "offline-vivid", "offline"),
             ("miss", "offline-sketch", "offline"),
