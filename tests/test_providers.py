@@ -8,11 +8,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from activities.providers import make_provider
 from activities.providers.call_log import read_log
 from activities.providers.endpoint_check import endpoint_warnings
 from kit.storage import LocalStore
+from models.catalog import from_settings, read_catalog
 from models.image import ImageJob, ImageOptions
 from models.settings import WORKFLOW_QUEUE, Settings
 from models.usage import Price
@@ -159,13 +161,43 @@ async def test_a_worker_warns_about_an_endpoint_it_cannot_reach_or_that_refuses_
     strict = serve(servers, "openai", api_key="sk-right")
     closed = f"http://127.0.0.1:{free_port()}/v1"
     settings = Settings(LLM_BASE_URL=strict.url, LLM_API_KEY="sk-wrong", IMAGE_BASE_URL=closed)
-    warnings = await endpoint_warnings(settings, ["atelier-text", "atelier-images"])
+    warnings = await endpoint_warnings(settings, from_settings(settings), ["atelier-text", "atelier-images"])
     assert len(warnings) == 2
     assert warnings[0].startswith(f"LLM_API_KEY was refused by {strict.url} (HTTP 401)")
     assert warnings[1].startswith(f"cannot reach IMAGE_BASE_URL={closed}")
     right = Settings(LLM_BASE_URL=strict.url, LLM_API_KEY="sk-right", IMAGE_API="offline")
-    assert await endpoint_warnings(right, ["atelier-text", "atelier-images"]) == []
+    assert await endpoint_warnings(right, from_settings(right), ["atelier-text", "atelier-images"]) == []
     assert not any("sk-" in w for w in warnings), "keys never appear in messages"
+
+
+async def test_a_worker_with_a_models_file_checks_the_files_endpoints_not_the_settings(servers, tmp_path, monkeypatch):
+    strict = serve(servers, "openai", api_key="sk-right")
+    closed = f"http://127.0.0.1:{free_port()}/v1"
+    models = tmp_path / "models.toml"
+    models.write_text(f"""
+[[models]]
+id = "writer"
+kinds = ["text", "eval"]
+base_url = "{strict.url}"
+api_key_env = "ATELIER_TEST_WRITER_KEY"
+default = true
+
+[[models]]
+id = "painter"
+kinds = ["image"]
+base_url = "{closed}"
+default = true
+""")
+    catalog = read_catalog(models)
+    settings = Settings(LLM_BASE_URL=f"http://127.0.0.1:{free_port()}/v1")  # not what the workers call
+    monkeypatch.setenv("ATELIER_TEST_WRITER_KEY", "sk-right")
+    warned = await endpoint_warnings(settings, catalog, ["atelier-text"])
+    assert warned == [], "the settings' unreachable LLM_BASE_URL is not checked, and the file's key is right"
+    catalog = catalog.model_copy(update={"keys": {"writer": SecretStr("sk-wrong")}})
+    warnings = await endpoint_warnings(settings, catalog, ["atelier-text", "atelier-images"])
+    assert warnings[0].startswith(f"ATELIER_TEST_WRITER_KEY was refused by {strict.url} (HTTP 401)")
+    assert warnings[1].startswith(f"cannot reach {models}: model 'painter' base_url={closed}")
+    assert len(warnings) == 2
 
 
 @pytest.mark.slow

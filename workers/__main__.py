@@ -60,7 +60,7 @@ async def run_workers(
     client = connecting.result()
     if not await has_search_attributes(client, settings.temporal_namespace):
         log.warning(missing_search_attributes(settings.temporal_namespace))
-    for warning in await endpoint_warnings(settings, queues):
+    for warning in await endpoint_warnings(settings, catalog, queues):
         log.warning(warning)
     providers = Providers(catalog, settings)
     workers = build_workers(client, queues, providers, make_store(settings), settings)
