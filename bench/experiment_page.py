@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.providers import Providers
@@ -40,9 +39,8 @@ from bench.studio import RATE, RESOURCES, SCROLL, context_of, ms, ratio, size, t
 from kit.storage import LocalStore
 from models.catalog import from_settings
 from models.settings import SCORING_QUEUE
-from starter.services import dev_server_flags
 from tests.api_support import api_settings, serving
-from tests.conftest import TEMPORAL, address_of, running_workers
+from tests.conftest import address_of, running_workers, start_dev_server
 from tests.studio_support import CHROMIUM, FLAGS
 from workers.registry import QUEUES
 
@@ -219,14 +217,7 @@ async def main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     from playwright.async_api import async_playwright
 
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL),
-        dev_server_extra_args=dev_server_flags(),
-        data_converter=pydantic_data_converter,
-        ui=False,
-        port=own_port(),
-        dev_server_log_level="error",
-    )
+    env = await start_dev_server(port=own_port(), dev_server_log_level="error")
     failed = False
     try:
         async with contextlib.AsyncExitStack() as stack:

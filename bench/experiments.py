@@ -36,14 +36,12 @@ from typing import Any
 import httpx
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from bench.experiment_page import body, own_port
 from bench.studio import RATE, WORKER_QUEUES
-from starter.services import dev_server_flags
 from tests.api_support import api_settings, serving
-from tests.conftest import TEMPORAL, address_of
+from tests.conftest import address_of, start_dev_server
 
 REPO = Path(__file__).resolve().parent.parent
 FETCH_AT_ONCE = 8  # histories read concurrently after the run
@@ -190,14 +188,7 @@ async def main(args: argparse.Namespace) -> int:
     load = os.getloadavg()
     print(f"Atelier experiment benchmark · {os.cpu_count()} CPUs · load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
           f"at start · {platform.platform()} · Python {platform.python_version()}", flush=True)  # fmt: skip
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL),
-        dev_server_extra_args=dev_server_flags(),
-        data_converter=pydantic_data_converter,
-        ui=False,
-        port=own_port(),
-        dev_server_log_level="error",
-    )
+    env = await start_dev_server(port=own_port(), dev_server_log_level="error")
     failed = False
     try:
         with tempfile.TemporaryDirectory(prefix="atelier-bench-experiments-") as tmp:

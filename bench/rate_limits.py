@@ -23,15 +23,13 @@ from pathlib import Path
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.workflowservice.v1 import UpdateTaskQueueConfigRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.providers import make_provider
 from kit.storage import LocalStore
 from models.settings import IMAGE_QUEUE, TEXT_QUEUE, WORKFLOW_QUEUE, Settings
 from models.world import WorldJob
-from starter.services import dev_server_flags
-from tests.conftest import ROOT, TEMPORAL
+from tests.conftest import ROOT, start_dev_server
 from tests.fake_openai import FakeOpenAI
 from workers.registry import QUEUES, build_workers
 from workflows.world import WorldWorkflow
@@ -132,12 +130,7 @@ async def one_run(env_: WorkflowEnvironment, processes: int, folder: Path, learn
 
 
 async def main(modes: list[str]) -> None:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL),
-        dev_server_extra_args=dev_server_flags(),
-        data_converter=pydantic_data_converter,
-        ui=False,
-    )
+    env = await start_dev_server()
     print(f"world {JOB.characters}×{JOB.posts_per_character} with images; limits {TEXT_RPM} chats/min, "
           f"{IMAGE_RPM} images/min; 1 s per chat, 4 s per image")  # fmt: skip
     print(f"{'limits':>10} {'workers':>8} {'wall s':>8} {'images':>7} {'chats':>6} {'bound s':>8} {'ratio':>6} "

@@ -49,10 +49,9 @@ from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from kit.storage import LocalStore
 from models.settings import SCORING_QUEUE, Settings
-from starter.services import dev_server_flags
 from starter.studio.runs_page import PAGE, SEARCHED
 from tests.api_support import api_settings, serving
-from tests.conftest import TEMPORAL, address_of, free_port, running_workers
+from tests.conftest import address_of, running_workers, start_dev_server
 from tests.studio_support import CHROMIUM, DESKTOP, FLAGS
 from workers.registry import QUEUES
 
@@ -549,13 +548,8 @@ async def main(args: argparse.Namespace) -> int:
     from playwright.async_api import async_playwright
 
     namespaces = [f"bench-rows-{count}" for count in (10, args.runs)]
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL),
-        dev_server_extra_args=dev_server_flags() + [arg for ns in namespaces for arg in ("--namespace", ns)],
-        data_converter=pydantic_data_converter,
-        ui=False,
-        port=free_port(),
-        dev_server_log_level="error",
+    env = await start_dev_server(
+        extra_args=[arg for ns in namespaces for arg in ("--namespace", ns)], dev_server_log_level="error"
     )
     failed = ["setup"]
     try:

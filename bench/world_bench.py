@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from activities.providers.call_log import read_log
 from activities.providers.guarded import GuardedProvider
@@ -29,8 +27,7 @@ from bench.hops import hop_ms
 from kit.storage import LocalStore
 from models.settings import WORKFLOW_QUEUE
 from models.world import WorldJob
-from starter.services import dev_server_flags
-from tests.conftest import TEMPORAL, running_workers
+from tests.conftest import running_workers, start_dev_server
 from workflows.world import WorldWorkflow
 
 PROMPT = "A floating archipelago run by cartographer guilds"
@@ -66,12 +63,7 @@ async def run_world(client: Client, job: WorldJob, latency: float, folder: Path,
 
 
 async def main(latency: float) -> None:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL),
-        dev_server_extra_args=dev_server_flags(),
-        data_converter=pydantic_data_converter,
-        ui=False,
-    )
+    env = await start_dev_server()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         warm = WorldJob(prompt=PROMPT, characters=2, posts_per_character=2, images=False, scoring=False)

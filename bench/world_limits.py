@@ -18,13 +18,10 @@ import time
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from models.settings import WORKFLOW_QUEUE
 from models.world import Budget, WorldJob
-from starter.services import dev_server_flags
-from tests.conftest import ROOT, TEMPORAL
+from tests.conftest import ROOT, start_dev_server
 from workflows.world import WorldWorkflow
 
 WARNING_LINE = 10_240
@@ -48,12 +45,7 @@ async def history_size(client: Client, workflow_id: str) -> tuple[int, int]:
 
 
 async def main(characters: int, posts: int, images: bool) -> None:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL),
-        dev_server_extra_args=dev_server_flags(),
-        data_converter=pydantic_data_converter,
-        ui=False,
-    )
+    env = await start_dev_server()
     enough = Budget(llm_calls=characters * (2 + 2 * posts) + 10, image_calls=characters * (1 + posts) + 2)
     job = WorldJob(
         prompt="A continent of rival observatories", characters=characters, posts_per_character=posts,

@@ -15,7 +15,7 @@ import sys
 import sysconfig
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -74,11 +74,12 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-async def start_dev_server(**options: Any) -> WorkflowEnvironment:
-    """The embedded dev server with Atelier's flags (priority and fairness, search attributes)."""
+async def start_dev_server(extra_args: Sequence[str] = (), **options: Any) -> WorkflowEnvironment:
+    """The embedded dev server with Atelier's flags (priority and fairness, search attributes) and `extra_args`
+    (e.g. more namespaces); `options` go to `start_local` (a port of its own, no UI, unless told)."""
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(TEMPORAL),
-        dev_server_extra_args=dev_server_flags(),
+        dev_server_extra_args=[*dev_server_flags(), *extra_args],
         data_converter=pydantic_data_converter,
         **({"ui": False, "port": free_port()} | options),
     )

@@ -15,7 +15,9 @@ import json
 import random
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
 
+from fastapi import Depends, Header, Query
 from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -33,6 +35,21 @@ from starter.api.streams import RunWatch, Slot, Streams
 
 KEEP_ALIVE_S = 15.0
 RESUME_MS = 1000  # the `retry:` hint a stream ends with when its life is over
+STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {  # an events route's answers, as OpenAPI documents them
+    200: {"content": {"text/event-stream": {}}},
+    204: {"description": "the stream has ended already"},
+}
+
+
+def resume_point(
+    last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, description="resume after this event (as Last-Event-ID)")] = None,
+) -> int:
+    """The event a stream resumes after: a reconnecting client's `Last-Event-ID`, else `?after=`, else none."""
+    return last_event_id if last_event_id is not None else after or 0
+
+
+ResumeAfter = Annotated[int, Depends(resume_point)]
 
 
 def feed_id(run_id: str) -> str:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Header, Query, Response, UploadFile
+from fastapi import APIRouter, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
 from kit.datasets import SavedDataset
@@ -12,6 +12,7 @@ from models.experiment import ExperimentRequest
 from models.experiment_api import ExperimentCreated, ExperimentView, RerunStarted
 from models.experiment_report import ExperimentReport
 from starter.api import events, experiments
+from starter.api.events import STREAM_RESPONSES, ResumeAfter
 from starter.api.routes.creates import IdempotencyKey
 from starter.api.service import Svc, Who
 
@@ -72,16 +73,9 @@ async def report_export(experiment_id: str, form: Literal["csv", "jsonl"], svc: 
     "/experiments/{experiment_id}/events",
     summary="Its events (Server-Sent Events): experiment.cell.completed, experiment.completed",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, 204: {"description": "the stream has ended already"}},
+    responses=STREAM_RESPONSES,
 )
-async def experiment_events(
-    experiment_id: str,
-    svc: Svc,
-    caller: Who,
-    last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
-    after: Annotated[int | None, Query(ge=0, description="resume after this event (as Last-Event-ID)")] = None,
-) -> Response:
-    start = last_event_id if last_event_id is not None else after or 0
+async def experiment_events(experiment_id: str, svc: Svc, caller: Who, start: ResumeAfter) -> Response:
     return await events.follow(svc, svc.streams, caller, experiment_id, start)
 
 
