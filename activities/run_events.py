@@ -16,8 +16,9 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from activities.experiment_events import look_at_experiment
 from kit.pictures import LAYOUTS, Pictures
@@ -26,10 +27,10 @@ from kit.storage import ArtifactStore, batch_key
 from kit.urls import Urls
 from kit.world_layout import StoredCharacter, read_or_none
 from models.catalog import KINDS, ModelChoice, load_catalog
+from models.deliveries import DeliveryBatch, DeliveryRecord, EndpointFeed, endpoint_deliveries_id
 from models.events import (
     Batch,
     CharacterSeen,
-    Delivery,
     ObserveRequest,
     RunEvent,
     Seen,
@@ -41,7 +42,7 @@ from models.experiment import EXPERIMENT_PIPELINE
 from models.pipelines import PIPELINES
 from models.settings import WORKFLOW_QUEUE, Settings
 from models.world import CharacterDetail, PostDetail
-from workflows.webhook_delivery import WebhookDeliveryWorkflow
+from workflows.endpoint_deliveries import EndpointDeliveriesWorkflow
 
 POLL_S = 0.5
 QUERY_TIMEOUT = timedelta(seconds=3)  # well under the heartbeat timeout: a look never stalls on a query
@@ -78,8 +79,8 @@ class Look:
 
 class RunObserver:
     """The activity that looks; it holds the store and reads Temporal through the worker's client. It
-    also starts the webhook deliveries of each batch (one workflow per event and endpoint, started once:
-    its id is the delivery's)."""
+    also hands each batch to the run's webhooks: one signal-with-start per webhook to the workflow that
+    delivers its events (`EndpointDeliveriesWorkflow`), not a workflow per event."""
 
     def __init__(self, store: ArtifactStore, settings: Settings) -> None:
         self.store, self.settings = store, settings
@@ -114,36 +115,54 @@ class RunObserver:
         return batch
 
     async def _deliver(self, client: Client, request: ObserveRequest, batch: Batch) -> None:
-        starts = [
-            self._start_delivery(client, request, number, hook, event)
-            for number, hook in enumerate(request.webhooks)
+        """The batch's events to each of the run's webhooks: one signal per webhook to its deliveries' workflow
+        (started by the first), which drops a batch it already took (this activity retried)."""
+        await asyncio.gather(
+            *(self._signal_webhook(client, request, n, hook, batch) for n, hook in enumerate(request.webhooks))
+        )
+
+    async def _signal_webhook(self, client: Client, request: ObserveRequest, number: int, hook: Webhook, batch: Batch):
+        urls = Urls(self.settings)
+        deliveries = [
+            DeliveryRecord(
+                delivery_id=delivery_id(request.run_id, number, event.seq),
+                seq=event.seq,
+                type=event.type,
+                payload={
+                    "type": event.type,
+                    "timestamp": event.timestamp.isoformat(),
+                    "data": urls.with_artifact_links(event.data) | {"seq": event.seq},
+                },
+            )
             for event in batch.events
             if hook.events is None or event.type in hook.events
         ]
-        await asyncio.gather(*starts)
-
-    async def _start_delivery(
-        self, client: Client, request: ObserveRequest, number: int, hook: Webhook, event: RunEvent
-    ):
-        data = Urls(self.settings).with_artifact_links(event.data) | {"seq": event.seq}
-        delivery = Delivery(
-            delivery_id=delivery_id(request.run_id, number, event.seq),
+        signal = DeliveryBatch(
+            deliveries=deliveries, through_seq=batch.first_seq + len(batch.events) - 1, last=batch.seen.closed
+        )
+        workflow_id = endpoint_deliveries_id(request.run_id, number)
+        if not deliveries:  # nothing for this webhook: only the end of the run, if it has started
+            if signal.last:
+                with contextlib.suppress(RPCError):  # never started (nothing was ever for it), or over
+                    await client.get_workflow_handle(workflow_id).signal(EndpointDeliveriesWorkflow.deliver, signal)
+            return
+        feed = EndpointFeed(
             run_id=request.run_id,
             tenant=request.tenant,
             url=str(hook.url),
             endpoint_id=hook.endpoint_id,
-            payload={"type": event.type, "timestamp": event.timestamp.isoformat(), "data": data},
             schedule_s=self.settings.webhook_schedule_s,
         )
-        with contextlib.suppress(WorkflowAlreadyStartedError):
+        with contextlib.suppress(WorkflowAlreadyStartedError):  # it ended after the run's last batch: nothing is due
             await client.start_workflow(
-                WebhookDeliveryWorkflow.run,
-                delivery,
-                id=delivery.delivery_id,
+                EndpointDeliveriesWorkflow.run,
+                feed,
+                id=workflow_id,
                 task_queue=WORKFLOW_QUEUE,
-                static_summary=f"{event.type} #{event.seq} → {shown_url(str(hook.url))}",
+                start_signal="deliver",
+                start_signal_args=[signal],
+                static_summary=f"{request.run_id} → {shown_url(str(hook.url))}",
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             )
 
     async def _look(self, client: Client, request: ObserveRequest) -> Look:

@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import io
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -71,6 +71,13 @@ def events_prefix(run_id: str) -> str:
 def batch_key(run_id: str, first_seq: int) -> str:
     """Key of one recorded batch of a run's events, named by its first event's sequence number."""
     return f"{events_prefix(run_id)}/{first_seq:08d}.json"
+
+
+def deliveries_key(workflow_id: str, stamp: datetime | None = None, first: int = 0) -> str:
+    """Where a webhook's finished deliveries are recorded (`models.deliveries`), a file per write named by when
+    it was written and its first record's number, so the names sort in the order written; no stamp: the prefix."""
+    prefix = f"{artifact_key('deliveries', workflow_id)}/"
+    return prefix if stamp is None else f"{prefix}{stamp:%Y%m%dT%H%M%S%f}-{first:08d}.json"
 
 
 def make_ref(key: str, data: bytes, content_type: str) -> ArtifactRef:

@@ -12,6 +12,7 @@ from temporalio import workflow
 
 from models.admission import Admission, AdmissionRequest, AdmissionState, ReleaseRequest
 from models.conversation import DocSummary, History, Reply
+from models.deliveries import DeliveryBatch, DeliveryRecord, EndpointFeed, RecordedDeliveries
 from models.events import Delivery, DeliveryOutcome, EventFeed, Sent
 from models.experiment import ExperimentResult, ExperimentStatus, FinishedCells, Rerun
 from models.image import ImageJobResult, LoopState
@@ -88,6 +89,20 @@ class WebhookDeliveryWorkflow:
 
 
 @workflow.defn
+class EndpointDeliveriesWorkflow:
+    @workflow.run
+    async def run(self, feed: EndpointFeed) -> int: ...
+    @workflow.signal
+    def deliver(self, batch: DeliveryBatch) -> None: ...
+    @workflow.update
+    def redeliver(self, delivery: DeliveryRecord) -> None: ...
+    @workflow.query
+    def deliveries(self) -> RecordedDeliveries: ...
+    @workflow.query
+    def delivery(self, delivery_id: str) -> DeliveryRecord | None: ...
+
+
+@workflow.defn
 class ExperimentWorkflow:
     @workflow.run
     async def run(self, raw: dict[str, Any]) -> ExperimentResult: ...
@@ -108,5 +123,6 @@ INTERFACES: tuple[type, ...] = (
     TenantAdmissionWorkflow,
     RunEventsWorkflow,
     WebhookDeliveryWorkflow,
+    EndpointDeliveriesWorkflow,
     ExperimentWorkflow,
 )

@@ -42,7 +42,8 @@ from kit.storage import LocalStore, artifact_key
 from models.admission import AdmissionRequest, AdmissionState, ReleaseRequest
 from models.catalog import ModelChoice, from_settings
 from models.conversation import ConversationConfig, ConversationStart, ConversationState, IngestDoc, IngestJob
-from models.events import Delivery, EventFeed
+from models.deliveries import DeliveryBatch, DeliveryRecord, EndpointFeed, endpoint_deliveries_id
+from models.events import Delivery, EventFeed, delivery_id
 from models.experiment import ExperimentPlan, PlannedVariant
 from models.image import ImageJob, ImageOptions, StopReason
 from models.meme import MemeJob
@@ -57,6 +58,7 @@ from tests.conftest import TEMPORAL, TEST_SERVER, each_run, running_workers
 from workers.registry import QUEUES
 from workflows.admission import TenantAdmissionWorkflow
 from workflows.conversation import ConversationWorkflow
+from workflows.endpoint_deliveries import EndpointDeliveriesWorkflow
 from workflows.experiment import ExperimentWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
 from workflows.knowledge import KnowledgeIngestWorkflow
@@ -576,6 +578,30 @@ async def record_conversation_models(rec: Recording) -> None:
     await save(handle)
 
 
+async def record_endpoint_deliveries(rec: Recording) -> None:
+    """A run's deliveries to one webhook whose receiver never answers (a guarded address): two batches, one of them
+    signalled twice (dropped), each delivery tried on a short schedule, then failed and recorded."""
+    feed = EndpointFeed(run_id="recorded-endpoint", tenant="local", url="http://127.0.0.1:9/hooks", schedule_s=[0, 1])
+
+    def batch(*seqs: int, last: bool = False) -> DeliveryBatch:
+        payloads = [{"type": "post.created", "timestamp": "2026-12-07T00:00:00Z", "data": {"seq": n}} for n in seqs]
+        records = [
+            DeliveryRecord(delivery_id=delivery_id("recorded-endpoint", 0, n), seq=n, type="post.created", payload=p)
+            for n, p in zip(seqs, payloads, strict=True)
+        ]
+        return DeliveryBatch(deliveries=records, through_seq=seqs[-1], last=last)
+
+    workflow_id = endpoint_deliveries_id("recorded-endpoint", 0)
+    start = {"id": workflow_id, "task_queue": WORKFLOW_QUEUE, "start_signal": "deliver"}
+    handle = await rec.client.start_workflow(
+        EndpointDeliveriesWorkflow.run, feed, start_signal_args=[batch(1, 2)], **start
+    )
+    await handle.signal(EndpointDeliveriesWorkflow.deliver, batch(1, 2))
+    await handle.signal(EndpointDeliveriesWorkflow.deliver, batch(3, last=True))
+    assert await handle.result() == 3
+    await save(handle)
+
+
 def offline_models(record: Callable[[Recording], Awaitable[None]]) -> Callable[[Recording], Awaitable[None]]:
     """A recorder run with workers for every queue and one provider per offline model (the catalog with no key)."""
 
@@ -617,6 +643,7 @@ RECORDERS = {
     "image-path-reference": record_image_path_reference,
     "run-events": offline(record_run_events),
     "webhook-delivery": offline(record_webhook_delivery),
+    "endpoint-deliveries": offline(record_endpoint_deliveries),
     "admission": record_admission,
     "image-models": offline_models(record_image_models),
     "world-models": offline_models(record_world_models),

@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 from standardwebhooks.webhooks import Webhook
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -211,7 +211,11 @@ class SlowReceiver(Receiver):
     async def endpoint(self, request: Request) -> Response:
         self.holding += 1
         try:
-            await request.body()  # read first: checking for a disconnect would take the body's message
+            try:
+                await request.body()  # read first: checking for a disconnect would take the body's message
+            except ClientDisconnect:  # the sender vanished before its body came
+                self.cut += 1
+                return Response(status_code=499)
             while not self.release.is_set():  # held; a sender that vanishes meanwhile is seen as it goes
                 if await request.is_disconnected():
                     self.cut += 1

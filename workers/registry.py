@@ -38,6 +38,7 @@ from workers.versioning import deployment_options
 from workflows.admission import TenantAdmissionWorkflow
 from workflows.character import CharacterWorkflow
 from workflows.conversation import ConversationWorkflow
+from workflows.endpoint_deliveries import EndpointDeliveriesWorkflow
 from workflows.experiment import ExperimentWorkflow
 from workflows.knowledge import KnowledgeIngestWorkflow
 from workflows.run_events import RunEventsWorkflow
@@ -50,6 +51,7 @@ WORKFLOWS = [
     KnowledgeIngestWorkflow,
     RunEventsWorkflow,
     WebhookDeliveryWorkflow,
+    EndpointDeliveriesWorkflow,
     TenantAdmissionWorkflow,
     ExperimentWorkflow,
 ]
@@ -204,8 +206,9 @@ def build_workers(
                 )
             )
     if EVENTS_QUEUE in queues:  # mostly waiting: many slots, little work each
-        observer, sender = RunObserver(store, settings), WebhookSender(settings)
+        observer, sender = RunObserver(store, settings), WebhookSender(settings, store)
         activities = [observer.observe_run, sender.send_webhook, sender.disable_endpoint, count_tenant_runs]
+        activities += [sender.send_webhooks, sender.record_deliveries]
         slots = settings.events_concurrency
         workers.append(
             activity_worker(client, EVENTS_QUEUE, activities, settings, max_concurrent_activities=slots, **versioning)
