@@ -33,7 +33,7 @@ worker: install
 
 # Four test processes on two cores: most tests wait on servers and workers, not on a CPU.
 # Every test is bounded by pytest-timeout (pyproject.toml); CI runs all of them, markers included.
-XDIST := -n 4
+XDIST := -n 4 --dist worksteal
 test: install tools
 	@$(PY) -m pytest -q $(XDIST)
 

@@ -225,6 +225,15 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 atexit.register(_stop_children)  # what a fixture left, or a run cut short (Ctrl-C)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first: those driving a browser, then those starting processes or waiting on real time,
+    then the rest (each group in its own order), so a parallel run ends on short tests instead of leaving one
+    worker alone with a long one while the others idle."""
+    items.sort(
+        key=lambda item: 0 if item.get_closest_marker("browser") else 1 if item.get_closest_marker("slow") else 2
+    )
+
+
 def start_worker(env: dict[str, str], log: Path, queues: tuple[str, ...] = ()) -> subprocess.Popen:
     """`python -m workers`, serving every queue or only `queues` (no torch unless it scores); stopped when
     the test ends (`spawn`)."""
