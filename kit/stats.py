@@ -336,7 +336,8 @@ def preference_agreement(
     people = np.array([{"a": 1.0, "b": -1.0}.get(w, 0.0) for w in winners])
     decided = people != 0
     agreed = (np.sign(a - b)[decided] * people[decided] + 1) / 2
-    return mean_interval(agreed, resamples=resamples, seed=seed, confidence=confidence)
+    shares, sizes = np.unique(agreed, return_counts=True)  # 0, ½ or 1: resampled as three groups, not vote by vote
+    return _interval(lambda c: c @ shares / c.sum(1), sizes, resamples, seed, confidence)
 
 
 @dataclass(frozen=True)
