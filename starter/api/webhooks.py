@@ -62,29 +62,30 @@ async def guard_webhook(settings: Settings, url: str, field: str) -> Invalid | N
     return None
 
 
-def secret(svc: Service, caller: Caller) -> Secret:
-    return Secret(secret=svc.keys.webhook_secret(caller.tenant))
+async def secret(svc: Service, caller: Caller) -> Secret:
+    return Secret(secret=await asyncio.to_thread(svc.keys.webhook_secret, caller.tenant))
 
 
 async def register(svc: Service, caller: Caller, body: NewEndpoint) -> EndpointView:
     """A new endpoint, with its own secret (shown this once)."""
     if (problem := await guard_webhook(svc.settings, str(body.url), "body.url")) is not None:
         raise problem
-    endpoint = svc.keys.add_endpoint(caller.tenant, str(body.url), body.events)
+    endpoint = await asyncio.to_thread(svc.keys.add_endpoint, caller.tenant, str(body.url), body.events)
     return EndpointView(**endpoint.model_dump(include={"id", "url", "events", "created_at", "secret"}))
 
 
-def endpoints(svc: Service, caller: Caller) -> list[EndpointView]:
+async def endpoints(svc: Service, caller: Caller) -> list[EndpointView]:
+    """The tenant's endpoints (the database is read off the event loop, as every route here does)."""
     return [
         EndpointView(**e.model_dump(include={"id", "url", "events", "created_at"}))
-        for e in svc.keys.endpoints(caller.tenant)
+        for e in await asyncio.to_thread(svc.keys.endpoints, caller.tenant)
     ]
 
 
-def remove(svc: Service, caller: Caller, endpoint_id: str) -> None:
-    if endpoint_id not in {e.id for e in svc.keys.endpoints(caller.tenant)}:
+async def remove(svc: Service, caller: Caller, endpoint_id: str) -> None:
+    if endpoint_id not in {e.id for e in await asyncio.to_thread(svc.keys.endpoints, caller.tenant)}:
         raise NotFound("webhook endpoint", endpoint_id)
-    svc.keys.disable_endpoint(endpoint_id)
+    await asyncio.to_thread(svc.keys.disable_endpoint, endpoint_id)
 
 
 async def deliveries(svc: Service, caller: Caller, run_id: str) -> list[DeliveryView]:

@@ -15,7 +15,7 @@ router = APIRouter(tags=["webhooks"])
 
 @router.get("/v1/webhooks/secret", response_model=Secret, summary="The tenant's webhook signing secret")
 async def secret(svc: Svc, caller: Who) -> Secret:
-    return webhooks.secret(svc, caller)
+    return await webhooks.secret(svc, caller)
 
 
 @router.post("/v1/webhooks", status_code=201, response_model=EndpointView, summary="Register a webhook endpoint")
@@ -25,12 +25,12 @@ async def register(body: NewEndpoint, svc: Svc, caller: Who) -> Any:
 
 @router.get("/v1/webhooks", response_model=list[EndpointView], summary="The tenant's webhook endpoints")
 async def endpoints(svc: Svc, caller: Who) -> Any:
-    return webhooks.endpoints(svc, caller)
+    return await webhooks.endpoints(svc, caller)
 
 
 @router.delete("/v1/webhooks/{endpoint_id}", status_code=204, summary="Remove a webhook endpoint")
 async def remove(endpoint_id: str, svc: Svc, caller: Who) -> None:
-    webhooks.remove(svc, caller, endpoint_id)
+    await webhooks.remove(svc, caller, endpoint_id)
 
 
 @router.get("/v1/runs/{run_id}/deliveries", response_model=list[DeliveryView], summary="A run's webhook deliveries")
