@@ -82,6 +82,13 @@ class ExperimentRequest(BaseModel):
     webhook: HttpUrl | None = None  # the experiment's events, signed with the tenant's secret
     webhook_events: list[EventType] | None = None
 
+    @field_validator("pipeline")
+    @classmethod
+    def _scored(cls, pipeline: str) -> str:
+        if pipeline not in SCORED_BY:
+            raise ValueError(f"an experiment's cells are runs of {', '.join(SCORED_BY)}, not {pipeline}")
+        return pipeline
+
     @field_validator("variants")
     @classmethod
     def _distinct(cls, variants: list[Variant]) -> list[Variant]:
@@ -252,7 +259,8 @@ def _world(result: dict[str, Any]) -> tuple[float | None, str | None]:
     return None, (result.get("gallery") or {}).get("key")
 
 
-SCORED_BY = {"image": _image, "meme": _meme, "world": _world}  # score (0–100) and best picture of each pipeline
+# score (0–100) and best picture of each pipeline an experiment can run (a cell is one run of one row's job)
+SCORED_BY = {"image": _image, "meme": _meme, "world": _world}
 # the job's pass mark, its scale, and its default when a job leaves it out
 THRESHOLD = {
     "image": ("threshold", 1.0, ImageJob.model_fields["threshold"].default),

@@ -20,7 +20,14 @@ from temporalio.client import Client, WorkflowHandle
 from kit.datasets import BadDataset, read_rows
 from kit.storage import load, make_store
 from models.api import RunOptions
-from models.experiment import EXPERIMENT_PIPELINE, ExperimentRequest, ExperimentResult, ExperimentStatus, set_path
+from models.experiment import (
+    EXPERIMENT_PIPELINE,
+    SCORED_BY,
+    ExperimentRequest,
+    ExperimentResult,
+    ExperimentStatus,
+    set_path,
+)
 from models.experiment_report import ExperimentReport
 from models.meme import SCENE_OPTIONS
 from models.pipelines import PIPELINES
@@ -47,7 +54,7 @@ PRICED = {  # what a cell's budget is quoted for, as each pipeline's create quot
 def add_parser(sub: argparse._SubParsersAction) -> None:
     cmd = sub.add_parser("experiment", help="run a job over a dataset's rows under variants; print the report")
     cmd.add_argument("dataset", type=Path, help="the rows: JSONL, or CSV with a header of field paths")
-    cmd.add_argument("--pipeline", choices=sorted(PIPELINES), default="image")
+    cmd.add_argument("--pipeline", choices=sorted(SCORED_BY), default="image")
     cmd.add_argument("--variant", action="append", default=[], metavar="NAME[:PATH=VALUE,…]", help="one per variant")
     cmd.add_argument("--base", action="append", default=[], metavar="PATH=VALUE", help="a field every cell starts with")
     cmd.add_argument("--baseline", default=None, help="the variant the others are compared with (default: the first)")
