@@ -28,8 +28,9 @@ from kit.db.datasets import NAME, Dataset, Datasets
 from kit.storage import ArtifactStore, artifact_key
 from models.experiment import MAX_ROWS
 
-MAX_BYTES = 5 * 1024 * 1024
+MAX_BYTES = 1024 * 1024  # an experiment carries its rows in its history (`starter.experiment_plan`)
 ROW_BYTES = 64 * 1024  # one row at most (a prompt and a few references)
+MAX_DEPTH = 16  # a row's nesting at most (objects and lists within it): deeper ones cannot be started or stored
 DATASET_ID = re.compile(r"ds-[0-9a-f]{16}")  # what `dataset_id` makes
 
 
@@ -56,8 +57,31 @@ class StoredDataset(SavedDataset):
     data: list[dict[str, Any]] = Field(default_factory=list)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")  # NaN and Infinity: no database or workflow input takes them
+
+
+def _json(text: str) -> Any:
+    """JSON without NaN or Infinity, nested at most MAX_DEPTH deep (ValueError otherwise)."""
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+        deep = _depth(value) > MAX_DEPTH
+    except RecursionError:
+        deep = True
+    if deep:
+        raise ValueError(f"nested deeper than {MAX_DEPTH}")
+    return value
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict | list):
+        items = value.values() if isinstance(value, dict) else value
+        return 1 + max((_depth(item) for item in items), default=0)
+    return 0
+
+
 def _csv_cell(text: str) -> Any:
-    return json.loads(text) if text.lstrip().startswith(("[", "{")) else text
+    return _json(text) if text.lstrip().startswith(("[", "{")) else text
 
 
 def read_rows(data: bytes, name: str) -> list[dict[str, Any]]:
@@ -83,9 +107,11 @@ def _jsonl_rows(text: str) -> list[dict[str, Any]]:
             continue
         _check_size(number, line, len(rows))
         try:
-            row = json.loads(line)
+            row = _json(line)
         except json.JSONDecodeError as exc:
             raise BadDataset(number, f"not JSON ({exc.msg})") from None
+        except ValueError as exc:
+            raise BadDataset(number, f"not a row ({exc})") from None
         if not isinstance(row, dict) or not row:
             raise BadDataset(number, "not a JSON object of a row's fields")
         rows.append(row)
@@ -94,23 +120,30 @@ def _jsonl_rows(text: str) -> list[dict[str, Any]]:
 
 def _csv_rows(text: str) -> list[dict[str, Any]]:
     reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if not header or not all(name.strip() for name in header):
-        raise BadDataset(1, "the header must name every column")
-    names = [name.strip() for name in header]
-    rows = []
-    for values in reader:
-        number = reader.line_num
-        if not any(value.strip() for value in values):
-            continue
-        _check_size(number, ",".join(values), len(rows))
-        if len(values) != len(names):
-            raise BadDataset(number, f"{len(values)} cells for {len(names)} columns")
-        try:
-            rows.append({name: _csv_cell(value) for name, value in zip(names, values, strict=True) if value != ""})
-        except json.JSONDecodeError as exc:
-            raise BadDataset(number, f"a cell is not JSON ({exc.msg})") from None
+    try:
+        header = next(reader, None)
+        if not header or not all(name.strip() for name in header):
+            raise BadDataset(1, "the header must name every column")
+        names = [name.strip() for name in header]
+        rows: list[dict[str, Any]] = []
+        for values in reader:
+            if any(value.strip() for value in values):
+                rows.append(_csv_row(reader.line_num, names, values, len(rows)))
+    except csv.Error as exc:  # a cell past the csv module's field limit, a NUL byte
+        raise BadDataset(reader.line_num, f"not CSV ({exc})") from None
     return rows
+
+
+def _csv_row(number: int, names: list[str], values: list[str], rows: int) -> dict[str, Any]:
+    _check_size(number, ",".join(values), rows)
+    if len(values) != len(names):
+        raise BadDataset(number, f"{len(values)} cells for {len(names)} columns")
+    try:
+        return {name: _csv_cell(value) for name, value in zip(names, values, strict=True) if value != ""}
+    except json.JSONDecodeError as exc:
+        raise BadDataset(number, f"a cell is not JSON ({exc.msg})") from None
+    except ValueError as exc:
+        raise BadDataset(number, f"a cell is not a value ({exc})") from None
 
 
 def _check_size(number: int, line: str, rows: int) -> None:

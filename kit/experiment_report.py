@@ -153,12 +153,23 @@ def cell_records(request: ReportRequest) -> list[dict[str, Any]]:
     ]
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet would run as a formula
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A cell as a spreadsheet may open it: text that would start a formula (a row's label, a variant's name: the
+    caller's words) gets a leading `'`, as OWASP advises; numbers stay numbers."""
+    if value is None:
+        return ""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
 def cells_csv(request: ReportRequest) -> bytes:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for record in cell_records(request):
-        writer.writerow({k: "" if v is None else v for k, v in record.items()})
+        writer.writerow({k: spreadsheet_safe(v) for k, v in record.items()})
     return out.getvalue().encode()
 
 

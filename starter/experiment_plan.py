@@ -197,7 +197,7 @@ async def plan(
             fixed = {name: value for name, value in job.items() if name in asked and value != asked[name]}
             fixed.pop(where.split(".")[0], None)
         variants.append(_planned(v, variant, cost, fixed))
-    return ExperimentPlan(
+    planned = ExperimentPlan(
         pipeline=spec.name,
         workflow_type=spec.workflow_type,
         text_field=spec.text_field,
@@ -213,6 +213,27 @@ async def plan(
         max_parallel=request.max_parallel,
         max_cost_usd=request.max_cost_usd,
     )
+    check_carried_size(planned)
+    return planned
+
+
+# Temporal refuses a payload over 2 MB: the plan (its rows) and every cell's outcome travel together as the
+# experiment's input when it continues as new, and as its result.
+CARRIED_LIMIT = 1_600_000  # bytes: room under 2 MB for the report and the envelope
+OUTCOME_BYTES = 360  # a cell's outcome as it is carried (ids, the picture's key, figures)
+
+
+def check_carried_size(plan: ExperimentPlan) -> None:
+    """A `PlanProblem` naming the dataset when the plan and its cells' outcomes could not be carried."""
+    size = len(plan.model_dump_json()) + plan.cells * OUTCOME_BYTES
+    if size > CARRIED_LIMIT:
+        fits = max(1, int(len(plan.rows) * CARRIED_LIMIT / size))
+        raise PlanProblem(
+            "dataset",
+            f"{len(plan.rows)} rows × {len(plan.variants)} variants × {plan.repeat} carry about {size // 1000} kB "
+            f"through the experiment's history (at most {CARRIED_LIMIT // 1000} kB): split it into experiments of "
+            f"about {fits} rows",
+        )
 
 
 def _planned(number: int, variant: Variant, cost: Any, fixed: dict[str, Any]) -> PlannedVariant:

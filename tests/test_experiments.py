@@ -256,6 +256,14 @@ async def test_a_saved_dataset_runs_by_id_and_a_bad_line_is_named(api):
         created = await client.post("/v1/experiments", json=body)
         assert created.status_code == 202, created.text
         view = await ended(client, created.json()["id"])
+        # rows the experiment could not carry through its history (Temporal's 2 MB payloads): 422, nothing starts
+        large = "".join(json.dumps({"prompt": f"lighthouse {n} " + "at dusk " * 400}) + "\n" for n in range(300))
+        big = await client.post("/v1/datasets", files={"file": ("big.jsonl", large.encode())})
+        assert big.status_code == 201, big.text
+        body |= {"dataset": {"id": big.json()["id"]}, "variants": [{"name": v} for v in "abcd"], "repeat": 2}
+        refused = await client.post("/v1/experiments", json=body)
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "body.dataset", refused.text
+        assert "split it into experiments of about" in refused.json()["errors"][0]["message"]
     assert view["labels"] == ["row-0", "row-1", "row-2", "row-3"] and view["counts"]["completed"] == 4
     assert [c["passed"] for c in view["outcomes"]] == [c["score"] >= 40 + c["row"] for c in view["outcomes"]]
 
@@ -379,7 +387,10 @@ async def test_rerun_failed_starts_exactly_the_failed_cells_again(dev_env, fake_
         before = await events_of(client, experiment["urls"]["events"])
         generated = Counter(fake_openai.generation_prompts())
         fake_openai.fail_text = None
-        rerun = await client.post(experiment["urls"]["rerun_failed"])
+        rerun, twice = await asyncio.gather(*(client.post(experiment["urls"]["rerun_failed"]) for _ in range(2)))
+        if rerun.status_code != 202:  # the two asked at once: either may have been first
+            rerun, twice = twice, rerun
+        assert twice.status_code in (202, 409), twice.text  # it joined the rerun or was told one runs: never a 500
         second = await ended(client, experiment["id"])
 
         async def rerun_events() -> list[dict] | None:
@@ -414,3 +425,26 @@ def test_a_cell_passes_at_its_jobs_default_threshold_when_the_job_leaves_it_out(
     assert completed(image, cell, {"prompt": "x"}, {"final_score": 90})["passed"] is True
     assert completed(image, cell, {"prompt": "x"}, {"final_score": 60})["passed"] is False
     assert completed(image, cell, {"prompt": "x", "threshold": 50}, {"final_score": 60})["passed"] is True
+
+
+def test_the_csv_export_defuses_what_a_spreadsheet_would_run_as_a_formula():
+    """Row labels and variant names are the caller's words: one that starts a formula is exported as text."""
+    from kit.experiment_report import cells_csv
+    from models.experiment import CellOutcome, ReportRequest
+
+    request = ReportRequest(
+        experiment_id="x",
+        pipeline="image",
+        variants=["@SUM(1+1)", "+vivid"],
+        labels=["=cmd|' /C calc'!A0", "-2 lighthouses"],
+        outcomes=[
+            CellOutcome(cell=0, row=0, variant=0, status="completed", score=-3.0),
+            CellOutcome(cell=1, row=1, variant=1, status="completed", score=81.0),
+        ],
+    )
+    records = list(csv.DictReader(io.StringIO(cells_csv(request).decode())))
+    assert [(r["label"], r["variant"]) for r in records] == [
+        ("'=cmd|' /C calc'!A0", "'@SUM(1+1)"),
+        ("'-2 lighthouses", "'+vivid"),
+    ]
+    assert [r["score"] for r in records] == ["-3.0", "81.0"], "numbers stay numbers"

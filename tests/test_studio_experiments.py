@@ -229,6 +229,10 @@ async def test_an_experiment_fills_in_live_hides_names_blind_sorts_filters_and_i
         assert all(w > 0 for w in await pictures_loaded(p, "#experiment img"))
         content = (await p.content()).lower()
         assert not [name for name in NAMES if name in content], "a name in blind mode's finished page"
+        picture = await p.locator("#experiment img").first.get_attribute("src")
+        answer = await api.get(picture, cookies=dict((c["name"], c["value"]) for c in await p.context.cookies()))
+        assert answer.status_code == 200 and answer.headers["content-type"] == "image/webp", answer.headers
+        assert experiment.split(".")[-1] not in str(answer.headers), "no cell's address (its variant) in the answer"
         blind_scores = await p.locator("#row-1 td .s").all_inner_texts()
 
         # revealed: the names, in blind mode's order

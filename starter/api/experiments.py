@@ -337,7 +337,10 @@ async def rerun_failed(svc: Service, caller: Caller, experiment_id: str) -> Reru
         return answer
     await _feed_ended(svc, experiment_id, experiment.runs - 1)
     digest = hashlib.sha256(f"rerun {experiment.runs}".encode()).hexdigest()
-    await _start(svc, caller, experiment, experiment_id, digest, WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+    try:
+        await _start(svc, caller, experiment, experiment_id, digest, WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+    except WorkflowAlreadyStartedError as exc:  # a rerun asked for at the same moment started it
+        raise Conflict("not now", f"experiment {experiment_id!r} is running its failed cells again already") from exc
     await _continue_feed(svc, caller, experiment_id, experiment)
     return answer.model_copy(update={"cells": cells})
 

@@ -14,13 +14,13 @@ from typing import Any
 
 from cachetools import LRUCache
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from temporalio.client import WorkflowExecution
 from temporalio.service import RPCError
 
 from kit.run_reading import RunReader
 from models.experiment import EXPERIMENT_TYPE
-from starter.api import experiments
+from starter.api import artifacts, experiments
 from starter.api.errors import Conflict, NotFound
 from starter.api.events import last_seq
 from starter.api.service import Service, Svc, owned
@@ -137,14 +137,15 @@ async def experiment_compare(experiment_id: str, request: Request, svc: Svc, loo
 
 
 @router.get("/experiments/{experiment_id}/pictures/{token}")
-async def blind_picture(experiment_id: str, token: str, svc: Svc, look: Looker) -> Response:
-    """A cell's picture in blind mode, by the token its page was given (the artifact's own address names the
-    cell's run, and so its variant)."""
+async def blind_picture(experiment_id: str, token: str, request: Request, svc: Svc, look: Looker) -> Response:
+    """A cell's picture in blind mode, by the token its page was given: the bytes themselves (the artifact's own
+    address names the cell's run, and so its variant; a redirect would show it)."""
     key = _pictures.get((look.caller.tenant, experiment_id), {}).get(token)
     if key is None:  # rendered by another API process, or forgotten here: read the grid again (its owner only)
         key = (await _grid(svc, look, experiment_id, "blind")).pictures.get(token)
     if key is None:
         raise NotFound("picture", token)
-    return RedirectResponse(
-        urls.artifact(key, THUMB), status_code=307, headers={"Cache-Control": "private, max-age=86400"}
-    )
+    try:
+        return await artifacts.fetch(request, svc, look.caller, key, THUMB)
+    except NotFound:  # its message would name the artifact
+        raise NotFound("picture", token) from None

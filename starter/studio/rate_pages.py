@@ -69,7 +69,10 @@ async def rate_picture(token: str, experiment: str, request: Request, svc: Svc, 
     found = by_token(await _grid(svc, look.caller, experiment), svc.secret, experiment, token)
     if found is None:
         raise NotFound("picture", token)
-    return await artifacts.fetch(request, svc, look.caller, found.key, SHOWN)
+    try:
+        return await artifacts.fetch(request, svc, look.caller, found.key, SHOWN)
+    except NotFound:  # its message would name the artifact
+        raise NotFound("picture", token) from None
 
 
 @router.post("/rate/vote")
