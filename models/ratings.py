@@ -22,7 +22,7 @@ class NewRating(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     artifact: ArtifactKey
-    stars: int = Field(ge=1, le=5)
+    stars: int = Field(ge=1, le=5, strict=True)  # a number of stars: `true` is not one
     tags: list[Tag] = Field(default_factory=list, max_length=16)
     comment: str | None = Field(default=None, max_length=2000)
 

@@ -156,6 +156,7 @@ async def test_a_second_rating_by_the_same_key_replaces_the_first_and_records_wh
         listed = (await rater_one.get("/v1/ratings", params={"run": run_id})).json()["ratings"]
 
         bad = await rater_one.post("/v1/ratings", json={"artifact": key_of(first), "stars": 6})
+        truthy = await rater_one.post("/v1/ratings", json={"artifact": key_of(first), "stars": True})
         unknown = await rater_one.post(
             "/v1/ratings", json={"artifact": "runs/acme.image-nope/iteration-01.png", "stars": 3}
         )
@@ -168,6 +169,7 @@ async def test_a_second_rating_by_the_same_key_replaces_the_first_and_records_wh
     assert (mine["model"], mine["judge"], mine["judge_score"]) == (first["model"], first["eval_model"], first["score"])
     assert mine["threshold"] == FAST["threshold"] and mine["experiment"] is None
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "body.stars"
+    assert truthy.status_code == 422 and truthy.json()["errors"][0]["field"] == "body.stars", "true is no star"
     assert unknown.status_code == 404 and not_a_picture.status_code == 404
 
 
