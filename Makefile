@@ -14,8 +14,8 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	@$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
-	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@$(PY) -m pip install -q --disable-pip-version-check --no-compile torch==2.13.0
+	@$(PY) -m pip install -q --disable-pip-version-check --no-compile -e '.[dev]'
 	@touch $(STAMP)
 
 demo: install
