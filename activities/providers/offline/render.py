@@ -380,7 +380,7 @@ def draw_scene(
         DRAWERS[kind](c, cx, base, size, c.colour(i))
         c.label(word, cx, base + 8)
     image = hand.finish(_finish(c.image, spec))
-    _stamp(image, caption, hand.name)
+    _stamp(image, caption)
     return image
 
 
@@ -395,13 +395,17 @@ def _finish(image: Image.Image, spec: SceneSpec) -> Image.Image:
     return rgb
 
 
-def _stamp(image: Image.Image, caption: str, model: str) -> None:
-    """Every offline image says so (which offline model drew it), with the prompt it was drawn from."""
+OFFLINE_STAMP = "offline"
+
+
+def _stamp(image: Image.Image, caption: str) -> None:
+    """Every offline image says it is one, with the prompt it was drawn from; not which offline model drew it
+    (its hand shows that), so a blind vote between two of them names neither."""
     draw = ImageDraw.Draw(image)
     font = _font(max(12, image.height // 48))
-    width = draw.textbbox((0, 0), model, font=font)[2] + 20
+    width = draw.textbbox((0, 0), OFFLINE_STAMP, font=font)[2] + 20
     draw.rounded_rectangle((10, 10, 10 + max(108, width), 10 + image.height // 30), radius=8, fill=(0, 0, 0, 170))
-    draw.text((20, 12), model, fill=(255, 255, 255, 255), font=font)
+    draw.text((20, 12), OFFLINE_STAMP, fill=(255, 255, 255, 255), font=font)
     text = caption if len(caption) <= 90 else caption[:87] + "..."
     draw.text(
         (14, image.height - image.height // 32),
