@@ -72,6 +72,7 @@ bench: install
 	@$(PY) -m bench.ratings
 	@$(PY) -m bench.experiments
 	@$(PY) -m bench.experiment_page
+	@$(PY) -m bench.life
 
 lint: install
 	$(PY) -m ruff check .

@@ -60,6 +60,8 @@ class ConversationActivities:
     async def action(self, request: ActionRequest) -> Metered[ActionOutput]:
         recent = "\n".join(request.recent) or "(this is the first message)"
         prompt = f"Conversation so far:\n{recent}\n\nNew message: {request.user}\nWrite a first, short response."
+        if request.speaker is not None:
+            prompt = f"{request.speaker.voice()}\n\n{prompt}"
         return await self._ask_streaming(ActionOutput, prompt, request, Phase.ACTION)
 
     @activity.defn(name="phase_intention")
@@ -94,6 +96,8 @@ class ConversationActivities:
             f"Passages:\n{sources or '(none)'}\n"
             "Write the final answer. Cite the passages you use as [n] and list their numbers in `cited`."
         )
+        if request.speaker is not None:  # memory passages are the character's own: answer in its voice
+            prompt = f"{request.speaker.voice()} The passages are your own memories.\n\n{prompt}"
         return await self._ask_streaming(YieldOutput, prompt, request, Phase.YIELD)
 
     @activity.defn(name="archive_turn")

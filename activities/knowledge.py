@@ -2,7 +2,10 @@
 
 Documents are chunked by paragraph, embedded with MiniLM and stored as `kb/docs/<doc id>.json`
 (chunks + unit vectors). Retrieval embeds the query and ranks those chunks together with the
-conversation's archived turns (`conversations/<id>/turns/NNNNN.json`) by cosine similarity.
+conversation's archived turns (`conversations/<id>/turns/NNNNN.json`) by cosine similarity; a conversation
+with a world's character searches the character's memory (`activities.life_memory`) instead of the base.
+`rank_passages` runs many such searches at once over passages given with each (a life's tick: every
+active character's memory).
 """
 
 from __future__ import annotations
@@ -18,14 +21,19 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
+from activities.life_memory import character_memory
 from activities.scoring.text import TextEmbedder
 from kit.storage import ArtifactStore, artifact_key, kb_doc_key, kb_prefix, load
+from models.artifacts import ArtifactRef
 from models.conversation import (
     Chunk,
     DocSummary,
     IngestDoc,
     KnowledgeDoc,
     Passage,
+    PassageSearches,
+    Ranked,
+    RankPassagesRequest,
     Retrieved,
     RetrieveRequest,
     TurnRecord,
@@ -87,6 +95,8 @@ def doc_passages(stored: bytes) -> tuple[list[Passage], torch.Tensor]:
 
 def best_passages(candidates: list[Passage], blocks: list[torch.Tensor], query: torch.Tensor, k: int) -> list[Passage]:
     """The `k` candidates most similar to the query, above MIN_SCORE (tensor work: run off the loop)."""
+    if not candidates:
+        return []
     scores = (torch.cat(blocks) @ query).tolist()
     ranked = sorted(zip(scores, range(len(candidates)), strict=True), reverse=True)
     return [
@@ -160,15 +170,11 @@ class KnowledgeActivities:
         candidates: list[Passage] = []
         blocks: list[torch.Tensor] = []
         async with heartbeating("retrieving"):
-            prefix = kb_prefix(request.knowledge)
-            doc_keys = await self.store.keys(prefix)
-            cached = set(self._docs.keys())
-            for key in {k for k in cached if k.startswith(prefix + "/")} - set(doc_keys):  # removed from the base
-                self._docs.pop(key, None)
-            for key in doc_keys:
-                passages, vectors = await self._doc(key)
-                candidates += passages
-                blocks.append(vectors)
+            if request.speaker is not None:  # a character's memory, not a knowledge base
+                candidates = await character_memory(self.store, request.speaker)
+                blocks.append(await self._embed([p.text for p in candidates]))
+            else:
+                await self._knowledge(request.knowledge, candidates, blocks)
             chunk_count = len(candidates)
             turn_keys = await self.store.keys(turns_prefix(request.conversation_id))
             earlier = [k for k in turn_keys if int(PurePath(k).stem) < request.before_turn]
@@ -183,5 +189,37 @@ class KnowledgeActivities:
             passages = await asyncio.to_thread(best_passages, candidates, blocks, query, request.k)
         return Retrieved(passages=passages, searched_turns=len(earlier), searched_chunks=chunk_count)
 
+    async def _knowledge(self, knowledge: str | None, candidates: list[Passage], blocks: list[torch.Tensor]) -> None:
+        """The knowledge base's chunks and their vectors, onto `candidates` and `blocks`."""
+        prefix = kb_prefix(knowledge)
+        doc_keys = await self.store.keys(prefix)
+        cached = set(self._docs.keys())
+        for key in {k for k in cached if k.startswith(prefix + "/")} - set(doc_keys):  # removed from the base
+            self._docs.pop(key, None)
+        for key in doc_keys:
+            passages, vectors = await self._doc(key)
+            candidates += passages
+            blocks.append(vectors)
+
+    @activity.defn(name="rank_passages")
+    async def rank_passages(self, request: RankPassagesRequest) -> ArtifactRef:
+        """Each search's `k` passages most similar to its query, as `retrieve` ranks (every text embedded in one
+        batch); the answer stored at `request.key`."""
+        async with heartbeating("ranking passages"):
+            searches = PassageSearches.model_validate_json(await load(self.store, request.searches)).searches
+            texts = [t for s in searches.values() for t in (s.query, *(p.text for p in s.passages))]
+            vectors = await self._embed(texts)
+
+            def rank() -> Ranked:
+                found, at = {}, 0
+                for name, search in searches.items():
+                    query, block = vectors[at], vectors[at + 1 : at + 1 + len(search.passages)]
+                    found[name] = best_passages(search.passages, [block], query, request.k)
+                    at += 1 + len(search.passages)
+                return Ranked(found=found)
+
+            ranked = await asyncio.to_thread(rank)
+            return await self.store.put(request.key, ranked.model_dump_json().encode(), "application/json")
+
     def activities(self) -> list:
-        return [self.ingest_document, self.retrieve]
+        return [self.ingest_document, self.retrieve, self.rank_passages]

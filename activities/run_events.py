@@ -21,6 +21,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from activities.experiment_events import look_at_experiment
+from activities.life_events import look_at_life
+from kit.life_layout import LIFE_PIPELINE
 from kit.pictures import LAYOUTS, Pictures
 from kit.run_reading import RunReader, describe_or_none
 from kit.storage import ArtifactStore, batch_key
@@ -186,8 +188,9 @@ class RunObserver:
             return look
         layout = LAYOUTS[PIPELINES[request.pipeline].pictures]
         keys = await runs.stored(described)
-        if not closed:
-            await self._progress(runs, described, request.pipeline, layout, keys, look)
+        live = None if closed else await self._progress(runs, described, request.pipeline, layout, keys, look)
+        if request.pipeline == LIFE_PIPELINE and not await self._life(runs, described, live, look):
+            return look  # more of the life's done ticks to send (before its end, if it ended)
         self._pictures(layout, keys, look)
         for username, character in layout.characters(look.run_id, keys).items():
             if username not in look.seen.done:
@@ -217,12 +220,23 @@ class RunObserver:
                     models[kind] = asked
         return models
 
+    async def _life(self, runs: RunReader, run: WorkflowExecution, live: dict[str, Any] | None, look: Look) -> bool:
+        """A life's done ticks as events (`activities.life_events`); True once all are sent. Their spend is the
+        life's status (live, or as it ended); a running life whose status no worker answered waits a look."""
+        if run.status in TERMINAL:
+            result = await self._result(runs, run)
+            live = result.get("status") if isinstance(result, dict) else None  # a failed life: no spend known
+        elif live is None:
+            return True
+        return await look_at_life(self.store, look, live, made_by(look, "text"))
+
     async def _progress(
         self, runs: RunReader, run: WorkflowExecution, pipeline: str, layout: Pictures, keys: set[str], look: Look
-    ) -> None:
+    ) -> dict[str, Any] | None:
+        """A `run.progress` event when the live status changed; the status as it answered (None: no answer)."""
         status = await runs.status(run, QUERY_TIMEOUT)
         if status is None:
-            return  # no worker answered this time: the next look asks again
+            return None  # no worker answered this time: the next look asks again
         state = status.model_dump(mode="json")
         progress = progress_of(pipeline, state)
         digest = json.dumps(progress, sort_keys=True, separators=(",", ":"))
@@ -230,6 +244,7 @@ class RunObserver:
             look.seen.progress = digest
             look.add("run.progress", **progress)
         self._iterations(layout, state, keys, look)
+        return state
 
     def _iterations(self, layout: Pictures, live: dict[str, Any], keys: set[str], look: Look) -> None:
         """Each scored iteration once, with its picture's link and the model that made it (its live status's

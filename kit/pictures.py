@@ -82,4 +82,4 @@ class World(Pictures):
         return stored_world(run_id, keys).characters
 
 
-LAYOUTS: dict[str, Pictures] = {"iterations": Iterations(), "meme": Meme(), "world": World()}
+LAYOUTS: dict[str, Pictures] = {"iterations": Iterations(), "meme": Meme(), "world": World(), "none": Pictures()}

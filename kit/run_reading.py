@@ -26,13 +26,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from kit.pictures import LAYOUTS
 from kit.storage import ArtifactStore, artifact_key
-from models.api import RunStatus, RunUrls, RunView
+from models.api import BranchOf, RunStatus, RunUrls, RunView
 from models.pipelines import LISTED, PIPELINES, spec_of
 from models.search_attributes import COST, SCORE, STATE, STATES
 
 QUERY_TIMEOUT = timedelta(seconds=2)  # a query no worker answers in this time answers None
 MEMO_TEXT = "atelier_text"  # the run's prompt or topic, as its list shows it (`starter.run_labels`)
 MEMO_RERUN = "atelier_rerun_of"  # the run this one was started again from (`starter.api.creates`)
+MEMO_BRANCH = "atelier_branch_of"  # {run, from_iteration}: the run and iteration a branch started from
 STATUS: dict[WorkflowExecutionStatus | None, RunStatus] = {
     None: "running",
     WorkflowExecutionStatus.RUNNING: "running",
@@ -165,8 +166,17 @@ class RunReader:
             score=run.typed_search_attributes.get(SCORE),
             budget_exhausted=bool(progress.get("budget_exhausted")),
             failures=progress.get("failures", []),
+            branch_of=await self.branch_of(run),
             urls=urls,
         )
+
+    async def branch_of(self, run: WorkflowExecution) -> BranchOf | None:
+        """The run and iteration a branch started from, from its memo (None for any other run)."""
+        try:
+            found = await run.memo_value(MEMO_BRANCH, None)
+            return BranchOf.model_validate(found) if found else None
+        except Exception:  # a memo the codec cannot read
+            return None
 
     async def text(self, run: WorkflowExecution) -> str:
         """The prompt or topic the run was started with, from its memo ("" for runs from before the memo, or

@@ -75,6 +75,10 @@ class Urls:
     def create(self, spec: PipelineSpec) -> str:
         return self._at(f"/v1/{spec.path}")
 
+    def world(self, world_id: str, resource: str = "") -> str:
+        """A world's resources: `life` (start it), `life/pause|resume|stop`, `events` (inject one)."""
+        return self._at(f"/v1/worlds/{_id(world_id)}" + (f"/{resource}" if resource else ""))
+
     def messages(self, conversation_id: str) -> str:
         """Where a conversation is talked to (`POST`)."""
         return self._at(f"/v1/conversations/{_id(conversation_id)}/messages")
@@ -114,6 +118,10 @@ class Urls:
     def run_page(self, run_id: str, part: str = "") -> str:
         """The run's page, or a part of it: `part` (what the page swaps in as the run goes), `thumbnail`."""
         return self._at(f"/runs/{_id(run_id)}" + (f"/{part}" if part else ""))
+
+    def character_page(self, life_id: str, username: str) -> str:
+        """A living world's character: its followers, whom it follows, its posts, memory and reflections."""
+        return self._at(f"/runs/{_id(life_id)}/characters/{_id(username)}")
 
     def new_page(self, pipeline: str, start_from: str | None = None) -> str:
         """A new run's form, filled from `start_from`'s job when given."""

@@ -9,14 +9,15 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, BeforeValidator, Field, HttpUrl
 from pydantic.json_schema import SkipJsonSchema
 
-from models.catalog import Catalog
+from models.catalog import Catalog, ModelChoice
 from models.endpoints import Kind
 from models.image import ImageJob
+from models.life import LifeJob
 from models.meme import MemeJob
 from models.usage import CostLimit, Price
 from models.world import Budget, WorldJob
 
-Pipeline = Literal["image", "world", "meme"]  # the names of `models.pipelines.PIPELINES` (held equal by a test)
+Pipeline = Literal["image", "world", "meme", "life"]  # the names of `models.pipelines.PIPELINES` (held equal by a test)
 RunStatus = Literal["running", "completed", "failed", "cancelled", "terminated", "timed_out"]
 EventType = Literal[
     "run.started",
@@ -25,6 +26,11 @@ EventType = Literal[
     "character.created",
     "post.created",
     "image.created",
+    "like.created",
+    "repost.created",
+    "follow.created",
+    "follow.deleted",
+    "tick.completed",
     "run.completed",
     "run.failed",
     "run.cancelled",
@@ -70,8 +76,41 @@ class RequestBudget(Budget):
     cost: ServerCost = None
 
 
+BRANCH_RULE = "a branch starts from an earlier run: POST /v1/runs/{id}/branch"
+
+
+def _branched_by_its_route(branch: Any) -> None:
+    """A create never carries the parent's iterations: the branch route reads them from the parent run."""
+    if branch is not None:
+        raise ValueError(BRANCH_RULE)
+    return None
+
+
 class ImageRequest(ImageJob, RunOptions):
     cost: ServerCost = None
+    branch: SkipJsonSchema[Annotated[None, BeforeValidator(_branched_by_its_route)]] = None
+
+
+class BranchRequest(RunOptions):
+    """`POST /v1/runs/{id}/branch`: a new image run from iteration `from_iteration` of the path's run, its
+    iterations up to there reused; unset fields are the parent's (`max_iterations`: at least one more)."""
+
+    from_iteration: int = Field(ge=1, le=20)
+    feedback: str | None = Field(default=None, min_length=1, max_length=2000)  # for the refinement after N
+    models: ModelChoice = Field(default_factory=ModelChoice)  # a kind unset: the parent's model for it
+    threshold: int | None = Field(default=None, ge=0, le=100)
+    max_iterations: int | None = Field(default=None, ge=2, le=20)
+    rerun_of: SkipJsonSchema[None] = None  # the parent is `branch_of`
+    vary: SkipJsonSchema[Annotated[None, BeforeValidator(_one_branch)]] = None
+    repeat: SkipJsonSchema[Literal[1]] = 1
+    parent: SkipJsonSchema[str] = ""  # the path's run (filled from it: part of the request's digest)
+
+
+class BranchOf(BaseModel):
+    """The run a branch started from, and from which of its iterations."""
+
+    run: str
+    from_iteration: int
 
 
 class WorldRequest(WorldJob, RunOptions):
@@ -80,6 +119,40 @@ class WorldRequest(WorldJob, RunOptions):
 
 class MemeRequest(MemeJob, RunOptions):
     cost: ServerCost = None
+
+
+def _one_branch(vary: Any) -> None:
+    if vary is not None:
+        raise ValueError("a branch is one run: vary the parent, or branch again")
+    return None
+
+
+def _carried_by_the_life(carried: Any) -> None:
+    if carried is not None:
+        raise ValueError("only a life carries its state over")
+    return None
+
+
+def _one_life(vary: Any) -> None:
+    if vary is not None:
+        raise ValueError("a world has one life at a time: a life is not a matrix")
+    return None
+
+
+class LifeRequest(LifeJob, RunOptions):
+    """`POST /v1/worlds/{id}/life`: the world is the path's (`world_id` is filled from it)."""
+
+    world_id: SkipJsonSchema[str] = ""
+    budget: RequestBudget = Field(default_factory=RequestBudget)
+    carried: SkipJsonSchema[Annotated[None, BeforeValidator(_carried_by_the_life)]] = None
+    vary: SkipJsonSchema[Annotated[None, BeforeValidator(_one_life)]] = None
+    repeat: SkipJsonSchema[Literal[1]] = 1
+
+
+class LifeEventRequest(BaseModel):
+    """`POST /v1/worlds/{id}/events`: an event that enters every feed of the world's life at its next tick."""
+
+    text: str = Field(min_length=1, max_length=500)
 
 
 class RunUrls(BaseModel):
@@ -113,6 +186,7 @@ class RunView(BaseModel):
     score: float | None = None
     budget_exhausted: bool = False
     failures: list[dict[str, Any]] = Field(default_factory=list)
+    branch_of: BranchOf | None = None  # an image run branched from another's iteration
     urls: RunUrls
 
 

@@ -61,15 +61,57 @@ class YieldOutput(ModelOutput):
 
 # --- phase requests (what each phase sees) -----------------------------------------------------
 class Passage(BaseModel):
-    source: Literal["turn", "kb"]
-    ref: str  # "turn 3", or "<doc id>#<chunk>"
-    title: str  # what to show: the turn's number or the document's name
+    source: Literal["turn", "kb", "memory"]
+    ref: str  # "turn 3", "<doc id>#<chunk>", or a character's memory: a post's id, "profile", "reflection <tick>"
+    title: str  # what to show: the turn's number, the document's name, what the memory is
     text: str
     score: float
 
 
+class Speaker(BaseModel):
+    """A world's character a conversation speaks as: its phases answer in its voice, and its retrieval searches the
+    character's memory (profile, posts, replies it got, what it read, reflections) instead of a knowledge base."""
+
+    world_id: str
+    username: str
+    display_name: str = ""
+    bio: str = ""
+    speaking_style: str = ""
+
+    def voice(self) -> str:
+        """A line for a prompt: whom to speak as, and how."""
+        style = f" Speak as they do: {self.speaking_style}." if self.speaking_style else ""
+        return f"You are @{self.username} ({self.display_name or self.username}): {self.bio}{style}"
+
+
+class PassageSearch(BaseModel):
+    """One query over passages given with it (a character's memory): `rank_passages` keeps the best."""
+
+    query: str
+    passages: list[Passage]
+
+
+class PassageSearches(BaseModel):
+    """Many searches at once, by name (stored: a life's tick searches every active character's memory)."""
+
+    searches: dict[str, PassageSearch]
+
+
+class RankPassagesRequest(BaseModel):
+    searches: ArtifactRef  # PassageSearches
+    k: int = Field(default=4, ge=1, le=20)
+    key: str  # where the Ranked answer is stored
+
+
+class Ranked(BaseModel):
+    """Each search's best passages, most similar first."""
+
+    found: dict[str, list[Passage]]
+
+
 class ActionRequest(ModelRequest):
     user: str
+    speaker: Speaker | None = None  # answer as this character
     recent: list[str] = Field(default_factory=list)  # the last turns, "User: …" / "Assistant: …"
     stream_turn: int | None = None  # set: the reply's text goes to the conversation's stream as this turn's
 
@@ -80,6 +122,7 @@ class RetrieveRequest(BaseModel):
     before_turn: int  # earlier turns only
     k: int = Field(default=4, ge=1, le=20)
     knowledge: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,31}$")  # whose base (None: shared)
+    speaker: Speaker | None = None  # set: search this character's memory instead of the knowledge base
 
 
 class Retrieved(BaseModel):
@@ -113,6 +156,7 @@ class YieldRequest(ModelRequest):
     intent: str
     passages: list[Passage]
     retrieval: bool  # False when Experience was unavailable
+    speaker: Speaker | None = None  # answer as this character
     stream_turn: int | None = None  # set: the answer's text goes to the conversation's stream as this turn's
 
 
@@ -162,6 +206,7 @@ class ConversationConfig(BaseModel):
     stream: bool = True  # publish each turn to the conversation's Workflow Stream (subscribers see it written)
     knowledge: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,31}$")  # whose base (None: shared)
     models: ModelChoice = Field(default_factory=ModelChoice)  # its text model by catalog id; unset: the default
+    speaker: Speaker | None = None  # a world's character it speaks as (`POST /v1/worlds/{id}/characters/…`)
 
 
 class ConversationState(BaseModel):

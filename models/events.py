@@ -42,6 +42,9 @@ class Seen(BaseModel):
     done: list[str] = Field(default_factory=list)  # characters whose every post was sent
     cells: int = 0  # an experiment's cells sent, in the order they finished (`CellOutcome.order`)
     models: dict[str, str] | None = None  # the run's models per kind, once read from its job
+    life_tick: int = -1  # a life's last tick whose events were all sent (-1: not even the world's own posts)
+    life_sent: int = 0  # events of the tick after it already sent (a big tick goes out over several looks)
+    life_posts: int = 0  # the life's posts as of `life_tick`
     closed: bool = False
 
 

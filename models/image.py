@@ -88,6 +88,7 @@ class ImageJob(BaseModel):
     scoring_wait_s: int = Field(default=300, ge=1, le=3600)
     cost: CostLimit | None = None  # a dollar budget for the whole run
     models: ModelChoice = Field(default_factory=ModelChoice)  # catalog ids per kind of call; unset: the defaults
+    branch: ImageBranch | None = None  # a branch of an earlier run: its iterations up to one, reused (`ImageBranch`)
 
     @field_validator("options")
     @classmethod
@@ -203,6 +204,59 @@ class Iteration(BaseModel):
     note: str | None = None  # e.g. references the provider's fallback route could not carry
     model: str | None = None  # the catalog id of the model that made the picture (None: recorded before)
     eval_model: str | None = None  # and of the one that judged it
+    reused_from: str | None = None  # the run that made it, when this run is a branch of it (nothing bought again)
+
+
+class NoBranchPoint(ValueError):
+    """The iteration a branch would start from is not one the parent run has a picture of."""
+
+
+class ImageBranch(BaseModel):
+    """Where a branched run starts (`POST /v1/runs/{id}/branch`): its parent's iterations up to `from_iteration`
+    as the parent made them (pictures by claim check: keys and sha256), reused and never bought again. The loop
+    goes on at `from_iteration + 1`: its first call refines iteration N's prompt from the evaluator's feedback on
+    every reused iteration (and `feedback`), then generates from N's response id. Made by the API or the CLI from
+    the parent's result or live state: the workflow reads nothing itself."""
+
+    parent: str = Field(min_length=1)  # the parent run's workflow id
+    from_iteration: int = Field(ge=1)
+    iterations: list[Iteration] = Field(min_length=1)  # the parent's scored iterations 1..N, N last
+    refusals: list[Refusal] = Field(default_factory=list)  # and its refused ones before N
+    previous_response_id: str | None = None  # N's: the provider refines from it (None: another picture model now)
+    feedback: list[str] = Field(default_factory=list)  # the human's notes for the refinement after N
+
+    @classmethod
+    def take(
+        cls,
+        parent: str,
+        number: int,
+        iterations: list[Iteration],
+        refusals: list[Refusal],
+        feedback: list[str],
+        picture_model: str | None,
+    ) -> ImageBranch:
+        """The parent's iterations 1..`number` (marked reused); NoBranchPoint when `number` is not a scored
+        iteration of it. N's response id is carried only to the model that made N (`picture_model`: the
+        branch's picture model; a response id means nothing to another provider)."""
+        made = {it.number: it for it in iterations}
+        if (last := made.get(number)) is None:
+            refused = any(r.iteration == number for r in refusals)
+            raise NoBranchPoint(
+                f"iteration {number} of {parent!r} "
+                + ("was refused: it has no picture" if refused else "has no picture yet")
+            )
+        return cls(
+            parent=parent,
+            from_iteration=number,
+            iterations=[
+                it.model_copy(update={"reused_from": it.reused_from or parent})
+                for it in iterations
+                if it.number <= number
+            ],
+            refusals=[r for r in refusals if r.iteration < number],
+            previous_response_id=last.response_id if picture_model in (None, last.model) else None,
+            feedback=feedback,
+        )
 
 
 class LoopState(BaseModel):

@@ -22,12 +22,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from models.api import ImageRequest, MemeRequest, WorldRequest
+from models.api import ImageRequest, LifeRequest, MemeRequest, WorldRequest
 from models.experiment import EXPERIMENT_PIPELINE, EXPERIMENT_TYPE
 from models.image import ImageJobResult, LoopState
+from models.life import LifeResult, LifeStatus
 from models.meme import MemeResult, MemeStatus
 from models.usage import CostLimit
-from models.workflow_interfaces import ImageRefinementWorkflow, MemeWorkflow, WorldWorkflow
+from models.workflow_interfaces import ImageRefinementWorkflow, LifeWorkflow, MemeWorkflow, WorldWorkflow
 from models.world import WorldResult, WorldStatus
 
 
@@ -81,7 +82,7 @@ PIPELINES: dict[str, PipelineSpec] = {spec.name: spec for spec in (  # a few set
         status_type=WorldStatus, result_type=WorldResult, request=WorldRequest, text_field="prompt", path="worlds",
         progress=("state", "world_name", "phases", "characters", "posts", "images", "budget_exhausted"),
         title="New world", noun="a world", priority=4, artifacts="worlds", command="starter.world_cmd",  # batch work
-        view="world_page", live="world_live.html",
+        view="world_page", live="world_live.html", page="world.html",  # the run page with its "Live" button
         module="workflows.world", pictures="world", budget=attrgetter("budget.cost"), gallery="index.html",
     ),
     PipelineSpec(
@@ -91,6 +92,14 @@ PIPELINES: dict[str, PipelineSpec] = {spec.name: spec for spec in (  # a few set
         title="New meme", noun="a meme", priority=3, artifacts="runs", command="starter.meme_cmd",
         view="meme_view", live="meme_live.html",
         module="workflows.meme", pictures="meme",
+    ),
+    PipelineSpec(  # a world's life: started at `POST /v1/worlds/{world_id}/life`, the world's id its text
+        name="life", workflow=LifeWorkflow, status_query=LifeWorkflow.status,
+        status_type=LifeStatus, result_type=LifeResult, request=LifeRequest, text_field="world_id",
+        path="worlds/{world_id}/life", progress=("state", "tick", "ticks", "actions", "posts", "budget_exhausted"),
+        title="A world's life", noun="a world's life", priority=4, artifacts="lives", command="starter.live_cmd",
+        view="life_view", live="life_live.html", page="life.html",  # pause/resume/stop and "inject an event"
+        module="workflows.life", pictures="none", budget=attrgetter("budget.cost"),
     ),
 )}
 # fmt: on

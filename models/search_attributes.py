@@ -17,7 +17,7 @@ ROOT = SearchAttributeKey.for_keyword("AtelierRoot")  # the top-level run: a wor
 TENANT = SearchAttributeKey.for_keyword("AtelierTenant")  # who started it through the HTTP API
 
 KEYS = (PIPELINE, PROVIDER, STATE, COST, SCORE, ROOT, TENANT)
-PIPELINES = ("image", "world", "character", "meme", "conversation", "knowledge")
+PIPELINES = ("image", "world", "character", "meme", "conversation", "knowledge", "life")
 STATES = (
     "RUNNING",
     "COMPLETED",

@@ -16,6 +16,7 @@ from models.deliveries import DeliveryBatch, DeliveryRecord, EndpointFeed, Recor
 from models.events import Delivery, DeliveryOutcome, EventFeed, Sent
 from models.experiment import ExperimentResult, ExperimentStatus, FinishedCells, Rerun
 from models.image import ImageJobResult, LoopState
+from models.life import LifeResult, LifeStatus
 from models.meme import MemeResult, MemeStatus
 from models.world import WorldResult, WorldStatus
 
@@ -44,6 +45,22 @@ class MemeWorkflow:
     async def run(self, raw: dict[str, Any]) -> MemeResult: ...
     @workflow.query
     def status(self) -> MemeStatus: ...
+
+
+@workflow.defn
+class LifeWorkflow:
+    @workflow.run
+    async def run(self, raw: dict[str, Any]) -> LifeResult: ...
+    @workflow.query
+    def status(self) -> LifeStatus | None: ...
+    @workflow.signal
+    def pause(self) -> None: ...
+    @workflow.signal
+    def resume(self) -> None: ...
+    @workflow.signal
+    def stop(self) -> None: ...
+    @workflow.signal
+    def inject_event(self, text: str) -> None: ...
 
 
 @workflow.defn
@@ -118,6 +135,7 @@ INTERFACES: tuple[type, ...] = (
     ImageRefinementWorkflow,
     WorldWorkflow,
     MemeWorkflow,
+    LifeWorkflow,
     ConversationWorkflow,
     KnowledgeIngestWorkflow,
     TenantAdmissionWorkflow,

@@ -1,5 +1,5 @@
 """`python -m starter` / `atelier`: server, up, down, image, world, meme (each with `--vary`: a matrix),
-experiment, chat, kb, runs, models, status, result, cancel."""
+branch (an image run from another's iteration), experiment, chat, kb, runs, models, status, result, cancel."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from kit.urls import Urls
 from models import pipelines
 from models.experiment import EXPERIMENT_TYPE
 from models.settings import Settings, invalid_settings
-from starter import chat_cmd, db_cmd, experiment_cmd, kb_cmd, models_cmd, runs_cmd, serve_cmd, services
+from starter import branch_cmd, chat_cmd, db_cmd, experiment_cmd, kb_cmd, models_cmd, runs_cmd, serve_cmd, services
 from starter.common import Parser, Pipeline, UsageError, attached, connect_or_explain, existing, stderr
 from starter.waiting import waiting
 from workflows.conversation import ConversationWorkflow
@@ -50,6 +50,7 @@ def build_parser() -> Parser:
     for name, command in STARTS.items():
         command.add_parser(sub)
         experiment_cmd.add_matrix_flags(sub.choices[name])  # `--vary`: an experiment of the one job
+    branch_cmd.add_parser(sub)
     experiment_cmd.add_parser(sub)
     chat_cmd.add_parser(sub)
     kb_cmd.add_parser(sub)
@@ -112,6 +113,7 @@ async def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 COMMANDS = {
     **{name: command.run for name, command in STARTS.items()},
+    "branch": branch_cmd.run,
     "experiment": experiment_cmd.run,
     "chat": chat_cmd.run,
     "kb": kb_cmd.run,

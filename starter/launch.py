@@ -24,6 +24,7 @@ async def labelled_start(
     """Start a run with its pipeline's priority, its summary and details for the Temporal UI, and its search
     attributes (one warning when the server lacks them)."""
     labels = await run_labels.start_options(client, settings, pipeline, text, job, workflow_id)
+    labels["memo"] |= more.pop("memo", None) or {}  # more of it: a branch's parent
     if "search_attributes" not in labels:
         stderr.print(f"[yellow]{missing_search_attributes(settings.temporal_namespace)}[/]")
     return await client.start_workflow(
@@ -38,9 +39,17 @@ async def labelled_start(
 
 
 async def start_or_attach(
-    client: Client, run: Any, job: Any, workflow_id: str, settings: Settings, pipeline: str, text: str
+    client: Client,
+    run: Any,
+    job: Any,
+    workflow_id: str,
+    settings: Settings,
+    pipeline: str,
+    text: str,
+    memo: dict[str, Any] | None = None,
 ) -> WorkflowHandle:
-    """Start a run; an id that already exists is attached to (running) or read back (finished)."""
+    """Start a run (`memo`: more of its memo); an id that already exists is attached to (running) or read back
+    (finished)."""
     attached["id"] = workflow_id
     try:
         handle = await labelled_start(
@@ -53,6 +62,7 @@ async def start_or_attach(
             workflow_id,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            memo=memo,
         )
         stderr.print(f"run {workflow_id} · provider {settings.resolved_provider}")
         stderr.print(f"Temporal UI: {Urls(settings).temporal_ui(workflow_id)}")
@@ -70,14 +80,16 @@ def print_studio_link(settings: Settings, pipeline: str, workflow_id: str) -> No
         stderr.print(f"Studio: {Urls(settings).studio_page(pipeline, workflow_id)}")
 
 
-async def launch(args: Any, settings: Settings, kind: str, run: Any, job: Any, text: str) -> tuple[Client, str] | None:
+async def launch(
+    args: Any, settings: Settings, kind: str, run: Any, job: Any, text: str, memo: dict[str, Any] | None = None
+) -> tuple[Client, str] | None:
     """Start (or attach to) the run the user asked for; None when `--detach` printed its id.
 
     Without `--id` the workflow id is made from the kind, the time and a hash of `text`.
     """
     client = await connect_or_explain(settings)
     workflow_id = args.workflow_id or default_id(kind, text)
-    await start_or_attach(client, run, job, workflow_id, settings, kind, text)
+    await start_or_attach(client, run, job, workflow_id, settings, kind, text, memo)
     if args.detach:
         print(workflow_id)
         return None
@@ -85,10 +97,10 @@ async def launch(args: Any, settings: Settings, kind: str, run: Any, job: Any, t
 
 
 async def launch_and_print(
-    args: Any, settings: Settings, kind: str, run: Any, job: Any, text: str, printer: Any
+    args: Any, settings: Settings, kind: str, run: Any, job: Any, text: str, printer: Any, memo: dict | None = None
 ) -> int:
     """Start (or attach to) a run and print its result with `printer` (or its id with `--detach`)."""
-    if (launched := await launch(args, settings, kind, run, job, text)) is None:
+    if (launched := await launch(args, settings, kind, run, job, text, memo)) is None:
         return 0
     client, workflow_id = launched
     return await printer(client, workflow_id, settings, args.out)

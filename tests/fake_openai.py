@@ -59,6 +59,7 @@ class Recorded:
     at: float
     faulted: bool = False
     limited: bool = False  # answered 429 by the rate limit
+    answered: float | None = None  # when its whole reply was written (None: never, e.g. held, then cut off)
 
 
 class Bucket:
@@ -178,6 +179,35 @@ def as_asked(value: dict[str, Any], schema: dict[str, Any], prompt: str, index: 
     return value
 
 
+LIFE_SCHEMAS = ("Decisions", "Reflections")  # a world's life: one answer per character the prompt lists
+CHARACTER = re.compile(r"^@(\S+) \(", re.M)  # `@username (Display name): …` opens a character's block
+FEED_ITEM = re.compile(r"^  \[([^\]]+)\] @(\S+):", re.M)  # `  [post id] @author: text` in its feed
+
+
+def life_answer(name: str, prompt: str, index: int) -> dict[str, Any]:
+    """A life's structured answer, as a model following its prompt gives it: for `Decisions`, each character
+    replies to the first post of its feed (naming its author), or posts when its feed is empty; for
+    `Reflections`, a line each. Every field of the schema is present (strict structured output)."""
+    blocks = [(m.group(1), prompt[m.end() : nxt.start() if nxt else len(prompt)]) for m, nxt in _pairs(prompt)]
+    if name == "Reflections":
+        notes = [{"username": who, "text": f"Reflection {index} of @{who}."} for who, _ in blocks]
+        return {"reflections": notes}
+    actions = []
+    for who, block in blocks:
+        first = FEED_ITEM.search(block)
+        if first:
+            text, kind, post = f"@{first.group(2)} fake reply {index}", "reply", first.group(1)
+        else:
+            text, kind, post = f"fake post {index} by @{who}", "post", None
+        actions.append({"username": who, "kind": kind, "text": text, "post": post, "target": None})
+    return {"actions": actions}
+
+
+def _pairs(prompt: str) -> list[tuple[re.Match[str], re.Match[str] | None]]:
+    found = list(CHARACTER.finditer(prompt))
+    return list(zip(found, [*found[1:], None], strict=True))
+
+
 def error_body(message: str, code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": "invalid_request_error", "code": code}}
 
@@ -196,6 +226,8 @@ class FakeOpenAI:
         self.picture_redirect: str | None = None  # when set, /generated-images/* answers 302 to it
         self.refuse_text: str | None = None  # picture prompts containing it are refused like `[refuse]` ones
         self.fail_text: str | None = None  # any request whose body contains it answers 400 (it fails for good)
+        self.hold_texts: tuple[str, ...] = ()  # requests whose body contains them all wait for `release()`
+        self._released = threading.Event()
         self.requests: list[Recorded] = []
         self.faults: dict[str, deque[Fault]] = {}
         self.scores: deque[int] = deque()
@@ -263,6 +295,17 @@ class FakeOpenAI:
     def limited(self) -> list[Recorded]:
         with self._lock:
             return [r for r in self.requests if r.limited]
+
+    def hold(self, *texts: str) -> None:
+        """From now on, requests whose body (as JSON) contains every one of `texts` are received (recorded) but
+        not answered until `release()`: calls in flight, for as long as a test needs (at most a minute)."""
+        self._released.clear()
+        self.hold_texts = texts
+
+    def release(self) -> None:
+        """The held requests are answered (to whoever still listens); new ones are no longer held."""
+        self.hold_texts = ()
+        self._released.set()
 
     def script_scores(self, *scores: int) -> None:
         self.scores.extend(scores)
@@ -371,6 +414,8 @@ class FakeOpenAI:
             if "safety system refused" in text:  # a rewrite within policy drops what was refused
                 prompt = prompt.replace("[refuse] ", "").replace("[refuse]", "")
             content = json.dumps({"prompt": f"{prompt} +r{index}"})
+        elif name in LIFE_SCHEMAS:
+            content = json.dumps(life_answer(name, str(body["messages"][-1]["content"]), index))
         else:
             schema = body.get("response_format", {}).get("json_schema", {}).get("schema", {})
             value = instance(schema, schema.get("$defs", {}), index)
@@ -459,7 +504,8 @@ class FakeOpenAI:
                         fault = bucket.too_many(wait, "text" if route == "chat" else "image")  # type: ignore[union-attr]
                     limit_headers = bucket.headers() if bucket and fake.limit_headers else {}
                     faulted = fault.status != 200 or fault.malformed or fault.delay >= fake.fault_timeout_s
-                    fake.requests.append(Recorded(self.path, body, time.monotonic(), faulted, limited=wait > 0))
+                    self.record = Recorded(self.path, body, time.monotonic(), faulted, limited=wait > 0)
+                    fake.requests.append(self.record)
                     index = len(fake.requests)
                 if self._refused_key():
                     return None
@@ -467,6 +513,8 @@ class FakeOpenAI:
                     return self._send(404, error_body(f"no route {self.path}", "not_found"))
                 if (refused := fake.refusal_for(route) or fake.safety_refusal(route, body)) is not None:
                     return self._send(*refused)
+                if fake.hold_texts and all(text in json.dumps(body) for text in fake.hold_texts):
+                    fake._released.wait(60)
                 if fake.fail_text and fake.fail_text in json.dumps(body):
                     return self._send(400, error_body("Invalid request: the test server fails it", "invalid_request"))
                 streaming = route == "chat" and bool(body.get("stream"))
@@ -520,6 +568,9 @@ class FakeOpenAI:
                         self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
                         self.wfile.flush()
                     self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
+                    if record := getattr(self, "record", None):
+                        record.answered = time.monotonic()
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
@@ -534,6 +585,9 @@ class FakeOpenAI:
                         self.send_header(key, value)
                     self.end_headers()
                     self.wfile.write(data)
+                    self.wfile.flush()
+                    if record := getattr(self, "record", None):
+                        record.answered = time.monotonic()
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout tests)
 

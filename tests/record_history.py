@@ -10,9 +10,9 @@ server, as `searchable-*.json`.
 Besides each pipeline's happy path the corpus holds the paths that matter for replay: a dollar budget
 running out (calls waiting on reservations in flight), a cancelled loop, a world with failed steps, a
 conversation handing over with messages queued and ending during it, an image loop without a scoring worker,
-a picture refused by the provider's safety system, a conversation streamed to a subscriber, a world without a
-scoring worker, a world cancelled while casting, an experiment continuing as new with a failed cell started
-again, an experiment cancelled with cells running.
+a picture refused by the provider's safety system, an image loop branched from another's iteration, a
+conversation streamed to a subscriber, a world without a scoring worker, a world cancelled while casting, an
+experiment continuing as new with a failed cell started again, an experiment cancelled with cells running.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ from models.conversation import ConversationConfig, ConversationStart, Conversat
 from models.deliveries import DeliveryBatch, DeliveryRecord, EndpointFeed, endpoint_deliveries_id
 from models.events import Delivery, EventFeed, delivery_id
 from models.experiment import ExperimentPlan, PlannedVariant
-from models.image import ImageJob, ImageOptions, StopReason
+from models.image import ImageBranch, ImageJob, ImageOptions, StopReason
+from models.life import LifeJob
 from models.meme import MemeJob
 from models.search_attributes import at_start
 from models.settings import EVENTS_QUEUE, SCORING_QUEUE, WORKFLOW_QUEUE, Settings
@@ -62,6 +63,7 @@ from workflows.endpoint_deliveries import EndpointDeliveriesWorkflow
 from workflows.experiment import ExperimentWorkflow
 from workflows.image_refinement import ImageRefinementWorkflow
 from workflows.knowledge import KnowledgeIngestWorkflow
+from workflows.life import LifeWorkflow
 from workflows.meme import MemeWorkflow
 from workflows.run_events import RunEventsWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
@@ -128,6 +130,23 @@ async def record_image(rec: Recording) -> None:
     await save(handle)
 
 
+async def record_image_branch(rec: Recording) -> None:
+    """An image loop branched from iteration 2 of another (patched: runs from before start at 1): iterations 1–2
+    taken as the parent made them, with a note for the refinement after 2, then iteration 3."""
+    client = rec.client
+    job = ImageJob(prompt="a silver ring with a blue stone", max_iterations=3, threshold=100)
+    parent = await client.execute_workflow(
+        ImageRefinementWorkflow.run, job, **rec.start("image", "recorded-image-branch-parent")
+    )
+    branch = ImageBranch.take(parent.workflow_id, 2, parent.iterations, parent.refusals, ["more silver"], None)
+    child = job.model_copy(update={"branch": branch})
+    handle = await client.start_workflow(
+        ImageRefinementWorkflow.run, child, **rec.start("image", "recorded-image-branch")
+    )
+    await handle.result()
+    await save(handle)
+
+
 async def record_world(rec: Recording) -> None:
     client = rec.client
     job = WorldJob(prompt="A lighthouse town of storm chasers", characters=2, posts_per_character=3)
@@ -140,6 +159,39 @@ async def record_meme(rec: Recording) -> None:
     client = rec.client
     job = MemeJob(topic="working from home", format="auto", max_refinements=2, target_score=0.8)
     handle = await client.start_workflow(MemeWorkflow.run, job, **rec.start("meme", "recorded-meme"))
+    await handle.result()
+    await save(handle)
+
+
+async def record_life(rec: Recording) -> None:
+    """A small world's life: an event injected as it starts, three ticks, continuing as new after two (the first
+    run is recorded)."""
+    client = rec.client
+    world = WorldJob(prompt="A harbour town of lamplighters", characters=3, posts_per_character=1, images=False)
+    made = await client.start_workflow(WorldWorkflow.run, world, **rec.start("world", "recorded-life-world"))
+    await made.result()
+    job = LifeJob(world_id=made.id, ticks=3, active_share=1.0, batch_size=2, continue_every=2)
+    handle = await client.start_workflow(
+        LifeWorkflow.run,
+        job,
+        **rec.start("life", "recorded-life"),
+        start_signal="inject_event",
+        start_signal_args=["a storm closes the harbour"],
+    )
+    first_run = (await handle.describe()).run_id
+    await handle.result()
+    await save(client.get_workflow_handle(handle.id, run_id=first_run))
+
+
+async def record_life_memory(rec: Recording) -> None:
+    """A small world's life that remembers: each tick recalls its characters' memories (on the scoring queue), and
+    they reflect every second tick (two ticks)."""
+    client = rec.client
+    world = WorldJob(prompt="A harbour town of lamplighters", characters=3, posts_per_character=1, images=False)
+    made = await client.start_workflow(WorldWorkflow.run, world, **rec.start("world", "recorded-life-memory-world"))
+    await made.result()
+    job = LifeJob(world_id=made.id, ticks=2, active_share=1.0, batch_size=2, reflect_every=2)
+    handle = await client.start_workflow(LifeWorkflow.run, job, **rec.start("life", "recorded-life-memory"))
     await handle.result()
     await save(handle)
 
@@ -627,6 +679,8 @@ RECORDERS = {
     "image": offline(record_image),
     "world": offline(record_world),
     "meme": offline(record_meme),
+    "life": offline(record_life),
+    "life-memory": offline(record_life_memory),
     "conversation": offline(record_conversation),
     "knowledge": offline(record_knowledge),
     "world-budget": record_world_budget,
@@ -646,6 +700,7 @@ RECORDERS = {
     "endpoint-deliveries": offline(record_endpoint_deliveries),
     "admission": record_admission,
     "image-models": offline_models(record_image_models),
+    "image-branch": offline(record_image_branch),
     "world-models": offline_models(record_world_models),
     "meme-models": offline_models(record_meme_models),
     "conversation-models": offline_models(record_conversation_models),

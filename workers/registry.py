@@ -13,6 +13,8 @@ from activities.conversation import ConversationActivities
 from activities.experiment_report import ExperimentActivities
 from activities.heartbeat import HEARTBEAT_EVERY_S, HeartbeatThroughout
 from activities.image import ImageActivities
+from activities.life import LifeActivities
+from activities.life_memory import LifeMemoryActivities
 from activities.meme import MemeActivities
 from activities.meme_render import RenderActivities
 from activities.providers import Providers
@@ -96,6 +98,8 @@ def provider_activities(providers: Providers, store: ArtifactStore, settings: Se
     models = "offline" if name == "offline" else f"{name}:{settings.llm_model}:{settings.image_model}"
     meme = MemeActivities(providers, store, spool, providers.upload, models)
     conversation = ConversationActivities(providers, store)
+    life = LifeActivities(providers, store)
+    memory = LifeMemoryActivities(providers, store)
     return {
         TEXT_QUEUE: [
             image.evaluate_image,
@@ -109,6 +113,8 @@ def provider_activities(providers: Providers, store: ArtifactStore, settings: Se
             meme.write_text,
             meme.judge_text,
             *conversation.phases(),
+            life.decide_actions,
+            *memory.model_steps(),
         ],
         IMAGE_QUEUE: [
             image.generate_image,
@@ -126,6 +132,8 @@ def provider_activities(providers: Providers, store: ArtifactStore, settings: Se
             conversation.archive_turn,
             ExperimentActivities(store).write_experiment_report,
             require_pollers,
+            *life.storage_steps(),
+            *memory.storage_steps(),
         ],
     }
 

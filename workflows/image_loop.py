@@ -4,7 +4,7 @@ of turns or out of budget. Holds what the run's `state` query shows, none of it 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from temporalio import workflow
@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from models.image import (
         GeneratedImage,
         GenerateImageRequest,
+        ImageBranch,
         ImageJob,
         ImageJobResult,
         Iteration,
@@ -33,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.feedback import reservation_usd
     from workflows.image_evaluation import scored_iteration
     from workflows.options import image_call, storage_call, text_call
-    from workflows.patches import FEEDBACK_CAP_PATCH, REFUSAL_PATCH
+    from workflows.patches import BRANCH_PATCH, FEEDBACK_CAP_PATCH, REFUSAL_PATCH
     from workflows.scoring import ScoringQueue
 
 ENDINGS = {
@@ -93,13 +94,13 @@ class ImageLoop:
         stopped = StopReason.MAX_ITERATIONS
         try:
             references = await self._references()
-            draft = Draft(self.job.prompt)
-            for number in range(1, self.job.max_iterations + 1):
-                outcome = await self._iteration(number, references, draft)
+            outcome, first = await self._start()
+            for number in range(first, self.job.max_iterations + 1):
                 if isinstance(outcome, StopReason):
-                    stopped = outcome
                     break
-                draft = outcome
+                outcome = await self._iteration(number, references, outcome)
+            if isinstance(outcome, StopReason):
+                stopped = outcome
         except BudgetExhausted:  # a call the provider found dearer than what was left (nothing was sent)
             if not self.iterations:
                 raise
@@ -109,6 +110,33 @@ class ImageLoop:
                 raise
             stopped = StopReason.CANCELLED
         return self._finish(StopReason.REFUSED if self.refusals and not self.iterations else stopped)
+
+    async def _start(self) -> tuple[Draft | StopReason, int]:
+        """The first iteration's draft and number: the job's prompt at 1, or a branch's (runs since
+        `BRANCH_PATCH`)."""
+        branch = self.job.branch
+        if branch is None or not workflow.patched(BRANCH_PATCH.id):
+            return Draft(self.job.prompt), 1
+        return await self._branched(branch), branch.from_iteration + 1
+
+    async def _branched(self, branch: ImageBranch) -> Draft | StopReason:
+        """The parent's iterations 1..N taken as they are (no call: reused, never bought again), then the
+        refinement after N as the parent's loop would have made it (its threshold is not asked again: a
+        branch is asked for more iterations), or why to stop first."""
+        number = branch.from_iteration
+        self.refusals.extend(branch.refusals)
+        self.iterations.extend(branch.iterations)
+        self.state.scores.extend(it.score for it in branch.iterations)
+        self.state.best_score = max(self.state.scores)
+        last = branch.iterations[-1]  # N
+        self.state.iteration = number
+        self.state.prompt = last.prompt
+        self.state.phase = Phase.REFINING
+        self._show()
+        if (stop := self._stop_before_refining(number)) is not None:
+            return stop
+        feedback = [it.feedback for it in self.iterations]
+        return await self._after_picture(number, last.prompt, feedback, branch.previous_response_id, branch.feedback)
 
     async def _iteration(self, number: int, references: list[ArtifactRef], draft: Draft) -> Draft | StopReason:
         """Generate, then score (or take the refusal); the next iteration's draft, or why to stop."""
@@ -142,15 +170,28 @@ class ImageLoop:
     ) -> Draft | StopReason:
         """The prompt rewritten from `feedback` (after a scored picture, `generated`, from the human's notes
         waiting too), or why to stop first."""
+        if (stop := self._stop_before_refining(number)) is not None:
+            return stop
+        self.state.phase = Phase.REFINING
+        if generated is None:  # after a refusal: the draft's notes and previous picture stay
+            return replace(draft, prompt=await self._refine(number, draft.prompt, [], feedback))
+        return await self._after_picture(number, draft.prompt, feedback, generated.response_id)
+
+    def _stop_before_refining(self, number: int) -> StopReason | None:
+        """Why no iteration follows `number`: the last one, or a budget that cannot cover the next."""
         if number == self.job.max_iterations:
             return StopReason.MAX_ITERATIONS
         if self._over_budget("text", "image", "text"):  # refine, then the next iteration
             return StopReason.BUDGET_EXHAUSTED
-        self.state.phase = Phase.REFINING
-        if generated is None:  # after a refusal: the draft's notes and previous picture stay
-            return replace(draft, prompt=await self._refine(number, draft.prompt, [], feedback))
-        human = self.take_feedback()
-        return Draft(await self._refine(number, draft.prompt, human, feedback), human, generated.response_id)
+        return None
+
+    async def _after_picture(
+        self, number: int, prompt: str, feedback: list[str], response_id: str | None, carried: Sequence[str] = ()
+    ) -> Draft:
+        """The next draft after a scored picture: its prompt refined with the human's notes (`carried`, then
+        those waiting), refining from the picture's `response_id`."""
+        human = [*carried, *self.take_feedback()]
+        return Draft(await self._refine(number, prompt, human, feedback), human, response_id)
 
     async def _references(self) -> list[ArtifactRef]:
         job = self.job

@@ -21,6 +21,7 @@ CHARACTER = "CharacterWorkflow"
 MEME = "MemeWorkflow"
 CONVERSATION = "ConversationWorkflow"
 KNOWLEDGE = "KnowledgeIngestWorkflow"
+LIFE = "LifeWorkflow"
 LONG_LIVED = frozenset({CONVERSATION})  # their runs reach new builds only by continuing as new
 
 
@@ -75,7 +76,7 @@ NEAR_COPIES_OPTIONAL_PATCH = Patch("near-copy-check-optional", "a6422c6", "2026-
 # A scoring call first asks whether a scoring worker polls (once a minute per run), then waits for a busy one; before, a
 # 60 s schedule-to-start timeout stood for 'is anyone there?'.
 POLLERS_PATCH = Patch(
-    "scoring-asks-for-pollers", "c62b1dd", "2026-12-03", (IMAGE, WORLD, CHARACTER, MEME, CONVERSATION, KNOWLEDGE)
+    "scoring-asks-for-pollers", "c62b1dd", "2026-12-03", (IMAGE, WORLD, CHARACTER, MEME, CONVERSATION, KNOWLEDGE, LIFE)
 )
 # A paid call that failed for good books what its attempts spent (from its failure or last heartbeat); before, only
 # successful calls were booked.
@@ -99,6 +100,9 @@ FEEDBACK_CAP_PATCH = Patch("pending-feedback-capped", "9cd93e9", "2026-12-07", (
 RUN_MODELS_PATCH = Patch(
     "calls-name-the-runs-models", "4e0c20a", "2026-12-07", (IMAGE, WORLD, CHARACTER, MEME, CONVERSATION)
 )
+# An image run may be a branch of an earlier one (`ImageJob.branch`): it takes that run's iterations up to N as its own
+# without a call and starts at N + 1 from N's prompt, feedback and response id; before, every run started at 1.
+BRANCH_PATCH = Patch("image-branch-from-an-iteration", "#46", "2026-12-07", (IMAGE,))  # commit: the lead fills it in
 
 PATCHES = (
     PROGRESS_PATCH,
@@ -117,4 +121,5 @@ PATCHES = (
     UPLOADS_PATCH,
     FEEDBACK_CAP_PATCH,
     RUN_MODELS_PATCH,
+    BRANCH_PATCH,
 )

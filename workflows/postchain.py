@@ -144,6 +144,7 @@ class PostChain:
             before_turn=st.turns_total + 1,
             k=self.config.top_k,
             knowledge=self.config.knowledge,
+            speaker=self.config.speaker,
         )
         call = self.scoring.execute(
             "retrieve_passages",
@@ -168,7 +169,9 @@ class PostChain:
             turn,
             Phase.ACTION,
             ConversationActivities.action,
-            ActionRequest(user=text, recent=transcript_lines(st.recent[-3:]), stream_turn=streamed),
+            ActionRequest(
+                user=text, recent=transcript_lines(st.recent[-3:]), stream_turn=streamed, speaker=self.config.speaker
+            ),
             lambda out: out.response,
             "no first response",
         )
@@ -277,7 +280,13 @@ class PostChain:
             Phase.YIELD,
             ConversationActivities.yield_answer,
             YieldRequest(
-                user=text, draft=draft, intent=intent, passages=found, retrieval=retrieval, stream_turn=streamed
+                user=text,
+                draft=draft,
+                intent=intent,
+                passages=found,
+                retrieval=retrieval,
+                stream_turn=streamed,
+                speaker=self.config.speaker,
             ),
             lambda out: f"answer with {len(out.cited)} citations",
             "answered with the first response",

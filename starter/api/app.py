@@ -18,11 +18,13 @@ from starter.api.body_limits import BodyLimits
 from starter.api.hosts import is_loopback
 from starter.api.routes import (
     artifacts,
+    branches,
     conversations,
     creates,
     events,
     experiments,
     knowledge,
+    life,
     models,
     ratings,
     runs,
@@ -57,7 +59,20 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     )
     problems.install(app)
     app.add_middleware(BodyLimits, max_body_bytes=settings.api_max_body_bytes)  # the caller, then the body
-    routers = (creates, runs, events, artifacts, webhooks, conversations, knowledge, models, experiments, ratings)
+    routers = (
+        creates,
+        life,
+        runs,
+        branches,
+        events,
+        artifacts,
+        webhooks,
+        conversations,
+        knowledge,
+        models,
+        experiments,
+        ratings,
+    )
     for module in routers:
         app.include_router(module.router)
 

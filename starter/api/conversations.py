@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from temporalio.client import WorkflowExecution, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 
 from kit.run_reading import bounded_query
-from models.conversation import ConversationConfig, ConversationStart, History, PhaseRecord, Reply
+from models.conversation import ConversationConfig, ConversationStart, History, PhaseRecord, Reply, Speaker
 from models.conversation_stream import TextDelta
 from models.priority import run_priority
 from models.settings import WORKFLOW_QUEUE
@@ -47,13 +47,16 @@ async def owned_conversation(svc: Service, caller: Caller, conversation_id: str)
     return handle
 
 
-async def start(svc: Service, caller: Caller, config: ConversationConfig) -> ConversationCreated:
+async def start(
+    svc: Service, caller: Caller, config: ConversationConfig, speaker: Speaker | None = None
+) -> ConversationCreated:
     """A new conversation (its models checked as a run's are); its retrieval searches the caller's own
-    knowledge base."""
+    knowledge base, or, as a world's character (`speaker`: the caller's own, found by `starter.api.life`), the
+    character's memory. A body's own `speaker` is never taken: it could name another tenant's world."""
     check_models(svc, config.models, "body.config.models")
     conversation_id = f"{caller.tenant}.conversation-{uuid.uuid4().hex[:16]}"
     tenant = caller.keyed_tenant
-    job = ConversationStart(config=config.model_copy(update={"knowledge": tenant}))
+    job = ConversationStart(config=config.model_copy(update={"knowledge": tenant, "speaker": speaker}))
     labels = await run_labels.start_options(
         svc.client, svc.settings, "conversation", f"conversation {conversation_id}", job, conversation_id, tenant
     )

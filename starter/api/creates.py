@@ -100,22 +100,32 @@ async def check(svc: Service, caller: Caller, request: Any) -> None:
 
 
 async def start(
-    svc: Service, caller: Caller, pipe: PipelineSpec, job: Any, request: Any, key: str | None
+    svc: Service,
+    caller: Caller,
+    pipe: PipelineSpec,
+    job: Any,
+    request: Any,
+    key: str | None,
+    workflow_id: str | None = None,
+    memo: dict[str, Any] | None = None,
 ) -> RunCreated:
     """Start the run the request asks for (admitted by the tenant's caps) and its event feed; the same
     `Idempotency-Key` again answers the run it started (409 with another request). With `vary`, a matrix: the
-    experiment of its cells (`experiments.matrix`), answered as the run it stands for."""
+    experiment of its cells (`experiments.matrix`), answered as the run it stands for. `workflow_id`: the run's
+    own id (a world's life: one per world), answered like an idempotent create when it runs already. `memo`: more
+    of the run's memo (a branch's parent)."""
+    own_id = workflow_id is not None
     if request.vary:
         from starter.api import experiments  # it builds on this module: imported when a matrix is asked for
 
         matrix = await experiments.matrix(svc, caller, pipe, request, key)
         return RunCreated(id=matrix.id, pipeline=pipe.name, status=matrix.status, urls=matrix.urls)
-    workflow_id = run_id(caller, pipe.name, key)
+    workflow_id = workflow_id or run_id(caller, pipe.name, key)
     digest = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
     text = getattr(job, pipe.text_field)
     created = RunCreated(id=workflow_id, pipeline=pipe.name, status="running", urls=svc.urls.run_urls(workflow_id))
     feed = (svc, workflow_id, pipe.name, caller.tenant, webhooks_of(svc, caller, request))
-    if key is not None and (existing := await described(svc, workflow_id)) is not None:
+    if (key is not None or own_id) and (existing := await described(svc, workflow_id)) is not None:
         same = same_request(existing, digest, created)
         await ensure_feed(*feed)  # an earlier create may have started the run and not its feed
         return same
@@ -123,7 +133,7 @@ async def start(
         labels = await run_labels.start_options(
             svc.client, svc.settings, pipe.name, text, job, workflow_id, caller.keyed_tenant
         )
-        memo = labels["memo"] | {MEMO_TENANT: caller.tenant, MEMO_REQUEST: digest}
+        memo = labels["memo"] | (memo or {}) | {MEMO_TENANT: caller.tenant, MEMO_REQUEST: digest}
         if request.rerun_of:
             memo[MEMO_RERUN] = request.rerun_of
         try:

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from starter.api.errors import ApiProblem
 from starter.api.sessions import SESSION_COOKIE
-from starter.studio import access, experiment_page, new_pages, rate_pages, run_pages, runs_page
+from starter.studio import access, experiment_page, life_pages, new_pages, rate_pages, run_pages, runs_page
 from starter.studio.access import SignInNeeded, templates, urls
 
 STATIC = Path(__file__).parent / "static"
@@ -67,7 +67,7 @@ class CompressedPages:
 
 
 def install(app: FastAPI) -> None:
-    for module in (access, runs_page, run_pages, new_pages, experiment_page, rate_pages):
+    for module in (access, runs_page, run_pages, new_pages, experiment_page, rate_pages, life_pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(NoFraming)

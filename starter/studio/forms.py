@@ -15,7 +15,7 @@ from pydantic.fields import FieldInfo
 
 from models.catalog import KINDS, Catalog
 
-LEFT_OUT = {"cost", "webhook", "webhook_events", "rerun_of", "references"}  # set elsewhere, or by the API
+LEFT_OUT = {"cost", "webhook", "webhook_events", "rerun_of", "references", "branch"}  # set elsewhere, or by the API
 LONG = {"prompt", "topic"}
 
 

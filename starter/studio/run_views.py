@@ -15,11 +15,13 @@ from kit.run_reading import MEMO_RERUN
 from models.api import RunView
 from models.catalog import KINDS, Catalog
 from models.image import ImageJobResult, Iteration, LoopState, Refusal
+from models.life import LifeResult, LifeStatus
 from models.meme import MemeResult, MemeStatus
 from models.pipelines import PIPELINES
 from models.world import PHASES, WorldResult, WorldStatus
 from starter.api.runs import view
 from starter.api.service import Service
+from starter.studio.life_data import LifeData, life_data
 from starter.studio.runs_data import studio_runs
 from starter.studio.world_data import WorldView, world_view
 
@@ -168,3 +170,16 @@ async def meme_view(svc: Service, described: WorkflowExecutionDescription) -> Me
     runs = studio_runs(svc)
     result: MemeResult | None = await runs.result(described)
     return MemeView(None if result else await runs.status(described), result)
+
+
+@dataclass
+class LifeView:
+    status: LifeStatus | None  # live, or as the life ended
+    data: LifeData | None = None  # its timeline, characters, graph and chart as of its last tick
+
+
+async def life_view(svc: Service, described: WorkflowExecutionDescription) -> LifeView:
+    runs = studio_runs(svc)
+    result: LifeResult | None = await runs.result(described)
+    status = result.status if result is not None else await runs.status(described)
+    return LifeView(status, await life_data(svc.store, status) if status is not None else None)

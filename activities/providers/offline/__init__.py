@@ -11,13 +11,21 @@ from PIL import Image
 from pydantic import BaseModel
 
 from activities.providers.base import GeneratedBytes, ReferenceInput, T, TextStream
-from activities.providers.offline import conversation_writer, judge, meme_writer, render, world_writer, writer
+from activities.providers.offline import (
+    conversation_writer,
+    judge,
+    life_writer,
+    meme_writer,
+    render,
+    world_writer,
+    writer,
+)
 from activities.providers.offline.hands import hand_of
 from activities.providers.offline.vocabulary import parse
 from activities.providers.usage import CallNotes, estimate_tokens, note
 from models.image import CONTENT_TYPES, Evaluation, ImageOptions, RefinedPrompt, RefinePromptRequest
 
-WRITERS = world_writer.WRITERS | meme_writer.WRITERS | conversation_writer.WRITERS
+WRITERS = world_writer.WRITERS | meme_writer.WRITERS | conversation_writer.WRITERS | life_writer.WRITERS
 _RESPONSE_ID = re.compile(r"^offline-([0-9a-f]{16})-")
 
 

@@ -99,20 +99,28 @@ def _quote(passage: Passage) -> str:
     return flat if len(flat) <= 220 else flat[:219] + "…"
 
 
+def _where(passage: Passage) -> str:
+    if passage.source == "turn":
+        return f"you told me in {passage.title}"
+    if passage.source == "memory":  # a character's own memory: its title says what it is ("I wrote (post …)")
+        return passage.title
+    return f"{passage.title} says"
+
+
 def yield_answer(request: YieldRequest) -> YieldOutput:
+    """The answer from the relevant passages, quoted and cited; as a character, in its name and from its memory."""
+    speaker = request.speaker
+    voice = f"@{speaker.username} here. " if speaker else ""
     if request.intent.startswith("share"):
-        return YieldOutput(answer=f"Got it, I will remember that: {request.user.strip()}", cited=[])
+        return YieldOutput(answer=f"{voice}Got it, I will remember that: {request.user.strip()}", cited=[])
     relevant = [(i, p) for i, p in enumerate(request.passages, 1) if p.score >= RELEVANT][:3]
     if not relevant:
         missing = "" if request.retrieval else " (retrieval was unavailable)"
-        return YieldOutput(
-            answer=f"{request.draft} I have nothing on this in our conversation or the knowledge base{missing}."
-        )
-    parts = []
-    for number, passage in relevant:
-        where = f"you told me in {passage.title}" if passage.source == "turn" else f"{passage.title} says"
-        parts.append(f'{where}: "{_quote(passage)}" [{number}]')
-    return YieldOutput(answer="From what I found, " + "; ".join(parts) + ".", cited=[n for n, _ in relevant])
+        where = "my memory" if speaker else "our conversation or the knowledge base"
+        return YieldOutput(answer=f"{voice}{request.draft} I have nothing on this in {where}{missing}.")
+    parts = [f'{_where(passage)}: "{_quote(passage)}" [{number}]' for number, passage in relevant]
+    found = "From what I remember, " if speaker else "From what I found, "
+    return YieldOutput(answer=voice + found + "; ".join(parts) + ".", cited=[n for n, _ in relevant])
 
 
 WRITERS: dict[type[BaseModel], Callable[..., BaseModel]] = {

@@ -5,7 +5,7 @@
 const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
 const TERMINAL = ["run.completed", "run.failed", "run.cancelled"];
 const EVENTS = ["run.started", "run.progress", "iteration.completed", "character.created", "post.created",
-  "image.created", ...TERMINAL];
+  "image.created", "tick.completed", ...TERMINAL];
 
 async function api(method, url, body, headers = {}) {
   const init = { method, headers: { "X-CSRF-Token": csrf(), ...headers }, credentials: "same-origin" };
@@ -192,6 +192,18 @@ async function upload(form, input) {
   input.value = "";
 }
 
+// "Branch from here" on an image run's cards: they are in the live part, swapped in as the run goes, so one
+// listener on the document answers every such form, now or later.
+async function branchForm(event) {
+  const form = event.target.closest?.("form[data-branch]");
+  if (!form) return;
+  event.preventDefault();
+  clearProblems(form);
+  const response = await api("POST", form.dataset.branch, bodyOf(form));
+  if (response.ok) return window.location.assign(form.dataset.next + encodeURIComponent((await response.json()).id));
+  showProblems(form, await problemOf(response));
+}
+
 function feedbackForm(form) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -285,10 +297,20 @@ function wire() {
   document.querySelectorAll("[data-poll]").forEach(poll);
   document.querySelectorAll("form[data-create]").forEach(createForm);
   document.querySelectorAll("form[data-feedback]").forEach(feedbackForm);
+  document.addEventListener("submit", branchForm);
   document.querySelectorAll("[data-cancel]").forEach((button) => button.addEventListener("click", async () => {
     button.disabled = true;
     const response = await api("POST", button.dataset.cancel);
     button.textContent = response.ok ? "Cancelling…" : "Could not cancel";
+  }));
+  document.querySelectorAll("[data-signal]").forEach((button) => button.addEventListener("click", async () => {
+    const said = document.querySelector("[data-signal-said]");  // a life's pause, resume and stop
+    button.disabled = true;
+    const response = await api("POST", button.dataset.signal);
+    const problem = response.ok ? null : await problemOf(response);
+    if (said) said.textContent = problem ? problem.detail || problem.title : `${button.textContent.trim()}: asked`;
+    button.disabled = false;
+    await document.querySelector("[data-live]")?.refresh?.();
   }));
   document.querySelectorAll("[data-compare]").forEach((form) => {
     const update = () => {
