@@ -102,7 +102,7 @@ RUN_MODELS_PATCH = Patch(
 )
 # An image run may be a branch of an earlier one (`ImageJob.branch`): it takes that run's iterations up to N as its own
 # without a call and starts at N + 1 from N's prompt, feedback and response id; before, every run started at 1.
-BRANCH_PATCH = Patch("image-branch-from-an-iteration", "#46", "2026-12-07", (IMAGE,))  # commit: the lead fills it in
+BRANCH_PATCH = Patch("image-branch-from-an-iteration", "31478e1", "2026-12-07", (IMAGE,))
 
 PATCHES = (
     PROGRESS_PATCH,
