@@ -60,35 +60,34 @@ class RunOptions(BaseModel):
 COST_RULE = "prices and per-call reservations are the server's: send max_cost_usd, the run's dollar budget"
 
 
-def _server_priced(cost: Any) -> None:
-    """A request never carries a `CostLimit`: the server quotes one from `max_cost_usd` and its own prices
-    (`starter.max_cost`), so a client cannot make its calls cheaper than they are."""
-    if cost is not None:
-        raise ValueError(COST_RULE)
-    return None
+def refused(rule: str, kind: Any = None) -> Any:
+    """A job's field a request may not give: refused with `rule` (a 422 naming the field), left out of the schema."""
+
+    def given(value: Any) -> None:
+        if value is not None:
+            raise ValueError(rule)
+        return None
+
+    return SkipJsonSchema[Annotated[kind, BeforeValidator(given)]]
 
 
-# A job's `cost` as a request may give it: not at all (refused, naming the field; not in the schema).
-ServerCost = SkipJsonSchema[Annotated[CostLimit | None, BeforeValidator(_server_priced)]]
+# A request never carries a `CostLimit`: the server quotes one from `max_cost_usd` and its own prices
+# (`starter.max_cost`), so a client cannot make its calls cheaper than they are.
+ServerCost = refused(COST_RULE, CostLimit | None)
+# A create never carries a branch's parent iterations: the branch route reads them from the parent run.
+NoBranch = refused("a branch starts from an earlier run: POST /v1/runs/{id}/branch")
+OneBranch = refused("a branch is one run: vary the parent, or branch again")
+NotCarried = refused("only a life carries its state over")
+OneLife = refused("a world has one life at a time: a life is not a matrix")
 
 
 class RequestBudget(Budget):
     cost: ServerCost = None
 
 
-BRANCH_RULE = "a branch starts from an earlier run: POST /v1/runs/{id}/branch"
-
-
-def _branched_by_its_route(branch: Any) -> None:
-    """A create never carries the parent's iterations: the branch route reads them from the parent run."""
-    if branch is not None:
-        raise ValueError(BRANCH_RULE)
-    return None
-
-
 class ImageRequest(ImageJob, RunOptions):
     cost: ServerCost = None
-    branch: SkipJsonSchema[Annotated[None, BeforeValidator(_branched_by_its_route)]] = None
+    branch: NoBranch = None
 
 
 class BranchRequest(RunOptions):
@@ -101,7 +100,7 @@ class BranchRequest(RunOptions):
     threshold: int | None = Field(default=None, ge=0, le=100)
     max_iterations: int | None = Field(default=None, ge=2, le=20)
     rerun_of: SkipJsonSchema[None] = None  # the parent is `branch_of`
-    vary: SkipJsonSchema[Annotated[None, BeforeValidator(_one_branch)]] = None
+    vary: OneBranch = None
     repeat: SkipJsonSchema[Literal[1]] = 1
     parent: SkipJsonSchema[str] = ""  # the path's run (filled from it: part of the request's digest)
 
@@ -121,31 +120,13 @@ class MemeRequest(MemeJob, RunOptions):
     cost: ServerCost = None
 
 
-def _one_branch(vary: Any) -> None:
-    if vary is not None:
-        raise ValueError("a branch is one run: vary the parent, or branch again")
-    return None
-
-
-def _carried_by_the_life(carried: Any) -> None:
-    if carried is not None:
-        raise ValueError("only a life carries its state over")
-    return None
-
-
-def _one_life(vary: Any) -> None:
-    if vary is not None:
-        raise ValueError("a world has one life at a time: a life is not a matrix")
-    return None
-
-
 class LifeRequest(LifeJob, RunOptions):
     """`POST /v1/worlds/{id}/life`: the world is the path's (`world_id` is filled from it)."""
 
     world_id: SkipJsonSchema[str] = ""
     budget: RequestBudget = Field(default_factory=RequestBudget)
-    carried: SkipJsonSchema[Annotated[None, BeforeValidator(_carried_by_the_life)]] = None
-    vary: SkipJsonSchema[Annotated[None, BeforeValidator(_one_life)]] = None
+    carried: NotCarried = None
+    vary: OneLife = None
     repeat: SkipJsonSchema[Literal[1]] = 1
 
 

@@ -11,6 +11,7 @@ import socket
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -24,7 +25,7 @@ from activities.providers.guarded import GuardedProvider
 from activities.providers.offline import OfflineProvider
 from kit.api_keys import KeyStore
 from kit.storage import LocalStore
-from models.settings import EVENTS_QUEUE
+from models.settings import EVENTS_QUEUE, Settings
 from tests.api_support import api_settings, http, serving
 from tests.conftest import address_of, atelier_env, eventually, start_worker
 from workers.registry import QUEUES, build_workers
@@ -164,18 +165,25 @@ def _ended(receiver: Receiver) -> bool | None:
     return (last is not None and set(seqs) == set(range(1, last + 1))) or None
 
 
-async def test_an_events_worker_killed_mid_delivery_loses_no_event(dev_env, tmp_path):
-    """The events queue's worker is a process of its own, killed while the receiver holds a delivery; a
-    new one takes over: every event still arrives, each under one webhook-id."""
+def events_worker_setup(dev_env, tmp_path: Path, schedule: list[float]) -> tuple[dict[str, str], Settings]:
+    """An events worker process's environment and the API's settings: deliveries on `schedule` (seconds), to a
+    receiver on loopback."""
     env = atelier_env(
         tmp_path,
         address_of(dev_env),
-        ATELIER_WEBHOOK_SCHEDULE_S=json.dumps(SCHEDULE),
+        ATELIER_WEBHOOK_SCHEDULE_S=json.dumps(schedule),
         ATELIER_WEBHOOK_ALLOW_PRIVATE="1",
     )
     settings = api_settings(
-        address_of(dev_env), tmp_path / "data", ATELIER_WEBHOOK_SCHEDULE_S=SCHEDULE, ATELIER_WEBHOOK_ALLOW_PRIVATE=True
+        address_of(dev_env), tmp_path / "data", ATELIER_WEBHOOK_SCHEDULE_S=schedule, ATELIER_WEBHOOK_ALLOW_PRIVATE=True
     )
+    return env, settings
+
+
+async def test_an_events_worker_killed_mid_delivery_loses_no_event(dev_env, tmp_path):
+    """The events queue's worker is a process of its own, killed while the receiver holds a delivery; a
+    new one takes over: every event still arrives, each under one webhook-id."""
+    env, settings = events_worker_setup(dev_env, tmp_path, SCHEDULE)
     store = LocalStore(settings.artifact_dir)
     queues = [q for q in QUEUES if q != EVENTS_QUEUE]
     async with contextlib.AsyncExitStack() as stack:

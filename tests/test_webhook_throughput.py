@@ -25,8 +25,8 @@ from models.deliveries import DeliveryBatch, DeliveryRecord, EndpointFeed, Recor
 from models.events import delivery_id
 from models.settings import EVENTS_QUEUE, WORKFLOW_QUEUE
 from tests.api_support import api_settings
-from tests.conftest import address_of, atelier_env, eventually, start_worker
-from tests.test_api_webhooks import receiving
+from tests.conftest import address_of, eventually, start_worker
+from tests.test_api_webhooks import events_worker_setup, receiving
 from workers.registry import build_workers
 from workflows.endpoint_deliveries import CHUNK, EndpointDeliveriesWorkflow
 
@@ -168,15 +168,7 @@ class HoldingReceiver(Receiver):
 async def test_an_events_worker_killed_mid_drain_loses_none_and_resends_none_accepted(dev_env, tmp_path):
     """The events queue's worker is a process, killed while its chunks are held by the receiver, once the server
     has every answer it had (its heartbeats); a new one resends only the unanswered, under the same ids."""
-    env = atelier_env(
-        tmp_path,
-        address_of(dev_env),
-        ATELIER_WEBHOOK_SCHEDULE_S=json.dumps(SCHEDULE),
-        ATELIER_WEBHOOK_ALLOW_PRIVATE="1",
-    )
-    settings = api_settings(
-        address_of(dev_env), tmp_path / "data", ATELIER_WEBHOOK_SCHEDULE_S=SCHEDULE, ATELIER_WEBHOOK_ALLOW_PRIVATE=True
-    )
+    env, settings = events_worker_setup(dev_env, tmp_path, SCHEDULE)
     store = LocalStore(settings.artifact_dir)
     receiver = HoldingReceiver(secret=KeyStore(settings).webhook_secret("local"))
     workers = build_workers(dev_env.client, [WORKFLOW_QUEUE], GuardedProvider(OfflineProvider(), None), store, settings)
