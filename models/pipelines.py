@@ -57,6 +57,7 @@ class PipelineSpec:
     page: str = "run.html"  # the template of its run page
     budget: Callable[[Any], CostLimit | None] = attrgetter("cost")  # its job's dollar budget
     gallery: str | None = None  # the page a run writes beside its artifacts (`<artifacts>/<run id>/<gallery>`)
+    form: bool = True  # the Studio has a new-run form for it (a world's life starts from the world's page)
 
     @property
     def workflow_type(self) -> str:
@@ -99,7 +100,7 @@ PIPELINES: dict[str, PipelineSpec] = {spec.name: spec for spec in (  # a few set
         path="worlds/{world_id}/life", progress=("state", "tick", "ticks", "actions", "posts", "budget_exhausted"),
         title="A world's life", noun="a world's life", priority=4, artifacts="lives", command="starter.live_cmd",
         view="life_view", live="life_live.html", page="life.html",  # pause/resume/stop and "inject an event"
-        module="workflows.life", pictures="none", budget=attrgetter("budget.cost"),
+        module="workflows.life", pictures="none", budget=attrgetter("budget.cost"), form=False,
     ),
 )}
 # fmt: on

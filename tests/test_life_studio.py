@@ -78,6 +78,8 @@ async def test_a_world_lives_in_its_page_and_is_steered_from_it(studio, page, br
     await p.get_by_role("button", name="Stop").click()
     await p.wait_for_selector("#live:not([data-events])", timeout=60_000)  # the page reloads once the life ended
     assert await p.get_attribute("[data-life-state]", "data-life-state") == "stopped"
+    assert await p.get_by_role("link", name="Run again").count() == 0, "a life starts from its world's page"
+    assert await p.get_by_role("link", name="New life").count() == 0
     await checked(page)
 
     who = p.locator("[data-character] a").first

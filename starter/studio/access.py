@@ -23,7 +23,7 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
 SIGN_IN_ERRORS = {401: "That key is not valid (or was revoked).", 429: "Too many failed sign-ins from here: wait"}
 urls = Urls()  # the pages' links: paths on this site
-templates.env.globals.update(urls=urls, pipelines=list(PIPELINES.values()))
+templates.env.globals.update(urls=urls, pipelines=[spec for spec in PIPELINES.values() if spec.form])
 
 
 class SignInNeeded(Exception):

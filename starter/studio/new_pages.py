@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from models.api import Pipeline
 from models.pipelines import PIPELINES
 from starter.api import conversations, knowledge
+from starter.api.errors import NotFound
 from starter.api.runs import owned
 from starter.api.service import Svc
 from starter.studio.access import Looker, page
@@ -22,6 +23,8 @@ router = APIRouter(include_in_schema=False)
 @router.get("/new/{pipeline}")
 async def new_run(pipeline: Pipeline, request: Request, svc: Svc, look: Looker, start_from: str = "") -> Response:
     spec = PIPELINES[pipeline]
+    if not spec.form:  # a world's life starts from its world's page
+        raise NotFound("form", f"new {pipeline}")
     values: dict = {}
     if start_from:
         _, described = await owned(svc, look.caller, start_from)
