@@ -125,9 +125,10 @@ async def many_subscribers(base: str, api: httpx.AsyncClient, client, api_pid: i
     return line, growth
 
 
-async def deliveries(client, n: int, per_event: bool = False) -> str:
+async def deliveries(client, n: int, per_event: bool = False, outage: bool = True) -> str:
     """(c) through a workflow per webhook, signalled a batch of 100 at a time as the observer does; `per_event`:
-    the path from before, a workflow per event, started 100 at a time."""
+    the path from before, a workflow per event, started 100 at a time; `outage`: the receiver is down for 2 s when
+    half have arrived (else the steady pace)."""
     got: dict[str, int] = {}
 
     async def receive(request: Request) -> Response:
@@ -154,7 +155,8 @@ async def deliveries(client, n: int, per_event: bool = False) -> str:
     receiver = asyncio.create_task(serve_for(stop))
     started = time.monotonic()
 
-    prefix, schedule = f"bench-{'event' if per_event else 'endpoint'}", [0, 1, 2, 4, 8, 16]
+    prefix = f"bench-{'event' if per_event else 'endpoint'}{'' if outage else '-steady'}"
+    schedule = [0, 1, 2, 4, 8, 16]
 
     def delivery(i: int) -> Delivery:
         payload = {"type": "post.created", "timestamp": datetime.now(UTC).isoformat(), "data": {"seq": i}}
@@ -199,13 +201,14 @@ async def deliveries(client, n: int, per_event: bool = False) -> str:
             )
 
     starting = asyncio.create_task(start_all())
-    while len(got) < n // 2:  # the receiver restarts when half have arrived: 2 s down
+    while outage and len(got) < n // 2:  # the receiver restarts when half have arrived: 2 s down
         await asyncio.sleep(0.05)
-    stop.set()
-    await receiver
-    await asyncio.sleep(2)
-    stop = asyncio.Event()
-    receiver = asyncio.create_task(serve_for(stop))
+    if outage:
+        stop.set()
+        await receiver
+        await asyncio.sleep(2)
+        stop = asyncio.Event()
+        receiver = asyncio.create_task(serve_for(stop))
     while len(got) < n and time.monotonic() - started < 300:
         await asyncio.sleep(0.2)
     wall = time.monotonic() - started
@@ -218,8 +221,9 @@ async def deliveries(client, n: int, per_event: bool = False) -> str:
         largest = max(largest, len(history.events))
         refused += sum(e.HasField("timer_started_event_attributes") for e in history.events) if per_event else 0
     path = f"a workflow per event ({refused} attempts refused, retried)" if per_event else "a workflow per webhook"
+    down = "receiver down 2 s when half had arrived" if outage else "the receiver up throughout"
     return (
-        f"(c) {n} webhook deliveries through {path}, receiver down 2 s when half had arrived: "
+        f"(c) {n} webhook deliveries through {path}, {down}: "
         f"{len(got)} of {n} webhook-ids arrived, {sum(got.values())} requests, "
         f"in {wall:.1f} s → {len(got) / wall:.0f} deliveries/s; largest history {largest} events"
     )
@@ -254,6 +258,7 @@ async def main(subscribers: int, count: int) -> None:
                     print(sse, flush=True)
                     print(await deliveries(env.client, count, per_event=True), flush=True)
                     print(await deliveries(env.client, count), flush=True)
+                    print(await deliveries(env.client, count, outage=False), flush=True)
                     print(growth, flush=True)
         finally:
             api_proc.terminate()
