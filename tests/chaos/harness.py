@@ -52,6 +52,7 @@ class Outcome:
     lost: int = 0  # planned items missing at the end
     retried_in_flight: int = 0  # calls cut off by the kill and run again (expected)
     recovery_s: float | None = None  # kill → next successful model call
+    back_s: float = 0.0  # kill → the victim back (a restarted server listening): a loaded machine's share
     wall_s: float = 0.0
     error: str = ""
 
@@ -216,6 +217,7 @@ async def run_trial(trial: Trial, folder: Path) -> Outcome:
         else:
             stack.kill(stack.server)
             stack.start_server()
+        outcome.back_s = round(time.time() - killed_at, 2)
         client = await _client(stack.address, stack.settings)
         finished = _finish(client, trial.pipeline, workflow_id, stack)
         outcome.completed, lost, extra = await asyncio.wait_for(finished, timeout=180)
