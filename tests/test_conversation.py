@@ -251,6 +251,7 @@ async def test_worker_killed_mid_turn_the_turn_completes_once(dev_env, tmp_path)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # CLI processes one after another: over 150 s with every core busy
 async def test_chat_cli_repl_history_kb_and_bad_input(dev_env, tmp_path):
     env = atelier_env(tmp_path, address_of(dev_env))
     doc = tmp_path / "bees.md"
