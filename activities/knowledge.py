@@ -5,7 +5,8 @@ Documents are chunked by paragraph, embedded with MiniLM and stored as `kb/docs/
 conversation's archived turns (`conversations/<id>/turns/NNNNN.json`) by cosine similarity; a conversation
 with a world's character searches the character's memory (`activities.life_memory`) instead of the base.
 `rank_passages` runs many such searches at once over passages given with each (a life's tick: every
-active character's memory).
+active character's memory); `rank_feeds_by_meaning` ranks a life's feeds of a tick with the same embeddings
+(`activities.life_feeds`: each member's interests and each candidate post embedded once, and cached).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
+from activities.life_feeds import Meaning, Ranker, feeds_of, interests_text
 from activities.life_memory import character_memory
 from activities.scoring.text import TextEmbedder
+from kit.life_layout import life_key
 from kit.storage import ArtifactStore, artifact_key, kb_doc_key, kb_prefix, load
 from models.artifacts import ArtifactRef
 from models.conversation import (
@@ -38,6 +41,7 @@ from models.conversation import (
     RetrieveRequest,
     TurnRecord,
 )
+from models.life import Cast, Feeds, LifeState, RankRequest
 
 CHUNK_CHARS = 800
 MIN_SCORE = 0.2  # passages less similar than this are noise
@@ -221,5 +225,22 @@ class KnowledgeActivities:
             ranked = await asyncio.to_thread(rank)
             return await self.store.put(request.key, ranked.model_dump_json().encode(), "application/json")
 
+    @activity.defn(name="rank_feeds_by_meaning")
+    async def rank_feeds_by_meaning(self, request: RankRequest) -> ArtifactRef:
+        """A life's feeds of a tick (`activities.life_feeds`), how alike measured by MiniLM: every member's
+        interests and every candidate post embedded once (cached), one product per reader; stored as the tick's."""
+        async with heartbeating(f"feeds of tick {request.tick} by meaning"):
+            cast = Cast.model_validate_json(await load(self.store, request.cast))
+            state = LifeState.model_validate_json(await load(self.store, request.state))
+            ranker = Ranker(cast, state, request.tick)
+            interests = interests_text(cast)
+            members = {name: row for row, name in enumerate(interests)}
+            vectors = await self._embed([*interests.values(), *(p.text for p in ranker.pool)])
+            ranker.meaning = Meaning(members, vectors[: len(members)], vectors[len(members) :])
+            feeds = await asyncio.to_thread(feeds_of, ranker, request.active, request.events, request.feed_size)
+            key = life_key(request.life_id, "feeds", f"{request.tick:04d}.json")
+            stored = Feeds(tick=request.tick, feeds=feeds).model_dump_json().encode()
+            return await self.store.put(key, stored, "application/json")
+
     def activities(self) -> list:
-        return [self.ingest_document, self.retrieve, self.rank_passages]
+        return [self.ingest_document, self.retrieve, self.rank_passages, self.rank_feeds_by_meaning]

@@ -7,6 +7,7 @@ Everything is stored under `lives/<life id>/` (claim check: the workflow passes 
     lives/<life>/state/<NNNN>.json                LifeState at the end of tick NNNN (0000: the world's own posts)
     lives/<life>/feeds/<NNNN>.json                Feeds of the tick
     lives/<life>/actions/<NNNN>-<BBB>.json        the actions a batch decided
+    lives/<life>/pictures/<NNNN>-<username>.<ext>  a post's picture (made on the image queue)
 
 Keys are deterministic, so a retried step overwrites its own file; applying is keyed by action id, so applying a
 batch again adds nothing.
@@ -25,7 +26,9 @@ from activities.life_feeds import rank
 from activities.parsed import Parsed
 from activities.prompts import render
 from activities.providers import Providers
-from kit.life_layout import life_key, state_key
+from activities.providers.base import GeneratedBytes
+from activities.purchases import Spool, bought_once
+from kit.life_layout import life_key, picture_key, state_key
 from kit.storage import ArtifactStore, load, make_ref, world_key
 from kit.world_layout import read, stored_world
 from models.artifacts import ArtifactRef
@@ -51,13 +54,15 @@ from models.life import (
     Memory,
     Opened,
     OpenLifeRequest,
+    PictureAsk,
     Post,
+    PostPictureRequest,
     RankRequest,
     action_id,
 )
 from models.life_memory import Remembered
 from models.usage import Metered
-from models.world import CharacterDetail, PostDetail, WorldDescription
+from models.world import PORTRAIT, CharacterDetail, PostDetail, WorldDescription
 
 SYSTEM = "You decide what the characters of a generated world's social network do next. Stay in character."
 ACTIONS = TypeAdapter(list[Action])
@@ -74,7 +79,8 @@ async def read_world(store: ArtifactStore, world_id: str, only: str | None = Non
     world = stored_world(world_id, await store.keys(world_key(world_id) + "/"))
     cast, posts = Cast(world_id=world_id, members=[]), {}
     if world.description:
-        cast.world_name = (await read(store, world.description, WorldDescription)).name
+        described = await read(store, world.description, WorldDescription)
+        cast.world_name, cast.visual_style = described.name, described.visual_style
     for username, stored in world.characters.items():
         if stored.profile is None or only not in (None, username):
             continue
@@ -106,9 +112,10 @@ async def latest_state(store: ArtifactStore, life_id: str) -> tuple[LifeState, A
 
 
 class LifeActivities:
-    def __init__(self, providers: Providers, store: ArtifactStore) -> None:
+    def __init__(self, providers: Providers, store: ArtifactStore, spool: Spool | None = None) -> None:
         self.providers = providers
         self.store = store
+        self.spool = spool  # where a bought picture waits for its store (the world's post pictures' way)
         self.parsed = Parsed(store)  # a tick's cast, feeds and memories, parsed once for all its batches
 
     def storage_steps(self) -> list:
@@ -174,7 +181,26 @@ class LifeActivities:
         counts: dict[str, int] = {}
         for action in actions:
             counts[action.kind.value] = counts.get(action.kind.value, 0) + 1
-        return called.carrying(Decided(actions=ref, counts=counts))
+        pictures = [PictureAsk(post=a.id, username=a.username, description=a.picture) for a in actions if a.picture]
+        return called.carrying(Decided(actions=ref, counts=counts, pictures=pictures))
+
+    @activity.defn(name="life_post_picture")
+    async def post_picture(self, request: PostPictureRequest) -> Metered[ArtifactRef]:
+        """A post's picture, as a world's post gets its own (the `post_image` prompt, portrait size), bought once
+        (a retry takes it from the spool) and stored under the life, keyed by tick and author."""
+        cast = await self.parsed.get(request.cast, Cast)
+        prompt = render("post_image", image_prompt=request.ask.description, visual_style=cast.visual_style)
+        key = picture_key(request.life_id, request.tick, request.ask.username, PORTRAIT.format)
+        provider = self.providers.for_request(request)
+
+        async def buy() -> Metered[GeneratedBytes]:
+            async with heartbeating(f"picture of post {request.ask.post}"):
+                return await provider.generate_image(prompt, PORTRAIT, [], None, request.max_cost_usd)
+
+        if self.spool is None:
+            raise ApplicationError("this worker has no spool for pictures", type="NoSpool", non_retryable=True)
+        called, stored = await bought_once(self.spool, self.store, key, buy)
+        return called.carrying(stored)
 
     @activity.defn(name="apply_actions")
     async def apply_actions(self, request: ApplyRequest) -> Applied:
@@ -245,9 +271,16 @@ def checked(tick: int, ctx: DecisionContext, decided: Decisions, cast: set[str])
                 text=choice.text if kind in WRITES else "",
                 post=post if kind in ON_POSTS else None,
                 target=target if kind in ON_PEOPLE else None,
+                picture=_asked(choice.picture) if kind == choice.kind == ActionKind.POST else None,
             )
         )
     return actions
+
+
+def _asked(picture: str | None) -> str | None:
+    """What a post's asked-for picture shows, in one line (None: it asks for none)."""
+    picture = " ".join((picture or "").split())[:300]
+    return picture or None
 
 
 def _add(listing: dict[str, list[str]], key: str, value: str) -> bool:
@@ -281,6 +314,7 @@ def apply(state: LifeState, request: ApplyRequest, actions: list[Action]) -> tup
                 tick=action.tick,
                 reply_to=action.post if action.kind == ActionKind.REPLY else None,
                 quote_of=action.post if action.kind == ActionKind.QUOTE else None,
+                picture=request.pictures.get(action.id),
             )
             if action.post:
                 state.replies[action.post] = state.replies.get(action.post, 0) + 1

@@ -1,12 +1,19 @@
-"""Each active character's feed for a tick, ranked in pure Python (no torch: it runs on the storage queue):
-recency, whom it follows, the interests it shares with the author and the words of the post, replies to its own
-posts, and a hot score from likes, replies and reposts. Injected events head every feed of the tick they enter."""
+"""Each active character's feed for a tick: recency, whom it follows, how like its interests the author's interests
+and the post are, replies to its own posts, and a hot score from likes, replies and reposts. Injected events head
+every feed of the tick they enter.
+
+How alike is measured by MiniLM on the scoring queue (`KnowledgeActivities.rank_feeds_by_meaning` embeds each
+member's interests and each candidate post once, with the conversation pipeline's cache, and passes `Meaning`), or,
+with no scoring worker, here in pure Python by shared interests and words (`rank_feeds` on the storage queue). This
+module loads no torch: `Meaning` only multiplies the vectors it is given."""
 
 from __future__ import annotations
 
 import heapq
 import math
 import re
+from collections.abc import Callable
+from typing import Any
 
 from models.life import Cast, Feed, FeedItem, LifeEvent, LifeState, Post
 
@@ -33,12 +40,29 @@ def candidates(state: LifeState, tick: int) -> list[Post]:
     return recent[-CANDIDATES:]
 
 
+class Meaning:
+    """MiniLM's unit vectors (rows) of each member's interests (`members`: username → row) and of each post of the
+    pool, in the pool's order: how alike two are is their cosine (never below 0)."""
+
+    def __init__(self, members: dict[str, int], interests: Any, posts: Any) -> None:
+        self.members, self.interests, self.posts = members, interests, posts
+
+    def of(self, username: str) -> tuple[Callable[[str], float], list[float]] | None:
+        """How alike `username`'s interests are to each author's, and to each post of the pool (one product each)."""
+        if (row := self.members.get(username)) is None:
+            return None
+        mine = self.interests[row]
+        authors = [max(0.0, v) for v in (self.interests @ mine).tolist()]
+        posts = [max(0.0, v) for v in (self.posts @ mine).tolist()] if len(self.posts) else []
+        return lambda author: authors[self.members[author]] if author in self.members else 0.0, posts
+
+
 class Ranker:
     """The feeds of one tick: the cast's interests, and each candidate post's words, recency, engagement and the
     author it answers, read once (a feed then only adds what depends on its reader: an O(readers x pool) loop)."""
 
-    def __init__(self, cast: Cast, state: LifeState, tick: int) -> None:
-        self.state, self.tick = state, tick
+    def __init__(self, cast: Cast, state: LifeState, tick: int, meaning: Meaning | None = None) -> None:
+        self.state, self.tick, self.meaning = state, tick, meaning
         self.interests = {m.username: {i.lower() for i in m.interests} for m in cast.members}
         self.pool = candidates(state, tick)
         self.words = [_words(p.text) for p in self.pool]
@@ -50,21 +74,33 @@ class Ranker:
         answered = self.state.posts.get(post.reply_to or post.quote_of or "")
         return answered.username if answered is not None else None
 
-    def scores(self, username: str, following: set[str], words: set[str]) -> list[tuple[float, Post]]:
-        """How high each post of the pool by others ranks in `username`'s feed (who follows `following`; `words`:
-        of its interests): recency, followed, shared interests, its interests' words, an answer to it, hot."""
+    def _lexical(self, username: str) -> tuple[Callable[[str], float], list[float]]:
+        """How alike by words: the interests shared with each author (Jaccard), its interests' words in each post."""
         own = self.interests.get(username, set())
+        words = {w for i in own for w in _words(i)}
         shared: dict[str, float] = {}
+
+        def alike(author: str) -> float:
+            if (found := shared.get(author)) is None:
+                theirs = self.interests.get(author, set())
+                found = shared[author] = len(own & theirs) / max(1, len(own | theirs))
+            return found
+
+        return alike, [min(1.0, 0.25 * len(words & posted)) for posted in self.words]
+
+    def scores(self, username: str, following: set[str]) -> list[tuple[float, Post]]:
+        """How high each post of the pool by others ranks in `username`'s feed (who follows `following`): recency,
+        followed, its interests alike the author's, the post alike its interests, an answer to it, hot."""
+        likeness = self.meaning.of(username) if self.meaning is not None else None
+        alike_author, about_post = likeness or self._lexical(username)
         ranked = []
         for index, post in enumerate(self.pool):
             author = post.username
             if author == username:
                 continue
-            if (alike := shared.get(author)) is None:
-                theirs = self.interests.get(author, set())
-                alike = shared[author] = len(own & theirs) / max(1, len(own | theirs))
+            alike = alike_author(author)
             followed = 1.0 if author in following else 0.0
-            about = min(1.0, 0.25 * len(words & self.words[index]))
+            about = about_post[index]
             answered = 1.5 if self.answers[index] == username else 0.0
             score = self.recency[index] + followed + alike + 0.5 * about + answered + self.hot[index]
             ranked.append((score, post))
@@ -72,15 +108,22 @@ class Ranker:
 
     def feed(self, username: str, events: list[LifeEvent], size: int) -> Feed:
         following = set(self.state.follows.get(username, []))
-        words = {w for i in self.interests.get(username, set()) for w in _words(i)}
-        best = heapq.nsmallest(size, self.scores(username, following, words), key=lambda s: (-s[0], s[1].id))
+        best = heapq.nsmallest(size, self.scores(username, following), key=lambda s: (-s[0], s[1].id))
         items = [FeedItem(id=p.id, username=p.username, text=p.text, tick=p.tick, score=round(s, 4)) for s, p in best]
         return Feed(username=username, items=items, events=events, following=sorted(following))
+
+
+def interests_text(cast: Cast) -> dict[str, str]:
+    """What MiniLM embeds of each member: its interests in a line (its bio when it names none)."""
+    return {m.username: ", ".join(m.interests) or m.bio or m.username for m in cast.members}
 
 
 def rank(
     cast: Cast, state: LifeState, tick: int, active: list[str], events: list[LifeEvent], size: int
 ) -> dict[str, Feed]:
-    """The feed of each active character: its `size` best posts by others, and the tick's events."""
-    ranker = Ranker(cast, state, tick)
+    """The feed of each active character by shared words: its `size` best posts by others, and the tick's events."""
+    return feeds_of(Ranker(cast, state, tick), active, events, size)
+
+
+def feeds_of(ranker: Ranker, active: list[str], events: list[LifeEvent], size: int) -> dict[str, Feed]:
     return {username: ranker.feed(username, events, size) for username in active}

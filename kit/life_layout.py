@@ -7,6 +7,7 @@
     lives/<life>/actions/<NNNN>-<BBB>.json        the actions a batch decided
     lives/<life>/reflections/<NNNN>-<BBB>.json    the reflections a batch wrote
     lives/<life>/memory/<NNNN>-recalled.json      Ranked: the memories each active character recalled
+    lives/<life>/pictures/<NNNN>-<username>.<ext> a post's picture (`Post.picture` names it: key and sha256)
 
 A tick is done once its state is stored: its actions files are then the ones applied, and never change."""
 
@@ -39,6 +40,11 @@ def actions_key(life_id: str, tick: int, batch: int) -> str:
     return life_key(life_id, "actions", f"{tick:04d}-{batch:03d}.json")
 
 
+def picture_key(life_id: str, tick: int, username: str, extension: str) -> str:
+    """Key of the picture of a character's post in a tick (one action each a tick: one post)."""
+    return life_key(life_id, "pictures", f"{tick:04d}-{username}.{extension}")
+
+
 def tick_of(key: str) -> int:
     """The tick a per-tick file's key names (`…/0007.json`, `…/0007-002.json`)."""
     return int(key.rsplit("/", 1)[-1][:4])
@@ -51,6 +57,12 @@ async def tick_done(store: ArtifactStore, life_id: str, tick: int) -> bool:
 
 async def state_at(store: ArtifactStore, life_id: str, tick: int) -> LifeState:
     return LifeState.model_validate_json(await store.read(state_key(life_id, tick)))
+
+
+async def pictures_of_tick(store: ArtifactStore, life_id: str, tick: int) -> dict[str, str]:
+    """The pictures of a done tick's posts: post id → its picture's key."""
+    state = await state_at(store, life_id, tick)
+    return {p.id: p.picture.key for p in state.posts.values() if p.tick == tick and p.picture is not None}
 
 
 async def read_state(store: ArtifactStore, ref: ArtifactRef) -> LifeState:

@@ -74,6 +74,7 @@ class Choice(ModelOutput):
     text: str = ""
     post: str | None = None
     target: str | None = None
+    picture: str | None = None  # a post (not a reply or quote) may ask for a picture: what it shows, briefly
 
 
 class Decisions(ModelOutput):
@@ -101,6 +102,7 @@ class Cast(BaseModel):
 
     world_id: str
     world_name: str = ""
+    visual_style: str = ""  # the world's, for its posts' pictures
     members: list[CastMember]
 
 
@@ -114,6 +116,7 @@ class Action(BaseModel):
     text: str = ""
     post: str | None = None  # the post replied to, quoted, liked or reposted
     target: str | None = None  # the character followed or unfollowed
+    picture: str | None = None  # a post's asked-for picture: what it shows
 
 
 class Post(BaseModel):
@@ -123,6 +126,7 @@ class Post(BaseModel):
     tick: int  # 0: the world's own posts, made before its life
     reply_to: str | None = None
     quote_of: str | None = None
+    picture: ArtifactRef | None = None  # its picture (claim check: key and sha256), made on the image queue
 
 
 class LifeEvent(BaseModel):
@@ -231,11 +235,32 @@ class DecisionContext(BaseModel):
     reflections: dict[str, str] = Field(default_factory=dict)  # each one's latest reflection
 
 
+class PictureAsk(BaseModel):
+    """A post of the tick that asks for a picture: its action's id, its author and what the picture shows."""
+
+    post: str
+    username: str
+    description: str
+
+
 class Decided(BaseModel):
-    """A batch's actions, stored (`lives/<life>/actions/<tick>-<batch>.json`), and how many of each kind."""
+    """A batch's actions, stored (`lives/<life>/actions/<tick>-<batch>.json`), how many of each kind, and the
+    pictures its posts ask for."""
 
     actions: ArtifactRef
     counts: dict[str, int]
+    pictures: list[PictureAsk] = Field(default_factory=list)
+
+
+class PostPictureRequest(PaidRequest):
+    """One post's picture, on the image queue (the world's post-picture prompt, stored under the life)."""
+
+    MODEL_KIND = "image"
+
+    life_id: str
+    ask: PictureAsk
+    tick: int
+    cast: ArtifactRef  # the world's visual style is the cast's
 
 
 class ApplyRequest(BaseModel):
@@ -244,6 +269,7 @@ class ApplyRequest(BaseModel):
     state: ArtifactRef
     batches: list[ArtifactRef]
     events: list[LifeEvent] = Field(default_factory=list)
+    pictures: dict[str, ArtifactRef] = Field(default_factory=dict)  # post id → its picture, made this tick
 
 
 class Applied(BaseModel):
@@ -289,6 +315,7 @@ class LifeStatus(BaseModel):
     spend: Spend | None = None
     budget_exhausted: bool = False
     skipped: int = 0  # characters a tick's budget left without a decision
+    pictures: int = 0  # post pictures made so far
     reflections: int = 0  # reflections written so far
     note: str = ""  # why it is paused or stopped
     state_ref: ArtifactRef | None = None  # the life's stored state as of `tick`

@@ -98,7 +98,7 @@ def provider_activities(providers: Providers, store: ArtifactStore, settings: Se
     models = "offline" if name == "offline" else f"{name}:{settings.llm_model}:{settings.image_model}"
     meme = MemeActivities(providers, store, spool, providers.upload, models)
     conversation = ConversationActivities(providers, store)
-    life = LifeActivities(providers, store)
+    life = LifeActivities(providers, store, spool)
     memory = LifeMemoryActivities(providers, store)
     return {
         TEXT_QUEUE: [
@@ -122,6 +122,7 @@ def provider_activities(providers: Providers, store: ArtifactStore, settings: Se
             world.character_avatar,
             world.post_image,
             meme.generate_scene,
+            life.post_picture,
         ],
         STORAGE_QUEUE: [
             ReferenceActivities(store, settings.allow_private_urls).store_references,

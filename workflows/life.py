@@ -1,9 +1,10 @@
 """A world's life, tick by tick: one long-lived workflow per life. Each tick it draws the active characters
-(weighted by their activity), ranks their feeds (one activity), lets each batch of them decide one action each
-(one structured call per batch, paid and budgeted) and applies the tick's actions to the life's stored state (one
-activity, idempotent by action id). Simulated time: a tick is a step, never a sleep. Characters remember
-(`workflows.life_memory`): before deciding, each recalls what of its past is most like what it reads, and its latest
-reflection; every `reflect_every` ticks the tick's characters reflect.
+(weighted by their activity), ranks their feeds (one activity: on the scoring queue by MiniLM, else by shared
+words), lets each batch of them decide one action each (one structured call per batch, paid and budgeted), makes
+the pictures the tick's posts ask for (image calls, paid and within the life's image calls) and applies the
+tick's actions to the life's stored state (one activity, idempotent by action id). Simulated time: a tick is a
+step, never a sleep. Characters remember (`workflows.life_memory`): before deciding, each recalls what of its past
+is most like what it reads, and its latest reflection; every `reflect_every` ticks the tick's characters reflect.
 
 Pause, resume and stop (signals, each idempotent) take effect between ticks; an injected event enters every feed
 at the next tick. A budget that refuses a call (the life's calls or dollars) pauses the life and says so. It
@@ -20,6 +21,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.life import LifeActivities
+    from models.artifacts import ArtifactRef
     from models.life import (
         ApplyRequest,
         Decided,
@@ -29,15 +31,18 @@ with workflow.unsafe.imports_passed_through():
         LifeRunState,
         LifeStatus,
         OpenLifeRequest,
+        PictureAsk,
+        PostPictureRequest,
         RankRequest,
     )
     from models.usage import BudgetExhausted
     from workflows.budget import metered
     from workflows.failures import stop_if_cancelled
     from workflows.inputs import parse_input
-    from workflows.life_memory import Remembering
+    from workflows.life_memory import RECALL_WAIT, Remembering
     from workflows.life_run import LifeRun
-    from workflows.options import storage_call, text_call
+    from workflows.options import image_call, scoring_call, storage_call, text_call
+    from workflows.patches import LIFE_FEEDS_BY_MEANING_PATCH, LIFE_PICTURES_PATCH
 
 
 @workflow.defn
@@ -122,8 +127,7 @@ class LifeWorkflow:
         assert life.cast is not None and status.state_ref is not None
         active = life.draw()
         events, life.pending = life.pending, []
-        feeds = await workflow.execute_activity_method(
-            LifeActivities.rank_feeds,
+        feeds = await self._feeds(
             RankRequest(
                 life_id=status.life_id,
                 tick=tick,
@@ -132,8 +136,7 @@ class LifeWorkflow:
                 active=active,
                 events=events,
                 feed_size=job.feed_size,
-            ),
-            **storage_call(f"life · feeds of tick {tick} ({len(active)} characters)"),
+            )
         )
         memory = await self._memory.recall(life, tick, active, feeds)
         batches = [active[i : i + job.batch_size] for i in range(0, len(active), job.batch_size)]
@@ -153,6 +156,9 @@ class LifeWorkflow:
             decisions.append(self._decide(life, request))
         decided = [d for d in await asyncio.gather(*decisions) if d is not None]
         status.skipped += sum(len(names) for names in batches[allowed:])
+        pictures: dict[str, ArtifactRef] = {}
+        if workflow.patched(LIFE_PICTURES_PATCH.id):
+            pictures = await self._pictures(life, tick, [ask for d in decided for ask in d.pictures])
         applied = await workflow.execute_activity_method(
             LifeActivities.apply_actions,
             ApplyRequest(
@@ -161,6 +167,7 @@ class LifeWorkflow:
                 state=status.state_ref,
                 batches=[d.actions for d in decided],
                 events=events,
+                pictures=pictures,
             ),
             **storage_call(f"life · applying tick {tick}"),
         )
@@ -172,6 +179,48 @@ class LifeWorkflow:
             life.exhausted(f"budget exhausted: {status.calls.llm_calls} of {job.budget.llm_calls} calls made")
         elif life.ledger.out_of_dollars:
             life.exhausted(f"budget exhausted: ${life.ledger.usage.estimated_cost_usd:.4f} spent")
+
+    async def _feeds(self, request: RankRequest) -> ArtifactRef:
+        """The tick's feeds: on the scoring queue (how alike by MiniLM), or by shared words on the storage queue
+        when no scoring worker polls (or it kept failing), as memory is recalled."""
+        summary = f"life · feeds of tick {request.tick} ({len(request.active)} characters)"
+        if workflow.patched(LIFE_FEEDS_BY_MEANING_PATCH.id):
+            try:
+                return await self._memory.scoring.execute(
+                    "rank_feeds_by_meaning", request, result_type=ArtifactRef, **scoring_call(summary, RECALL_WAIT)
+                )
+            except ActivityError as err:
+                stop_if_cancelled(err)
+                summary += " by shared words"
+        return await workflow.execute_activity_method(LifeActivities.rank_feeds, request, **storage_call(summary))
+
+    async def _pictures(self, life: LifeRun, tick: int, asks: list[PictureAsk]) -> dict[str, ArtifactRef]:
+        """The pictures the tick's posts ask for, at once, within the life's image calls (and its dollars): a post
+        past them, refused or failed goes without one; the tick goes on."""
+        assert life.cast is not None
+        calls = []
+        for ask in asks[: life.images_left()]:
+            life.count_image()
+            calls.append(self._picture(life, tick, ask))
+        made = await asyncio.gather(*calls)
+        pictures = {post: ref for post, ref in made if ref is not None}
+        life.status.pictures += len(pictures)
+        return pictures
+
+    async def _picture(self, life: LifeRun, tick: int, ask: PictureAsk) -> tuple[str, ArtifactRef | None]:
+        assert life.cast is not None
+        request = PostPictureRequest(life_id=life.status.life_id, ask=ask, tick=tick, cast=life.cast)
+        try:
+            made = await metered(
+                life.ledger, LifeActivities.post_picture, request, image_call(f"life · picture of post {ask.post}")
+            )
+        except BudgetExhausted:
+            return ask.post, None
+        except ActivityError as err:
+            stop_if_cancelled(err)
+            life.status.note = f"tick {tick} picture of {ask.post} failed: {err.cause or err}"
+            return ask.post, None
+        return ask.post, made.value
 
     async def _decide(self, life: LifeRun, request: DecideRequest) -> Decided | None:
         """One batch's decisions (None: the budget refused it, or it failed for good: its characters do nothing)."""

@@ -98,6 +98,13 @@ class LifeRun:
     def count_call(self) -> None:
         self.status.calls = self.status.calls.plus(CallUsage.one("text"))
 
+    def images_left(self) -> int:
+        """The life's image calls not yet made (post pictures)."""
+        return max(0, self.job.budget.image_calls - self.status.calls.image_calls)
+
+    def count_image(self) -> None:
+        self.status.calls = self.status.calls.plus(CallUsage.one("image"))
+
     def ticked(self, tick: int, counts: dict[str, int], posts: int, state: ArtifactRef) -> None:
         status = self.status
         status.tick, status.posts, status.state_ref = tick, posts, state

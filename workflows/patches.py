@@ -103,6 +103,12 @@ RUN_MODELS_PATCH = Patch(
 # An image run may be a branch of an earlier one (`ImageJob.branch`): it takes that run's iterations up to N as its own
 # without a call and starts at N + 1 from N's prompt, feedback and response id; before, every run started at 1.
 BRANCH_PATCH = Patch("image-branch-from-an-iteration", "31478e1", "2026-12-07", (IMAGE,))
+# A life's feeds are ranked on the scoring queue, how alike by MiniLM, falling back to shared words on the storage
+# queue when no scoring worker polls; before, always by shared words on the storage queue.
+LIFE_FEEDS_BY_MEANING_PATCH = Patch("life-feeds-by-meaning", "pending", "2026-12-08", (LIFE,))
+# A life's post may ask for a picture: the tick's pictures are made on the image queue (paid, within the life's image
+# calls and dollars) before its actions are applied; before, posts had no pictures.
+LIFE_PICTURES_PATCH = Patch("life-post-pictures", "pending", "2026-12-08", (LIFE,))
 
 PATCHES = (
     PROGRESS_PATCH,
@@ -122,4 +128,6 @@ PATCHES = (
     FEEDBACK_CAP_PATCH,
     RUN_MODELS_PATCH,
     BRANCH_PATCH,
+    LIFE_FEEDS_BY_MEANING_PATCH,
+    LIFE_PICTURES_PATCH,
 )

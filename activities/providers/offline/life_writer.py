@@ -5,6 +5,8 @@
 - else it replies to the top post of its feed (naming its author and quoting it), quotes it, likes it or
   reposts it, or posts about one of its own interests (and what it remembers best); with an empty feed it posts.
 
+A post about an event asks for a picture of it, and so does every `PICTURE_EVERY`-th post of its own (by its roll).
+
 What it writes after a reflection ends with the reflection's opening words: later decisions visibly read it. Its
 reflections (`reflect`) look back on the replies it got, else its own latest post, else what it recalls.
 
@@ -22,6 +24,7 @@ from models.life import WRITES, ActionKind, CastMember, Choice, DecisionContext,
 from models.life_memory import ReflectionContext, ReflectionNote, Reflections
 
 SNIPPET = 60  # characters of a post a reply or quote repeats
+PICTURE_EVERY = 3  # one in this many posts about an interest asks for a picture
 
 
 def _roll(*parts: object) -> int:
@@ -85,7 +88,8 @@ def decide_one(who: CastMember, feed: Feed, ctx: DecisionContext) -> Choice:
     if feed.events:
         event = feed.events[-1]
         text = f"About {event.text}: {who.display_name or who.username} on how it touches {_about(who, roll)}."
-        return Choice(username=who.username, kind=ActionKind.POST, text=text)
+        picture = f"{event.text}, as {who.display_name or who.username} sees it"
+        return Choice(username=who.username, kind=ActionKind.POST, text=text, picture=picture)
     if roll % 5 == 0 and (follow := _follow(who, feed, ctx)) is not None:
         return follow
     following = feed.following
@@ -96,7 +100,8 @@ def decide_one(who: CastMember, feed: Feed, ctx: DecisionContext) -> Choice:
     text = f"Thinking about {_about(who, roll)} today, tick {ctx.tick}. Anyone else?"
     if memories := ctx.memories.get(who.username):
         text = f'Thinking about {_about(who, roll)} today, tick {ctx.tick}; I remember "{_snippet(memories[0].text)}".'
-    return Choice(username=who.username, kind=ActionKind.POST, text=text)
+    picture = f"{_about(who, roll)}, drawn by {who.username}" if roll % PICTURE_EVERY == 0 else None
+    return Choice(username=who.username, kind=ActionKind.POST, text=text, picture=picture)
 
 
 def decide(ctx: DecisionContext) -> Decisions:
