@@ -196,6 +196,25 @@ async def record_life_memory(rec: Recording) -> None:
     await save(handle)
 
 
+async def record_life_pictures(rec: Recording) -> None:
+    """A small world's life whose feeds are ranked by meaning (a scoring worker polls) and whose posts ask for
+    pictures (an event injected as it starts: the posts about it are pictured), two ticks."""
+    client = rec.client
+    world = WorldJob(prompt="A harbour town of lamplighters", characters=3, posts_per_character=1, images=False)
+    made = await client.start_workflow(WorldWorkflow.run, world, **rec.start("world", "recorded-life-pictures-world"))
+    await made.result()
+    job = LifeJob(world_id=made.id, ticks=2, active_share=1.0, batch_size=2, reflect_every=0)
+    handle = await client.start_workflow(
+        LifeWorkflow.run,
+        job,
+        **rec.start("life", "recorded-life-pictures"),
+        start_signal="inject_event",
+        start_signal_args=["a storm closes the harbour"],
+    )
+    await handle.result()
+    await save(handle)
+
+
 async def record_conversation(rec: Recording) -> None:
     """The first run of a conversation: three turns (one by signal), then continue-as-new."""
     client = rec.client
@@ -681,6 +700,7 @@ RECORDERS = {
     "meme": offline(record_meme),
     "life": offline(record_life),
     "life-memory": offline(record_life_memory),
+    "life-pictures": offline(record_life_pictures),
     "conversation": offline(record_conversation),
     "knowledge": offline(record_knowledge),
     "world-budget": record_world_budget,

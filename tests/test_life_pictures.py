@@ -57,12 +57,14 @@ async def first_feed_of_reader(env, store: LocalStore, queues: list[str]) -> lis
     return [item.username for item in feeds.feeds["reader"].items]
 
 
-async def test_feeds_rank_by_meaning_with_a_scoring_worker_and_by_words_without(module_dev_env, tmp_path):
+async def test_feeds_rank_by_meaning_with_a_scoring_worker_and_by_words_without(dev_env, tmp_path):
+    """A server of its own, without a scoring worker first: the server remembers a poller for a while after it
+    stopped, so a life started after one would send its feeds to the scoring queue and wait for it."""
     store = LocalStore(tmp_path)
-    by_meaning = await first_feed_of_reader(module_dev_env, store, list(QUEUES))
-    assert by_meaning[0] == "zz_sky"  # no shared word, the same meaning
-    by_words = await first_feed_of_reader(module_dev_env, store, [q for q in QUEUES if q != SCORING_QUEUE])
+    by_words = await first_feed_of_reader(dev_env, store, [q for q in QUEUES if q != SCORING_QUEUE])
     assert set(by_words) == {"baker", "knitter", "zz_sky"} and by_words[0] != "zz_sky"
+    by_meaning = await first_feed_of_reader(dev_env, store, list(QUEUES))
+    assert by_meaning[0] == "zz_sky"  # no shared word, the same meaning
     # the same order the pure-Python ranker gives (ties by id): the fallback is the word ranker
     cast = Cast(
         world_id="w", members=[CastMember(username=u, display_name=u, interests=i) for u, (i, _) in CAST.items()]
