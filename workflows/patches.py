@@ -105,10 +105,10 @@ RUN_MODELS_PATCH = Patch(
 BRANCH_PATCH = Patch("image-branch-from-an-iteration", "31478e1", "2026-12-07", (IMAGE,))
 # A life's feeds are ranked on the scoring queue, how alike by MiniLM, falling back to shared words on the storage
 # queue when no scoring worker polls; before, always by shared words on the storage queue.
-LIFE_FEEDS_BY_MEANING_PATCH = Patch("life-feeds-by-meaning", "pending", "2026-12-08", (LIFE,))
+LIFE_FEEDS_BY_MEANING_PATCH = Patch("life-feeds-by-meaning", "ed01569", "2026-12-08", (LIFE,))
 # A life's post may ask for a picture: the tick's pictures are made on the image queue (paid, within the life's image
 # calls and dollars) before its actions are applied; before, posts had no pictures.
-LIFE_PICTURES_PATCH = Patch("life-post-pictures", "pending", "2026-12-08", (LIFE,))
+LIFE_PICTURES_PATCH = Patch("life-post-pictures", "ed01569", "2026-12-08", (LIFE,))
 
 PATCHES = (
     PROGRESS_PATCH,
