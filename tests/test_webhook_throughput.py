@@ -184,7 +184,9 @@ async def test_an_events_worker_killed_mid_drain_loses_none_and_resends_none_acc
         await eventually(lambda: _answers_known(handle, receiver), 30, "every answer so far booked or heartbeated")
         first.kill()  # mid-drain: the receiver holds requests of this worker's
         first.wait(10)
-        await eventually(lambda: receiver.cut or None, 30, "the receiver to see the killed sender's connections go")
+        # every held request was the killed worker's: each must be seen gone before the release (one still held
+        # then would be accepted from a dead sender, and sent again by the new worker: a receiver's race, not ours)
+        await eventually(lambda: (receiver.cut and not receiver.holding) or None, 30, "every held sender seen gone")
         receiver.release.set()
         start_worker(env, tmp_path / "events-2.log", (EVENTS_QUEUE,))
         assert await asyncio.wait_for(handle.result(), 90) == 300
